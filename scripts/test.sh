@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The project's checks, in the order CI runs them (.ci/run):
+# formatting, lints (warnings are errors), every test target, and the
+# docker-compose file. Run scripts/install-deps.sh once first.
+# The integration tests start their own PostgreSQL and ClickHouse servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test --all-targets"
+cargo test --all-targets
+
+if [[ -f docker-compose.yml ]]; then
+    step "docker-compose config -q"
+    if command -v docker-compose >/dev/null 2>&1; then
+        docker-compose -f docker-compose.yml config -q
+    elif docker compose version >/dev/null 2>&1; then
+        docker compose -f docker-compose.yml config -q
+    else
+        echo "docker-compose not installed (run scripts/install-deps.sh)" >&2
+        exit 1
+    fi
+fi
+
+step "all checks passed"

@@ -1,0 +1,242 @@
+//! Turns events into records: numbers them, picks each statement's own text
+//! out of a multi-statement Query, applies the text policy and attaches the
+//! statement's classification.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::event::{AuditEvent, Param, SessionEvent, StatementEvent};
+use super::record::{format_time, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
+use super::split::split_statements;
+use crate::text::lossless;
+
+/// Classification of one statement, as it lands in the record.
+#[derive(Debug, Clone, Default)]
+pub struct Classification {
+    pub kind: String,
+    pub class: String,
+    pub crud: String,
+    pub audit_class: String,
+    pub objects_read: Vec<String>,
+    pub objects_written: Vec<String>,
+    pub functions: Vec<String>,
+    pub parser: String,
+    pub fingerprint: String,
+    pub normalized: String,
+    /// The statement text after the redaction policy; `None` keeps it as sent.
+    pub redacted: Option<String>,
+}
+
+/// Classifies statement text; the SQL analyzer implements this.
+pub trait Classifier: Send + Sync {
+    fn classify(&self, statement: &[u8]) -> Classification;
+}
+
+/// Used when no analyzer is configured: every field says "unknown".
+pub struct NoClassifier;
+
+impl Classifier for NoClassifier {
+    fn classify(&self, _statement: &[u8]) -> Classification {
+        Classification {
+            kind: "unknown".into(),
+            class: "unknown".into(),
+            ..Default::default()
+        }
+    }
+}
+
+pub struct RecordBuilder {
+    instance_id: String,
+    next_seq: u64,
+    max_statement_bytes: usize,
+    classifier: Arc<dyn Classifier>,
+}
+
+impl RecordBuilder {
+    pub fn new(
+        instance_id: String,
+        max_statement_bytes: usize,
+        classifier: Arc<dyn Classifier>,
+    ) -> Self {
+        RecordBuilder {
+            instance_id,
+            next_seq: 1,
+            max_statement_bytes,
+            classifier,
+        }
+    }
+
+    pub fn build(&mut self, event: AuditEvent) -> Record {
+        match event {
+            AuditEvent::Statement(s) => Record::Statement(Box::new(self.statement(*s))),
+            AuditEvent::Session(s) => Record::Session(Box::new(self.session(*s))),
+        }
+    }
+
+    pub fn gap(&mut self, missing_events: u64, reason: &str) -> Record {
+        let header = self.header(SystemTime::now());
+        Record::Gap(GapRecord {
+            header,
+            missing_events,
+            reason: reason.into(),
+        })
+    }
+
+    fn header(&mut self, at: SystemTime) -> RecordHeader {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        RecordHeader {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            instance_id: self.instance_id.clone(),
+            seq,
+            event_time: format_time(at),
+        }
+    }
+
+    fn statement(&mut self, e: StatementEvent) -> StatementRecord {
+        let header = self.header(e.started_at);
+        let position = e.failure.as_ref().and_then(|f| f.position);
+        let text = own_statement(&e.text, e.statement_index, position);
+        let c = self.classifier.classify(text);
+        let (statement, truncated, escaped) = match &c.redacted {
+            Some(r) => {
+                let (s, cut) = truncate(r, self.max_statement_bytes);
+                (s.to_string(), cut, false)
+            }
+            None => {
+                let (s, escaped) = lossless(text);
+                let (s, cut) = truncate(&s, self.max_statement_bytes);
+                (s.to_string(), cut, escaped)
+            }
+        };
+        let s = &e.session;
+        let (sqlstate, error_message) = match &e.failure {
+            Some(f) => (f.sqlstate.clone(), f.message.clone()),
+            None => (String::new(), String::new()),
+        };
+        StatementRecord {
+            header,
+            duration_us: e.duration_us,
+            session_id: s.session_id.clone(),
+            user: s.user.clone(),
+            db_role: s.db_role.clone(),
+            database: s.database.clone(),
+            client_addr: s.client_addr.to_string(),
+            client_port: s.client_port,
+            application_name: e.application_name.to_string(),
+            protocol: e.protocol,
+            statement,
+            statement_truncated: truncated,
+            statement_escaped: escaped,
+            fingerprint: c.fingerprint,
+            normalized: c.normalized,
+            kind: c.kind,
+            class: c.class,
+            crud: c.crud,
+            audit_class: c.audit_class,
+            objects_read: c.objects_read,
+            objects_written: c.objects_written,
+            functions: c.functions,
+            parser: c.parser,
+            command_tag: e.command_tag.unwrap_or_default(),
+            rows: e.rows.unwrap_or(0),
+            success: e.failure.is_none(),
+            sqlstate,
+            error_message,
+            txn_status: char::from(e.txn_status).to_string(),
+            params: e.params.map(|p| p.iter().map(render_param).collect()),
+        }
+    }
+
+    fn session(&mut self, e: SessionEvent) -> SessionRecord {
+        let header = self.header(e.at);
+        let s = &e.session;
+        SessionRecord {
+            header,
+            event_type: e.event_type,
+            session_id: s.session_id.clone(),
+            user: s.user.clone(),
+            db_role: s.db_role.clone(),
+            database: s.database.clone(),
+            client_addr: s.client_addr.to_string(),
+            client_port: s.client_port,
+            application_name: s.application_name.clone(),
+            tls: s.tls,
+            auth_method: s.auth_method.clone(),
+            reason: e.reason.unwrap_or_default(),
+            bytes_in: e.bytes_in,
+            bytes_out: e.bytes_out,
+            statements: e.statements,
+            duration_us: e.duration_us,
+        }
+    }
+}
+
+/// The text of the statement a result belongs to. An error position (1-based,
+/// in characters) wins over the index, because PostgreSQL rejects a whole
+/// Query string for a syntax error in any one of its statements.
+pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[u8] {
+    let parts = split_statements(text);
+    if parts.len() <= 1 {
+        return text;
+    }
+    let by_position = error_position.and_then(|p| {
+        let s = std::str::from_utf8(text).ok()?;
+        let offset = s
+            .char_indices()
+            .nth(p.checked_sub(1)? as usize)
+            .map_or(s.len(), |(i, _)| i);
+        parts.iter().find(|r| offset < r.end).cloned()
+    });
+    match by_position.or_else(|| parts.get(index as usize).cloned()) {
+        Some(r) => &text[r],
+        None => text,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> (&str, bool) {
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&s[..end], true)
+}
+
+/// Text parameters as text (escaped if not UTF-8); binary ones in bytea hex form.
+fn render_param(p: &Param) -> Option<String> {
+    let v = p.value.as_ref()?;
+    if p.binary {
+        let mut s = String::with_capacity(2 + v.len() * 2);
+        s.push_str("\\x");
+        for b in v.iter() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        Some(s)
+    } else {
+        Some(lossless(v).0.into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_statement_by_index_or_error_position() {
+        let text = b"SELECT 1; SELEC 2; SELECT 3";
+        assert_eq!(own_statement(text, 0, None), b"SELECT 1");
+        assert_eq!(own_statement(text, 2, None), b"SELECT 3");
+        assert_eq!(own_statement(text, 0, Some(11)), b"SELEC 2");
+        assert_eq!(own_statement(b"SELECT 1", 0, None), b"SELECT 1");
+        assert_eq!(own_statement(text, 9, None), &text[..]);
+    }
+
+    #[test]
+    fn truncates_at_char_boundary() {
+        assert_eq!(truncate("héllo", 2), ("h", true));
+        assert_eq!(truncate("abc", 3), ("abc", false));
+    }
+}

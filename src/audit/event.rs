@@ -1,0 +1,104 @@
+//! What the relay hands to the audit path: small events holding bytes and
+//! numbers. Parsing, classification and serialisation happen later, off the
+//! relay's hot path.
+
+use bytes::Bytes;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Facts about one client session that every event of it shares.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// UUIDv7, unique across instances.
+    pub session_id: String,
+    /// The authenticated person (passthrough: the role PostgreSQL accepted).
+    pub user: String,
+    /// The role pgtrail is logged in as upstream.
+    pub db_role: String,
+    pub database: String,
+    pub client_addr: IpAddr,
+    pub client_port: u16,
+    pub application_name: String,
+    pub tls: bool,
+    pub auth_method: String,
+}
+
+/// How a statement reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Simple,
+    Extended,
+    FunctionCall,
+}
+
+/// The outcome of a statement that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub sqlstate: String,
+    pub message: String,
+    /// 1-based character position in the query text, when the server gave one.
+    pub position: Option<u32>,
+}
+
+/// A bind parameter value as sent; `value: None` is SQL NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub value: Option<Bytes>,
+    pub binary: bool,
+}
+
+/// One executed (or failed) statement.
+#[derive(Debug, Clone)]
+pub struct StatementEvent {
+    pub session: Arc<SessionInfo>,
+    /// `application_name` when the statement ran (it can change mid-session).
+    pub application_name: Arc<str>,
+    pub protocol: Protocol,
+    /// The text as sent: the whole Query string, or the prepared statement's text.
+    pub text: Bytes,
+    /// Which statement of a multi-statement Query string (0-based).
+    pub statement_index: u32,
+    /// Bind parameters, when configured.
+    pub params: Option<Vec<Param>>,
+    pub started_at: SystemTime,
+    pub duration_us: u64,
+    pub command_tag: Option<String>,
+    pub rows: Option<u64>,
+    pub failure: Option<Failure>,
+    /// ReadyForQuery status after the statement: `I`, `T` or `E`.
+    pub txn_status: u8,
+}
+
+/// The kinds of session record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEventType {
+    Connect,
+    AuthOk,
+    AuthFailed,
+    Disconnect,
+}
+
+/// Connect, authentication outcome and disconnect.
+#[derive(Debug, Clone)]
+pub struct SessionEvent {
+    pub event_type: SessionEventType,
+    pub session: Arc<SessionInfo>,
+    pub at: SystemTime,
+    /// Why authentication failed or the session ended; kept for the audit
+    /// trail, never told to the client.
+    pub reason: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub statements: u64,
+    pub duration_us: u64,
+}
+
+/// Anything the audit path receives.
+#[derive(Debug, Clone)]
+pub enum AuditEvent {
+    Statement(Box<StatementEvent>),
+    Session(Box<SessionEvent>),
+}

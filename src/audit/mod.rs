@@ -1,0 +1,14 @@
+//! The audit path: events from sessions, records for sinks.
+
+pub mod builder;
+pub mod event;
+pub mod jsonl;
+pub mod pipeline;
+pub mod record;
+pub mod split;
+
+pub use event::{
+    AuditEvent, Failure, Param, Protocol, SessionEvent, SessionEventType, SessionInfo,
+    StatementEvent,
+};
+pub use pipeline::{AuditSender, AuditSink, AuditStats, AuditWorker};

@@ -1,0 +1,173 @@
+//! The audit path: a bounded channel from every session to one writer
+//! thread, which numbers the events, turns them into records and hands them
+//! to the sinks.
+//!
+//! Back-pressure: the channel holds `audit.queue_capacity` events. When it is
+//! full, `fail_closed` makes the relay wait (statements slow down, nothing is
+//! lost) and `fail_open` lets the relay go on, counting what was not queued;
+//! the writer then emits a gap record with that count.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+use super::builder::RecordBuilder;
+use super::event::AuditEvent;
+use super::record::Record;
+use crate::config::QueueFullPolicy;
+
+/// Where records go. Called from the writer thread only.
+pub trait AuditSink: Send {
+    fn name(&self) -> String;
+    fn write(&mut self, record: &Record) -> io::Result<()>;
+    /// Called whenever the queue runs empty, and at least every few thousand records.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Counters shared between the senders and the writer.
+#[derive(Debug, Default)]
+pub struct AuditStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub sink_errors: AtomicU64,
+}
+
+/// The relay's handle on the audit path; cheap to clone.
+#[derive(Clone)]
+pub struct AuditSender {
+    tx: mpsc::Sender<AuditEvent>,
+    policy: QueueFullPolicy,
+    stats: Arc<AuditStats>,
+}
+
+impl AuditSender {
+    /// Queues an event, waiting for room only under `fail_closed`.
+    pub async fn send(&self, event: AuditEvent) {
+        let result = match self.policy {
+            QueueFullPolicy::FailClosed => self.tx.send(event).await.map_err(|_| ()),
+            QueueFullPolicy::FailOpen => self.tx.try_send(event).map_err(|_| ()),
+        };
+        if result.is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<AuditStats> {
+        &self.stats
+    }
+}
+
+/// The writer thread; `join` waits until every sender is gone and the queue
+/// is drained.
+pub struct AuditWorker {
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AuditWorker {
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("audit writer thread panicked");
+        }
+    }
+}
+
+/// Starts the writer thread.
+pub fn start(
+    capacity: usize,
+    policy: QueueFullPolicy,
+    builder: RecordBuilder,
+    sinks: Vec<Box<dyn AuditSink>>,
+) -> io::Result<(AuditSender, AuditWorker)> {
+    let (tx, rx) = mpsc::channel(capacity);
+    let stats = Arc::new(AuditStats::default());
+    let writer = Writer {
+        builder,
+        sinks,
+        stats: stats.clone(),
+        failing: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("pgtrail-audit".into())
+        .spawn(move || writer.run(rx))?;
+    Ok((AuditSender { tx, policy, stats }, AuditWorker { thread }))
+}
+
+struct Writer {
+    builder: RecordBuilder,
+    sinks: Vec<Box<dyn AuditSink>>,
+    stats: Arc<AuditStats>,
+    /// Whether the last write failed, so an outage is logged once, not per record.
+    failing: bool,
+}
+
+const FLUSH_EVERY: usize = 4096;
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<AuditEvent>) {
+        while let Some(event) = rx.blocking_recv() {
+            self.emit(event);
+            let mut written = 1;
+            while let Ok(event) = rx.try_recv() {
+                self.emit(event);
+                written += 1;
+                if written % FLUSH_EVERY == 0 {
+                    self.flush();
+                }
+            }
+            self.write_gap();
+            self.flush();
+        }
+        self.write_gap();
+        self.flush();
+    }
+
+    fn emit(&mut self, event: AuditEvent) {
+        let record = self.builder.build(event);
+        self.write(&record);
+    }
+
+    fn write_gap(&mut self) {
+        let missing = self.stats.dropped.swap(0, Ordering::Relaxed);
+        if missing > 0 {
+            tracing::warn!(
+                missing,
+                "audit queue full: events were not audited (fail_open)"
+            );
+            let record = self.builder.gap(missing, "audit queue full (fail_open)");
+            self.write(&record);
+        }
+    }
+
+    fn write(&mut self, record: &Record) {
+        let mut ok = true;
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.write(record) {
+                ok = false;
+                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.failing {
+                    tracing::error!(sink = %sink.name(), error = %e, "audit sink write failed");
+                }
+            }
+        }
+        if ok {
+            self.stats.written.fetch_add(1, Ordering::Relaxed);
+            if self.failing {
+                tracing::info!("audit sinks are writing again");
+            }
+        }
+        self.failing = !ok;
+    }
+
+    fn flush(&mut self) {
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.failing {
+                    tracing::error!(sink = %sink.name(), error = %e, "audit sink flush failed");
+                }
+                self.failing = true;
+            }
+        }
+    }
+}

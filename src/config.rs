@@ -1,0 +1,393 @@
+//! Configuration: a TOML file, overridden by command-line flags, validated
+//! once before anything starts. Secrets never appear in `Debug` output.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A string that must not reach logs.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address clients connect to.
+    pub listen: SocketAddr,
+    /// Admin HTTP listener (metrics, health); off when absent.
+    pub admin_listen: Option<SocketAddr>,
+    /// Client connections served at once; more are refused with 53300.
+    pub max_connections: usize,
+    pub upstream: UpstreamConfig,
+    pub auth: AuthConfig,
+    pub tls: ClientTlsConfig,
+    pub limits: LimitsConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
+            admin_listen: None,
+            max_connections: 1000,
+            upstream: UpstreamConfig::default(),
+            auth: AuthConfig::default(),
+            tls: ClientTlsConfig::default(),
+            limits: LimitsConfig::default(),
+            audit: AuditConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// `postgres://host:port`; user, password and database in the URL are ignored.
+    pub url: String,
+    pub tls: UpstreamTlsMode,
+    /// CA bundle for `verify-ca` and `verify-full`.
+    pub ca_file: Option<PathBuf>,
+    /// Name checked against the server certificate; defaults to the URL host.
+    pub server_name: Option<String>,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            url: "postgres://127.0.0.1:5432".into(),
+            tls: UpstreamTlsMode::Disable,
+            ca_file: None,
+            server_name: None,
+            connect_timeout_ms: 5000,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// Host and port from `url`.
+    pub fn host_port(&self) -> Result<(String, u16), String> {
+        let rest = self
+            .url
+            .strip_prefix("postgres://")
+            .or_else(|| self.url.strip_prefix("postgresql://"))
+            .ok_or_else(|| format!("upstream.url {:?} must start with postgres://", self.url))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let hostport = authority.rsplit('@').next().unwrap_or_default();
+        let parse_port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("upstream.url: invalid port {p:?}"))
+        };
+        let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
+            let (h, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| format!("upstream.url {:?}: unclosed [", self.url))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, parse_port(p)?),
+                None if after.is_empty() => (h, 5432),
+                None => return Err(format!("upstream.url {:?}: junk after ]", self.url)),
+            }
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, parse_port(p)?),
+                None => (hostport, 5432),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("upstream.url {:?} has no host", self.url));
+        }
+        Ok((host.to_string(), port))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The authentication exchange is relayed to PostgreSQL.
+    Passthrough,
+    /// pgtrail authenticates people itself and logs in upstream for them.
+    Proxy,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// Users file for `proxy` mode (see `pgtrail user add`).
+    pub users_file: Option<PathBuf>,
+    /// Upstream role for people whose entry names none.
+    pub default_db_role: Option<String>,
+    /// Passwords of the upstream roles pgtrail logs in as, by role name.
+    pub role_passwords: BTreeMap<String, Secret>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Passthrough,
+            users_file: None,
+            default_db_role: None,
+            role_passwords: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTlsMode {
+    /// Answer SSLRequest with 'N'.
+    Disable,
+    /// Offer TLS; plain connections are accepted too.
+    Allow,
+    /// Refuse clients that do not use TLS.
+    Require,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTlsConfig {
+    pub mode: ClientTlsMode,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl Default for ClientTlsConfig {
+    fn default() -> Self {
+        ClientTlsConfig {
+            mode: ClientTlsMode::Disable,
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest protocol message accepted from either side.
+    pub max_message_bytes: usize,
+    /// Time allowed from connect to the end of authentication.
+    pub startup_timeout_ms: u64,
+    /// On SIGTERM, how long sessions may finish before they are closed.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: crate::protocol::frame::LARGE_MESSAGE_LIMIT,
+            startup_timeout_ms: 60_000,
+            shutdown_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueFullPolicy {
+    /// The relay waits for room: statements slow down, no record is lost.
+    FailClosed,
+    /// The relay goes on; a gap record counts what was not audited.
+    FailOpen,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// JSON Lines output; used when no ClickHouse URL is set.
+    pub file: Option<PathBuf>,
+    /// ClickHouse HTTP URL (delivery lands in a later release).
+    pub clickhouse_url: Option<String>,
+    /// Identifies this pgtrail in records; generated at start when unset.
+    pub instance_id: Option<String>,
+    /// Events buffered between the relay and the audit writer.
+    pub queue_capacity: usize,
+    pub queue_full: QueueFullPolicy,
+    /// Record bind parameter values of extended-protocol statements.
+    pub log_parameters: bool,
+    /// Statement text longer than this is cut (at a character boundary) and
+    /// flagged `statement_truncated`.
+    pub max_statement_bytes: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            file: None,
+            clickhouse_url: None,
+            instance_id: None,
+            queue_capacity: 65_536,
+            queue_full: QueueFullPolicy::FailClosed,
+            log_parameters: false,
+            max_statement_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `pgtrail=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration problem, with the key it concerns.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and parses a TOML file (not yet validated).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Checks everything that can be checked without connecting anywhere.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |s: String| Err(ConfigError(s));
+        self.upstream.host_port().map_err(ConfigError)?;
+        if self.max_connections == 0 {
+            return err("max_connections must be at least 1".into());
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return err("limits.max_message_bytes must be at least 1024".into());
+        }
+        if self.audit.queue_capacity == 0 {
+            return err("audit.queue_capacity must be at least 1".into());
+        }
+        if self.auth.mode == AuthMode::Proxy && self.auth.users_file.is_none() {
+            return err("auth.users_file is required when auth.mode = \"proxy\"".into());
+        }
+        let needs_ca = matches!(
+            self.upstream.tls,
+            UpstreamTlsMode::VerifyCa | UpstreamTlsMode::VerifyFull
+        );
+        if needs_ca && self.upstream.ca_file.is_none() {
+            return err(
+                "upstream.ca_file is required for upstream.tls = verify-ca or verify-full".into(),
+            );
+        }
+        if self.tls.mode != ClientTlsMode::Disable
+            && (self.tls.cert_file.is_none() || self.tls.key_file.is_none())
+        {
+            return err(
+                "tls.cert_file and tls.key_file are required unless tls.mode = \"disable\"".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return err(format!("log.level {:?}: {e}", self.log.level));
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.shutdown_timeout_ms)
+    }
+
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.startup_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = Config::from_toml("listen = \"127.0.0.1:1\"\nlistne = 3\n").unwrap_err();
+        assert!(e.0.contains("listne"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_hidden() {
+        let c = Config::from_toml("[auth.role_passwords]\napp = \"hunter2\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn upstream_url_forms() {
+        let mut u = UpstreamConfig::default();
+        for (url, host, port) in [
+            ("postgres://db:5433", "db", 5433),
+            ("postgresql://u:p@db/x", "db", 5432),
+            ("postgres://[::1]:6000", "::1", 6000),
+        ] {
+            u.url = url.into();
+            assert_eq!(u.host_port().unwrap(), (host.to_string(), port));
+        }
+        u.url = "http://x".into();
+        assert!(u.host_port().is_err());
+    }
+
+    #[test]
+    fn proxy_mode_needs_users_file() {
+        let c = Config::from_toml("[auth]\nmode = \"proxy\"\n").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("users_file"));
+    }
+}

@@ -1,0 +1,28 @@
+//! pgtrail: a PostgreSQL wire-protocol proxy that authenticates people,
+//! forwards their traffic byte for byte, and audits every statement.
+//!
+//! - [`config`]: the TOML configuration, validated; secrets hidden in `Debug`.
+//! - [`server`]: accept loop, connection limit, graceful shutdown.
+//! - [`context`]: what every session of one server shares.
+//! - [`session`]: one client connection: startup, login, relay, response tracking.
+//! - [`protocol`]: wire protocol framing, message views and builders, no I/O.
+//! - [`auth`]: SCRAM/md5/cleartext checks of people, upstream login, the users file.
+//! - [`cancel`]: pgtrail's own cancel keys mapped to the server's.
+//! - [`tls`]: rustls acceptor and upstream connector (sslmode semantics).
+//! - [`audit`]: statement and session events, records, the writer thread, sinks.
+//! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
+//! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
+//! - [`logging`]: tracing subscriber setup, text or JSON.
+
+pub mod audit;
+pub mod auth;
+pub mod cancel;
+pub mod config;
+pub mod context;
+pub mod hooks;
+pub mod logging;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod text;
+pub mod tls;

@@ -1,0 +1,262 @@
+//! The `pgtrail` command line.
+
+use clap::{Parser, Subcommand};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use pgtrail::auth::users::{self, Method, UserEntry};
+use pgtrail::config::{AuthMode, Config};
+use pgtrail::server::{Extensions, Server};
+
+#[derive(Parser)]
+#[command(name = "pgtrail", version, about = "PostgreSQL audit proxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run(RunArgs),
+    /// Check a configuration file and exit.
+    CheckConfig { file: PathBuf },
+    /// Manage the users file of proxy mode.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// e.g. postgres://127.0.0.1:5432
+    #[arg(long)]
+    upstream: Option<String>,
+    #[arg(long, value_enum)]
+    auth: Option<AuthMode>,
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// JSON Lines audit output.
+    #[arg(long)]
+    audit_file: Option<PathBuf>,
+    #[arg(long)]
+    clickhouse_url: Option<String>,
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add or replace a person; the password is read from the first line of stdin.
+    Add {
+        name: String,
+        #[arg(long, default_value = "users.toml")]
+        users: PathBuf,
+        /// Upstream role this person logs in as.
+        #[arg(long)]
+        db_role: Option<String>,
+        /// Databases this person may use (repeatable); all when absent.
+        #[arg(long = "database")]
+        databases: Vec<String>,
+        /// scram-sha-256 (default), md5 or password.
+        #[arg(long, default_value = "scram-sha-256")]
+        method: String,
+    },
+    /// Remove a person.
+    Remove {
+        name: String,
+        #[arg(long, default_value = "users.toml")]
+        users: PathBuf,
+    },
+    /// List the people in the users file (names and roles, never secrets).
+    List {
+        #[arg(long, default_value = "users.toml")]
+        users: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::User { action } => user(action),
+        Command::Version => {
+            println!("pgtrail {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgtrail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(args: &RunArgs) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = &args.upstream {
+        config.upstream.url = v.clone();
+    }
+    if let Some(v) = args.auth {
+        config.auth.mode = v;
+    }
+    if let Some(v) = &args.users {
+        config.auth.users_file = Some(v.clone());
+    }
+    if let Some(v) = &args.audit_file {
+        config.audit.file = Some(v.clone());
+    }
+    if let Some(v) = &args.clickhouse_url {
+        config.audit.clickhouse_url = Some(v.clone());
+    }
+    if let Some(v) = args.admin_listen {
+        config.admin_listen = Some(v);
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let config = load_config(&args)?;
+    pgtrail::logging::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = Server::bind(config, Extensions::default()).await?;
+        server.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; use SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn check_config(file: &Path) -> Result<(), String> {
+    let config = Config::from_file(file).map_err(|e| e.to_string())?;
+    config
+        .validate()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    if let (AuthMode::Proxy, Some(path)) = (config.auth.mode, &config.auth.users_file) {
+        let users = pgtrail::auth::users::Users::load(path)?;
+        println!("{}: {} user(s)", path.display(), users.len());
+    }
+    pgtrail::tls::acceptor(&config.tls)?;
+    pgtrail::tls::connector(&config.upstream)?;
+    println!("{}: ok", file.display());
+    Ok(())
+}
+
+fn user(action: UserAction) -> Result<(), String> {
+    match action {
+        UserAction::Add {
+            name,
+            users: path,
+            db_role,
+            databases,
+            method,
+        } => {
+            let method = match method.as_str() {
+                "scram-sha-256" => Method::ScramSha256,
+                "md5" => Method::Md5,
+                "password" => Method::Password,
+                other => {
+                    return Err(format!(
+                        "unknown method {other:?}: use scram-sha-256, md5 or password"
+                    ))
+                }
+            };
+            let password = read_password()?;
+            let secret = match method {
+                Method::Md5 => postgres_protocol::password::md5(password.as_bytes(), &name),
+                _ => postgres_protocol::password::scram_sha_256(password.as_bytes()),
+            };
+            users::upsert(
+                &path,
+                UserEntry {
+                    name: name.clone(),
+                    secret,
+                    method,
+                    db_role,
+                    databases,
+                },
+            )?;
+            println!("{name}: written to {}", path.display());
+            Ok(())
+        }
+        UserAction::Remove { name, users: path } => {
+            if users::remove(&path, &name)? {
+                println!("{name}: removed from {}", path.display());
+                Ok(())
+            } else {
+                Err(format!("{name}: not in {}", path.display()))
+            }
+        }
+        UserAction::List { users: path } => {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file: users::UsersFile =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            for u in file.users {
+                let role = u.db_role.as_deref().unwrap_or("(default)");
+                let dbs = if u.databases.is_empty() {
+                    "all".to_string()
+                } else {
+                    u.databases.join(",")
+                };
+                println!(
+                    "{}\trole={role}\tdatabases={dbs}\tmethod={:?}",
+                    u.name, u.method
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading password from stdin: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("empty password on stdin".into());
+    }
+    Ok(password)
+}

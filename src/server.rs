@@ -1,0 +1,213 @@
+//! The accept loop: one task per connection, a connection limit, and
+//! graceful shutdown (stop accepting, let sessions finish, then close them
+//! with 57P01, then drain the audit queue).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
+use crate::audit::jsonl::JsonlSink;
+use crate::audit::{pipeline, AuditSink, AuditWorker};
+use crate::auth::users::Users;
+use crate::cancel::CancelRegistry;
+use crate::config::{AuthMode, Config};
+use crate::context::{ProxyContext, ProxyStats};
+use crate::hooks::{NoHooks, SessionHooks};
+use crate::protocol::build::{self, Severity};
+
+/// A bound, not yet running proxy.
+pub struct Server {
+    listener: TcpListener,
+    ctx: Arc<ProxyContext>,
+    force_close: watch::Sender<bool>,
+    audit_worker: AuditWorker,
+}
+
+/// Optional parts a caller (or a test) may plug in.
+pub struct Extensions {
+    pub hooks: Arc<dyn SessionHooks>,
+    pub classifier: Arc<dyn Classifier>,
+    pub sinks: Vec<Box<dyn AuditSink>>,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Extensions {
+            hooks: Arc::new(NoHooks),
+            classifier: Arc::new(NoClassifier),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl Server {
+    /// Validates the configuration, loads what it names and binds the listener.
+    pub async fn bind(config: Config, ext: Extensions) -> Result<Server, String> {
+        config.validate().map_err(|e| e.to_string())?;
+        let (upstream_host, upstream_port) = config.upstream.host_port()?;
+        let tls_acceptor = crate::tls::acceptor(&config.tls)?;
+        let upstream_tls = crate::tls::connector(&config.upstream)?;
+        let users = match (&config.auth.mode, &config.auth.users_file) {
+            (AuthMode::Proxy, Some(path)) => Users::load(path)?,
+            _ => Users::default(),
+        };
+        let (audit, audit_worker) = start_audit(&config, ext.classifier, ext.sinks)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("listen on {}: {e}", config.listen))?;
+        let mut instance_secret = [0u8; 32];
+        getrandom::fill(&mut instance_secret).map_err(|e| e.to_string())?;
+        let (force_close, force_rx) = watch::channel(false);
+        let ctx = ProxyContext {
+            config: Arc::new(config),
+            tls_acceptor,
+            upstream_tls,
+            upstream_host,
+            upstream_port,
+            users: RwLock::new(Arc::new(users)),
+            cancel: Arc::new(CancelRegistry::default()),
+            audit,
+            hooks: ext.hooks,
+            instance_secret,
+            force_close: force_rx,
+            stats: ProxyStats::default(),
+        };
+        Ok(Server {
+            listener,
+            ctx: Arc::new(ctx),
+            force_close,
+            audit_worker,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn context(&self) -> Arc<ProxyContext> {
+        self.ctx.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: sessions get
+    /// `limits.shutdown_timeout_ms` to finish before they are closed, and
+    /// every queued audit event is written before this returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            ctx,
+            force_close,
+            audit_worker,
+        } = self;
+        let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        tracing::info!(listen = %ctx.config.listen, upstream = %ctx.config.upstream.url, "pgtrail is accepting connections");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => spawn_session(&mut sessions, socket, peer, &ctx, &limit),
+                    // Out of file descriptors and the like: back off briefly.
+                    Err(e) => {
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            }
+        }
+        drop(listener);
+        let active = sessions.len();
+        tracing::info!(
+            active,
+            "shutting down: no new connections; waiting for sessions to finish"
+        );
+        let drained =
+            tokio::time::timeout(ctx.config.shutdown_timeout(), drain(&mut sessions)).await;
+        if drained.is_err() {
+            tracing::info!(
+                remaining = sessions.len(),
+                "shutdown timeout: closing remaining sessions"
+            );
+            let _ = force_close.send(true);
+            drain(&mut sessions).await;
+        }
+        drop(ctx);
+        // The worker ends once every sender (held by the context) is gone.
+        if tokio::task::spawn_blocking(move || audit_worker.join())
+            .await
+            .is_err()
+        {
+            tracing::error!("audit writer did not stop cleanly");
+        }
+        tracing::info!("pgtrail stopped");
+    }
+}
+
+async fn drain(sessions: &mut JoinSet<()>) {
+    while sessions.join_next().await.is_some() {}
+}
+
+fn spawn_session(
+    sessions: &mut JoinSet<()>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<ProxyContext>,
+    limit: &Arc<Semaphore>,
+) {
+    let ctx = ctx.clone();
+    match limit.clone().try_acquire_owned() {
+        Ok(permit) => {
+            sessions.spawn(async move {
+                crate::session::serve(socket, peer, ctx).await;
+                drop(permit);
+            });
+        }
+        Err(_) => {
+            sessions.spawn(async move {
+                tracing::warn!(%peer, "connection limit reached");
+                ctx.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+                refuse(socket).await;
+            });
+        }
+    }
+}
+
+/// PostgreSQL's answer when max_connections is reached. The client's startup
+/// packet is not read: an ErrorResponse is valid at any point of startup.
+async fn refuse(mut socket: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let frame = build::error_response(Severity::Fatal, "53300", "sorry, too many clients already");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.write_all(&frame)).await;
+}
+
+fn start_audit(
+    config: &Config,
+    classifier: Arc<dyn Classifier>,
+    mut sinks: Vec<Box<dyn AuditSink>>,
+) -> Result<(crate::audit::AuditSender, AuditWorker), String> {
+    let audit = &config.audit;
+    if let Some(path) = &audit.file {
+        let sink =
+            JsonlSink::open(path).map_err(|e| format!("audit.file {}: {e}", path.display()))?;
+        sinks.push(Box::new(sink));
+    }
+    if audit.clickhouse_url.is_some() {
+        tracing::warn!("audit.clickhouse_url is set, but ClickHouse delivery is not built yet; records go to audit.file only");
+    }
+    if sinks.is_empty() {
+        tracing::warn!("no audit destination configured (audit.file): audit records are discarded");
+    }
+    let instance_id = audit
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier);
+    pipeline::start(audit.queue_capacity, audit.queue_full, builder, sinks)
+        .map_err(|e| format!("audit writer: {e}"))
+}

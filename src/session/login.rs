@@ -1,0 +1,277 @@
+//! From StartupMessage to ReadyForQuery: checking the request, authenticating
+//! (relayed, or by pgtrail itself), logging in upstream and handing the
+//! client pgtrail's own cancel key.
+
+use bytes::{BufMut, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::error::SessionError;
+use super::stream::Framed;
+use super::upstream;
+use crate::audit::SessionInfo;
+use crate::auth::{self, ClientAuth, UpstreamLogin};
+use crate::cancel::{CancelKey, UpstreamKey};
+use crate::config::{AuthMode, ClientTlsMode};
+use crate::context::ProxyContext;
+use crate::protocol::backend::{self, auth as codes};
+use crate::protocol::build::{self, Severity};
+use crate::protocol::startup::Startup;
+use crate::text::lossless;
+
+/// A logged-in session, ready for the relay.
+pub struct Established {
+    pub client: Framed,
+    pub upstream: Framed,
+    pub info: Arc<SessionInfo>,
+    pub cancel_key: Option<CancelKey>,
+}
+
+/// The upstream side of a successful login.
+pub struct LoggedIn {
+    pub upstream: Framed,
+    pub cancel_key: Option<CancelKey>,
+}
+
+/// Refusals that need no authentication: (SQLSTATE, message).
+pub fn check_startup(
+    s: &Startup,
+    tls: bool,
+    ctx: &ProxyContext,
+) -> Result<(), (&'static str, String)> {
+    if s.param("user").is_none_or(|u| u.is_empty()) {
+        return Err((
+            "28000",
+            "no PostgreSQL user name specified in startup packet".into(),
+        ));
+    }
+    if let Some(r) = s.param("replication") {
+        if !matches!(r, b"false" | b"off" | b"no" | b"0") {
+            return Err((
+                "0A000",
+                "pgtrail does not proxy replication connections".into(),
+            ));
+        }
+    }
+    if ctx.config.tls.mode == ClientTlsMode::Require && !tls {
+        return Err((
+            "28000",
+            "pgtrail requires an encrypted connection (use sslmode=require)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn param_text(s: &Startup, name: &str) -> String {
+    s.param(name)
+        .map(|v| lossless(v).0.into_owned())
+        .unwrap_or_default()
+}
+
+/// Session facts known from the StartupMessage.
+pub fn session_info(s: &Startup, peer: SocketAddr, tls: bool) -> SessionInfo {
+    let user = param_text(s, "user");
+    let database = s
+        .param("database")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| user.clone(), |d| lossless(d).0.into_owned());
+    SessionInfo {
+        session_id: uuid::Uuid::now_v7().to_string(),
+        db_role: user.clone(),
+        user,
+        database,
+        client_addr: peer.ip(),
+        client_port: peer.port(),
+        application_name: param_text(s, "application_name"),
+        tls,
+        auth_method: String::new(),
+    }
+}
+
+/// Authenticates and logs in. `Ok(Err(reason))` is a refused login that has
+/// already been reported to the client; `info` is updated with the outcome.
+pub async fn authenticate(
+    client: &mut Framed,
+    s: &Startup,
+    ctx: &ProxyContext,
+    info: &mut Option<SessionInfo>,
+) -> Result<Result<LoggedIn, String>, SessionError> {
+    let Some(session) = info.as_mut() else {
+        return Err(SessionError::Protocol("no session".into()));
+    };
+    if s.minor > 0 || !s.protocol_options().is_empty() {
+        client
+            .write(&build::negotiate_protocol_version(0, &s.protocol_options()))
+            .await?;
+    }
+    let (mut up, addr) = match ctx.config.auth.mode {
+        AuthMode::Passthrough => {
+            let (mut up, addr) = upstream::connect(ctx).await?;
+            up.write(&build::startup_message(s.upstream_params()))
+                .await?;
+            match relay_auth(client, &mut up).await? {
+                Ok(method) => session.auth_method = method.into(),
+                Err(reason) => return Ok(Err(reason)),
+            }
+            (up, addr)
+        }
+        AuthMode::Proxy => match proxy_auth(client, s, ctx, session).await? {
+            Ok(up) => up,
+            Err(reason) => return Ok(Err(reason)),
+        },
+    };
+    let cancel_key = match finish_startup(client, &mut up, ctx, addr).await? {
+        Ok(key) => key,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(Ok(LoggedIn {
+        upstream: up,
+        cancel_key,
+    }))
+}
+
+/// Relays the authentication exchange between client and server, removing
+/// SCRAM channel binding from the offer: the client's TLS ends at pgtrail,
+/// so a binding to the server's certificate could never match.
+async fn relay_auth(
+    client: &mut Framed,
+    up: &mut Framed,
+) -> Result<Result<&'static str, String>, SessionError> {
+    let mut method = "trust";
+    loop {
+        let frame = up.read_frame().await?;
+        match frame[0] {
+            b'R' => {
+                let (code, data) = backend::auth_request(&frame[5..])?;
+                match code {
+                    codes::OK => {
+                        client.write(&frame).await?;
+                        return Ok(Ok(method));
+                    }
+                    codes::SASL => {
+                        method = "scram-sha-256";
+                        let offered: Vec<&[u8]> = backend::sasl_mechanisms(data)
+                            .into_iter()
+                            .filter(|m| !m.ends_with(b"-PLUS"))
+                            .collect();
+                        client.write(&build::auth_sasl(&offered)).await?;
+                    }
+                    codes::SASL_FINAL => {
+                        client.write(&frame).await?;
+                        continue;
+                    }
+                    c => {
+                        method = match c {
+                            codes::MD5 => "md5",
+                            codes::CLEARTEXT => "password",
+                            codes::SASL_CONTINUE => method,
+                            _ => "other",
+                        };
+                        client.write(&frame).await?;
+                    }
+                }
+                let answer = client.read_frame().await?;
+                if answer[0] != b'p' {
+                    return Err(SessionError::Protocol("expected a password message".into()));
+                }
+                up.write(&answer).await?;
+            }
+            b'E' => {
+                client.write(&frame).await?;
+                return Ok(Err(backend::error_fields(&frame[5..])?.message));
+            }
+            _ => client.write(&frame).await?,
+        }
+    }
+}
+
+/// pgtrail checks the person, then logs in upstream as the mapped role.
+async fn proxy_auth(
+    client: &mut Framed,
+    s: &Startup,
+    ctx: &ProxyContext,
+    session: &mut SessionInfo,
+) -> Result<Result<(Framed, SocketAddr), String>, SessionError> {
+    let users = ctx.users();
+    let outcome = auth::authenticate_client(
+        client,
+        &session.user,
+        &session.database,
+        &users,
+        &ctx.instance_secret,
+    )
+    .await?;
+    let entry = match outcome {
+        ClientAuth::Ok { entry, method } => {
+            session.auth_method = method.into();
+            entry
+        }
+        ClientAuth::Failed { reason } => {
+            let message = auth::failure_message(&session.user);
+            client
+                .write(&build::error_response(Severity::Fatal, "28P01", &message))
+                .await?;
+            return Ok(Err(reason));
+        }
+    };
+    let auth_cfg = &ctx.config.auth;
+    session.db_role = entry
+        .db_role
+        .or_else(|| auth_cfg.default_db_role.clone())
+        .unwrap_or_else(|| session.user.clone());
+    client.write(&build::auth_request(codes::OK, &[])).await?;
+    let (mut up, addr) = upstream::connect(ctx).await?;
+    let role = session.db_role.as_bytes();
+    let params = s
+        .upstream_params()
+        .map(|(k, v)| if k == b"user" { (k, role) } else { (k, v) });
+    up.write(&build::startup_message(params)).await?;
+    let password = auth_cfg
+        .role_passwords
+        .get(&session.db_role)
+        .map(|p| p.0.as_str());
+    match auth::login_upstream(&mut up, &session.db_role, password).await? {
+        UpstreamLogin::Ok { .. } => Ok(Ok((up, addr))),
+        UpstreamLogin::Refused { error, message } => {
+            client.write(&error).await?;
+            Ok(Err(format!(
+                "upstream refused role \"{}\": {message}",
+                session.db_role
+            )))
+        }
+    }
+}
+
+/// Passes ParameterStatus and notices on, swaps BackendKeyData for
+/// pgtrail's own key, and ends with the server's ReadyForQuery.
+async fn finish_startup(
+    client: &mut Framed,
+    up: &mut Framed,
+    ctx: &ProxyContext,
+    addr: SocketAddr,
+) -> Result<Result<Option<CancelKey>, String>, SessionError> {
+    let mut out = BytesMut::new();
+    let mut key = None;
+    loop {
+        let frame = up.read_frame().await?;
+        match frame[0] {
+            b'K' => {
+                let (pid, secret) = backend::backend_key(&frame[5..])?;
+                let issued = ctx.cancel.register(UpstreamKey { addr, pid, secret })?;
+                out.put_slice(&build::backend_key_data(issued.pid, issued.secret));
+                key = Some(issued);
+            }
+            b'Z' => {
+                out.put_slice(&frame);
+                client.write(&out).await?;
+                return Ok(Ok(key));
+            }
+            b'E' => {
+                out.put_slice(&frame);
+                client.write(&out).await?;
+                return Ok(Err(backend::error_fields(&frame[5..])?.message));
+            }
+            _ => out.put_slice(&frame),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! One client connection: startup, authentication, upstream login, the
+//! relay, and the session's audit events.
+
+pub mod error;
+mod login;
+pub mod relay;
+pub mod startup;
+pub mod stream;
+pub mod tracker;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::net::TcpStream;
+
+use crate::audit::{AuditEvent, SessionEvent, SessionEventType, SessionInfo};
+use crate::context::ProxyContext;
+use crate::protocol::build::{self, Severity};
+use error::SessionError;
+use login::{Established, LoggedIn};
+use startup::Request;
+use tracker::SessionClock;
+
+/// Serves one client connection until it ends. Never panics on peer input;
+/// every way out is logged and audited.
+pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ProxyContext>) {
+    let _ = socket.set_nodelay(true);
+    ctx.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+    ctx.stats.sessions_active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(&ctx);
+    let clock = SessionClock::now();
+    let began = Instant::now();
+    let mut audited: Option<SessionInfo> = None;
+    let setup = tokio::time::timeout(
+        ctx.config.startup_timeout(),
+        establish(socket, peer, &ctx, &mut audited),
+    )
+    .await;
+    let established = match setup {
+        Ok(Some(e)) => e,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::info!(%peer, "authentication timed out");
+            if let Some(info) = audited {
+                session_event(
+                    &ctx,
+                    SessionEventType::AuthFailed,
+                    Arc::new(info),
+                    Some("authentication timeout".into()),
+                )
+                .await;
+            }
+            return;
+        }
+    };
+    let info = established.info.clone();
+    ctx.hooks.on_session_start(&info);
+    let outcome = relay::run(established, &ctx, clock).await;
+    ctx.hooks.on_session_end(&info);
+    let end = SessionEvent {
+        event_type: SessionEventType::Disconnect,
+        session: info,
+        at: clock.wall(Instant::now()),
+        reason: Some(outcome.reason),
+        bytes_in: outcome.bytes_in,
+        bytes_out: outcome.bytes_out,
+        statements: outcome.statements,
+        duration_us: began.elapsed().as_micros() as u64,
+    };
+    ctx.audit.send(AuditEvent::Session(Box::new(end))).await;
+}
+
+struct ActiveGuard<'a>(&'a ProxyContext);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.stats.sessions_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Startup and authentication. `audited` holds the session once its connect
+/// event is out, so a timeout can still be recorded.
+async fn establish(
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: &ProxyContext,
+    audited: &mut Option<SessionInfo>,
+) -> Option<Established> {
+    let (conn, request) = startup::negotiate(socket, ctx).await;
+    let (mut client, request) = match (conn, request) {
+        (Some(c), Ok(r)) => (c, r),
+        (conn, Err(e)) => {
+            log_failure(peer, &e);
+            if let (Some(mut c), true) = (conn, e.is_protocol_violation()) {
+                let _ = c
+                    .write(&build::error_response(
+                        Severity::Fatal,
+                        "08P01",
+                        &e.to_string(),
+                    ))
+                    .await;
+            }
+            return None;
+        }
+        (None, Ok(_)) => return None,
+    };
+    let startup = match request {
+        Request::Cancel { pid, secret } => {
+            forward_cancel(ctx, peer, pid, &secret).await;
+            return None;
+        }
+        Request::Startup(s) => s,
+    };
+    if let Err((code, message)) = login::check_startup(&startup, client.stream.is_tls(), ctx) {
+        tracing::info!(%peer, %message, "startup refused");
+        let _ = client
+            .write(&build::error_response(Severity::Fatal, code, &message))
+            .await;
+        return None;
+    }
+    let info = login::session_info(&startup, peer, client.stream.is_tls());
+    session_event(ctx, SessionEventType::Connect, Arc::new(info.clone()), None).await;
+    *audited = Some(info);
+    let result = login::authenticate(&mut client, &startup, ctx, audited).await;
+    let info = audited.clone()?;
+    match result {
+        Ok(Ok(LoggedIn {
+            upstream,
+            cancel_key,
+        })) => {
+            let info = Arc::new(info);
+            session_event(ctx, SessionEventType::AuthOk, info.clone(), None).await;
+            Some(Established {
+                client,
+                upstream,
+                info,
+                cancel_key,
+            })
+        }
+        Ok(Err(reason)) => {
+            ctx.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, user = %info.user, %reason, "authentication failed");
+            session_event(
+                ctx,
+                SessionEventType::AuthFailed,
+                Arc::new(info),
+                Some(reason),
+            )
+            .await;
+            None
+        }
+        Err(e) => {
+            log_failure(peer, &e);
+            let (code, message) = match &e {
+                SessionError::Upstream(_) => (
+                    "08006",
+                    format!("pgtrail: the database server is unavailable: {e}"),
+                ),
+                other if other.is_protocol_violation() => ("08P01", e.to_string()),
+                _ => ("08006", e.to_string()),
+            };
+            let _ = client
+                .write(&build::error_response(Severity::Fatal, code, &message))
+                .await;
+            session_event(
+                ctx,
+                SessionEventType::AuthFailed,
+                Arc::new(info),
+                Some(e.to_string()),
+            )
+            .await;
+            None
+        }
+    }
+}
+
+async fn forward_cancel(ctx: &ProxyContext, peer: SocketAddr, pid: i32, secret: &[u8]) {
+    match ctx.cancel.lookup(pid, secret) {
+        Some(key) => {
+            if let Err(e) = crate::cancel::send_cancel(&key).await {
+                tracing::warn!(%peer, error = %e, "could not forward cancel request");
+            } else {
+                tracing::debug!(%peer, pid, "cancel request forwarded");
+            }
+        }
+        None => tracing::info!(%peer, pid, "cancel request with unknown key ignored"),
+    }
+}
+
+async fn session_event(
+    ctx: &ProxyContext,
+    event_type: SessionEventType,
+    session: Arc<SessionInfo>,
+    reason: Option<String>,
+) {
+    let event = SessionEvent {
+        event_type,
+        session,
+        at: SystemTime::now(),
+        reason,
+        bytes_in: 0,
+        bytes_out: 0,
+        statements: 0,
+        duration_us: 0,
+    };
+    ctx.audit.send(AuditEvent::Session(Box::new(event))).await;
+}
+
+fn log_failure(peer: SocketAddr, e: &SessionError) {
+    match e {
+        SessionError::Closed => {
+            tracing::debug!(%peer, "client closed the connection during startup")
+        }
+        e if e.is_protocol_violation() => tracing::warn!(%peer, error = %e, "invalid startup"),
+        e => tracing::info!(%peer, error = %e, "session setup failed"),
+    }
+}

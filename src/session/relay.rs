@@ -1,0 +1,368 @@
+//! The relay: client → server and server → client, byte for byte.
+//!
+//! Each direction reads into a reusable buffer, walks the whole frames in it
+//! (the tracker looks at the few it needs), and writes those frames on in one
+//! write. Nothing is re-encoded and nothing is dropped. A partial frame
+//! stays in the buffer until the rest arrives, so a message is never split
+//! between writes by pgtrail, and a read never outruns a write: a peer that
+//! stops reading stops the other side too, and buffers stay bounded.
+
+use bytes::BytesMut;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::error::SessionError;
+use super::login::Established;
+use super::stream::READ_CHUNK;
+use super::tracker::{ClientFrame, SessionClock, Tracker};
+use crate::audit::AuditEvent;
+use crate::context::ProxyContext;
+use crate::protocol::build::{self, Severity};
+use crate::protocol::frame::{frame_len, FrameLimits};
+
+/// A buffer that grew past this for one large message is released once empty.
+const KEEP_CAPACITY: usize = 1 << 20;
+/// How long pgtrail tries to deliver a last message to a closing peer.
+const LAST_WORDS: Duration = Duration::from_secs(1);
+
+/// How the session ended, for the disconnect record.
+pub struct Outcome {
+    pub reason: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub statements: u64,
+}
+
+enum ClientEnd {
+    Terminated,
+    Eof,
+}
+
+enum End {
+    Client(Result<ClientEnd, SessionError>),
+    Server(Result<(), SessionError>),
+    Shutdown,
+}
+
+/// State both directions share.
+struct Shared<'a> {
+    ctx: &'a ProxyContext,
+    tracker: Mutex<Tracker>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Set while a write to the client is in progress, so pgtrail never
+    /// appends its own message to half a frame.
+    writing_client: AtomicBool,
+    /// Capacity of each direction's buffer as last added to `buffered_bytes`.
+    client_buffer: AtomicU64,
+    server_buffer: AtomicU64,
+}
+
+impl Shared<'_> {
+    fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        // A panic elsewhere cannot leave the tracker half-updated in a way
+        // that matters more than losing the session; keep serving.
+        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets one direction's share of the process-wide `buffered_bytes` gauge.
+    fn account_buffer(&self, slot: &AtomicU64, now: usize) {
+        let before = slot.swap(now as u64, Ordering::Relaxed);
+        let stats = &self.ctx.stats.buffered_bytes;
+        let now = now as u64;
+        if now > before {
+            stats.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            stats.fetch_sub(before - now, Ordering::Relaxed);
+        }
+    }
+}
+
+pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> Outcome {
+    let Established {
+        client,
+        upstream,
+        info,
+        cancel_key,
+    } = est;
+    let (mut client_r, mut client_w) = client.stream.split();
+    let (mut server_r, mut server_w) = upstream.stream.split();
+    let (mut client_buf, mut server_buf) = (client.buf, upstream.buf);
+    let max = ctx.config.limits.max_message_bytes;
+    let shared = Shared {
+        ctx,
+        tracker: Mutex::new(Tracker::new(info, clock, ctx.config.audit.log_parameters)),
+        bytes_in: AtomicU64::new(0),
+        bytes_out: AtomicU64::new(0),
+        writing_client: AtomicBool::new(false),
+        client_buffer: AtomicU64::new(0),
+        server_buffer: AtomicU64::new(0),
+    };
+    let end = {
+        let c2s = client_to_server(
+            &mut client_r,
+            &mut server_w,
+            &mut client_buf,
+            &shared,
+            FrameLimits::frontend(max),
+        );
+        let s2c = server_to_client(
+            &mut server_r,
+            &mut client_w,
+            &mut server_buf,
+            &shared,
+            FrameLimits::backend(max),
+        );
+        tokio::select! {
+            r = c2s => End::Client(r),
+            r = s2c => End::Server(r),
+            _ = ctx.forced_close() => End::Shutdown,
+        }
+    };
+    let reason = finish(end, &shared, &mut client_w, &mut server_w).await;
+    let leftover = shared.tracker().take_all();
+    send_events(&shared, leftover).await;
+    shared.account_buffer(&shared.client_buffer, 0);
+    shared.account_buffer(&shared.server_buffer, 0);
+    drop(cancel_key);
+    let statements = shared.tracker().statements();
+    Outcome {
+        reason,
+        bytes_in: shared.bytes_in.load(Ordering::Relaxed),
+        bytes_out: shared.bytes_out.load(Ordering::Relaxed),
+        statements,
+    }
+}
+
+/// Says goodbye to whichever side is still there; returns the reason.
+async fn finish(
+    end: End,
+    shared: &Shared<'_>,
+    client_w: &mut (impl AsyncWrite + Unpin),
+    server_w: &mut (impl AsyncWrite + Unpin),
+) -> String {
+    let client_clean = !shared.writing_client.load(Ordering::Relaxed);
+    match end {
+        End::Client(Ok(ClientEnd::Terminated)) => "client terminated the session".into(),
+        End::Client(Ok(ClientEnd::Eof)) => {
+            terminate(server_w).await;
+            "client closed the connection".into()
+        }
+        End::Client(Err(e)) if e.is_protocol_violation() => {
+            tracing::warn!(error = %e, "closing session: invalid message from client");
+            terminate(server_w).await;
+            let message = tell(
+                client_w,
+                client_clean,
+                "08P01",
+                format!("invalid frontend message: {e}"),
+            )
+            .await;
+            format!("protocol violation: {message}")
+        }
+        End::Client(Err(e)) => {
+            terminate(server_w).await;
+            format!("client connection lost: {e}")
+        }
+        End::Server(result) => {
+            let detail = match result {
+                Ok(()) => "server closed the connection".to_string(),
+                Err(e) => format!("server connection lost: {e}"),
+            };
+            if shared.tracker().server_sent_fatal() {
+                return format!("{detail} after a FATAL error");
+            }
+            tracing::warn!(%detail, "upstream connection ended unexpectedly");
+            tell(
+                client_w,
+                client_clean,
+                "08006",
+                "server closed the connection unexpectedly".into(),
+            )
+            .await;
+            detail
+        }
+        End::Shutdown => {
+            terminate(server_w).await;
+            tell(
+                client_w,
+                client_clean,
+                "57P01",
+                "terminating connection due to administrator command".into(),
+            )
+            .await
+        }
+    }
+}
+
+/// A last FATAL message to the client, unless a frame is half written.
+async fn tell(
+    client_w: &mut (impl AsyncWrite + Unpin),
+    clean: bool,
+    code: &str,
+    message: String,
+) -> String {
+    if clean {
+        let frame = build::error_response(Severity::Fatal, code, &message);
+        let _ = tokio::time::timeout(LAST_WORDS, client_w.write_all(&frame)).await;
+    }
+    message
+}
+
+/// Terminate to the server so it ends the backend without logging an error.
+async fn terminate(server_w: &mut (impl AsyncWrite + Unpin)) {
+    let _ = tokio::time::timeout(LAST_WORDS, server_w.write_all(&build::terminate())).await;
+}
+
+async fn client_to_server(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    buf: &mut BytesMut,
+    shared: &Shared<'_>,
+    limits: FrameLimits,
+) -> Result<ClientEnd, SessionError> {
+    loop {
+        let scan = scan_client(buf, shared, &limits)?;
+        if scan.whole > 0 {
+            let frames = buf.split_to(scan.whole);
+            to.write_all(&frames).await?;
+            shared
+                .bytes_in
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        }
+        if scan.terminate {
+            return Ok(ClientEnd::Terminated);
+        }
+        if !fill(from, buf, scan.missing, shared, &shared.client_buffer).await? {
+            return Ok(ClientEnd::Eof);
+        }
+    }
+}
+
+async fn server_to_client(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    buf: &mut BytesMut,
+    shared: &Shared<'_>,
+    limits: FrameLimits,
+) -> Result<(), SessionError> {
+    loop {
+        let scan = scan_server(buf, shared, &limits)?;
+        let events = shared.tracker().take_ready();
+        send_events(shared, events).await;
+        if scan.whole > 0 {
+            let frames = buf.split_to(scan.whole);
+            shared.writing_client.store(true, Ordering::Relaxed);
+            to.write_all(&frames).await?;
+            shared.writing_client.store(false, Ordering::Relaxed);
+            shared
+                .bytes_out
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        }
+        if !fill(from, buf, scan.missing, shared, &shared.server_buffer).await? {
+            return Ok(());
+        }
+    }
+}
+
+async fn send_events(shared: &Shared<'_>, events: Vec<crate::audit::StatementEvent>) {
+    let ctx = shared.ctx;
+    for event in events {
+        ctx.hooks.on_result(&event);
+        ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
+        ctx.audit.send(AuditEvent::Statement(Box::new(event))).await;
+    }
+}
+
+/// Whole frames at the front of a buffer, and what is missing after them.
+struct Scan {
+    whole: usize,
+    missing: usize,
+    terminate: bool,
+}
+
+fn scan_client(
+    buf: &[u8],
+    shared: &Shared<'_>,
+    limits: &FrameLimits,
+) -> Result<Scan, SessionError> {
+    let mut off = 0;
+    let mut tracker = None;
+    let now = Instant::now();
+    loop {
+        match frame_len(&buf[off..], limits)? {
+            Ok(len) => {
+                let frame = &buf[off..off + len];
+                let t = tracker.get_or_insert_with(|| shared.tracker());
+                if frame[0] == b'Q' || frame[0] == b'P' {
+                    shared.ctx.hooks.on_statement(t.session(), &frame[5..]);
+                }
+                let action = t.client_frame(frame[0], &frame[5..], now)?;
+                off += len;
+                if action == ClientFrame::Terminate {
+                    return Ok(Scan {
+                        whole: off,
+                        missing: 0,
+                        terminate: true,
+                    });
+                }
+            }
+            Err(missing) => {
+                return Ok(Scan {
+                    whole: off,
+                    missing,
+                    terminate: false,
+                })
+            }
+        }
+    }
+}
+
+fn scan_server(
+    buf: &[u8],
+    shared: &Shared<'_>,
+    limits: &FrameLimits,
+) -> Result<Scan, SessionError> {
+    let mut off = 0;
+    let mut tracker = None;
+    let now = Instant::now();
+    loop {
+        match frame_len(&buf[off..], limits)? {
+            Ok(len) => {
+                let frame = &buf[off..off + len];
+                // DataRow and CopyData are most of the traffic and tell the
+                // tracker nothing but a row count: skip the lock for CopyData.
+                if frame[0] != b'd' {
+                    let t = tracker.get_or_insert_with(|| shared.tracker());
+                    t.server_frame(frame[0], &frame[5..], now)?;
+                }
+                off += len;
+            }
+            Err(missing) => {
+                return Ok(Scan {
+                    whole: off,
+                    missing,
+                    terminate: false,
+                })
+            }
+        }
+    }
+}
+
+/// Reads more into `buf`; `false` at end of stream.
+async fn fill(
+    from: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+    missing: usize,
+    shared: &Shared<'_>,
+    slot: &AtomicU64,
+) -> Result<bool, SessionError> {
+    if buf.is_empty() && buf.capacity() > KEEP_CAPACITY {
+        *buf = BytesMut::new();
+    }
+    buf.reserve(missing.max(READ_CHUNK));
+    shared.account_buffer(slot, buf.capacity());
+    Ok(from.read_buf(buf).await? > 0)
+}

@@ -1,0 +1,232 @@
+use super::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+fn session() -> Arc<SessionInfo> {
+    Arc::new(SessionInfo {
+        session_id: "s".into(),
+        user: "alice".into(),
+        db_role: "app".into(),
+        database: "db".into(),
+        client_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        client_port: 1,
+        application_name: "test".into(),
+        tls: false,
+        auth_method: "scram-sha-256".into(),
+    })
+}
+
+fn tracker() -> Tracker {
+    Tracker::new(session(), SessionClock::now(), true)
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn error(code: &str, position: Option<u32>) -> Vec<u8> {
+    let mut b = b"SERROR\0VERROR\0".to_vec();
+    b.extend(b"C");
+    b.extend(cstr(code));
+    b.extend(cstr("Mboom"));
+    if let Some(p) = position {
+        b.extend(b"P");
+        b.extend(cstr(&p.to_string()));
+    }
+    b.push(0);
+    b
+}
+
+fn parse(name: &str, q: &str) -> Vec<u8> {
+    let mut b = cstr(name);
+    b.extend(cstr(q));
+    b.extend(0i16.to_be_bytes());
+    b
+}
+
+fn bind(portal: &str, stmt: &str, params: &[&str]) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(cstr(stmt));
+    b.extend(0i16.to_be_bytes());
+    b.extend((params.len() as i16).to_be_bytes());
+    for p in params {
+        b.extend((p.len() as i32).to_be_bytes());
+        b.extend(p.as_bytes());
+    }
+    b.extend(0i16.to_be_bytes());
+    b
+}
+
+fn execute(portal: &str, max_rows: i32) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(max_rows.to_be_bytes());
+    b
+}
+
+#[test]
+fn multi_statement_query_gives_one_event_per_statement() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(
+        b'Q',
+        &cstr("SELECT 1; INSERT INTO t VALUES (1); SELEC"),
+        now,
+    )
+    .unwrap();
+    t.server_frame(b'D', b"", now).unwrap();
+    t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
+    t.server_frame(b'C', &cstr("INSERT 0 1"), now).unwrap();
+    t.server_frame(b'E', &error("42601", None), now).unwrap();
+    assert!(t.take_ready().is_empty(), "events wait for ReadyForQuery");
+    t.server_frame(b'Z', b"T", now).unwrap();
+    let ev = t.take_ready();
+    assert_eq!(ev.len(), 3);
+    assert_eq!((ev[0].statement_index, ev[0].rows), (0, Some(1)));
+    assert_eq!(
+        (ev[1].statement_index, ev[1].command_tag.as_deref()),
+        (1, Some("INSERT 0 1"))
+    );
+    assert_eq!(ev[2].statement_index, 2);
+    assert_eq!(
+        ev[2].failure.as_ref().map(|f| f.sqlstate.as_str()),
+        Some("42601")
+    );
+    assert!(ev
+        .iter()
+        .all(|e| e.txn_status == b'T' && e.protocol == Protocol::Simple));
+    assert_eq!(t.statements(), 3);
+}
+
+#[test]
+fn pipeline_error_skips_to_sync() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'P', &parse("", "SELECT $1"), now).unwrap();
+    t.client_frame(b'B', &bind("", "", &["7"]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    t.client_frame(b'P', &parse("", "SELECT 1/0"), now).unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'P', &parse("", "SELECT 2"), now).unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    for (tag, body) in [
+        (b'1', vec![]),
+        (b'2', vec![]),
+        (b'D', vec![]),
+        (b'C', cstr("SELECT 1")),
+        (b'Z', b"I".to_vec()),
+    ] {
+        t.server_frame(tag, &body, now).unwrap();
+    }
+    for (tag, body) in [
+        (b'1', vec![]),
+        (b'2', vec![]),
+        (b'E', error("22012", None)),
+        (b'Z', b"I".to_vec()),
+    ] {
+        t.server_frame(tag, &body, now).unwrap();
+    }
+    let ev = t.take_ready();
+    assert_eq!(ev.len(), 2, "the skipped Execute is not an event");
+    assert_eq!(&ev[0].text[..], b"SELECT $1");
+    let params = ev[0].params.as_ref().unwrap();
+    assert_eq!(params[0].value.as_deref(), Some(&b"7"[..]));
+    assert_eq!(&ev[1].text[..], b"SELECT 1/0");
+    assert_eq!(ev[1].failure.as_ref().unwrap().sqlstate, "22012");
+    assert!(t.expected.is_empty());
+}
+
+#[test]
+fn failed_parse_keeps_the_existing_statement() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'P', &parse("s1", "SELECT 1"), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    t.server_frame(b'1', b"", now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    t.client_frame(b'P', &parse("s1", "SELECT 2"), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    t.server_frame(b'E', &error("42P05", None), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    assert_eq!(
+        t.prepared.get(&b"s1"[..]).map(|b| &b[..]),
+        Some(&b"SELECT 1"[..])
+    );
+    let ev = t.take_ready();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(&ev[0].text[..], b"SELECT 2");
+}
+
+#[test]
+fn portal_suspended_counts_rows() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'P', &parse("q", "SELECT * FROM t"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("p", "q", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("p", 2), now).unwrap();
+    t.client_frame(b'E', &execute("p", 2), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    for (tag, body) in [
+        (b'1', vec![]),
+        (b'2', vec![]),
+        (b'D', vec![]),
+        (b'D', vec![]),
+        (b's', vec![]),
+        (b'D', vec![]),
+        (b'C', cstr("SELECT 1")),
+        (b'Z', b"T".to_vec()),
+    ] {
+        t.server_frame(tag, &body, now).unwrap();
+    }
+    let ev = t.take_ready();
+    assert_eq!(ev.len(), 2);
+    assert_eq!((ev[0].rows, ev[0].command_tag.as_deref()), (Some(2), None));
+    assert_eq!(ev[1].rows, Some(1));
+}
+
+#[test]
+fn function_call_and_fatal() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'F', &1234i32.to_be_bytes(), now).unwrap();
+    t.server_frame(b'V', b"", now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    let ev = t.take_ready();
+    assert_eq!(ev[0].protocol, Protocol::FunctionCall);
+    assert!(!t.server_sent_fatal());
+    let mut fatal = b"SFATAL\0VFATAL\0C57P01\0Mbye\0".to_vec();
+    fatal.push(0);
+    t.server_frame(b'E', &fatal, now).unwrap();
+    assert!(t.server_sent_fatal());
+    assert_eq!(
+        t.client_frame(b'X', b"", now).unwrap(),
+        ClientFrame::Terminate
+    );
+}
+
+#[test]
+fn application_name_follows_parameter_status() {
+    let mut t = tracker();
+    let now = Instant::now();
+    let mut body = cstr("application_name");
+    body.extend(cstr("batch"));
+    t.server_frame(b'S', &body, now).unwrap();
+    t.client_frame(b'Q', &cstr("SELECT 1"), now).unwrap();
+    t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    assert_eq!(&*t.take_ready()[0].application_name, "batch");
+}
+
+#[test]
+fn malformed_client_frames_are_errors() {
+    let mut t = tracker();
+    let now = Instant::now();
+    assert!(t.client_frame(b'Q', b"no terminator", now).is_err());
+    assert!(t.client_frame(b'E', b"p\0\x01", now).is_err());
+    assert!(t.client_frame(b'B', b"p\0", now).is_err());
+}
