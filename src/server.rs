@@ -137,8 +137,8 @@ impl Server {
             let _ = force_close.send(true);
             drain(&mut sessions).await;
         }
-        drop(ctx);
-        // The worker ends once every sender (held by the context) is gone.
+        // Every session is gone: nothing more can be queued.
+        ctx.audit.close().await;
         if tokio::task::spawn_blocking(move || audit_worker.join())
             .await
             .is_err()

@@ -33,10 +33,17 @@ pub struct AuditStats {
     pub sink_errors: AtomicU64,
 }
 
+/// What travels on the channel: events, and the server's last word.
+enum Envelope {
+    Event(AuditEvent),
+    /// Sent once every session is gone: write what is queued, then stop.
+    Close,
+}
+
 /// The relay's handle on the audit path; cheap to clone.
 #[derive(Clone)]
 pub struct AuditSender {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<Envelope>,
     policy: QueueFullPolicy,
     stats: Arc<AuditStats>,
 }
@@ -44,6 +51,7 @@ pub struct AuditSender {
 impl AuditSender {
     /// Queues an event, waiting for room only under `fail_closed`.
     pub async fn send(&self, event: AuditEvent) {
+        let event = Envelope::Event(event);
         let result = match self.policy {
             QueueFullPolicy::FailClosed => self.tx.send(event).await.map_err(|_| ()),
             QueueFullPolicy::FailOpen => self.tx.try_send(event).map_err(|_| ()),
@@ -55,6 +63,11 @@ impl AuditSender {
 
     pub fn stats(&self) -> &Arc<AuditStats> {
         &self.stats
+    }
+
+    /// Tells the writer to finish; events sent after this are not written.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Envelope::Close).await;
     }
 }
 
@@ -104,22 +117,28 @@ struct Writer {
 const FLUSH_EVERY: usize = 4096;
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<AuditEvent>) {
-        while let Some(event) = rx.blocking_recv() {
-            self.emit(event);
-            let mut written = 1;
-            while let Ok(event) = rx.try_recv() {
-                self.emit(event);
+    fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
+        let mut open = true;
+        while open {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut next = Some(first);
+            let mut written = 0usize;
+            while let Some(envelope) = next {
+                match envelope {
+                    Envelope::Event(event) => self.emit(event),
+                    Envelope::Close => open = false,
+                }
                 written += 1;
                 if written % FLUSH_EVERY == 0 {
                     self.flush();
                 }
+                next = rx.try_recv().ok();
             }
             self.write_gap();
             self.flush();
         }
-        self.write_gap();
-        self.flush();
     }
 
     fn emit(&mut self, event: AuditEvent) {

@@ -58,6 +58,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ProxyContext>) 
     let info = established.info.clone();
     ctx.hooks.on_session_start(&info);
     let outcome = relay::run(established, &ctx, clock).await;
+    tracing::debug!(%peer, reason = %outcome.reason, "session ended");
     ctx.hooks.on_session_end(&info);
     let end = SessionEvent {
         event_type: SessionEventType::Disconnect,

@@ -26,6 +26,8 @@ use crate::protocol::frame::{frame_len, FrameLimits};
 const KEEP_CAPACITY: usize = 1 << 20;
 /// How long pgtrail tries to deliver a last message to a closing peer.
 const LAST_WORDS: Duration = Duration::from_secs(1);
+/// How long the server's last answers are awaited after the client left.
+const DRAIN_AFTER_CLIENT: Duration = Duration::from_secs(5);
 
 /// How the session ended, for the disconnect record.
 pub struct Outcome {
@@ -146,13 +148,9 @@ async fn finish(
     let client_clean = !shared.writing_client.load(Ordering::Relaxed);
     match end {
         End::Client(Ok(ClientEnd::Terminated)) => "client terminated the session".into(),
-        End::Client(Ok(ClientEnd::Eof)) => {
-            terminate(server_w).await;
-            "client closed the connection".into()
-        }
+        End::Client(Ok(ClientEnd::Eof)) => "client closed the connection".into(),
         End::Client(Err(e)) if e.is_protocol_violation() => {
             tracing::warn!(error = %e, "closing session: invalid message from client");
-            terminate(server_w).await;
             let message = tell(
                 client_w,
                 client_clean,
@@ -162,10 +160,7 @@ async fn finish(
             .await;
             format!("protocol violation: {message}")
         }
-        End::Client(Err(e)) => {
-            terminate(server_w).await;
-            format!("client connection lost: {e}")
-        }
+        End::Client(Err(e)) => format!("client connection lost: {e}"),
         End::Server(result) => {
             let detail = match result {
                 Ok(()) => "server closed the connection".to_string(),
@@ -216,7 +211,24 @@ async fn terminate(server_w: &mut (impl AsyncWrite + Unpin)) {
     let _ = tokio::time::timeout(LAST_WORDS, server_w.write_all(&build::terminate())).await;
 }
 
+/// Relays client messages; however it ends, the server is told (a
+/// Terminate of the client's own, or pgtrail's), so it finishes what it has
+/// and closes.
 async fn client_to_server(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    buf: &mut BytesMut,
+    shared: &Shared<'_>,
+    limits: FrameLimits,
+) -> Result<ClientEnd, SessionError> {
+    let end = relay_client(from, to, buf, shared, limits).await;
+    if !matches!(end, Ok(ClientEnd::Terminated)) {
+        terminate(to).await;
+    }
+    end
+}
+
+async fn relay_client(
     from: &mut (impl AsyncRead + Unpin),
     to: &mut (impl AsyncWrite + Unpin),
     buf: &mut BytesMut,

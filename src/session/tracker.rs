@@ -212,10 +212,30 @@ impl Tracker {
                     .push_back(Expect::FunctionCall { oid, sent: now });
             }
             b'X' => return Ok(ClientFrame::Terminate),
+            b'd' | b'c' | b'f' => self.forget_syncs_sent_into_copy(),
             // Flush, COPY data and anything unknown: forwarded, no answer expected.
             _ => {}
         }
         Ok(ClientFrame::Forward)
+    }
+
+    /// COPY data means the server is in copy-in mode, where it ignores
+    /// Sync: a Sync sent right after the COPY's Execute (as drivers do)
+    /// will get no ReadyForQuery of its own.
+    fn forget_syncs_sent_into_copy(&mut self) {
+        let syncs = self
+            .expected
+            .iter()
+            .rev()
+            .take_while(|e| matches!(e, Expect::Sync))
+            .count();
+        let keep = self.expected.len() - syncs;
+        if syncs > 0
+            && keep > 0
+            && matches!(self.expected.get(keep - 1), Some(Expect::Execute { .. }))
+        {
+            self.expected.truncate(keep);
+        }
     }
 
     fn bind(&mut self, body: &[u8], now: Instant) -> Result<(), Malformed> {

@@ -230,3 +230,25 @@ fn malformed_client_frames_are_errors() {
     assert!(t.client_frame(b'E', b"p\0\x01", now).is_err());
     assert!(t.client_frame(b'B', b"p\0", now).is_err());
 }
+
+#[test]
+fn sync_sent_into_copy_in_is_ignored_like_the_server_does() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'B', &bind("", "s0", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    t.server_frame(b'2', b"", now).unwrap();
+    t.server_frame(b'G', b"", now).unwrap();
+    t.client_frame(b'd', b"1\n", now).unwrap();
+    t.client_frame(b'c', b"", now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    t.client_frame(b'C', b"Ss0\0", now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    t.server_frame(b'C', &cstr("COPY 1"), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    t.server_frame(b'3', b"", now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    assert_eq!(t.take_ready().len(), 1);
+    assert!(t.expected.is_empty(), "{:?}", t.expected);
+}

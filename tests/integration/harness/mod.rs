@@ -1,0 +1,6 @@
+//! Test harness: real PostgreSQL and ClickHouse servers, pgtrail in-process.
+
+pub mod clickhouse;
+pub mod postgres;
+pub mod proxy;
+pub mod raw;

@@ -1,0 +1,162 @@
+//! pgtrail started in-process on 127.0.0.1:0, one per test, with its own
+//! JSON Lines audit file.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::postgres::PgCluster;
+use pgtrail::config::Config;
+use pgtrail::context::ProxyContext;
+use pgtrail::server::{Extensions, Server};
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub audit_path: PathBuf,
+    pub ctx: Arc<ProxyContext>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A passthrough configuration in front of `pg`, listening on a free port.
+pub fn config_for(pg: &PgCluster, dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.upstream.url = format!("postgres://127.0.0.1:{}", pg.port());
+    c.audit.file = Some(dir.join("audit.jsonl"));
+    c.limits.shutdown_timeout_ms = 2000;
+    c
+}
+
+impl Proxy {
+    pub async fn start(pg: &PgCluster) -> Proxy {
+        Self::start_with(pg, |_| {}).await
+    }
+
+    pub async fn start_with(pg: &PgCluster, tweak: impl FnOnce(&mut Config)) -> Proxy {
+        if let Ok(level) = std::env::var("PGTRAIL_TEST_LOG") {
+            pgtrail::logging::init(&pgtrail::config::LogConfig {
+                level,
+                format: pgtrail::config::LogFormat::Text,
+            });
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = config_for(pg, dir.path());
+        tweak(&mut config);
+        let audit_path = config.audit.file.clone().expect("audit file");
+        let server = Server::bind(config, Extensions::default())
+            .await
+            .expect("bind pgtrail");
+        let addr = server.local_addr().expect("local addr");
+        let ctx = server.context();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Proxy {
+            addr,
+            audit_path,
+            ctx,
+            stop: Some(stop),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// tokio-postgres / libpq connection string through the proxy.
+    pub fn conn_string(&self, pg: &PgCluster, db: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={} password={} dbname={db}",
+            self.port(),
+            pg.superuser(),
+            pg.password()
+        )
+    }
+
+    pub async fn connect(&self, pg: &PgCluster, db: &str) -> tokio_postgres::Client {
+        connect(&self.conn_string(pg, db)).await
+    }
+
+    /// Stops the proxy (draining sessions and the audit queue) and returns
+    /// every record written.
+    pub async fn stop(mut self) -> Vec<Value> {
+        self.shutdown().await;
+        read_records(&self.audit_path)
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("pgtrail task");
+        }
+    }
+
+    /// Records written so far (the writer flushes whenever its queue is empty).
+    pub fn records_now(&self) -> Vec<Value> {
+        read_records(&self.audit_path)
+    }
+
+    /// Waits until `pred` holds for the records written so far.
+    pub async fn wait_records(&self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..200 {
+            let r = self.records_now();
+            if pred(&r) {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("audit records never matched; got {:#?}", self.records_now());
+    }
+}
+
+pub fn read_records(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
+}
+
+/// Statement records only.
+pub fn statements(records: &[Value]) -> Vec<&Value> {
+    records
+        .iter()
+        .filter(|r| r["record"] == "statements")
+        .collect()
+}
+
+/// Session records only.
+pub fn sessions(records: &[Value]) -> Vec<&Value> {
+    records
+        .iter()
+        .filter(|r| r["record"] == "sessions")
+        .collect()
+}
+
+pub async fn connect(conn: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {conn}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A fresh database in the shared cluster.
+pub fn fresh_db(prefix: &str) -> (&'static PgCluster, String) {
+    let pg = PgCluster::shared();
+    let db = PgCluster::unique_db_name(prefix);
+    pg.create_database(&db);
+    (pg, db)
+}

@@ -1,0 +1,10 @@
+//! Integration tests: real PostgreSQL (and ClickHouse), pgtrail in-process.
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod clients;
+mod events;
+mod relay;
+mod tls;
