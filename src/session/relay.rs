@@ -117,11 +117,18 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
             &shared,
             FrameLimits::backend(max),
         );
-        tokio::select! {
-            r = c2s => End::Client(r),
-            r = s2c => End::Server(r),
+        tokio::pin!(c2s, s2c);
+        let end = tokio::select! {
+            r = &mut c2s => End::Client(r),
+            r = &mut s2c => End::Server(r),
             _ = ctx.forced_close() => End::Shutdown,
+        };
+        if matches!(end, End::Client(_)) {
+            // The server still answers what was sent before the client left:
+            // read those answers so the statements are audited.
+            let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT, &mut s2c).await;
         }
+        end
     };
     let reason = finish(end, &shared, &mut client_w, &mut server_w).await;
     let leftover = shared.tracker().take_all();

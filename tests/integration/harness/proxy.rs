@@ -25,8 +25,10 @@ pub struct Proxy {
 
 /// A passthrough configuration in front of `pg`, listening on a free port.
 pub fn config_for(pg: &PgCluster, dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".parse().expect("addr");
+    let mut c = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..Config::default()
+    };
     c.upstream.url = format!("postgres://127.0.0.1:{}", pg.port());
     c.audit.file = Some(dir.join("audit.jsonl"));
     c.limits.shutdown_timeout_ms = 2000;
