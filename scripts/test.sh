@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's checks, in the order CI runs them (.ci/run):
 # formatting, lints (warnings are errors), every test target, and the
-# docker-compose file. Run scripts/install-deps.sh once first.
+# docker-compose file. Installs what is missing first (idempotent).
 # The integration tests start their own PostgreSQL and ClickHouse servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,9 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
 fi
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "install dependencies (scripts/install-deps.sh, idempotent)"
+bash scripts/install-deps.sh
 
 step "cargo fmt --check"
 cargo fmt --check

@@ -385,6 +385,50 @@ mod tests {
         assert!(u.host_port().is_err());
     }
 
+    /// The example file documents every key with its default value.
+    #[test]
+    fn example_file_shows_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/pgtrail.example.toml");
+        let example = Config::from_file(Path::new(path)).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let as_value = |c: &Config| toml::Value::try_from(c).unwrap();
+        assert_eq!(as_value(&example), as_value(&Config::default()));
+        let mut keys = Vec::new();
+        collect_keys(&toml::Value::try_from(full_config()).unwrap(), &mut keys);
+        for key in keys {
+            assert!(text.contains(&format!("{key} =")), "pgtrail.example.toml does not mention {key}");
+        }
+    }
+
+    /// A config with every optional key set, so that every key is listed.
+    fn full_config() -> Config {
+        let mut c = Config::default();
+        c.admin_listen = Some(c.listen);
+        c.upstream.ca_file = Some("x".into());
+        c.upstream.server_name = Some("x".into());
+        c.auth.users_file = Some("x".into());
+        c.auth.default_db_role = Some("x".into());
+        c.tls.cert_file = Some("x".into());
+        c.tls.key_file = Some("x".into());
+        c.tls.client_ca_file = Some("x".into());
+        c.audit.file = Some("x".into());
+        c.audit.clickhouse_url = Some("x".into());
+        c.audit.instance_id = Some("x".into());
+        c
+    }
+
+    fn collect_keys(v: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                if v.is_table() {
+                    collect_keys(v, out);
+                } else {
+                    out.push(k.clone());
+                }
+            }
+        }
+    }
+
     #[test]
     fn proxy_mode_needs_users_file() {
         let c = Config::from_toml("[auth]\nmode = \"proxy\"\n").unwrap();
