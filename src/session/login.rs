@@ -53,7 +53,10 @@ pub fn check_startup(
             ));
         }
     }
-    if ctx.config.tls.mode == ClientTlsMode::Require && !tls {
+    // With `client_ca_file` every client must present a certificate, which
+    // a plain connection cannot do, whatever `tls.mode` says.
+    let tls_cfg = &ctx.config.tls;
+    if (tls_cfg.mode == ClientTlsMode::Require || tls_cfg.client_ca_file.is_some()) && !tls {
         return Err((
             "28000",
             "pgtrail requires an encrypted connection (use sslmode=require)".into(),
@@ -222,9 +225,18 @@ async fn proxy_auth(
     client.write(&build::auth_request(codes::OK, &[])).await?;
     let (mut up, addr) = upstream::connect(ctx).await?;
     let role = session.db_role.as_bytes();
+    // The default database is the user name the client sent (the person, as
+    // checked and audited above), not the role pgtrail logs in as: name it.
+    let database = s
+        .param("database")
+        .filter(|d| !d.is_empty())
+        .or_else(|| s.param("user"))
+        .unwrap_or_default();
     let params = s
         .upstream_params()
-        .map(|(k, v)| if k == b"user" { (k, role) } else { (k, v) });
+        .filter(|(k, _)| *k != b"database")
+        .map(|(k, v)| if k == b"user" { (k, role) } else { (k, v) })
+        .chain(std::iter::once((&b"database"[..], database)));
     up.write(&build::startup_message(params)).await?;
     let password = auth_cfg
         .role_passwords

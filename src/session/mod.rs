@@ -33,22 +33,26 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ProxyContext>) 
     let clock = SessionClock::now();
     let began = Instant::now();
     let mut audited: Option<SessionInfo> = None;
-    let setup = tokio::time::timeout(
-        ctx.config.startup_timeout(),
-        establish(socket, peer, &ctx, &mut audited),
-    )
-    .await;
+    // A session still in startup is closed at shutdown too, not only when
+    // the startup timeout expires.
+    let setup = tokio::select! {
+        r = tokio::time::timeout(
+            ctx.config.startup_timeout(),
+            establish(socket, peer, &ctx, &mut audited),
+        ) => r.map_err(|_| "authentication timeout"),
+        () = ctx.forced_close() => Err("server shutting down during authentication"),
+    };
     let established = match setup {
         Ok(Some(e)) => e,
         Ok(None) => return,
-        Err(_) => {
-            tracing::info!(%peer, "authentication timed out");
+        Err(reason) => {
+            tracing::info!(%peer, reason, "session setup ended");
             if let Some(info) = audited {
                 session_event(
                     &ctx,
                     SessionEventType::AuthFailed,
                     Arc::new(info),
-                    Some("authentication timeout".into()),
+                    Some(reason.into()),
                 )
                 .await;
             }

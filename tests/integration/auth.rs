@@ -182,8 +182,7 @@ async fn proxy_mode_md5_and_cleartext_entries() {
         assert_eq!(who, role);
         let err = try_connect(&conn_as(&proxy, user, "nope", &db))
             .await
-            .err()
-            .expect("wrong password refused");
+            .expect_err("wrong password refused");
         assert_eq!(err.code().map(|c| c.code()), Some("28P01"), "{user}: {err}");
     }
     let records = proxy.stop().await;
@@ -277,8 +276,7 @@ async fn passthrough_wrong_password() {
     );
     let err = try_connect(&conn)
         .await
-        .err()
-        .expect("wrong password refused");
+        .expect_err("wrong password refused");
     let db_err = err.as_db_error().expect("server error");
     assert_eq!(db_err.code().code(), "28P01");
     // Exactly what PostgreSQL says directly.
@@ -287,7 +285,7 @@ async fn passthrough_wrong_password() {
         pg.port(),
         pg.superuser()
     );
-    let direct_err = try_connect(&direct).await.err().expect("refused directly");
+    let direct_err = try_connect(&direct).await.expect_err("refused directly");
     assert_eq!(
         db_err.message(),
         direct_err.as_db_error().unwrap().message()
@@ -305,4 +303,54 @@ async fn passthrough_wrong_password() {
             .contains("password authentication failed"),
         "{failed}"
     );
+}
+
+#[tokio::test]
+async fn proxy_mode_default_database_is_the_persons_name() {
+    use tokio::io::AsyncWriteExt;
+    // PostgreSQL's default database is the user name the client sent; in
+    // proxy mode that is the person, not the upstream role pgtrail logs in as.
+    let pg = PgCluster::shared();
+    let person = PgCluster::unique_db_name("erin");
+    pg.create_database(&person);
+    let (role, role_pw) = service_role(pg);
+    pg.create_database(&role);
+    let restricted = PgCluster::unique_db_name("frank");
+    pg.create_database(&restricted);
+    let entries = vec![
+        entry(&person, "erin-pw", Method::ScramSha256, &role, &[]),
+        // May use only the database named after them.
+        entry(
+            &restricted,
+            "frank-pw",
+            Method::ScramSha256,
+            &role,
+            &[restricted.as_str()],
+        ),
+    ];
+    let (proxy, _dir) = proxy_mode(pg, &role, &role_pw, entries).await;
+    for (user, pw) in [
+        (person.as_str(), "erin-pw"),
+        (restricted.as_str(), "frank-pw"),
+    ] {
+        let mut conn = crate::harness::raw::login(proxy.addr, &[("user", user)], pw).await;
+        conn.write_all(&crate::harness::raw::query(b"SELECT current_database()"))
+            .await
+            .unwrap();
+        let msgs = crate::harness::raw::read_until(&mut conn, b'Z').await;
+        let row = msgs
+            .iter()
+            .find(|m| m.0 == b'D')
+            .unwrap_or_else(|| panic!("{user}: no row: {msgs:?}"));
+        assert!(
+            row.1.ends_with(user.as_bytes()),
+            "{user} landed in {:?}",
+            String::from_utf8_lossy(&row.1[6..])
+        );
+    }
+    let records = proxy.stop().await;
+    assert!(sessions(&records)
+        .iter()
+        .filter(|r| r["event_type"] == "auth_ok")
+        .all(|r| r["database"] == r["user"]));
 }

@@ -209,7 +209,7 @@ async fn slow_reader_is_not_buffered() {
     assert_eq!(n, 1);
     drop(s);
     // The backend of the abandoned query goes away.
-    let q = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT repeat%' AND pid <> pg_backend_pid()";
+    let q = &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE 'SELECT repeat%'");
     wait_for_zero(&direct, q).await;
     still_works(&proxy, pg, &db, &parallel).await;
 }
@@ -270,4 +270,38 @@ async fn wait_for(client: &tokio_postgres::Client, sql: &str, want: i64) {
 
 async fn wait_for_zero(client: &tokio_postgres::Client, sql: &str) {
     wait_for(client, sql, 0).await
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_silent_clients() {
+    let (pg, db) = fresh_db("bad_silent");
+    // Default startup timeout (60 s); the harness sets a 2 s shutdown timeout.
+    let proxy = Proxy::start(pg).await;
+    let mut silent = TcpStream::connect(proxy.addr).await.unwrap();
+    // One that stops after declining GSS encryption, one that sends half a startup packet.
+    let mut gss = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut request = 8i32.to_be_bytes().to_vec();
+    request.extend(80_877_104i32.to_be_bytes());
+    send(&mut gss, &request).await;
+    let mut half = TcpStream::connect(proxy.addr).await.unwrap();
+    send(
+        &mut half,
+        &raw::startup(&[("user", pg.superuser()), ("database", &db)])[..9],
+    )
+    .await;
+    let client = proxy.connect(pg, &db).await;
+    client.simple_query("SELECT 1").await.unwrap();
+    let started = std::time::Instant::now();
+    let records = tokio::time::timeout(Duration::from_secs(20), proxy.stop())
+        .await
+        .expect("shutdown hung");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    for s in [&mut silent, &mut gss, &mut half] {
+        closed(s).await;
+    }
+    assert!(records.iter().any(|r| r["event_type"] == "disconnect"));
 }

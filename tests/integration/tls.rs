@@ -1,5 +1,6 @@
 //! TLS on both sides of pgtrail: clients (tls.mode) and the server (upstream.tls).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -48,6 +49,22 @@ impl Pki {
         std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
         std::fs::write(dir.path().join("server.pem"), cert.pem()).unwrap();
         std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        // A client certificate, for tls.client_ca_file.
+        let client_key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "postgres");
+        client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+        std::fs::write(dir.path().join("client.pem"), client_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("client.key"), client_key.serialize_pem()).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("client.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         Pki { dir }
     }
     fn ca(&self) -> PathBuf {
@@ -62,11 +79,14 @@ impl Pki {
 }
 
 fn psql(bin: &Path, port: u16, db: &str, password: &str, sslmode: &str, sql: &str) -> Output {
+    let conn = format!("host=127.0.0.1 port={port} user=postgres dbname={db} sslmode={sslmode}");
+    psql_conn(bin, &conn, password, sql)
+}
+
+fn psql_conn(bin: &Path, conn: &str, password: &str, sql: &str) -> Output {
     Command::new(bin)
         .args(["-X", "-A", "-t", "-c", sql])
-        .arg(format!(
-            "host=127.0.0.1 port={port} user=postgres dbname={db} sslmode={sslmode}"
-        ))
+        .arg(conn)
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
         .env("PGGSSENCMODE", "disable")
@@ -217,11 +237,11 @@ async fn upstream_verify_full() {
 async fn upstream_verify_full_unknown_ca_fails() {
     let (c, db) = private_db("tls_badca").await;
     let proxy = upstream_proxy(c, UpstreamTlsMode::VerifyFull, c.other_ca.ca(), "localhost").await;
-    let result =
-        tokio_postgres::connect(&proxy.conn_string(&c.pg, &db), tokio_postgres::NoTls).await;
-    let err = result
-        .err()
-        .expect("a server signed by an unknown CA was trusted");
+    let err = connect_error(
+        &proxy.conn_string(&c.pg, &db),
+        "a server signed by an unknown CA was trusted",
+    )
+    .await;
     assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
     let records = proxy.stop().await;
     assert!(
@@ -236,11 +256,11 @@ async fn upstream_verify_full_unknown_ca_fails() {
 async fn upstream_verify_full_wrong_name_fails_verify_ca_passes() {
     let (c, db) = private_db("tls_name").await;
     let proxy = upstream_proxy(c, UpstreamTlsMode::VerifyFull, c.pki.ca(), "db.example.net").await;
-    let result =
-        tokio_postgres::connect(&proxy.conn_string(&c.pg, &db), tokio_postgres::NoTls).await;
-    let err = result
-        .err()
-        .expect("a certificate for another name was accepted under verify-full");
+    let err = connect_error(
+        &proxy.conn_string(&c.pg, &db),
+        "a certificate for another name was accepted under verify-full",
+    )
+    .await;
     assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
     proxy.stop().await;
     // verify-ca checks the chain only.
@@ -251,16 +271,12 @@ async fn upstream_verify_full_wrong_name_fails_verify_ca_passes() {
     proxy.stop().await;
     // ... but still the chain.
     let proxy = upstream_proxy(c, UpstreamTlsMode::VerifyCa, c.other_ca.ca(), "localhost").await;
-    let result =
-        tokio_postgres::connect(&proxy.conn_string(&c.pg, &db), tokio_postgres::NoTls).await;
-    assert_eq!(
-        result
-            .err()
-            .and_then(|e| e.code().cloned())
-            .map(|c| c.code().to_string())
-            .as_deref(),
-        Some("08006")
-    );
+    let err = connect_error(
+        &proxy.conn_string(&c.pg, &db),
+        "an unknown CA passed verify-ca",
+    )
+    .await;
+    assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
 }
 
 #[tokio::test]
@@ -268,8 +284,135 @@ async fn upstream_tls_required_by_server() {
     // The cluster accepts TLS only: upstream.tls = disable is refused by the server.
     let (c, db) = private_db("tls_plain").await;
     let proxy = Proxy::start(&c.pg).await;
-    let result =
-        tokio_postgres::connect(&proxy.conn_string(&c.pg, &db), tokio_postgres::NoTls).await;
-    let err = result.err().expect("plain login to a hostssl-only server");
+    let err = connect_error(
+        &proxy.conn_string(&c.pg, &db),
+        "plain login to a hostssl-only server",
+    )
+    .await;
     assert_eq!(err.code().map(|c| c.code()), Some("28000"), "{err}");
+}
+
+#[tokio::test]
+async fn client_certificates() {
+    let (pg, db) = fresh_db("tls_client_cert");
+    let pki = Pki::new(&["localhost"]);
+    let stranger = Pki::new(&["localhost"]);
+    for mode in [ClientTlsMode::Require, ClientTlsMode::Allow] {
+        let (cert, key, ca) = (pki.cert(), pki.key(), pki.ca());
+        let proxy = Proxy::start_with(pg, move |c| {
+            c.tls.mode = mode;
+            c.tls.cert_file = Some(cert);
+            c.tls.key_file = Some(key);
+            c.tls.client_ca_file = Some(ca);
+        })
+        .await;
+        let base = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={db}",
+            proxy.port()
+        );
+        let own = format!(
+            "{base} sslmode=require sslcert={} sslkey={}",
+            pki.dir.path().join("client.pem").display(),
+            pki.dir.path().join("client.key").display()
+        );
+        let foreign = format!(
+            "{base} sslmode=require sslcert={} sslkey={}",
+            stranger.dir.path().join("client.pem").display(),
+            stranger.dir.path().join("client.key").display()
+        );
+        let (bin, pw) = (pg.bin("psql"), pg.password());
+        let outs = tokio::task::spawn_blocking(move || {
+            [
+                own,
+                foreign,
+                format!("{base} sslmode=require"),
+                format!("{base} sslmode=disable"),
+            ]
+            .map(|conn| psql_conn(&bin, &conn, pw, "SELECT 1"))
+        })
+        .await
+        .unwrap();
+        let [own, foreign, no_cert, plain] = outs;
+        assert!(
+            own.status.success(),
+            "{mode:?}: client certificate refused: {}",
+            String::from_utf8_lossy(&own.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "1");
+        assert!(
+            !foreign.status.success(),
+            "{mode:?}: certificate of an unknown CA accepted"
+        );
+        assert!(
+            !no_cert.status.success(),
+            "{mode:?}: TLS without a client certificate accepted"
+        );
+        // Without TLS there is no certificate either.
+        assert!(
+            !plain.status.success(),
+            "{mode:?}: plain connection accepted although client certificates are required"
+        );
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn unencrypted_data_after_ssl_request_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (pg, db) = fresh_db("tls_cve");
+    let pki = Pki::new(&["localhost"]);
+    let (cert, key) = (pki.cert(), pki.key());
+    let proxy = Proxy::start_with(pg, |c| {
+        c.tls.mode = ClientTlsMode::Allow;
+        c.tls.cert_file = Some(cert);
+        c.tls.key_file = Some(key);
+    })
+    .await;
+    // SSLRequest and a StartupMessage in one write (CVE-2021-23214).
+    let mut packet = 8i32.to_be_bytes().to_vec();
+    packet.extend(80_877_103i32.to_be_bytes());
+    packet.extend(crate::harness::raw::startup(&[
+        ("user", pg.superuser()),
+        ("database", db.as_str()),
+    ]));
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(&packet).await.unwrap();
+    let mut rest = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "pgtrail neither answered nor closed");
+    // 'S', then the connection closes (or an ErrorResponse): never an authentication request.
+    assert_eq!(rest.first(), Some(&b'S'), "{rest:?}");
+    let mut at = 1;
+    while at + 5 <= rest.len() {
+        assert_ne!(
+            rest[at], b'R',
+            "startup went on after unencrypted data: {rest:?}"
+        );
+        at += 1 + u32::from_be_bytes([rest[at + 1], rest[at + 2], rest[at + 3], rest[at + 4]])
+            as usize;
+    }
+    // GSSENCRequest is declined, and the session goes on in plain text.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut gss = 8i32.to_be_bytes().to_vec();
+    gss.extend(80_877_104i32.to_be_bytes());
+    s.write_all(&gss).await.unwrap();
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"N");
+    let records = proxy.stop().await;
+    assert!(
+        sessions(&records)
+            .iter()
+            .all(|r| r["event_type"] != "auth_ok"),
+        "{records:#?}"
+    );
+}
+
+/// The error of a login expected to fail.
+async fn connect_error(conn: &str, unexpected: &str) -> tokio_postgres::Error {
+    match tokio_postgres::connect(conn, tokio_postgres::NoTls).await {
+        Ok(_) => panic!("{unexpected}"),
+        Err(e) => e,
+    }
 }
