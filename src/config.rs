@@ -396,7 +396,10 @@ mod tests {
         let mut keys = Vec::new();
         collect_keys(&toml::Value::try_from(full_config()).unwrap(), &mut keys);
         for key in keys {
-            assert!(text.contains(&format!("{key} =")), "pgtrail.example.toml does not mention {key}");
+            assert!(
+                text.contains(&format!("{key} =")),
+                "pgtrail.example.toml does not mention {key}"
+            );
         }
     }
 
