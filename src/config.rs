@@ -28,6 +28,9 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Client connections served at once; more are refused with 53300.
     pub max_connections: usize,
+    /// Threads relaying traffic: 1 runs every session on one thread (no
+    /// cross-thread wake-ups); more spreads sessions over that many.
+    pub worker_threads: usize,
     pub upstream: UpstreamConfig,
     pub auth: AuthConfig,
     pub tls: ClientTlsConfig,
@@ -42,6 +45,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
             admin_listen: None,
             max_connections: 1000,
+            worker_threads: 1,
             upstream: UpstreamConfig::default(),
             auth: AuthConfig::default(),
             tls: ClientTlsConfig::default(),
@@ -306,6 +310,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |s: String| Err(ConfigError(s));
         self.upstream.host_port().map_err(ConfigError)?;
+        if self.worker_threads == 0 {
+            return err("worker_threads must be at least 1".into());
+        }
         if self.max_connections == 0 {
             return err("max_connections must be at least 1".into());
         }

@@ -138,10 +138,18 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
 fn run(args: RunArgs) -> Result<(), String> {
     let config = load_config(&args)?;
     pgtrail::logging::init(&config.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+    // One thread serving every session avoids cross-thread wake-ups, which
+    // cost more than the relaying itself (see ARCHITECTURE.md).
+    let runtime = match config.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .map_err(|e| format!("tokio runtime: {e}"))?;
     runtime.block_on(async {
         let server = Server::bind(config, Extensions::default()).await?;
         server.run(shutdown_signal()).await;

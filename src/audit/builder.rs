@@ -48,6 +48,9 @@ impl Classifier for NoClassifier {
 pub struct RecordBuilder {
     instance_id: String,
     next_seq: u64,
+    /// Seeds the random part of event ids: one draw from the OS at start
+    /// instead of a system call per record.
+    id_seed: u64,
     max_statement_bytes: usize,
     classifier: Arc<dyn Classifier>,
 }
@@ -58,9 +61,16 @@ impl RecordBuilder {
         max_statement_bytes: usize,
         classifier: Arc<dyn Classifier>,
     ) -> Self {
+        let id_seed = getrandom::u64().unwrap_or_else(|_| {
+            // No OS randomness: the seq still makes ids unique per instance.
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
         RecordBuilder {
             instance_id,
             next_seq: 1,
+            id_seed,
             max_statement_bytes,
             classifier,
         }
@@ -86,11 +96,26 @@ impl RecordBuilder {
         let seq = self.next_seq;
         self.next_seq += 1;
         RecordHeader {
-            event_id: uuid::Uuid::now_v7().to_string(),
+            event_id: self.event_id(at, seq),
             instance_id: self.instance_id.clone(),
             seq,
             event_time: format_time(at),
         }
+    }
+
+    /// UUIDv7 from the event's time; the random bits are the seq mixed with
+    /// the seed (SplitMix64), so ids are unique within an instance and
+    /// unpredictable across instances.
+    fn event_id(&self, at: SystemTime, seq: u64) -> String {
+        let millis = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut random = [0u8; 10];
+        random[..8].copy_from_slice(&splitmix64(self.id_seed ^ seq).to_be_bytes());
+        random[8..].copy_from_slice(&(seq as u16).to_be_bytes());
+        uuid::Builder::from_unix_timestamp_millis(millis, &random)
+            .into_uuid()
+            .to_string()
     }
 
     fn statement(&mut self, e: StatementEvent) -> StatementRecord {
@@ -192,6 +217,13 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
         Some(r) => &text[r],
         None => text,
     }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 fn truncate(s: &str, max: usize) -> (&str, bool) {

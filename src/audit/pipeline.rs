@@ -115,29 +115,64 @@ struct Writer {
 }
 
 const FLUSH_EVERY: usize = 4096;
+/// Pause between drain rounds while events keep coming (bounds the delay
+/// before a record reaches the sinks).
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
+    fn run(self, rx: mpsc::Receiver<Envelope>) {
+        // A small runtime of its own gives the writer a timer to batch with.
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt.block_on(self.serve(rx)),
+            Err(e) => {
+                tracing::error!(error = %e, "audit writer cannot start: no records will be written")
+            }
+        }
+    }
+
+    /// Waits for an event, then drains in rounds `BATCH_PAUSE` apart until a
+    /// round finds nothing. While the writer pauses, senders queue without
+    /// waking it, so under load it wakes once per round, not once per event.
+    async fn serve(mut self, mut rx: mpsc::Receiver<Envelope>) {
         let mut open = true;
         while open {
-            let Some(first) = rx.blocking_recv() else {
-                break;
-            };
-            let mut next = Some(first);
-            let mut written = 0usize;
-            while let Some(envelope) = next {
-                match envelope {
-                    Envelope::Event(event) => self.emit(event),
-                    Envelope::Close => open = false,
+            let Some(first) = rx.recv().await else { break };
+            open = self.handle(first);
+            while open {
+                let mut handled = 0usize;
+                while let Ok(envelope) = rx.try_recv() {
+                    open = self.handle(envelope);
+                    handled += 1;
+                    if handled % FLUSH_EVERY == 0 {
+                        self.flush();
+                    }
+                    if !open {
+                        break;
+                    }
                 }
-                written += 1;
-                if written % FLUSH_EVERY == 0 {
-                    self.flush();
+                self.write_gap();
+                self.flush();
+                if handled == 0 {
+                    break;
                 }
-                next = rx.try_recv().ok();
+                tokio::time::sleep(BATCH_PAUSE).await;
             }
-            self.write_gap();
-            self.flush();
+        }
+        self.write_gap();
+        self.flush();
+    }
+
+    /// Writes one event; `false` once the server has said it is closing.
+    fn handle(&mut self, envelope: Envelope) -> bool {
+        match envelope {
+            Envelope::Event(event) => {
+                self.emit(event);
+                true
+            }
+            Envelope::Close => false,
         }
     }
 

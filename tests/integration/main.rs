@@ -7,4 +7,5 @@ mod bad_input;
 mod clients;
 mod events;
 mod relay;
+mod startup;
 mod tls;
