@@ -36,6 +36,7 @@ pub struct Config {
     pub tls: ClientTlsConfig,
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
+    pub analysis: AnalysisConfig,
     pub log: LogConfig,
 }
 
@@ -51,6 +52,7 @@ impl Default for Config {
             tls: ClientTlsConfig::default(),
             limits: LimitsConfig::default(),
             audit: AuditConfig::default(),
+            analysis: AnalysisConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -254,6 +256,42 @@ impl Default for AuditConfig {
             queue_full: QueueFullPolicy::FailClosed,
             log_parameters: false,
             max_statement_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Statement analysis (kind, objects, fingerprint, redaction) on the audit path.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    /// `none`: statements are recorded as sent, except credentials
+    /// (passwords in CREATE/ALTER ROLE, USER MAPPING, dblink connection
+    /// strings), which are always replaced. `literals`: every literal too.
+    pub redaction: crate::sql::Redaction,
+    /// Statements larger than this are classified by the lexer only.
+    pub max_parse_bytes: usize,
+    /// Analyses kept for repeated statement texts (0: no cache).
+    pub cache_entries: usize,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        let d = crate::sql::AnalyzerConfig::default();
+        AnalysisConfig {
+            redaction: d.redaction,
+            max_parse_bytes: d.max_parse_bytes,
+            cache_entries: d.cache_entries,
+        }
+    }
+}
+
+impl AnalysisConfig {
+    pub fn analyzer_config(&self) -> crate::sql::AnalyzerConfig {
+        crate::sql::AnalyzerConfig {
+            redaction: self.redaction,
+            max_parse_bytes: self.max_parse_bytes,
+            cache_entries: self.cache_entries,
+            ..Default::default()
         }
     }
 }

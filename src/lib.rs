@@ -9,6 +9,7 @@
 //! - [`auth`]: SCRAM/md5/cleartext checks of people, upstream login, the users file.
 //! - [`cancel`]: pgtrail's own cancel keys mapped to the server's.
 //! - [`tls`]: rustls acceptor and upstream connector (sslmode semantics).
+//! - [`sql`]: statement analysis: kind, class, objects, functions, fingerprint, redaction, cache.
 //! - [`audit`]: statement and session events, records, the writer thread, sinks.
 //! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
@@ -24,5 +25,6 @@ pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod sql;
 pub mod text;
 pub mod tls;

@@ -151,7 +151,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     }
     .map_err(|e| format!("tokio runtime: {e}"))?;
     runtime.block_on(async {
-        let server = Server::bind(config, Extensions::default()).await?;
+        let server = Server::bind(config.clone(), Extensions::standard(&config)).await?;
         server.run(shutdown_signal()).await;
         Ok(())
     })

@@ -35,8 +35,19 @@ pub struct Extensions {
     pub sinks: Vec<Box<dyn AuditSink>>,
 }
 
-impl Default for Extensions {
-    fn default() -> Self {
+impl Extensions {
+    /// The standard setup: the SQL analyzer configured by `[analysis]`.
+    pub fn standard(config: &Config) -> Self {
+        let analyzer = crate::sql::Analyzer::new(config.analysis.analyzer_config());
+        Extensions {
+            hooks: Arc::new(NoHooks),
+            classifier: Arc::new(analyzer),
+            sinks: Vec::new(),
+        }
+    }
+
+    /// No classification: every statement's kind is `unknown`.
+    pub fn unclassified() -> Self {
         Extensions {
             hooks: Arc::new(NoHooks),
             classifier: Arc::new(NoClassifier),

@@ -15,37 +15,21 @@ pub fn lossless(bytes: &[u8]) -> (Cow<'_, str>, bool) {
     }
 }
 
-fn escape(mut bytes: &[u8]) -> String {
+fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 16);
-    while !bytes.is_empty() {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => {
-                push_valid(&mut out, s);
-                break;
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
             }
-            Err(e) => {
-                let (valid, rest) = bytes.split_at(e.valid_up_to());
-                // valid_up_to guarantees this prefix is UTF-8.
-                push_valid(&mut out, std::str::from_utf8(valid).unwrap_or_default());
-                let bad = e.error_len().unwrap_or(rest.len());
-                for b in &rest[..bad] {
-                    out.push_str(&format!("\\x{b:02X}"));
-                }
-                bytes = &rest[bad..];
-            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
         }
     }
     out
-}
-
-fn push_valid(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
 }
 
 /// Decodes the output of [`lossless`] for an escaped text back to bytes.

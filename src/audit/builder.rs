@@ -21,10 +21,12 @@ pub struct Classification {
     pub objects_written: Vec<String>,
     pub functions: Vec<String>,
     pub parser: String,
-    pub fingerprint: String,
+    pub fingerprint: u64,
     pub normalized: String,
     /// The statement text after the redaction policy; `None` keeps it as sent.
     pub redacted: Option<String>,
+    /// `redacted` escapes bytes that were not UTF-8.
+    pub redacted_escaped: bool,
 }
 
 /// Classifies statement text; the SQL analyzer implements this.
@@ -126,7 +128,7 @@ impl RecordBuilder {
         let (statement, truncated, escaped) = match &c.redacted {
             Some(r) => {
                 let (s, cut) = truncate(r, self.max_statement_bytes);
-                (s.to_string(), cut, false)
+                (s.to_string(), cut, c.redacted_escaped)
             }
             None => {
                 let (s, escaped) = lossless(text);

@@ -1,6 +1,7 @@
 //! The audit path: events from sessions, records for sinks.
 
 pub mod builder;
+mod classify;
 pub mod event;
 pub mod jsonl;
 pub mod pipeline;

@@ -36,7 +36,8 @@ pub struct StatementRecord {
     pub statement_truncated: bool,
     /// The text held bytes that are not UTF-8; they are escaped as `\xNN`.
     pub statement_escaped: bool,
-    pub fingerprint: String,
+    /// Stable hash of the normalized statement (see `sql`).
+    pub fingerprint: u64,
     pub normalized: String,
     pub kind: String,
     pub class: String,

@@ -146,3 +146,96 @@ async fn non_utf8_text_is_recorded_losslessly() {
     let bytes = pgtrail::text::unescape(st[0]["statement"].as_str().unwrap());
     assert_eq!(bytes, b"SELECT 'caf\xe9' AS word");
 }
+
+#[tokio::test]
+async fn records_carry_the_statement_analysis() {
+    let (pg, db) = fresh_db("events_analysis");
+    let proxy = Proxy::start(pg).await;
+    let client = proxy.connect(pg, &db).await;
+    let role = crate::harness::postgres::PgCluster::unique_db_name("r");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE accounts (id int primary key, owner text); \
+             CREATE TABLE audit_copy (id int); \
+             INSERT INTO accounts VALUES (1, 'ann'); \
+             WITH moved AS (DELETE FROM accounts WHERE id = 1 RETURNING id) INSERT INTO audit_copy SELECT id FROM moved; \
+             SELECT a.owner FROM accounts a JOIN audit_copy c ON c.id = a.id FOR UPDATE; \
+             CREATE ROLE {role} PASSWORD 'hunter2'; \
+             GRANT SELECT ON accounts TO {role}; \
+             SELECT pg_catalog.pg_sleep(0)"
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE accounts SET owner = $1 WHERE id = $2",
+            &[&"bob", &1i32],
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let records = proxy.stop().await;
+    let st = statements(&records);
+    let by_kind = |kind: &str| {
+        st.iter()
+            .find(|r| r["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {st:#?}"))
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let create = by_kind("create_table");
+    assert_eq!(
+        (create["class"].as_str(), create["audit_class"].as_str()),
+        (Some("ddl"), Some("DDL"))
+    );
+    let insert = by_kind("insert");
+    assert_eq!(strings(&insert["objects_written"]), ["accounts"]);
+    assert_eq!(insert["crud"], "C");
+    // A data-modifying CTE writes both tables; the CTE name is not a table.
+    let cte = st
+        .iter()
+        .find(|r| r["statement"].as_str().unwrap().starts_with("WITH moved"))
+        .unwrap();
+    assert_eq!(cte["class"], "write");
+    let mut written = strings(&cte["objects_written"]);
+    written.sort();
+    assert_eq!(written, ["accounts", "audit_copy"]);
+    assert!(!strings(&cte["objects_read"]).contains(&"moved".to_string()));
+    let select = by_kind("select");
+    let mut read = strings(&select["objects_read"]);
+    read.sort();
+    assert_eq!(read, ["accounts", "audit_copy"]);
+    let role_rec = by_kind("create_role");
+    assert_eq!(role_rec["audit_class"], "ROLE");
+    assert!(
+        !role_rec["statement"].as_str().unwrap().contains("hunter2"),
+        "password leaked: {role_rec}"
+    );
+    assert!(!serde_json::to_string(&records).unwrap().contains("hunter2"));
+    assert_eq!(by_kind("grant")["class"], "dcl");
+    let update = by_kind("update");
+    assert_eq!(update["protocol"], "extended");
+    assert_eq!(strings(&update["objects_written"]), ["accounts"]);
+    assert!(update["fingerprint"].as_u64().is_some());
+    assert!(
+        st.iter()
+            .all(|r| r["parser"] != "" && r["kind"] != "unknown"),
+        "{st:#?}"
+    );
+    let sleep = st
+        .iter()
+        .find(|r| r["statement"].as_str().unwrap().contains("pg_sleep"))
+        .unwrap();
+    assert!(
+        strings(&sleep["functions"])
+            .iter()
+            .any(|f| f.contains("pg_sleep")),
+        "{sleep}"
+    );
+}

@@ -51,7 +51,7 @@ impl Proxy {
         let mut config = config_for(pg, dir.path());
         tweak(&mut config);
         let audit_path = config.audit.file.clone().expect("audit file");
-        let server = Server::bind(config, Extensions::default())
+        let server = Server::bind(config.clone(), Extensions::standard(&config))
             .await
             .expect("bind pgtrail");
         let addr = server.local_addr().expect("local addr");

@@ -1,0 +1,48 @@
+//! The SQL analyzer as the audit path's classifier.
+
+use crate::audit::builder::{Classification, Classifier};
+use crate::sql::{Analysis, Analyzer};
+
+impl Classifier for Analyzer {
+    fn classify(&self, statement: &[u8]) -> Classification {
+        let analyses = self.analyze(statement);
+        // The builder hands over one statement; should the analyzer still
+        // see several, the first decides the kind and all add their objects.
+        let Some(first) = analyses.first() else {
+            return Classification {
+                kind: "empty".into(),
+                class: "unknown".into(),
+                ..Default::default()
+            };
+        };
+        let mut c = from_analysis(first);
+        for more in analyses.iter().skip(1) {
+            c.objects_read.extend(more.objects_read.iter().cloned());
+            c.objects_written
+                .extend(more.objects_written.iter().cloned());
+            c.functions.extend(more.functions.iter().cloned());
+        }
+        if analyses.len() > 1 {
+            let texts: Vec<&str> = analyses.iter().map(|a| a.statement.text.as_str()).collect();
+            c.redacted = Some(texts.join("; "));
+        }
+        c
+    }
+}
+
+fn from_analysis(a: &Analysis) -> Classification {
+    Classification {
+        kind: a.kind.as_str().into(),
+        class: a.class.as_str().into(),
+        crud: a.crud.as_str().into(),
+        audit_class: a.audit_class.as_str().into(),
+        objects_read: a.objects_read.clone(),
+        objects_written: a.objects_written.clone(),
+        functions: a.functions.clone(),
+        parser: a.parser.as_str().into(),
+        fingerprint: a.fingerprint,
+        normalized: a.normalized.clone(),
+        redacted: Some(a.statement.text.clone()),
+        redacted_escaped: a.statement.escaped,
+    }
+}

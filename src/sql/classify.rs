@@ -1,0 +1,479 @@
+//! The leading-keyword classifier shared by all three paths: PostgreSQL's
+//! grammar starts every statement with keywords that name its kind.
+
+use super::kind::Kind;
+use super::lexer::{Tok, Token};
+
+/// Result of the leading-keyword classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KwClass {
+    pub kind: Kind,
+    /// For EXPLAIN: whether ANALYZE runs the statement, and the inner kind.
+    pub explain_analyze: bool,
+    pub inner: Kind,
+}
+
+/// Significant tokens of one statement plus its source.
+pub struct Words<'a> {
+    pub src: &'a [u8],
+    pub toks: &'a [Token],
+}
+
+impl Words<'_> {
+    #[inline]
+    pub fn is(&self, i: usize, w: &str) -> bool {
+        self.toks.get(i).is_some_and(|t| {
+            t.kind == Tok::Ident && self.src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
+        })
+    }
+    #[inline]
+    fn kind_at(&self, i: usize) -> Option<Tok> {
+        self.toks.get(i).map(|t| t.kind)
+    }
+    /// Index of the first depth-0 identifier among `words`, from `from`.
+    fn find0(&self, from: usize, words: &[&str]) -> Option<usize> {
+        let mut depth = 0i64;
+        for (k, t) in self.toks.iter().enumerate().skip(from) {
+            match t.kind {
+                Tok::LParen | Tok::LBracket => depth += 1,
+                Tok::RParen | Tok::RBracket => depth -= 1,
+                Tok::Ident if depth == 0 && words.iter().any(|w| self.is(k, w)) => return Some(k),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+const OBJECT_WORDS: &[(&str, &str)] = &[
+    ("table", "table"),
+    ("index", "index"),
+    ("sequence", "sequence"),
+    ("view", "view"),
+    ("schema", "schema"),
+    ("database", "database"),
+    ("function", "function"),
+    ("procedure", "procedure"),
+    ("routine", "routine"),
+    ("aggregate", "aggregate"),
+    ("type", "type"),
+    ("domain", "domain"),
+    ("collation", "collation"),
+    ("conversion", "conversion"),
+    ("extension", "extension"),
+    ("server", "server"),
+    ("role", "role"),
+    ("group", "role"),
+    ("language", "language"),
+    ("policy", "policy"),
+    ("publication", "publication"),
+    ("subscription", "subscription"),
+    ("rule", "rule"),
+    ("trigger", "trigger"),
+    ("tablespace", "tablespace"),
+    ("cast", "cast"),
+    ("transform", "transform"),
+    ("statistics", "statistics"),
+];
+
+/// Object type named at `i` (after CREATE/ALTER/DROP and modifiers).
+fn object_at(w: &Words, i: usize) -> Option<&'static str> {
+    if w.is(i, "materialized") {
+        return Some("materialized_view");
+    }
+    if w.is(i, "foreign") {
+        return Some(if w.is(i + 1, "table") {
+            "foreign_table"
+        } else {
+            "foreign_data_wrapper"
+        });
+    }
+    if w.is(i, "user") {
+        return Some(if w.is(i + 1, "mapping") {
+            "user_mapping"
+        } else {
+            "role"
+        });
+    }
+    if w.is(i, "operator") {
+        return Some(if w.is(i + 1, "class") {
+            "operator_class"
+        } else if w.is(i + 1, "family") {
+            "operator_family"
+        } else {
+            "operator"
+        });
+    }
+    if w.is(i, "event") {
+        return Some("event_trigger");
+    }
+    if w.is(i, "access") {
+        return Some("access_method");
+    }
+    if w.is(i, "large") {
+        return Some("large_object");
+    }
+    if w.is(i, "text") {
+        for (word, obj) in [
+            ("parser", "text_search_parser"),
+            ("dictionary", "text_search_dictionary"),
+            ("template", "text_search_template"),
+            ("configuration", "text_search_configuration"),
+        ] {
+            if w.is(i + 2, word) {
+                return Some(obj);
+            }
+        }
+        return None;
+    }
+    OBJECT_WORDS
+        .iter()
+        .find(|(word, _)| w.is(i, word))
+        .map(|(_, o)| *o)
+}
+
+fn verb_object(verb: &str, obj: &str) -> Kind {
+    let mut name = String::with_capacity(verb.len() + obj.len() + 1);
+    name.push_str(verb);
+    name.push('_');
+    name.push_str(obj);
+    Kind::from_name(&name).unwrap_or(Kind::Unknown)
+}
+
+/// Classify a statement from its leading keywords. `toks` holds the
+/// significant (non-trivia) tokens of one statement.
+pub fn classify(src: &[u8], toks: &[Token]) -> KwClass {
+    classify_depth(&Words { src, toks }, 0)
+}
+
+fn simple(kind: Kind) -> KwClass {
+    KwClass {
+        kind,
+        explain_analyze: false,
+        inner: kind,
+    }
+}
+
+fn classify_depth(w: &Words, depth: u32) -> KwClass {
+    if depth > 8 {
+        return simple(Kind::Unknown);
+    }
+    let k = match w.kind_at(0) {
+        Some(Tok::LParen) => select_like(w),
+        Some(Tok::Ident) => {
+            let is = |s: &str| w.is(0, s);
+            if is("select") {
+                select_like(w)
+            } else if is("values") || is("table") {
+                Kind::Select
+            } else if is("with") {
+                return match w.find0(
+                    1,
+                    &[
+                        "select", "insert", "update", "delete", "merge", "values", "table",
+                    ],
+                ) {
+                    Some(i) => classify_depth(
+                        &Words {
+                            src: w.src,
+                            toks: &w.toks[i..],
+                        },
+                        depth + 1,
+                    ),
+                    None => simple(Kind::Unknown),
+                };
+            } else if is("insert") {
+                Kind::Insert
+            } else if is("update") {
+                Kind::Update
+            } else if is("delete") {
+                Kind::Delete
+            } else if is("merge") {
+                Kind::Merge
+            } else if is("copy") {
+                match w.find0(1, &["from", "to"]) {
+                    Some(i) if w.is(i, "from") => Kind::CopyFrom,
+                    Some(_) => Kind::CopyTo,
+                    None => Kind::Unknown,
+                }
+            } else if is("truncate") {
+                Kind::Truncate
+            } else if is("create") {
+                create(w)
+            } else if is("alter") {
+                alter(w)
+            } else if is("drop") {
+                if w.is(1, "owned") {
+                    Kind::DropOwned
+                } else {
+                    object_at(w, 1).map_or(Kind::Unknown, |o| verb_object("drop", o))
+                }
+            } else if is("grant") {
+                if w.find0(1, &["on"]).is_some() {
+                    Kind::Grant
+                } else {
+                    Kind::GrantRole
+                }
+            } else if is("revoke") {
+                if w.find0(1, &["on"]).is_some() {
+                    Kind::Revoke
+                } else {
+                    Kind::RevokeRole
+                }
+            } else if is("begin") || is("start") {
+                Kind::Begin
+            } else if is("commit") || is("end") {
+                if w.is(1, "prepared") {
+                    Kind::CommitPrepared
+                } else {
+                    Kind::Commit
+                }
+            } else if is("rollback") || is("abort") {
+                if w.is(1, "prepared") {
+                    Kind::RollbackPrepared
+                } else if w.find0(1, &["to"]).is_some() {
+                    Kind::RollbackToSavepoint
+                } else {
+                    Kind::Rollback
+                }
+            } else if is("savepoint") {
+                Kind::Savepoint
+            } else if is("release") {
+                Kind::Release
+            } else if is("prepare") {
+                if w.is(1, "transaction") {
+                    Kind::PrepareTransaction
+                } else {
+                    Kind::Prepare
+                }
+            } else if is("set") {
+                if w.is(1, "transaction") || (w.is(1, "session") && w.is(2, "characteristics")) {
+                    Kind::SetTransaction
+                } else if w.is(1, "constraints") {
+                    Kind::SetConstraints
+                } else {
+                    Kind::Set
+                }
+            } else if is("reset") {
+                Kind::Reset
+            } else if is("show") {
+                Kind::Show
+            } else if is("discard") {
+                Kind::Discard
+            } else if is("call") {
+                Kind::Call
+            } else if is("do") {
+                Kind::Do
+            } else if is("explain") {
+                return explain(w, depth);
+            } else if is("vacuum") {
+                Kind::Vacuum
+            } else if is("analyze") || is("analyse") {
+                Kind::Analyze
+            } else if is("cluster") {
+                Kind::Cluster
+            } else if is("reindex") {
+                Kind::Reindex
+            } else if is("lock") {
+                Kind::Lock
+            } else if is("listen") {
+                Kind::Listen
+            } else if is("notify") {
+                Kind::Notify
+            } else if is("unlisten") {
+                Kind::Unlisten
+            } else if is("execute") {
+                Kind::Execute
+            } else if is("deallocate") {
+                Kind::Deallocate
+            } else if is("declare") {
+                Kind::Declare
+            } else if is("fetch") {
+                Kind::Fetch
+            } else if is("move") {
+                Kind::Move
+            } else if is("close") {
+                Kind::Close
+            } else if is("refresh") {
+                Kind::RefreshMaterializedView
+            } else if is("comment") {
+                Kind::Comment
+            } else if is("security") {
+                Kind::SecurityLabel
+            } else if is("checkpoint") {
+                Kind::Checkpoint
+            } else if is("load") {
+                Kind::Load
+            } else if is("import") {
+                Kind::ImportForeignSchema
+            } else if is("reassign") {
+                Kind::ReassignOwned
+            } else {
+                Kind::Unknown
+            }
+        }
+        _ => Kind::Unknown,
+    };
+    simple(k)
+}
+
+fn select_like(w: &Words) -> Kind {
+    if w.find0(0, &["into"]).is_some() {
+        Kind::CreateTableAs
+    } else {
+        Kind::Select
+    }
+}
+
+fn create(w: &Words) -> Kind {
+    let mut i = 1;
+    if w.is(i, "or") && w.is(i + 1, "replace") {
+        i += 2;
+    }
+    while [
+        "temp",
+        "temporary",
+        "local",
+        "global",
+        "unlogged",
+        "unique",
+        "default",
+        "trusted",
+        "procedural",
+        "constraint",
+        "recursive",
+    ]
+    .iter()
+    .any(|m| w.is(i, m))
+    {
+        i += 1;
+    }
+    match object_at(w, i) {
+        Some("table") => {
+            if w.find0(i + 1, &["as"]).is_some() {
+                Kind::CreateTableAs
+            } else {
+                Kind::CreateTable
+            }
+        }
+        Some(o) => verb_object("create", o),
+        None => Kind::Unknown,
+    }
+}
+
+fn alter(w: &Words) -> Kind {
+    if w.is(1, "system") {
+        return Kind::AlterSystem;
+    }
+    if w.is(1, "default") && w.is(2, "privileges") {
+        return Kind::AlterDefaultPrivileges;
+    }
+    object_at(w, 1).map_or(Kind::Unknown, |o| verb_object("alter", o))
+}
+
+fn explain(w: &Words, depth: u32) -> KwClass {
+    let mut i = 1;
+    let mut analyze = false;
+    if w.kind_at(1) == Some(Tok::LParen) {
+        let mut d = 0i64;
+        let mut j = 1;
+        while j < w.toks.len() {
+            match w.toks[j].kind {
+                Tok::LParen => d += 1,
+                Tok::RParen => {
+                    d -= 1;
+                    if d == 0 {
+                        break;
+                    }
+                }
+                Tok::Ident if d == 1 && (w.is(j, "analyze") || w.is(j, "analyse")) => {
+                    let off = w.is(j + 1, "false")
+                        || w.is(j + 1, "off")
+                        || w.toks
+                            .get(j + 1)
+                            .is_some_and(|t| t.kind == Tok::Num && &w.src[t.start..t.end] == b"0");
+                    analyze = !off;
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        i = j + 1;
+    } else {
+        while w.is(i, "analyze") || w.is(i, "analyse") || w.is(i, "verbose") {
+            if !w.is(i, "verbose") {
+                analyze = true;
+            }
+            i += 1;
+        }
+    }
+    let inner = match w.toks.get(i..) {
+        Some(rest) if !rest.is_empty() => {
+            classify_depth(
+                &Words {
+                    src: w.src,
+                    toks: rest,
+                },
+                depth + 1,
+            )
+            .kind
+        }
+        _ => Kind::Unknown,
+    };
+    KwClass {
+        kind: Kind::Explain,
+        explain_analyze: analyze,
+        inner,
+    }
+}
+
+/// Object type of a DDL/DCL/maintenance statement's targets (`table`,
+/// `function`, `schema`, `role`, ...), from its kind and keywords.
+pub fn object_type(src: &[u8], toks: &[Token], kind: Kind) -> Option<&'static str> {
+    let w = Words { src, toks };
+    let name = kind.as_str();
+    for verb in ["create_", "alter_", "drop_"] {
+        if let Some(obj) = name.strip_prefix(verb) {
+            return match kind {
+                Kind::CreateTableAs => Some("table"),
+                Kind::AlterDefaultPrivileges | Kind::AlterSystem => None,
+                _ => Some(obj),
+            };
+        }
+    }
+    match kind {
+        Kind::Grant | Kind::Revoke | Kind::Comment | Kind::SecurityLabel => {
+            let on = w.find0(1, &["on"])?;
+            let i = on + 1;
+            if w.is(i, "all") {
+                return Some("schema"); // ALL TABLES IN SCHEMA s: the schemas are named
+            }
+            for (word, obj) in [
+                ("column", "column"),
+                ("constraint", "constraint"),
+                ("parameter", "parameter"),
+                ("server", "server"),
+                ("foreign", "foreign_data_wrapper"),
+            ] {
+                if w.is(i, word) && !(word == "foreign" && w.is(i + 1, "table")) {
+                    return Some(if word == "foreign" && w.is(i + 1, "server") {
+                        "server"
+                    } else {
+                        obj
+                    });
+                }
+            }
+            Some(object_at(&w, i).unwrap_or("table"))
+        }
+        Kind::GrantRole | Kind::RevokeRole | Kind::ReassignOwned | Kind::DropOwned => Some("role"),
+        Kind::Reindex => Some(object_at(&w, 1).unwrap_or(if w.is(1, "system") {
+            "database"
+        } else {
+            "table"
+        })),
+        Kind::Vacuum | Kind::Analyze | Kind::Cluster | Kind::Truncate | Kind::Lock => Some("table"),
+        Kind::RefreshMaterializedView => Some("materialized_view"),
+        Kind::ImportForeignSchema => Some("schema"),
+        _ => None,
+    }
+}

@@ -1,0 +1,485 @@
+//! Token-level lexer for PostgreSQL's lexical syntax, working on raw bytes.
+//!
+//! Handles whitespace, `--` and nested `/* */` comments, unquoted identifiers
+//! and keywords (bytes >= 0x80 count as identifier characters, so invalid
+//! UTF-8 never stops it), quoted and `U&"..."` identifiers, `'...'`, `E'...'`,
+//! `N'...'`, `U&'...'`, `B'...'`, `X'...'` strings (with the newline
+//! continuation rule), dollar quoting with tags, numbers (decimal, real,
+//! `0x`/`0o`/`0b`, `_` separators), positional parameters `$n`, operators
+//! (with PostgreSQL's trailing `+`/`-` rule), `::`, punctuation and psql
+//! variables (`:name`, `:'name'`, `:"name"`, `:{?name}`), which stay text.
+//! It never fails: unterminated constructs run to the end of the input.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tok {
+    /// Whitespace (never emitted by [`tokenize`]; kept for callers that
+    /// build token lists themselves).
+    Space,
+    Comment,
+    /// Unquoted identifier or keyword.
+    Ident,
+    /// `"..."` or `U&"..."`.
+    QIdent,
+    /// Any string constant, including bit/hex strings and dollar-quoted ones.
+    Str,
+    Num,
+    /// `$1`
+    Param,
+    Op,
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    Comma,
+    Semi,
+    Colon,
+    DColon,
+    Dot,
+    PsqlVar,
+    Other,
+}
+
+impl Tok {
+    /// A constant whose value the normaliser replaces.
+    pub fn is_literal(self) -> bool {
+        matches!(self, Tok::Str | Tok::Num)
+    }
+    pub fn is_trivia(self) -> bool {
+        matches!(self, Tok::Space | Tok::Comment)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Tok,
+    pub start: usize,
+    pub end: usize,
+}
+
+#[inline]
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+#[inline]
+pub fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+const fn ident_cont_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        i += 1;
+    }
+    t
+}
+static IDENT_CONT: [bool; 256] = ident_cont_table();
+
+#[inline]
+pub fn is_ident_cont(b: u8) -> bool {
+    IDENT_CONT[b as usize]
+}
+#[inline]
+fn is_op_char(b: u8) -> bool {
+    matches!(
+        b,
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+    )
+}
+
+/// Lexer options.
+#[derive(Debug, Clone, Copy)]
+pub struct LexOptions {
+    /// `standard_conforming_strings`: when false, backslash escapes apply in
+    /// plain `'...'` strings too.
+    pub standard_strings: bool,
+}
+
+impl Default for LexOptions {
+    fn default() -> Self {
+        LexOptions {
+            standard_strings: true,
+        }
+    }
+}
+
+/// Tokenize `s` completely. Never panics, never fails.
+pub fn tokenize(s: &[u8], opts: LexOptions) -> Vec<Token> {
+    let mut out = Vec::with_capacity(s.len() / 3 + 4);
+    tokenize_into(s, opts, &mut out);
+    out
+}
+
+pub fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
+    let n = s.len();
+    let mut i = 0usize;
+    while i < n {
+        let start = i;
+        let b = s[i];
+        let kind = if is_space(b) {
+            // whitespace is not kept as a token (token offsets keep the
+            // bytes between tokens recoverable)
+            while i < n && is_space(s[i]) {
+                i += 1;
+            }
+            continue;
+        } else if b == b'-' && s.get(i + 1) == Some(&b'-') {
+            while i < n && s[i] != b'\n' && s[i] != b'\r' {
+                i += 1;
+            }
+            Tok::Comment
+        } else if b == b'/' && s.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(s, i);
+            Tok::Comment
+        } else if b == b'\'' {
+            i = scan_string(s, i + 1, !opts.standard_strings);
+            Tok::Str
+        } else if b == b'"' {
+            i = scan_quoted_ident(s, i + 1);
+            Tok::QIdent
+        } else if is_ident_start(b) {
+            // string / identifier prefixes
+            let b1 = s.get(i + 1).copied();
+            match (b | 0x20, b1) {
+                (b'e', Some(b'\'')) => {
+                    i = scan_string(s, i + 2, true);
+                    Tok::Str
+                }
+                (b'n' | b'b' | b'x', Some(b'\'')) if b < 0x80 => {
+                    i = scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
+                    Tok::Str
+                }
+                (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'\'') => {
+                    i = scan_string(s, i + 3, false);
+                    i = skip_uescape(s, i);
+                    Tok::Str
+                }
+                (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'"') => {
+                    i = scan_quoted_ident(s, i + 3);
+                    i = skip_uescape(s, i);
+                    Tok::QIdent
+                }
+                _ => {
+                    i += 1;
+                    while i < n && is_ident_cont(s[i]) {
+                        i += 1;
+                    }
+                    Tok::Ident
+                }
+            }
+        } else if b.is_ascii_digit()
+            || (b == b'.' && s.get(i + 1).is_some_and(|c| c.is_ascii_digit()))
+        {
+            i = scan_number(s, i);
+            Tok::Num
+        } else if b == b'$' {
+            match s.get(i + 1).copied() {
+                Some(c) if c.is_ascii_digit() => {
+                    i += 1;
+                    while i < n && s[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    Tok::Param
+                }
+                Some(c) if c == b'$' || (is_ident_start(c)) => match scan_dollar(s, i) {
+                    Some(e) => {
+                        i = e;
+                        Tok::Str
+                    }
+                    None => {
+                        i += 1;
+                        Tok::Other
+                    }
+                },
+                _ => {
+                    i += 1;
+                    Tok::Other
+                }
+            }
+        } else if b == b':' {
+            match s.get(i + 1).copied() {
+                Some(b':') => {
+                    i += 2;
+                    Tok::DColon
+                }
+                Some(b'=') => {
+                    i += 2;
+                    Tok::Op
+                }
+                Some(c) if is_ident_start(c) => {
+                    i += 1;
+                    while i < n && is_ident_cont(s[i]) {
+                        i += 1;
+                    }
+                    Tok::PsqlVar
+                }
+                Some(q @ (b'\'' | b'"')) => {
+                    // :'var' or :"var"
+                    let mut j = i + 2;
+                    while j < n && is_ident_cont(s[j]) {
+                        j += 1;
+                    }
+                    if j > i + 2 && s.get(j) == Some(&q) {
+                        i = j + 1;
+                        Tok::PsqlVar
+                    } else {
+                        i += 1;
+                        Tok::Colon
+                    }
+                }
+                Some(b'{') if s.get(i + 2) == Some(&b'?') => {
+                    let mut j = i + 3;
+                    while j < n && is_ident_cont(s[j]) {
+                        j += 1;
+                    }
+                    if s.get(j) == Some(&b'}') {
+                        i = j + 1;
+                        Tok::PsqlVar
+                    } else {
+                        i += 1;
+                        Tok::Colon
+                    }
+                }
+                _ => {
+                    i += 1;
+                    Tok::Colon
+                }
+            }
+        } else if is_op_char(b) {
+            i = scan_operator(s, i);
+            Tok::Op
+        } else {
+            i += 1;
+            match b {
+                b'(' => Tok::LParen,
+                b')' => Tok::RParen,
+                b'[' => Tok::LBracket,
+                b']' => Tok::RBracket,
+                b',' => Tok::Comma,
+                b';' => Tok::Semi,
+                b'.' => Tok::Dot,
+                _ => Tok::Other,
+            }
+        };
+        debug_assert!(i > start);
+        out.push(Token {
+            kind,
+            start,
+            end: i,
+        });
+    }
+}
+
+fn skip_block_comment(s: &[u8], mut i: usize) -> usize {
+    let n = s.len();
+    let mut depth = 0usize;
+    while i < n {
+        if s[i] == b'/' && s.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if s[i] == b'*' && s.get(i + 1) == Some(&b'/') {
+            depth = depth.saturating_sub(1);
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// Scan a `'`-quoted string body starting after the opening quote; returns
+/// the index after the closing quote (and any continuation segments).
+fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> usize {
+    let n = s.len();
+    loop {
+        while i < n {
+            let c = s[i];
+            if backslash && c == b'\\' {
+                i += 2;
+                continue;
+            }
+            if c == b'\'' {
+                if s.get(i + 1) == Some(&b'\'') {
+                    i += 2;
+                    continue;
+                }
+                i += 1;
+                break;
+            }
+            i += 1;
+        }
+        if i >= n {
+            return n;
+        }
+        // continuation: whitespace containing a newline, then a quote
+        let mut j = i;
+        let mut newline = false;
+        while j < n && is_space(s[j]) {
+            newline |= s[j] == b'\n' || s[j] == b'\r';
+            j += 1;
+        }
+        if newline && s.get(j) == Some(&b'\'') {
+            i = j + 1;
+            continue;
+        }
+        return i;
+    }
+}
+
+fn scan_quoted_ident(s: &[u8], mut i: usize) -> usize {
+    let n = s.len();
+    while i < n {
+        if s[i] == b'"' {
+            if s.get(i + 1) == Some(&b'"') {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// After a U& literal: optional `UESCAPE 'c'`.
+fn skip_uescape(s: &[u8], i: usize) -> usize {
+    let n = s.len();
+    let mut j = i;
+    while j < n && is_space(s[j]) {
+        j += 1;
+    }
+    if j + 7 <= n
+        && s[j..j + 7].eq_ignore_ascii_case(b"uescape")
+        && !s.get(j + 7).is_some_and(|&c| is_ident_cont(c))
+    {
+        let mut k = j + 7;
+        while k < n && is_space(s[k]) {
+            k += 1;
+        }
+        if s.get(k) == Some(&b'\'') {
+            return scan_string(s, k + 1, false);
+        }
+    }
+    i
+}
+
+fn scan_digits(s: &[u8], mut i: usize, ok: fn(u8) -> bool) -> usize {
+    let n = s.len();
+    while i < n && (ok(s[i]) || (s[i] == b'_' && s.get(i + 1).is_some_and(|&c| ok(c)))) {
+        i += 1;
+    }
+    i
+}
+
+fn scan_number(s: &[u8], mut i: usize) -> usize {
+    let n = s.len();
+    if s[i] == b'0' {
+        let radix: Option<fn(u8) -> bool> = match s.get(i + 1).map(|c| c | 0x20) {
+            Some(b'x') => Some(|c: u8| c.is_ascii_hexdigit()),
+            Some(b'o') => Some(|c: u8| (b'0'..=b'7').contains(&c)),
+            Some(b'b') => Some(|c: u8| c == b'0' || c == b'1'),
+            _ => None,
+        };
+        if let Some(f) = radix {
+            let j = scan_digits(s, i + 2, f);
+            if j > i + 2 {
+                return j;
+            }
+        }
+    }
+    let digit = |c: u8| c.is_ascii_digit();
+    i = scan_digits(s, i, digit);
+    if i < n && s[i] == b'.' && s.get(i + 1) != Some(&b'.') {
+        i = scan_digits(s, i + 1, digit);
+    }
+    if i < n && (s[i] | 0x20) == b'e' {
+        let mut j = i + 1;
+        if j < n && (s[j] == b'+' || s[j] == b'-') {
+            j += 1;
+        }
+        if j < n && s[j].is_ascii_digit() {
+            i = scan_digits(s, j, digit);
+        }
+    }
+    i
+}
+
+/// `$tag$ ... $tag$` starting at `i` (which is `$`). None if not a valid tag.
+fn scan_dollar(s: &[u8], i: usize) -> Option<usize> {
+    let n = s.len();
+    let mut j = i + 1;
+    while j < n && s[j] != b'$' {
+        if !(is_ident_cont(s[j]) && s[j] != b'$') {
+            return None;
+        }
+        j += 1;
+    }
+    if j >= n {
+        return None;
+    }
+    let tag = &s[i..=j];
+    let body = j + 1;
+    let mut k = body;
+    while k < n {
+        if s[k] == b'$' && s[k..].starts_with(tag) {
+            return Some(k + tag.len());
+        }
+        k += 1;
+    }
+    Some(n)
+}
+
+fn scan_operator(s: &[u8], i: usize) -> usize {
+    let n = s.len();
+    let mut j = i;
+    while j < n && is_op_char(s[j]) {
+        if j > i
+            && ((s[j] == b'-' && s.get(j + 1) == Some(&b'-'))
+                || (s[j] == b'/' && s.get(j + 1) == Some(&b'*')))
+        {
+            break;
+        }
+        j += 1;
+    }
+    let mut len = j - i;
+    if len > 1 {
+        let op = &s[i..j];
+        let special = op.iter().any(|c| {
+            matches!(
+                c,
+                b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`' | b'?'
+            )
+        });
+        if !special {
+            while len > 1 && (op[len - 1] == b'+' || op[len - 1] == b'-') {
+                len -= 1;
+            }
+        }
+    }
+    i + len.max(1)
+}
+
+/// Case-insensitive keyword comparison for an identifier token.
+#[inline]
+pub fn kw(src: &[u8], t: &Token, word: &str) -> bool {
+    t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(word.as_bytes())
+}
