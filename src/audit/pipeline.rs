@@ -146,7 +146,7 @@ impl Writer {
                 while let Ok(envelope) = rx.try_recv() {
                     open = self.handle(envelope);
                     handled += 1;
-                    if handled % FLUSH_EVERY == 0 {
+                    if handled.is_multiple_of(FLUSH_EVERY) {
                         self.flush();
                     }
                     if !open {
