@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::postgres::PgCluster;
-use crate::harness::proxy::{connect, fresh_db, Proxy};
+use crate::harness::proxy::{connect, fresh_db, wait_for, Proxy};
 use crate::harness::raw;
 
 /// A proxy whose startup timeout is short, so a silent client cannot stall a test.
@@ -255,17 +255,6 @@ async fn client_vanishes_mid_copy() {
         .get(0);
     assert_eq!(n, 0, "a COPY without CopyDone must not commit");
     still_works(&proxy, pg, &db, &parallel).await;
-}
-
-async fn wait_for(client: &tokio_postgres::Client, sql: &str, want: i64) {
-    for _ in 0..200 {
-        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
-        if n == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{sql} never returned {want}");
 }
 
 async fn wait_for_zero(client: &tokio_postgres::Client, sql: &str) {

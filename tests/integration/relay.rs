@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::harness::proxy::{connect, fresh_db, statements, Proxy};
+use crate::harness::proxy::{connect, fresh_db, statements, wait_for, Proxy};
 use crate::harness::raw;
 
 #[tokio::test]
@@ -222,7 +222,7 @@ async fn cancel_reaches_the_right_backend() {
         .await
         .unwrap();
     let active = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'";
-    wait_for_count(&direct, active, 1).await;
+    wait_for(&direct, active, 1).await;
     // A wrong secret cancels nothing.
     raw::cancel(proxy.addr, pid, secret.wrapping_add(1)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -237,16 +237,5 @@ async fn cancel_reaches_the_right_backend() {
         started.elapsed()
     );
     assert_eq!(raw::sqlstate(&msgs).as_deref(), Some("57014"));
-    wait_for_count(&direct, active, 0).await;
-}
-
-async fn wait_for_count(client: &tokio_postgres::Client, sql: &str, want: i64) {
-    for _ in 0..100 {
-        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
-        if n == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{sql} never returned {want}");
+    wait_for(&direct, active, 0).await;
 }

@@ -162,3 +162,19 @@ pub fn fresh_db(prefix: &str) -> (&'static PgCluster, String) {
     pg.create_database(&db);
     (pg, db)
 }
+
+/// Polls a `SELECT count(*)` until it returns `want` (10 s at most).
+pub async fn wait_for(client: &tokio_postgres::Client, sql: &str, want: i64) {
+    for _ in 0..200 {
+        let n: i64 = client
+            .query_one(sql, &[])
+            .await
+            .expect("count query")
+            .get(0);
+        if n == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{sql} never returned {want}");
+}
