@@ -94,6 +94,18 @@ else
     log "system packages: all present"
 fi
 
+# Python drivers for the driver tests (tests/python/drivers.py).
+if ! python3 -c "import asyncpg, psycopg" 2>/dev/null; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        log "apt-get install python3-pip"
+        if [[ $(id -u) == 0 ]]; then apt-get install -y -q python3-pip; else sudo apt-get install -y -q python3-pip; fi
+    fi
+    log "pip install asyncpg psycopg[binary]"
+    # Debian's own python3 is "externally managed" (PEP 668): allow it there.
+    python3 -m pip install --quiet asyncpg "psycopg[binary]" 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages asyncpg "psycopg[binary]"
+fi
+
 # Rust toolchain, only when cargo is missing.
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
@@ -120,7 +132,7 @@ else
         log "rust: $(cargo --version)"
     else
         log "cargo is missing and this distribution has no rustup package."
-        log "install Rust (1.80 or newer) with:"
+        log "install Rust (1.88 or newer) with:"
         log "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --component rustfmt,clippy"
         log "then: source \"\$HOME/.cargo/env\" and run this script again"
         exit 1

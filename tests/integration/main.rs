@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod clients;
 mod events;
+mod python;
 mod relay;
 mod startup;
 mod tls;
