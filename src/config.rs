@@ -232,7 +232,8 @@ pub enum QueueFullPolicy {
 pub struct AuditConfig {
     /// JSON Lines output; used when no ClickHouse URL is set.
     pub file: Option<PathBuf>,
-    /// ClickHouse HTTP URL (delivery lands in a later release).
+    /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123`; records go there
+    /// (as well as to `file` when both are set).
     pub clickhouse_url: Option<String>,
     /// Identifies this pgtrail in records; generated at start when unset.
     pub instance_id: Option<String>,
@@ -244,6 +245,59 @@ pub struct AuditConfig {
     /// Statement text longer than this is cut (at a character boundary) and
     /// flagged `statement_truncated`.
     pub max_statement_bytes: usize,
+    /// ClickHouse database, credentials, batching and schema options.
+    pub clickhouse: ClickHouseConfig,
+}
+
+/// `[audit.clickhouse]`: used when `audit.clickhouse_url` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// Database holding `statements`, `sessions`, `gaps`, `schema_migrations`.
+    pub database: String,
+    pub user: String,
+    pub password: Secret,
+    /// A batch is sent when it holds this many rows ...
+    pub batch_rows: usize,
+    /// ... or when its first row is this old, whichever comes first.
+    pub batch_ms: u64,
+    /// Row TTL on modern servers (on 18.16: drop old partitions yourself).
+    pub retention_days: u32,
+    /// Cluster name: tables are created `ON CLUSTER`, replicated, behind
+    /// Distributed tables.
+    pub cluster: Option<String>,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            database: "pgtrail".into(),
+            user: "default".into(),
+            password: Secret::default(),
+            batch_rows: 10_000,
+            batch_ms: 1000,
+            retention_days: 365,
+            cluster: None,
+        }
+    }
+}
+
+impl ClickHouseConfig {
+    /// The schema options these keys imply.
+    pub fn schema_options(&self) -> crate::audit::clickhouse::schema::SchemaOptions {
+        crate::audit::clickhouse::schema::SchemaOptions {
+            database: self.database.clone(),
+            retention_days: self.retention_days,
+            cluster: self.cluster.clone(),
+        }
+    }
+}
+
+/// A plain ClickHouse identifier (no quoting questions in DDL).
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl Default for AuditConfig {
@@ -256,6 +310,7 @@ impl Default for AuditConfig {
             queue_full: QueueFullPolicy::FailClosed,
             log_parameters: false,
             max_statement_bytes: 1 << 20,
+            clickhouse: ClickHouseConfig::default(),
         }
     }
 }
@@ -360,6 +415,24 @@ impl Config {
         if self.audit.queue_capacity == 0 {
             return err("audit.queue_capacity must be at least 1".into());
         }
+        let ch = &self.audit.clickhouse;
+        if !is_identifier(&ch.database) {
+            return err(format!(
+                "audit.clickhouse.database {:?} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                ch.database
+            ));
+        }
+        if let Some(c) = ch.cluster.as_deref().filter(|c| !is_identifier(c)) {
+            return err(format!(
+                "audit.clickhouse.cluster {c:?} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"
+            ));
+        }
+        if ch.batch_rows == 0 || ch.batch_ms == 0 || ch.retention_days == 0 {
+            return err(
+                "audit.clickhouse.batch_rows, batch_ms and retention_days must be at least 1"
+                    .into(),
+            );
+        }
         if self.auth.mode == AuthMode::Proxy && self.auth.users_file.is_none() {
             return err("auth.users_file is required when auth.mode = \"proxy\"".into());
         }
@@ -462,6 +535,7 @@ mod tests {
         c.audit.file = Some("x".into());
         c.audit.clickhouse_url = Some("x".into());
         c.audit.instance_id = Some("x".into());
+        c.audit.clickhouse.cluster = Some("x".into());
         c
     }
 
@@ -475,6 +549,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn clickhouse_names_are_identifiers() {
+        let c = Config::from_toml("[audit.clickhouse]\ndatabase = \"a-b\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("audit.clickhouse.database"));
+        let c = Config::from_toml("[audit.clickhouse]\ncluster = \"x y\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("audit.clickhouse.cluster"));
     }
 
     #[test]

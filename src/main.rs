@@ -28,8 +28,21 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Print the ClickHouse DDL (database, tables, schema_migrations).
+    Schema(SchemaArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct SchemaArgs {
+    /// ClickHouse server version the DDL is for, e.g. 24.8 or 18.16
+    /// (servers before 20.1 get the degraded schema).
+    #[arg(long, default_value = "24.8")]
+    server_version: String,
+    /// Take database, retention_days and cluster from this configuration.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +104,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::CheckConfig { file } => check_config(&file),
         Command::User { action } => user(action),
+        Command::Schema(args) => schema(&args),
         Command::Version => {
             println!("pgtrail {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -172,6 +186,26 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
+}
+
+fn schema(args: &SchemaArgs) -> Result<(), String> {
+    use pgtrail::audit::clickhouse::schema;
+    let version = schema::ServerVersion::parse(&args.server_version).ok_or_else(|| {
+        format!(
+            "--server-version {:?}: expected MAJOR.MINOR",
+            args.server_version
+        )
+    })?;
+    let config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    config.validate().map_err(|e| e.to_string())?;
+    print!(
+        "{}",
+        schema::script(version, &config.audit.clickhouse.schema_options())
+    );
+    Ok(())
 }
 
 fn check_config(file: &Path) -> Result<(), String> {

@@ -11,6 +11,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
+use crate::audit::clickhouse::ClickHouseSink;
 use crate::audit::jsonl::JsonlSink;
 use crate::audit::{pipeline, AuditSink, AuditWorker};
 use crate::auth::users::Users;
@@ -208,11 +209,13 @@ fn start_audit(
             JsonlSink::open(path).map_err(|e| format!("audit.file {}: {e}", path.display()))?;
         sinks.push(Box::new(sink));
     }
-    if audit.clickhouse_url.is_some() {
-        tracing::warn!("audit.clickhouse_url is set, but ClickHouse delivery is not built yet; records go to audit.file only");
+    if let Some(url) = &audit.clickhouse_url {
+        let sink = ClickHouseSink::start(url, &audit.clickhouse)
+            .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
+        sinks.push(Box::new(sink));
     }
     if sinks.is_empty() {
-        tracing::warn!("no audit destination configured (audit.file): audit records are discarded");
+        tracing::warn!("no audit destination configured (audit.file, audit.clickhouse_url): audit records are discarded");
     }
     let instance_id = audit
         .instance_id

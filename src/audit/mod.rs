@@ -2,6 +2,7 @@
 
 pub mod builder;
 mod classify;
+pub mod clickhouse;
 pub mod event;
 pub mod jsonl;
 pub mod pipeline;

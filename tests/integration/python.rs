@@ -9,11 +9,22 @@ use crate::harness::proxy::{statements, Proxy};
 fn run_drivers(pg: &PgCluster, port: u16, db: &str) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/drivers.py");
     let out = Command::new("python3")
-        .args([script, "127.0.0.1", &port.to_string(), pg.superuser(), pg.password(), db])
+        .args([
+            script,
+            "127.0.0.1",
+            &port.to_string(),
+            pg.superuser(),
+            pg.password(),
+            db,
+        ])
         .output()
         .expect("run python3 (scripts/install-deps.sh installs asyncpg and psycopg)");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "drivers.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "drivers.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -28,17 +39,31 @@ async fn asyncpg_and_psycopg_behave_as_directly() {
     let port = proxy.port();
     let (direct, proxied) = tokio::task::spawn_blocking(move || {
         let pg = PgCluster::shared();
-        (run_drivers(pg, pg.port(), &direct_db), run_drivers(pg, port, &proxied_db))
+        (
+            run_drivers(pg, pg.port(), &direct_db),
+            run_drivers(pg, port, &proxied_db),
+        )
     })
     .await
     .expect("driver runs");
     assert_eq!(direct, proxied);
-    assert!(direct.contains("asyncpg cursor rows 200") && direct.contains("psycopg count 150"), "{direct}");
+    assert!(
+        direct.contains("asyncpg cursor rows 200") && direct.contains("psycopg count 150"),
+        "{direct}"
+    );
     let records = proxy.stop().await;
     let st = statements(&records);
-    let inserts = st.iter().filter(|r| r["kind"] == "insert" && r["success"] == true).count();
-    assert!(inserts >= 300, "executemany and pipeline inserts audited one by one: {inserts}");
-    assert!(st.iter().any(|r| r["kind"] == "copy_from" && r["rows"] == 50));
+    let inserts = st
+        .iter()
+        .filter(|r| r["kind"] == "insert" && r["success"] == true)
+        .count();
+    assert!(
+        inserts >= 300,
+        "executemany and pipeline inserts audited one by one: {inserts}"
+    );
+    assert!(st
+        .iter()
+        .any(|r| r["kind"] == "copy_from" && r["rows"] == 50));
     assert!(st.iter().any(|r| r["sqlstate"] == "23505"));
     assert!(st.iter().any(|r| r["sqlstate"] == "22012"));
     assert!(st.iter().all(|r| r["kind"] != "unknown"), "{st:#?}");

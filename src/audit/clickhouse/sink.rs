@@ -1,0 +1,450 @@
+//! `ClickHouseSink`: batches records into `statements`, `sessions` and
+//! `gaps` and sends them with the `clickhouse` crate (HTTP, RowBinary, LZ4).
+//!
+//! Threads and back-pressure: `write()` runs on the audit writer thread,
+//! which is inside its own tokio runtime, so it cannot block on network I/O
+//! there. It converts the record to a row and puts it on a bounded channel
+//! (`MAX_PENDING_BATCHES * batch_rows` rows) to a dedicated sender thread,
+//! which owns a current-thread runtime and the HTTP client. The sender
+//! thread forms batches (`batch_rows` rows, or `batch_ms` after the first
+//! row, whichever comes first; its own clock, so a quiet proxy still
+//! delivers its last rows on time) and sends them. When ClickHouse is slow
+//! or down, the channel fills and `write()` blocks: the writer stops
+//! draining the audit queue, and the queue's own policy decides
+//! (`fail_closed`: statements wait; `fail_open`: gap records). That moment
+//! is logged as an error once per episode.
+//!
+//! Failures: a batch that fails is kept and retried with exponential backoff
+//! (100 ms doubling to 5 s, with jitter), forever, whatever the error: a
+//! permanent error (schema mismatch) is logged at error level with
+//! ClickHouse's message and retried too, so nothing is dropped silently. On
+//! a failure the schema is checked again before the next attempt (an
+//! operator may have dropped a table). Memory holds at most the channel plus
+//! one batch. There is no durable spool yet (issue 4, next step): records
+//! held here are lost if pgtrail dies, and at shutdown the sender gives up
+//! after `SHUTDOWN_GRACE` of failed retries, logging how many rows it could
+//! not deliver (they are still in `audit.file` when that is set). Retries
+//! are idempotent because the tables deduplicate on `(instance_id, seq)`
+//! (see `schema`).
+//!
+//! Why the crate works on 18.16: it sends `INSERT INTO t(cols) FORMAT
+//! RowBinary` with `decompress=1` and ClickHouse's LZ4 block framing, both of
+//! which 18.16 understands; version 0.13 does no schema validation. Two
+//! adjustments: queries (`SELECT version()`, DDL, `schema_migrations`) go
+//! through a client without compression, because 18.16 answers
+//! `compress=1` + `FORMAT RowBinary` with an empty body; and the only
+//! version-dependent setting, `async_insert=0`, is sent to servers that have
+//! it (21.11+).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, Compression, Row};
+use serde::Serialize;
+
+use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
+use super::schema::{self, SchemaOptions, ServerVersion};
+use crate::audit::pipeline::AuditSink;
+use crate::audit::record::Record;
+use crate::config::ClickHouseConfig;
+
+/// Batches the channel may hold beyond the one being sent.
+const MAX_PENDING_BATCHES: usize = 4;
+/// After the sink is dropped, failed sends are retried this long.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const END_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Delivery counters.
+#[derive(Debug, Default)]
+pub struct ClickHouseStats {
+    /// Batches ClickHouse acknowledged.
+    pub batches_sent: AtomicU64,
+    /// Failed attempts (each is retried).
+    pub batches_failed: AtomicU64,
+    pub rows_sent: AtomicU64,
+    /// Rows given up at shutdown after `SHUTDOWN_GRACE` of failures.
+    pub rows_lost: AtomicU64,
+    /// Times `write()` found the in-memory backlog full and had to wait.
+    pub backlog_full: AtomicU64,
+}
+
+struct Shared {
+    stats: ClickHouseStats,
+    /// Set when the sink is dropped: retry until then, then give up.
+    give_up_at: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn give_up_at(&self) -> Option<Instant> {
+        *self.give_up_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct ClickHouseSink {
+    url: String,
+    capacity: usize,
+    tx: Option<SyncSender<AnyRow>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    /// Whether the backlog was full at the last write (log once per episode).
+    backlog_full: bool,
+}
+
+impl ClickHouseSink {
+    /// Starts the sender thread. The server is contacted there (version,
+    /// schema), so pgtrail starts even when ClickHouse is down.
+    pub fn start(url: &str, config: &ClickHouseConfig) -> io::Result<ClickHouseSink> {
+        let capacity = config.batch_rows.saturating_mul(MAX_PENDING_BATCHES).max(1);
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        let shared = Arc::new(Shared {
+            stats: ClickHouseStats::default(),
+            give_up_at: Mutex::new(None),
+        });
+        let mut base = Client::default()
+            .with_url(url)
+            .with_user(config.user.clone());
+        if !config.password.0.is_empty() {
+            base = base.with_password(config.password.0.clone());
+        }
+        // Inserts are LZ4-compressed; answers to queries are not (18.16
+        // sends an empty body for compressed RowBinary results; they are tiny).
+        let admin = base.clone().with_compression(Compression::None);
+        let client = base
+            .with_compression(Compression::Lz4)
+            .with_database(config.database.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let sender = Sender {
+            admin,
+            client,
+            options: config.schema_options(),
+            batch_rows: config.batch_rows.max(1),
+            batch_wait: Duration::from_millis(config.batch_ms.max(1)),
+            version: None,
+            shared: shared.clone(),
+            statements: Vec::new(),
+            sessions: Vec::new(),
+            gaps: Vec::new(),
+            failures: 0,
+            url: url.to_string(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("pgtrail-clickhouse".into())
+            .spawn(move || sender.run(rx, runtime))?;
+        Ok(ClickHouseSink {
+            url: url.to_string(),
+            capacity,
+            tx: Some(tx),
+            thread: Some(thread),
+            shared,
+            backlog_full: false,
+        })
+    }
+
+    pub fn stats(&self) -> &ClickHouseStats {
+        &self.shared.stats
+    }
+}
+
+fn sender_gone() -> io::Error {
+    io::Error::other("the ClickHouse sender thread has stopped")
+}
+
+impl AuditSink for ClickHouseSink {
+    fn name(&self) -> String {
+        format!("clickhouse:{}", self.url)
+    }
+
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        let row = AnyRow::from_record(record);
+        let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
+        match tx.try_send(row) {
+            Ok(()) => {
+                self.backlog_full = false;
+                Ok(())
+            }
+            Err(TrySendError::Full(row)) => {
+                if !self.backlog_full {
+                    self.backlog_full = true;
+                    self.shared
+                        .stats
+                        .backlog_full
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        rows = self.capacity,
+                        "ClickHouse backlog full (held in memory, no spool yet): the audit writer waits for ClickHouse, so the audit queue fills and its queue_full policy applies"
+                    );
+                }
+                tx.send(row).map_err(|_| sender_gone())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(sender_gone()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Batching is time-driven in the sender thread; nothing to push here.
+        match &self.thread {
+            Some(t) if !t.is_finished() => Ok(()),
+            _ => Err(sender_gone()),
+        }
+    }
+}
+
+impl Drop for ClickHouseSink {
+    /// Sends what is buffered (retrying for up to `SHUTDOWN_GRACE`), then
+    /// stops the sender thread.
+    fn drop(&mut self) {
+        *self
+            .shared
+            .give_up_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SHUTDOWN_GRACE);
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("ClickHouse sender thread panicked");
+            }
+        }
+        let s = &self.shared.stats;
+        tracing::info!(
+            batches_sent = s.batches_sent.load(Ordering::Relaxed),
+            batches_failed = s.batches_failed.load(Ordering::Relaxed),
+            rows_sent = s.rows_sent.load(Ordering::Relaxed),
+            rows_lost = s.rows_lost.load(Ordering::Relaxed),
+            "ClickHouse sink stopped"
+        );
+    }
+}
+
+/// The sender thread's state.
+struct Sender {
+    /// No database selected (DDL names it).
+    admin: Client,
+    client: Client,
+    options: SchemaOptions,
+    batch_rows: usize,
+    batch_wait: Duration,
+    /// Known once the schema is in place; cleared after a failed send.
+    version: Option<ServerVersion>,
+    shared: Arc<Shared>,
+    statements: Vec<StatementRow>,
+    sessions: Vec<SessionRow>,
+    gaps: Vec<GapRow>,
+    /// Consecutive failed attempts.
+    failures: u32,
+    url: String,
+}
+
+impl Sender {
+    fn run(mut self, rx: Receiver<AnyRow>, rt: tokio::runtime::Runtime) {
+        if let Err(e) = rt.block_on(self.ensure_schema()) {
+            tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records are held and retried");
+        }
+        let mut first_row_at: Option<Instant> = None;
+        loop {
+            let wait = first_row_at.map_or(Duration::from_secs(3600), |t| {
+                (t + self.batch_wait).saturating_duration_since(Instant::now())
+            });
+            match rx.recv_timeout(wait) {
+                Ok(row) => {
+                    let at = *first_row_at.get_or_insert_with(Instant::now);
+                    self.push(row);
+                    if self.len() >= self.batch_rows || at.elapsed() >= self.batch_wait {
+                        self.send(&rt);
+                        first_row_at = None;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.len() > 0 {
+                        self.send(&rt);
+                    }
+                    first_row_at = None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.len() > 0 {
+                        self.send(&rt);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, row: AnyRow) {
+        match row {
+            AnyRow::Statement(r) => self.statements.push(*r),
+            AnyRow::Session(r) => self.sessions.push(*r),
+            AnyRow::Gap(r) => self.gaps.push(r),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.statements.len() + self.sessions.len() + self.gaps.len()
+    }
+
+    /// Sends the batch, retrying until it is acknowledged (or, after the
+    /// sink was dropped, until `SHUTDOWN_GRACE` has passed).
+    fn send(&mut self, rt: &tokio::runtime::Runtime) {
+        let stats = &self.shared.clone();
+        let stats = &stats.stats;
+        loop {
+            let rows = self.len() as u64;
+            match rt.block_on(self.try_send()) {
+                Ok(()) => {
+                    stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+                    stats.rows_sent.fetch_add(rows, Ordering::Relaxed);
+                    if self.failures > 0 {
+                        tracing::info!(
+                            failed_attempts = self.failures,
+                            "ClickHouse delivery resumed"
+                        );
+                    }
+                    self.failures = 0;
+                    return;
+                }
+                Err(e) => {
+                    stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+                    self.failures += 1;
+                    self.version = None;
+                    if self.failures == 1 || self.failures.is_multiple_of(20) {
+                        tracing::error!(url = %self.url, error = %e, rows = self.len(), attempts = self.failures, "ClickHouse insert failed; the batch is kept and retried");
+                    } else {
+                        tracing::debug!(error = %e, "ClickHouse insert failed again");
+                    }
+                    if self
+                        .shared
+                        .give_up_at()
+                        .is_some_and(|t| Instant::now() >= t)
+                    {
+                        let lost = self.len() as u64;
+                        stats.rows_lost.fetch_add(lost, Ordering::Relaxed);
+                        tracing::error!(
+                            rows = lost,
+                            "pgtrail is stopping and ClickHouse still fails: these audit rows were NOT delivered (they are in audit.file if it is set; the durable spool is not built yet)"
+                        );
+                        self.statements.clear();
+                        self.sessions.clear();
+                        self.gaps.clear();
+                        return;
+                    }
+                    std::thread::sleep(backoff(self.failures));
+                }
+            }
+        }
+    }
+
+    /// One attempt: each table's rows in one INSERT; a table that succeeded
+    /// is not sent again if a later one fails.
+    async fn try_send(&mut self) -> Result<(), String> {
+        let version = match self.version {
+            Some(v) => v,
+            None => self.ensure_schema().await?,
+        };
+        insert(&self.client, version, "statements", &mut self.statements).await?;
+        insert(&self.client, version, "sessions", &mut self.sessions).await?;
+        insert(&self.client, version, "gaps", &mut self.gaps).await?;
+        Ok(())
+    }
+
+    /// Reads the server version and creates what is missing.
+    async fn ensure_schema(&mut self) -> Result<ServerVersion, String> {
+        let text: String = self
+            .admin
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .map_err(|e| format!("SELECT version(): {e}"))?;
+        let version = ServerVersion::parse(&text)
+            .ok_or_else(|| format!("unrecognised ClickHouse version {text:?}"))?;
+        for ddl in schema::statements(version, &self.options) {
+            self.admin
+                .query(&ddl)
+                .execute()
+                .await
+                .map_err(|e| format!("schema: {e}\n{ddl}"))?;
+        }
+        let applied: u64 = self
+            .admin
+            .query(&schema::migration_applied_query(&self.options))
+            .fetch_one()
+            .await
+            .map_err(|e| format!("schema_migrations: {e}"))?;
+        if applied == 0 {
+            self.admin
+                .query(&schema::record_migration(&self.options))
+                .execute()
+                .await
+                .map_err(|e| format!("schema_migrations: {e}"))?;
+        }
+        if self.version.is_none() && self.failures == 0 {
+            tracing::info!(
+                version = %text,
+                modern = version.is_modern(),
+                database = %self.options.database,
+                schema_version = schema::SCHEMA_VERSION,
+                "ClickHouse schema ready"
+            );
+        }
+        self.version = Some(version);
+        Ok(version)
+    }
+}
+
+async fn insert<T: Row + Serialize>(
+    client: &Client,
+    version: ServerVersion,
+    table: &str,
+    rows: &mut Vec<T>,
+) -> Result<(), String> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let fail = |e: clickhouse::error::Error| format!("INSERT INTO {table}: {e}");
+    let mut insert = client
+        .insert::<T>(table)
+        .map_err(fail)?
+        .with_timeouts(Some(SEND_TIMEOUT), Some(END_TIMEOUT));
+    if version.has_async_insert() {
+        insert = insert.with_option("async_insert", "0");
+    }
+    for row in rows.iter() {
+        insert.write(row).await.map_err(fail)?;
+    }
+    insert.end().await.map_err(fail)?;
+    rows.clear();
+    Ok(())
+}
+
+/// 100 ms doubling to 5 s, minus up to a quarter at random.
+fn backoff(failures: u32) -> Duration {
+    let base = BACKOFF_MIN
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
+        .min(BACKOFF_MAX);
+    let mut b = [0u8; 1];
+    let jitter = if getrandom::fill(&mut b).is_ok() {
+        base / 4 * u32::from(b[0]) / 255
+    } else {
+        Duration::ZERO
+    };
+    base - jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= BACKOFF_MIN && backoff(1) >= BACKOFF_MIN * 3 / 4);
+        assert!(backoff(3) >= Duration::from_millis(300));
+        assert!(backoff(50) <= BACKOFF_MAX);
+    }
+}
