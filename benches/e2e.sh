@@ -225,13 +225,16 @@ for mode in $MODES; do
     for clients in $CLIENTS; do
         for target in $TARGETS; do
             svc_log "pgbench -S -M $mode -c $clients -T $DURATION -> $target"
+            pid=
+            [[ "$target" == pgtrail ]] && pid=$PGTRAIL_PID
+            [[ "$target" == pgbouncer ]] && pid=$(cat "$BOUNCER_PID_FILE" 2>/dev/null || true)
             before=0
-            [[ "$target" == pgtrail ]] && before=$(svc_cpu_ticks "$PGTRAIL_PID")
+            [[ -n "$pid" ]] && before=$(svc_cpu_ticks "$pid")
             run_pgbench "$target" "$mode" "$clients"
-            if [[ "$target" == pgtrail ]]; then
-                after=$(svc_cpu_ticks "$PGTRAIL_PID")
-                kill -0 "$PGTRAIL_PID" 2>/dev/null || svc_die "pgtrail died (log: $TMP/pgtrail.log)"
-                CPU_ROWS+=("$mode $clients $((after - before)) $XACTS")
+            if [[ -n "$pid" ]]; then
+                after=$(svc_cpu_ticks "$pid")
+                kill -0 "$pid" 2>/dev/null || svc_die "$target died"
+                CPU_ROWS+=("$mode $clients $target $((after - before)) $XACTS")
             fi
             [[ "$target" == direct ]] && DIRECT_TPS[$mode-$clients]=$TPS
             ROWS+=("$mode $clients $target $TPS $LAT $P99")
@@ -254,13 +257,13 @@ done
 
 if ((${#CPU_ROWS[@]})); then
     echo
-    echo "pgtrail CPU (utime+stime) per 1,000 statements (= microseconds per statement):"
-    printf '%-9s %7s %12s %10s %12s\n' mode clients statements "cpu s" "cpu ms/1k"
+    echo "proxy CPU (utime+stime) per 1,000 statements (= microseconds per statement):"
+    printf '%-9s %7s  %-9s %12s %10s %12s\n' mode clients target statements "cpu s" "cpu ms/1k"
     for row in "${CPU_ROWS[@]}"; do
-        read -r mode clients ticks xacts <<<"$row"
-        awk -v m="$mode" -v c="$clients" -v t="$ticks" -v x="$xacts" -v hz="$CLK_TCK" 'BEGIN {
+        read -r mode clients target ticks xacts <<<"$row"
+        awk -v m="$mode" -v c="$clients" -v g="$target" -v t="$ticks" -v x="$xacts" -v hz="$CLK_TCK" 'BEGIN {
             s = t / hz
-            printf "%-9s %7s %12d %10.2f %12.3f\n", m, c, x, s, (x > 0 ? s * 1000 / (x / 1000) : 0)
+            printf "%-9s %7s  %-9s %12d %10.2f %12.3f\n", m, c, g, x, s, (x > 0 ? s * 1000 / (x / 1000) : 0)
         }'
     done
     if [[ -f "$TMP/audit.jsonl" ]]; then
