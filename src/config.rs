@@ -245,6 +245,17 @@ pub struct AuditConfig {
     /// Statement text longer than this is cut (at a character boundary) and
     /// flagged `statement_truncated`.
     pub max_statement_bytes: usize,
+    /// Durable spool for records bound for ClickHouse: each record is
+    /// fsynced here before it is sent, and deleted once ClickHouse has
+    /// acknowledged it, so an outage or a restart loses nothing. Also keeps
+    /// the generated instance id and the sequence across restarts.
+    /// `None`: records wait in memory only.
+    pub spool_dir: Option<PathBuf>,
+    /// When the spool holds this much, the audit writer waits for
+    /// ClickHouse (and the audit queue's `queue_full` policy applies).
+    pub spool_max_bytes: u64,
+    /// Size at which a new spool segment file is started.
+    pub spool_segment_bytes: u64,
     /// ClickHouse database, credentials, batching and schema options.
     pub clickhouse: ClickHouseConfig,
 }
@@ -310,6 +321,9 @@ impl Default for AuditConfig {
             queue_full: QueueFullPolicy::FailClosed,
             log_parameters: false,
             max_statement_bytes: 1 << 20,
+            spool_dir: None,
+            spool_max_bytes: 1 << 30,
+            spool_segment_bytes: 64 << 20,
             clickhouse: ClickHouseConfig::default(),
         }
     }
@@ -414,6 +428,9 @@ impl Config {
         }
         if self.audit.queue_capacity == 0 {
             return err("audit.queue_capacity must be at least 1".into());
+        }
+        if self.audit.spool_max_bytes == 0 || self.audit.spool_segment_bytes == 0 {
+            return err("audit.spool_max_bytes and spool_segment_bytes must be at least 1".into());
         }
         let ch = &self.audit.clickhouse;
         if !is_identifier(&ch.database) {
@@ -535,6 +552,7 @@ mod tests {
         c.audit.file = Some("x".into());
         c.audit.clickhouse_url = Some("x".into());
         c.audit.instance_id = Some("x".into());
+        c.audit.spool_dir = Some("x".into());
         c.audit.clickhouse.cluster = Some("x".into());
         c
     }

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
 use crate::audit::clickhouse::ClickHouseSink;
 use crate::audit::jsonl::JsonlSink;
+use crate::audit::spool::{self, Spool, SpoolOptions};
 use crate::audit::{pipeline, AuditSink, AuditWorker};
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
@@ -209,10 +210,34 @@ fn start_audit(
             JsonlSink::open(path).map_err(|e| format!("audit.file {}: {e}", path.display()))?;
         sinks.push(Box::new(sink));
     }
+    let mut next_seq = 1;
+    let mut spool_gaps = Vec::new();
+    let mut spool_instance_id = None;
     if let Some(url) = &audit.clickhouse_url {
-        let sink = ClickHouseSink::start(url, &audit.clickhouse)
-            .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
+        let sink = match &audit.spool_dir {
+            Some(dir) => {
+                let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
+                let spool = Spool::open(
+                    dir,
+                    SpoolOptions {
+                        max_bytes: audit.spool_max_bytes,
+                        segment_bytes: audit.spool_segment_bytes,
+                    },
+                )
+                .map_err(fail)?;
+                if audit.instance_id.is_none() {
+                    spool_instance_id = Some(spool::marker::instance_id(dir).map_err(fail)?);
+                }
+                next_seq = spool.next_seq;
+                spool_gaps = spool.gaps;
+                ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
+            }
+            None => ClickHouseSink::start(url, &audit.clickhouse),
+        }
+        .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
         sinks.push(Box::new(sink));
+    } else if let Some(dir) = &audit.spool_dir {
+        tracing::warn!(dir = %dir.display(), "audit.spool_dir is set but audit.clickhouse_url is not: the spool is not used");
     }
     if sinks.is_empty() {
         tracing::warn!("no audit destination configured (audit.file, audit.clickhouse_url): audit records are discarded");
@@ -220,8 +245,19 @@ fn start_audit(
     let instance_id = audit
         .instance_id
         .clone()
+        .or(spool_instance_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier);
+    let mut builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier)
+        .starting_at(next_seq);
+    // Corruption found in the spool at start is itself part of the trail.
+    for gap in spool_gaps {
+        let record = builder.gap(gap.missing_events, &gap.reason);
+        for sink in &mut sinks {
+            if let Err(e) = sink.write(&record).and_then(|()| sink.flush()) {
+                tracing::error!(sink = %sink.name(), error = %e, "could not write the spool corruption gap record");
+            }
+        }
+    }
     pipeline::start(audit.queue_capacity, audit.queue_full, builder, sinks)
         .map_err(|e| format!("audit writer: {e}"))
 }

@@ -78,6 +78,13 @@ impl RecordBuilder {
         }
     }
 
+    /// Continues an existing sequence (the spool's last seq + 1), so a
+    /// restarted instance never reuses a seq; seqs start at 1 by default.
+    pub fn starting_at(mut self, next_seq: u64) -> Self {
+        self.next_seq = next_seq.max(1);
+        self
+    }
+
     pub fn build(&mut self, event: AuditEvent) -> Record {
         match event {
             AuditEvent::Statement(s) => Record::Statement(Box::new(self.statement(*s))),

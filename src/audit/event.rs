@@ -25,7 +25,7 @@ pub struct SessionInfo {
 }
 
 /// How a statement reached the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     Simple,
@@ -72,7 +72,7 @@ pub struct StatementEvent {
 }
 
 /// The kinds of session record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEventType {
     Connect,

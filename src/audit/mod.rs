@@ -8,6 +8,7 @@ pub mod jsonl;
 pub mod pipeline;
 pub mod record;
 pub mod split;
+pub mod spool;
 
 pub use event::{
     AuditEvent, Failure, Param, Protocol, SessionEvent, SessionEventType, SessionInfo,

@@ -1,13 +1,13 @@
 //! Audit records as written to sinks. Field names follow the record contract
 //! of the design brief; JSON Lines and ClickHouse use the same names.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::event::{Protocol, SessionEventType};
 
 /// Columns shared by every record: identity and order of the record itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordHeader {
     /// UUIDv7.
     pub event_id: String,
@@ -19,7 +19,7 @@ pub struct RecordHeader {
 }
 
 /// One row of `statements`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatementRecord {
     #[serde(flatten)]
     pub header: RecordHeader,
@@ -58,7 +58,7 @@ pub struct StatementRecord {
 }
 
 /// One row of `sessions`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {
     #[serde(flatten)]
     pub header: RecordHeader,
@@ -80,7 +80,7 @@ pub struct SessionRecord {
 }
 
 /// Events that could not be audited (`fail_open` with a full queue).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GapRecord {
     #[serde(flatten)]
     pub header: RecordHeader,
@@ -89,7 +89,7 @@ pub struct GapRecord {
 }
 
 /// What a sink writes; `record` in JSON names the table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     #[serde(rename = "statements")]
@@ -98,6 +98,20 @@ pub enum Record {
     Session(Box<SessionRecord>),
     #[serde(rename = "gaps")]
     Gap(GapRecord),
+}
+
+impl Record {
+    pub fn header(&self) -> &RecordHeader {
+        match self {
+            Record::Statement(s) => &s.header,
+            Record::Session(s) => &s.header,
+            Record::Gap(g) => &g.header,
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.header().seq
+    }
 }
 
 /// RFC 3339 UTC time with microseconds, e.g. `2026-11-29T12:00:00.000001Z`.

@@ -300,3 +300,151 @@ async fn outage_is_retried_without_loss_or_duplicates() {
     ));
     assert_eq!(count, format!("{sess}\t{sess}"));
 }
+
+/// With `audit.spool_dir`: ClickHouse killed twice during a few thousand
+/// statements, pgtrail stopped while it is down (rows left in the spool),
+/// then restarted on the same spool: every statement lands exactly once,
+/// the new run continues the sequence under the same instance id.
+#[tokio::test]
+async fn spool_survives_outages_and_a_restart() {
+    let ch = ChServer::start();
+    let ch_db = unique_ch_db("spool");
+    let (pg, db) = fresh_db("ch_spool");
+    let spool = tempfile::tempdir().unwrap();
+    let tweak = |cfg: &mut pgtrail::config::Config| {
+        cfg.audit.clickhouse_url = Some(ch.http_url());
+        cfg.audit.clickhouse.database = ch_db.clone();
+        cfg.audit.clickhouse.batch_ms = 20;
+        cfg.audit.clickhouse.batch_rows = 500;
+        cfg.audit.spool_dir = Some(spool.path().to_path_buf());
+        cfg.audit.spool_segment_bytes = 256 * 1024;
+    };
+    let proxy = Proxy::start_with(pg, tweak).await;
+    let client = proxy.connect(pg, &db).await;
+    for i in 0..3500 {
+        match i {
+            1000 | 3000 => ch.kill(),
+            2000 => ch.restart(),
+            _ => {}
+        }
+        client.simple_query(&format!("SELECT {i}")).await.unwrap();
+    }
+    drop(client);
+    let first = proxy.stop().await;
+    // ClickHouse is still down: what it has not acknowledged is spooled.
+    let left = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("spool-")
+        })
+        .count();
+    assert!(left > 0, "no spool segment left");
+    let read_acked = || -> u64 {
+        std::fs::read_to_string(spool.path().join("acked"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let max_seq = |rs: &[Value]| rs.iter().map(|r| r["seq"].as_u64().unwrap()).max();
+    assert!(
+        read_acked() < max_seq(&first).unwrap(),
+        "nothing was left over"
+    );
+    ch.restart();
+
+    let proxy = Proxy::start_with(pg, tweak).await;
+    let client = proxy.connect(pg, &db).await;
+    for i in 0..100 {
+        client.simple_query(&format!("SELECT {i}")).await.unwrap();
+    }
+    drop(client);
+    let second = proxy.stop().await;
+
+    let (s1, s2) = (statements(&first), statements(&second));
+    assert_eq!((s1.len(), s2.len()), (3500, 100));
+    let min_seq = |rs: &[Value]| rs.iter().map(|r| r["seq"].as_u64().unwrap()).min();
+    assert_eq!(min_seq(&second).unwrap(), max_seq(&first).unwrap() + 1);
+    assert_eq!(first[0]["instance_id"], second[0]["instance_id"]);
+    let n = s1.len() + s2.len();
+    let count = ch.query(&format!(
+        "SELECT count(), uniqExact(instance_id, seq) FROM `{ch_db}`.statements FINAL"
+    ));
+    assert_eq!(count, format!("{n}\t{n}"));
+    let sess = sessions(&first).len() + sessions(&second).len();
+    let count = ch.query(&format!(
+        "SELECT count(), uniqExact(instance_id, seq) FROM `{ch_db}`.sessions FINAL"
+    ));
+    assert_eq!(count, format!("{sess}\t{sess}"));
+    assert_eq!(
+        ch.query(&format!("SELECT count() FROM `{ch_db}`.gaps")),
+        "0"
+    );
+    // Everything acknowledged.
+    assert_eq!(read_acked(), max_seq(&second).unwrap());
+}
+
+/// A spool segment corrupted while pgtrail was down: the next start moves
+/// the damaged part to `quarantine/`, writes a gap row saying so, and does
+/// not reuse the seqs the damaged part held.
+#[tokio::test]
+async fn corrupt_spool_is_quarantined_with_a_gap_row() {
+    let ch = ChServer::start();
+    ch.kill();
+    let ch_db = unique_ch_db("spoolbad");
+    let (pg, db) = fresh_db("ch_spoolbad");
+    let spool = tempfile::tempdir().unwrap();
+    let tweak = |cfg: &mut pgtrail::config::Config| {
+        cfg.audit.clickhouse_url = Some(ch.http_url());
+        cfg.audit.clickhouse.database = ch_db.clone();
+        cfg.audit.clickhouse.batch_ms = 20;
+        cfg.audit.spool_dir = Some(spool.path().to_path_buf());
+    };
+    let proxy = Proxy::start_with(pg, tweak).await;
+    let client = proxy.connect(pg, &db).await;
+    for i in 0..20 {
+        client.simple_query(&format!("SELECT {i}")).await.unwrap();
+    }
+    drop(client);
+    let first = proxy.stop().await;
+    let segment = std::fs::read_dir(spool.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("spool-")
+        })
+        .expect("a spool segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[20] ^= 0xff; // inside the first frame, far from the tail
+    std::fs::write(&segment, &bytes).unwrap();
+    ch.restart();
+
+    let proxy = Proxy::start_with(pg, tweak).await;
+    let second = proxy.stop().await;
+    let first_max = first.iter().map(|r| r["seq"].as_u64().unwrap()).max();
+    let gap = second
+        .iter()
+        .find(|r| r["record"] == "gaps")
+        .unwrap_or_else(|| panic!("no gap record: {second:#?}"));
+    assert!(gap["seq"].as_u64() > first_max, "{gap} vs {first_max:?}");
+    let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+    let reason = format!(
+        "spool corruption: {name} at offset 0, {} bytes quarantined",
+        bytes.len()
+    );
+    assert_eq!(gap["reason"], reason.as_str());
+    assert_eq!(gap["missing_events"].as_u64(), first_max);
+    assert!(spool
+        .path()
+        .join("quarantine")
+        .join(format!("{name}.0"))
+        .is_file());
+    assert_eq!(
+        ch.query(&format!("SELECT reason FROM `{ch_db}`.gaps")),
+        reason
+    );
+}

@@ -20,12 +20,21 @@
 //! ClickHouse's message and retried too, so nothing is dropped silently. On
 //! a failure the schema is checked again before the next attempt (an
 //! operator may have dropped a table). Memory holds at most the channel plus
-//! one batch. There is no durable spool yet (issue 4, next step): records
-//! held here are lost if pgtrail dies, and at shutdown the sender gives up
-//! after `SHUTDOWN_GRACE` of failed retries, logging how many rows it could
-//! not deliver (they are still in `audit.file` when that is set). Retries
-//! are idempotent because the tables deduplicate on `(instance_id, seq)`
-//! (see `schema`).
+//! one batch. Without a spool, records held here are lost if pgtrail dies,
+//! and at shutdown the sender gives up after `SHUTDOWN_GRACE` of failed
+//! retries, logging how many rows it could not deliver (they are still in
+//! `audit.file` when that is set). Retries are idempotent because the
+//! tables deduplicate on `(instance_id, seq)` (see `schema`).
+//!
+//! With `audit.spool_dir` (`start_spooled`), there is no channel: `write()`
+//! appends to the durable spool and `flush()` fsyncs it (group commit, once
+//! per writer round), so the audit writer waits for the disk, never for
+//! ClickHouse. The sender thread tails the spool from the acknowledged
+//! position, batches the same way, and after each acknowledged batch moves
+//! the spool's `acked` marker, which deletes wholly sent segments. What is
+//! not acknowledged at shutdown (after `SPOOL_SHUTDOWN_GRACE`) stays in the
+//! spool and is sent by the next start; replays are deduplicated by the
+//! tables like retries.
 //!
 //! Why the crate works on 18.16: it sends `INSERT INTO t(cols) FORMAT
 //! RowBinary` with `decompress=1` and ClickHouse's LZ4 block framing, both of
@@ -50,12 +59,15 @@ use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use crate::audit::pipeline::AuditSink;
 use crate::audit::record::Record;
+use crate::audit::spool::{SpoolReader, SpoolWriter};
 use crate::config::ClickHouseConfig;
 
 /// Batches the channel may hold beyond the one being sent.
 const MAX_PENDING_BATCHES: usize = 4;
 /// After the sink is dropped, failed sends are retried this long.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// With a spool nothing is lost by stopping: retry only briefly.
+const SPOOL_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,12 +107,33 @@ pub struct ClickHouseSink {
     shared: Arc<Shared>,
     /// Whether the backlog was full at the last write (log once per episode).
     backlog_full: bool,
+    /// Set in spooled mode: records go here instead of `tx`.
+    spool: Option<SpoolWriter>,
 }
 
 impl ClickHouseSink {
     /// Starts the sender thread. The server is contacted there (version,
     /// schema), so pgtrail starts even when ClickHouse is down.
     pub fn start(url: &str, config: &ClickHouseConfig) -> io::Result<ClickHouseSink> {
+        Self::start_inner(url, config, None)
+    }
+
+    /// Like `start`, but records go through the durable spool: `write()`
+    /// appends to `writer`, the sender thread tails `reader`.
+    pub fn start_spooled(
+        url: &str,
+        config: &ClickHouseConfig,
+        writer: SpoolWriter,
+        reader: SpoolReader,
+    ) -> io::Result<ClickHouseSink> {
+        Self::start_inner(url, config, Some((writer, reader)))
+    }
+
+    fn start_inner(
+        url: &str,
+        config: &ClickHouseConfig,
+        spool: Option<(SpoolWriter, SpoolReader)>,
+    ) -> io::Result<ClickHouseSink> {
         let capacity = config.batch_rows.saturating_mul(MAX_PENDING_BATCHES).max(1);
         let (tx, rx) = mpsc::sync_channel(capacity);
         let shared = Arc::new(Shared {
@@ -135,10 +168,18 @@ impl ClickHouseSink {
             gaps: Vec::new(),
             failures: 0,
             url: url.to_string(),
+            spooled: spool.is_some(),
+        };
+        let (writer, reader) = match spool {
+            Some((w, r)) => (Some(w), Some(r)),
+            None => (None, None),
         };
         let thread = std::thread::Builder::new()
             .name("pgtrail-clickhouse".into())
-            .spawn(move || sender.run(rx, runtime))?;
+            .spawn(move || match reader {
+                Some(reader) => sender.run_spooled(reader, runtime),
+                None => sender.run(rx, runtime),
+            })?;
         Ok(ClickHouseSink {
             url: url.to_string(),
             capacity,
@@ -146,6 +187,7 @@ impl ClickHouseSink {
             thread: Some(thread),
             shared,
             backlog_full: false,
+            spool: writer,
         })
     }
 
@@ -164,6 +206,9 @@ impl AuditSink for ClickHouseSink {
     }
 
     fn write(&mut self, record: &Record) -> io::Result<()> {
+        if let Some(spool) = &mut self.spool {
+            return spool.write(record);
+        }
         let row = AnyRow::from_record(record);
         let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
         match tx.try_send(row) {
@@ -190,7 +235,11 @@ impl AuditSink for ClickHouseSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Batching is time-driven in the sender thread; nothing to push here.
+        // Batching is time-driven in the sender thread; the spool is made
+        // durable here, once per writer round (group commit).
+        if let Some(spool) = &mut self.spool {
+            spool.flush()?;
+        }
         match &self.thread {
             Some(t) if !t.is_finished() => Ok(()),
             _ => Err(sender_gone()),
@@ -202,11 +251,21 @@ impl Drop for ClickHouseSink {
     /// Sends what is buffered (retrying for up to `SHUTDOWN_GRACE`), then
     /// stops the sender thread.
     fn drop(&mut self) {
+        let grace = if self.spool.is_some() {
+            SPOOL_SHUTDOWN_GRACE
+        } else {
+            SHUTDOWN_GRACE
+        };
         *self
             .shared
             .give_up_at
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + SHUTDOWN_GRACE);
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + grace);
+        if let Some(mut spool) = self.spool.take() {
+            if let Err(e) = spool.close() {
+                tracing::error!(error = %e, "spool close failed");
+            }
+        }
         drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
@@ -241,6 +300,8 @@ struct Sender {
     /// Consecutive failed attempts.
     failures: u32,
     url: String,
+    /// Records come from the spool: giving up at shutdown loses nothing.
+    spooled: bool,
 }
 
 impl Sender {
@@ -278,6 +339,57 @@ impl Sender {
         }
     }
 
+    /// Spooled mode: tails the spool, sends batches, moves the marker after
+    /// each acknowledged one. Ends when the writer has closed the spool and
+    /// everything is sent, or when shutdown gives up (rest stays spooled).
+    fn run_spooled(mut self, mut reader: SpoolReader, rt: tokio::runtime::Runtime) {
+        if let Err(e) = rt.block_on(self.ensure_schema()) {
+            tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records stay in the spool and are retried");
+        }
+        let mut first_row_at: Option<Instant> = None;
+        let mut last_seq = 0u64;
+        let mut records = Vec::new();
+        loop {
+            let room = self.batch_rows.saturating_sub(self.len()).max(1);
+            let n = match reader.read(room, &mut records) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "spool read failed; retrying (records are not skipped)");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            for (seq, record) in records.drain(..) {
+                first_row_at.get_or_insert_with(Instant::now);
+                self.push(AnyRow::from_record(&record));
+                last_seq = seq;
+            }
+            let at_end = n == 0 && reader.is_closed();
+            let due = self.len() >= self.batch_rows
+                || first_row_at.is_some_and(|t| t.elapsed() >= self.batch_wait)
+                || (at_end && self.len() > 0);
+            if due {
+                if !self.send(&rt) {
+                    return;
+                }
+                first_row_at = None;
+                if let Err(e) = reader.ack(last_seq) {
+                    tracing::error!(error = %e, seq = last_seq, "spool: moving the acked marker failed; these records will be sent again (deduplicated)");
+                }
+                continue;
+            }
+            if at_end {
+                return;
+            }
+            if n == 0 {
+                let wait = first_row_at.map_or(Duration::from_secs(1), |t| {
+                    (t + self.batch_wait).saturating_duration_since(Instant::now())
+                });
+                reader.wait(wait);
+            }
+        }
+    }
+
     fn push(&mut self, row: AnyRow) {
         match row {
             AnyRow::Statement(r) => self.statements.push(*r),
@@ -290,9 +402,9 @@ impl Sender {
         self.statements.len() + self.sessions.len() + self.gaps.len()
     }
 
-    /// Sends the batch, retrying until it is acknowledged (or, after the
-    /// sink was dropped, until `SHUTDOWN_GRACE` has passed).
-    fn send(&mut self, rt: &tokio::runtime::Runtime) {
+    /// Sends the batch, retrying until it is acknowledged (`true`) or,
+    /// after the sink was dropped, until the shutdown grace has passed.
+    fn send(&mut self, rt: &tokio::runtime::Runtime) -> bool {
         let stats = &self.shared.clone();
         let stats = &stats.stats;
         loop {
@@ -308,7 +420,7 @@ impl Sender {
                         );
                     }
                     self.failures = 0;
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     stats.batches_failed.fetch_add(1, Ordering::Relaxed);
@@ -325,6 +437,13 @@ impl Sender {
                         .is_some_and(|t| Instant::now() >= t)
                     {
                         let lost = self.len() as u64;
+                        if self.spooled {
+                            tracing::warn!(
+                                rows = lost,
+                                "pgtrail is stopping and ClickHouse still fails: the undelivered rows stay in the spool and are sent at the next start"
+                            );
+                            return false;
+                        }
                         stats.rows_lost.fetch_add(lost, Ordering::Relaxed);
                         tracing::error!(
                             rows = lost,
@@ -333,7 +452,7 @@ impl Sender {
                         self.statements.clear();
                         self.sessions.clear();
                         self.gaps.clear();
-                        return;
+                        return false;
                     }
                     std::thread::sleep(backoff(self.failures));
                 }

@@ -1,0 +1,149 @@
+//! Frame encoding: `u32 length (LE) | u32 CRC32C of payload (LE) | payload`,
+//! payload = `u64 seq (LE) | serde_json of the Record`.
+//!
+//! The seq is in front of the JSON so that recovery, acknowledgement and
+//! segment deletion never have to parse records; the CRC covers it too.
+
+use std::io::{self, Read};
+
+use crate::audit::record::Record;
+
+/// Length and CRC.
+pub const HEADER: usize = 8;
+/// Smallest valid payload: the seq alone (a zero-filled tail is not a frame).
+pub const MIN_PAYLOAD: usize = 8;
+/// Larger lengths are treated as damage (records are at most a few MiB).
+pub const MAX_PAYLOAD: usize = 256 << 20;
+
+/// Appends one frame holding `record` to `out`.
+pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) -> io::Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    serde_json::to_writer(&mut *out, record)?;
+    let payload_len = out.len() - start - HEADER;
+    let len = u32::try_from(payload_len)
+        .ok()
+        .filter(|&l| l as usize <= MAX_PAYLOAD)
+        .ok_or_else(|| io::Error::other("audit record too large for the spool"))?;
+    let crc = crc32c::crc32c(&out[start + HEADER..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// What was found at one position of a segment.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read1 {
+    /// A valid frame: its seq and payload (seq included), `size` bytes in all.
+    Frame { seq: u64, size: u64 },
+    /// Clean end of data.
+    End,
+    /// Fewer bytes than the header or the declared payload.
+    Short,
+    /// Implausible length or CRC mismatch.
+    Bad,
+}
+
+/// Reads one frame from `r` into `payload` (cleared first).
+pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1> {
+    let mut header = [0u8; HEADER];
+    let got = read_full(r, &mut header)?;
+    if got == 0 {
+        return Ok(Read1::End);
+    }
+    if got < HEADER {
+        return Ok(Read1::Short);
+    }
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&len) {
+        return Ok(Read1::Bad);
+    }
+    payload.clear();
+    payload.resize(len, 0);
+    if read_full(r, payload)? < len {
+        return Ok(Read1::Short);
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Ok(Read1::Bad);
+    }
+    let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    Ok(Read1::Frame {
+        seq,
+        size: (HEADER + len) as u64,
+    })
+}
+
+/// The record of a payload read by `read_frame`.
+pub fn decode(payload: &[u8]) -> io::Result<Record> {
+    serde_json::from_slice(&payload[MIN_PAYLOAD..]).map_err(io::Error::other)
+}
+
+/// Like `read_exact`, but returns how much was read at end of file.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::audit::record::{GapRecord, RecordHeader};
+
+    pub fn gap(seq: u64) -> Record {
+        Record::Gap(GapRecord {
+            header: RecordHeader {
+                event_id: "0190d6c8-0000-7000-8000-000000000000".into(),
+                instance_id: "i1".into(),
+                seq,
+                event_time: "2026-11-29T12:00:00.000000Z".into(),
+            },
+            missing_events: seq * 2,
+            reason: format!("r{seq}"),
+        })
+    }
+
+    #[test]
+    fn round_trips_and_detects_damage() {
+        let mut buf = Vec::new();
+        encode(7, &gap(7), &mut buf).unwrap();
+        encode(8, &gap(8), &mut buf).unwrap();
+        let mut r = &buf[..];
+        let mut p = Vec::new();
+        let Read1::Frame { seq, size } = read_frame(&mut r, &mut p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(seq, 7);
+        let Record::Gap(g) = decode(&p).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (g.header.seq, g.missing_events, g.reason.as_str()),
+            (7, 14, "r7")
+        );
+        assert!(matches!(
+            read_frame(&mut r, &mut p).unwrap(),
+            Read1::Frame { seq: 8, .. }
+        ));
+        assert_eq!(read_frame(&mut r, &mut p).unwrap(), Read1::End);
+
+        // A flipped bit anywhere in the payload fails the CRC.
+        let mut bad = buf.clone();
+        bad[size as usize - 3] ^= 1;
+        assert_eq!(read_frame(&mut &bad[..], &mut p).unwrap(), Read1::Bad);
+        // Cut short: in the header, in the payload.
+        assert_eq!(read_frame(&mut &buf[..5], &mut p).unwrap(), Read1::Short);
+        assert_eq!(read_frame(&mut &buf[..20], &mut p).unwrap(), Read1::Short);
+        // Zeros (a file extended but not written) are not a frame.
+        assert_eq!(read_frame(&mut &[0u8; 32][..], &mut p).unwrap(), Read1::Bad);
+    }
+}
