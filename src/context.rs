@@ -7,6 +7,8 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::audit::builder::Classifier;
+use crate::audit::clickhouse::ClickHouseStats;
 use crate::audit::AuditSender;
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
@@ -28,6 +30,12 @@ pub struct ProxyContext {
     /// Flips to true when sessions must close now (shutdown timeout).
     pub force_close: watch::Receiver<bool>,
     pub stats: ProxyStats,
+    /// The classifier the audit writer uses (for its cache counters).
+    pub classifier: Arc<dyn Classifier>,
+    /// The ClickHouse sink's delivery counters, when one is configured.
+    pub clickhouse_stats: Option<Arc<ClickHouseStats>>,
+    /// The spool's size, when `audit.spool_dir` is in use.
+    pub spool_usage: Option<crate::audit::spool::SpoolUsage>,
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +43,8 @@ pub struct ProxyStats {
     pub sessions_total: AtomicU64,
     pub sessions_active: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Failed logins by reason, indexed like [`AUTH_FAILURE_REASONS`].
+    pub auth_failures_by_reason: [AtomicU64; AUTH_FAILURE_REASONS.len()],
     pub statements: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
@@ -42,9 +52,44 @@ pub struct ProxyStats {
     pub buffered_bytes: AtomicU64,
 }
 
+/// The `reason` label of `pgtrail_auth_failures_total`.
+pub const AUTH_FAILURE_REASONS: [&str; 5] = [
+    "wrong_password",
+    "unknown_user",
+    "database_not_allowed",
+    "upstream",
+    "other",
+];
+
+/// Index into [`AUTH_FAILURE_REASONS`]: reason strings from `auth/mod.rs`
+/// (proxy mode) and PostgreSQL's own messages (passthrough).
+pub fn auth_failure_reason(reason: &str) -> usize {
+    if reason.starts_with("wrong password") || reason.contains("password authentication failed") {
+        0
+    } else if reason.starts_with("unknown user")
+        || (reason.starts_with("role \"") && reason.ends_with("does not exist"))
+    {
+        1
+    } else if reason.contains("not allowed") {
+        2
+    } else {
+        4
+    }
+}
+
+/// Index of `upstream` in [`AUTH_FAILURE_REASONS`].
+pub const AUTH_FAILURE_UPSTREAM: usize = 3;
+
 impl ProxyStats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one failed login under its reason label.
+    pub fn auth_failed(&self, reason_index: usize) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+        let i = reason_index.min(AUTH_FAILURE_REASONS.len() - 1);
+        self.auth_failures_by_reason[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the TOML configuration, validated; secrets hidden in `Debug`.
 //! - [`server`]: accept loop, connection limit, graceful shutdown.
+//! - [`admin`]: the admin HTTP listener: `/metrics`, `/healthz`, `/readyz`.
 //! - [`context`]: what every session of one server shares.
 //! - [`session`]: one client connection: startup, login, relay, response tracking.
 //! - [`protocol`]: wire protocol framing, message views and builders, no I/O.
@@ -15,6 +16,7 @@
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cancel;

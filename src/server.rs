@@ -28,6 +28,8 @@ pub struct Server {
     ctx: Arc<ProxyContext>,
     force_close: watch::Sender<bool>,
     audit_worker: AuditWorker,
+    /// The admin HTTP listener (`admin_listen`), bound with the proxy's.
+    admin: Option<TcpListener>,
 }
 
 /// Optional parts a caller (or a test) may plug in.
@@ -69,10 +71,19 @@ impl Server {
             (AuthMode::Proxy, Some(path)) => Users::load(path)?,
             _ => Users::default(),
         };
-        let (audit, audit_worker) = start_audit(&config, ext.classifier, ext.sinks)?;
+        let classifier = ext.classifier.clone();
+        let (audit, audit_worker, gauges) = start_audit(&config, ext.classifier, ext.sinks)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("listen on {}: {e}", config.listen))?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("admin_listen on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let mut instance_secret = [0u8; 32];
         getrandom::fill(&mut instance_secret).map_err(|e| e.to_string())?;
         let (force_close, force_rx) = watch::channel(false);
@@ -89,17 +100,27 @@ impl Server {
             instance_secret,
             force_close: force_rx,
             stats: ProxyStats::default(),
+            classifier,
+            clickhouse_stats: gauges.clickhouse,
+            spool_usage: gauges.spool,
         };
         Ok(Server {
             listener,
             ctx: Arc::new(ctx),
             force_close,
             audit_worker,
+            admin,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where the admin listener (`/metrics`, `/healthz`, `/readyz`) is
+    /// bound, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn context(&self) -> Arc<ProxyContext> {
@@ -115,7 +136,14 @@ impl Server {
             ctx,
             force_close,
             audit_worker,
+            admin,
         } = self;
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = admin.map(|l| {
+            tokio::spawn(crate::admin::serve(l, ctx.clone(), async move {
+                let _ = admin_stopped.await;
+            }))
+        });
         let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
@@ -158,6 +186,10 @@ impl Server {
         {
             tracing::error!("audit writer did not stop cleanly");
         }
+        let _ = admin_stop.send(());
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
         tracing::info!("pgtrail stopped");
     }
 }
@@ -199,11 +231,18 @@ async fn refuse(mut socket: TcpStream) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.write_all(&frame)).await;
 }
 
+/// Counters of the audit sinks that `/metrics` reads.
+#[derive(Default)]
+struct AuditGauges {
+    clickhouse: Option<Arc<crate::audit::clickhouse::ClickHouseStats>>,
+    spool: Option<crate::audit::spool::SpoolUsage>,
+}
+
 fn start_audit(
     config: &Config,
     classifier: Arc<dyn Classifier>,
     mut sinks: Vec<Box<dyn AuditSink>>,
-) -> Result<(crate::audit::AuditSender, AuditWorker), String> {
+) -> Result<(crate::audit::AuditSender, AuditWorker, AuditGauges), String> {
     let audit = &config.audit;
     if let Some(path) = &audit.file {
         let sink =
@@ -213,6 +252,7 @@ fn start_audit(
     let mut next_seq = 1;
     let mut spool_gaps = Vec::new();
     let mut spool_instance_id = None;
+    let mut gauges = AuditGauges::default();
     if let Some(url) = &audit.clickhouse_url {
         let sink = match &audit.spool_dir {
             Some(dir) => {
@@ -229,12 +269,14 @@ fn start_audit(
                     spool_instance_id = Some(spool::marker::instance_id(dir).map_err(fail)?);
                 }
                 next_seq = spool.next_seq;
+                gauges.spool = Some(spool.writer.usage());
                 spool_gaps = spool.gaps;
                 ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
             }
             None => ClickHouseSink::start(url, &audit.clickhouse),
         }
         .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
+        gauges.clickhouse = Some(sink.stats_handle());
         sinks.push(Box::new(sink));
     } else if let Some(dir) = &audit.spool_dir {
         tracing::warn!(dir = %dir.display(), "audit.spool_dir is set but audit.clickhouse_url is not: the spool is not used");
@@ -258,6 +300,7 @@ fn start_audit(
             }
         }
     }
-    pipeline::start(audit.queue_capacity, audit.queue_full, builder, sinks)
-        .map_err(|e| format!("audit writer: {e}"))
+    let (sender, worker) = pipeline::start(audit.queue_capacity, audit.queue_full, builder, sinks)
+        .map_err(|e| format!("audit writer: {e}"))?;
+    Ok((sender, worker, gauges))
 }

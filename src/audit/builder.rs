@@ -32,6 +32,11 @@ pub struct Classification {
 /// Classifies statement text; the SQL analyzer implements this.
 pub trait Classifier: Send + Sync {
     fn classify(&self, statement: &[u8]) -> Classification;
+
+    /// Classification cache counters, if the classifier keeps a cache.
+    fn cache_stats(&self) -> Option<crate::sql::CacheStats> {
+        None
+    }
 }
 
 /// Used when no analyzer is configured: every field says "unknown".

@@ -4,6 +4,10 @@ use crate::audit::builder::{Classification, Classifier};
 use crate::sql::{Analysis, Analyzer};
 
 impl Classifier for Analyzer {
+    fn cache_stats(&self) -> Option<crate::sql::CacheStats> {
+        Some(Analyzer::cache_stats(self))
+    }
+
     fn classify(&self, statement: &[u8]) -> Classification {
         let analyses = self.analyze(statement);
         // The builder hands over one statement; should the analyzer still

@@ -7,9 +7,10 @@
 //! lost) and `fail_open` lets the relay go on, counting what was not queued;
 //! the writer then emits a gap record with that count.
 
+use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::builder::RecordBuilder;
@@ -29,8 +30,36 @@ pub trait AuditSink: Send {
 #[derive(Debug, Default)]
 pub struct AuditStats {
     pub written: AtomicU64,
+    /// Not yet reported in a gap record (the writer takes it).
     pub dropped: AtomicU64,
+    /// Every event ever dropped (for `/metrics`).
+    pub dropped_total: AtomicU64,
     pub sink_errors: AtomicU64,
+    /// Statement records written, by (class, success); counted by the writer
+    /// after classification.
+    pub statements: Mutex<BTreeMap<(String, bool), u64>>,
+    /// Whether the last write to the sinks failed.
+    pub failing: AtomicBool,
+    /// Set when the writer has stopped (or could not start).
+    pub closed: AtomicBool,
+}
+
+impl AuditStats {
+    /// A copy of the per-(class, success) statement counts.
+    pub fn statements_by_class(&self) -> Vec<((String, bool), u64)> {
+        let map = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    fn count_statement(&self, class: &str, success: bool) {
+        let mut map = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(&(class.to_string(), success)) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert((class.to_string(), success), 1);
+            }
+        }
+    }
 }
 
 /// What travels on the channel: events, and the server's last word.
@@ -58,11 +87,18 @@ impl AuditSender {
         };
         if result.is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     pub fn stats(&self) -> &Arc<AuditStats> {
         &self.stats
+    }
+
+    /// Events waiting in the queue, and the queue's capacity.
+    pub fn queue_depth(&self) -> (usize, usize) {
+        let max = self.tx.max_capacity();
+        (max.saturating_sub(self.tx.capacity()), max)
     }
 
     /// Tells the writer to finish; events sent after this are not written.
@@ -121,6 +157,7 @@ const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Writer {
     fn run(self, rx: mpsc::Receiver<Envelope>) {
+        let stats = self.stats.clone();
         // A small runtime of its own gives the writer a timer to batch with.
         match tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -131,6 +168,7 @@ impl Writer {
                 tracing::error!(error = %e, "audit writer cannot start: no records will be written")
             }
         }
+        stats.closed.store(true, Ordering::Relaxed);
     }
 
     /// Waits for an event, then drains in rounds `BATCH_PAUSE` apart until a
@@ -178,6 +216,9 @@ impl Writer {
 
     fn emit(&mut self, event: AuditEvent) {
         let record = self.builder.build(event);
+        if let Record::Statement(s) = &record {
+            self.stats.count_statement(&s.class, s.success);
+        }
         self.write(&record);
     }
 
@@ -211,6 +252,7 @@ impl Writer {
             }
         }
         self.failing = !ok;
+        self.stats.failing.store(self.failing, Ordering::Relaxed);
     }
 
     fn flush(&mut self) {
@@ -221,6 +263,7 @@ impl Writer {
                     tracing::error!(sink = %sink.name(), error = %e, "audit sink flush failed");
                 }
                 self.failing = true;
+                self.stats.failing.store(true, Ordering::Relaxed);
             }
         }
     }

@@ -145,7 +145,8 @@ async fn establish(
             })
         }
         Ok(Err(reason)) => {
-            ctx.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            ctx.stats
+                .auth_failed(crate::context::auth_failure_reason(&reason));
             tracing::info!(%peer, user = %info.user, %reason, "authentication failed");
             session_event(
                 ctx,
@@ -158,6 +159,10 @@ async fn establish(
         }
         Err(e) => {
             log_failure(peer, &e);
+            ctx.stats.auth_failed(match &e {
+                SessionError::Upstream(_) => crate::context::AUTH_FAILURE_UPSTREAM,
+                _ => crate::context::AUTH_FAILURE_REASONS.len() - 1,
+            });
             let (code, message) = match &e {
                 SessionError::Upstream(_) => (
                     "08006",

@@ -250,6 +250,11 @@ async fn relay_client(
             shared
                 .bytes_in
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
+            shared
+                .ctx
+                .stats
+                .bytes_in
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
         }
         if scan.terminate {
             return Ok(ClientEnd::Terminated);
@@ -277,6 +282,11 @@ async fn server_to_client(
             to.write_all(&frames).await?;
             shared.writing_client.store(false, Ordering::Relaxed);
             shared
+                .bytes_out
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
+            shared
+                .ctx
+                .stats
                 .bytes_out
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
         }

@@ -7,6 +7,7 @@ mod bad_input;
 mod clickhouse;
 mod clients;
 mod events;
+mod metrics;
 mod python;
 mod relay;
 mod startup;

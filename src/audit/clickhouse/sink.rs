@@ -88,7 +88,7 @@ pub struct ClickHouseStats {
 }
 
 struct Shared {
-    stats: ClickHouseStats,
+    stats: Arc<ClickHouseStats>,
     /// Set when the sink is dropped: retry until then, then give up.
     give_up_at: Mutex<Option<Instant>>,
 }
@@ -137,7 +137,7 @@ impl ClickHouseSink {
         let capacity = config.batch_rows.saturating_mul(MAX_PENDING_BATCHES).max(1);
         let (tx, rx) = mpsc::sync_channel(capacity);
         let shared = Arc::new(Shared {
-            stats: ClickHouseStats::default(),
+            stats: Arc::new(ClickHouseStats::default()),
             give_up_at: Mutex::new(None),
         });
         let mut base = Client::default()
@@ -193,6 +193,11 @@ impl ClickHouseSink {
 
     pub fn stats(&self) -> &ClickHouseStats {
         &self.shared.stats
+    }
+
+    /// A handle on the counters that outlives the sink (for `/metrics`).
+    pub fn stats_handle(&self) -> Arc<ClickHouseStats> {
+        self.shared.stats.clone()
     }
 }
 

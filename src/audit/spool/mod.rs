@@ -32,7 +32,7 @@ mod writer;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub use reader::SpoolReader;
 pub use recover::Gap;
@@ -100,6 +100,18 @@ impl Shared {
     fn notify(&self, state: &mut State) {
         state.generation += 1;
         self.changed.notify_all();
+    }
+}
+
+/// A read-only view of the spool's size, for `/metrics`.
+#[derive(Clone)]
+pub struct SpoolUsage(Arc<Shared>);
+
+impl SpoolUsage {
+    /// Durable bytes in the spool and the number of segment files.
+    pub fn get(&self) -> (u64, usize) {
+        let st = self.0.lock();
+        (st.total_bytes, st.segments.len())
     }
 }
 

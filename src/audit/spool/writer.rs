@@ -37,6 +37,11 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
+    /// A handle on the spool's size that outlives the writer.
+    pub fn usage(&self) -> super::SpoolUsage {
+        super::SpoolUsage(self.shared.clone())
+    }
+
     pub(super) fn new(shared: Arc<Shared>) -> SpoolWriter {
         SpoolWriter {
             shared,

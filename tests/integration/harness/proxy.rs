@@ -18,6 +18,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     pub audit_path: PathBuf,
     pub ctx: Arc<ProxyContext>,
+    /// The admin listener's bound address, when `admin_listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     pub dir: tempfile::TempDir,
@@ -55,6 +57,7 @@ impl Proxy {
             .await
             .expect("bind pgtrail");
         let addr = server.local_addr().expect("local addr");
+        let admin_addr = server.admin_addr();
         let ctx = server.context();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -64,6 +67,7 @@ impl Proxy {
             addr,
             audit_path,
             ctx,
+            admin_addr,
             stop: Some(stop),
             task: Some(task),
             dir,
@@ -120,6 +124,29 @@ impl Proxy {
         }
         panic!("audit records never matched; got {:#?}", self.records_now());
     }
+}
+
+/// A raw HTTP/1.1 GET: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the admin listener");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    let raw = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (status, body.to_string())
 }
 
 pub fn read_records(path: &std::path::Path) -> Vec<Value> {
