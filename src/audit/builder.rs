@@ -7,7 +7,6 @@ use std::time::SystemTime;
 
 use super::event::{AuditEvent, Param, SessionEvent, StatementEvent};
 use super::record::{format_time, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
-use super::split::split_statements;
 use crate::text::lossless;
 
 /// Classification of one statement, as it lands in the record.
@@ -215,7 +214,7 @@ impl RecordBuilder {
 /// in characters) wins over the index, because PostgreSQL rejects a whole
 /// Query string for a syntax error in any one of its statements.
 pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[u8] {
-    let parts = split_statements(text);
+    let parts = crate::sql::statement_ranges(text);
     if parts.len() <= 1 {
         return text;
     }

@@ -7,7 +7,6 @@ pub mod event;
 pub mod jsonl;
 pub mod pipeline;
 pub mod record;
-pub mod split;
 pub mod spool;
 
 pub use event::{

@@ -514,3 +514,15 @@ pub fn has_literal(text: &[u8]) -> bool {
         .iter()
         .any(|t| t.kind == Tok::Str || t.kind == Tok::Num)
 }
+
+/// Byte ranges of the statements in a Query string, split as PostgreSQL
+/// does (quotes, comments, parentheses and `BEGIN ATOMIC` bodies protect
+/// semicolons; empty statements dropped; comments before a statement
+/// belong to it).
+pub fn statement_ranges(text: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let toks = lexer::tokenize(text, LexOptions::default());
+    split::split(text, &toks)
+        .into_iter()
+        .map(|s| s.byte_start..s.byte_end)
+        .collect()
+}

@@ -103,3 +103,61 @@ fn span(toks: &[Token], s: usize, e: usize, max_depth: usize) -> StmtSpan {
         max_depth,
     }
 }
+
+#[cfg(test)]
+mod ranges {
+    use crate::sql::statement_ranges;
+
+    fn parts(text: &str) -> Vec<&str> {
+        statement_ranges(text.as_bytes())
+            .into_iter()
+            .map(|r| &text[r])
+            .collect()
+    }
+
+    #[test]
+    fn splits_on_top_level_semicolons() {
+        assert_eq!(
+            parts("SELECT 1; DELETE FROM t"),
+            ["SELECT 1", "DELETE FROM t"]
+        );
+        assert_eq!(parts("SELECT 1;;  ; SELECT 2;"), ["SELECT 1", "SELECT 2"]);
+        assert_eq!(parts("  "), Vec::<&str>::new());
+        assert_eq!(parts("-- only a comment"), Vec::<&str>::new());
+        assert_eq!(
+            parts("SELECT 1; -- note\nSELECT 2 -- ;\n"),
+            ["SELECT 1", "-- note\nSELECT 2 -- ;"]
+        );
+    }
+
+    #[test]
+    fn ignores_semicolons_in_quotes_comments_and_parens() {
+        assert_eq!(
+            parts("SELECT ';', \"a;b\"; SELECT 2"),
+            ["SELECT ';', \"a;b\"", "SELECT 2"]
+        );
+        assert_eq!(
+            parts("SELECT E'\\';'; SELECT 2"),
+            ["SELECT E'\\';'", "SELECT 2"]
+        );
+        assert_eq!(
+            parts("SELECT $$;$$, $x$ ; $x$; SELECT $1"),
+            ["SELECT $$;$$, $x$ ; $x$", "SELECT $1"]
+        );
+        assert_eq!(
+            parts("SELECT 1 /* ; /* ; */ ; */; SELECT 2"),
+            ["SELECT 1 /* ; /* ; */ ; */", "SELECT 2"]
+        );
+        assert_eq!(
+            parts("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)); SELECT 1"),
+            ["CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2))", "SELECT 1"]
+        );
+    }
+
+    #[test]
+    fn never_panics_on_truncated_input() {
+        for text in ["'", "\"", "$a$", "/*", "--", "$", "E'\\", "((", "))"] {
+            let _ = statement_ranges(text.as_bytes());
+        }
+    }
+}
