@@ -214,6 +214,9 @@ impl RecordBuilder {
 /// in characters) wins over the index, because PostgreSQL rejects a whole
 /// Query string for a syntax error in any one of its statements.
 pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[u8] {
+    if !may_hold_several(text) {
+        return text;
+    }
     let parts = crate::sql::statement_ranges(text);
     if parts.len() <= 1 {
         return text;
@@ -229,6 +232,15 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
     match by_position.or_else(|| parts.get(index as usize).cloned()) {
         Some(r) => &text[r],
         None => text,
+    }
+}
+
+/// Most Query strings hold one statement, at most followed by `;`: those
+/// need no lexing here (the analyzer lexes them anyway).
+fn may_hold_several(text: &[u8]) -> bool {
+    match text.iter().position(|&b| b == b';') {
+        Some(p) => !text[p + 1..].iter().all(|b| b.is_ascii_whitespace()),
+        None => false,
     }
 }
 
