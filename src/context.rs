@@ -101,6 +101,21 @@ impl ProxyContext {
         }
     }
 
+    /// Reads the users file again (SIGHUP). A file that does not load leaves
+    /// the current users in place; sessions already open are not touched.
+    pub fn reload_users(&self) -> Result<usize, String> {
+        let Some(path) = &self.config.auth.users_file else {
+            return Err("no auth.users_file configured".into());
+        };
+        let users = Users::load(path)?;
+        let count = users.len();
+        match self.users.write() {
+            Ok(mut current) => *current = Arc::new(users),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(users),
+        }
+        Ok(count)
+    }
+
     /// Resolves when sessions must close (shutdown timeout expired).
     pub async fn forced_close(&self) {
         let mut rx = self.force_close.clone();

@@ -166,9 +166,35 @@ fn run(args: RunArgs) -> Result<(), String> {
     .map_err(|e| format!("tokio runtime: {e}"))?;
     runtime.block_on(async {
         let server = Server::bind(config.clone(), Extensions::standard(&config)).await?;
+        tokio::spawn(reload_on_sighup(server.context()));
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the users file of proxy mode; a broken file is rejected
+/// with the reason and the users loaded before stay in force.
+async fn reload_on_sighup(ctx: std::sync::Arc<pgtrail::context::ProxyContext>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: reload is off");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        if ctx.config.auth.mode != AuthMode::Proxy {
+            tracing::info!("SIGHUP received: nothing to reload in passthrough mode");
+            continue;
+        }
+        match ctx.reload_users() {
+            Ok(users) => tracing::info!(users, "SIGHUP: users file reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: users file rejected, the previous users stay in force")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -354,3 +354,38 @@ async fn proxy_mode_default_database_is_the_persons_name() {
         .filter(|r| r["event_type"] == "auth_ok")
         .all(|r| r["database"] == r["user"]));
 }
+
+#[tokio::test]
+async fn reloaded_users_file_admits_new_people_and_keeps_sessions() {
+    let (pg, db) = fresh_db("auth_reload");
+    let (role, role_pw) = service_role(pg);
+    let (proxy, dir) = proxy_mode(
+        pg,
+        &role,
+        &role_pw,
+        vec![entry("alice", "alice-pw", Method::ScramSha256, &role, &[])],
+    )
+    .await;
+    let alice = connect(&conn_as(&proxy, "alice", "alice-pw", &db)).await;
+    assert!(try_connect(&conn_as(&proxy, "carol", "carol-pw", &db))
+        .await
+        .is_err());
+    let path = dir.path().join("users.toml");
+    users::upsert(
+        &path,
+        entry("carol", "carol-pw", Method::ScramSha256, &role, &[]),
+    )
+    .unwrap();
+    assert_eq!(proxy.ctx.reload_users(), Ok(2));
+    let carol = connect(&conn_as(&proxy, "carol", "carol-pw", &db)).await;
+    carol.simple_query("SELECT 1").await.unwrap();
+    alice
+        .simple_query("SELECT 1")
+        .await
+        .expect("an open session survives the reload");
+    // A broken file is rejected and the users loaded before stay.
+    std::fs::write(&path, "[[user]]\nname = \"dave\"\n").unwrap();
+    let err = proxy.ctx.reload_users().unwrap_err();
+    assert!(err.contains("users.toml"), "{err}");
+    connect(&conn_as(&proxy, "carol", "carol-pw", &db)).await;
+}
