@@ -81,10 +81,6 @@ pub fn auth_failure_reason(reason: &str) -> usize {
 pub const AUTH_FAILURE_UPSTREAM: usize = 3;
 
 impl ProxyStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
     /// Counts one failed login under its reason label.
     pub fn auth_failed(&self, reason_index: usize) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);

@@ -17,7 +17,6 @@ pub enum SessionError {
     Tls(String),
     /// The upstream server could not be reached or refused us.
     Upstream(String),
-    Timeout,
 }
 
 impl fmt::Display for SessionError {
@@ -30,7 +29,6 @@ impl fmt::Display for SessionError {
             SessionError::Protocol(s) => write!(f, "protocol violation: {s}"),
             SessionError::Tls(s) => write!(f, "TLS: {s}"),
             SessionError::Upstream(s) => write!(f, "upstream: {s}"),
-            SessionError::Timeout => f.write_str("timed out"),
         }
     }
 }
