@@ -220,11 +220,25 @@ impl Default for LimitsConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum QueueFullPolicy {
-    /// The relay waits for room: statements slow down, no record is lost.
+pub enum FailurePolicy {
+    /// Nothing runs unaudited: while the audit queue is full, statements
+    /// wait; while the spool is full or a sink fails, new statements of idle
+    /// sessions are refused (SQLSTATE 53000).
     FailClosed,
-    /// The relay goes on; a gap record counts what was not audited.
+    /// Traffic flows; gap records count what was not audited.
     FailOpen,
+}
+
+/// When a statement's result may reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Records are fsynced in the background, within one writer round
+    /// (about 2 ms) of the statement's end.
+    Async,
+    /// The message ending a statement is held until its record is fsynced
+    /// (spool or audit file), with group commit across sessions.
+    BeforeAck,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -239,7 +253,8 @@ pub struct AuditConfig {
     pub instance_id: Option<String>,
     /// Events buffered between the relay and the audit writer.
     pub queue_capacity: usize,
-    pub queue_full: QueueFullPolicy,
+    pub failure_policy: FailurePolicy,
+    pub durability: Durability,
     /// Record bind parameter values of extended-protocol statements.
     pub log_parameters: bool,
     /// Statement text longer than this is cut (at a character boundary) and
@@ -251,8 +266,8 @@ pub struct AuditConfig {
     /// the generated instance id and the sequence across restarts.
     /// `None`: records wait in memory only.
     pub spool_dir: Option<PathBuf>,
-    /// When the spool holds this much, the audit writer waits for
-    /// ClickHouse (and the audit queue's `queue_full` policy applies).
+    /// When the spool holds this much, `failure_policy` applies until
+    /// ClickHouse has acknowledged enough to make room.
     pub spool_max_bytes: u64,
     /// Size at which a new spool segment file is started.
     pub spool_segment_bytes: u64,
@@ -318,7 +333,8 @@ impl Default for AuditConfig {
             clickhouse_url: None,
             instance_id: None,
             queue_capacity: 65_536,
-            queue_full: QueueFullPolicy::FailClosed,
+            failure_policy: FailurePolicy::FailClosed,
+            durability: Durability::Async,
             log_parameters: false,
             max_statement_bytes: 1 << 20,
             spool_dir: None,
@@ -432,6 +448,7 @@ impl Config {
         if self.audit.spool_max_bytes == 0 || self.audit.spool_segment_bytes == 0 {
             return err("audit.spool_max_bytes and spool_segment_bytes must be at least 1".into());
         }
+        self.validate_durability()?;
         let ch = &self.audit.clickhouse;
         if !is_identifier(&ch.database) {
             return err(format!(
@@ -471,6 +488,26 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return err(format!("log.level {:?}: {e}", self.log.level));
+        }
+        Ok(())
+    }
+
+    /// `before_ack` needs a destination that can make a record durable
+    /// before ClickHouse has it: the spool, or the audit file.
+    fn validate_durability(&self) -> Result<(), ConfigError> {
+        if self.audit.durability != Durability::BeforeAck {
+            return Ok(());
+        }
+        let a = &self.audit;
+        if a.clickhouse_url.is_some() && a.spool_dir.is_none() {
+            return Err(ConfigError(
+                "audit.durability = \"before_ack\" with audit.clickhouse_url needs audit.spool_dir (records are made durable there)".into(),
+            ));
+        }
+        if a.clickhouse_url.is_none() && a.file.is_none() {
+            return Err(ConfigError(
+                "audit.durability = \"before_ack\" needs audit.file or audit.clickhouse_url with audit.spool_dir".into(),
+            ));
         }
         Ok(())
     }

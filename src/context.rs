@@ -2,8 +2,9 @@
 //! audit sender, hooks and the shutdown signal. One per server instance, so
 //! several servers (tests) run side by side in one process.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -12,12 +13,20 @@ use crate::audit::clickhouse::ClickHouseStats;
 use crate::audit::AuditSender;
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
-use crate::config::Config;
+use crate::config::{ClientTlsConfig, Config};
 use crate::hooks::SessionHooks;
+use crate::latency::Latency;
+use crate::logging::LogHandle;
 
 pub struct ProxyContext {
+    /// The configuration the server started with. Settings a reload can
+    /// change are read from [`ProxyContext::live`] instead.
     pub config: Arc<Config>,
-    pub tls_acceptor: Option<TlsAcceptor>,
+    /// What SIGHUP may replace (`crate::reload`); sessions take a snapshot.
+    pub live: RwLock<Arc<LiveSettings>>,
+    /// Set by the binary when it installed the log subscriber; `None` in
+    /// embedders and tests that keep their own.
+    pub log: OnceLock<LogHandle>,
     pub upstream_tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
     pub upstream_host: String,
     pub upstream_port: u16,
@@ -38,6 +47,27 @@ pub struct ProxyContext {
     pub spool_usage: Option<crate::audit::spool::SpoolUsage>,
 }
 
+/// The settings a reload applies to new sessions; sessions already open
+/// keep the TLS state they negotiated.
+pub struct LiveSettings {
+    pub tls: ClientTlsConfig,
+    /// Built from `tls`; `None` when `tls.mode = "disable"`.
+    pub tls_acceptor: Option<TlsAcceptor>,
+    pub log_level: String,
+    pub users_file: Option<PathBuf>,
+}
+
+impl LiveSettings {
+    pub fn new(config: &Config, tls_acceptor: Option<TlsAcceptor>) -> Self {
+        LiveSettings {
+            tls: config.tls.clone(),
+            tls_acceptor,
+            log_level: config.log.level.clone(),
+            users_file: config.auth.users_file.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ProxyStats {
     pub sessions_total: AtomicU64,
@@ -46,10 +76,14 @@ pub struct ProxyStats {
     /// Failed logins by reason, indexed like [`AUTH_FAILURE_REASONS`].
     pub auth_failures_by_reason: [AtomicU64; AUTH_FAILURE_REASONS.len()],
     pub statements: AtomicU64,
+    /// Statements refused because audit was unavailable (`fail_closed`).
+    pub statements_refused: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     /// Bytes held in session buffers right now (client and upstream reads).
     pub buffered_bytes: AtomicU64,
+    /// Upstream TCP (+ TLS) connect time; failed connects are not observed.
+    pub upstream_connect: Latency,
 }
 
 /// The `reason` label of `pgtrail_auth_failures_total`.
@@ -90,6 +124,35 @@ impl ProxyStats {
 }
 
 impl ProxyContext {
+    /// The live settings now in force.
+    pub fn live(&self) -> Arc<LiveSettings> {
+        match self.live.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The acceptor for a new client TLS handshake.
+    pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
+        self.live().tls_acceptor.clone()
+    }
+
+    /// Puts new live settings in force (for sessions that start from now on).
+    pub fn set_live(&self, live: LiveSettings) {
+        match self.live.write() {
+            Ok(mut current) => *current = Arc::new(live),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
+        }
+    }
+
+    /// Replaces the users of proxy mode.
+    pub fn set_users(&self, users: Users) {
+        match self.users.write() {
+            Ok(mut current) => *current = Arc::new(users),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(users),
+        }
+    }
+
     pub fn users(&self) -> Arc<Users> {
         match self.users.read() {
             Ok(u) => u.clone(),
@@ -100,15 +163,12 @@ impl ProxyContext {
     /// Reads the users file again (SIGHUP). A file that does not load leaves
     /// the current users in place; sessions already open are not touched.
     pub fn reload_users(&self) -> Result<usize, String> {
-        let Some(path) = &self.config.auth.users_file else {
+        let Some(path) = self.live().users_file.clone() else {
             return Err("no auth.users_file configured".into());
         };
-        let users = Users::load(path)?;
+        let users = Users::load(&path)?;
         let count = users.len();
-        match self.users.write() {
-            Ok(mut current) => *current = Arc::new(users),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(users),
-        }
+        self.set_users(users);
         Ok(count)
     }
 

@@ -2,6 +2,8 @@
 //! forwards their traffic byte for byte, and audits every statement.
 //!
 //! - [`config`]: the TOML configuration, validated; secrets hidden in `Debug`.
+//! - [`config_file`]: reading it with `FILE:LINE:COL: key: why` errors.
+//! - [`reload`]: SIGHUP: log level, client TLS and users file without a restart.
 //! - [`server`]: accept loop, connection limit, graceful shutdown.
 //! - [`admin`]: the admin HTTP listener: `/metrics`, `/healthz`, `/readyz`.
 //! - [`context`]: what every session of one server shares.
@@ -15,16 +17,20 @@
 //! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
+//! - [`latency`]: the latency histogram behind the `*_seconds` metrics.
 
 pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cancel;
 pub mod config;
+pub mod config_file;
 pub mod context;
 pub mod hooks;
+pub mod latency;
 pub mod logging;
 pub mod protocol;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod sql;

@@ -1,17 +1,51 @@
 //! Log output with tracing: human-readable by default, JSON when configured.
+//! The level filter sits behind a reload layer so SIGHUP can change
+//! `log.level` without a restart (`crate::reload`).
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
-pub fn init(cfg: &LogConfig) {
+/// Changes the level filter of the subscriber [`init`] installed.
+#[derive(Clone)]
+pub struct LogHandle(reload::Handle<EnvFilter, Registry>);
+
+impl std::fmt::Debug for LogHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogHandle")
+    }
+}
+
+impl LogHandle {
+    /// Replaces the filter; `level` is a tracing filter such as `info` or
+    /// `pgtrail=debug`.
+    pub fn set_level(&self, level: &str) -> Result<(), String> {
+        let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level {level:?}: {e}"))?;
+        self.0
+            .reload(filter)
+            .map_err(|e| format!("log.level {level:?}: {e}"))
+    }
+}
+
+/// Installs the global subscriber. A second call (tests) installs nothing
+/// and returns `None`: only the first subscriber's level can be reloaded.
+pub fn init(cfg: &LogConfig) -> Option<LogHandle> {
     let filter = EnvFilter::try_new(&cfg.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match cfg.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = match cfg.format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
+    installed.ok().map(|()| LogHandle(handle))
 }

@@ -121,7 +121,7 @@ fn main() -> ExitCode {
 
 fn load_config(args: &RunArgs) -> Result<Config, String> {
     let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        Some(path) => pgtrail::config_file::parse(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
     if let Some(v) = args.listen {
@@ -145,13 +145,17 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
     if let Some(v) = args.admin_listen {
         config.admin_listen = Some(v);
     }
-    config.validate().map_err(|e| e.to_string())?;
+    match &args.config {
+        Some(path) => pgtrail::config_file::validate(path, &config),
+        None => config.validate(),
+    }
+    .map_err(|e| e.to_string())?;
     Ok(config)
 }
 
 fn run(args: RunArgs) -> Result<(), String> {
     let config = load_config(&args)?;
-    pgtrail::logging::init(&config.log);
+    let log = pgtrail::logging::init(&config.log);
     // One thread serving every session avoids cross-thread wake-ups, which
     // cost more than the relaying itself (see ARCHITECTURE.md).
     let runtime = match config.worker_threads {
@@ -166,15 +170,21 @@ fn run(args: RunArgs) -> Result<(), String> {
     .map_err(|e| format!("tokio runtime: {e}"))?;
     runtime.block_on(async {
         let server = Server::bind(config.clone(), Extensions::standard(&config)).await?;
-        tokio::spawn(reload_on_sighup(server.context()));
+        let ctx = server.context();
+        if let Some(log) = log {
+            let _ = ctx.log.set(log);
+        }
+        tokio::spawn(reload_on_sighup(ctx, args));
         server.run(shutdown_signal()).await;
         Ok(())
     })
 }
 
-/// SIGHUP reloads the users file of proxy mode; a broken file is rejected
-/// with the reason and the users loaded before stay in force.
-async fn reload_on_sighup(ctx: std::sync::Arc<pgtrail::context::ProxyContext>) {
+/// SIGHUP reads the configuration file again (with the command-line flags
+/// applied on top, as at start) and applies what can change live; see
+/// `pgtrail::reload`. A rejected file changes nothing. Without a file only
+/// the users file is read again.
+async fn reload_on_sighup(ctx: std::sync::Arc<pgtrail::context::ProxyContext>, args: RunArgs) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -184,15 +194,26 @@ async fn reload_on_sighup(ctx: std::sync::Arc<pgtrail::context::ProxyContext>) {
         }
     };
     while hup.recv().await.is_some() {
-        if ctx.config.auth.mode != AuthMode::Proxy {
-            tracing::info!("SIGHUP received: nothing to reload in passthrough mode");
+        let Some(file) = &args.config else {
+            reload_users_only(&ctx);
             continue;
+        };
+        let result = load_config(&args).and_then(|c| pgtrail::reload::apply(&ctx, file, c));
+        if let Err(e) = result {
+            tracing::error!("SIGHUP: configuration rejected, the previous one stays in force: {e}");
         }
-        match ctx.reload_users() {
-            Ok(users) => tracing::info!(users, "SIGHUP: users file reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: users file rejected, the previous users stay in force")
-            }
+    }
+}
+
+fn reload_users_only(ctx: &pgtrail::context::ProxyContext) {
+    if ctx.config.auth.mode != AuthMode::Proxy {
+        tracing::info!("SIGHUP received: no configuration file, nothing to reload");
+        return;
+    }
+    match ctx.reload_users() {
+        Ok(users) => tracing::info!(users, "SIGHUP: users file reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: users file rejected, the previous users stay in force")
         }
     }
 }
@@ -223,10 +244,9 @@ fn schema(args: &SchemaArgs) -> Result<(), String> {
         )
     })?;
     let config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        Some(path) => pgtrail::config_file::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    config.validate().map_err(|e| e.to_string())?;
     print!(
         "{}",
         schema::script(version, &config.audit.clickhouse.schema_options())
@@ -234,17 +254,22 @@ fn schema(args: &SchemaArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Errors read `FILE:LINE:COL: key: why` (see `pgtrail::config_file`), or
+/// `FILE: key: PATH: why` for files the configuration names.
 fn check_config(file: &Path) -> Result<(), String> {
-    let config = Config::from_file(file).map_err(|e| e.to_string())?;
-    config
-        .validate()
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let config = pgtrail::config_file::load(file).map_err(|e| e.to_string())?;
+    let at = |e: String| format!("{}: {e}", file.display());
     if let (AuthMode::Proxy, Some(path)) = (config.auth.mode, &config.auth.users_file) {
-        let users = pgtrail::auth::users::Users::load(path)?;
+        let users = pgtrail::auth::users::Users::load(path).map_err(|e| {
+            at(format!(
+                "auth.users_file: {}",
+                pgtrail::config_file::one_line(&e)
+            ))
+        })?;
         println!("{}: {} user(s)", path.display(), users.len());
     }
-    pgtrail::tls::acceptor(&config.tls)?;
-    pgtrail::tls::connector(&config.upstream)?;
+    pgtrail::tls::acceptor(&config.tls).map_err(at)?;
+    pgtrail::tls::connector(&config.upstream).map_err(at)?;
     println!("{}: ok", file.display());
     Ok(())
 }

@@ -14,11 +14,11 @@ use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
 use crate::audit::clickhouse::ClickHouseSink;
 use crate::audit::jsonl::JsonlSink;
 use crate::audit::spool::{self, Spool, SpoolOptions};
-use crate::audit::{pipeline, AuditSink, AuditWorker};
+use crate::audit::{pipeline, AuditGate, AuditSink, AuditWorker};
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
-use crate::config::{AuthMode, Config};
-use crate::context::{ProxyContext, ProxyStats};
+use crate::config::{AuthMode, Config, Durability};
+use crate::context::{LiveSettings, ProxyContext, ProxyStats};
 use crate::hooks::{NoHooks, SessionHooks};
 use crate::protocol::build::{self, Severity};
 
@@ -87,9 +87,11 @@ impl Server {
         let mut instance_secret = [0u8; 32];
         getrandom::fill(&mut instance_secret).map_err(|e| e.to_string())?;
         let (force_close, force_rx) = watch::channel(false);
+        let live = RwLock::new(Arc::new(LiveSettings::new(&config, tls_acceptor)));
         let ctx = ProxyContext {
             config: Arc::new(config),
-            tls_acceptor,
+            live,
+            log: std::sync::OnceLock::new(),
             upstream_tls,
             upstream_host,
             upstream_port,
@@ -244,9 +246,12 @@ fn start_audit(
     mut sinks: Vec<Box<dyn AuditSink>>,
 ) -> Result<(crate::audit::AuditSender, AuditWorker, AuditGauges), String> {
     let audit = &config.audit;
+    let gate = Arc::new(AuditGate::default());
+    // before_ack without a spool makes the file the durable copy.
+    let file_durable = audit.durability == Durability::BeforeAck && audit.spool_dir.is_none();
     if let Some(path) = &audit.file {
-        let sink =
-            JsonlSink::open(path).map_err(|e| format!("audit.file {}: {e}", path.display()))?;
+        let sink = JsonlSink::open(path, file_durable)
+            .map_err(|e| format!("audit.file {}: {e}", path.display()))?;
         sinks.push(Box::new(sink));
     }
     let mut next_seq = 1;
@@ -257,7 +262,7 @@ fn start_audit(
         let sink = match &audit.spool_dir {
             Some(dir) => {
                 let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
-                let spool = Spool::open(
+                let mut spool = Spool::open(
                     dir,
                     SpoolOptions {
                         max_bytes: audit.spool_max_bytes,
@@ -268,6 +273,7 @@ fn start_audit(
                 if audit.instance_id.is_none() {
                     spool_instance_id = Some(spool::marker::instance_id(dir).map_err(fail)?);
                 }
+                spool.writer.guard(audit.failure_policy, gate.clone());
                 next_seq = spool.next_seq;
                 gauges.spool = Some(spool.writer.usage());
                 spool_gaps = spool.gaps;
@@ -300,7 +306,12 @@ fn start_audit(
             }
         }
     }
-    let (sender, worker) = pipeline::start(audit.queue_capacity, audit.queue_full, builder, sinks)
-        .map_err(|e| format!("audit writer: {e}"))?;
+    let options = pipeline::WriterOptions {
+        capacity: audit.queue_capacity,
+        policy: audit.failure_policy,
+        gate,
+    };
+    let (sender, worker) =
+        pipeline::start(options, builder, sinks).map_err(|e| format!("audit writer: {e}"))?;
     Ok((sender, worker, gauges))
 }

@@ -24,22 +24,23 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// Errors name the configuration key and the file: `key: FILE: why`.
+fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("{key}: {}: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificates found", path.display()));
+        return Err(format!("{key}: {}: no certificates found", path.display()));
     }
     Ok(certs)
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+fn load_roots(key: &str, path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(path)? {
+    for cert in load_certs(key, path)? {
         roots
             .add(cert)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| format!("{key}: {}: {e}", path.display()))?;
     }
     Ok(roots)
 }
@@ -52,25 +53,31 @@ pub fn acceptor(cfg: &ClientTlsConfig) -> Result<Option<TlsAcceptor>, String> {
     let (Some(cert_file), Some(key_file)) = (&cfg.cert_file, &cfg.key_file) else {
         return Err("tls.cert_file and tls.key_file are required".into());
     };
-    let certs = load_certs(cert_file)?;
+    let certs = load_certs("tls.cert_file", cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        .map_err(|e| format!("tls.key_file: {}: {e}", key_file.display()))?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| e.to_string())?;
     let builder = match &cfg.client_ca_file {
         Some(ca) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(load_roots(ca)?), provider())
-                    .build()
-                    .map_err(|e| e.to_string())?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(load_roots("tls.client_ca_file", ca)?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| format!("tls.client_ca_file: {}: {e}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("tls: {e}"))?;
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        format!(
+            "tls.key_file: {} with tls.cert_file {}: {e}",
+            key_file.display(),
+            cert_file.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
@@ -84,10 +91,12 @@ pub fn connector(
         UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => Arc::new(AnyCertificate(provider())),
         UpstreamTlsMode::VerifyCa | UpstreamTlsMode::VerifyFull => {
             let ca = cfg.ca_file.as_ref().ok_or("upstream.ca_file is required")?;
-            let webpki =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(load_roots(ca)?), provider())
-                    .build()
-                    .map_err(|e| e.to_string())?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(load_roots("upstream.ca_file", ca)?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| format!("upstream.ca_file: {}: {e}", ca.display()))?;
             if cfg.tls == UpstreamTlsMode::VerifyCa {
                 Arc::new(ChainOnly(webpki))
             } else {

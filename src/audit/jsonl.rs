@@ -10,15 +10,18 @@ use super::record::Record;
 pub struct JsonlSink {
     path: PathBuf,
     out: BufWriter<File>,
+    /// `flush` also fsyncs (durability `before_ack` without a spool).
+    durable: bool,
 }
 
 impl JsonlSink {
     /// Opens `path` for appending, creating it if needed.
-    pub fn open(path: &Path) -> io::Result<JsonlSink> {
+    pub fn open(path: &Path, durable: bool) -> io::Result<JsonlSink> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(JsonlSink {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(256 * 1024, file),
+            durable,
         })
     }
 }
@@ -34,6 +37,10 @@ impl AuditSink for JsonlSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush()?;
+        if self.durable {
+            self.out.get_ref().sync_data()?;
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@ pub mod builder;
 mod classify;
 pub mod clickhouse;
 pub mod event;
+pub mod gate;
 pub mod jsonl;
 pub mod pipeline;
 pub mod record;
@@ -13,4 +14,5 @@ pub use event::{
     AuditEvent, Failure, Param, Protocol, SessionEvent, SessionEventType, SessionInfo,
     StatementEvent,
 };
-pub use pipeline::{AuditSender, AuditSink, AuditStats, AuditWorker};
+pub use gate::AuditGate;
+pub use pipeline::{AuditSender, AuditSink, AuditStats, AuditWorker, DurableAck};

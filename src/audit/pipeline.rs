@@ -5,18 +5,26 @@
 //! Back-pressure: the channel holds `audit.queue_capacity` events. When it is
 //! full, `fail_closed` makes the relay wait (statements slow down, nothing is
 //! lost) and `fail_open` lets the relay go on, counting what was not queued;
-//! the writer then emits a gap record with that count.
+//! the writer then emits a gap record with that count. A failing sink closes
+//! the `AuditGate` (see `gate`).
+//!
+//! Durability `before_ack`: an event may carry a oneshot that the writer
+//! answers once the record is flushed (fsynced) by every sink, after the
+//! round's single flush, so one fsync acknowledges every session waiting at
+//! that moment (group commit). Such rounds do not pause between them: the
+//! fsync itself is the batching window.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::builder::RecordBuilder;
 use super::event::AuditEvent;
+use super::gate::{AuditGate, Blocked};
 use super::record::Record;
-use crate::config::QueueFullPolicy;
+use crate::config::FailurePolicy;
 
 /// Where records go. Called from the writer thread only.
 pub trait AuditSink: Send {
@@ -62,9 +70,13 @@ impl AuditStats {
     }
 }
 
+/// Answered `true` once the record is durable, `false` (or dropped) if it
+/// could not be written.
+pub type DurableAck = oneshot::Receiver<bool>;
+
 /// What travels on the channel: events, and the server's last word.
 enum Envelope {
-    Event(AuditEvent),
+    Event(AuditEvent, Option<oneshot::Sender<bool>>),
     /// Sent once every session is gone: write what is queued, then stop.
     Close,
 }
@@ -73,17 +85,28 @@ enum Envelope {
 #[derive(Clone)]
 pub struct AuditSender {
     tx: mpsc::Sender<Envelope>,
-    policy: QueueFullPolicy,
+    policy: FailurePolicy,
     stats: Arc<AuditStats>,
+    gate: Arc<AuditGate>,
 }
 
 impl AuditSender {
     /// Queues an event, waiting for room only under `fail_closed`.
     pub async fn send(&self, event: AuditEvent) {
-        let event = Envelope::Event(event);
+        self.enqueue(Envelope::Event(event, None)).await;
+    }
+
+    /// Like `send`, and the answer says when the record is durable.
+    pub async fn send_durable(&self, event: AuditEvent) -> DurableAck {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Envelope::Event(event, Some(tx))).await;
+        rx
+    }
+
+    async fn enqueue(&self, envelope: Envelope) {
         let result = match self.policy {
-            QueueFullPolicy::FailClosed => self.tx.send(event).await.map_err(|_| ()),
-            QueueFullPolicy::FailOpen => self.tx.try_send(event).map_err(|_| ()),
+            FailurePolicy::FailClosed => self.tx.send(envelope).await.map_err(|_| ()),
+            FailurePolicy::FailOpen => self.tx.try_send(envelope).map_err(|_| ()),
         };
         if result.is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -93,6 +116,22 @@ impl AuditSender {
 
     pub fn stats(&self) -> &Arc<AuditStats> {
         &self.stats
+    }
+
+    pub fn policy(&self) -> FailurePolicy {
+        self.policy
+    }
+
+    /// Why new statements must be refused now (`fail_closed` only).
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self.policy {
+            FailurePolicy::FailClosed => self.gate.blocked(),
+            FailurePolicy::FailOpen => None,
+        }
+    }
+
+    pub fn gate(&self) -> &Arc<AuditGate> {
+        &self.gate
     }
 
     /// Events waiting in the queue, and the queue's capacity.
@@ -121,36 +160,56 @@ impl AuditWorker {
     }
 }
 
+/// How the writer runs; from `[audit]`.
+pub struct WriterOptions {
+    pub capacity: usize,
+    pub policy: FailurePolicy,
+    /// Shared with the sinks that can close it (the spool).
+    pub gate: Arc<AuditGate>,
+}
+
 /// Starts the writer thread.
 pub fn start(
-    capacity: usize,
-    policy: QueueFullPolicy,
+    options: WriterOptions,
     builder: RecordBuilder,
     sinks: Vec<Box<dyn AuditSink>>,
 ) -> io::Result<(AuditSender, AuditWorker)> {
-    let (tx, rx) = mpsc::channel(capacity);
+    let (tx, rx) = mpsc::channel(options.capacity);
     let stats = Arc::new(AuditStats::default());
     let writer = Writer {
         builder,
         sinks,
         stats: stats.clone(),
+        gate: options.gate.clone(),
         failing: false,
+        acks: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name("pgtrail-audit".into())
         .spawn(move || writer.run(rx))?;
-    Ok((AuditSender { tx, policy, stats }, AuditWorker { thread }))
+    let sender = AuditSender {
+        tx,
+        policy: options.policy,
+        stats,
+        gate: options.gate,
+    };
+    Ok((sender, AuditWorker { thread }))
 }
 
 struct Writer {
     builder: RecordBuilder,
     sinks: Vec<Box<dyn AuditSink>>,
     stats: Arc<AuditStats>,
+    gate: Arc<AuditGate>,
     /// Whether the last write failed, so an outage is logged once, not per record.
     failing: bool,
+    /// `before_ack` waiters of this round, answered after its flush.
+    acks: Vec<oneshot::Sender<bool>>,
 }
 
 const FLUSH_EVERY: usize = 4096;
+/// How often sinks are flushed while no events come.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Pause between drain rounds while events keep coming (bounds the delay
 /// before a record reaches the sinks).
 const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
@@ -177,7 +236,16 @@ impl Writer {
     async fn serve(mut self, mut rx: mpsc::Receiver<Envelope>) {
         let mut open = true;
         while open {
-            let Some(first) = rx.recv().await else { break };
+            let first = match tokio::time::timeout(IDLE_TICK, rx.recv()).await {
+                Ok(Some(first)) => first,
+                Ok(None) => break,
+                Err(_) => {
+                    // Quiet: let the sinks catch up on their own work (the
+                    // spool writes a pending gap record once it has room).
+                    self.flush();
+                    continue;
+                }
+            };
             open = self.handle(first);
             while open {
                 let mut handled = 0usize;
@@ -192,11 +260,18 @@ impl Writer {
                     }
                 }
                 self.write_gap();
+                let waiters = !self.acks.is_empty();
                 self.flush();
                 if handled == 0 {
                     break;
                 }
-                tokio::time::sleep(BATCH_PAUSE).await;
+                if waiters {
+                    // Sessions wait for this round's fsync: start the next
+                    // round now; what arrived during the fsync is its batch.
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(BATCH_PAUSE).await;
+                }
             }
         }
         self.write_gap();
@@ -206,20 +281,28 @@ impl Writer {
     /// Writes one event; `false` once the server has said it is closing.
     fn handle(&mut self, envelope: Envelope) -> bool {
         match envelope {
-            Envelope::Event(event) => {
-                self.emit(event);
+            Envelope::Event(event, ack) => {
+                let ok = self.emit(event);
+                if let Some(ack) = ack {
+                    if ok {
+                        self.acks.push(ack);
+                    } else {
+                        let _ = ack.send(false);
+                    }
+                }
                 true
             }
             Envelope::Close => false,
         }
     }
 
-    fn emit(&mut self, event: AuditEvent) {
+    /// Whether every sink took the record.
+    fn emit(&mut self, event: AuditEvent) -> bool {
         let record = self.builder.build(event);
         if let Record::Statement(s) = &record {
             self.stats.count_statement(&s.class, s.success);
         }
-        self.write(&record);
+        self.write(&record)
     }
 
     fn write_gap(&mut self) {
@@ -234,7 +317,7 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, record: &Record) {
+    fn write(&mut self, record: &Record) -> bool {
         let mut ok = true;
         for sink in &mut self.sinks {
             if let Err(e) = sink.write(record) {
@@ -251,20 +334,33 @@ impl Writer {
                 tracing::info!("audit sinks are writing again");
             }
         }
-        self.failing = !ok;
-        self.stats.failing.store(self.failing, Ordering::Relaxed);
+        self.set_failing(!ok);
+        ok
     }
 
+    fn set_failing(&mut self, failing: bool) {
+        self.failing = failing;
+        self.stats.failing.store(failing, Ordering::Relaxed);
+        self.gate.set(Blocked::SinkFailing, failing);
+    }
+
+    /// Flushes every sink, then answers the round's `before_ack` waiters.
     fn flush(&mut self) {
+        let mut ok = true;
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
+                ok = false;
                 self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
                 if !self.failing {
                     tracing::error!(sink = %sink.name(), error = %e, "audit sink flush failed");
                 }
-                self.failing = true;
-                self.stats.failing.store(true, Ordering::Relaxed);
             }
+        }
+        if !ok {
+            self.set_failing(true);
+        }
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(ok);
         }
     }
 }

@@ -17,6 +17,8 @@ pub enum SessionError {
     Tls(String),
     /// The upstream server could not be reached or refused us.
     Upstream(String),
+    /// A statement's audit record could not be made durable (`before_ack`).
+    Audit(String),
 }
 
 impl fmt::Display for SessionError {
@@ -29,6 +31,7 @@ impl fmt::Display for SessionError {
             SessionError::Protocol(s) => write!(f, "protocol violation: {s}"),
             SessionError::Tls(s) => write!(f, "TLS: {s}"),
             SessionError::Upstream(s) => write!(f, "upstream: {s}"),
+            SessionError::Audit(s) => write!(f, "audit: {s}"),
         }
     }
 }

@@ -55,7 +55,9 @@ pub fn check_startup(
     }
     // With `client_ca_file` every client must present a certificate, which
     // a plain connection cannot do, whatever `tls.mode` says.
-    let tls_cfg = &ctx.config.tls;
+    // The live settings: a reload may have changed `tls.mode`.
+    let live = ctx.live();
+    let tls_cfg = &live.tls;
     if (tls_cfg.mode == ClientTlsMode::Require || tls_cfg.client_ca_file.is_some()) && !tls {
         return Err((
             "28000",

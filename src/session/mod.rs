@@ -3,6 +3,7 @@
 
 pub mod error;
 mod login;
+mod refuse;
 pub mod relay;
 pub mod startup;
 pub mod stream;

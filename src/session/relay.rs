@@ -6,18 +6,26 @@
 //! stays in the buffer until the rest arrives, so a message is never split
 //! between writes by pgtrail, and a read never outruns a write: a peer that
 //! stops reading stops the other side too, and buffers stay bounded.
+//!
+//! pgtrail's own answers to the client (statements refused under
+//! `fail_closed`, see `refuse`) are queued by the client direction and
+//! written by the server direction between whole frames, so the client
+//! stream has one writer.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 
 use super::error::SessionError;
 use super::login::Established;
+use super::refuse::{Refuser, Verdict, REFUSED_SQLSTATE};
 use super::stream::READ_CHUNK;
 use super::tracker::{ClientFrame, SessionClock, Tracker};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, DurableAck};
+use crate::config::{Durability, FailurePolicy};
 use crate::context::ProxyContext;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{frame_len, FrameLimits};
@@ -60,6 +68,9 @@ struct Shared<'a> {
     /// Capacity of each direction's buffer as last added to `buffered_bytes`.
     client_buffer: AtomicU64,
     server_buffer: AtomicU64,
+    /// pgtrail's own messages for the client, and the bell for them.
+    replies: Mutex<BytesMut>,
+    replies_ready: Notify,
 }
 
 impl Shared<'_> {
@@ -101,6 +112,8 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         writing_client: AtomicBool::new(false),
         client_buffer: AtomicU64::new(0),
         server_buffer: AtomicU64::new(0),
+        replies: Mutex::new(BytesMut::new()),
+        replies_ready: Notify::new(),
     };
     let end = {
         let c2s = client_to_server(
@@ -132,7 +145,9 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
     };
     let reason = finish(end, &shared, &mut client_w, &mut server_w).await;
     let leftover = shared.tracker().take_all();
-    send_events(&shared, leftover).await;
+    for event in leftover {
+        send_event(&shared, event).await;
+    }
     shared.account_buffer(&shared.client_buffer, 0);
     shared.account_buffer(&shared.server_buffer, 0);
     drop(cancel_key);
@@ -168,6 +183,12 @@ async fn finish(
             format!("protocol violation: {message}")
         }
         End::Client(Err(e)) => format!("client connection lost: {e}"),
+        End::Server(Err(SessionError::Audit(why))) => {
+            tracing::error!(%why, "closing session: a statement's audit record could not be made durable (before_ack, fail_closed)");
+            terminate(server_w).await;
+            let message = format!("pgtrail: the audit record of the last statement could not be made durable ({why}); the connection is closed, the statement's outcome is unknown to the audit trail");
+            tell(client_w, client_clean, REFUSED_SQLSTATE, message).await
+        }
         End::Server(result) => {
             let detail = match result {
                 Ok(()) => "server closed the connection".to_string(),
@@ -242,9 +263,13 @@ async fn relay_client(
     shared: &Shared<'_>,
     limits: FrameLimits,
 ) -> Result<ClientEnd, SessionError> {
+    let mut refuser = Refuser::default();
     loop {
-        let scan = scan_client(buf, shared, &limits)?;
-        if scan.whole > 0 {
+        let scan = scan_client(buf, shared, &limits, &mut refuser)?;
+        if scan.refused {
+            buf.advance(scan.whole);
+            shared.replies_ready.notify_one();
+        } else if scan.whole > 0 {
             let frames = buf.split_to(scan.whole);
             to.write_all(&frames).await?;
             shared
@@ -258,6 +283,9 @@ async fn relay_client(
         }
         if scan.terminate {
             return Ok(ClientEnd::Terminated);
+        }
+        if scan.missing == 0 {
+            continue; // more whole frames, judged differently
         }
         if !fill(from, buf, scan.missing, shared, &shared.client_buffer).await? {
             return Ok(ClientEnd::Eof);
@@ -275,7 +303,7 @@ async fn server_to_client(
     loop {
         let scan = scan_server(buf, shared, &limits)?;
         let events = shared.tracker().take_ready();
-        send_events(shared, events).await;
+        send_events(shared, events).await?;
         if scan.whole > 0 {
             let frames = buf.split_to(scan.whole);
             shared.writing_client.store(true, Ordering::Relaxed);
@@ -290,41 +318,130 @@ async fn server_to_client(
                 .bytes_out
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
         }
-        if !fill(from, buf, scan.missing, shared, &shared.server_buffer).await? {
-            return Ok(());
+        write_replies(shared, to).await?;
+        tokio::select! {
+            more = fill(from, buf, scan.missing, shared, &shared.server_buffer) => {
+                if !more? {
+                    return Ok(());
+                }
+            }
+            () = shared.replies_ready.notified() => {}
         }
     }
 }
 
-async fn send_events(shared: &Shared<'_>, events: Vec<crate::audit::StatementEvent>) {
+/// Writes what pgtrail itself has to say to the client, if anything.
+async fn write_replies(
+    shared: &Shared<'_>,
+    to: &mut (impl AsyncWrite + Unpin),
+) -> Result<(), SessionError> {
+    let replies = {
+        let mut queued = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
+        if queued.is_empty() {
+            return Ok(());
+        }
+        queued.split()
+    };
+    shared.writing_client.store(true, Ordering::Relaxed);
+    to.write_all(&replies).await?;
+    shared.writing_client.store(false, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Queues the events of finished statements. Under `before_ack` it then
+/// waits until their records are durable, so the results written after
+/// this reach the client only then.
+async fn send_events(
+    shared: &Shared<'_>,
+    events: Vec<crate::audit::StatementEvent>,
+) -> Result<(), SessionError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let ctx = shared.ctx;
+    if ctx.config.audit.durability == Durability::Async {
+        for event in events {
+            send_event(shared, event).await;
+        }
+        return Ok(());
+    }
+    let mut acks: Vec<DurableAck> = Vec::with_capacity(events.len());
     for event in events {
         ctx.hooks.on_result(&event);
         ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
-        ctx.audit.send(AuditEvent::Statement(Box::new(event))).await;
+        let event = AuditEvent::Statement(Box::new(event));
+        acks.push(ctx.audit.send_durable(event).await);
     }
+    for ack in acks {
+        if ack.await != Ok(true) && ctx.audit.policy() == FailurePolicy::FailClosed {
+            return Err(SessionError::Audit(
+                ctx.audit
+                    .refusal()
+                    .unwrap_or("the audit writer failed")
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
-/// Whole frames at the front of a buffer, and what is missing after them.
+async fn send_event(shared: &Shared<'_>, event: crate::audit::StatementEvent) {
+    let ctx = shared.ctx;
+    ctx.hooks.on_result(&event);
+    ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
+    ctx.audit.send(AuditEvent::Statement(Box::new(event))).await;
+}
+
+/// Whole frames at the front of a buffer, and what is missing after them
+/// (0 when the scan stopped early at a frame judged differently).
 struct Scan {
     whole: usize,
     missing: usize,
     terminate: bool,
+    /// The frames are refused (dropped), not forwarded.
+    refused: bool,
 }
 
+/// A run of whole frames that are all forwarded, or all refused.
 fn scan_client(
     buf: &[u8],
     shared: &Shared<'_>,
     limits: &FrameLimits,
+    refuser: &mut Refuser,
 ) -> Result<Scan, SessionError> {
     let mut off = 0;
     let mut tracker = None;
     let now = Instant::now();
+    let why = shared.ctx.audit.refusal();
+    let mut refused = None;
     loop {
         match frame_len(&buf[off..], limits)? {
             Ok(len) => {
                 let frame = &buf[off..off + len];
                 let t = tracker.get_or_insert_with(|| shared.tracker());
+                let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
+                let (mark, before) = (replies.len(), refuser.clone());
+                let refuse =
+                    refuser.judge(frame[0], why, t.is_idle(), &mut replies) == Verdict::Refuse;
+                if *refused.get_or_insert(refuse) != refuse {
+                    // This frame starts the next run: judge it again then.
+                    replies.truncate(mark);
+                    *refuser = before;
+                    return Ok(Scan {
+                        whole: off,
+                        missing: 0,
+                        terminate: false,
+                        refused: !refuse,
+                    });
+                }
+                if refuse {
+                    shared.ctx.stats.statements_refused.fetch_add(
+                        u64::from(matches!(frame[0], b'Q' | b'F' | b'P')),
+                        Ordering::Relaxed,
+                    );
+                    off += len;
+                    continue;
+                }
                 if frame[0] == b'Q' || frame[0] == b'P' {
                     shared.ctx.hooks.on_statement(t.session(), &frame[5..]);
                 }
@@ -335,6 +452,7 @@ fn scan_client(
                         whole: off,
                         missing: 0,
                         terminate: true,
+                        refused: false,
                     });
                 }
             }
@@ -343,6 +461,7 @@ fn scan_client(
                     whole: off,
                     missing,
                     terminate: false,
+                    refused: refused == Some(true),
                 })
             }
         }
@@ -374,6 +493,7 @@ fn scan_server(
                     whole: off,
                     missing,
                     terminate: false,
+                    refused: false,
                 })
             }
         }

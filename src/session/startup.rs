@@ -40,7 +40,7 @@ pub async fn negotiate(
     loop {
         match next_packet(&mut conn).await {
             Ok(StartupPacket::Ssl) => {
-                let offer = ctx.tls_acceptor.is_some() && !conn.stream.is_tls();
+                let offer = ctx.tls_acceptor().is_some() && !conn.stream.is_tls();
                 if let Err(e) = conn.write(if offer { b"S" } else { b"N" }).await {
                     return (None, Err(e));
                 }
@@ -75,7 +75,7 @@ async fn next_packet(conn: &mut Framed) -> Result<StartupPacket, SessionError> {
 }
 
 async fn start_tls(conn: Framed, ctx: &ProxyContext, direct: bool) -> Result<Framed, SessionError> {
-    let Some(acceptor) = &ctx.tls_acceptor else {
+    let Some(acceptor) = ctx.tls_acceptor() else {
         return Err(SessionError::Protocol(
             "TLS handshake without TLS configured".into(),
         ));

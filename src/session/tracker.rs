@@ -132,6 +132,12 @@ impl Tracker {
         self.statements
     }
 
+    /// Nothing in flight and no transaction open: the server is waiting for
+    /// the client in state `I`.
+    pub fn is_idle(&self) -> bool {
+        self.expected.is_empty() && self.txn_status == b'I'
+    }
+
     /// Whether the server ended the session with its own FATAL error.
     pub fn server_sent_fatal(&self) -> bool {
         self.server_sent_fatal

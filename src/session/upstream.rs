@@ -15,6 +15,7 @@ use crate::protocol::frame::FrameLimits;
 /// Opens a connection to the server and settles TLS; returns the server's address too.
 pub async fn connect(ctx: &ProxyContext) -> Result<(Framed, SocketAddr), SessionError> {
     let cfg = &ctx.config.upstream;
+    let started = std::time::Instant::now();
     let target = (ctx.upstream_host.as_str(), ctx.upstream_port);
     let tcp = tokio::time::timeout(cfg.connect_timeout(), TcpStream::connect(target))
         .await
@@ -31,6 +32,9 @@ pub async fn connect(ctx: &ProxyContext) -> Result<(Framed, SocketAddr), Session
         None => Stream::Plain(tcp),
         Some((connector, name)) => negotiate_tls(tcp, connector, name, cfg.tls).await?,
     };
+    // Only connects that succeed: a refused or timed-out connect says
+    // nothing about latency and would pile up in the top bucket.
+    ctx.stats.upstream_connect.observe(started.elapsed());
     Ok((Framed::new(stream, BytesMut::new(), limits), addr))
 }
 

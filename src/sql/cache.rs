@@ -108,12 +108,18 @@ impl<V: Clone> Lru<V> {
     }
 }
 
-/// Cache statistics.
+/// Cache statistics, and how the statements the cache did not answer were
+/// parsed (the analyzer fills `fallback_*`; [`Cache::stats`] leaves them 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub entries: u64,
+    /// Statements sqlparser declined and pg_query parsed.
+    pub fallback_pg_query: u64,
+    /// Statements classified by the lexer path (no parser accepted them,
+    /// or they were too large, too deep or not UTF-8).
+    pub fallback_lexer: u64,
 }
 
 /// Thread-safe bounded LRU.
@@ -167,6 +173,7 @@ impl<V: Clone> Cache<V> {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             entries,
+            ..CacheStats::default()
         }
     }
 }

@@ -107,6 +107,7 @@ use extract::{dedup, Extract};
 use lexer::{LexOptions, Tok, Token};
 use normalize::Fnv;
 use split::StmtSpan;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Analyser settings.
@@ -418,12 +419,20 @@ struct Entry {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     cache: cache::Cache<Entry>,
+    /// Statements parsed by pg_query and by the lexer path (`/metrics`).
+    fallback_pg_query: AtomicU64,
+    fallback_lexer: AtomicU64,
 }
 
 impl Analyzer {
     pub fn new(cfg: AnalyzerConfig) -> Self {
         let cache = cache::Cache::new(cfg.cache_entries);
-        Analyzer { cfg, cache }
+        Analyzer {
+            cfg,
+            cache,
+            fallback_pg_query: AtomicU64::new(0),
+            fallback_lexer: AtomicU64::new(0),
+        }
     }
 
     pub fn config(&self) -> &AnalyzerConfig {
@@ -484,6 +493,13 @@ impl Analyzer {
             .into_iter()
             .map(|p| complete(text, &toks, p, &self.cfg, true))
             .collect();
+        for a in out.iter() {
+            match a.parser {
+                Parser::Sqlparser => {}
+                Parser::PgQuery => _ = self.fallback_pg_query.fetch_add(1, Ordering::Relaxed),
+                Parser::Lexer => _ = self.fallback_lexer.fetch_add(1, Ordering::Relaxed),
+            }
+        }
         if cacheable {
             self.cache.put(
                 key,
@@ -496,7 +512,11 @@ impl Analyzer {
     }
 
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        CacheStats {
+            fallback_pg_query: self.fallback_pg_query.load(Ordering::Relaxed),
+            fallback_lexer: self.fallback_lexer.load(Ordering::Relaxed),
+            ..self.cache.stats()
+        }
     }
 }
 

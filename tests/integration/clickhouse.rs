@@ -11,7 +11,7 @@ use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
 use pgtrail::audit::clickhouse::rows::parse_time_micros;
 use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
-fn unique_ch_db(prefix: &str) -> String {
+pub(crate) fn unique_ch_db(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     format!(
         "{prefix}_{}_{}",

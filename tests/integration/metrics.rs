@@ -53,6 +53,9 @@ async fn metrics_move_by_the_workload() {
         "pgtrail_audit_sink_errors_total",
         "pgtrail_classification_cache_hits_total",
         "pgtrail_classification_cache_misses_total",
+        "pgtrail_upstream_connect_seconds_bucket",
+        "pgtrail_upstream_connect_seconds_count",
+        "pgtrail_classification_fallback_parses_total",
     ] {
         assert!(
             before.lines().any(|l| l.starts_with(name)),
@@ -69,9 +72,14 @@ async fn metrics_move_by_the_workload() {
         &["reason=\"wrong_password\""],
     );
     let bytes_in0 = sample(&before, "pgtrail_bytes_in_total", &[]);
+    let connects0 = sample(&before, "pgtrail_upstream_connect_seconds_count", &[]);
+    let fallback = "pgtrail_classification_fallback_parses_total";
+    let pg_query0 = sample(&before, fallback, &["parser=\"pg_query\""]);
+    let lexer0 = sample(&before, fallback, &["parser=\"lexer\""]);
 
-    // The workload: one session with 10 statements, 2 of them failing, then
-    // one login with a wrong password.
+    // The workload: one session with 12 statements, 3 of them failing, then
+    // one login with a wrong password. Two statements leave the sqlparser
+    // path: a DO block (pg_query) and a syntax error (lexer).
     let client = proxy.connect(pg, &db).await;
     for i in 0..8 {
         client
@@ -85,6 +93,14 @@ async fn metrics_move_by_the_workload() {
             .await
             .expect_err("missing table");
     }
+    client
+        .simple_query("DO $$ BEGIN END $$")
+        .await
+        .expect("DO block");
+    client
+        .simple_query("SELEKT 1")
+        .await
+        .expect_err("syntax error");
     drop(client);
     let wrong = format!(
         "host=127.0.0.1 port={} user={} password=wrong dbname={db}",
@@ -102,7 +118,7 @@ async fn metrics_move_by_the_workload() {
     // wait until everything is in, then check the counts are exact.
     for _ in 0..200 {
         let after = scrape(admin).await;
-        let done = sample(&after, "pgtrail_statements_total", &[]) >= ok0 + failed0 + 10
+        let done = sample(&after, "pgtrail_statements_total", &[]) >= ok0 + failed0 + 12
             && sample(&after, "pgtrail_sessions_active", &[]) == 0
             && sample(&after, "pgtrail_auth_failures_total", &[]) > auth0;
         if done {
@@ -114,12 +130,12 @@ async fn metrics_move_by_the_workload() {
     let after = scrape(admin).await;
     assert_eq!(
         sample(&after, "pgtrail_statements_total", &["success=\"true\""]) - ok0,
-        8,
+        9,
         "{after}"
     );
     assert_eq!(
         sample(&after, "pgtrail_statements_total", &["success=\"false\""]) - failed0,
-        2,
+        3,
         "{after}"
     );
     assert_eq!(
@@ -139,6 +155,22 @@ async fn metrics_move_by_the_workload() {
             "pgtrail_auth_failures_total",
             &["reason=\"wrong_password\""]
         ) - wrong_pw0,
+        1,
+        "{after}"
+    );
+    // Passthrough: both logins, the refused one too, connected upstream.
+    assert_eq!(
+        sample(&after, "pgtrail_upstream_connect_seconds_count", &[]) - connects0,
+        2,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, fallback, &["parser=\"pg_query\""]) - pg_query0,
+        1,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, fallback, &["parser=\"lexer\""]) - lexer0,
         1,
         "{after}"
     );

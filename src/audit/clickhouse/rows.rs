@@ -102,6 +102,15 @@ impl AnyRow {
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
         }
     }
+
+    /// Microseconds since the epoch.
+    pub fn event_time(&self) -> i64 {
+        match self {
+            AnyRow::Statement(r) => r.event_time,
+            AnyRow::Session(r) => r.event_time,
+            AnyRow::Gap(r) => r.event_time,
+        }
+    }
 }
 
 /// The JSON name of a unit enum variant (`simple`, `auth_ok`, ...).

@@ -85,6 +85,11 @@ pub struct ClickHouseStats {
     pub rows_lost: AtomicU64,
     /// Times `write()` found the in-memory backlog full and had to wait.
     pub backlog_full: AtomicU64,
+    /// Time of each acknowledged batch attempt (all its INSERTs).
+    pub insert_latency: crate::latency::Latency,
+    /// `event_time` (micros since the epoch) of the oldest row not yet
+    /// acknowledged by ClickHouse; 0 when none is waiting.
+    pub oldest_unsent_micros: AtomicU64,
 }
 
 struct Shared {
@@ -396,6 +401,12 @@ impl Sender {
     }
 
     fn push(&mut self, row: AnyRow) {
+        if self.len() == 0 {
+            // Rows reach the batch in seq order: the first is the oldest.
+            let at = u64::try_from(row.event_time()).unwrap_or(0).max(1);
+            let oldest = &self.shared.stats.oldest_unsent_micros;
+            let _ = oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+        }
         match row {
             AnyRow::Statement(r) => self.statements.push(*r),
             AnyRow::Session(r) => self.sessions.push(*r),
@@ -414,8 +425,11 @@ impl Sender {
         let stats = &stats.stats;
         loop {
             let rows = self.len() as u64;
+            let started = Instant::now();
             match rt.block_on(self.try_send()) {
                 Ok(()) => {
+                    stats.insert_latency.observe(started.elapsed());
+                    stats.oldest_unsent_micros.store(0, Ordering::Relaxed);
                     stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                     stats.rows_sent.fetch_add(rows, Ordering::Relaxed);
                     if self.failures > 0 {
@@ -452,7 +466,7 @@ impl Sender {
                         stats.rows_lost.fetch_add(lost, Ordering::Relaxed);
                         tracing::error!(
                             rows = lost,
-                            "pgtrail is stopping and ClickHouse still fails: these audit rows were NOT delivered (they are in audit.file if it is set; the durable spool is not built yet)"
+                            "pgtrail is stopping and ClickHouse still fails: these audit rows were NOT delivered (they are in audit.file if it is set; set audit.spool_dir to keep them across restarts)"
                         );
                         self.statements.clear();
                         self.sessions.clear();

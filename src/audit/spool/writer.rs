@@ -7,18 +7,29 @@
 //!
 //! An fsync error is fatal for the spool: after a failed fsync the kernel
 //! may have dropped the dirty pages, so what is on disk is unknown. Every
-//! later write fails; the audit writer logs it and counts sink errors.
+//! later write fails (`fail_closed`; the audit writer logs it, counts sink
+//! errors and the gate refuses new statements) or is counted as dropped
+//! (`fail_open`).
+//!
+//! A full spool (`spool_max_bytes`): under `fail_closed` the writer closes
+//! the gate and waits for acknowledgements to free room; under `fail_open`
+//! it skips records and, once there is room again, writes one gap record
+//! whose `seq` is the first skipped seq and whose `missing_events` is the
+//! number skipped, so the skipped seqs are exactly
+//! `[seq, seq + missing_events)`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::frame;
 use super::marker::sync_dir;
 use super::recover::segment_name;
 use super::{Segment, Shared};
-use crate::audit::record::Record;
+use crate::audit::gate::{AuditGate, Blocked};
+use crate::audit::record::{format_time, GapRecord, Record, RecordHeader};
+use crate::config::FailurePolicy;
 
 /// Frames buffered beyond this are flushed without waiting for the round.
 const MAX_BUFFER: usize = 8 << 20;
@@ -31,9 +42,21 @@ pub struct SpoolWriter {
     active_len: u64,
     buf: Vec<u8>,
     buf_last_seq: u64,
+    /// Records in `buf` (counted as dropped if their fsync fails).
+    buf_records: u64,
     failed: Option<String>,
-    /// Whether the writer is waiting for room (log once per episode).
+    /// Whether the spool is in a full episode (log once per episode).
     full: bool,
+    policy: FailurePolicy,
+    gate: Arc<AuditGate>,
+    /// `fail_open`: records skipped while full, not yet told by a gap record.
+    skipped: Option<Skipped>,
+}
+
+struct Skipped {
+    first_seq: u64,
+    count: u64,
+    instance_id: String,
 }
 
 impl SpoolWriter {
@@ -49,9 +72,19 @@ impl SpoolWriter {
             active_len: 0,
             buf: Vec::with_capacity(1 << 20),
             buf_last_seq: 0,
+            buf_records: 0,
             failed: None,
             full: false,
+            policy: FailurePolicy::FailClosed,
+            gate: Arc::default(),
+            skipped: None,
         }
+    }
+
+    /// What to do when full or failed, and the gate to report it on.
+    pub fn guard(&mut self, policy: FailurePolicy, gate: Arc<AuditGate>) {
+        self.policy = policy;
+        self.gate = gate;
     }
 
     fn check(&self) -> io::Result<()> {
@@ -63,10 +96,28 @@ impl SpoolWriter {
         }
     }
 
-    /// Buffers one record; waits while the spool is full (`spool_max_bytes`).
+    /// Buffers one record. When full: waits (`fail_closed`) or skips it
+    /// (`fail_open`).
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
-        self.check()?;
-        self.wait_for_room()?;
+        if let Err(e) = self.check() {
+            if self.policy == FailurePolicy::FailOpen {
+                self.gate.count_dropped(1);
+                return Ok(());
+            }
+            return Err(e);
+        }
+        if !self.has_room()? {
+            if self.policy == FailurePolicy::FailOpen {
+                self.skip(record);
+                return Ok(());
+            }
+            self.wait_for_room();
+        }
+        self.write_skipped_gap()?;
+        self.append(record)
+    }
+
+    fn append(&mut self, record: &Record) -> io::Result<()> {
         let seq = record.seq();
         let size = self.active_len + self.buf.len() as u64;
         if self.file.is_none() || size >= self.shared.options.segment_bytes {
@@ -74,6 +125,7 @@ impl SpoolWriter {
         }
         frame::encode(seq, record, &mut self.buf)?;
         self.buf_last_seq = seq;
+        self.buf_records += 1;
         if self.buf.len() >= MAX_BUFFER {
             self.flush()?;
         }
@@ -83,6 +135,9 @@ impl SpoolWriter {
     /// Writes and fsyncs what is buffered, then shows it to the reader.
     pub fn flush(&mut self) -> io::Result<()> {
         self.check()?;
+        if self.skipped.is_some() && self.has_room()? {
+            self.write_skipped_gap()?;
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -90,10 +145,15 @@ impl SpoolWriter {
             return Ok(());
         };
         if let Err(e) = file.write_all(&self.buf).and_then(|()| file.sync_data()) {
-            tracing::error!(error = %e, dir = %self.shared.dir.display(), "spool write/fsync failed: the spool is stopped (records still go to other sinks)");
+            tracing::error!(error = %e, dir = %self.shared.dir.display(), policy = ?self.policy, "spool write/fsync failed: the spool is stopped until pgtrail restarts (fail_closed refuses new statements, fail_open counts dropped records)");
             self.failed = Some(e.to_string());
+            self.gate.set(Blocked::SpoolFailed, true);
+            if self.policy == FailurePolicy::FailOpen {
+                self.gate.count_dropped(self.buf_records);
+            }
             return Err(e);
         }
+        self.buf_records = 0;
         let n = self.buf.len() as u64;
         self.active_len += n;
         self.buf.clear();
@@ -142,24 +202,33 @@ impl SpoolWriter {
         Ok(())
     }
 
-    /// fail_closed on a full spool: flush and seal (so every segment can be
-    /// deleted once acknowledged), then wait until acknowledgements free
-    /// room. The audit queue fills meanwhile and `audit.queue_full` applies.
-    fn wait_for_room(&mut self) -> io::Result<()> {
+    /// Whether a record may be added now. At the start of a full episode
+    /// the active segment is sealed, so every segment can be deleted once
+    /// acknowledged.
+    fn has_room(&mut self) -> io::Result<bool> {
         let max = self.shared.options.max_bytes;
         let used = self.shared.lock().total_bytes + self.buf.len() as u64;
         if used < max {
             if self.full {
                 self.full = false;
+                self.gate.set(Blocked::SpoolFull, false);
                 tracing::info!("spool has room again");
             }
-            return Ok(());
+            return Ok(true);
         }
-        self.seal()?;
         if !self.full {
+            self.seal()?;
             self.full = true;
-            tracing::error!(max_bytes = max, dir = %self.shared.dir.display(), "spool full (ClickHouse is behind or down): the audit writer waits, the audit queue fills and audit.queue_full applies");
+            self.gate.set(Blocked::SpoolFull, true);
+            tracing::error!(max_bytes = max, dir = %self.shared.dir.display(), policy = ?self.policy, "spool full (ClickHouse is behind or down): fail_closed refuses new statements and waits, fail_open skips records and writes a gap record");
         }
+        // Acknowledgements may have freed room since.
+        Ok(self.shared.lock().total_bytes < max)
+    }
+
+    /// fail_closed: waits until acknowledgements free room.
+    fn wait_for_room(&mut self) {
+        let max = self.shared.options.max_bytes;
         let mut st = self.shared.lock();
         while st.total_bytes >= max {
             st = self
@@ -169,12 +238,58 @@ impl SpoolWriter {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        Ok(())
+        drop(st);
+        self.full = false;
+        self.gate.set(Blocked::SpoolFull, false);
+        tracing::info!("spool has room again");
+    }
+
+    fn skip(&mut self, record: &Record) {
+        self.gate.count_dropped(1);
+        let header = record.header();
+        match &mut self.skipped {
+            Some(s) => s.count += 1,
+            None => {
+                self.skipped = Some(Skipped {
+                    first_seq: header.seq,
+                    count: 1,
+                    instance_id: header.instance_id.clone(),
+                })
+            }
+        }
+    }
+
+    /// The gap record for what `fail_open` skipped; written past the size
+    /// limit if need be (it is small, and it is the only trace).
+    fn write_skipped_gap(&mut self) -> io::Result<()> {
+        let Some(s) = self.skipped.take() else {
+            return Ok(());
+        };
+        let reason = format!(
+            "spool full (fail_open): {} records from seq {} were not kept for ClickHouse",
+            s.count, s.first_seq
+        );
+        tracing::warn!(missing = s.count, first_seq = s.first_seq, "{reason}");
+        let now = SystemTime::now();
+        let gap = Record::Gap(GapRecord {
+            header: RecordHeader {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                instance_id: s.instance_id,
+                seq: s.first_seq,
+                event_time: format_time(now),
+            },
+            missing_events: s.count,
+            reason,
+        });
+        self.append(&gap)
     }
 
     /// Flushes and tells the reader no more records come.
     pub fn close(&mut self) -> io::Result<()> {
-        let result = self.seal();
+        let result = self
+            .check()
+            .and_then(|()| self.write_skipped_gap())
+            .and_then(|()| self.seal());
         let mut st = self.shared.lock();
         st.closed = true;
         self.shared.notify(&mut st);

@@ -1,150 +1,19 @@
-//! The admin listener (`admin_listen`): a small HTTP/1.1 server apart from
-//! the proxy port.
-//!
-//! - `/metrics`: Prometheus text format, read from the counters the server
-//!   already keeps ([`crate::context::ProxyStats`], the audit writer's
-//!   [`crate::audit::pipeline::AuditStats`], the ClickHouse sink's counters,
-//!   the classification cache).
-//! - `/healthz`: 200 `ok` while the process runs.
-//! - `/readyz`: 200 when the upstream server accepts a TCP connection and
-//!   the audit writer is running with no failing sink; else 503 and why.
-//! - anything else: 404.
+//! `/metrics`: the server's counters in Prometheus text format, read at
+//! scrape time (nothing is counted twice, no registry to keep in step).
 
-use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::context::{ProxyContext, AUTH_FAILURE_REASONS};
-
-/// How long `/readyz` waits for the upstream server to accept a connection.
-const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Serves admin requests until `shutdown` resolves; open connections are
-/// closed then.
-pub async fn serve(
-    listener: TcpListener,
-    ctx: Arc<ProxyContext>,
-    shutdown: impl Future<Output = ()>,
-) {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(admin_listen = %addr, "admin listener: /metrics /healthz /readyz");
-    }
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => {
-                    let ctx = ctx.clone();
-                    conns.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let ctx = ctx.clone();
-                            async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(socket), service);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "admin connection ended with an error");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    conns.shutdown().await;
-}
-
-async fn handle(req: Request<Incoming>, ctx: &Arc<ProxyContext>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    }
-    match req.uri().path() {
-        "/metrics" => match metrics_text(ctx) {
-            Ok(body) => {
-                let mut resp = Response::new(Full::new(Bytes::from(body)));
-                resp.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static(
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    ),
-                );
-                resp
-            }
-            Err(_) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not encode metrics\n",
-            ),
-        },
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match readiness(ctx).await {
-            Ok(()) => text(StatusCode::OK, "ready\n"),
-            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
-        },
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
-}
-
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-/// `Ok` when the upstream server accepts a TCP connection and the audit
-/// writer is running with every sink writing; else the one-line reason.
-pub async fn readiness(ctx: &ProxyContext) -> Result<(), String> {
-    let stats = ctx.audit.stats();
-    if stats.closed.load(Ordering::Relaxed) {
-        return Err("audit writer is not running".into());
-    }
-    if stats.failing.load(Ordering::Relaxed) {
-        return Err("audit sink is failing".into());
-    }
-    let target = (ctx.upstream_host.as_str(), ctx.upstream_port);
-    match tokio::time::timeout(
-        READY_CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(target),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!(
-            "upstream {}:{} unreachable: {e}",
-            ctx.upstream_host, ctx.upstream_port
-        )),
-        Err(_) => Err(format!(
-            "upstream {}:{} unreachable: connect timed out",
-            ctx.upstream_host, ctx.upstream_port
-        )),
-    }
-}
 
 /// The `/metrics` body: every metric of `ctx`, Prometheus text format.
 pub fn metrics_text(ctx: &Arc<ProxyContext>) -> Result<String, fmt::Error> {
@@ -178,6 +47,17 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt::Resu
     ConstGauge::new(v).encode(m)
 }
 
+/// Seconds since `micros` (since the epoch); 0 for 0.
+fn age_seconds(micros: u64) -> f64 {
+    if micros == 0 {
+        return 0.0;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    now.saturating_sub(micros) as f64 / 1e6
+}
+
 fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -209,6 +89,15 @@ impl Collector for Metrics {
                 let labels = [("reason", *reason)];
                 ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
             }
+        }
+        {
+            let m = e.encode_descriptor(
+                "upstream_connect_seconds",
+                "Time to connect to PostgreSQL (TCP and TLS), successful connects.",
+                None,
+                MetricType::Histogram,
+            )?;
+            s.upstream_connect.0.encode(m)?;
         }
         counter(
             &mut e,
@@ -269,11 +158,24 @@ impl Collector for Metrics {
             "Audit records every sink accepted.",
             load(&audit.written),
         )?;
+        let gate = ctx.audit.gate();
         counter(
             &mut e,
             "audit_records_dropped",
-            "Events not queued because the audit queue was full (fail_open).",
-            load(&audit.dropped_total),
+            "Records not audited under fail_open (audit queue full, spool full or failed); gap records name them.",
+            load(&audit.dropped_total) + gate.dropped(),
+        )?;
+        gauge(
+            &mut e,
+            "audit_blocked",
+            "1 while the audit path cannot take records (spool full or failed, a sink failing); fail_closed then refuses new statements.",
+            i64::from(gate.blocked().is_some()),
+        )?;
+        counter(
+            &mut e,
+            "statements_refused",
+            "Statements refused with SQLSTATE 53000 because they could not be audited (fail_closed).",
+            load(&s.statements_refused),
         )?;
         counter(
             &mut e,
@@ -312,6 +214,21 @@ impl Collector for Metrics {
                 "Rows given up at shutdown.",
                 load(&ch.rows_lost),
             )?;
+            let m = e.encode_descriptor(
+                "clickhouse_insert_seconds",
+                "Time of each acknowledged batch (its INSERTs).",
+                None,
+                MetricType::Histogram,
+            )?;
+            ch.insert_latency.0.encode(m)?;
+            let oldest = load(&ch.oldest_unsent_micros);
+            let m = e.encode_descriptor(
+                "audit_oldest_unshipped_seconds",
+                "Age of the oldest audit record ClickHouse has not acknowledged; 0 when none waits.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(age_seconds(oldest)).encode(m)?;
         }
         if let Some(spool) = &ctx.spool_usage {
             let (bytes, segments) = spool.get();
@@ -347,6 +264,18 @@ impl Collector for Metrics {
                 "Entries in the classification cache.",
                 as_i64(cache.entries),
             )?;
+            let mut f = e.encode_descriptor(
+                "classification_fallback_parses",
+                "Statements parsed by a path other than sqlparser (cache hits not counted).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (parser, n) in [
+                ("pg_query", cache.fallback_pg_query),
+                ("lexer", cache.fallback_lexer),
+            ] {
+                ConstCounter::new(n).encode(f.encode_family(&[("parser", parser)])?)?;
+            }
         }
         Ok(())
     }
