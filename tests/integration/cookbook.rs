@@ -1,0 +1,773 @@
+//! The compliance cookbook (`docs/compliance.md`) against real servers: a
+//! known workload of two people through pgtrail (proxy mode) into the local
+//! ClickHouse, then every query of the cookbook, taken from the document by
+//! its `<!-- cookbook: id -->` marker, with its expected rows. The views the
+//! queries read are checked on the way (they deduplicate a record written
+//! twice), and the same queries run on a modern engine through
+//! `ch-modern-check`.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::harness::clickhouse::ChServer;
+use crate::harness::postgres::PgCluster;
+use crate::harness::proxy::{connect, fresh_db, sessions, statements, Proxy};
+use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::auth::users::{self, Method, UserEntry};
+use pgtrail::config::{AuthMode, Secret};
+
+const DOC: &str = include_str!("../../docs/compliance.md");
+
+/// `(id, sql)` of every query in the cookbook, in document order: a line
+/// `<!-- cookbook: id -->`, then a ```` ```sql ```` block.
+fn cookbook() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = DOC.lines();
+    while let Some(line) = lines.next() {
+        let Some(id) = line
+            .strip_prefix("<!-- cookbook: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert_eq!(
+            lines.next().map(str::trim_end),
+            Some("```sql"),
+            "marker {id} is not followed by a ```sql block"
+        );
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| l.trim_end() != "```")
+            .collect();
+        out.push((id.trim().to_string(), body.join("\n").trim().to_string()));
+    }
+    out
+}
+
+/// The query with its placeholders filled and `pgtrail.` pointing at `db`.
+fn fill(sql: &str, db: &str, params: &[(&str, String)]) -> String {
+    let mut s = sql.replace("pgtrail.", &format!("`{db}`."));
+    for (k, v) in params {
+        s = s.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(!s.contains("{{"), "unfilled placeholder in\n{s}");
+    s
+}
+
+fn unique_ch_db(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// ClickHouse JSON values as text (64-bit integers come quoted, booleans
+/// as 0/1, floats as numbers).
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => format!("[{}]", a.iter().map(text).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+fn rows(ch: &ChServer, sql: &str) -> Vec<Value> {
+    let body = ch.query(&format!("{sql}\nFORMAT JSONEachRow"));
+    body.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The named columns of each row, as text.
+fn pick(rows: &[Value], cols: &[&str]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| {
+                    let v = r.get(*c).unwrap_or_else(|| panic!("no column {c} in {r}"));
+                    text(v)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn strs(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
+        .collect()
+}
+
+/// `a, b` as `` `a`, `b` ``.
+fn quoted(cols: &[&str]) -> String {
+    cols.iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn try_connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+fn person(name: &str, password: &str, role: &str) -> UserEntry {
+    UserEntry {
+        name: name.into(),
+        secret: postgres_protocol::password::scram_sha_256(password.as_bytes()),
+        method: Method::ScramSha256,
+        db_role: Some(role.into()),
+        databases: vec![],
+    }
+}
+
+/// Waits until `sql` returns `want` (the proxy flushes at stop; this only
+/// covers a slow server).
+fn wait_ch(ch: &ChServer, sql: &str, want: &str) {
+    for _ in 0..200 {
+        if ch.try_query(sql).as_deref() == Ok(want) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{sql} never returned {want}: {:?}", ch.try_query(sql));
+}
+
+#[tokio::test]
+async fn cookbook_answers_on_the_local_server() {
+    let ch = ChServer::shared();
+    let version = ServerVersion::parse(&ch.version()).expect("ClickHouse version");
+    let ch_db = unique_ch_db("cookbook");
+    let (pg, db) = fresh_db("cookbook");
+    // Roles are cluster-wide: unique names.
+    let tag = PgCluster::unique_db_name("ck");
+    let (adm, app, auditor) = (
+        format!("{tag}_adm"),
+        format!("{tag}_app"),
+        format!("{tag}_auditor"),
+    );
+    pg.create_role(&adm, "adm-pw", true);
+    pg.create_role(&app, "app-pw", false);
+
+    // Not across midnight UTC: every record on one day.
+    loop {
+        let secs: u32 = ch.query("SELECT toUInt32(now()) % 86400").parse().unwrap();
+        if secs < 86_390 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let hour: u32 = ch.query("SELECT toHour(now())").parse().unwrap();
+    // Working hours that the whole workload falls outside of.
+    let (work_start, work_end) = if hour >= 12 { (1, 4) } else { (18, 21) };
+
+    let dir = tempfile::tempdir().unwrap();
+    let users_file = dir.path().join("users.toml");
+    users::upsert(&users_file, person("alice", "alice-pw", &adm)).unwrap();
+    users::upsert(&users_file, person("bob", "bob-pw", &app)).unwrap();
+    let proxy = Proxy::start_with(pg, |c| {
+        c.auth.mode = AuthMode::Proxy;
+        c.auth.users_file = Some(users_file.clone());
+        c.auth
+            .role_passwords
+            .insert(adm.clone(), Secret("adm-pw".into()));
+        c.auth
+            .role_passwords
+            .insert(app.clone(), Secret("app-pw".into()));
+        c.audit.clickhouse_url = Some(ch.http_url());
+        c.audit.clickhouse.database = ch_db.clone();
+        c.audit.clickhouse.batch_ms = 50;
+    })
+    .await;
+    let conn = |user: &str, pw: &str| {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={pw} dbname={db}",
+            proxy.port()
+        )
+    };
+
+    // alice, the administrator.
+    let alice = connect(&conn("alice", "alice-pw")).await;
+    for sql in [
+        "CREATE TABLE cards (id int PRIMARY KEY, pan text, holder text)".to_string(),
+        "INSERT INTO cards VALUES (1, '4111111111111111', 'Ann'), (2, '5500000000000004', 'Ben')"
+            .to_string(),
+        format!("CREATE ROLE {auditor} LOGIN PASSWORD 'Sup3rSecret'"),
+        format!("GRANT SELECT ON cards TO {app}"),
+        "CREATE POLICY holder_rows ON cards FOR SELECT USING (true)".to_string(),
+        "CREATE TABLE tmp_export (id int)".to_string(),
+        "DROP TABLE tmp_export".to_string(),
+        "SELECT count(*) FROM cards".to_string(),
+    ] {
+        alice
+            .simple_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    drop(alice);
+
+    // bob, the analyst: reads, a denied write, a typo.
+    let bob = connect(&conn("bob", "bob-pw")).await;
+    bob.simple_query("SELECT pan FROM cards WHERE id = 1")
+        .await
+        .unwrap();
+    bob.simple_query("SELECT id, holder FROM public.cards ORDER BY id")
+        .await
+        .unwrap();
+    let err = bob
+        .simple_query("UPDATE cards SET holder = 'Eve' WHERE id = 2")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42501");
+    let err = bob
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42P01");
+    drop(bob);
+
+    // bob again, with a wrong password.
+    let err = try_connect(&conn("bob", "guess"))
+        .await
+        .expect_err("wrong password refused");
+    assert_eq!(err.as_db_error().unwrap().code().code(), "28P01");
+
+    let records = proxy.stop().await;
+    let n_stmts = statements(&records).len();
+    let n_sess = sessions(&records).len();
+    assert_eq!(n_stmts, 12, "{records:#?}");
+    let instance = records[0]["instance_id"].as_str().unwrap().to_string();
+    let max_seq = records
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(max_seq as usize, records.len(), "seq runs 1..n");
+    wait_ch(
+        ch,
+        &format!("SELECT count() FROM `{ch_db}`.statements"),
+        &n_stmts.to_string(),
+    );
+    wait_ch(
+        ch,
+        &format!("SELECT count() FROM `{ch_db}`.sessions"),
+        &n_sess.to_string(),
+    );
+
+    // The views exist and were recorded with the migration.
+    let views = ch.query(&format!(
+        "SELECT name FROM system.tables WHERE database = '{ch_db}' AND engine = 'View' ORDER BY name FORMAT TSV"
+    ));
+    let mut want_views: Vec<&str> = schema::VIEW_NAMES.to_vec();
+    want_views.sort_unstable();
+    assert_eq!(views.lines().collect::<Vec<_>>(), want_views);
+    assert_eq!(
+        ch.query(&format!("SELECT version FROM `{ch_db}`.schema_migrations")),
+        schema::SCHEMA_VERSION.to_string()
+    );
+
+    // A record written twice (a retried batch): the tables hold both copies
+    // until a merge, the views show one.
+    ch.query(&format!(
+        "INSERT INTO `{ch_db}`.statements SELECT * FROM `{ch_db}`.statements WHERE kind = 'grant' OR `user` = 'bob' AND kind = 'select' AND success = 1"
+    ));
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT count() FROM `{ch_db}`.statements WHERE kind = 'grant'"
+        )),
+        "2"
+    );
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT count() FROM `{ch_db}`.statement_log WHERE kind = 'grant'"
+        )),
+        "1"
+    );
+    assert_eq!(
+        ch.query(&format!("SELECT count() FROM `{ch_db}`.statements")),
+        (n_stmts + 3).to_string()
+    );
+    assert_eq!(
+        ch.query(&format!("SELECT count() FROM `{ch_db}`.statement_log")),
+        n_stmts.to_string()
+    );
+
+    let day = ch.query(&format!(
+        "SELECT toString(min(day)) FROM `{ch_db}`.statement_log"
+    ));
+    let from = ch.query(&format!("SELECT toString(toDate('{day}') - 7)"));
+    let to = ch.query(&format!("SELECT toString(toDate('{day}') + 1)"));
+    let params = [
+        ("from", from),
+        ("to", to),
+        ("table", "cards".to_string()),
+        ("admins", "'alice'".to_string()),
+        ("admin_roles", "'postgres'".to_string()),
+        ("work_start", work_start.to_string()),
+        ("work_end", work_end.to_string()),
+    ];
+
+    let queries = cookbook();
+    let ids: Vec<&str> = queries.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "pci-10.2.1",
+            "pci-10.2.2",
+            "pci-10.2.4",
+            "pci-10.2.4-denied",
+            "pci-10.2.5",
+            "pci-10.2.6",
+            "pci-10.2.6-gaps",
+            "pci-10.2.7",
+            "soc2-cc7.2-failed",
+            "soc2-cc7.2-volume",
+            "soc2-cc7.2-after-hours",
+            "hipaa-164.312b",
+            "hipaa-164.312b-daily",
+        ]
+    );
+    let by_id: BTreeMap<&str, String> = queries
+        .iter()
+        .map(|(id, sql)| (id.as_str(), fill(sql, &ch_db, &params)))
+        .collect();
+    let run = |id: &str| -> Vec<Value> {
+        let got = rows(ch, &by_id[id]);
+        eprintln!("--- {id}\n{got:#?}");
+        got
+    };
+
+    // PCI 10.2.1: every access to cards, in order.
+    let got = run("pci-10.2.1");
+    assert_eq!(
+        pick(
+            &got,
+            &["user", "access", "object", "kind", "success", "sqlstate"]
+        ),
+        strs(&[
+            &["alice", "write", "cards", "create_table", "1", ""],
+            &["alice", "write", "cards", "insert", "1", ""],
+            &["alice", "write", "cards", "grant", "1", ""],
+            &["alice", "write", "cards", "create_policy", "1", ""],
+            &["alice", "read", "cards", "select", "1", ""],
+            &["bob", "read", "cards", "select", "1", ""],
+            &["bob", "read", "public.cards", "select", "1", ""],
+            &["bob", "write", "cards", "update", "0", "42501"],
+        ])
+    );
+    assert!(got.iter().all(|r| r["client_addr"] == "127.0.0.1"));
+    assert_eq!(text(&got[1]["rows"]), "2");
+    assert_eq!(got[5]["db_role"], app.as_str());
+    assert_eq!(got[5]["statement"], "SELECT pan FROM cards WHERE id = 1");
+    assert_eq!(text(&got[6]["rows"]), "2");
+
+    // PCI 10.2.2: everything alice did, found by her name and, apart, by
+    // the administrative role she used.
+    let alice_did = [
+        "create_table",
+        "insert",
+        "create_role",
+        "grant",
+        "create_policy",
+        "create_table",
+        "drop_table",
+        "select",
+    ]
+    .iter()
+    .map(|k| vec!["alice".to_string(), adm.clone(), k.to_string(), "1".into()])
+    .collect::<Vec<_>>();
+    let got = run("pci-10.2.2");
+    assert_eq!(
+        pick(&got, &["user", "db_role", "kind", "success"]),
+        alice_did
+    );
+    let by_role: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| match *k {
+            "admins" => (*k, "'nobody'".to_string()),
+            "admin_roles" => (*k, format!("'{adm}'")),
+            _ => (*k, v.clone()),
+        })
+        .collect();
+    let sql = &queries.iter().find(|(id, _)| id == "pci-10.2.2").unwrap().1;
+    let got = rows(ch, &fill(sql, &ch_db, &by_role));
+    assert_eq!(
+        pick(&got, &["user", "db_role", "kind", "success"]),
+        alice_did
+    );
+
+    // PCI 10.2.4: exactly the wrong-password login.
+    let got = run("pci-10.2.4");
+    assert_eq!(
+        pick(&got, &["user", "client_addr", "database", "reason"]),
+        strs(&[&["bob", "127.0.0.1", &db, "wrong password (scram-sha-256)"]])
+    );
+    let got = run("pci-10.2.4-denied");
+    assert_eq!(
+        pick(
+            &got,
+            &["user", "db_role", "kind", "objects_written", "sqlstate"]
+        ),
+        strs(&[&["bob", &app, "update", "[cards]", "42501"]])
+    );
+    assert!(got[0]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("permission denied"));
+
+    // PCI 10.2.5: the role and the grant, the password not in clear.
+    let got = run("pci-10.2.5");
+    assert_eq!(
+        pick(&got, &["user", "db_role", "kind", "success", "statement"]),
+        strs(&[
+            &[
+                "alice",
+                &adm,
+                "create_role",
+                "1",
+                &format!("CREATE ROLE {auditor} LOGIN PASSWORD '<redacted>'"),
+            ],
+            &[
+                "alice",
+                &adm,
+                "grant",
+                "1",
+                &format!("GRANT SELECT ON cards TO {app}"),
+            ],
+            &[
+                "alice",
+                &adm,
+                "create_policy",
+                "1",
+                "CREATE POLICY holder_rows ON cards FOR SELECT USING (true)",
+            ],
+        ])
+    );
+
+    // PCI 10.2.6: one instance, no hole; then a lost record and a gap row.
+    let got = run("pci-10.2.6");
+    let all = records.len().to_string();
+    assert_eq!(
+        pick(
+            &got,
+            &[
+                "instance_id",
+                "records",
+                "first_seq",
+                "last_seq",
+                "missing",
+                "holes"
+            ]
+        ),
+        strs(&[&[&instance, &all, "1", &all, "0", "[]"]])
+    );
+    assert!(run("pci-10.2.6-gaps").is_empty());
+
+    // PCI 10.2.7: the two CREATE TABLEs and the DROP TABLE.
+    let got = run("pci-10.2.7");
+    assert_eq!(
+        pick(&got, &["user", "kind", "objects_written", "success"]),
+        strs(&[
+            &["alice", "create_table", "[cards]", "1"],
+            &["alice", "create_policy", "[cards]", "1"],
+            &["alice", "create_table", "[tmp_export]", "1"],
+            &["alice", "drop_table", "[tmp_export]", "1"],
+        ])
+    );
+
+    // SOC 2 CC7.2: failures per person and SQLSTATE.
+    let got = run("soc2-cc7.2-failed");
+    assert_eq!(
+        pick(&got, &["user", "sqlstate", "failures", "kinds"]),
+        strs(&[
+            &["bob", "42501", "1", "[update]"],
+            &["bob", "42P01", "1", "[select]"],
+        ])
+    );
+    assert!(got[1]["example_message"]
+        .as_str()
+        .unwrap()
+        .contains("no_such_table"));
+
+    // Outside working hours: everything (the hours were chosen so).
+    let got = run("soc2-cc7.2-after-hours");
+    assert_eq!(
+        pick(&got, &["user", "statements", "sessions", "kinds"]),
+        strs(&[
+            &[
+                "alice",
+                "8",
+                "1",
+                "[create_policy,create_role,create_table,drop_table,grant,insert,select]"
+            ],
+            &["bob", "4", "1", "[select,update]"],
+        ])
+    );
+
+    // HIPAA: successful accesses to cards per person per day.
+    let got = run("hipaa-164.312b");
+    assert_eq!(
+        pick(
+            &got,
+            &[
+                "day",
+                "user",
+                "reads",
+                "writes",
+                "rows_read",
+                "rows_written",
+                "sessions"
+            ]
+        ),
+        strs(&[
+            &[&day, "alice", "1", "4", "1", "2", "1"],
+            &[&day, "bob", "2", "0", "3", "0", "1"],
+        ])
+    );
+    let got = run("hipaa-164.312b-daily");
+    assert_eq!(
+        pick(
+            &got,
+            &[
+                "day",
+                "user",
+                "statements",
+                "reads",
+                "writes",
+                "ddl",
+                "dcl",
+                "failed",
+                "sessions",
+                "roles"
+            ]
+        ),
+        strs(&[
+            &[
+                &day,
+                "alice",
+                "8",
+                "1",
+                "1",
+                "4",
+                "2",
+                "0",
+                "1",
+                &format!("[{adm}]")
+            ],
+            &[
+                &day,
+                "bob",
+                "4",
+                "3",
+                "1",
+                "0",
+                "0",
+                "2",
+                "1",
+                &format!("[{app}]")
+            ],
+        ])
+    );
+
+    // Volume: a copy of the data with two earlier days of history, bob as
+    // busy as today, alice with one statement a day: alice stands out.
+    let hist = unique_ch_db("cookbook_hist");
+    let hist_opts = SchemaOptions {
+        database: hist.clone(),
+        ..SchemaOptions::default()
+    };
+    for ddl in schema::statements(version, &hist_opts) {
+        ch.query(&ddl);
+    }
+    ch.query(&format!(
+        "INSERT INTO `{hist}`.statements SELECT * FROM `{ch_db}`.statements"
+    ));
+    let cols = schema::column_names("statements");
+    for days_back in [2u64, 3] {
+        let shifted = if version.is_modern() {
+            format!("event_time - toIntervalDay({days_back})")
+        } else {
+            format!("event_time - {}", days_back * 86_400_000_000)
+        };
+        let select = cols
+            .iter()
+            .map(|c| match *c {
+                "event_time" => shifted.clone(),
+                "seq" => format!("seq + {}", days_back * 1_000_000),
+                c => format!("`{c}`"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        ch.query(&format!(
+            "INSERT INTO `{hist}`.statements ({}) SELECT {select} FROM `{ch_db}`.statement_log WHERE `user` = 'bob' OR `user` = 'alice' AND kind = 'insert'",
+            quoted(&cols)
+        ));
+    }
+    let volume = fill(
+        &queries
+            .iter()
+            .find(|(id, _)| id == "soc2-cc7.2-volume")
+            .unwrap()
+            .1,
+        &hist,
+        &params,
+    );
+    let got = rows(ch, &volume);
+    eprintln!("--- soc2-cc7.2-volume\n{got:#?}");
+    assert_eq!(
+        pick(&got, &["user", "day", "statements", "baseline"]),
+        strs(&[&["alice", &day, "8", "1"]])
+    );
+    // And on the real data alone (one day each): no baseline, no rows.
+    assert!(run("soc2-cc7.2-volume").is_empty());
+
+    // A record lost (seq max+1 and max+2 never arrive), then a gap row.
+    let last = statements(&records).last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let select = cols
+        .iter()
+        .map(|c| match *c {
+            "seq" => format!("toUInt64({})", max_seq + 3),
+            c => format!("`{c}`"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    ch.query(&format!(
+        "INSERT INTO `{ch_db}`.statements ({}) SELECT {select} FROM `{ch_db}`.statements WHERE seq = {last} LIMIT 1",
+        quoted(&cols)
+    ));
+    ch.query(&format!(
+        "INSERT INTO `{ch_db}`.gaps (event_id, instance_id, seq, event_time, missing_events, reason) SELECT event_id, instance_id, toUInt64({}), event_time, toUInt64(2), 'test: records lost' FROM `{ch_db}`.statements WHERE seq = {last} LIMIT 1",
+        max_seq + 4
+    ));
+    let got = run("pci-10.2.6");
+    let (n, first_hole, last_hole) = (records.len() + 2, max_seq + 1, max_seq + 2);
+    assert_eq!(
+        pick(
+            &got,
+            &[
+                "instance_id",
+                "records",
+                "first_seq",
+                "last_seq",
+                "missing",
+                "holes"
+            ]
+        ),
+        strs(&[&[
+            &instance,
+            &n.to_string(),
+            "1",
+            &(max_seq + 4).to_string(),
+            "2",
+            &format!("[[{first_hole},{last_hole}]]"),
+        ]])
+    );
+    let got = run("pci-10.2.6-gaps");
+    assert_eq!(
+        pick(&got, &["instance_id", "seq", "missing_events", "reason"]),
+        strs(&[&[
+            &instance,
+            &(max_seq + 4).to_string(),
+            "2",
+            "test: records lost"
+        ]])
+    );
+}
+
+/// `$CARGO_MANIFEST_DIR/../shared/tools/ch-modern-check`, as CI lays it out.
+fn modern_check_tool() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/ch-modern-check");
+    p.is_file().then_some(p)
+}
+
+/// The modern DDL (views included) and every cookbook query on a modern
+/// engine, with the row count each returns on a small known data set:
+/// alice inserts into `cards` at 03:00 UTC on a Wednesday (outside working
+/// hours), bob fails to log in, and the insert arrives twice.
+#[test]
+fn cookbook_runs_on_a_modern_engine() {
+    let Some(tool) = modern_check_tool() else {
+        eprintln!("SKIPPED: ../shared/tools/ch-modern-check not found; the cookbook was not checked on a modern engine");
+        return;
+    };
+    let version = ServerVersion::DEFAULT;
+    let opts = SchemaOptions::default();
+    let mut sql = schema::script(version, &opts);
+    let list = |table: &str| quoted(&schema::column_names(table));
+    // 2026-11-25 03:00:00 UTC, a Wednesday.
+    let at = "fromUnixTimestamp64Micro(toInt64(1795575600000000), 'UTC')";
+    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 'alice', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', []");
+    for _ in 0..2 {
+        sql.push_str(&format!(
+            "INSERT INTO pgtrail.statements ({}) SELECT {stmt};\n",
+            list("statements")
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO pgtrail.sessions ({}) SELECT toUUID('01890000-0000-7000-8000-000000000002'), 'i1', 2, {at}, 'auth_failed', 's2', 'bob', '', 'db', '127.0.0.1', 5433, '', 0, 'scram-sha-256', 'wrong password', 0, 0, 0, 0;\n",
+        list("sessions")
+    ));
+    let params = [
+        ("from", "2026-11-01".to_string()),
+        ("to", "2026-11-30".to_string()),
+        ("table", "cards".to_string()),
+        ("admins", "'alice'".to_string()),
+        ("admin_roles", "'postgres'".to_string()),
+        ("work_start", "7".to_string()),
+        ("work_end", "19".to_string()),
+    ];
+    let expected: BTreeMap<&str, usize> = [
+        ("pci-10.2.1", 1),
+        ("pci-10.2.2", 1),
+        ("pci-10.2.4", 1),
+        ("pci-10.2.4-denied", 0),
+        ("pci-10.2.5", 0),
+        ("pci-10.2.6", 1),
+        ("pci-10.2.6-gaps", 0),
+        ("pci-10.2.7", 0),
+        ("soc2-cc7.2-failed", 0),
+        ("soc2-cc7.2-volume", 0),
+        ("soc2-cc7.2-after-hours", 1),
+        ("hipaa-164.312b", 1),
+        ("hipaa-164.312b-daily", 1),
+    ]
+    .into_iter()
+    .collect();
+    let queries = cookbook();
+    assert_eq!(queries.len(), expected.len());
+    for (id, query) in &queries {
+        let want = expected
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("no expected count for {id}"));
+        let q = fill(query, "pgtrail", &params);
+        // As written, then its row count.
+        sql.push_str(&format!("{q};\n"));
+        sql.push_str(&format!(
+            "SELECT throwIf(count() != {want}, '{id}') FROM ({q});\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cookbook.sql");
+    std::fs::write(&file, &sql).unwrap();
+    let out = std::process::Command::new(&tool)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ch-modern-check failed:\n{stdout}\n{}\n--- SQL ---\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+}
