@@ -7,7 +7,11 @@
 # Installs: postgresql (server, pgbench), postgresql-client (psql),
 # pgbouncer (benchmark baseline), clickhouse-server (18.16 in bookworm),
 # libclang-dev + clang (bindgen for pg_query), build-essential, pkg-config,
-# docker-compose (to validate docker-compose.yml), curl, openssl.
+# docker-compose (to validate docker-compose.yml), curl, openssl,
+# python3-venv (../shared/tools/ch-modern-check, used by
+# scripts/check-dashboards.sh, makes a venv), and promtool (Debian's
+# prometheus package, without recommends; checks deploy/prometheus/*.yml)
+# when it is missing.
 # The Rust toolchain is installed only when cargo is missing.
 #
 # The tests and scripts start their own throw-away PostgreSQL and ClickHouse
@@ -29,6 +33,7 @@ PACKAGES=(
     curl
     ca-certificates
     openssl
+    python3-venv
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
@@ -92,6 +97,45 @@ if ((${#missing[@]} > 0)); then
     fi
 else
     log "system packages: all present"
+fi
+
+# promtool (checks and unit-tests deploy/prometheus/alerts.yml). Debian
+# ships it in the prometheus package; its service is kept from starting.
+if ! command -v promtool >/dev/null 2>&1; then
+    if [[ $(id -u) != 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then
+            SUDO=(sudo)
+        else
+            log "promtool missing: run this script as root to install the prometheus package"
+            exit 1
+        fi
+    else
+        SUDO=()
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    candidate=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
+    if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
+        log "apt-get update"
+        "${SUDO[@]}" apt-get update -q
+    fi
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 755 "$policy"
+        own_policy=1
+        trap '"${SUDO[@]}" rm -f "$policy"' EXIT
+    fi
+    log "apt-get install --no-install-recommends prometheus (for promtool)"
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends prometheus
+    if ((own_policy)); then
+        "${SUDO[@]}" rm -f "$policy"
+        trap - EXIT
+    fi
+    # Only promtool is wanted: keep the Prometheus server itself off.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+        "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
 fi
 
 # Python drivers for the driver tests (tests/python/drivers.py).

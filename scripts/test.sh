@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's checks, in the order CI runs them (.ci/run):
-# formatting, lints (warnings are errors), every test target, and the
-# docker-compose file. Installs what is missing first (idempotent).
+# formatting, lints (warnings are errors), every test target, the
+# docker-compose file, the Prometheus alert rules (promtool check and unit
+# tests) and the Grafana dashboards' queries (scripts/check-dashboards.sh).
+# Installs what is missing first (idempotent).
 # The integration tests start their own PostgreSQL and ClickHouse servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +37,13 @@ if [[ -f docker-compose.yml ]]; then
         exit 1
     fi
 fi
+
+step "promtool check rules / test rules (deploy/prometheus)"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
+promtool check config deploy/prometheus/prometheus.yml
+
+step "Grafana dashboard queries (scripts/check-dashboards.sh)"
+bash scripts/check-dashboards.sh
 
 step "all checks passed"
