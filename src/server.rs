@@ -259,7 +259,7 @@ fn start_audit(
     let mut spool_instance_id = None;
     let mut gauges = AuditGauges::default();
     if let Some(url) = &audit.clickhouse_url {
-        let sink = match &audit.spool_dir {
+        let mut sink = match &audit.spool_dir {
             Some(dir) => {
                 let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
                 let mut spool = Spool::open(
@@ -273,7 +273,7 @@ fn start_audit(
                 if audit.instance_id.is_none() {
                     spool_instance_id = Some(spool::marker::instance_id(dir).map_err(fail)?);
                 }
-                spool.writer.guard(audit.failure_policy, gate.clone());
+                spool.writer.guard(gate.clone());
                 next_seq = spool.next_seq;
                 gauges.spool = Some(spool.writer.usage());
                 spool_gaps = spool.gaps;
@@ -282,6 +282,7 @@ fn start_audit(
             None => ClickHouseSink::start(url, &audit.clickhouse),
         }
         .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
+        sink.guard(gate.clone());
         gauges.clickhouse = Some(sink.stats_handle());
         sinks.push(Box::new(sink));
     } else if let Some(dir) = &audit.spool_dir {

@@ -7,7 +7,10 @@
 //! so nothing runs that cannot be audited. A lock-free read: one atomic load
 //! per statement.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+use super::record::{format_time, GapRecord, Record, RecordHeader};
+use crate::config::FailurePolicy;
 
 /// Why the gate is closed; several can hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub enum Blocked {
     SpoolFailed = 2,
     /// The last write to an audit sink failed (for example a full disk).
     SinkFailing = 4,
+    /// No spool and ClickHouse's in-memory backlog is full.
+    ClickHouseBehind = 8,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +32,10 @@ pub struct AuditGate {
     /// Records not kept because of a closed gate under `fail_open`; the
     /// gap rows count them too.
     dropped: AtomicU64,
+    /// `audit.failure_policy`, changeable by a reload: 1 = `fail_open`.
+    fail_open: AtomicBool,
+    /// The server is shutting down: nothing waits for room any more.
+    stopping: AtomicBool,
 }
 
 impl AuditGate {
@@ -47,9 +56,34 @@ impl AuditGate {
             Some("the audit spool failed to write to disk")
         } else if bits & Blocked::SpoolFull as u8 != 0 {
             Some("the audit spool is full (ClickHouse is behind or unreachable)")
+        } else if bits & Blocked::ClickHouseBehind as u8 != 0 {
+            Some("ClickHouse is behind or unreachable and the in-memory audit backlog is full")
         } else {
             Some("an audit destination is failing")
         }
+    }
+
+    pub fn policy(&self) -> FailurePolicy {
+        if self.fail_open.load(Ordering::Relaxed) {
+            FailurePolicy::FailOpen
+        } else {
+            FailurePolicy::FailClosed
+        }
+    }
+
+    pub fn set_policy(&self, policy: FailurePolicy) {
+        let open = policy == FailurePolicy::FailOpen;
+        self.fail_open.store(open, Ordering::Relaxed);
+    }
+
+    /// Shutdown: a full spool stops waiting for ClickHouse and takes the
+    /// last records past its limit (they are sent at the next start).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     pub fn count_dropped(&self, n: u64) {
@@ -58,6 +92,52 @@ impl AuditGate {
 
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A run of consecutive records a destination could not keep under
+/// `fail_open`, told afterwards by one gap record whose `seq` is the first
+/// skipped seq, so the skipped seqs are `[seq, seq + missing_events)`.
+#[derive(Debug)]
+pub struct SkippedRun {
+    first_seq: u64,
+    count: u64,
+    instance_id: String,
+}
+
+impl SkippedRun {
+    /// Adds `record` to the run in `slot`, starting one if needed.
+    pub fn note(slot: &mut Option<SkippedRun>, record: &Record) {
+        match slot {
+            Some(run) => run.count += 1,
+            None => {
+                let h = record.header();
+                *slot = Some(SkippedRun {
+                    first_seq: h.seq,
+                    count: 1,
+                    instance_id: h.instance_id.clone(),
+                });
+            }
+        }
+    }
+
+    /// The gap record; `why` says which limit was hit.
+    pub fn into_gap(self, why: &str) -> Record {
+        let reason = format!(
+            "{why} (fail_open): {} records from seq {} were not kept for ClickHouse",
+            self.count, self.first_seq
+        );
+        tracing::warn!(missing = self.count, first_seq = self.first_seq, "{reason}");
+        Record::Gap(GapRecord {
+            header: RecordHeader {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                instance_id: self.instance_id,
+                seq: self.first_seq,
+                event_time: format_time(std::time::SystemTime::now()),
+            },
+            missing_events: self.count,
+            reason,
+        })
     }
 }
 

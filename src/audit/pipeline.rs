@@ -85,7 +85,6 @@ enum Envelope {
 #[derive(Clone)]
 pub struct AuditSender {
     tx: mpsc::Sender<Envelope>,
-    policy: FailurePolicy,
     stats: Arc<AuditStats>,
     gate: Arc<AuditGate>,
 }
@@ -104,7 +103,7 @@ impl AuditSender {
     }
 
     async fn enqueue(&self, envelope: Envelope) {
-        let result = match self.policy {
+        let result = match self.gate.policy() {
             FailurePolicy::FailClosed => self.tx.send(envelope).await.map_err(|_| ()),
             FailurePolicy::FailOpen => self.tx.try_send(envelope).map_err(|_| ()),
         };
@@ -119,12 +118,12 @@ impl AuditSender {
     }
 
     pub fn policy(&self) -> FailurePolicy {
-        self.policy
+        self.gate.policy()
     }
 
     /// Why new statements must be refused now (`fail_closed` only).
     pub fn refusal(&self) -> Option<&'static str> {
-        match self.policy {
+        match self.gate.policy() {
             FailurePolicy::FailClosed => self.gate.blocked(),
             FailurePolicy::FailOpen => None,
         }
@@ -142,6 +141,8 @@ impl AuditSender {
 
     /// Tells the writer to finish; events sent after this are not written.
     pub async fn close(&self) {
+        // A writer waiting for spool room must stop waiting to see Close.
+        self.gate.stop();
         let _ = self.tx.send(Envelope::Close).await;
     }
 }
@@ -175,6 +176,7 @@ pub fn start(
     sinks: Vec<Box<dyn AuditSink>>,
 ) -> io::Result<(AuditSender, AuditWorker)> {
     let (tx, rx) = mpsc::channel(options.capacity);
+    options.gate.set_policy(options.policy);
     let stats = Arc::new(AuditStats::default());
     let writer = Writer {
         builder,
@@ -189,7 +191,6 @@ pub fn start(
         .spawn(move || writer.run(rx))?;
     let sender = AuditSender {
         tx,
-        policy: options.policy,
         stats,
         gate: options.gate,
     };

@@ -372,3 +372,67 @@ async fn before_ack_survives_sigkill() {
     let sql = format!("SELECT count() = uniqExact(instance_id, seq) FROM `{ch_db}`.statements");
     assert_eq!(ch.query(&sql), "1", "duplicate rows");
 }
+
+/// Runs `INSERT INTO t` until pgtrail refuses one; returns how many ran.
+async fn insert_until_refused(client: &tokio_postgres::Client) -> usize {
+    client.simple_query("CREATE TABLE t (i int)").await.unwrap();
+    for i in 0..5000 {
+        if let Err(e) = client
+            .simple_query(&format!("INSERT INTO t VALUES ({i})"))
+            .await
+        {
+            assert_eq!(sqlstate(&e), "53000", "{e:?}");
+            return i;
+        }
+    }
+    panic!("never refused");
+}
+
+/// Stopping while the spool is full and ClickHouse down does not hang, and
+/// the next start delivers every statement that ran.
+#[tokio::test]
+async fn stopping_with_a_full_spool_keeps_every_record() {
+    let ch = ChServer::start();
+    ch.kill();
+    let ch_db = unique_ch_db("fullstop");
+    let (pg, db) = fresh_db("full_stop");
+    let spool = tempfile::tempdir().unwrap();
+    let tweak = |c: &mut Config| tiny_spool(c, &ch, &ch_db, spool.path());
+    let proxy = Proxy::start_with(pg, tweak).await;
+    let client = proxy.connect(pg, &db).await;
+    let ran = insert_until_refused(&client).await;
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(30), proxy.stop())
+        .await
+        .expect("shutdown hung with the spool full");
+    ch.restart();
+    let proxy = Proxy::start_with(pg, tweak).await;
+    let inserts = format!("SELECT count() FROM `{ch_db}`.statements FINAL WHERE kind = 'insert'");
+    wait_ch(&ch, &inserts, &ran.to_string()).await;
+    proxy.stop().await;
+}
+
+/// Without a spool, a full in-memory backlog refuses statements under
+/// `fail_closed`, and stopping does not wait for ClickHouse forever.
+#[tokio::test]
+async fn full_memory_backlog_refuses_and_stops() {
+    let ch = ChServer::start();
+    ch.kill();
+    let ch_db = unique_ch_db("backlog");
+    let (pg, db) = fresh_db("backlog");
+    let proxy = Proxy::start_with(pg, |c| {
+        c.audit.clickhouse_url = Some(ch.http_url());
+        c.audit.clickhouse.database = ch_db.clone();
+        c.audit.clickhouse.batch_rows = 5;
+    })
+    .await;
+    let client = proxy.connect(pg, &db).await;
+    let ran = insert_until_refused(&client).await;
+    assert!(ran >= 20, "refused after {ran}");
+    let metrics = pgtrail::admin::metrics_text(&proxy.ctx).unwrap();
+    assert!(metrics.contains("\npgtrail_audit_blocked 1\n"), "{metrics}");
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(30), proxy.stop())
+        .await
+        .expect("shutdown hung with the backlog full");
+}

@@ -9,10 +9,12 @@
 //! thread forms batches (`batch_rows` rows, or `batch_ms` after the first
 //! row, whichever comes first; its own clock, so a quiet proxy still
 //! delivers its last rows on time) and sends them. When ClickHouse is slow
-//! or down, the channel fills and `write()` blocks: the writer stops
-//! draining the audit queue, and the queue's own policy decides
-//! (`fail_closed`: statements wait; `fail_open`: gap records). That moment
-//! is logged as an error once per episode.
+//! or down, the channel fills; that moment closes the `AuditGate`
+//! (`ClickHouseBehind`) and is logged once per episode. Then `fail_closed`
+//! makes `write()` wait for room (the gate refuses new statements
+//! meanwhile; at shutdown it stops waiting and counts the row lost) and
+//! `fail_open` skips the record and sends a gap row for the skipped run
+//! once there is room.
 //!
 //! Failures: a batch that fails is kept and retried with exponential backoff
 //! (100 ms doubling to 5 s, with jitter), forever, whatever the error: a
@@ -57,10 +59,11 @@ use serde::Serialize;
 
 use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
 use super::schema::{self, SchemaOptions, ServerVersion};
+use crate::audit::gate::{AuditGate, Blocked, SkippedRun};
 use crate::audit::pipeline::AuditSink;
 use crate::audit::record::Record;
 use crate::audit::spool::{SpoolReader, SpoolWriter};
-use crate::config::ClickHouseConfig;
+use crate::config::{ClickHouseConfig, FailurePolicy};
 
 /// Batches the channel may hold beyond the one being sent.
 const MAX_PENDING_BATCHES: usize = 4;
@@ -114,6 +117,11 @@ pub struct ClickHouseSink {
     backlog_full: bool,
     /// Set in spooled mode: records go here instead of `tx`.
     spool: Option<SpoolWriter>,
+    gate: Arc<AuditGate>,
+    /// `fail_open` without a spool: the run being skipped, and gap rows
+    /// waiting for room in the backlog.
+    skipped: Option<SkippedRun>,
+    pending_gaps: Vec<AnyRow>,
 }
 
 impl ClickHouseSink {
@@ -193,7 +201,94 @@ impl ClickHouseSink {
             shared,
             backlog_full: false,
             spool: writer,
+            gate: Arc::default(),
+            skipped: None,
+            pending_gaps: Vec::new(),
         })
+    }
+
+    /// The gate to report a full backlog on; its policy says what to do.
+    pub fn guard(&mut self, gate: Arc<AuditGate>) {
+        self.gate = gate;
+    }
+
+    fn set_backlog_full(&mut self, full: bool) {
+        if full == self.backlog_full {
+            return;
+        }
+        self.backlog_full = full;
+        self.gate.set(Blocked::ClickHouseBehind, full);
+        if full {
+            self.shared
+                .stats
+                .backlog_full
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                rows = self.capacity,
+                policy = ?self.gate.policy(),
+                "ClickHouse backlog full (records held in memory; set audit.spool_dir to hold them on disk): fail_closed refuses new statements and waits, fail_open skips records and sends a gap row"
+            );
+        }
+    }
+
+    /// Sends waiting gap rows while there is room.
+    fn send_pending_gaps(&mut self) -> io::Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
+        while let Some(gap) = self.pending_gaps.pop() {
+            match tx.try_send(gap) {
+                Ok(()) => {}
+                Err(TrySendError::Full(gap)) => {
+                    self.pending_gaps.push(gap);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(sender_gone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Memory mode: queue a row for the sender thread (see the module doc
+    /// for what happens when the backlog is full).
+    fn write_row(&mut self, record: &Record) -> io::Result<()> {
+        self.send_pending_gaps()?;
+        let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
+        let mut row = match tx.try_send(AnyRow::from_record(record)) {
+            Ok(()) => {
+                if let Some(run) = self.skipped.take() {
+                    let gap = run.into_gap("ClickHouse backlog full");
+                    self.pending_gaps.push(AnyRow::from_record(&gap));
+                    self.send_pending_gaps()?;
+                }
+                self.set_backlog_full(false);
+                return Ok(());
+            }
+            Err(TrySendError::Full(row)) => row,
+            Err(TrySendError::Disconnected(_)) => return Err(sender_gone()),
+        };
+        self.set_backlog_full(true);
+        if self.gate.policy() == FailurePolicy::FailOpen {
+            self.gate.count_dropped(1);
+            SkippedRun::note(&mut self.skipped, record);
+            return Ok(());
+        }
+        loop {
+            std::thread::sleep(Duration::from_millis(5));
+            let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
+            row = match tx.try_send(row) {
+                Ok(()) => {
+                    self.set_backlog_full(false);
+                    return Ok(());
+                }
+                Err(TrySendError::Full(row)) => row,
+                Err(TrySendError::Disconnected(_)) => return Err(sender_gone()),
+            };
+            if self.gate.is_stopping() {
+                self.shared.stats.rows_lost.fetch_add(1, Ordering::Relaxed);
+                return Err(io::Error::other(
+                    "stopping with the ClickHouse backlog full: record not delivered (no spool)",
+                ));
+            }
+        }
     }
 
     pub fn stats(&self) -> &ClickHouseStats {
@@ -216,31 +311,9 @@ impl AuditSink for ClickHouseSink {
     }
 
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        if let Some(spool) = &mut self.spool {
-            return spool.write(record);
-        }
-        let row = AnyRow::from_record(record);
-        let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
-        match tx.try_send(row) {
-            Ok(()) => {
-                self.backlog_full = false;
-                Ok(())
-            }
-            Err(TrySendError::Full(row)) => {
-                if !self.backlog_full {
-                    self.backlog_full = true;
-                    self.shared
-                        .stats
-                        .backlog_full
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        rows = self.capacity,
-                        "ClickHouse backlog full (held in memory, no spool yet): the audit writer waits for ClickHouse, so the audit queue fills and its queue_full policy applies"
-                    );
-                }
-                tx.send(row).map_err(|_| sender_gone())
-            }
-            Err(TrySendError::Disconnected(_)) => Err(sender_gone()),
+        match &mut self.spool {
+            Some(spool) => spool.write(record),
+            None => self.write_row(record),
         }
     }
 
@@ -249,6 +322,12 @@ impl AuditSink for ClickHouseSink {
         // durable here, once per writer round (group commit).
         if let Some(spool) = &mut self.spool {
             spool.flush()?;
+        } else {
+            if let Some(run) = self.skipped.take() {
+                let gap = run.into_gap("ClickHouse backlog full");
+                self.pending_gaps.push(AnyRow::from_record(&gap));
+            }
+            self.send_pending_gaps()?;
         }
         match &self.thread {
             Some(t) if !t.is_finished() => Ok(()),

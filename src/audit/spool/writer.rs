@@ -21,14 +21,14 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::frame;
 use super::marker::sync_dir;
 use super::recover::segment_name;
 use super::{Segment, Shared};
-use crate::audit::gate::{AuditGate, Blocked};
-use crate::audit::record::{format_time, GapRecord, Record, RecordHeader};
+use crate::audit::gate::{AuditGate, Blocked, SkippedRun};
+use crate::audit::record::Record;
 use crate::config::FailurePolicy;
 
 /// Frames buffered beyond this are flushed without waiting for the round.
@@ -47,16 +47,10 @@ pub struct SpoolWriter {
     failed: Option<String>,
     /// Whether the spool is in a full episode (log once per episode).
     full: bool,
-    policy: FailurePolicy,
+    /// Holds the failure policy too (a reload may change it).
     gate: Arc<AuditGate>,
     /// `fail_open`: records skipped while full, not yet told by a gap record.
-    skipped: Option<Skipped>,
-}
-
-struct Skipped {
-    first_seq: u64,
-    count: u64,
-    instance_id: String,
+    skipped: Option<SkippedRun>,
 }
 
 impl SpoolWriter {
@@ -75,15 +69,13 @@ impl SpoolWriter {
             buf_records: 0,
             failed: None,
             full: false,
-            policy: FailurePolicy::FailClosed,
             gate: Arc::default(),
             skipped: None,
         }
     }
 
-    /// What to do when full or failed, and the gate to report it on.
-    pub fn guard(&mut self, policy: FailurePolicy, gate: Arc<AuditGate>) {
-        self.policy = policy;
+    /// The gate to report on; its policy says what to do when full or failed.
+    pub fn guard(&mut self, gate: Arc<AuditGate>) {
         self.gate = gate;
     }
 
@@ -100,14 +92,14 @@ impl SpoolWriter {
     /// (`fail_open`).
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
         if let Err(e) = self.check() {
-            if self.policy == FailurePolicy::FailOpen {
+            if self.gate.policy() == FailurePolicy::FailOpen {
                 self.gate.count_dropped(1);
                 return Ok(());
             }
             return Err(e);
         }
         if !self.has_room()? {
-            if self.policy == FailurePolicy::FailOpen {
+            if self.gate.policy() == FailurePolicy::FailOpen {
                 self.skip(record);
                 return Ok(());
             }
@@ -145,10 +137,10 @@ impl SpoolWriter {
             return Ok(());
         };
         if let Err(e) = file.write_all(&self.buf).and_then(|()| file.sync_data()) {
-            tracing::error!(error = %e, dir = %self.shared.dir.display(), policy = ?self.policy, "spool write/fsync failed: the spool is stopped until pgtrail restarts (fail_closed refuses new statements, fail_open counts dropped records)");
+            tracing::error!(error = %e, dir = %self.shared.dir.display(), policy = ?self.gate.policy(), "spool write/fsync failed: the spool is stopped until pgtrail restarts (fail_closed refuses new statements, fail_open counts dropped records)");
             self.failed = Some(e.to_string());
             self.gate.set(Blocked::SpoolFailed, true);
-            if self.policy == FailurePolicy::FailOpen {
+            if self.gate.policy() == FailurePolicy::FailOpen {
                 self.gate.count_dropped(self.buf_records);
             }
             return Err(e);
@@ -220,17 +212,17 @@ impl SpoolWriter {
             self.seal()?;
             self.full = true;
             self.gate.set(Blocked::SpoolFull, true);
-            tracing::error!(max_bytes = max, dir = %self.shared.dir.display(), policy = ?self.policy, "spool full (ClickHouse is behind or down): fail_closed refuses new statements and waits, fail_open skips records and writes a gap record");
+            tracing::error!(max_bytes = max, dir = %self.shared.dir.display(), policy = ?self.gate.policy(), "spool full (ClickHouse is behind or down): fail_closed refuses new statements and waits, fail_open skips records and writes a gap record");
         }
         // Acknowledgements may have freed room since.
         Ok(self.shared.lock().total_bytes < max)
     }
 
-    /// fail_closed: waits until acknowledgements free room.
+    /// fail_closed: waits until acknowledgements free room, or shutdown.
     fn wait_for_room(&mut self) {
         let max = self.shared.options.max_bytes;
         let mut st = self.shared.lock();
-        while st.total_bytes >= max {
+        while st.total_bytes >= max && !self.gate.is_stopping() {
             st = self
                 .shared
                 .changed
@@ -238,7 +230,17 @@ impl SpoolWriter {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        let still_full = st.total_bytes >= max;
         drop(st);
+        if still_full {
+            // Shutdown: the queued records go past the limit rather than
+            // being lost; the next start sends them.
+            tracing::warn!(
+                max_bytes = max,
+                "stopping with the spool full: the last records are kept past spool_max_bytes"
+            );
+            return;
+        }
         self.full = false;
         self.gate.set(Blocked::SpoolFull, false);
         tracing::info!("spool has room again");
@@ -246,42 +248,16 @@ impl SpoolWriter {
 
     fn skip(&mut self, record: &Record) {
         self.gate.count_dropped(1);
-        let header = record.header();
-        match &mut self.skipped {
-            Some(s) => s.count += 1,
-            None => {
-                self.skipped = Some(Skipped {
-                    first_seq: header.seq,
-                    count: 1,
-                    instance_id: header.instance_id.clone(),
-                })
-            }
-        }
+        SkippedRun::note(&mut self.skipped, record);
     }
 
     /// The gap record for what `fail_open` skipped; written past the size
     /// limit if need be (it is small, and it is the only trace).
     fn write_skipped_gap(&mut self) -> io::Result<()> {
-        let Some(s) = self.skipped.take() else {
-            return Ok(());
-        };
-        let reason = format!(
-            "spool full (fail_open): {} records from seq {} were not kept for ClickHouse",
-            s.count, s.first_seq
-        );
-        tracing::warn!(missing = s.count, first_seq = s.first_seq, "{reason}");
-        let now = SystemTime::now();
-        let gap = Record::Gap(GapRecord {
-            header: RecordHeader {
-                event_id: uuid::Uuid::now_v7().to_string(),
-                instance_id: s.instance_id,
-                seq: s.first_seq,
-                event_time: format_time(now),
-            },
-            missing_events: s.count,
-            reason,
-        });
-        self.append(&gap)
+        match self.skipped.take() {
+            Some(run) => self.append(&run.into_gap("spool full")),
+            None => Ok(()),
+        }
     }
 
     /// Flushes and tells the reader no more records come.
