@@ -55,6 +55,8 @@ pub struct LiveSettings {
     pub tls_acceptor: Option<TlsAcceptor>,
     pub log_level: String,
     pub users_file: Option<PathBuf>,
+    /// `audit.log_parameters`, for sessions that start from now on.
+    pub log_parameters: bool,
 }
 
 impl LiveSettings {
@@ -64,6 +66,7 @@ impl LiveSettings {
             tls_acceptor,
             log_level: config.log.level.clone(),
             users_file: config.auth.users_file.clone(),
+            log_parameters: config.audit.log_parameters,
         }
     }
 }

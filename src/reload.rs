@@ -5,7 +5,9 @@
 //! - `log.level` (the subscriber's reload handle, when the binary installed one),
 //! - `tls.*`: certificate, key, client CA and mode (a new acceptor; sessions
 //!   already open keep the TLS they negotiated),
-//! - `auth.users_file`: the users of proxy mode, read again.
+//! - `auth.users_file`: the users of proxy mode, read again,
+//! - `audit.failure_policy` (at once, for every session) and
+//!   `audit.log_parameters` (sessions that start from now on).
 //!
 //! Every other changed key is reported as needing a restart, one warning
 //! each. Everything is loaded and checked before anything is applied: a
@@ -20,13 +22,15 @@ use crate::config::{AuthMode, Config};
 use crate::context::{LiveSettings, ProxyContext};
 
 /// Keys a reload applies; every other key needs a restart.
-const LIVE_KEYS: [&str; 6] = [
+const LIVE_KEYS: [&str; 8] = [
     "log.level",
     "tls.mode",
     "tls.cert_file",
     "tls.key_file",
     "tls.client_ca_file",
     "auth.users_file",
+    "audit.failure_policy",
+    "audit.log_parameters",
 ];
 
 /// What a reload did.
@@ -78,6 +82,8 @@ pub fn apply(ctx: &ProxyContext, file: &Path, new: Config) -> Result<ReloadSumma
     running.tls = live.tls.clone();
     running.log.level = live.log_level.clone();
     running.auth.users_file = live.users_file.clone();
+    running.audit.log_parameters = live.log_parameters;
+    running.audit.failure_policy = ctx.audit.policy();
     let mut changed = Vec::new();
     diff(&as_value(&running)?, &as_value(&new)?, "", &mut changed);
     let (applied, needs_restart): (Vec<String>, Vec<String>) = changed
@@ -102,6 +108,7 @@ pub fn apply(ctx: &ProxyContext, file: &Path, new: Config) -> Result<ReloadSumma
         }
     }
     ctx.set_live(LiveSettings::new(&new, acceptor));
+    ctx.audit.gate().set_policy(new.audit.failure_policy);
     if let Some(users) = users {
         ctx.set_users(users);
     }

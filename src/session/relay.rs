@@ -106,7 +106,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
     let max = ctx.config.limits.max_message_bytes;
     let shared = Shared {
         ctx,
-        tracker: Mutex::new(Tracker::new(info, clock, ctx.config.audit.log_parameters)),
+        tracker: Mutex::new(Tracker::new(info, clock, ctx.live().log_parameters)),
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
         writing_client: AtomicBool::new(false),

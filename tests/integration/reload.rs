@@ -141,14 +141,28 @@ async fn reload_swaps_certificate_and_level_and_rejects_broken_files() {
     let (old, cert) = login(&proxy, pg, &db).await;
     assert_eq!(cert, der1);
 
-    // New certificate, new level, and one key only a restart applies.
+    // New certificate, new level, audit settings, and one key only a
+    // restart applies. ([audit] is the last table: appended keys land there.)
     let extra = "max_connections = 50\n[log]\nlevel = \"debug\"";
-    std::fs::write(&file, config_text(pg, dir.path(), &cert2, &key2, extra)).expect("write");
+    let text = config_text(pg, dir.path(), &cert2, &key2, extra)
+        + "failure_policy = \"fail_open\"\nlog_parameters = true\n";
+    std::fs::write(&file, text).expect("write");
     let summary = pgtrail::reload::reload(&proxy.ctx, &file).expect("reload");
     assert_eq!(
         summary.applied,
-        ["log.level", "tls.cert_file", "tls.key_file"]
+        [
+            "audit.failure_policy",
+            "audit.log_parameters",
+            "log.level",
+            "tls.cert_file",
+            "tls.key_file"
+        ]
     );
+    assert_eq!(
+        proxy.ctx.audit.policy(),
+        pgtrail::config::FailurePolicy::FailOpen
+    );
+    assert!(proxy.ctx.live().log_parameters);
     assert_eq!(summary.needs_restart, ["max_connections"]);
     assert_eq!(summary.log_level, Some(("info".into(), "debug".into())));
     assert!(summary.tls_reloaded);
