@@ -285,6 +285,8 @@ pub struct ClickHouseConfig {
     pub password: Secret,
     /// A batch is sent when it holds this many rows ...
     pub batch_rows: usize,
+    /// ... or about this many bytes (RowBinary, before compression) ...
+    pub batch_bytes: usize,
     /// ... or when its first row is this old, whichever comes first.
     pub batch_ms: u64,
     /// Row TTL on modern servers (on 18.16: drop old partitions yourself).
@@ -301,6 +303,7 @@ impl Default for ClickHouseConfig {
             user: "default".into(),
             password: Secret::default(),
             batch_rows: 10_000,
+            batch_bytes: 16 << 20,
             batch_ms: 1000,
             retention_days: 365,
             cluster: None,
@@ -461,9 +464,9 @@ impl Config {
                 "audit.clickhouse.cluster {c:?} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"
             ));
         }
-        if ch.batch_rows == 0 || ch.batch_ms == 0 || ch.retention_days == 0 {
+        if ch.batch_rows == 0 || ch.batch_bytes == 0 || ch.batch_ms == 0 || ch.retention_days == 0 {
             return err(
-                "audit.clickhouse.batch_rows, batch_ms and retention_days must be at least 1"
+                "audit.clickhouse.batch_rows, batch_bytes, batch_ms and retention_days must be at least 1"
                     .into(),
             );
         }

@@ -204,6 +204,12 @@ impl Collector for Metrics {
             )?;
             counter(
                 &mut e,
+                "clickhouse_batches_rejected",
+                "Failed attempts whose error needs a person (schema, data, credentials); the batch is kept.",
+                load(&ch.batches_rejected),
+            )?;
+            counter(
+                &mut e,
                 "clickhouse_rows_sent",
                 "Rows ClickHouse acknowledged.",
                 load(&ch.rows_sent),

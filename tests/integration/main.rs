@@ -4,6 +4,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod ch_errors;
 mod clickhouse;
 mod clients;
 mod cookbook;

@@ -1,9 +1,14 @@
 //! ClickHouse delivery: the schema per server version (`schema`), the row
-//! types sent over RowBinary (`rows`), and the batching sink (`sink`).
+//! types sent over RowBinary (`rows`), the sink the audit writer writes to
+//! (`sink`), the thread that batches and sends (`sender`), and how a failed
+//! request is judged (`errors`).
 
+pub mod errors;
 pub mod rows;
 pub mod schema;
+mod sender;
 pub mod sink;
+mod views;
 
 pub use schema::{SchemaOptions, ServerVersion};
 pub use sink::{ClickHouseSink, ClickHouseStats};

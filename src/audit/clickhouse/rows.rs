@@ -75,7 +75,7 @@ pub struct SessionRow {
     pub duration_us: u64,
 }
 
-#[derive(Debug, Clone, Row, Serialize)]
+#[derive(Debug, Clone, Default, Row, Serialize)]
 pub struct GapRow {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
@@ -100,6 +100,29 @@ impl AnyRow {
             Record::Statement(s) => AnyRow::Statement(Box::new(statement_row(s))),
             Record::Session(s) => AnyRow::Session(Box::new(session_row(s))),
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
+        }
+    }
+
+    /// Roughly the bytes the row takes in a RowBinary batch (the variable
+    /// parts, plus a fixed allowance for the rest), for the batch byte limit.
+    pub fn approx_bytes(&self) -> usize {
+        const FIXED: usize = 256;
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + 1).sum::<usize>();
+        match self {
+            AnyRow::Statement(r) => {
+                FIXED
+                    + r.statement.len()
+                    + r.normalized.len()
+                    + r.error_message.len()
+                    + strings(&r.objects_read)
+                    + strings(&r.objects_written)
+                    + strings(&r.functions)
+                    + r.params
+                        .iter()
+                        .map(|p| p.as_ref().map_or(1, |p| p.len() + 2))
+                        .sum::<usize>()
+            }
+            AnyRow::Session(_) | AnyRow::Gap(_) => FIXED,
         }
     }
 

@@ -26,37 +26,20 @@
 //! background, so exact queries read with `FINAL`
 //! (`SELECT ... FROM pgtrail.statements FINAL`) or group by
 //! `(instance_id, seq)` with `argMax`/`any`. On a cluster, `FINAL` on the
-//! Distributed table is exact because copies share a shard.
+//! Distributed table is exact because copies share a shard. On top of
+//! that, servers from 22.2 get an `insert_deduplication_token` per INSERT
+//! (instance, table, seq range), and tables that are not replicated get
+//! `non_replicated_deduplication_window = 1000` (20.10+; replicated tables
+//! have a window by default), so an exact retry of a stored batch is
+//! dropped at insert time and never shows as a duplicate even before a
+//! merge. 18.16 has neither: there, `FINAL` (the compliance views use it)
+//! is how duplicates are hidden.
 //!
-//! Compliance views (schema version 2) sit on top of the tables and read
-//! them with `FINAL`, so a record written twice shows once. They present one
-//! shape on every server version: besides the contract's columns (with
-//! `event_time` in its native type) each has `ts` (`DateTime('UTC')`, second
-//! precision) and `day` (`Date`, UTC), so queries written against the views
-//! (`docs/compliance.md`) run unchanged on 18.16 and on modern servers.
-//!
-//! | view | rows |
-//! | --- | --- |
-//! | `statement_log` | every statement, deduplicated |
-//! | `session_log` | every session event, deduplicated |
-//! | `table_access` | one per statement x object: `access` is `read` or `write`, `object` the name as written |
-//! | `privilege_changes` | GRANT/REVOKE, role create/alter/drop, default privileges, ownership, ALTER SYSTEM, user mappings, row security policies |
-//! | `ddl_changes` | statements of class `ddl` |
-//! | `failed_statements` | statements with `success = 0` |
-//! | `failed_logins` | session events `auth_failed` |
-//! | `daily_activity` | one per person per UTC day: counts by class, failures, sessions, first/last |
-//! | `audit_sequence` | `(instance_id, seq)` of all three tables, for finding holes in the trail |
-//!
-//! Why `FINAL` and not `LIMIT 1 BY instance_id, seq`: both work on 18.16,
-//! but `FINAL` merges the sorted parts as it reads (memory bounded),
-//! while `LIMIT 1 BY` keeps every key of the result in memory; `FINAL`
-//! stays exact on a cluster because copies of a record share a shard. On
-//! 18.16 a filter on a view is not pushed into it by default
-//! (`enable_optimize_predicate_expression = 0`), so a view reads the whole
-//! table there; modern servers push filters down.
+//! Compliance views on top of the tables: see `views`.
 //!
 //! `schema_migrations` records which schema versions were applied; every
-//! statement is `CREATE ... IF NOT EXISTS`, so applying twice is harmless.
+//! statement is `CREATE ... IF NOT EXISTS` or an `ALTER ... MODIFY SETTING`
+//! to the same value, so applying twice is harmless.
 //! A view that exists is not replaced: a later version that changes a view
 //! must `DROP VIEW` it first (18.16 has no `CREATE OR REPLACE VIEW`).
 //! No statement contains `?` (the `clickhouse` crate treats it as a bind
@@ -64,12 +47,18 @@
 
 use std::fmt::Write as _;
 
+pub use super::views::VIEW_NAMES;
+
 /// The schema version this build writes (recorded in `schema_migrations`).
 ///
 /// 1: `statements`, `sessions`, `gaps`; 2: the compliance views.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// What `SCHEMA_VERSION` introduced.
-pub const SCHEMA_DESCRIPTION: &str = "compliance views";
+pub const SCHEMA_DESCRIPTION: &str = "deduplication window for insert tokens";
+
+/// Inserts remembered for `insert_deduplication_token` on tables that are
+/// not replicated (replicated tables have their own window).
+const DEDUP_WINDOW: &str = "non_replicated_deduplication_window = 1000";
 
 /// A ClickHouse server version, from `SELECT version()` (e.g. `18.16.1`,
 /// `24.8.4.13`).
@@ -120,6 +109,23 @@ impl ServerVersion {
             minor: 11,
         }
     }
+
+    /// The `insert_deduplication_token` setting exists from 22.2.
+    pub fn has_dedup_token(self) -> bool {
+        self >= ServerVersion {
+            major: 22,
+            minor: 2,
+        }
+    }
+
+    /// `non_replicated_deduplication_window` (a MergeTree setting) exists
+    /// from 20.10; replicated tables always have a window.
+    fn has_dedup_window(self) -> bool {
+        self >= ServerVersion {
+            major: 20,
+            minor: 10,
+        }
+    }
 }
 
 impl std::fmt::Display for ServerVersion {
@@ -151,7 +157,7 @@ impl Default for SchemaOptions {
 
 /// Column type families; each renders per dialect.
 #[derive(Clone, Copy)]
-enum Ty {
+pub(super) enum Ty {
     Uuid,
     /// Repeated, low-cardinality text.
     Label,
@@ -170,7 +176,7 @@ enum Ty {
     Params,
 }
 
-const STATEMENTS: &[(&str, Ty)] = &[
+pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("event_id", Ty::Uuid),
     ("instance_id", Ty::Label),
     ("seq", Ty::Seq),
@@ -206,7 +212,7 @@ const STATEMENTS: &[(&str, Ty)] = &[
     ("params", Ty::Params),
 ];
 
-const SESSIONS: &[(&str, Ty)] = &[
+pub(super) const SESSIONS: &[(&str, Ty)] = &[
     ("event_id", Ty::Uuid),
     ("instance_id", Ty::Label),
     ("seq", Ty::Seq),
@@ -228,7 +234,7 @@ const SESSIONS: &[(&str, Ty)] = &[
     ("duration_us", Ty::Count),
 ];
 
-const GAPS: &[(&str, Ty)] = &[
+pub(super) const GAPS: &[(&str, Ty)] = &[
     ("event_id", Ty::Uuid),
     ("instance_id", Ty::Label),
     ("seq", Ty::Seq),
@@ -266,7 +272,7 @@ fn ty(t: Ty, v: ServerVersion) -> String {
 
 /// Backquoted identifier (names are checked plain identifiers; this keeps
 /// `user`, `database`, `rows` unambiguous).
-fn q(name: &str) -> String {
+pub(super) fn q(name: &str) -> String {
     format!("`{name}`")
 }
 
@@ -366,12 +372,16 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
             ),
             None => "ReplacingMergeTree".to_string(),
         };
+        let window = cluster.is_none() && v.has_dedup_window();
         if v.is_modern() {
             let _ = write!(
                 s,
                 "ENGINE = {engine}\nPARTITION BY toYYYYMM(event_time)\nORDER BY ({})\nTTL toDateTime(event_time) + toIntervalDay({})\nSETTINGS index_granularity = 8192",
                 t.order_by, opts.retention_days
             );
+            if window {
+                let _ = write!(s, ", {DEDUP_WINDOW}");
+            }
         } else {
             let _ = write!(
                 s,
@@ -380,6 +390,13 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
             );
         }
         out.push(s);
+        if window {
+            // Tables made by an earlier schema version get the window too.
+            out.push(format!(
+                "ALTER TABLE {db}.{} MODIFY SETTING {DEDUP_WINDOW}",
+                q(&local)
+            ));
+        }
         if let Some(c) = cluster {
             out.push(format!(
                 "CREATE TABLE IF NOT EXISTS {db}.{}{on_cluster} AS {db}.{}\nENGINE = Distributed({}, {}, {}, cityHash64(instance_id, seq))",
@@ -391,7 +408,7 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
             ));
         }
     }
-    out.extend(views(v, opts, &on_cluster));
+    out.extend(super::views::views(v, opts, &on_cluster));
     let migrations_engine = match cluster {
         Some(_) => format!(
             "ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{}/schema_migrations', '{{replica}}')",
@@ -403,133 +420,6 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on_cluster}\n(\n    version UInt32,\n    description String,\n    applied_at DateTime DEFAULT now()\n)\nENGINE = {migrations_engine}\nORDER BY version"
     ));
     out
-}
-
-/// The names of the compliance views, in creation order.
-pub const VIEW_NAMES: &[&str] = &[
-    "statement_log",
-    "session_log",
-    "table_access",
-    "privilege_changes",
-    "ddl_changes",
-    "failed_statements",
-    "failed_logins",
-    "daily_activity",
-    "audit_sequence",
-];
-
-/// `ts DateTime('UTC')` from the stored `event_time`.
-fn ts_expr(v: ServerVersion) -> &'static str {
-    if v.is_modern() {
-        "toDateTime(event_time, 'UTC')"
-    } else {
-        "toDateTime(intDiv(event_time, 1000000), 'UTC')"
-    }
-}
-
-fn column_list(names: &[&str]) -> String {
-    names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")
-}
-
-/// The statement columns the narrower views carry besides their own.
-const WHO_WHEN: &[&str] = &[
-    "ts",
-    "day",
-    "event_time",
-    "instance_id",
-    "seq",
-    "session_id",
-    "user",
-    "db_role",
-    "database",
-    "client_addr",
-    "application_name",
-];
-
-/// `CREATE VIEW IF NOT EXISTS` statements (see the module docs).
-fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) -> Vec<String> {
-    let db = q(&opts.database);
-    let ts = ts_expr(v);
-    let all = |cols: &[(&str, Ty)]| column_list(&cols.iter().map(|(n, _)| *n).collect::<Vec<_>>());
-    let who = column_list(WHO_WHEN);
-    let stmt_cols = |extra: &[&str]| format!("{who}, {}", column_list(extra));
-    let bodies: [(&str, String); 9] = [
-        (
-            "statement_log",
-            format!(
-                "SELECT {ts} AS ts, toDate(ts) AS day, {}\nFROM {db}.`statements` FINAL",
-                all(STATEMENTS)
-            ),
-        ),
-        (
-            "session_log",
-            format!(
-                "SELECT {ts} AS ts, toDate(ts) AS day, {}\nFROM {db}.`sessions` FINAL",
-                all(SESSIONS)
-            ),
-        ),
-        (
-            "table_access",
-            format!(
-                "SELECT {}, {},\n    tupleElement(object_access, 1) AS access,\n    tupleElement(object_access, 2) AS object,\n    `statement`\nFROM {db}.`statement_log`\nARRAY JOIN arrayConcat(arrayMap(o -> ('read', o), objects_read), arrayMap(o -> ('write', o), objects_written)) AS object_access",
-                who,
-                column_list(&["protocol", "kind", "class", "command_tag", "success", "sqlstate", "rows"])
-            ),
-        ),
-        (
-            "privilege_changes",
-            format!(
-                "SELECT {}\nFROM {db}.`statement_log`\nWHERE class = 'dcl' OR audit_class = 'ROLE' OR kind IN ('reassign_owned', 'drop_owned', 'alter_system', 'create_user_mapping', 'alter_user_mapping', 'drop_user_mapping', 'create_policy', 'alter_policy', 'drop_policy')",
-                stmt_cols(&["kind", "command_tag", "success", "sqlstate", "error_message", "statement"])
-            ),
-        ),
-        (
-            "ddl_changes",
-            format!(
-                "SELECT {}\nFROM {db}.`statement_log`\nWHERE class = 'ddl'",
-                stmt_cols(&["kind", "command_tag", "objects_read", "objects_written", "success", "sqlstate", "error_message", "statement"])
-            ),
-        ),
-        (
-            "failed_statements",
-            format!(
-                "SELECT {}\nFROM {db}.`statement_log`\nWHERE success = 0",
-                stmt_cols(&["kind", "class", "objects_read", "objects_written", "sqlstate", "error_message", "statement"])
-            ),
-        ),
-        (
-            "failed_logins",
-            format!(
-                "SELECT {}\nFROM {db}.`session_log`\nWHERE event_type = 'auth_failed'",
-                stmt_cols(&["client_port", "tls", "auth_method", "reason"])
-            ),
-        ),
-        (
-            "daily_activity",
-            format!(
-                "SELECT day, `user`,\n    count() AS statements,\n    countIf(class = 'read') AS reads,\n    countIf(class = 'write') AS writes,\n    countIf(class = 'ddl') AS ddl,\n    countIf(class = 'dcl') AS dcl,\n    countIf(success = 0) AS failed,\n    sum(`rows`) AS total_rows,\n    uniqExact(session_id) AS sessions,\n    groupUniqArray(CAST(db_role AS String)) AS db_roles,\n    min(ts) AS first_seen,\n    max(ts) AS last_seen\nFROM {db}.`statement_log`\nGROUP BY day, `user`"
-            ),
-        ),
-        (
-            "audit_sequence",
-            format!(
-                "SELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'statements' AS source, CAST(`user` AS String) AS `user`, CAST(kind AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`statements` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'sessions' AS source, CAST(`user` AS String) AS `user`, CAST(event_type AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`sessions` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'gaps' AS source, '' AS `user`, CAST(reason AS String) AS detail, toUInt64(missing_events) AS missing_events FROM {db}.`gaps` FINAL"
-            ),
-        ),
-    ];
-    debug_assert!(bodies
-        .iter()
-        .map(|(n, _)| *n)
-        .eq(VIEW_NAMES.iter().copied()));
-    bodies
-        .iter()
-        .map(|(name, body)| {
-            format!(
-                "CREATE VIEW IF NOT EXISTS {db}.{}{on_cluster} AS\n{body}",
-                q(name)
-            )
-        })
-        .collect()
 }
 
 /// The DDL as one script (`pgtrail schema`), statements ending in `;`.
@@ -662,7 +552,30 @@ mod tests {
         assert!(ddl
             .contains("CREATE VIEW IF NOT EXISTS `pgtrail`.`statement_log` ON CLUSTER `prod` AS"));
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
-        assert!(record_migration(&opts).contains("VALUES (2, 'compliance views')"));
+        assert!(record_migration(&opts)
+            .contains("VALUES (3, 'deduplication window for insert tokens')"));
+    }
+
+    #[test]
+    fn dedup_window_where_the_server_has_it() {
+        let opts = SchemaOptions::default();
+        let modern = script(ServerVersion::DEFAULT, &opts);
+        assert!(modern.contains(
+            "SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000"
+        ));
+        assert!(modern.contains(
+            "ALTER TABLE `pgtrail`.`statements` MODIFY SETTING non_replicated_deduplication_window = 1000"
+        ));
+        let old = script(ServerVersion::parse("18.16.1").expect("version"), &opts);
+        assert!(!old.contains("deduplication_window"));
+        let early = script(ServerVersion::parse("20.3").expect("version"), &opts);
+        assert!(!early.contains("deduplication_window"));
+        let clustered = SchemaOptions {
+            cluster: Some("prod".into()),
+            ..SchemaOptions::default()
+        };
+        assert!(!script(ServerVersion::DEFAULT, &clustered).contains("deduplication_window"));
+        assert!(ServerVersion::DEFAULT.has_dedup_token());
     }
 
     #[test]

@@ -49,16 +49,15 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use clickhouse::{Client, Compression, Row};
-use serde::Serialize;
+use clickhouse::{Client, Compression};
 
-use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
-use super::schema::{self, SchemaOptions, ServerVersion};
+use super::rows::AnyRow;
+use super::sender::Sender;
 use crate::audit::gate::{AuditGate, Blocked, SkippedRun};
 use crate::audit::pipeline::AuditSink;
 use crate::audit::record::Record;
@@ -71,10 +70,6 @@ const MAX_PENDING_BATCHES: usize = 4;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// With a spool nothing is lost by stopping: retry only briefly.
 const SPOOL_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-const END_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Delivery counters.
 #[derive(Debug, Default)]
@@ -83,6 +78,8 @@ pub struct ClickHouseStats {
     pub batches_sent: AtomicU64,
     /// Failed attempts (each is retried).
     pub batches_failed: AtomicU64,
+    /// Failed attempts whose error needs a person (see `errors`).
+    pub batches_rejected: AtomicU64,
     pub rows_sent: AtomicU64,
     /// Rows given up at shutdown after `SHUTDOWN_GRACE` of failures.
     pub rows_lost: AtomicU64,
@@ -95,14 +92,14 @@ pub struct ClickHouseStats {
     pub oldest_unsent_micros: AtomicU64,
 }
 
-struct Shared {
-    stats: Arc<ClickHouseStats>,
+pub(super) struct Shared {
+    pub stats: Arc<ClickHouseStats>,
     /// Set when the sink is dropped: retry until then, then give up.
     give_up_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
-    fn give_up_at(&self) -> Option<Instant> {
+    pub fn give_up_at(&self) -> Option<Instant> {
         *self.give_up_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -173,6 +170,8 @@ impl ClickHouseSink {
             client,
             options: config.schema_options(),
             batch_rows: config.batch_rows.max(1),
+            batch_bytes: config.batch_bytes.max(1),
+            bytes: 0,
             batch_wait: Duration::from_millis(config.batch_ms.max(1)),
             version: None,
             shared: shared.clone(),
@@ -369,299 +368,5 @@ impl Drop for ClickHouseSink {
             rows_lost = s.rows_lost.load(Ordering::Relaxed),
             "ClickHouse sink stopped"
         );
-    }
-}
-
-/// The sender thread's state.
-struct Sender {
-    /// No database selected (DDL names it).
-    admin: Client,
-    client: Client,
-    options: SchemaOptions,
-    batch_rows: usize,
-    batch_wait: Duration,
-    /// Known once the schema is in place; cleared after a failed send.
-    version: Option<ServerVersion>,
-    shared: Arc<Shared>,
-    statements: Vec<StatementRow>,
-    sessions: Vec<SessionRow>,
-    gaps: Vec<GapRow>,
-    /// Consecutive failed attempts.
-    failures: u32,
-    url: String,
-    /// Records come from the spool: giving up at shutdown loses nothing.
-    spooled: bool,
-}
-
-impl Sender {
-    fn run(mut self, rx: Receiver<AnyRow>, rt: tokio::runtime::Runtime) {
-        if let Err(e) = rt.block_on(self.ensure_schema()) {
-            tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records are held and retried");
-        }
-        let mut first_row_at: Option<Instant> = None;
-        loop {
-            let wait = first_row_at.map_or(Duration::from_secs(3600), |t| {
-                (t + self.batch_wait).saturating_duration_since(Instant::now())
-            });
-            match rx.recv_timeout(wait) {
-                Ok(row) => {
-                    let at = *first_row_at.get_or_insert_with(Instant::now);
-                    self.push(row);
-                    if self.len() >= self.batch_rows || at.elapsed() >= self.batch_wait {
-                        self.send(&rt);
-                        first_row_at = None;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.len() > 0 {
-                        self.send(&rt);
-                    }
-                    first_row_at = None;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    if self.len() > 0 {
-                        self.send(&rt);
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Spooled mode: tails the spool, sends batches, moves the marker after
-    /// each acknowledged one. Ends when the writer has closed the spool and
-    /// everything is sent, or when shutdown gives up (rest stays spooled).
-    fn run_spooled(mut self, mut reader: SpoolReader, rt: tokio::runtime::Runtime) {
-        if let Err(e) = rt.block_on(self.ensure_schema()) {
-            tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records stay in the spool and are retried");
-        }
-        let mut first_row_at: Option<Instant> = None;
-        let mut last_seq = 0u64;
-        let mut records = Vec::new();
-        loop {
-            let room = self.batch_rows.saturating_sub(self.len()).max(1);
-            let n = match reader.read(room, &mut records) {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "spool read failed; retrying (records are not skipped)");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            for (seq, record) in records.drain(..) {
-                first_row_at.get_or_insert_with(Instant::now);
-                self.push(AnyRow::from_record(&record));
-                last_seq = seq;
-            }
-            let at_end = n == 0 && reader.is_closed();
-            let due = self.len() >= self.batch_rows
-                || first_row_at.is_some_and(|t| t.elapsed() >= self.batch_wait)
-                || (at_end && self.len() > 0);
-            if due {
-                if !self.send(&rt) {
-                    return;
-                }
-                first_row_at = None;
-                if let Err(e) = reader.ack(last_seq) {
-                    tracing::error!(error = %e, seq = last_seq, "spool: moving the acked marker failed; these records will be sent again (deduplicated)");
-                }
-                continue;
-            }
-            if at_end {
-                return;
-            }
-            if n == 0 {
-                let wait = first_row_at.map_or(Duration::from_secs(1), |t| {
-                    (t + self.batch_wait).saturating_duration_since(Instant::now())
-                });
-                reader.wait(wait);
-            }
-        }
-    }
-
-    fn push(&mut self, row: AnyRow) {
-        if self.len() == 0 {
-            // Rows reach the batch in seq order: the first is the oldest.
-            let at = u64::try_from(row.event_time()).unwrap_or(0).max(1);
-            let oldest = &self.shared.stats.oldest_unsent_micros;
-            let _ = oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
-        }
-        match row {
-            AnyRow::Statement(r) => self.statements.push(*r),
-            AnyRow::Session(r) => self.sessions.push(*r),
-            AnyRow::Gap(r) => self.gaps.push(r),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.statements.len() + self.sessions.len() + self.gaps.len()
-    }
-
-    /// Sends the batch, retrying until it is acknowledged (`true`) or,
-    /// after the sink was dropped, until the shutdown grace has passed.
-    fn send(&mut self, rt: &tokio::runtime::Runtime) -> bool {
-        let stats = &self.shared.clone();
-        let stats = &stats.stats;
-        loop {
-            let rows = self.len() as u64;
-            let started = Instant::now();
-            match rt.block_on(self.try_send()) {
-                Ok(()) => {
-                    stats.insert_latency.observe(started.elapsed());
-                    stats.oldest_unsent_micros.store(0, Ordering::Relaxed);
-                    stats.batches_sent.fetch_add(1, Ordering::Relaxed);
-                    stats.rows_sent.fetch_add(rows, Ordering::Relaxed);
-                    if self.failures > 0 {
-                        tracing::info!(
-                            failed_attempts = self.failures,
-                            "ClickHouse delivery resumed"
-                        );
-                    }
-                    self.failures = 0;
-                    return true;
-                }
-                Err(e) => {
-                    stats.batches_failed.fetch_add(1, Ordering::Relaxed);
-                    self.failures += 1;
-                    self.version = None;
-                    if self.failures == 1 || self.failures.is_multiple_of(20) {
-                        tracing::error!(url = %self.url, error = %e, rows = self.len(), attempts = self.failures, "ClickHouse insert failed; the batch is kept and retried");
-                    } else {
-                        tracing::debug!(error = %e, "ClickHouse insert failed again");
-                    }
-                    if self
-                        .shared
-                        .give_up_at()
-                        .is_some_and(|t| Instant::now() >= t)
-                    {
-                        let lost = self.len() as u64;
-                        if self.spooled {
-                            tracing::warn!(
-                                rows = lost,
-                                "pgtrail is stopping and ClickHouse still fails: the undelivered rows stay in the spool and are sent at the next start"
-                            );
-                            return false;
-                        }
-                        stats.rows_lost.fetch_add(lost, Ordering::Relaxed);
-                        tracing::error!(
-                            rows = lost,
-                            "pgtrail is stopping and ClickHouse still fails: these audit rows were NOT delivered (they are in audit.file if it is set; set audit.spool_dir to keep them across restarts)"
-                        );
-                        self.statements.clear();
-                        self.sessions.clear();
-                        self.gaps.clear();
-                        return false;
-                    }
-                    std::thread::sleep(backoff(self.failures));
-                }
-            }
-        }
-    }
-
-    /// One attempt: each table's rows in one INSERT; a table that succeeded
-    /// is not sent again if a later one fails.
-    async fn try_send(&mut self) -> Result<(), String> {
-        let version = match self.version {
-            Some(v) => v,
-            None => self.ensure_schema().await?,
-        };
-        insert(&self.client, version, "statements", &mut self.statements).await?;
-        insert(&self.client, version, "sessions", &mut self.sessions).await?;
-        insert(&self.client, version, "gaps", &mut self.gaps).await?;
-        Ok(())
-    }
-
-    /// Reads the server version and creates what is missing.
-    async fn ensure_schema(&mut self) -> Result<ServerVersion, String> {
-        let text: String = self
-            .admin
-            .query("SELECT version()")
-            .fetch_one()
-            .await
-            .map_err(|e| format!("SELECT version(): {e}"))?;
-        let version = ServerVersion::parse(&text)
-            .ok_or_else(|| format!("unrecognised ClickHouse version {text:?}"))?;
-        for ddl in schema::statements(version, &self.options) {
-            self.admin
-                .query(&ddl)
-                .execute()
-                .await
-                .map_err(|e| format!("schema: {e}\n{ddl}"))?;
-        }
-        let applied: u64 = self
-            .admin
-            .query(&schema::migration_applied_query(&self.options))
-            .fetch_one()
-            .await
-            .map_err(|e| format!("schema_migrations: {e}"))?;
-        if applied == 0 {
-            self.admin
-                .query(&schema::record_migration(&self.options))
-                .execute()
-                .await
-                .map_err(|e| format!("schema_migrations: {e}"))?;
-        }
-        if self.version.is_none() && self.failures == 0 {
-            tracing::info!(
-                version = %text,
-                modern = version.is_modern(),
-                database = %self.options.database,
-                schema_version = schema::SCHEMA_VERSION,
-                "ClickHouse schema ready"
-            );
-        }
-        self.version = Some(version);
-        Ok(version)
-    }
-}
-
-async fn insert<T: Row + Serialize>(
-    client: &Client,
-    version: ServerVersion,
-    table: &str,
-    rows: &mut Vec<T>,
-) -> Result<(), String> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let fail = |e: clickhouse::error::Error| format!("INSERT INTO {table}: {e}");
-    let mut insert = client
-        .insert::<T>(table)
-        .map_err(fail)?
-        .with_timeouts(Some(SEND_TIMEOUT), Some(END_TIMEOUT));
-    if version.has_async_insert() {
-        insert = insert.with_option("async_insert", "0");
-    }
-    for row in rows.iter() {
-        insert.write(row).await.map_err(fail)?;
-    }
-    insert.end().await.map_err(fail)?;
-    rows.clear();
-    Ok(())
-}
-
-/// 100 ms doubling to 5 s, minus up to a quarter at random.
-fn backoff(failures: u32) -> Duration {
-    let base = BACKOFF_MIN
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
-        .min(BACKOFF_MAX);
-    let mut b = [0u8; 1];
-    let jitter = if getrandom::fill(&mut b).is_ok() {
-        base / 4 * u32::from(b[0]) / 255
-    } else {
-        Duration::ZERO
-    };
-    base - jitter
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= BACKOFF_MIN && backoff(1) >= BACKOFF_MIN * 3 / 4);
-        assert!(backoff(3) >= Duration::from_millis(300));
-        assert!(backoff(50) <= BACKOFF_MAX);
     }
 }

@@ -1,0 +1,428 @@
+//! The ClickHouse sender thread: forms batches (rows, bytes or time,
+//! whichever comes first), sends them, retries (see `errors` for how
+//! failures are told apart), and in spooled mode moves the spool's marker
+//! after each acknowledged batch.
+//!
+//! Idempotence: the tables deduplicate on `(instance_id, seq)` when they
+//! merge. On servers with `insert_deduplication_token` (22.2+) each INSERT
+//! also carries a token made of the instance, the table and the seq range
+//! of its rows, so a retried batch whose first attempt was in fact stored
+//! (the answer was lost) is dropped by the server at once, within the
+//! tables' deduplication window.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, Row};
+use serde::Serialize;
+
+use super::errors::SendError;
+use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
+use super::schema::{self, SchemaOptions, ServerVersion};
+use super::sink::Shared;
+use crate::audit::spool::SpoolReader;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Between attempts after an error that needs a person.
+const PERMANENT_BACKOFF: Duration = Duration::from_secs(30);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const END_TIMEOUT: Duration = Duration::from_secs(60);
+/// Records taken from the spool per read, so a batch overshoots its byte
+/// limit by little.
+const SPOOL_READ_CHUNK: usize = 1024;
+
+/// The sender thread's state.
+pub(super) struct Sender {
+    /// No database selected (DDL names it).
+    pub admin: Client,
+    pub client: Client,
+    pub options: SchemaOptions,
+    pub batch_rows: usize,
+    pub batch_bytes: usize,
+    pub batch_wait: Duration,
+    /// Known once the schema is in place; cleared after a failed send.
+    pub version: Option<ServerVersion>,
+    pub shared: Arc<Shared>,
+    pub statements: Vec<StatementRow>,
+    pub sessions: Vec<SessionRow>,
+    pub gaps: Vec<GapRow>,
+    /// Approximate RowBinary bytes of the batch.
+    pub bytes: usize,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    pub url: String,
+    /// Records come from the spool: giving up at shutdown loses nothing.
+    pub spooled: bool,
+}
+
+impl Sender {
+    pub fn run(mut self, rx: Receiver<AnyRow>, rt: tokio::runtime::Runtime) {
+        if let Err(e) = rt.block_on(self.ensure_schema()) {
+            tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records are held and retried");
+        }
+        let mut first_row_at: Option<Instant> = None;
+        loop {
+            let wait = first_row_at.map_or(Duration::from_secs(3600), |t| {
+                (t + self.batch_wait).saturating_duration_since(Instant::now())
+            });
+            match rx.recv_timeout(wait) {
+                Ok(row) => {
+                    let at = *first_row_at.get_or_insert_with(Instant::now);
+                    self.push(row);
+                    if self.is_full() || at.elapsed() >= self.batch_wait {
+                        self.send(&rt);
+                        first_row_at = None;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.len() > 0 {
+                        self.send(&rt);
+                    }
+                    first_row_at = None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.len() > 0 {
+                        self.send(&rt);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Spooled mode: tails the spool, sends batches, moves the marker after
+    /// each acknowledged one. Ends when the writer has closed the spool and
+    /// everything is sent, or when shutdown gives up (rest stays spooled).
+    pub fn run_spooled(mut self, mut reader: SpoolReader, rt: tokio::runtime::Runtime) {
+        if let Err(e) = rt.block_on(self.ensure_schema()) {
+            tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records stay in the spool and are retried");
+        }
+        let mut first_row_at: Option<Instant> = None;
+        let mut last_seq = 0u64;
+        let mut records = Vec::new();
+        loop {
+            let room = self
+                .batch_rows
+                .saturating_sub(self.len())
+                .clamp(1, SPOOL_READ_CHUNK);
+            let n = match reader.read(room, &mut records) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "spool read failed; retrying (records are not skipped)");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            for (seq, record) in records.drain(..) {
+                first_row_at.get_or_insert_with(Instant::now);
+                self.push(AnyRow::from_record(&record));
+                last_seq = seq;
+            }
+            let at_end = n == 0 && reader.is_closed();
+            let due = self.is_full()
+                || first_row_at.is_some_and(|t| t.elapsed() >= self.batch_wait)
+                || (at_end && self.len() > 0);
+            if due {
+                if !self.send(&rt) {
+                    return;
+                }
+                first_row_at = None;
+                if let Err(e) = reader.ack(last_seq) {
+                    tracing::error!(error = %e, seq = last_seq, "spool: moving the acked marker failed; these records will be sent again (deduplicated)");
+                }
+                continue;
+            }
+            if at_end {
+                return;
+            }
+            if n == 0 {
+                let wait = first_row_at.map_or(Duration::from_secs(1), |t| {
+                    (t + self.batch_wait).saturating_duration_since(Instant::now())
+                });
+                reader.wait(wait);
+            }
+        }
+    }
+
+    fn push(&mut self, row: AnyRow) {
+        if self.len() == 0 {
+            // Rows reach the batch in seq order: the first is the oldest.
+            let at = u64::try_from(row.event_time()).unwrap_or(0).max(1);
+            let oldest = &self.shared.stats.oldest_unsent_micros;
+            let _ = oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        self.bytes += row.approx_bytes();
+        match row {
+            AnyRow::Statement(r) => self.statements.push(*r),
+            AnyRow::Session(r) => self.sessions.push(*r),
+            AnyRow::Gap(r) => self.gaps.push(r),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.statements.len() + self.sessions.len() + self.gaps.len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() >= self.batch_rows || self.bytes >= self.batch_bytes
+    }
+
+    fn clear(&mut self) {
+        self.statements.clear();
+        self.sessions.clear();
+        self.gaps.clear();
+        self.bytes = 0;
+    }
+
+    /// Sends the batch, retrying until it is acknowledged (`true`) or,
+    /// after the sink was dropped, until the shutdown grace has passed.
+    fn send(&mut self, rt: &tokio::runtime::Runtime) -> bool {
+        let stats = &self.shared.clone();
+        let stats = &stats.stats;
+        loop {
+            let rows = self.len() as u64;
+            let started = Instant::now();
+            match rt.block_on(self.try_send()) {
+                Ok(()) => {
+                    stats.insert_latency.observe(started.elapsed());
+                    stats.oldest_unsent_micros.store(0, Ordering::Relaxed);
+                    stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+                    stats.rows_sent.fetch_add(rows, Ordering::Relaxed);
+                    self.bytes = 0;
+                    if self.failures > 0 {
+                        tracing::info!(
+                            failed_attempts = self.failures,
+                            "ClickHouse delivery resumed"
+                        );
+                    }
+                    self.failures = 0;
+                    return true;
+                }
+                Err(e) => {
+                    stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+                    self.failures += 1;
+                    self.version = None;
+                    self.log_failure(&e);
+                    if self
+                        .shared
+                        .give_up_at()
+                        .is_some_and(|t| Instant::now() >= t)
+                    {
+                        let lost = self.len() as u64;
+                        if self.spooled {
+                            tracing::warn!(
+                                rows = lost,
+                                "pgtrail is stopping and ClickHouse still fails: the undelivered rows stay in the spool and are sent at the next start"
+                            );
+                            return false;
+                        }
+                        stats.rows_lost.fetch_add(lost, Ordering::Relaxed);
+                        tracing::error!(
+                            rows = lost,
+                            "pgtrail is stopping and ClickHouse still fails: these audit rows were NOT delivered (they are in audit.file if it is set; set audit.spool_dir to keep them across restarts)"
+                        );
+                        self.clear();
+                        return false;
+                    }
+                    let pause = if e.permanent {
+                        stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+                        // The next attempt re-applies the schema first, which
+                        // heals a dropped table: try that soon, once.
+                        if self.failures == 1 {
+                            backoff(1)
+                        } else {
+                            PERMANENT_BACKOFF
+                        }
+                    } else {
+                        backoff(self.failures)
+                    };
+                    self.pause(pause);
+                }
+            }
+        }
+    }
+
+    /// Retryable errors: the first, then every 20th, at error level;
+    /// errors that need a person: every one.
+    fn log_failure(&self, e: &SendError) {
+        let (rows, attempts) = (self.len(), self.failures);
+        if e.permanent {
+            tracing::error!(url = %self.url, error = %e, code = ?e.code, rows, attempts, "ClickHouse rejected the batch for a reason that needs a person (schema, data, credentials); the batch is kept and retried every 30 s");
+        } else if attempts == 1 || attempts.is_multiple_of(20) {
+            tracing::error!(url = %self.url, error = %e, code = ?e.code, rows, attempts, "ClickHouse insert failed; the batch is kept and retried");
+        } else {
+            tracing::debug!(error = %e, "ClickHouse insert failed again");
+        }
+    }
+
+    /// Sleeps `d`, waking early once shutdown has begun.
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if self.shared.give_up_at().is_some() && d > BACKOFF_MAX {
+                return;
+            }
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(BACKOFF_MIN),
+            );
+        }
+    }
+
+    /// One attempt: each table's rows in one INSERT; a table that succeeded
+    /// is not sent again if a later one fails.
+    async fn try_send(&mut self) -> Result<(), SendError> {
+        let version = match self.version {
+            Some(v) => v,
+            None => self.ensure_schema().await?,
+        };
+        insert(&self.client, version, "statements", &mut self.statements).await?;
+        insert(&self.client, version, "sessions", &mut self.sessions).await?;
+        insert(&self.client, version, "gaps", &mut self.gaps).await?;
+        Ok(())
+    }
+
+    /// Reads the server version and creates what is missing.
+    pub async fn ensure_schema(&mut self) -> Result<ServerVersion, SendError> {
+        let text: String = self
+            .admin
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .map_err(|e| SendError::new("SELECT version()", &e))?;
+        let version = ServerVersion::parse(&text).ok_or_else(|| {
+            SendError::other(format!("unrecognised ClickHouse version {text:?}"), true)
+        })?;
+        for ddl in schema::statements(version, &self.options) {
+            self.admin
+                .query(&ddl)
+                .execute()
+                .await
+                .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
+        }
+        let applied: u64 = self
+            .admin
+            .query(&schema::migration_applied_query(&self.options))
+            .fetch_one()
+            .await
+            .map_err(|e| SendError::new("schema_migrations", &e))?;
+        if applied == 0 {
+            self.admin
+                .query(&schema::record_migration(&self.options))
+                .execute()
+                .await
+                .map_err(|e| SendError::new("schema_migrations", &e))?;
+        }
+        if self.version.is_none() && self.failures == 0 {
+            tracing::info!(
+                version = %text,
+                modern = version.is_modern(),
+                database = %self.options.database,
+                schema_version = schema::SCHEMA_VERSION,
+                "ClickHouse schema ready"
+            );
+        }
+        self.version = Some(version);
+        Ok(version)
+    }
+}
+
+/// A row's identity: `(instance_id, seq)`.
+trait Keyed {
+    fn key(&self) -> (&str, u64);
+}
+
+impl Keyed for StatementRow {
+    fn key(&self) -> (&str, u64) {
+        (&self.instance_id, self.seq)
+    }
+}
+
+impl Keyed for SessionRow {
+    fn key(&self) -> (&str, u64) {
+        (&self.instance_id, self.seq)
+    }
+}
+
+impl Keyed for GapRow {
+    fn key(&self) -> (&str, u64) {
+        (&self.instance_id, self.seq)
+    }
+}
+
+/// Same rows, same token: `<instance>:<table>:<first seq>-<last seq>:<rows>`.
+fn dedup_token<T: Keyed>(table: &str, rows: &[T]) -> String {
+    let (instance, first) = rows.first().map_or(("", 0), Keyed::key);
+    let last = rows.last().map_or(0, |r| r.key().1);
+    format!("{instance}:{table}:{first}-{last}:{}", rows.len())
+}
+
+async fn insert<T: Row + Serialize + Keyed>(
+    client: &Client,
+    version: ServerVersion,
+    table: &str,
+    rows: &mut Vec<T>,
+) -> Result<(), SendError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let context = format!("INSERT INTO {table}");
+    let fail = |e: clickhouse::error::Error| SendError::new(&context, &e);
+    let mut insert = client
+        .insert::<T>(table)
+        .map_err(fail)?
+        .with_timeouts(Some(SEND_TIMEOUT), Some(END_TIMEOUT));
+    if version.has_async_insert() {
+        insert = insert.with_option("async_insert", "0");
+    }
+    if version.has_dedup_token() {
+        insert = insert.with_option("insert_deduplication_token", dedup_token(table, rows));
+    }
+    for row in rows.iter() {
+        insert.write(row).await.map_err(fail)?;
+    }
+    insert.end().await.map_err(fail)?;
+    rows.clear();
+    Ok(())
+}
+
+/// 100 ms doubling to 5 s, minus up to a quarter at random.
+fn backoff(failures: u32) -> Duration {
+    let base = BACKOFF_MIN
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
+        .min(BACKOFF_MAX);
+    let mut b = [0u8; 1];
+    let jitter = if getrandom::fill(&mut b).is_ok() {
+        base / 4 * u32::from(b[0]) / 255
+    } else {
+        Duration::ZERO
+    };
+    base - jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_token_names_the_seq_range() {
+        let row = |seq| GapRow {
+            instance_id: "pgtrail-1".into(),
+            seq,
+            ..GapRow::default()
+        };
+        let rows = [row(7), row(8), row(9)];
+        assert_eq!(dedup_token("gaps", &rows), "pgtrail-1:gaps:7-9:3");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= BACKOFF_MIN && backoff(1) >= BACKOFF_MIN * 3 / 4);
+        assert!(backoff(3) >= Duration::from_millis(300));
+        assert!(backoff(50) <= BACKOFF_MAX);
+    }
+}

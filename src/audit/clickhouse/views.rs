@@ -1,0 +1,158 @@
+//! Compliance views (part of the schema since version 2).
+//!
+//! The views sit on top of the tables and read
+//! them with `FINAL`, so a record written twice shows once. They present one
+//! shape on every server version: besides the contract's columns (with
+//! `event_time` in its native type) each has `ts` (`DateTime('UTC')`, second
+//! precision) and `day` (`Date`, UTC), so queries written against the views
+//! (`docs/compliance.md`) run unchanged on 18.16 and on modern servers.
+//!
+//! | view | rows |
+//! | --- | --- |
+//! | `statement_log` | every statement, deduplicated |
+//! | `session_log` | every session event, deduplicated |
+//! | `table_access` | one per statement x object: `access` is `read` or `write`, `object` the name as written |
+//! | `privilege_changes` | GRANT/REVOKE, role create/alter/drop, default privileges, ownership, ALTER SYSTEM, user mappings, row security policies |
+//! | `ddl_changes` | statements of class `ddl` |
+//! | `failed_statements` | statements with `success = 0` |
+//! | `failed_logins` | session events `auth_failed` |
+//! | `daily_activity` | one per person per UTC day: counts by class, failures, sessions, first/last |
+//! | `audit_sequence` | `(instance_id, seq)` of all three tables, for finding holes in the trail |
+//!
+//! Why `FINAL` and not `LIMIT 1 BY instance_id, seq`: both work on 18.16,
+//! but `FINAL` merges the sorted parts as it reads (memory bounded),
+//! while `LIMIT 1 BY` keeps every key of the result in memory; `FINAL`
+//! stays exact on a cluster because copies of a record share a shard. On
+//! 18.16 a filter on a view is not pushed into it by default
+//! (`enable_optimize_predicate_expression = 0`), so a view reads the whole
+//! table there; modern servers push filters down.
+//!
+
+use super::schema::{q, SchemaOptions, ServerVersion, Ty, SESSIONS, STATEMENTS};
+
+/// The names of the compliance views, in creation order.
+pub const VIEW_NAMES: &[&str] = &[
+    "statement_log",
+    "session_log",
+    "table_access",
+    "privilege_changes",
+    "ddl_changes",
+    "failed_statements",
+    "failed_logins",
+    "daily_activity",
+    "audit_sequence",
+];
+
+/// `ts DateTime('UTC')` from the stored `event_time`.
+fn ts_expr(v: ServerVersion) -> &'static str {
+    if v.is_modern() {
+        "toDateTime(event_time, 'UTC')"
+    } else {
+        "toDateTime(intDiv(event_time, 1000000), 'UTC')"
+    }
+}
+
+fn column_list(names: &[&str]) -> String {
+    names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")
+}
+
+/// The statement columns the narrower views carry besides their own.
+const WHO_WHEN: &[&str] = &[
+    "ts",
+    "day",
+    "event_time",
+    "instance_id",
+    "seq",
+    "session_id",
+    "user",
+    "db_role",
+    "database",
+    "client_addr",
+    "application_name",
+];
+
+/// `CREATE VIEW IF NOT EXISTS` statements (see the module docs).
+pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) -> Vec<String> {
+    let db = q(&opts.database);
+    let ts = ts_expr(v);
+    let all = |cols: &[(&str, Ty)]| column_list(&cols.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    let who = column_list(WHO_WHEN);
+    let stmt_cols = |extra: &[&str]| format!("{who}, {}", column_list(extra));
+    let bodies: [(&str, String); 9] = [
+        (
+            "statement_log",
+            format!(
+                "SELECT {ts} AS ts, toDate(ts) AS day, {}\nFROM {db}.`statements` FINAL",
+                all(STATEMENTS)
+            ),
+        ),
+        (
+            "session_log",
+            format!(
+                "SELECT {ts} AS ts, toDate(ts) AS day, {}\nFROM {db}.`sessions` FINAL",
+                all(SESSIONS)
+            ),
+        ),
+        (
+            "table_access",
+            format!(
+                "SELECT {}, {},\n    tupleElement(object_access, 1) AS access,\n    tupleElement(object_access, 2) AS object,\n    `statement`\nFROM {db}.`statement_log`\nARRAY JOIN arrayConcat(arrayMap(o -> ('read', o), objects_read), arrayMap(o -> ('write', o), objects_written)) AS object_access",
+                who,
+                column_list(&["protocol", "kind", "class", "command_tag", "success", "sqlstate", "rows"])
+            ),
+        ),
+        (
+            "privilege_changes",
+            format!(
+                "SELECT {}\nFROM {db}.`statement_log`\nWHERE class = 'dcl' OR audit_class = 'ROLE' OR kind IN ('reassign_owned', 'drop_owned', 'alter_system', 'create_user_mapping', 'alter_user_mapping', 'drop_user_mapping', 'create_policy', 'alter_policy', 'drop_policy')",
+                stmt_cols(&["kind", "command_tag", "success", "sqlstate", "error_message", "statement"])
+            ),
+        ),
+        (
+            "ddl_changes",
+            format!(
+                "SELECT {}\nFROM {db}.`statement_log`\nWHERE class = 'ddl'",
+                stmt_cols(&["kind", "command_tag", "objects_read", "objects_written", "success", "sqlstate", "error_message", "statement"])
+            ),
+        ),
+        (
+            "failed_statements",
+            format!(
+                "SELECT {}\nFROM {db}.`statement_log`\nWHERE success = 0",
+                stmt_cols(&["kind", "class", "objects_read", "objects_written", "sqlstate", "error_message", "statement"])
+            ),
+        ),
+        (
+            "failed_logins",
+            format!(
+                "SELECT {}\nFROM {db}.`session_log`\nWHERE event_type = 'auth_failed'",
+                stmt_cols(&["client_port", "tls", "auth_method", "reason"])
+            ),
+        ),
+        (
+            "daily_activity",
+            format!(
+                "SELECT day, `user`,\n    count() AS statements,\n    countIf(class = 'read') AS reads,\n    countIf(class = 'write') AS writes,\n    countIf(class = 'ddl') AS ddl,\n    countIf(class = 'dcl') AS dcl,\n    countIf(success = 0) AS failed,\n    sum(`rows`) AS total_rows,\n    uniqExact(session_id) AS sessions,\n    groupUniqArray(CAST(db_role AS String)) AS db_roles,\n    min(ts) AS first_seen,\n    max(ts) AS last_seen\nFROM {db}.`statement_log`\nGROUP BY day, `user`"
+            ),
+        ),
+        (
+            "audit_sequence",
+            format!(
+                "SELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'statements' AS source, CAST(`user` AS String) AS `user`, CAST(kind AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`statements` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'sessions' AS source, CAST(`user` AS String) AS `user`, CAST(event_type AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`sessions` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'gaps' AS source, '' AS `user`, CAST(reason AS String) AS detail, toUInt64(missing_events) AS missing_events FROM {db}.`gaps` FINAL"
+            ),
+        ),
+    ];
+    debug_assert!(bodies
+        .iter()
+        .map(|(n, _)| *n)
+        .eq(VIEW_NAMES.iter().copied()));
+    bodies
+        .iter()
+        .map(|(name, body)| {
+            format!(
+                "CREATE VIEW IF NOT EXISTS {db}.{}{on_cluster} AS\n{body}",
+                q(name)
+            )
+        })
+        .collect()
+}
