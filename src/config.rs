@@ -246,6 +246,9 @@ pub enum Durability {
 pub struct AuditConfig {
     /// JSON Lines output; used when no ClickHouse URL is set.
     pub file: Option<PathBuf>,
+    /// `file` is renamed to `<file>.<UTC time>` and started anew at this
+    /// size; 0 never rotates. Rotated files are never deleted by pgtrail.
+    pub file_rotate_bytes: u64,
     /// ClickHouse HTTP URL, e.g. `http://127.0.0.1:8123`; records go there
     /// (as well as to `file` when both are set).
     pub clickhouse_url: Option<String>,
@@ -333,6 +336,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             file: None,
+            file_rotate_bytes: 1 << 30,
             clickhouse_url: None,
             instance_id: None,
             queue_capacity: 65_536,

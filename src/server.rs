@@ -250,7 +250,7 @@ fn start_audit(
     // before_ack without a spool makes the file the durable copy.
     let file_durable = audit.durability == Durability::BeforeAck && audit.spool_dir.is_none();
     if let Some(path) = &audit.file {
-        let sink = JsonlSink::open(path, file_durable)
+        let sink = JsonlSink::open(path, file_durable, audit.file_rotate_bytes)
             .map_err(|e| format!("audit.file {}: {e}", path.display()))?;
         sinks.push(Box::new(sink));
     }
