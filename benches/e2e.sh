@@ -21,7 +21,9 @@
 #   MODES="simple extended prepared"
 #   CLIENTS="1 8"
 #   TARGETS="direct pgtrail pgbouncer"   (e.g. TARGETS="direct pgbouncer")
-#   WITH_CLICKHOUSE=0     1: pgtrail also audits to a local ClickHouse
+#   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
+#                         spool instead of to a JSON Lines file
+#   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
 #   PGTRAIL_BIN=target/release/pgtrail
 #   PGTRAIL_EXTRA_ARGS=   extra arguments for `pgtrail run`
 #   KEEP_TMP=0            1: keep the work directory (logs, audit file)
@@ -39,6 +41,7 @@ MODES=${MODES:-simple extended prepared}
 CLIENTS=${CLIENTS:-1 8}
 TARGETS=${TARGETS:-direct pgtrail pgbouncer}
 WITH_CLICKHOUSE=${WITH_CLICKHOUSE:-0}
+DURABILITY=${DURABILITY:-async}
 PGTRAIL=${PGTRAIL_BIN:-$ROOT/target/release/pgtrail}
 PASSWORD=bench-pw
 export PGPASSWORD=$PASSWORD
@@ -117,11 +120,17 @@ declare -A PORT
 PORT[direct]=$PG_PORT
 
 # --- ClickHouse (optional) ---------------------------------------------------
-CH_ARGS=()
+AUDIT_ARGS=(--audit-file "$TMP/audit.jsonl")
 if [[ "$WITH_CLICKHOUSE" == 1 ]] && has_target pgtrail; then
     svc_log "starting ClickHouse"
     ch_start "$TMP/ch" "$(svc_random_port)"
-    CH_ARGS=(--clickhouse-url "http://127.0.0.1:$CH_HTTP_PORT")
+    cat >"$TMP/pgtrail.toml" <<EOF
+[audit]
+clickhouse_url = "http://127.0.0.1:$CH_HTTP_PORT"
+spool_dir = "$TMP/spool"
+durability = "$DURABILITY"
+EOF
+    AUDIT_ARGS=(--config "$TMP/pgtrail.toml")
 fi
 
 # --- pgtrail -----------------------------------------------------------------
@@ -132,8 +141,7 @@ if has_target pgtrail; then
     "$PGTRAIL" run --listen "127.0.0.1:${PORT[pgtrail]}" \
         --upstream "postgres://127.0.0.1:$PG_PORT" \
         --auth passthrough \
-        --audit-file "$TMP/audit.jsonl" \
-        "${CH_ARGS[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
+        "${AUDIT_ARGS[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
         </dev/null >"$TMP/pgtrail.log" 2>&1 &
     PGTRAIL_PID=$!
     wait_port "${PORT[pgtrail]}" "$PGTRAIL_PID" pgtrail
@@ -244,7 +252,7 @@ done
 
 # --- report ------------------------------------------------------------------
 echo
-echo "pgbench -S, scale $SCALE, ${DURATION}s per run, PostgreSQL $PG_VERSION, $(nproc) CPUs$([[ "$WITH_CLICKHOUSE" == 1 ]] && echo ', pgtrail auditing to ClickHouse')"
+echo "pgbench -S, scale $SCALE, ${DURATION}s per run, PostgreSQL $PG_VERSION, $(nproc) CPUs$([[ "$WITH_CLICKHOUSE" == 1 ]] && echo ", pgtrail auditing to ClickHouse through a spool, durability $DURABILITY")"
 printf '%-9s %7s  %-9s %11s %10s %9s %9s\n' mode clients target tps "avg ms" "p99 ms" "vs direct"
 [[ -n "${RESULTS_CSV:-}" ]] && echo "mode,clients,target,tps,avg_latency_ms,p99_ms,ratio_to_direct" >"$RESULTS_CSV"
 for row in "${ROWS[@]}"; do

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::clickhouse::unique_ch_db;
 use crate::harness::clickhouse::ChServer;
+use crate::harness::process::PgtrailProcess;
 use crate::harness::proxy::{fresh_db, statements, Proxy};
 use pgtrail::config::{Config, FailurePolicy};
 
@@ -251,50 +252,6 @@ async fn long_outage_under_load_loses_nothing() {
     assert_eq!(statements(&records).len(), want);
 }
 
-/// A pgtrail process (the real binary) on its own port with `config`.
-struct Child {
-    process: std::process::Child,
-    port: u16,
-}
-
-impl Child {
-    async fn start(config: &Config, dir: &std::path::Path) -> Child {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        let mut config = config.clone();
-        config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        let path = dir.join(format!("pgtrail-{port}.toml"));
-        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-        let log = std::fs::File::create(dir.join(format!("pgtrail-{port}.log"))).unwrap();
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_pgtrail"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "pgtrail did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Child { process, port }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.process.kill(); // SIGKILL
-        let _ = self.process.wait();
-    }
-}
-
 /// `before_ack`: pgtrail killed with SIGKILL under load while ClickHouse is
 /// down, restarted on the same spool with ClickHouse back: every statement
 /// whose result a client received is in ClickHouse, once.
@@ -314,7 +271,7 @@ async fn before_ack_survives_sigkill() {
     config.audit.durability = pgtrail::config::Durability::BeforeAck;
     pg.psql(&db, "CREATE TABLE k (who int, i int)");
 
-    let first = Child::start(&config, dir.path()).await;
+    let first = PgtrailProcess::start(&config, dir.path()).await;
     let conn = |port: u16| {
         format!(
             "host=127.0.0.1 port={port} user={} password={} dbname={db}",
@@ -348,7 +305,7 @@ async fn before_ack_survives_sigkill() {
     assert!(acked.len() > 50, "only {} statements ran", acked.len());
 
     ch.restart();
-    let _second = Child::start(&config, dir.path()).await;
+    let _second = PgtrailProcess::start(&config, dir.path()).await;
     let query = format!("SELECT statement FROM `{ch_db}`.statements FINAL WHERE kind = 'insert'");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

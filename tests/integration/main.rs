@@ -15,5 +15,6 @@ mod metrics;
 mod python;
 mod relay;
 mod reload;
+mod sighup;
 mod startup;
 mod tls;

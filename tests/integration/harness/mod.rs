@@ -2,5 +2,6 @@
 
 pub mod clickhouse;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod raw;
