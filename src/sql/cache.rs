@@ -3,6 +3,7 @@
 //! `HashMap` index; counters are `AtomicU64`. No global state.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -16,8 +17,81 @@ struct Node<V> {
     value: V,
 }
 
+/// Hasher for the map's `u64` keys (already fingerprints): one folded
+/// 128-bit multiply with a per-cache random seed, so crafted texts cannot
+/// aim at one bucket, at a fraction of SipHash's cost.
+#[derive(Clone, Copy)]
+struct KeyHash {
+    seed: u64,
+}
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher {
+            seed: self.seed,
+            h: 0,
+        }
+    }
+}
+
+struct KeyHasher {
+    seed: u64,
+    h: u64,
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        let m = u128::from(n ^ self.seed)
+            * u128::from(0x9e37_79b9_7f4a_7c15 ^ self.seed.rotate_left(32));
+        self.h ^= (m as u64) ^ ((m >> 64) as u64);
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.h
+    }
+}
+
+/// Seeded hash of a whole text, 8 bytes at a time, each step one folded
+/// 128-bit multiply (the key of exact-text entries; not a fingerprint: it
+/// differs between processes).
+pub fn text_hash(seed: u64, bytes: &[u8]) -> u64 {
+    let k = u128::from(0x9e37_79b9_7f4a_7c15 ^ seed.rotate_left(32));
+    let mix = |h: u64, x: u64| {
+        let m = u128::from(h ^ x) * k;
+        (m as u64) ^ ((m >> 64) as u64)
+    };
+    let mut h = mix(seed, bytes.len() as u64);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(b));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(b));
+    }
+    h
+}
+
+/// A random seed (from std's `RandomState`).
+pub fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1
+}
+
 struct Lru<V> {
-    map: HashMap<u64, usize>,
+    map: HashMap<u64, usize, KeyHash>,
     nodes: Vec<Node<V>>,
     head: usize, // most recent
     tail: usize, // least recent
@@ -27,7 +101,12 @@ struct Lru<V> {
 impl<V: Clone> Lru<V> {
     fn new(cap: usize) -> Self {
         Lru {
-            map: HashMap::with_capacity(cap.min(1 << 16)),
+            map: HashMap::with_capacity_and_hasher(
+                cap.min(1 << 16),
+                KeyHash {
+                    seed: random_seed(),
+                },
+            ),
             nodes: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -62,12 +141,16 @@ impl<V: Clone> Lru<V> {
     }
 
     fn get(&mut self, key: u64) -> Option<V> {
+        self.get_with(key, V::clone)
+    }
+
+    fn get_with<R>(&mut self, key: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
         let i = *self.map.get(&key)?;
         if self.head != i {
             self.unlink(i);
             self.push_front(i);
         }
-        Some(self.nodes[i].value.clone())
+        Some(f(&self.nodes[i].value))
     }
 
     fn put(&mut self, key: u64, value: V) {
@@ -148,6 +231,13 @@ impl<V: Clone> Cache<V> {
     pub fn get(&self, key: u64) -> Option<V> {
         let mut g = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         g.get(key)
+    }
+
+    /// Look up and apply `f` to the value under the shard's lock (no clone
+    /// of the value; without counting).
+    pub fn get_with<R>(&self, key: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
+        let mut g = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        g.get_with(key, f)
     }
 
     pub fn put(&self, key: u64, value: V) {

@@ -50,19 +50,64 @@
 //! its bytes (none for placeholders) and 0xFF. No keys, no randomness: the
 //! value is stable across runs, machines and versions of this crate unless
 //! this algorithm is changed (which would be a record-contract migration).
-//! The fingerprint of a whole text (the cache key) is FNV-1a 64 over the
-//! little-endian bytes of its statements' fingerprints.
+//! The cache key of a whole text is FNV-1a 64 over the little-endian bytes
+//! of its statements' fingerprints, then of a signature of its literals'
+//! grammar classes (string, bit, hex, national, int4, other number) and of
+//! whether each statement is valid UTF-8 and within `max_parse_bytes`:
+//! those decide whether a parser accepts a statement (`PASSWORD 'x'` but
+//! not `PASSWORD 1`), so texts differing there never share an entry.
 //!
 //! ## Cache
 //! [`Analyzer`] keeps a bounded, sharded LRU (`cache_entries`, 16 mutexed
-//! shards) keyed by the whole text's fingerprint, holding the analyses of
-//! texts up to `cache_max_text_bytes`. A lookup costs one lexer pass; a hit
+//! shards) keyed by the whole text's cache key (above), holding the analyses of
+//! texts up to `cache_max_text_bytes`. In front of it, a second LRU of the
+//! same capacity maps exact texts (seeded hash of the bytes, confirmed by
+//! comparing them) to the analyses they got, so a text sent again (every
+//! Execute of a prepared statement) costs one hash, no lexing; a text is
+//! put there when it was analysed or when its shape's entry was returned
+//! as is. A third LRU holds templates (texts up to 1 KiB with their tokens):
+//! a text whose tokens equal a template's but for the values of literals
+//! of the same classes and comments takes its analyses after one lexer
+//! pass, without splitting or normalising. Otherwise a lookup costs one
+//! lexer pass and normalisation; a hit
 //! is confirmed by comparing normalised texts (so a fingerprint collision
 //! cannot return another statement's analysis) and the per-call parts
 //! (statement text after redaction) are always recomputed from the text
 //! actually sent. Hit/miss counters are `AtomicU64`. No global state.
 //! Everything literal-independent comes from the entry, including `parser`
-//! and `parser_note`: they describe the first text of that shape analysed.
+//! and `parser_note`: they describe the first text of that shape analysed
+//! (`parser_note` may quote that text's literal in a parser's error),
+//! and `Analysis::cached` is set on every hit. A hit allocates only what
+//! the caller owns (the result's `Vec`s and `String`s when the text differs
+//! from the cached one; nothing but a refcount when it is the same text):
+//! tokens, spans and normalised texts go to per-thread buffers that are
+//! reused, and the statement text is compared before it is copied.
+//!
+//! ## Modules
+//! - `analyze`: the uncached analysis (lexer pass, parser paths, kind rules)
+//! - `analyzer`: [`Analyzer`], the thread-safe analyser with the cache
+//! - `cache`: bounded, sharded LRU (`u64` keys), seeded hashes
+//! - `classify`: leading-keyword classifier (kind, EXPLAIN inner kind)
+//! - `collapse`: IN/ARRAY/VALUES list collapsing for normalisation
+//! - `extract`: what a parser path extracts (`Extract`), `dedup`
+//! - `kind`: `Kind`, `Class`, `Crud`, `AuditClass`
+//! - `lexer`: token kinds and the one-pass byte lexer
+//! - `lexscan`: the lexer's scanners (strings, numbers, dollar quotes, ...)
+//! - `lexobj`: objects by token heuristics (lexer path, DO bodies)
+//! - `normalize`: normalised text, fingerprint (FNV-1a 64)
+//! - `objtype`: object types named by DDL/DCL keywords (`object_type`)
+//! - `pgq`: the pg_query path (parse, tree helpers, target fix-ups)
+//! - `pgq_walk`: the generic walk of pg_query's tree
+//! - `redact`: redaction of literals and credentials
+//! - `split`: splitting a text into statements
+//! - `sqlp`: the sqlparser path and its visitor
+//! - `template`: the cache's template entries (same tokens up to literals)
+//! - `text`: `StatementText` (lossless recorded text)
+//! - `tree`: pg_query protobuf to a compact generic tree
+//! - `cases`, `cases_ddl` (tests): the statement table, DML and DDL halves
+//! - `tests` (tests): table, kinds, paths and cache tests
+//! - `robust_tests` (tests): robustness and the pg_query corpus oracle
+//! - `props` (tests): property tests over statement templates
 //!
 //! ## Robustness
 //! No `unwrap` on input-derived data, parsers run under `catch_unwind`,
@@ -76,39 +121,47 @@
 //! backslash is doubled and each invalid byte written `\xNN`, with
 //! `StatementText::escaped` set.
 
+pub mod analyze;
+pub mod analyzer;
 pub mod cache;
 pub mod classify;
+mod collapse;
 pub mod extract;
 pub mod kind;
 pub mod lexer;
 pub mod lexobj;
+mod lexscan;
 pub mod normalize;
+pub mod objtype;
 pub mod pgq;
+mod pgq_walk;
 pub mod redact;
 pub mod split;
 pub mod sqlp;
+mod template;
 pub mod text;
 pub mod tree;
 
 #[cfg(test)]
 mod cases;
 #[cfg(test)]
+mod cases_ddl;
+#[cfg(test)]
 mod props;
+#[cfg(test)]
+mod robust_tests;
 #[cfg(test)]
 mod tests;
 
+pub use analyze::{analyze, analyze_pg_query_only};
+pub use analyzer::Analyzer;
 pub use cache::CacheStats;
 pub use classify::KwClass;
 pub use kind::{AuditClass, Class, Crud, Kind};
 pub use redact::Redaction;
 pub use text::StatementText;
 
-use extract::{dedup, Extract};
 use lexer::{LexOptions, Tok, Token};
-use normalize::Fnv;
-use split::StmtSpan;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Analyser settings.
 #[derive(Debug, Clone)]
@@ -123,9 +176,12 @@ pub struct AnalyzerConfig {
     pub max_nesting: usize,
     /// Texts larger than this are not cached (default 8 KiB). With
     /// `cache_entries` this bounds the cache's memory: an entry holds about
-    /// three times its text (statement, normalised text, names), so at most
-    /// ~25 KiB x `cache_entries` (~250 MB worst case at the defaults; a few
-    /// MB for typical application statements).
+    /// three times its text (statement, normalised text, names), an
+    /// exact-text entry a copy of the text and a template (texts up to 1
+    /// KiB) the text and its tokens, and either may keep analyses alive
+    /// that the first LRU evicted, so at most ~70 KiB x `cache_entries`
+    /// (~700 MB worst case at the defaults, for adversarial 8 KiB texts; a
+    /// few MB for typical application statements).
     pub cache_max_text_bytes: usize,
     /// `standard_conforming_strings` (default true).
     pub standard_conforming_strings: bool,
@@ -189,335 +245,11 @@ pub struct Analysis {
     /// For EXPLAIN: the explained statement's kind and whether ANALYZE runs it.
     pub explain_inner: Option<Kind>,
     pub explain_analyze: bool,
-}
-
-/// Per-statement result of the lexer pass (what the cache never stores).
-struct Pre {
-    span: StmtSpan,
-    normalized: String,
-    fingerprint: u64,
-    statement: StatementText,
-}
-
-fn lex_opts(cfg: &AnalyzerConfig) -> LexOptions {
-    LexOptions {
-        standard_strings: cfg.standard_conforming_strings,
-    }
-}
-
-fn prelex(text: &[u8], toks: &[Token], cfg: &AnalyzerConfig) -> Vec<Pre> {
-    let spans = split::split(text, toks);
-    let mut buf: Vec<Token> = Vec::new();
-    spans
-        .into_iter()
-        .map(|span| {
-            let st = &toks[span.tok_start..span.tok_end];
-            let sig = significant(st, &mut buf);
-            let (normalized, fingerprint) = normalize::normalize_sig(text, sig);
-            let red = redact::redact(text, st, span.byte_start, span.byte_end, cfg.redaction);
-            Pre {
-                span,
-                normalized,
-                fingerprint,
-                statement: StatementText::from_bytes(&red),
-            }
-        })
-        .collect()
-}
-
-/// The non-comment tokens of `st` (borrowed when there is no comment).
-fn significant<'a>(st: &'a [Token], buf: &'a mut Vec<Token>) -> &'a [Token] {
-    if st.iter().any(|t| t.kind.is_trivia()) {
-        buf.clear();
-        buf.extend(st.iter().copied().filter(|t| !t.kind.is_trivia()));
-        buf
-    } else {
-        st
-    }
-}
-
-fn text_fingerprint(pre: &[Pre]) -> u64 {
-    let mut h = Fnv::new();
-    for p in pre {
-        h.bytes(&p.fingerprint.to_le_bytes());
-    }
-    h.0
-}
-
-/// Uncached analysis of a query text: one entry per statement, in order.
-pub fn analyze(text: &[u8], cfg: &AnalyzerConfig) -> Vec<Analysis> {
-    let toks = lexer::tokenize(text, lex_opts(cfg));
-    let pre = prelex(text, &toks, cfg);
-    pre.into_iter()
-        .map(|p| complete(text, &toks, p, cfg, true))
-        .collect()
-}
-
-/// Like [`analyze`] but never uses sqlparser (the pg_query oracle).
-pub fn analyze_pg_query_only(text: &[u8], cfg: &AnalyzerConfig) -> Vec<Analysis> {
-    let toks = lexer::tokenize(text, lex_opts(cfg));
-    let pre = prelex(text, &toks, cfg);
-    pre.into_iter()
-        .map(|p| complete(text, &toks, p, cfg, false))
-        .collect()
-}
-
-fn complete(
-    text: &[u8],
-    toks: &[Token],
-    p: Pre,
-    cfg: &AnalyzerConfig,
-    use_sqlparser: bool,
-) -> Analysis {
-    let span = p.span;
-    let bytes = &text[span.byte_start..span.byte_end];
-    let mut buf = Vec::new();
-    let sig = significant(&toks[span.tok_start..span.tok_end], &mut buf);
-    let kw = classify::classify(text, sig);
-    let object_type = classify::object_type(text, sig, kw.kind);
-    let parse_kind = if kw.kind == Kind::Explain {
-        kw.inner
-    } else {
-        kw.kind
-    };
-    let sqlp_ok = use_sqlparser
-        && sqlp::eligible(parse_kind)
-        && !(kw.kind == Kind::Explain && kw.inner == Kind::Explain);
-    let (parser, note, ex) = if bytes.len() > cfg.max_parse_bytes {
-        let n = format!(
-            "statement of {} bytes exceeds max_parse_bytes ({})",
-            bytes.len(),
-            cfg.max_parse_bytes
-        );
-        (Parser::Lexer, Some(n), lexobj::extract(text, sig, kw))
-    } else if span.max_depth > cfg.max_nesting {
-        let n = format!(
-            "nesting depth {} exceeds max_nesting ({})",
-            span.max_depth, cfg.max_nesting
-        );
-        (Parser::Lexer, Some(n), lexobj::extract(text, sig, kw))
-    } else {
-        match std::str::from_utf8(bytes) {
-            Err(_) => (
-                Parser::Lexer,
-                Some("invalid UTF-8".to_string()),
-                lexobj::extract(text, sig, kw),
-            ),
-            Ok(sql) => {
-                let first = if sqlp_ok {
-                    sqlp::extract(sql, parse_kind, kw.kind == Kind::Explain)
-                        .map_err(|e| format!("sqlparser: {e}"))
-                } else {
-                    Err(format!(
-                        "sqlparser path not used for {}",
-                        parse_kind.as_str()
-                    ))
-                };
-                match first {
-                    Ok(ex) => (Parser::Sqlparser, None, ex),
-                    Err(n1) => match pgq::extract(sql, kw.kind, cfg.standard_conforming_strings) {
-                        Ok(ex) => (Parser::PgQuery, Some(n1), ex),
-                        Err(n2) => (
-                            Parser::Lexer,
-                            Some(format!("{n1}; pg_query: {n2}")),
-                            lexobj::extract(text, sig, kw),
-                        ),
-                    },
-                }
-            }
-        }
-    };
-    let mut ex = ex;
-    if kw.kind == Kind::Do {
-        // PL/pgSQL is not parsed: find calls in the body by tokens
-        for f in lexobj::body_functions(text, sig, 0) {
-            ex.functions.push((i64::MAX, f));
-        }
-    }
-    let mut a = build(kw, parser, note, ex, p);
-    a.object_type = object_type;
-    a
-}
-
-/// Statements whose nested DML is not executed now.
-fn non_executing(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Prepare | Kind::CreateRule | Kind::CreateFunction | Kind::CreateProcedure
-    )
-}
-
-fn names(v: Vec<(i64, String)>) -> impl Iterator<Item = String> {
-    v.into_iter().map(|e| e.1)
-}
-
-fn build(kw: KwClass, parser: Parser, note: Option<String>, ex: Extract, p: Pre) -> Analysis {
-    let kind = kw.kind;
-    let mut class = kind.class();
-    let mut crud = kind.crud();
-    let mut audit = kind.audit_class();
-    let has_writes = !ex.writes.is_empty();
-    let locking = ex.locking || kind == Kind::Lock;
-    let (objects_read, objects_written);
-    if kind == Kind::Explain && !kw.explain_analyze {
-        objects_read = dedup(
-            names(ex.reads)
-                .chain(names(ex.writes))
-                .chain(names(ex.targets)),
-        );
-        objects_written = Vec::new();
-    } else if non_executing(kind) {
-        objects_read = dedup(names(ex.reads).chain(names(ex.writes)));
-        objects_written = dedup(names(ex.targets));
-    } else {
-        let eff = if kind == Kind::Explain {
-            kw.inner
-        } else {
-            kind
-        };
-        if kind == Kind::Explain {
-            class = eff.class();
-            crud = eff.crud();
-            audit = eff.audit_class();
-        }
-        if eff == Kind::Select && has_writes {
-            let nk = ex.nested_kind.unwrap_or(Kind::Insert);
-            class = Class::Write;
-            crud = nk.crud();
-            audit = AuditClass::Write;
-        }
-        objects_read = dedup(names(ex.reads));
-        objects_written = dedup(names(ex.targets).chain(names(ex.writes)));
-    }
-    Analysis {
-        kind,
-        class,
-        crud,
-        audit_class: audit,
-        objects_read,
-        objects_written,
-        functions: dedup(names(ex.functions)),
-        parser,
-        parser_note: note,
-        fingerprint: p.fingerprint,
-        normalized: p.normalized,
-        statement: p.statement,
-        locking,
-        object_type: None,
-        explain_inner: (kind == Kind::Explain).then_some(kw.inner),
-        explain_analyze: kw.explain_analyze,
-    }
-}
-
-/// What the cache stores for one text.
-#[derive(Clone)]
-struct Entry {
-    analyses: Arc<[Analysis]>,
-}
-
-/// Thread-safe analyser with a bounded cache (`Send + Sync`).
-pub struct Analyzer {
-    cfg: AnalyzerConfig,
-    cache: cache::Cache<Entry>,
-    /// Statements parsed by pg_query and by the lexer path (`/metrics`).
-    fallback_pg_query: AtomicU64,
-    fallback_lexer: AtomicU64,
-}
-
-impl Analyzer {
-    pub fn new(cfg: AnalyzerConfig) -> Self {
-        let cache = cache::Cache::new(cfg.cache_entries);
-        Analyzer {
-            cfg,
-            cache,
-            fallback_pg_query: AtomicU64::new(0),
-            fallback_lexer: AtomicU64::new(0),
-        }
-    }
-
-    pub fn config(&self) -> &AnalyzerConfig {
-        &self.cfg
-    }
-
-    /// Analyse a text, using the cache keyed by the fingerprint of the
-    /// whole text (one lexer pass per call).
-    pub fn analyze(&self, text: &[u8]) -> Arc<[Analysis]> {
-        let toks = lexer::tokenize(text, lex_opts(&self.cfg));
-        let pre = prelex(text, &toks, &self.cfg);
-        let cacheable = self.cfg.cache_entries > 0 && text.len() <= self.cfg.cache_max_text_bytes;
-        let key = text_fingerprint(&pre);
-        if cacheable {
-            if let Some(e) = self.cache.get(key) {
-                let same = e.analyses.len() == pre.len()
-                    && e.analyses
-                        .iter()
-                        .zip(&pre)
-                        .all(|(a, p)| a.normalized == p.normalized);
-                if same {
-                    self.cache.hit();
-                    if e.analyses
-                        .iter()
-                        .zip(&pre)
-                        .all(|(a, p)| a.statement == p.statement)
-                    {
-                        return e.analyses;
-                    }
-                    return e
-                        .analyses
-                        .iter()
-                        .zip(pre)
-                        .map(|(a, p)| Analysis {
-                            kind: a.kind,
-                            class: a.class,
-                            crud: a.crud,
-                            audit_class: a.audit_class,
-                            objects_read: a.objects_read.clone(),
-                            objects_written: a.objects_written.clone(),
-                            functions: a.functions.clone(),
-                            parser: a.parser,
-                            parser_note: a.parser_note.clone(),
-                            fingerprint: p.fingerprint,
-                            normalized: p.normalized,
-                            statement: p.statement,
-                            locking: a.locking,
-                            object_type: a.object_type,
-                            explain_inner: a.explain_inner,
-                            explain_analyze: a.explain_analyze,
-                        })
-                        .collect();
-                }
-            }
-            self.cache.miss();
-        }
-        let out: Arc<[Analysis]> = pre
-            .into_iter()
-            .map(|p| complete(text, &toks, p, &self.cfg, true))
-            .collect();
-        for a in out.iter() {
-            match a.parser {
-                Parser::Sqlparser => {}
-                Parser::PgQuery => _ = self.fallback_pg_query.fetch_add(1, Ordering::Relaxed),
-                Parser::Lexer => _ = self.fallback_lexer.fetch_add(1, Ordering::Relaxed),
-            }
-        }
-        if cacheable {
-            self.cache.put(
-                key,
-                Entry {
-                    analyses: out.clone(),
-                },
-            );
-        }
-        out
-    }
-
-    pub fn cache_stats(&self) -> CacheStats {
-        CacheStats {
-            fallback_pg_query: self.fallback_pg_query.load(Ordering::Relaxed),
-            fallback_lexer: self.fallback_lexer.load(Ordering::Relaxed),
-            ..self.cache.stats()
-        }
-    }
+    /// True when everything literal-independent (kind, objects, `parser`,
+    /// `parser_note`, ...) came from [`Analyzer`]'s cache: `parser` and
+    /// `parser_note` then describe the statement of the same shape (same
+    /// fingerprint and normalised text) that was analysed.
+    pub cached: bool,
 }
 
 /// Significant tokens of a text (helper for tests and tools).

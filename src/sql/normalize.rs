@@ -1,10 +1,11 @@
 //! Normalisation and fingerprinting from the token stream of
 //! [`super::lexer`].
 
+use super::collapse::collapse;
 use super::lexer::{Tok, Token};
 use std::borrow::Cow;
 
-fn word(src: &[u8], t: &Token, w: &str) -> bool {
+pub(super) fn word(src: &[u8], t: &Token, w: &str) -> bool {
     t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
 }
 
@@ -32,162 +33,6 @@ impl Fnv {
 impl Default for Fnv {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-#[inline]
-fn is_placeholder(k: Tok) -> bool {
-    matches!(k, Tok::Str | Tok::Num | Tok::Param)
-}
-
-fn same_shape(src: &[u8], a: &[Token], b: &[Token]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            (is_placeholder(x.kind) && is_placeholder(y.kind))
-                || (x.kind == y.kind
-                    && (if x.kind == Tok::Ident {
-                        src[x.start..x.end].eq_ignore_ascii_case(&src[y.start..y.end])
-                    } else {
-                        src[x.start..x.end] == src[y.start..y.end]
-                    }))
-        })
-}
-
-/// Index of the bracket closing the one at `open`, within `toks`.
-fn matching(toks: &[Token], open: usize, budget: &mut usize) -> Option<usize> {
-    let mut d = 0usize;
-    for (k, t) in toks.iter().enumerate().skip(open) {
-        *budget = budget.checked_sub(1)?;
-        match t.kind {
-            Tok::LParen | Tok::LBracket => d += 1,
-            Tok::RParen | Tok::RBracket => {
-                d = d.saturating_sub(1);
-                if d == 0 {
-                    return Some(k);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Split `toks[a..b]` at depth-0 commas.
-fn elements(toks: &[Token]) -> Vec<&[Token]> {
-    let mut out = Vec::new();
-    let mut d = 0usize;
-    let mut s = 0;
-    for (k, t) in toks.iter().enumerate() {
-        match t.kind {
-            Tok::LParen | Tok::LBracket => d += 1,
-            Tok::RParen | Tok::RBracket => d = d.saturating_sub(1),
-            Tok::Comma if d == 0 => {
-                out.push(&toks[s..k]);
-                s = k + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&toks[s..]);
-    out
-}
-
-const MAX_COLLAPSE_DEPTH: usize = 32;
-
-/// Copy significant tokens to `out`, collapsing `IN (...)`, `ARRAY[...]`
-/// lists whose elements have one shape and contain a placeholder, and
-/// `VALUES (...), (...)` rows of one shape, to their first element.
-fn collapse(src: &[u8], toks: &[Token], out: &mut Vec<Token>, depth: usize, budget: &mut usize) {
-    let mut i = 0;
-    while i < toks.len() {
-        let t = toks[i];
-        out.push(t);
-        i += 1;
-        if depth >= MAX_COLLAPSE_DEPTH {
-            continue;
-        }
-        let next = toks.get(i).map(|t| t.kind);
-        let list = (word(src, &t, "in") && next == Some(Tok::LParen))
-            || (word(src, &t, "array") && next == Some(Tok::LBracket));
-        if list {
-            let Some(close) = matching(toks, i, budget) else {
-                continue;
-            };
-            let inner = &toks[i + 1..close];
-            let first_is_query = inner.first().is_some_and(|f| {
-                word(src, f, "select") || word(src, f, "values") || word(src, f, "with")
-            });
-            let els = elements(inner);
-            if els.len() < 2 || first_is_query {
-                continue; // handled token by token
-            }
-            let mut col: Vec<Vec<Token>> = Vec::with_capacity(els.len());
-            for e in &els {
-                let mut v = Vec::with_capacity(e.len());
-                collapse(src, e, &mut v, depth + 1, budget);
-                col.push(v);
-            }
-            let uniform = col[0].iter().any(|t| is_placeholder(t.kind))
-                && col.iter().all(|c| same_shape(src, &col[0], c));
-            out.push(toks[i]);
-            if uniform {
-                out.extend_from_slice(&col[0]);
-            } else {
-                for (k, c) in col.iter().enumerate() {
-                    if k > 0 {
-                        out.push(Token {
-                            kind: Tok::Comma,
-                            start: 0,
-                            end: 0,
-                        });
-                    }
-                    out.extend_from_slice(c);
-                }
-            }
-            out.push(toks[close]);
-            i = close + 1;
-        } else if word(src, &t, "values") && next == Some(Tok::LParen) {
-            // rows: (..) , (..) , ...
-            let mut rows: Vec<Vec<Token>> = Vec::new();
-            let mut j = i;
-            let mut end = i;
-            while toks.get(j).is_some_and(|t| t.kind == Tok::LParen) {
-                let Some(close) = matching(toks, j, budget) else {
-                    break;
-                };
-                let mut v = Vec::new();
-                collapse(src, &toks[j..=close], &mut v, depth + 1, budget);
-                rows.push(v);
-                end = close + 1;
-                if toks.get(close + 1).is_some_and(|t| t.kind == Tok::Comma)
-                    && toks.get(close + 2).is_some_and(|t| t.kind == Tok::LParen)
-                {
-                    j = close + 2;
-                } else {
-                    break;
-                }
-            }
-            if rows.len() < 2 {
-                continue;
-            }
-            let uniform = rows[0].iter().any(|t| is_placeholder(t.kind))
-                && rows.iter().all(|r| same_shape(src, &rows[0], r));
-            if uniform {
-                out.extend_from_slice(&rows[0]);
-            } else {
-                for (k, r) in rows.iter().enumerate() {
-                    if k > 0 {
-                        out.push(Token {
-                            kind: Tok::Comma,
-                            start: 0,
-                            end: 0,
-                        });
-                    }
-                    out.extend_from_slice(r);
-                }
-            }
-            i = end;
-        }
     }
 }
 
@@ -333,6 +178,23 @@ fn fold_negative(src: &[u8], sig: &[Token]) -> Option<Vec<Token>> {
 
 /// [`normalize`] over significant tokens only.
 pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
+    let mut out = String::new();
+    let fp = normalize_sig_into(src, sig, &mut out);
+    (out, fp)
+}
+
+/// [`normalize_sig`] appending the normalised text to `out` (a reused
+/// buffer); returns the fingerprint.
+pub fn normalize_sig_into(src: &[u8], sig: &[Token], out: &mut String) -> u64 {
+    normalize_sig_kinds(src, sig, out).0
+}
+
+/// [`normalize_sig_into`], also returning a signature of the kinds (string
+/// or number) of the literals the placeholders stand for: the grammar
+/// accepts `PASSWORD 'x'` but not `PASSWORD 1`, so the cache must not
+/// answer one with the other's analysis although they share a shape.
+pub fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -> (u64, u64) {
+    let mut kinds = Fnv::new();
     let folded = fold_negative(src, sig);
     let sig: &[Token] = folded.as_deref().unwrap_or(sig);
     let listy = sig.iter().any(|t| {
@@ -354,7 +216,7 @@ pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
     // validated once; token boundaries are char boundaries in valid UTF-8
     let text: Option<&str> = std::str::from_utf8(&src[base..end.max(base)]).ok();
     let tok_str = |t: &Token| text.and_then(|x| x.get(t.start - base..t.end - base));
-    let mut out = String::with_capacity(end.saturating_sub(base) + 16);
+    out.reserve(end.saturating_sub(base) + 16);
     let mut h = Fnv::new();
     let mut prev: Option<Token> = None;
     for t in col.iter() {
@@ -383,9 +245,10 @@ pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
         match k {
             Tok::Str | Tok::Num => {
                 out.push('$');
-                push_u64(&mut out, next);
+                push_u64(out, next);
                 next = next.saturating_add(1);
                 h.byte(b'P');
+                kinds.byte(literal_class(&src[t.start..t.end], k));
             }
             Tok::Param => {
                 out.push_str(tok_str(t).unwrap_or("$"));
@@ -410,7 +273,7 @@ pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
                 } else {
                     let low = b.to_ascii_lowercase();
                     h.bytes(&low);
-                    push_lossless(&mut out, &low);
+                    push_lossless(out, &low);
                 }
             }
             _ => {
@@ -420,14 +283,53 @@ pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
                 match tok_str(t) {
                     Some(x) => out.push_str(x),
                     None => {
-                        push_lossless(&mut out, b);
+                        push_lossless(out, b);
                     }
                 }
             }
         }
         h.byte(0xff);
     }
-    (out, h.0)
+    (h.0, kinds.0)
+}
+
+/// The grammar's class of a literal: string (`'..'`, `E'..'`, `U&'..'`,
+/// dollar-quoted), national (`N'..'`), bit (`B'..'`), hex (`X'..'`),
+/// integer that fits `int4` (ICONST) or any other number (FCONST). A
+/// placeholder of one class can stand where another cannot.
+pub fn literal_class(b: &[u8], kind: Tok) -> u8 {
+    if kind == Tok::Str {
+        return match b.first().map(u8::to_ascii_lowercase) {
+            Some(b'n') => b'n',
+            Some(b'b') => b'b',
+            Some(b'x') => b'x',
+            _ => b's',
+        };
+    }
+    let radix = match b {
+        [b'0', p, ..] if p.eq_ignore_ascii_case(&b'x') => 16,
+        [b'0', p, ..] if p.eq_ignore_ascii_case(&b'o') => 8,
+        [b'0', p, ..] if p.eq_ignore_ascii_case(&b'b') => 2,
+        _ if b.iter().any(|&c| c == b'.' || c == b'e' || c == b'E') => return b'f',
+        _ => 10,
+    };
+    let digits = if radix == 10 { b } else { &b[2..] };
+    let mut v: u64 = 0;
+    for &c in digits {
+        if c == b'_' {
+            continue;
+        }
+        let d = match (c as char).to_digit(radix) {
+            Some(d) => u64::from(d),
+            None => return b'f',
+        };
+        v = v.saturating_mul(u64::from(radix)).saturating_add(d);
+    }
+    if v <= i32::MAX as u64 {
+        b'i'
+    } else {
+        b'f'
+    }
 }
 
 fn tag(k: Tok) -> u8 {

@@ -299,3 +299,43 @@ fn credentials_always_redacted() {
     let a = one("SELECT 'visible' FROM t");
     assert_eq!(a.statement.text, "SELECT 'visible' FROM t");
 }
+
+#[test]
+fn cached_answers_equal_uncached() {
+    // many texts per template: misses, shape hits, template hits and exact
+    // hits must all answer like the uncached analysis (but for `cached`)
+    for redaction in [Redaction::None, Redaction::Literals] {
+        let c = AnalyzerConfig { redaction, ..cfg() };
+        let an = Analyzer::new(c.clone());
+        let mut r = Rng(0x0bad_cafe_f00d_1234);
+        for round in 0..40 {
+            for t in TEMPLATES {
+                let mut sql = fill(t, &mut r);
+                if round % 3 == 1 {
+                    sql = format!("/* r{round} */ {sql}");
+                }
+                for _ in 0..2 {
+                    // parser_note may quote a literal of the analysed text
+                    let got: Vec<Analysis> = an
+                        .analyze(sql.as_bytes())
+                        .iter()
+                        .map(|a| Analysis {
+                            cached: false,
+                            parser_note: a.parser_note.as_ref().map(|_| String::new()),
+                            ..a.clone()
+                        })
+                        .collect();
+                    let want: Vec<Analysis> = analyze(sql.as_bytes(), &c)
+                        .into_iter()
+                        .map(|a| Analysis {
+                            parser_note: a.parser_note.map(|_| String::new()),
+                            ..a
+                        })
+                        .collect();
+                    assert_eq!(got, want, "{sql}");
+                }
+            }
+        }
+        assert!(an.cache_stats().hits > an.cache_stats().misses);
+    }
+}

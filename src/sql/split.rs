@@ -24,6 +24,13 @@ fn word(src: &[u8], t: &Token, w: &str) -> bool {
 /// semicolons). Empty statements are dropped.
 pub fn split(src: &[u8], toks: &[Token]) -> Vec<StmtSpan> {
     let mut out = Vec::new();
+    split_into(src, toks, &mut out);
+    out
+}
+
+/// [`split`] into a reused buffer (cleared first).
+pub fn split_into(src: &[u8], toks: &[Token], out: &mut Vec<StmtSpan>) {
+    out.clear();
     let mut start: Option<usize> = None; // first significant token
     let mut lead: Option<usize> = None; // first comment or significant token
     let mut last = 0usize; // last comment or significant token
@@ -91,7 +98,6 @@ pub fn split(src: &[u8], toks: &[Token]) -> Vec<StmtSpan> {
     if let Some(s) = start {
         out.push(span(toks, lead.unwrap_or(s), last + 1, max_depth));
     }
-    out
 }
 
 fn span(toks: &[Token], s: usize, e: usize, max_depth: usize) -> StmtSpan {

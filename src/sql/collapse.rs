@@ -1,0 +1,168 @@
+//! List collapsing for the normalised text and fingerprint: `IN (...)`,
+//! `ARRAY[...]` lists and `VALUES` rows of one shape shrink to their first
+//! element, with a work budget so the pass stays linear.
+
+use super::lexer::{Tok, Token};
+use super::normalize::word;
+
+#[inline]
+fn is_placeholder(k: Tok) -> bool {
+    matches!(k, Tok::Str | Tok::Num | Tok::Param)
+}
+
+fn same_shape(src: &[u8], a: &[Token], b: &[Token]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (is_placeholder(x.kind) && is_placeholder(y.kind))
+                || (x.kind == y.kind
+                    && (if x.kind == Tok::Ident {
+                        src[x.start..x.end].eq_ignore_ascii_case(&src[y.start..y.end])
+                    } else {
+                        src[x.start..x.end] == src[y.start..y.end]
+                    }))
+        })
+}
+
+/// Index of the bracket closing the one at `open`, within `toks`.
+fn matching(toks: &[Token], open: usize, budget: &mut usize) -> Option<usize> {
+    let mut d = 0usize;
+    for (k, t) in toks.iter().enumerate().skip(open) {
+        *budget = budget.checked_sub(1)?;
+        match t.kind {
+            Tok::LParen | Tok::LBracket => d += 1,
+            Tok::RParen | Tok::RBracket => {
+                d = d.saturating_sub(1);
+                if d == 0 {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Split `toks[a..b]` at depth-0 commas.
+fn elements(toks: &[Token]) -> Vec<&[Token]> {
+    let mut out = Vec::new();
+    let mut d = 0usize;
+    let mut s = 0;
+    for (k, t) in toks.iter().enumerate() {
+        match t.kind {
+            Tok::LParen | Tok::LBracket => d += 1,
+            Tok::RParen | Tok::RBracket => d = d.saturating_sub(1),
+            Tok::Comma if d == 0 => {
+                out.push(&toks[s..k]);
+                s = k + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&toks[s..]);
+    out
+}
+
+const MAX_COLLAPSE_DEPTH: usize = 32;
+
+/// Copy significant tokens to `out`, collapsing `IN (...)`, `ARRAY[...]`
+/// lists whose elements have one shape and contain a placeholder, and
+/// `VALUES (...), (...)` rows of one shape, to their first element.
+pub(super) fn collapse(
+    src: &[u8],
+    toks: &[Token],
+    out: &mut Vec<Token>,
+    depth: usize,
+    budget: &mut usize,
+) {
+    let mut i = 0;
+    while i < toks.len() {
+        let t = toks[i];
+        out.push(t);
+        i += 1;
+        if depth >= MAX_COLLAPSE_DEPTH {
+            continue;
+        }
+        let next = toks.get(i).map(|t| t.kind);
+        let list = (word(src, &t, "in") && next == Some(Tok::LParen))
+            || (word(src, &t, "array") && next == Some(Tok::LBracket));
+        if list {
+            let Some(close) = matching(toks, i, budget) else {
+                continue;
+            };
+            let inner = &toks[i + 1..close];
+            let first_is_query = inner.first().is_some_and(|f| {
+                word(src, f, "select") || word(src, f, "values") || word(src, f, "with")
+            });
+            let els = elements(inner);
+            if els.len() < 2 || first_is_query {
+                continue; // handled token by token
+            }
+            let mut col: Vec<Vec<Token>> = Vec::with_capacity(els.len());
+            for e in &els {
+                let mut v = Vec::with_capacity(e.len());
+                collapse(src, e, &mut v, depth + 1, budget);
+                col.push(v);
+            }
+            let uniform = col[0].iter().any(|t| is_placeholder(t.kind))
+                && col.iter().all(|c| same_shape(src, &col[0], c));
+            out.push(toks[i]);
+            if uniform {
+                out.extend_from_slice(&col[0]);
+            } else {
+                for (k, c) in col.iter().enumerate() {
+                    if k > 0 {
+                        out.push(Token {
+                            kind: Tok::Comma,
+                            start: 0,
+                            end: 0,
+                        });
+                    }
+                    out.extend_from_slice(c);
+                }
+            }
+            out.push(toks[close]);
+            i = close + 1;
+        } else if word(src, &t, "values") && next == Some(Tok::LParen) {
+            // rows: (..) , (..) , ...
+            let mut rows: Vec<Vec<Token>> = Vec::new();
+            let mut j = i;
+            let mut end = i;
+            while toks.get(j).is_some_and(|t| t.kind == Tok::LParen) {
+                let Some(close) = matching(toks, j, budget) else {
+                    break;
+                };
+                let mut v = Vec::new();
+                collapse(src, &toks[j..=close], &mut v, depth + 1, budget);
+                rows.push(v);
+                end = close + 1;
+                if toks.get(close + 1).is_some_and(|t| t.kind == Tok::Comma)
+                    && toks.get(close + 2).is_some_and(|t| t.kind == Tok::LParen)
+                {
+                    j = close + 2;
+                } else {
+                    break;
+                }
+            }
+            if rows.len() < 2 {
+                continue;
+            }
+            let uniform = rows[0].iter().any(|t| is_placeholder(t.kind))
+                && rows.iter().all(|r| same_shape(src, &rows[0], r));
+            if uniform {
+                out.extend_from_slice(&rows[0]);
+            } else {
+                for (k, r) in rows.iter().enumerate() {
+                    if k > 0 {
+                        out.push(Token {
+                            kind: Tok::Comma,
+                            start: 0,
+                            end: 0,
+                        });
+                    }
+                    out.extend_from_slice(r);
+                }
+            }
+            i = end;
+        }
+    }
+}
