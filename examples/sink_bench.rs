@@ -28,6 +28,10 @@
 //!
 //! Prints one `key=value` line (prefix `RESULT`) for scripts.
 
+// The same allocator as the pgtrail binary (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
