@@ -250,6 +250,12 @@ impl Collector for Metrics {
                 "Segment files in the spool.",
                 as_i64(segments as u64),
             )?;
+            gauge(
+                &mut e,
+                "spool_unacked_records",
+                "Records in the spool ClickHouse has not acknowledged yet.",
+                as_i64(spool.unacked()),
+            )?;
         }
         if let Some(cache) = ctx.classifier.cache_stats() {
             counter(

@@ -93,6 +93,10 @@ async fn fail_closed_refuses_statements_while_the_spool_is_full() {
     assert!(metrics.contains("\npgtrail_audit_blocked 1\n"), "{metrics}");
     let lag = metric(&metrics, "pgtrail_audit_oldest_unshipped_seconds");
     assert!(lag > 0.0, "{metrics}");
+    // ClickHouse never answered: everything written is still unacknowledged.
+    let unacked = metric(&metrics, "pgtrail_spool_unacked_records");
+    let written = metric(&metrics, "pgtrail_audit_records_written_total");
+    assert!(unacked > 0.0 && unacked == written, "{metrics}");
 
     ch.restart();
     let deadline = Instant::now() + Duration::from_secs(60);

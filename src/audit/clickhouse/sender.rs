@@ -139,6 +139,11 @@ impl Sender {
                 return;
             }
             if n == 0 {
+                if self.len() == 0 {
+                    // Caught up: nothing waits for ClickHouse.
+                    let oldest = &self.shared.stats.oldest_unsent_micros;
+                    oldest.store(0, Ordering::Relaxed);
+                }
                 let wait = first_row_at.map_or(Duration::from_secs(1), |t| {
                     (t + self.batch_wait).saturating_duration_since(Instant::now())
                 });
@@ -152,7 +157,7 @@ impl Sender {
             // Rows reach the batch in seq order: the first is the oldest.
             let at = u64::try_from(row.event_time()).unwrap_or(0).max(1);
             let oldest = &self.shared.stats.oldest_unsent_micros;
-            let _ = oldest.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+            oldest.store(at, Ordering::Relaxed);
         }
         self.bytes += row.approx_bytes();
         match row {
@@ -188,7 +193,11 @@ impl Sender {
             match rt.block_on(self.try_send()) {
                 Ok(()) => {
                     stats.insert_latency.observe(started.elapsed());
-                    stats.oldest_unsent_micros.store(0, Ordering::Relaxed);
+                    if !self.spooled {
+                        // Rows still in the channel are newer than any
+                        // sent; the spooled loop resets when caught up.
+                        stats.oldest_unsent_micros.store(0, Ordering::Relaxed);
+                    }
                     stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                     stats.rows_sent.fetch_add(rows, Ordering::Relaxed);
                     self.bytes = 0;

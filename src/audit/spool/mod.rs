@@ -113,6 +113,14 @@ impl SpoolUsage {
         let st = self.0.lock();
         (st.total_bytes, st.segments.len())
     }
+
+    /// Durable records ClickHouse has not acknowledged yet, by seq (the
+    /// bytes include acknowledged records until their segment is deleted).
+    pub fn unacked(&self) -> u64 {
+        let st = self.0.lock();
+        let last = st.segments.iter().map(|s| s.last_seq).max().unwrap_or(0);
+        last.saturating_sub(st.acked)
+    }
 }
 
 impl Spool {
