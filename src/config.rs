@@ -499,13 +499,22 @@ impl Config {
         Ok(())
     }
 
-    /// `before_ack` needs a destination that can make a record durable
-    /// before ClickHouse has it: the spool, or the audit file.
+    /// A fixed instance id needs the spool (it keeps `seq`); `before_ack`
+    /// needs a destination that can make a record durable before ClickHouse
+    /// has it: the spool, or the audit file.
     fn validate_durability(&self) -> Result<(), ConfigError> {
+        let a = &self.audit;
+        if a.instance_id.is_some() && a.clickhouse_url.is_some() && a.spool_dir.is_none() {
+            // Only the spool carries the sequence across restarts; a fixed id
+            // with seq restarting at 1 would make ClickHouse merge records of
+            // different runs as duplicates of one another.
+            return Err(ConfigError(
+                "audit.instance_id with audit.clickhouse_url needs audit.spool_dir: without a spool seq starts again at 1 on every start, and ClickHouse would deduplicate different records that share (instance_id, seq); set audit.spool_dir, or leave audit.instance_id unset (a new id per start)".into(),
+            ));
+        }
         if self.audit.durability != Durability::BeforeAck {
             return Ok(());
         }
-        let a = &self.audit;
         if a.clickhouse_url.is_some() && a.spool_dir.is_none() {
             return Err(ConfigError(
                 "audit.durability = \"before_ack\" with audit.clickhouse_url needs audit.spool_dir (records are made durable there)".into(),
@@ -633,5 +642,26 @@ mod tests {
     fn proxy_mode_needs_users_file() {
         let c = Config::from_toml("[auth]\nmode = \"proxy\"\n").unwrap();
         assert!(c.validate().unwrap_err().0.contains("users_file"));
+    }
+
+    #[test]
+    fn fixed_instance_id_for_clickhouse_needs_the_spool() {
+        let text = "[audit]\nclickhouse_url = \"http://ch:8123\"\ninstance_id = \"p1\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert!(c.validate().unwrap_err().0.contains("audit.spool_dir"));
+        let c = Config::from_toml(&format!("{text}spool_dir = \"/var/lib/pgtrail\"\n")).unwrap();
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn before_ack_needs_a_durable_destination() {
+        let c = Config::from_toml("[audit]\ndurability = \"before_ack\"\n").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("before_ack"));
+        let text = "[audit]\ndurability = \"before_ack\"\nclickhouse_url = \"http://ch:8123\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert!(c.validate().unwrap_err().0.contains("spool_dir"));
+        let c = Config::from_toml("[audit]\ndurability = \"before_ack\"\nfile = \"a.jsonl\"\n")
+            .unwrap();
+        assert!(c.validate().is_ok());
     }
 }
