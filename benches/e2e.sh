@@ -82,26 +82,12 @@ cleanup() {
     fi
     ch_stop
     [[ -n "$PG_DIR" ]] && pg_stop "$PG_DIR" immediate
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        svc_log "work directory kept: $TMP"
-    else
-        rm -rf "$TMP"
-    fi
+    svc_remove_tmp "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_port() { # port pid name
-    for _ in $(seq 1 200); do
-        svc_port_busy "$1" && return 0
-        if [[ -n "${2:-}" ]] && ! kill -0 "$2" 2>/dev/null; then
-            svc_die "$3 exited during startup"
-        fi
-        sleep 0.05
-    done
-    svc_die "$3 is not listening on port $1"
-}
 
 # --- PostgreSQL --------------------------------------------------------------
 svc_log "starting PostgreSQL"
@@ -144,7 +130,7 @@ if has_target pgtrail; then
         "${AUDIT_ARGS[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
         </dev/null >"$TMP/pgtrail.log" 2>&1 &
     PGTRAIL_PID=$!
-    wait_port "${PORT[pgtrail]}" "$PGTRAIL_PID" pgtrail
+    svc_wait_port "${PORT[pgtrail]}" "$PGTRAIL_PID" pgtrail
 fi
 
 # --- PgBouncer ---------------------------------------------------------------
@@ -183,7 +169,7 @@ EOF
             cat "$BDIR/pgbouncer.log" >&2 2>/dev/null
             svc_die "pgbouncer did not start"
         }
-    wait_port "${PORT[pgbouncer]}" "" pgbouncer
+    svc_wait_port "${PORT[pgbouncer]}" "" pgbouncer
 fi
 
 # Every target must answer before we measure anything.

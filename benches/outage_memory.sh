@@ -72,27 +72,12 @@ cleanup() {
     fi
     ch_stop
     [[ -n "$PG_DIR" ]] && pg_stop "$PG_DIR" immediate
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        svc_log "work directory kept: $TMP"
-    else
-        rm -rf "$TMP"
-    fi
+    svc_remove_tmp "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_port() { # port pid name
-    for _ in $(seq 1 200); do
-        svc_port_busy "$1" && return 0
-        if [[ -n "${2:-}" ]] && ! kill -0 "$2" 2>/dev/null; then
-            tail -n 20 "$TMP/pgtrail.log" >&2 2>/dev/null
-            svc_die "$3 exited during startup"
-        fi
-        sleep 0.05
-    done
-    svc_die "$3 is not listening on port $1"
-}
 
 # --- PostgreSQL --------------------------------------------------------------
 svc_log "starting PostgreSQL"
@@ -132,8 +117,8 @@ EOF
 svc_log "starting pgtrail on port $PORT (admin $ADMIN_PORT)"
 "$PGTRAIL" run --config "$TMP/pgtrail.toml" </dev/null >"$TMP/pgtrail.log" 2>&1 &
 PGTRAIL_PID=$!
-wait_port "$PORT" "$PGTRAIL_PID" pgtrail
-wait_port "$ADMIN_PORT" "$PGTRAIL_PID" "pgtrail admin"
+svc_wait_port "$PORT" "$PGTRAIL_PID" pgtrail "$TMP/pgtrail.log"
+svc_wait_port "$ADMIN_PORT" "$PGTRAIL_PID" "pgtrail admin" "$TMP/pgtrail.log"
 "$PG_BIN/psql" -X -q -A -t -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c 'SELECT 1' >/dev/null ||
     svc_die "pgtrail does not answer"
 

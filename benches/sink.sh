@@ -48,11 +48,7 @@ cleanup() {
     trap - INT TERM EXIT
     set +e
     ch_stop
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        svc_log "work directory kept: $TMP"
-    else
-        rm -rf "$TMP"
-    fi
+    svc_remove_tmp "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -253,3 +253,26 @@ svc_cpu_ticks() {
     set -- $stat
     echo $((${12} + ${13}))
 }
+
+# Waits until port $1 listens; dies if process $2 (optional) exits first,
+# showing the tail of log $4 (optional). $3 names the service.
+svc_wait_port() {
+    for _ in $(seq 1 200); do
+        svc_port_busy "$1" && return 0
+        if [[ -n "${2:-}" ]] && ! kill -0 "$2" 2>/dev/null; then
+            [[ -n "${4:-}" ]] && tail -n 20 "$4" >&2 2>/dev/null
+            svc_die "$3 exited during startup"
+        fi
+        sleep 0.05
+    done
+    svc_die "$3 is not listening on port $1"
+}
+
+# Removes work directory $1 unless KEEP_TMP=1 (then says where it is).
+svc_remove_tmp() {
+    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
+        svc_log "work directory kept: $1"
+    else
+        rm -rf "$1"
+    fi
+}
