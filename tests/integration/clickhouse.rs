@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::harness::clickhouse::ChServer;
 use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
@@ -48,20 +47,8 @@ fn old_schema_applies_idempotently_on_the_local_server() {
     }
 }
 
-/// `$CARGO_MANIFEST_DIR/../shared/tools/ch-modern-check`, as CI lays it out.
-fn modern_check_tool() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/ch-modern-check");
-    p.is_file().then_some(p)
-}
-
 #[test]
 fn modern_schema_passes_ch_modern_check() {
-    let Some(tool) = modern_check_tool() else {
-        eprintln!(
-            "SKIPPED: ../shared/tools/ch-modern-check not found; the modern DDL was not checked"
-        );
-        return;
-    };
     let opts = SchemaOptions::default();
     let version = ServerVersion::DEFAULT;
     // The DDL twice (idempotent), the migration mark, a row written the way
@@ -85,20 +72,7 @@ fn modern_schema_passes_ch_modern_check() {
     sql.push_str("SELECT throwIf(count() != 1) FROM pgtrail.statements FINAL WHERE hasToken(statement, 'SELECT') AND has(objects_read, 't');\n");
     sql.push_str("SELECT instance_id, seq, argMax(kind, event_time) FROM pgtrail.statements GROUP BY instance_id, seq;\n");
     sql.push_str("SELECT throwIf(toUnixTimestamp64Micro(event_time) != 1796041530123456) FROM pgtrail.statements;\n");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("modern.sql");
-    std::fs::write(&file, &sql).unwrap();
-    let out = std::process::Command::new(&tool)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "ch-modern-check failed:\n{stdout}\n{}\n--- SQL ---\n{sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    crate::harness::modern::check(&sql, "the modern DDL");
 }
 
 /// JSON values compared as text: ClickHouse quotes 64-bit integers and

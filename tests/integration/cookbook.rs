@@ -8,7 +8,6 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::harness::clickhouse::ChServer;
 use crate::harness::postgres::PgCluster;
@@ -684,22 +683,12 @@ async fn cookbook_answers_on_the_local_server() {
     );
 }
 
-/// `$CARGO_MANIFEST_DIR/../shared/tools/ch-modern-check`, as CI lays it out.
-fn modern_check_tool() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/ch-modern-check");
-    p.is_file().then_some(p)
-}
-
 /// The modern DDL (views included) and every cookbook query on a modern
 /// engine, with the row count each returns on a small known data set:
 /// alice inserts into `cards` at 03:00 UTC on a Wednesday (outside working
 /// hours), bob fails to log in, and the insert arrives twice.
 #[test]
 fn cookbook_runs_on_a_modern_engine() {
-    let Some(tool) = modern_check_tool() else {
-        eprintln!("SKIPPED: ../shared/tools/ch-modern-check not found; the cookbook was not checked on a modern engine");
-        return;
-    };
     let version = ServerVersion::DEFAULT;
     let opts = SchemaOptions::default();
     let mut sql = schema::script(version, &opts);
@@ -756,18 +745,5 @@ fn cookbook_runs_on_a_modern_engine() {
             "SELECT throwIf(count() != {want}, '{id}') FROM ({q});\n"
         ));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cookbook.sql");
-    std::fs::write(&file, &sql).unwrap();
-    let out = std::process::Command::new(&tool)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "ch-modern-check failed:\n{stdout}\n{}\n--- SQL ---\n{sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    crate::harness::modern::check(&sql, "the cookbook");
 }
