@@ -46,55 +46,68 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
-if ((${#missing[@]} > 0)); then
-    if [[ $(id -u) != 0 ]]; then
-        if command -v sudo >/dev/null 2>&1; then
-            SUDO=(sudo)
-        else
-            log "missing packages: ${missing[*]}"
-            log "run this script as root to install them"
-            exit 1
-        fi
-    else
+# Sets SUDO (empty as root); without root or sudo, logs "$@" and exits.
+use_root() {
+    if [[ $(id -u) == 0 ]]; then
         SUDO=()
+    elif command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        for line in "$@"; do log "$line"; done
+        exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    log "missing packages: ${missing[*]}"
+}
 
-    # apt-get update only when the package lists are empty or do not know
-    # one of the missing packages.
-    need_update=0
-    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
-        need_update=1
-    else
-        for pkg in "${missing[@]}"; do
-            candidate=$(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ {print $2}')
-            if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
-                need_update=1
+# Whether the package lists offer package $1.
+apt_knows() {
+    local candidate
+    candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')
+    [[ -n "$candidate" && "$candidate" != "(none)" ]]
+}
+
+# apt-get update only when the package lists are empty or do not know one
+# of the packages "$@".
+apt_update_if_needed() {
+    local pkg
+    if compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        for pkg in "$@"; do
+            if ! apt_knows "$pkg"; then
                 break
             fi
+            shift
         done
+        if (($# == 0)); then
+            return 0
+        fi
     fi
-    if ((need_update)); then
-        log "apt-get update"
-        "${SUDO[@]}" apt-get update -q
-    fi
+    log "apt-get update"
+    "${SUDO[@]}" apt-get update -q
+}
 
-    # Keep the packages from starting system services (tests never use them).
-    policy=/usr/sbin/policy-rc.d
-    own_policy=0
+# apt-get install "$@" while a temporary policy-rc.d keeps the packages from
+# starting system services (tests never use them).
+apt_install() {
+    local policy=/usr/sbin/policy-rc.d own_policy=0
     if [[ ! -e $policy ]]; then
         printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
         "${SUDO[@]}" chmod 755 "$policy"
         own_policy=1
-        trap '"${SUDO[@]}" rm -f "$policy"' EXIT
+        trap '"${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
     fi
-    log "apt-get install ${missing[*]}"
-    "${SUDO[@]}" apt-get install -y -q "${missing[@]}"
+    log "apt-get install $*"
+    "${SUDO[@]}" apt-get install -y -q "$@"
     if ((own_policy)); then
         "${SUDO[@]}" rm -f "$policy"
         trap - EXIT
     fi
+}
+
+if ((${#missing[@]} > 0)); then
+    use_root "missing packages: ${missing[*]}" "run this script as root to install them"
+    log "missing packages: ${missing[*]}"
+    apt_update_if_needed "${missing[@]}"
+    apt_install "${missing[@]}"
 else
     log "system packages: all present"
 fi
@@ -102,36 +115,9 @@ fi
 # promtool (checks and unit-tests deploy/prometheus/alerts.yml). Debian
 # ships it in the prometheus package; its service is kept from starting.
 if ! command -v promtool >/dev/null 2>&1; then
-    if [[ $(id -u) != 0 ]]; then
-        if command -v sudo >/dev/null 2>&1; then
-            SUDO=(sudo)
-        else
-            log "promtool missing: run this script as root to install the prometheus package"
-            exit 1
-        fi
-    else
-        SUDO=()
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    candidate=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
-    if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
-        log "apt-get update"
-        "${SUDO[@]}" apt-get update -q
-    fi
-    policy=/usr/sbin/policy-rc.d
-    own_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
-        "${SUDO[@]}" chmod 755 "$policy"
-        own_policy=1
-        trap '"${SUDO[@]}" rm -f "$policy"' EXIT
-    fi
-    log "apt-get install --no-install-recommends prometheus (for promtool)"
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends prometheus
-    if ((own_policy)); then
-        "${SUDO[@]}" rm -f "$policy"
-        trap - EXIT
-    fi
+    use_root "promtool missing: run this script as root to install the prometheus package"
+    apt_update_if_needed prometheus
+    apt_install --no-install-recommends prometheus
     # Only promtool is wanted: keep the Prometheus server itself off.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
         "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
@@ -167,8 +153,7 @@ if command -v cargo >/dev/null 2>&1; then
         fi
     fi
 else
-    candidate=$(apt-cache policy rustup 2>/dev/null | awk '/Candidate:/ {print $2}')
-    if [[ -n "$candidate" && "$candidate" != "(none)" ]]; then
+    if apt_knows rustup; then
         log "cargo missing: installing the distribution's rustup and the stable toolchain"
         if [[ $(id -u) == 0 ]]; then apt-get install -y -q rustup; else sudo apt-get install -y -q rustup; fi
         rustup default stable
