@@ -146,7 +146,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
     let reason = finish(end, &shared, &mut client_w, &mut server_w).await;
     let leftover = shared.tracker().take_all();
     for event in leftover {
-        send_event(&shared, event).await;
+        send_event(&shared, event, false).await;
     }
     shared.account_buffer(&shared.client_buffer, 0);
     shared.account_buffer(&shared.server_buffer, 0);
@@ -355,22 +355,11 @@ async fn send_events(
     shared: &Shared<'_>,
     events: Vec<crate::audit::StatementEvent>,
 ) -> Result<(), SessionError> {
-    if events.is_empty() {
-        return Ok(());
-    }
     let ctx = shared.ctx;
-    if ctx.config.audit.durability == Durability::Async {
-        for event in events {
-            send_event(shared, event).await;
-        }
-        return Ok(());
-    }
-    let mut acks: Vec<DurableAck> = Vec::with_capacity(events.len());
+    let durable = ctx.config.audit.durability == Durability::BeforeAck;
+    let mut acks = Vec::new();
     for event in events {
-        ctx.hooks.on_result(&event);
-        ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
-        let event = AuditEvent::Statement(Box::new(event));
-        acks.push(ctx.audit.send_durable(event).await);
+        acks.extend(send_event(shared, event, durable).await);
     }
     for ack in acks {
         if ack.await != Ok(true) && ctx.audit.policy() == FailurePolicy::FailClosed {
@@ -385,11 +374,22 @@ async fn send_events(
     Ok(())
 }
 
-async fn send_event(shared: &Shared<'_>, event: crate::audit::StatementEvent) {
+/// Shows a result to the hooks and counters, then queues it; with
+/// `durable`, also returns the answer that says when it is fsynced.
+async fn send_event(
+    shared: &Shared<'_>,
+    event: crate::audit::StatementEvent,
+    durable: bool,
+) -> Option<DurableAck> {
     let ctx = shared.ctx;
     ctx.hooks.on_result(&event);
     ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
-    ctx.audit.send(AuditEvent::Statement(Box::new(event))).await;
+    let event = AuditEvent::Statement(Box::new(event));
+    if durable {
+        return Some(ctx.audit.send_durable(event).await);
+    }
+    ctx.audit.send(event).await;
+    None
 }
 
 /// Whole frames at the front of a buffer, and what is missing after them
