@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: pgbench -S through a direct connection, pgtrail and
-# PgBouncer (session mode), side by side on this machine.
+# End-to-end benchmark: pgbench -S through a direct connection, pgtrail,
+# PgBouncer (session mode) and a proxy that only copies bytes, side by side
+# on this machine.
 #
-#   cargo build --release && bash benches/e2e.sh
-#   DURATION=2 bash benches/e2e.sh            # smoke check
+#   cargo build --release --bin pgtrail --example copy_proxy && bash benches/e2e.sh
+#   DURATION=2 ROUNDS=1 bash benches/e2e.sh   # smoke check
 #
 # Starts its own PostgreSQL (free port, scale 10 pgbench data), pgtrail
 # (passthrough auth, audit to a JSON Lines file; WITH_CLICKHOUSE=1 also starts
@@ -20,11 +21,13 @@
 #   SCALE=10              pgbench -i scale
 #   MODES="simple extended prepared"
 #   CLIENTS="1 8"
-#   TARGETS="direct pgtrail pgbouncer"   (e.g. TARGETS="direct pgbouncer")
+#   ROUNDS=3              repetitions of the whole matrix
+#   TARGETS="direct pgtrail pgbouncer copy"   (e.g. TARGETS="direct pgbouncer")
 #   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
 #                         spool instead of to a JSON Lines file
 #   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
 #   PGTRAIL_BIN=target/release/pgtrail
+#   COPY_PROXY_BIN=target/release/examples/copy_proxy
 #   PGTRAIL_EXTRA_ARGS=   extra arguments for `pgtrail run`
 #   KEEP_TMP=0            1: keep the work directory (logs, audit file)
 #   RESULTS_CSV=          also write the table as CSV to this file
@@ -39,10 +42,12 @@ DURATION=${DURATION:-20}
 SCALE=${SCALE:-10}
 MODES=${MODES:-simple extended prepared}
 CLIENTS=${CLIENTS:-1 8}
-TARGETS=${TARGETS:-direct pgtrail pgbouncer}
+ROUNDS=${ROUNDS:-3}
+TARGETS=${TARGETS:-direct pgtrail pgbouncer copy}
 WITH_CLICKHOUSE=${WITH_CLICKHOUSE:-0}
 DURABILITY=${DURABILITY:-async}
 PGTRAIL=${PGTRAIL_BIN:-$ROOT/target/release/pgtrail}
+COPY_PROXY=${COPY_PROXY_BIN:-$ROOT/target/release/examples/copy_proxy}
 PASSWORD=bench-pw
 export PGPASSWORD=$PASSWORD
 unset PGSERVICE PGOPTIONS PGSSLMODE PGHOST PGPORT PGUSER PGDATABASE
@@ -52,6 +57,9 @@ has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 if has_target pgtrail && [[ ! -x "$PGTRAIL" ]]; then
     svc_die "$PGTRAIL not found: run 'cargo build --release' first (or TARGETS='direct pgbouncer')"
 fi
+if has_target copy && [[ ! -x "$COPY_PROXY" ]]; then
+    svc_die "$COPY_PROXY not found: run 'cargo build --release --example copy_proxy' first (or leave 'copy' out of TARGETS)"
+fi
 if has_target pgbouncer && ! command -v pgbouncer >/dev/null 2>&1; then
     svc_die "pgbouncer not installed (scripts/install-deps.sh)"
 fi
@@ -59,6 +67,7 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgtrail-e2e.XXXXXX")
 chmod 755 "$TMP" # the PostgreSQL/PgBouncer user must traverse it when we run as root
 PGTRAIL_PID=
+COPY_PID=
 PG_DIR=
 BOUNCER_PID_FILE=$TMP/pgbouncer/pgbouncer.pid
 cleanup() {
@@ -72,6 +81,10 @@ cleanup() {
         done
         kill -KILL "$PGTRAIL_PID" 2>/dev/null
         wait "$PGTRAIL_PID" 2>/dev/null
+    fi
+    if [[ -n "$COPY_PID" ]]; then
+        kill -KILL "$COPY_PID" 2>/dev/null
+        wait "$COPY_PID" 2>/dev/null
     fi
     if [[ -f "$BOUNCER_PID_FILE" ]]; then
         kill -TERM "$(cat "$BOUNCER_PID_FILE")" 2>/dev/null
@@ -124,7 +137,7 @@ if has_target pgtrail; then
     PORT[pgtrail]=$(svc_free_port "$(svc_random_port)" "$PG_PORT")
     svc_log "starting pgtrail on port ${PORT[pgtrail]}"
     # shellcheck disable=SC2086
-    "$PGTRAIL" run --listen "127.0.0.1:${PORT[pgtrail]}" \
+    setsid "$PGTRAIL" run --listen "127.0.0.1:${PORT[pgtrail]}" \
         --upstream "postgres://127.0.0.1:$PG_PORT" \
         --auth passthrough \
         "${AUDIT_ARGS[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
@@ -133,9 +146,18 @@ if has_target pgtrail; then
     svc_wait_port "${PORT[pgtrail]}" "$PGTRAIL_PID" pgtrail
 fi
 
+# --- copy proxy --------------------------------------------------------------
+if has_target copy; then
+    PORT[copy]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-}")
+    svc_log "starting copy_proxy on port ${PORT[copy]}"
+    setsid "$COPY_PROXY" "127.0.0.1:${PORT[copy]}" "127.0.0.1:$PG_PORT" </dev/null >"$TMP/copy_proxy.log" 2>&1 &
+    COPY_PID=$!
+    svc_wait_port "${PORT[copy]}" "$COPY_PID" copy_proxy
+fi
+
 # --- PgBouncer ---------------------------------------------------------------
 if has_target pgbouncer; then
-    PORT[pgbouncer]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-}")
+    PORT[pgbouncer]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[copy]:-}")
     BDIR=$TMP/pgbouncer
     mkdir -p "$BDIR"
     VERIFIER=$("${PSQL[@]}" -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")
@@ -181,16 +203,25 @@ done
 
 # --- runs --------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
-mkdir -p "$TMP/logs"
+mkdir -p "$TMP/logs" "$TMP/lat"
 
-# p99 of the per-transaction latencies (3rd field, microseconds) of all
-# --log files with prefix $1, in ms.
-p99_ms() {
-    cat "$1".* 2>/dev/null | awk '{print $3}' | sort -n |
-        awk '{v[NR] = $1} END { if (NR == 0) { print "nan"; exit } i = int(NR * 0.99 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.3f", v[i] / 1000 }'
+# Percentile $2 (0-100) of the latencies (microseconds, one per line) in
+# file $1, in ms.
+percentile_ms() {
+    sort -n "$1" | awk -v q="$2" '{v[NR] = $1} END {
+        if (NR == 0) { print "nan"; exit }
+        i = int(NR * q / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
+        printf "%.3f", v[i] / 1000 }'
 }
 
-run_pgbench() { # target mode clients -> sets TPS LAT P99 XACTS
+# Median of the numbers in $1.
+median() {
+    tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) { print 0; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+run_pgbench() { # target mode clients -> sets TPS XACTS; appends latencies
     local target=$1 mode=$2 clients=$3 jobs prefix out
     jobs=$((clients < 2 ? clients : 2))
     prefix="$TMP/logs/$mode-$clients-$target"
@@ -201,66 +232,89 @@ run_pgbench() { # target mode clients -> sets TPS LAT P99 XACTS
             printf '%s\n' "$out" >&2
             svc_die "pgbench failed against $target"
         }
-    printf '%s\n' "$out" >"$prefix.out"
+    printf '%s\n' "$out" >>"$prefix.out"
     TPS=$(printf '%s\n' "$out" | awk '/^tps = / {print $3; exit}')
-    LAT=$(printf '%s\n' "$out" | awk '/^latency average = / {print $4; exit}')
     XACTS=$(printf '%s\n' "$out" | awk -F': ' '/^number of transactions actually processed/ {split($2, a, "/"); print a[1]; exit}')
-    P99=$(p99_ms "$prefix")
+    cat "$prefix".[0-9]* 2>/dev/null | awk '{print $3}' >>"$TMP/lat/$mode-$clients-$target"
     rm -f "$prefix".[0-9]* # the per-transaction logs are large
+}
+
+proxy_pid() {
+    case $1 in
+    pgtrail) echo "$PGTRAIL_PID" ;;
+    copy) echo "$COPY_PID" ;;
+    pgbouncer) cat "$BOUNCER_PID_FILE" 2>/dev/null || true ;;
+    esac
 }
 
 svc_log "warm-up (direct, 2 s)"
 "$PG_BIN/pgbench" -n -S -c 2 -j 2 -T 2 -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1 || true
 
-declare -A DIRECT_TPS
-ROWS=()
-CPU_ROWS=()
-for mode in $MODES; do
-    for clients in $CLIENTS; do
-        for target in $TARGETS; do
-            svc_log "pgbench -S -M $mode -c $clients -T $DURATION -> $target"
-            pid=
-            [[ "$target" == pgtrail ]] && pid=$PGTRAIL_PID
-            [[ "$target" == pgbouncer ]] && pid=$(cat "$BOUNCER_PID_FILE" 2>/dev/null || true)
-            before=0
-            [[ -n "$pid" ]] && before=$(svc_cpu_ticks "$pid")
-            run_pgbench "$target" "$mode" "$clients"
-            if [[ -n "$pid" ]]; then
-                after=$(svc_cpu_ticks "$pid")
-                kill -0 "$pid" 2>/dev/null || svc_die "$target died"
-                CPU_ROWS+=("$mode $clients $target $((after - before)) $XACTS")
-            fi
-            [[ "$target" == direct ]] && DIRECT_TPS[$mode-$clients]=$TPS
-            ROWS+=("$mode $clients $target $TPS $LAT $P99")
+declare -A TPS_OF TICKS_OF XACTS_OF
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in $MODES; do
+        for clients in $CLIENTS; do
+            for target in $TARGETS; do
+                key=$mode-$clients-$target
+                svc_log "round $round/$ROUNDS: pgbench -S -M $mode -c $clients -T $DURATION -> $target"
+                pid=$(proxy_pid "$target")
+                before=0
+                [[ -n "$pid" ]] && before=$(svc_cpu_ticks "$pid")
+                run_pgbench "$target" "$mode" "$clients"
+                TPS_OF[$key]="${TPS_OF[$key]:-} $TPS"
+                if [[ -n "$pid" ]]; then
+                    after=$(svc_cpu_ticks "$pid")
+                    kill -0 "$pid" 2>/dev/null || svc_die "$target died"
+                    TICKS_OF[$key]=$((${TICKS_OF[$key]:-0} + after - before))
+                    XACTS_OF[$key]=$((${XACTS_OF[$key]:-0} + XACTS))
+                fi
+            done
         done
     done
 done
 
 # --- report ------------------------------------------------------------------
 echo
-echo "pgbench -S, scale $SCALE, ${DURATION}s per run, PostgreSQL $PG_VERSION, $(nproc) CPUs$([[ "$WITH_CLICKHOUSE" == 1 ]] && echo ", pgtrail auditing to ClickHouse through a spool, durability $DURABILITY")"
-printf '%-9s %7s  %-9s %11s %10s %9s %9s\n' mode clients target tps "avg ms" "p99 ms" "vs direct"
-[[ -n "${RESULTS_CSV:-}" ]] && echo "mode,clients,target,tps,avg_latency_ms,p99_ms,ratio_to_direct" >"$RESULTS_CSV"
-for row in "${ROWS[@]}"; do
-    read -r mode clients target tps lat p99 <<<"$row"
-    direct=${DIRECT_TPS[$mode-$clients]:-}
-    ratio=$(awk -v t="$tps" -v d="$direct" 'BEGIN { if (d > 0) printf "%.3f", t / d; else print "-" }')
-    printf '%-9s %7s  %-9s %11.1f %10.3f %9s %9s\n' "$mode" "$clients" "$target" "$tps" "$lat" "$p99" "$ratio"
-    [[ -n "${RESULTS_CSV:-}" ]] && echo "$mode,$clients,$target,$tps,$lat,$p99,$ratio" >>"$RESULTS_CSV"
+echo "pgbench -S, scale $SCALE, ${DURATION}s per run, median of $ROUNDS rounds, PostgreSQL $PG_VERSION, $(nproc) CPUs$([[ "$WITH_CLICKHOUSE" == 1 ]] && echo ", pgtrail auditing to ClickHouse through a spool, durability $DURABILITY")"
+printf '%-9s %7s  %-9s %11s %9s %9s %9s %9s %12s\n' mode clients target tps "avg ms" "p50 ms" "p99 ms" "vs direct" "p50 added us"
+[[ -n "${RESULTS_CSV:-}" ]] && echo "mode,clients,target,tps,avg_latency_ms,p50_ms,p99_ms,ratio_to_direct,p50_added_us" >"$RESULTS_CSV"
+for mode in $MODES; do
+    for clients in $CLIENTS; do
+        direct_tps=$(median "${TPS_OF[$mode-$clients-direct]:-}")
+        direct_p50=
+        has_target direct && direct_p50=$(percentile_ms "$TMP/lat/$mode-$clients-direct" 50)
+        for target in $TARGETS; do
+            key=$mode-$clients-$target
+            tps=$(median "${TPS_OF[$key]}")
+            lat=$(awk -v t="$tps" -v c="$clients" 'BEGIN { if (t > 0) printf "%.3f", c * 1000 / t; else print "nan" }')
+            p50=$(percentile_ms "$TMP/lat/$key" 50)
+            p99=$(percentile_ms "$TMP/lat/$key" 99)
+            ratio=$(awk -v t="$tps" -v d="$direct_tps" 'BEGIN { if (d > 0) printf "%.3f", t / d; else print "-" }')
+            added=-
+            if [[ -n "$direct_p50" && "$target" != direct ]]; then
+                added=$(awk -v p="$p50" -v d="$direct_p50" 'BEGIN { printf "%.0f", (p - d) * 1000 }')
+            fi
+            printf '%-9s %7s  %-9s %11.1f %9s %9s %9s %9s %12s\n' "$mode" "$clients" "$target" "$tps" "$lat" "$p50" "$p99" "$ratio" "$added"
+            [[ -n "${RESULTS_CSV:-}" ]] && echo "$mode,$clients,$target,$tps,$lat,$p50,$p99,$ratio,$added" >>"$RESULTS_CSV"
+        done
+    done
 done
 
-if ((${#CPU_ROWS[@]})); then
-    echo
-    echo "proxy CPU (utime+stime) per 1,000 statements (= microseconds per statement):"
-    printf '%-9s %7s  %-9s %12s %10s %12s\n' mode clients target statements "cpu s" "cpu ms/1k"
-    for row in "${CPU_ROWS[@]}"; do
-        read -r mode clients target ticks xacts <<<"$row"
-        awk -v m="$mode" -v c="$clients" -v g="$target" -v t="$ticks" -v x="$xacts" -v hz="$CLK_TCK" 'BEGIN {
-            s = t / hz
-            printf "%-9s %7s  %-9s %12d %10.2f %12.3f\n", m, c, g, x, s, (x > 0 ? s * 1000 / (x / 1000) : 0)
-        }'
+echo
+echo "proxy CPU (utime+stime, all threads) per 1,000 statements (= microseconds per statement), all rounds:"
+printf '%-9s %7s  %-9s %12s %10s %12s\n' mode clients target statements "cpu s" "cpu ms/1k"
+for mode in $MODES; do
+    for clients in $CLIENTS; do
+        for target in $TARGETS; do
+            key=$mode-$clients-$target
+            [[ -n "${XACTS_OF[$key]:-}" ]] || continue
+            awk -v m="$mode" -v c="$clients" -v g="$target" -v t="${TICKS_OF[$key]}" -v x="${XACTS_OF[$key]}" -v hz="$CLK_TCK" 'BEGIN {
+                s = t / hz
+                printf "%-9s %7s  %-9s %12d %10.2f %12.3f\n", m, c, g, x, s, (x > 0 ? s * 1000 / (x / 1000) : 0)
+            }'
+        done
     done
-    if [[ -f "$TMP/audit.jsonl" ]]; then
-        echo "audit records written to the JSON Lines file: $(wc -l <"$TMP/audit.jsonl")"
-    fi
+done
+if [[ -f "$TMP/audit.jsonl" ]]; then
+    echo "audit records written to the JSON Lines file: $(wc -l <"$TMP/audit.jsonl")"
 fi
