@@ -59,6 +59,7 @@ pub struct RecordBuilder {
     id_seed: u64,
     max_statement_bytes: usize,
     classifier: Arc<dyn Classifier>,
+    last_addr: Option<(std::net::IpAddr, String)>,
 }
 
 impl RecordBuilder {
@@ -79,6 +80,7 @@ impl RecordBuilder {
             id_seed,
             max_statement_bytes,
             classifier,
+            last_addr: None,
         }
     }
 
@@ -126,9 +128,23 @@ impl RecordBuilder {
         let mut random = [0u8; 10];
         random[..8].copy_from_slice(&splitmix64(self.id_seed ^ seq).to_be_bytes());
         random[8..].copy_from_slice(&(seq as u16).to_be_bytes());
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid::Builder::from_unix_timestamp_millis(millis, &random)
             .into_uuid()
-            .to_string()
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_owned()
+    }
+
+    /// The client address as text; consecutive records mostly share it, and
+    /// formatting an address costs more than copying the text.
+    fn client_addr(&mut self, addr: std::net::IpAddr) -> String {
+        if self.last_addr.as_ref().is_none_or(|(a, _)| *a != addr) {
+            self.last_addr = Some((addr, addr.to_string()));
+        }
+        self.last_addr
+            .as_ref()
+            .map_or_else(String::new, |(_, text)| text.clone())
     }
 
     fn statement(&mut self, e: StatementEvent) -> StatementRecord {
@@ -159,7 +175,7 @@ impl RecordBuilder {
             user: s.user.clone(),
             db_role: s.db_role.clone(),
             database: s.database.clone(),
-            client_addr: s.client_addr.to_string(),
+            client_addr: self.client_addr(s.client_addr),
             client_port: s.client_port,
             application_name: e.application_name.to_string(),
             protocol: e.protocol,
@@ -196,7 +212,7 @@ impl RecordBuilder {
             user: s.user.clone(),
             db_role: s.db_role.clone(),
             database: s.database.clone(),
-            client_addr: s.client_addr.to_string(),
+            client_addr: self.client_addr(s.client_addr),
             client_port: s.client_port,
             application_name: s.application_name.clone(),
             tls: s.tls,

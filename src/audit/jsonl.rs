@@ -23,6 +23,8 @@ pub struct JsonlSink {
     rotate_bytes: u64,
     /// Bytes in the current file, written or buffered.
     size: u64,
+    /// The line being encoded, reused so a record costs no allocation here.
+    line: Vec<u8>,
 }
 
 impl JsonlSink {
@@ -36,6 +38,7 @@ impl JsonlSink {
             durable,
             rotate_bytes,
             size,
+            line: Vec::with_capacity(4096),
         })
     }
 
@@ -82,10 +85,11 @@ impl AuditSink for JsonlSink {
         if self.rotate_bytes > 0 && self.size >= self.rotate_bytes {
             self.rotate()?;
         }
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
-        self.out.write_all(&line)?;
-        self.size += line.len() as u64;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.size += self.line.len() as u64;
         Ok(())
     }
 

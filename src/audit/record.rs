@@ -115,22 +115,44 @@ impl Record {
 }
 
 /// RFC 3339 UTC time with microseconds, e.g. `2026-11-29T12:00:00.000001Z`.
+/// Written digit by digit: every record has one, and `format!` made this a
+/// tenth of the audit writer's time.
 pub fn format_time(t: SystemTime) -> String {
     let micros = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_micros() as i64,
         Err(e) => -(e.duration().as_micros() as i64),
     };
     let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000) as u32;
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    if !(0..=9999).contains(&y) {
+        // Outside what four digits hold; never for a real clock.
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        );
+    }
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut out[0..4], y as u32);
+    put_digits(&mut out[5..7], m);
+    put_digits(&mut out[8..10], d);
+    put_digits(&mut out[11..13], sod / 3600);
+    put_digits(&mut out[14..16], sod % 3600 / 60);
+    put_digits(&mut out[17..19], sod % 60);
+    put_digits(&mut out[20..26], frac);
+    out.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Writes `n` as decimal into `out`, zero-padded to its length.
+fn put_digits(out: &mut [u8], mut n: u32) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -159,5 +181,9 @@ mod tests {
         assert_eq!(format_time(t), "2026-11-30T12:25:30.123456Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(format_time(leap), "2000-02-29T00:00:00.000000Z");
+        let before = UNIX_EPOCH - Duration::from_micros(1);
+        assert_eq!(format_time(before), "1969-12-31T23:59:59.999999Z");
+        let end = UNIX_EPOCH + Duration::from_micros(253_402_300_799_999_999);
+        assert_eq!(format_time(end), "9999-12-31T23:59:59.999999Z");
     }
 }
