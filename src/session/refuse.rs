@@ -36,6 +36,12 @@ pub struct Refuser {
 }
 
 impl Refuser {
+    /// Whether every message would be forwarded now, so judging each one
+    /// (and taking the replies lock for it) can be skipped.
+    pub fn passes_all(&self, why: Option<&str>) -> bool {
+        !self.discarding && why.is_none()
+    }
+
     /// Judges one message. `why` is the gate's reason (`None`: audit is
     /// healthy), `idle` whether nothing is in flight outside a transaction.
     /// Answers for the client are appended to `replies`.

@@ -419,14 +419,21 @@ fn scan_client(
             Ok(len) => {
                 let frame = &buf[off..off + len];
                 let t = tracker.get_or_insert_with(|| shared.tracker());
-                let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
-                let (mark, before) = (replies.len(), refuser.clone());
-                let refuse =
-                    refuser.judge(frame[0], why, t.is_idle(), &mut replies) == Verdict::Refuse;
+                let refuse = if refuser.passes_all(why) {
+                    false
+                } else {
+                    let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
+                    let (mark, before) = (replies.len(), refuser.clone());
+                    let refuse =
+                        refuser.judge(frame[0], why, t.is_idle(), &mut replies) == Verdict::Refuse;
+                    if refused.is_some_and(|r| r != refuse) {
+                        replies.truncate(mark);
+                        *refuser = before;
+                    }
+                    refuse
+                };
                 if *refused.get_or_insert(refuse) != refuse {
                     // This frame starts the next run: judge it again then.
-                    replies.truncate(mark);
-                    *refuser = before;
                     return Ok(Scan {
                         whole: off,
                         missing: 0,
