@@ -233,8 +233,9 @@ pub enum FailurePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
-    /// Records are fsynced in the background, within one writer round
-    /// (about 2 ms) of the statement's end.
+    /// Records are written and fsynced in the background, within
+    /// `audit.flush_interval_ms` (plus one 2 ms writer round) of the
+    /// statement's end.
     Async,
     /// The message ending a statement is held until its record is fsynced
     /// (spool or audit file), with group commit across sessions.
@@ -258,6 +259,10 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
     pub failure_policy: FailurePolicy,
     pub durability: Durability,
+    /// While statements keep coming, records are handed to the sinks and
+    /// fsynced at most this often (milliseconds); `before_ack` rounds with
+    /// waiting statements and an emptied queue flush at once.
+    pub flush_interval_ms: u64,
     /// Record bind parameter values of extended-protocol statements.
     pub log_parameters: bool,
     /// Statement text longer than this is cut (at a character boundary) and
@@ -342,6 +347,7 @@ impl Default for AuditConfig {
             queue_capacity: 65_536,
             failure_policy: FailurePolicy::FailClosed,
             durability: Durability::Async,
+            flush_interval_ms: 10,
             log_parameters: false,
             max_statement_bytes: 1 << 20,
             spool_dir: None,

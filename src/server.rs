@@ -309,6 +309,7 @@ fn start_audit(
     }
     let options = pipeline::WriterOptions {
         capacity: audit.queue_capacity,
+        flush_interval: std::time::Duration::from_millis(audit.flush_interval_ms),
         policy: audit.failure_policy,
         gate,
     };

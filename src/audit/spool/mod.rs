@@ -15,8 +15,9 @@
 //! - `quarantine/`: corrupt segment tails moved aside at start (`recover`).
 //!
 //! Durability: `write` only buffers; `flush` writes and `fdatasync`s. The
-//! audit writer flushes once per drain round (~2 ms), so one fsync covers
-//! every record of the round (group commit), and the sender thread only sees
+//! audit writer flushes every `audit.flush_interval_ms` under load (at once
+//! for `before_ack` waiters), so one fsync covers every record since the
+//! last (group commit), and the sender thread only sees
 //! records once they are durable.
 //!
 //! Order of trust: a record is deleted only after its segment is wholly at
