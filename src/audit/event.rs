@@ -33,6 +33,17 @@ pub enum Protocol {
     FunctionCall,
 }
 
+impl Protocol {
+    /// The name records use (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+            Protocol::FunctionCall => "function_call",
+        }
+    }
+}
+
 /// The outcome of a statement that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -81,6 +92,18 @@ pub enum SessionEventType {
     Disconnect,
 }
 
+impl SessionEventType {
+    /// The name records use (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEventType::Connect => "connect",
+            SessionEventType::AuthOk => "auth_ok",
+            SessionEventType::AuthFailed => "auth_failed",
+            SessionEventType::Disconnect => "disconnect",
+        }
+    }
+}
+
 /// Connect, authentication outcome and disconnect.
 #[derive(Debug, Clone)]
 pub struct SessionEvent {
@@ -101,4 +124,24 @@ pub struct SessionEvent {
 pub enum AuditEvent {
     Statement(Box<StatementEvent>),
     Session(Box<SessionEvent>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for p in [Protocol::Simple, Protocol::Extended, Protocol::FunctionCall] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+        }
+        for t in [
+            SessionEventType::Connect,
+            SessionEventType::AuthOk,
+            SessionEventType::AuthFailed,
+            SessionEventType::Disconnect,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.name());
+        }
+    }
 }

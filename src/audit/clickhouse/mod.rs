@@ -1,9 +1,12 @@
 //! ClickHouse delivery: the schema per server version (`schema`), the row
 //! types sent over RowBinary (`rows`), the sink the audit writer writes to
-//! (`sink`), the thread that batches and sends (`sender`), and how a failed
-//! request is judged (`errors`).
+//! (`sink`), the thread that batches and sends (`sender`), how a failed
+//! request is judged (`errors`), and pgtrail's own RowBinary encoding, which
+//! the spool stores (`rowbinary`).
 
+mod batch;
 pub mod errors;
+pub mod rowbinary;
 pub mod rows;
 pub mod schema;
 mod sender;

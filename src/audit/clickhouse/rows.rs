@@ -102,46 +102,6 @@ impl AnyRow {
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
         }
     }
-
-    /// Roughly the bytes the row takes in a RowBinary batch (the variable
-    /// parts, plus a fixed allowance for the rest), for the batch byte limit.
-    pub fn approx_bytes(&self) -> usize {
-        const FIXED: usize = 256;
-        let strings = |v: &[String]| v.iter().map(|s| s.len() + 1).sum::<usize>();
-        match self {
-            AnyRow::Statement(r) => {
-                FIXED
-                    + r.statement.len()
-                    + r.normalized.len()
-                    + r.error_message.len()
-                    + strings(&r.objects_read)
-                    + strings(&r.objects_written)
-                    + strings(&r.functions)
-                    + r.params
-                        .iter()
-                        .map(|p| p.as_ref().map_or(1, |p| p.len() + 2))
-                        .sum::<usize>()
-            }
-            AnyRow::Session(_) | AnyRow::Gap(_) => FIXED,
-        }
-    }
-
-    /// Microseconds since the epoch.
-    pub fn event_time(&self) -> i64 {
-        match self {
-            AnyRow::Statement(r) => r.event_time,
-            AnyRow::Session(r) => r.event_time,
-            AnyRow::Gap(r) => r.event_time,
-        }
-    }
-}
-
-/// The JSON name of a unit enum variant (`simple`, `auth_ok`, ...).
-fn enum_name(v: &impl Serialize) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 fn header(h: &RecordHeader) -> (Uuid, String, u64, i64) {
@@ -168,7 +128,7 @@ fn statement_row(r: &StatementRecord) -> StatementRow {
         client_addr: r.client_addr.clone(),
         client_port: r.client_port,
         application_name: r.application_name.clone(),
-        protocol: enum_name(&r.protocol),
+        protocol: r.protocol.name().into(),
         statement: r.statement.clone(),
         statement_truncated: r.statement_truncated,
         statement_escaped: r.statement_escaped,
@@ -199,7 +159,7 @@ fn session_row(r: &SessionRecord) -> SessionRow {
         instance_id,
         seq,
         event_time,
-        event_type: enum_name(&r.event_type),
+        event_type: r.event_type.name().into(),
         session_id: r.session_id.clone(),
         user: r.user.clone(),
         db_role: r.db_role.clone(),

@@ -15,10 +15,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clickhouse::{Client, Row};
-use serde::Serialize;
+use clickhouse::Client;
 
+use super::batch::TableBatch;
 use super::errors::SendError;
+use super::rowbinary::{encode_row, row_header, Table};
 use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use super::sink::Shared;
@@ -28,8 +29,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Between attempts after an error that needs a person.
 const PERMANENT_BACKOFF: Duration = Duration::from_secs(30);
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-const END_TIMEOUT: Duration = Duration::from_secs(60);
 /// Records taken from the spool per read, so a batch overshoots its byte
 /// limit by little.
 const SPOOL_READ_CHUNK: usize = 1024;
@@ -46,11 +45,13 @@ pub(super) struct Sender {
     /// Known once the schema is in place; cleared after a failed send.
     pub version: Option<ServerVersion>,
     pub shared: Arc<Shared>,
-    pub statements: Vec<StatementRow>,
-    pub sessions: Vec<SessionRow>,
-    pub gaps: Vec<GapRow>,
-    /// Approximate RowBinary bytes of the batch.
+    pub statements: TableBatch,
+    pub sessions: TableBatch,
+    pub gaps: TableBatch,
+    /// RowBinary bytes of the batch.
     pub bytes: usize,
+    /// Memory mode: where a row is encoded before it joins its table.
+    pub scratch: Vec<u8>,
     /// Consecutive failed attempts.
     pub failures: u32,
     pub url: String,
@@ -71,7 +72,7 @@ impl Sender {
             match rx.recv_timeout(wait) {
                 Ok(row) => {
                     let at = *first_row_at.get_or_insert_with(Instant::now);
-                    self.push(row);
+                    self.push_row(&row);
                     if self.is_full() || at.elapsed() >= self.batch_wait {
                         self.send(&rt);
                         first_row_at = None;
@@ -116,9 +117,9 @@ impl Sender {
                     continue;
                 }
             };
-            for (seq, record) in records.drain(..) {
+            for (seq, spooled) in records.drain(..) {
                 first_row_at.get_or_insert_with(Instant::now);
-                self.push(AnyRow::from_record(&record));
+                self.push(spooled.table, &spooled.row);
                 last_seq = seq;
             }
             let at_end = n == 0 && reader.is_closed();
@@ -152,18 +153,34 @@ impl Sender {
         }
     }
 
-    fn push(&mut self, row: AnyRow) {
+    /// Memory mode: encodes the row once, into its table's batch.
+    fn push_row(&mut self, row: &AnyRow) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        match encode_row(row, &mut scratch) {
+            Ok(table) => self.push(table, &scratch),
+            Err(e) => {
+                // The row types only hold what RowBinary has; never seen.
+                tracing::error!(error = %e, "audit row could not be encoded for ClickHouse and is lost");
+                self.shared.stats.rows_lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn push(&mut self, table: Table, row: &[u8]) {
         if self.len() == 0 {
             // Rows reach the batch in seq order: the first is the oldest.
-            let at = u64::try_from(row.event_time()).unwrap_or(0).max(1);
+            let time = row_header(row).map_or(0, |h| h.2);
+            let at = u64::try_from(time).unwrap_or(0).max(1);
             let oldest = &self.shared.stats.oldest_unsent_micros;
             oldest.store(at, Ordering::Relaxed);
         }
-        self.bytes += row.approx_bytes();
-        match row {
-            AnyRow::Statement(r) => self.statements.push(*r),
-            AnyRow::Session(r) => self.sessions.push(*r),
-            AnyRow::Gap(r) => self.gaps.push(r),
+        self.bytes += row.len();
+        match table {
+            Table::Statements => self.statements.push(row),
+            Table::Sessions => self.sessions.push(row),
+            Table::Gaps => self.gaps.push(row),
         }
     }
 
@@ -289,9 +306,14 @@ impl Sender {
             Some(v) => v,
             None => self.ensure_schema().await?,
         };
-        insert(&self.client, version, "statements", &mut self.statements).await?;
-        insert(&self.client, version, "sessions", &mut self.sessions).await?;
-        insert(&self.client, version, "gaps", &mut self.gaps).await?;
+        let client = &self.client;
+        self.statements
+            .insert::<StatementRow>(client, version, "statements")
+            .await?;
+        self.sessions
+            .insert::<SessionRow>(client, version, "sessions")
+            .await?;
+        self.gaps.insert::<GapRow>(client, version, "gaps").await?;
         Ok(())
     }
 
@@ -340,65 +362,6 @@ impl Sender {
     }
 }
 
-/// A row's identity: `(instance_id, seq)`.
-trait Keyed {
-    fn key(&self) -> (&str, u64);
-}
-
-impl Keyed for StatementRow {
-    fn key(&self) -> (&str, u64) {
-        (&self.instance_id, self.seq)
-    }
-}
-
-impl Keyed for SessionRow {
-    fn key(&self) -> (&str, u64) {
-        (&self.instance_id, self.seq)
-    }
-}
-
-impl Keyed for GapRow {
-    fn key(&self) -> (&str, u64) {
-        (&self.instance_id, self.seq)
-    }
-}
-
-/// Same rows, same token: `<instance>:<table>:<first seq>-<last seq>:<rows>`.
-fn dedup_token<T: Keyed>(table: &str, rows: &[T]) -> String {
-    let (instance, first) = rows.first().map_or(("", 0), Keyed::key);
-    let last = rows.last().map_or(0, |r| r.key().1);
-    format!("{instance}:{table}:{first}-{last}:{}", rows.len())
-}
-
-async fn insert<T: Row + Serialize + Keyed>(
-    client: &Client,
-    version: ServerVersion,
-    table: &str,
-    rows: &mut Vec<T>,
-) -> Result<(), SendError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let context = format!("INSERT INTO {table}");
-    let fail = |e: clickhouse::error::Error| SendError::new(&context, &e);
-    let mut insert = client
-        .insert::<T>(table)
-        .map_err(fail)?
-        .with_timeouts(Some(SEND_TIMEOUT), Some(END_TIMEOUT));
-    if version.has_async_insert() {
-        insert = insert.with_option("async_insert", "0");
-    }
-    if version.has_dedup_token() {
-        insert = insert.with_option("insert_deduplication_token", dedup_token(table, rows));
-    }
-    for row in rows.iter() {
-        insert.write(row).await.map_err(fail)?;
-    }
-    insert.end().await.map_err(fail)?;
-    rows.clear();
-    Ok(())
-}
-
 /// 100 ms doubling to 5 s, minus up to a quarter at random.
 fn backoff(failures: u32) -> Duration {
     let base = BACKOFF_MIN
@@ -416,17 +379,6 @@ fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dedup_token_names_the_seq_range() {
-        let row = |seq| GapRow {
-            instance_id: "pgtrail-1".into(),
-            seq,
-            ..GapRow::default()
-        };
-        let rows = [row(7), row(8), row(9)];
-        assert_eq!(dedup_token("gaps", &rows), "pgtrail-1:gaps:7-9:3");
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -1,11 +1,19 @@
 //! Frame encoding: `u32 length (LE) | u32 CRC32C of payload (LE) | payload`,
-//! payload = `u64 seq (LE) | serde_json of the Record`.
+//! payload = `u64 seq (LE) | u8 table (1 statements, 2 sessions, 3 gaps) |
+//! the row in RowBinary`, exactly as the INSERT carries it, so the sender
+//! ships spooled rows without decoding them.
 //!
-//! The seq is in front of the JSON so that recovery, acknowledgement and
-//! segment deletion never have to parse records; the CRC covers it too.
+//! Spools written by earlier builds hold `u64 seq | serde_json of the Record`
+//! instead (the JSON starts with `{`, which is no table tag); those frames
+//! are still read, and turned into RowBinary when read.
+//!
+//! The seq is in front so that recovery, acknowledgement and segment
+//! deletion never have to parse records; the CRC covers it too.
 
 use std::io::{self, Read};
 
+use crate::audit::clickhouse::rowbinary::{encode_row, Table};
+use crate::audit::clickhouse::rows::AnyRow;
 use crate::audit::record::Record;
 
 /// Length and CRC.
@@ -20,7 +28,20 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) -> io::Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER]);
     out.extend_from_slice(&seq.to_le_bytes());
-    serde_json::to_writer(&mut *out, record)?;
+    out.push(0); // the table tag, known once the row is encoded
+    let tag_at = out.len() - 1;
+    match encode_row(&AnyRow::from_record(record), out) {
+        Ok(table) => out[tag_at] = table as u8,
+        Err(e) => {
+            out.truncate(start);
+            return Err(e.into());
+        }
+    }
+    seal(start, out)
+}
+
+/// Fills in the length and CRC of the frame that starts at `start`.
+fn seal(start: usize, out: &mut [u8]) -> io::Result<()> {
     let payload_len = out.len() - start - HEADER;
     let len = u32::try_from(payload_len)
         .ok()
@@ -75,9 +96,34 @@ pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1>
     })
 }
 
-/// The record of a payload read by `read_frame`.
-pub fn decode(payload: &[u8]) -> io::Result<Record> {
-    serde_json::from_slice(&payload[MIN_PAYLOAD..]).map_err(io::Error::other)
+/// A spooled row: its table and its RowBinary bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledRow {
+    pub table: Table,
+    pub row: Vec<u8>,
+}
+
+/// The row of a payload read by `read_frame`.
+pub fn decode(payload: &[u8]) -> io::Result<SpooledRow> {
+    let body = &payload[MIN_PAYLOAD..];
+    match body.first() {
+        Some(b'{') => {
+            let record: Record = serde_json::from_slice(body).map_err(io::Error::other)?;
+            let mut row = Vec::new();
+            let table = encode_row(&AnyRow::from_record(&record), &mut row)?;
+            Ok(SpooledRow { table, row })
+        }
+        Some(&tag) => match Table::from_tag(tag) {
+            Some(table) => Ok(SpooledRow {
+                table,
+                row: body[1..].to_vec(),
+            }),
+            None => Err(io::Error::other(format!(
+                "spool frame of unknown kind {tag} (written by a newer pgtrail?)"
+            ))),
+        },
+        None => Err(io::Error::other("spool frame without a row")),
+    }
 }
 
 /// Like `read_exact`, but returns how much was read at end of file.
@@ -123,12 +169,15 @@ pub(crate) mod tests {
             panic!()
         };
         assert_eq!(seq, 7);
-        let Record::Gap(g) = decode(&p).unwrap() else {
-            panic!()
-        };
+        let row = decode(&p).unwrap();
+        let mut want = Vec::new();
+        encode_row(&AnyRow::from_record(&gap(7)), &mut want).unwrap();
         assert_eq!(
-            (g.header.seq, g.missing_events, g.reason.as_str()),
-            (7, 14, "r7")
+            row,
+            SpooledRow {
+                table: Table::Gaps,
+                row: want
+            }
         );
         assert!(matches!(
             read_frame(&mut r, &mut p).unwrap(),
@@ -145,5 +194,33 @@ pub(crate) mod tests {
         assert_eq!(read_frame(&mut &buf[..20], &mut p).unwrap(), Read1::Short);
         // Zeros (a file extended but not written) are not a frame.
         assert_eq!(read_frame(&mut &[0u8; 32][..], &mut p).unwrap(), Read1::Bad);
+    }
+
+    /// A frame as earlier builds wrote them: the Record as JSON.
+    fn legacy_frame(seq: u64, record: &Record, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0u8; HEADER]);
+        out.extend_from_slice(&seq.to_le_bytes());
+        serde_json::to_writer(&mut *out, record).unwrap();
+        seal(start, out).unwrap();
+    }
+
+    #[test]
+    fn json_frames_of_older_spools_read_as_the_same_row() {
+        let mut buf = Vec::new();
+        legacy_frame(7, &gap(7), &mut buf);
+        encode(7, &gap(7), &mut buf).unwrap();
+        let mut r = &buf[..];
+        let mut p = Vec::new();
+        let mut rows = Vec::new();
+        while let Read1::Frame { seq, .. } = read_frame(&mut r, &mut p).unwrap() {
+            assert_eq!(seq, 7);
+            rows.push(decode(&p).unwrap());
+        }
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], rows[1]);
+        // A tag no version wrote is an error, not a guess.
+        p[MIN_PAYLOAD] = 9;
+        assert!(decode(&p).is_err());
     }
 }

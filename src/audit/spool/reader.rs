@@ -7,10 +7,9 @@ use std::io::{self, BufReader};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::frame::{self, Read1};
+use super::frame::{self, Read1, SpooledRow};
 use super::marker;
 use super::Shared;
-use crate::audit::record::Record;
 
 pub struct SpoolReader {
     shared: Arc<Shared>,
@@ -39,7 +38,7 @@ impl SpoolReader {
 
     /// Appends up to `max` durable records (with their seq) to `out`
     /// without waiting; returns how many.
-    pub fn read(&mut self, max: usize, out: &mut Vec<(u64, Record)>) -> io::Result<usize> {
+    pub fn read(&mut self, max: usize, out: &mut Vec<(u64, SpooledRow)>) -> io::Result<usize> {
         let mut n = 0;
         while n < max {
             let (limit, next) = {

@@ -30,7 +30,7 @@ fn read_all(reader: &mut SpoolReader) -> Vec<u64> {
 #[test]
 fn records_flow_and_acked_segments_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spool = Spool::open(dir.path(), opts(300)).unwrap();
+    let mut spool = Spool::open(dir.path(), opts(120)).unwrap();
     assert_eq!(spool.next_seq, 1);
     spool.writer.write(&gap(1)).unwrap();
     // Not durable yet: the reader sees nothing.
@@ -51,7 +51,7 @@ fn records_flow_and_acked_segments_are_deleted() {
     drop(spool);
 
     // Restart: nothing to resend, the sequence continues.
-    let mut spool = Spool::open(dir.path(), opts(300)).unwrap();
+    let mut spool = Spool::open(dir.path(), opts(120)).unwrap();
     assert_eq!(spool.next_seq, 11);
     assert!(read_all(&mut spool.reader).is_empty());
     write(&mut spool, 11..=12);
@@ -96,7 +96,7 @@ fn torn_tail_is_truncated() {
 #[test]
 fn corruption_is_quarantined_and_reported_as_a_gap() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spool = Spool::open(dir.path(), opts(400)).unwrap();
+    let mut spool = Spool::open(dir.path(), opts(150)).unwrap();
     write(&mut spool, 1..=12);
     drop(spool);
     let segments = list(dir.path()).unwrap();
@@ -109,7 +109,7 @@ fn corruption_is_quarantined_and_reported_as_a_gap() {
     let size = bytes.len();
     fs::write(path, &bytes).unwrap();
 
-    let mut spool = Spool::open(dir.path(), opts(400)).unwrap();
+    let mut spool = Spool::open(dir.path(), opts(150)).unwrap();
     assert_eq!(spool.next_seq, 13);
     let name = segment_name(*first);
     let missing = segments[1].0 - first - 1;

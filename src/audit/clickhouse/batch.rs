@@ -1,0 +1,126 @@
+//! One table's share of a batch, held as RowBinary bytes, and the INSERT
+//! that sends it.
+//!
+//! Rows arrive encoded (from the spool, or encoded once by the sender in
+//! memory mode), so a batch is a byte buffer plus row boundaries, and
+//! sending it copies bytes rather than serializing rows.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use clickhouse::{Client, Row};
+
+use super::errors::SendError;
+use super::rowbinary::{row_header, RawRow};
+use super::schema::ServerVersion;
+
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const END_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+pub(super) struct TableBatch {
+    bytes: Vec<u8>,
+    /// Where each row ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl TableBatch {
+    pub fn push(&mut self, row: &[u8]) {
+        self.bytes.extend_from_slice(row);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn rows(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.bytes[a..b])
+    }
+
+    /// Same rows, same token: `<instance>:<table>:<first seq>-<last seq>:<rows>`.
+    fn dedup_token(&self, table: &str) -> String {
+        let first = self.rows().next().and_then(row_header);
+        let last = self.rows().last().and_then(row_header);
+        let instance = first.map_or(&[][..], |h| h.0);
+        format!(
+            "{}:{table}:{}-{}:{}",
+            crate::text::lossless(instance).0,
+            first.map_or(0, |h| h.1),
+            last.map_or(0, |h| h.1),
+            self.len()
+        )
+    }
+
+    /// Sends the rows in one INSERT into `table`, whose columns are those
+    /// of `T`; clears the batch once ClickHouse has acknowledged them.
+    pub async fn insert<T: Row>(
+        &mut self,
+        client: &Client,
+        version: ServerVersion,
+        table: &str,
+    ) -> Result<(), SendError> {
+        if self.ends.is_empty() {
+            return Ok(());
+        }
+        let context = format!("INSERT INTO {table}");
+        let fail = |e: clickhouse::error::Error| SendError::new(&context, &e);
+        let mut insert = client
+            .insert::<RawRow<'_, T>>(table)
+            .map_err(fail)?
+            .with_timeouts(Some(SEND_TIMEOUT), Some(END_TIMEOUT));
+        if version.has_async_insert() {
+            insert = insert.with_option("async_insert", "0");
+        }
+        if version.has_dedup_token() {
+            insert = insert.with_option("insert_deduplication_token", self.dedup_token(table));
+        }
+        for bytes in self.rows() {
+            let row = RawRow {
+                bytes,
+                table: PhantomData,
+            };
+            insert.write(&row).await.map_err(fail)?;
+        }
+        insert.end().await.map_err(fail)?;
+        self.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rowbinary::encode_row;
+    use super::super::rows::{AnyRow, GapRow};
+    use super::*;
+
+    #[test]
+    fn rows_keep_their_bounds_and_name_the_seq_range() {
+        let mut batch = TableBatch::default();
+        for seq in 7..=9 {
+            let mut row = Vec::new();
+            let gap = GapRow {
+                instance_id: "pgtrail-1".into(),
+                seq,
+                reason: "x".repeat(seq as usize),
+                ..GapRow::default()
+            };
+            encode_row(&AnyRow::Gap(gap), &mut row).unwrap();
+            batch.push(&row);
+        }
+        assert_eq!(batch.len(), 3);
+        let seqs: Vec<u64> = batch.rows().filter_map(row_header).map(|h| h.1).collect();
+        assert_eq!(seqs, [7, 8, 9]);
+        assert_eq!(batch.dedup_token("gaps"), "pgtrail-1:gaps:7-9:3");
+        batch.clear();
+        assert_eq!(batch.len(), 0);
+    }
+}

@@ -1,0 +1,343 @@
+//! RowBinary rows encoded by pgtrail itself, so the spool can hold a row
+//! exactly as ClickHouse takes it and the sender ships spooled bytes
+//! without decoding or re-encoding them (the `clickhouse` crate keeps its
+//! encoder private).
+//!
+//! The encoder is a serde serializer for the row types of `rows`, with the
+//! wire format of the RowBinary spec: little-endian integers, booleans as
+//! one byte, strings and arrays prefixed with their LEB128 length,
+//! `Nullable` as a 1 (null) or 0 (value) byte, tuples and structs as their
+//! fields in order; `UUID` is the `(u64, u64)` pair
+//! `clickhouse::serde::uuid` hands a binary serializer.
+//! `RawRow` then passes such bytes to the crate's `Insert`.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use clickhouse::Row;
+use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeStruct, SerializeTuple};
+
+use super::rows::AnyRow;
+
+/// The table a row belongs to; also the spool frame's row tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Statements = 1,
+    Sessions = 2,
+    Gaps = 3,
+}
+
+impl Table {
+    pub fn from_tag(tag: u8) -> Option<Table> {
+        match tag {
+            1 => Some(Table::Statements),
+            2 => Some(Table::Sessions),
+            3 => Some(Table::Gaps),
+            _ => None,
+        }
+    }
+}
+
+/// Appends the RowBinary encoding of `row` to `out`; says which table.
+pub fn encode_row(row: &AnyRow, out: &mut Vec<u8>) -> Result<Table, EncodeError> {
+    let mut ser = Encoder { out };
+    match row {
+        AnyRow::Statement(r) => r.serialize(&mut ser).map(|()| Table::Statements),
+        AnyRow::Session(r) => r.serialize(&mut ser).map(|()| Table::Sessions),
+        AnyRow::Gap(r) => r.serialize(&mut ser).map(|()| Table::Gaps),
+    }
+}
+
+/// The columns every row starts with: `instance_id`, `seq`, `event_time`
+/// (after the 16 bytes of `event_id`). `None` for bytes that are not a row.
+pub fn row_header(row: &[u8]) -> Option<(&[u8], u64, i64)> {
+    let rest = row.get(16..)?;
+    let (len, used) = read_leb128(rest)?;
+    let len = usize::try_from(len).ok()?;
+    let instance = rest.get(used..used.checked_add(len)?)?;
+    let rest = &rest[used + len..];
+    let seq = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    let time = i64::from_le_bytes(rest.get(8..16)?.try_into().ok()?);
+    Some((instance, seq, time))
+}
+
+fn read_leb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn put_leb128(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Bytes already in RowBinary, written to an `Insert` for table `T` (whose
+/// columns they follow). Written as 8-byte words and a tail of single
+/// bytes, which the crate's serializer copies as they are.
+pub struct RawRow<'a, T> {
+    pub bytes: &'a [u8],
+    pub table: PhantomData<T>,
+}
+
+impl<T: Row> Row for RawRow<'_, T> {
+    const COLUMN_NAMES: &'static [&'static str] = T::COLUMN_NAMES;
+}
+
+impl<T> Serialize for RawRow<'_, T> {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let words = self.bytes.chunks_exact(8);
+        let tail = words.remainder();
+        let mut t = serializer.serialize_tuple(self.bytes.len() / 8 + tail.len())?;
+        for word in words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            t.serialize_element(&u64::from_le_bytes(w))?;
+        }
+        for b in tail {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+#[derive(Debug)]
+pub struct EncodeError(String);
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RowBinary encoding: {}", self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl ser::Error for EncodeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        EncodeError(msg.to_string())
+    }
+}
+
+impl From<EncodeError> for std::io::Error {
+    fn from(e: EncodeError) -> Self {
+        std::io::Error::other(e)
+    }
+}
+
+struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+fn unsupported(what: &str) -> EncodeError {
+    EncodeError(format!("{what} has no RowBinary form in pgtrail's rows"))
+}
+
+macro_rules! le {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), EncodeError> {
+            self.out.extend_from_slice(&v.to_le_bytes());
+            Ok(())
+        }
+    )*};
+}
+
+impl<'a> ser::Serializer for &mut Encoder<'a> {
+    type Ok = ();
+    type Error = EncodeError;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Impossible<(), EncodeError>;
+    type SerializeTupleVariant = Impossible<(), EncodeError>;
+    type SerializeMap = Impossible<(), EncodeError>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Impossible<(), EncodeError>;
+
+    le!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64,
+        serialize_f32: f32, serialize_f64: f64);
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+    fn serialize_bool(self, v: bool) -> Result<(), EncodeError> {
+        self.out.push(u8::from(v));
+        Ok(())
+    }
+    fn serialize_char(self, _: char) -> Result<(), EncodeError> {
+        Err(unsupported("char"))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), EncodeError> {
+        self.serialize_bytes(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), EncodeError> {
+        put_leb128(self.out, v.len() as u64);
+        self.out.extend_from_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), EncodeError> {
+        self.out.push(1);
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), EncodeError> {
+        self.out.push(0);
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), EncodeError> {
+        Err(unsupported("()"))
+    }
+    fn serialize_unit_struct(self, name: &'static str) -> Result<(), EncodeError> {
+        Err(unsupported(name))
+    }
+    fn serialize_unit_variant(
+        self,
+        name: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), EncodeError> {
+        Err(unsupported(name))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), EncodeError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), EncodeError> {
+        Err(unsupported(name))
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Self, EncodeError> {
+        let len = len.ok_or_else(|| unsupported("a sequence of unknown length"))?;
+        put_leb128(self.out, len as u64);
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self, EncodeError> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(
+        self,
+        name: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, EncodeError> {
+        Err(unsupported(name))
+    }
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, EncodeError> {
+        Err(unsupported(name))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, EncodeError> {
+        Err(unsupported("a map"))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, EncodeError> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, EncodeError> {
+        Err(unsupported(name))
+    }
+}
+
+impl<'a> SerializeSeq for &mut Encoder<'a> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
+        v.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+impl<'a> SerializeTuple for &mut Encoder<'a> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
+        v.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+impl<'a> SerializeStruct for &mut Encoder<'a> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), EncodeError> {
+        v.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rows::GapRow;
+    use super::*;
+
+    #[test]
+    fn a_gap_row_has_the_spec_layout() {
+        let id = uuid::Uuid::from_u64_pair(0x0102_0304_0506_0708, 0x1112_1314_1516_1718);
+        let row = AnyRow::Gap(GapRow {
+            event_id: id,
+            instance_id: "i1".into(),
+            seq: 300,
+            event_time: -2,
+            missing_events: 5,
+            reason: "é".into(),
+        });
+        let mut out = Vec::new();
+        assert_eq!(encode_row(&row, &mut out).unwrap(), Table::Gaps);
+        let mut want = Vec::new();
+        want.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+        want.extend_from_slice(&0x1112_1314_1516_1718u64.to_le_bytes());
+        want.extend_from_slice(b"\x02i1");
+        want.extend_from_slice(&300u64.to_le_bytes());
+        want.extend_from_slice(&(-2i64).to_le_bytes());
+        want.extend_from_slice(&5u64.to_le_bytes());
+        want.extend_from_slice(b"\x02\xc3\xa9");
+        assert_eq!(out, want);
+        assert_eq!(row_header(&out), Some((&b"i1"[..], 300, -2)));
+        assert_eq!(row_header(&out[..20]), None);
+    }
+
+    #[test]
+    fn lengths_arrays_and_nullables() {
+        let mut out = Vec::new();
+        put_leb128(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+        assert_eq!(read_leb128(&out), Some((300, 2)));
+        let mut out = Vec::new();
+        let v: Vec<Option<String>> = vec![None, Some("a".into())];
+        v.serialize(&mut Encoder { out: &mut out }).unwrap();
+        assert_eq!(out, [2, 1, 0, 1, b'a']);
+    }
+}
