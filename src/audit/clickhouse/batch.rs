@@ -107,10 +107,11 @@ mod tests {
         let mut batch = TableBatch::default();
         for seq in 7..=9 {
             let mut row = Vec::new();
+            let reason = "x".repeat(seq as usize);
             let gap = GapRow {
-                instance_id: "pgtrail-1".into(),
+                instance_id: "pgtrail-1",
                 seq,
-                reason: "x".repeat(seq as usize),
+                reason: &reason,
                 ..GapRow::default()
             };
             encode_row(&AnyRow::Gap(gap), &mut row).unwrap();

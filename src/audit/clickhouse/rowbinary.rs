@@ -18,6 +18,7 @@ use clickhouse::Row;
 use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeStruct, SerializeTuple};
 
 use super::rows::AnyRow;
+use crate::audit::record::Record;
 
 /// The table a row belongs to; also the spool frame's row tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,21 @@ impl Table {
             _ => None,
         }
     }
+}
+
+/// A row ready for its table: the spool's unit, and what the sender
+/// thread receives in memory mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedRow {
+    pub table: Table,
+    pub row: Vec<u8>,
+}
+
+/// The ClickHouse row of a record.
+pub fn encode_record(record: &Record) -> Result<EncodedRow, EncodeError> {
+    let mut row = Vec::new();
+    let table = encode_row(&AnyRow::from_record(record), &mut row)?;
+    Ok(EncodedRow { table, row })
 }
 
 /// Appends the RowBinary encoding of `row` to `out`; says which table.
@@ -308,11 +324,11 @@ mod tests {
         let id = uuid::Uuid::from_u64_pair(0x0102_0304_0506_0708, 0x1112_1314_1516_1718);
         let row = AnyRow::Gap(GapRow {
             event_id: id,
-            instance_id: "i1".into(),
+            instance_id: "i1",
             seq: 300,
             event_time: -2,
             missing_events: 5,
-            reason: "é".into(),
+            reason: "é",
         });
         let mut out = Vec::new();
         assert_eq!(encode_row(&row, &mut out).unwrap(), Table::Gaps);

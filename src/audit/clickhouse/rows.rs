@@ -5,6 +5,9 @@
 //! and the RowBinary encoding of the modern `DateTime64(6, 'UTC')`; booleans
 //! are one byte whether the column is `UInt8` or `Bool`; `LowCardinality(String)`
 //! is a plain string on the wire.
+//!
+//! Rows borrow from the record they are made of: they only live until they
+//! are encoded (`rowbinary`), so copying every string would be waste.
 
 use clickhouse::Row;
 use serde::Serialize;
@@ -13,62 +16,62 @@ use uuid::Uuid;
 use crate::audit::record::{GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
 
 #[derive(Debug, Clone, Row, Serialize)]
-pub struct StatementRow {
+pub struct StatementRow<'a> {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
-    pub instance_id: String,
+    pub instance_id: &'a str,
     pub seq: u64,
     pub event_time: i64,
     pub duration_us: u64,
-    pub session_id: String,
-    pub user: String,
-    pub db_role: String,
-    pub database: String,
-    pub client_addr: String,
+    pub session_id: &'a str,
+    pub user: &'a str,
+    pub db_role: &'a str,
+    pub database: &'a str,
+    pub client_addr: &'a str,
     pub client_port: u16,
-    pub application_name: String,
-    pub protocol: String,
-    pub statement: String,
+    pub application_name: &'a str,
+    pub protocol: &'a str,
+    pub statement: &'a str,
     pub statement_truncated: bool,
     pub statement_escaped: bool,
     pub fingerprint: u64,
-    pub normalized: String,
-    pub kind: String,
-    pub class: String,
-    pub crud: String,
-    pub audit_class: String,
-    pub objects_read: Vec<String>,
-    pub objects_written: Vec<String>,
-    pub functions: Vec<String>,
-    pub parser: String,
-    pub command_tag: String,
+    pub normalized: &'a str,
+    pub kind: &'a str,
+    pub class: &'a str,
+    pub crud: &'a str,
+    pub audit_class: &'a str,
+    pub objects_read: &'a [String],
+    pub objects_written: &'a [String],
+    pub functions: &'a [String],
+    pub parser: &'a str,
+    pub command_tag: &'a str,
     pub rows: u64,
     pub success: bool,
-    pub sqlstate: String,
-    pub error_message: String,
-    pub txn_status: String,
+    pub sqlstate: &'a str,
+    pub error_message: &'a str,
+    pub txn_status: &'a str,
     /// Empty when parameters are not recorded.
-    pub params: Vec<Option<String>>,
+    pub params: &'a [Option<String>],
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
-pub struct SessionRow {
+pub struct SessionRow<'a> {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
-    pub instance_id: String,
+    pub instance_id: &'a str,
     pub seq: u64,
     pub event_time: i64,
-    pub event_type: String,
-    pub session_id: String,
-    pub user: String,
-    pub db_role: String,
-    pub database: String,
-    pub client_addr: String,
+    pub event_type: &'a str,
+    pub session_id: &'a str,
+    pub user: &'a str,
+    pub db_role: &'a str,
+    pub database: &'a str,
+    pub client_addr: &'a str,
     pub client_port: u16,
-    pub application_name: String,
+    pub application_name: &'a str,
     pub tls: bool,
-    pub auth_method: String,
-    pub reason: String,
+    pub auth_method: &'a str,
+    pub reason: &'a str,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub statements: u64,
@@ -76,44 +79,44 @@ pub struct SessionRow {
 }
 
 #[derive(Debug, Clone, Default, Row, Serialize)]
-pub struct GapRow {
+pub struct GapRow<'a> {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
-    pub instance_id: String,
+    pub instance_id: &'a str,
     pub seq: u64,
     pub event_time: i64,
     pub missing_events: u64,
-    pub reason: String,
+    pub reason: &'a str,
 }
 
 /// A row for one of the contract's tables.
 #[derive(Debug, Clone)]
-pub enum AnyRow {
-    Statement(Box<StatementRow>),
-    Session(Box<SessionRow>),
-    Gap(GapRow),
+pub enum AnyRow<'a> {
+    Statement(StatementRow<'a>),
+    Session(SessionRow<'a>),
+    Gap(GapRow<'a>),
 }
 
-impl AnyRow {
-    pub fn from_record(record: &Record) -> AnyRow {
+impl<'a> AnyRow<'a> {
+    pub fn from_record(record: &'a Record) -> AnyRow<'a> {
         match record {
-            Record::Statement(s) => AnyRow::Statement(Box::new(statement_row(s))),
-            Record::Session(s) => AnyRow::Session(Box::new(session_row(s))),
+            Record::Statement(s) => AnyRow::Statement(statement_row(s)),
+            Record::Session(s) => AnyRow::Session(session_row(s)),
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
         }
     }
 }
 
-fn header(h: &RecordHeader) -> (Uuid, String, u64, i64) {
+fn header(h: &RecordHeader) -> (Uuid, &str, u64, i64) {
     (
         Uuid::parse_str(&h.event_id).unwrap_or_default(),
-        h.instance_id.clone(),
+        &h.instance_id,
         h.seq,
         parse_time_micros(&h.event_time).unwrap_or(0),
     )
 }
 
-fn statement_row(r: &StatementRecord) -> StatementRow {
+fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
     let (event_id, instance_id, seq, event_time) = header(&r.header);
     StatementRow {
         event_id,
@@ -121,55 +124,55 @@ fn statement_row(r: &StatementRecord) -> StatementRow {
         seq,
         event_time,
         duration_us: r.duration_us,
-        session_id: r.session_id.clone(),
-        user: r.user.clone(),
-        db_role: r.db_role.clone(),
-        database: r.database.clone(),
-        client_addr: r.client_addr.clone(),
+        session_id: &r.session_id,
+        user: &r.user,
+        db_role: &r.db_role,
+        database: &r.database,
+        client_addr: &r.client_addr,
         client_port: r.client_port,
-        application_name: r.application_name.clone(),
-        protocol: r.protocol.name().into(),
-        statement: r.statement.clone(),
+        application_name: &r.application_name,
+        protocol: r.protocol.name(),
+        statement: &r.statement,
         statement_truncated: r.statement_truncated,
         statement_escaped: r.statement_escaped,
         fingerprint: r.fingerprint,
-        normalized: r.normalized.clone(),
-        kind: r.kind.clone(),
-        class: r.class.clone(),
-        crud: r.crud.clone(),
-        audit_class: r.audit_class.clone(),
-        objects_read: r.objects_read.clone(),
-        objects_written: r.objects_written.clone(),
-        functions: r.functions.clone(),
-        parser: r.parser.clone(),
-        command_tag: r.command_tag.clone(),
+        normalized: &r.normalized,
+        kind: &r.kind,
+        class: &r.class,
+        crud: &r.crud,
+        audit_class: &r.audit_class,
+        objects_read: &r.objects_read,
+        objects_written: &r.objects_written,
+        functions: &r.functions,
+        parser: &r.parser,
+        command_tag: &r.command_tag,
         rows: r.rows,
         success: r.success,
-        sqlstate: r.sqlstate.clone(),
-        error_message: r.error_message.clone(),
-        txn_status: r.txn_status.clone(),
-        params: r.params.clone().unwrap_or_default(),
+        sqlstate: &r.sqlstate,
+        error_message: &r.error_message,
+        txn_status: &r.txn_status,
+        params: r.params.as_deref().unwrap_or_default(),
     }
 }
 
-fn session_row(r: &SessionRecord) -> SessionRow {
+fn session_row(r: &SessionRecord) -> SessionRow<'_> {
     let (event_id, instance_id, seq, event_time) = header(&r.header);
     SessionRow {
         event_id,
         instance_id,
         seq,
         event_time,
-        event_type: r.event_type.name().into(),
-        session_id: r.session_id.clone(),
-        user: r.user.clone(),
-        db_role: r.db_role.clone(),
-        database: r.database.clone(),
-        client_addr: r.client_addr.clone(),
+        event_type: r.event_type.name(),
+        session_id: &r.session_id,
+        user: &r.user,
+        db_role: &r.db_role,
+        database: &r.database,
+        client_addr: &r.client_addr,
         client_port: r.client_port,
-        application_name: r.application_name.clone(),
+        application_name: &r.application_name,
         tls: r.tls,
-        auth_method: r.auth_method.clone(),
-        reason: r.reason.clone(),
+        auth_method: &r.auth_method,
+        reason: &r.reason,
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
         statements: r.statements,
@@ -177,7 +180,7 @@ fn session_row(r: &SessionRecord) -> SessionRow {
     }
 }
 
-fn gap_row(r: &GapRecord) -> GapRow {
+fn gap_row(r: &GapRecord) -> GapRow<'_> {
     let (event_id, instance_id, seq, event_time) = header(&r.header);
     GapRow {
         event_id,
@@ -185,7 +188,7 @@ fn gap_row(r: &GapRecord) -> GapRow {
         seq,
         event_time,
         missing_events: r.missing_events,
-        reason: r.reason.clone(),
+        reason: &r.reason,
     }
 }
 

@@ -19,8 +19,8 @@ use clickhouse::Client;
 
 use super::batch::TableBatch;
 use super::errors::SendError;
-use super::rowbinary::{encode_row, row_header, Table};
-use super::rows::{AnyRow, GapRow, SessionRow, StatementRow};
+use super::rowbinary::{row_header, EncodedRow, Table};
+use super::rows::{GapRow, SessionRow, StatementRow};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use super::sink::Shared;
 use crate::audit::spool::SpoolReader;
@@ -50,8 +50,6 @@ pub(super) struct Sender {
     pub gaps: TableBatch,
     /// RowBinary bytes of the batch.
     pub bytes: usize,
-    /// Memory mode: where a row is encoded before it joins its table.
-    pub scratch: Vec<u8>,
     /// Consecutive failed attempts.
     pub failures: u32,
     pub url: String,
@@ -60,7 +58,7 @@ pub(super) struct Sender {
 }
 
 impl Sender {
-    pub fn run(mut self, rx: Receiver<AnyRow>, rt: tokio::runtime::Runtime) {
+    pub fn run(mut self, rx: Receiver<EncodedRow>, rt: tokio::runtime::Runtime) {
         if let Err(e) = rt.block_on(self.ensure_schema()) {
             tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records are held and retried");
         }
@@ -72,7 +70,7 @@ impl Sender {
             match rx.recv_timeout(wait) {
                 Ok(row) => {
                     let at = *first_row_at.get_or_insert_with(Instant::now);
-                    self.push_row(&row);
+                    self.push(row.table, &row.row);
                     if self.is_full() || at.elapsed() >= self.batch_wait {
                         self.send(&rt);
                         first_row_at = None;
@@ -151,21 +149,6 @@ impl Sender {
                 reader.wait(wait);
             }
         }
-    }
-
-    /// Memory mode: encodes the row once, into its table's batch.
-    fn push_row(&mut self, row: &AnyRow) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        match encode_row(row, &mut scratch) {
-            Ok(table) => self.push(table, &scratch),
-            Err(e) => {
-                // The row types only hold what RowBinary has; never seen.
-                tracing::error!(error = %e, "audit row could not be encoded for ClickHouse and is lost");
-                self.shared.stats.rows_lost.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.scratch = scratch;
     }
 
     fn push(&mut self, table: Table, row: &[u8]) {
@@ -308,12 +291,14 @@ impl Sender {
         };
         let client = &self.client;
         self.statements
-            .insert::<StatementRow>(client, version, "statements")
+            .insert::<StatementRow<'static>>(client, version, "statements")
             .await?;
         self.sessions
-            .insert::<SessionRow>(client, version, "sessions")
+            .insert::<SessionRow<'static>>(client, version, "sessions")
             .await?;
-        self.gaps.insert::<GapRow>(client, version, "gaps").await?;
+        self.gaps
+            .insert::<GapRow<'static>>(client, version, "gaps")
+            .await?;
         Ok(())
     }
 

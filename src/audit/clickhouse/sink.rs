@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Compression};
 
-use super::rows::AnyRow;
+use super::rowbinary::{encode_record, EncodedRow};
 use super::sender::Sender;
 use crate::audit::gate::{AuditGate, Blocked, SkippedRun};
 use crate::audit::pipeline::AuditSink;
@@ -107,7 +107,7 @@ impl Shared {
 pub struct ClickHouseSink {
     url: String,
     capacity: usize,
-    tx: Option<SyncSender<AnyRow>>,
+    tx: Option<SyncSender<EncodedRow>>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     /// Whether the backlog was full at the last write (log once per episode).
@@ -118,7 +118,7 @@ pub struct ClickHouseSink {
     /// `fail_open` without a spool: the run being skipped, and gap rows
     /// waiting for room in the backlog.
     skipped: Option<SkippedRun>,
-    pending_gaps: Vec<AnyRow>,
+    pending_gaps: Vec<EncodedRow>,
 }
 
 impl ClickHouseSink {
@@ -178,7 +178,6 @@ impl ClickHouseSink {
             statements: Default::default(),
             sessions: Default::default(),
             gaps: Default::default(),
-            scratch: Vec::new(),
             failures: 0,
             url: url.to_string(),
             spooled: spool.is_some(),
@@ -252,11 +251,11 @@ impl ClickHouseSink {
     fn write_row(&mut self, record: &Record) -> io::Result<()> {
         self.send_pending_gaps()?;
         let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
-        let mut row = match tx.try_send(AnyRow::from_record(record)) {
+        let mut row = match tx.try_send(encode_record(record)?) {
             Ok(()) => {
                 if let Some(run) = self.skipped.take() {
                     let gap = run.into_gap("ClickHouse backlog full");
-                    self.pending_gaps.push(AnyRow::from_record(&gap));
+                    self.pending_gaps.push(encode_record(&gap)?);
                     self.send_pending_gaps()?;
                 }
                 self.set_backlog_full(false);
@@ -325,7 +324,7 @@ impl AuditSink for ClickHouseSink {
         } else {
             if let Some(run) = self.skipped.take() {
                 let gap = run.into_gap("ClickHouse backlog full");
-                self.pending_gaps.push(AnyRow::from_record(&gap));
+                self.pending_gaps.push(encode_record(&gap)?);
             }
             self.send_pending_gaps()?;
         }

@@ -12,7 +12,7 @@
 
 use std::io::{self, Read};
 
-use crate::audit::clickhouse::rowbinary::{encode_row, Table};
+use crate::audit::clickhouse::rowbinary::{encode_record, encode_row, EncodedRow, Table};
 use crate::audit::clickhouse::rows::AnyRow;
 use crate::audit::record::Record;
 
@@ -96,25 +96,16 @@ pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1>
     })
 }
 
-/// A spooled row: its table and its RowBinary bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpooledRow {
-    pub table: Table,
-    pub row: Vec<u8>,
-}
-
 /// The row of a payload read by `read_frame`.
-pub fn decode(payload: &[u8]) -> io::Result<SpooledRow> {
+pub fn decode(payload: &[u8]) -> io::Result<EncodedRow> {
     let body = &payload[MIN_PAYLOAD..];
     match body.first() {
         Some(b'{') => {
             let record: Record = serde_json::from_slice(body).map_err(io::Error::other)?;
-            let mut row = Vec::new();
-            let table = encode_row(&AnyRow::from_record(&record), &mut row)?;
-            Ok(SpooledRow { table, row })
+            Ok(encode_record(&record)?)
         }
         Some(&tag) => match Table::from_tag(tag) {
-            Some(table) => Ok(SpooledRow {
+            Some(table) => Ok(EncodedRow {
                 table,
                 row: body[1..].to_vec(),
             }),
@@ -174,7 +165,7 @@ pub(crate) mod tests {
         encode_row(&AnyRow::from_record(&gap(7)), &mut want).unwrap();
         assert_eq!(
             row,
-            SpooledRow {
+            EncodedRow {
                 table: Table::Gaps,
                 row: want
             }

@@ -7,9 +7,10 @@ use std::io::{self, BufReader};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::frame::{self, Read1, SpooledRow};
+use super::frame::{self, Read1};
 use super::marker;
 use super::Shared;
+use crate::audit::clickhouse::rowbinary::EncodedRow;
 
 pub struct SpoolReader {
     shared: Arc<Shared>,
@@ -38,7 +39,7 @@ impl SpoolReader {
 
     /// Appends up to `max` durable records (with their seq) to `out`
     /// without waiting; returns how many.
-    pub fn read(&mut self, max: usize, out: &mut Vec<(u64, SpooledRow)>) -> io::Result<usize> {
+    pub fn read(&mut self, max: usize, out: &mut Vec<(u64, EncodedRow)>) -> io::Result<usize> {
         let mut n = 0;
         while n < max {
             let (limit, next) = {
