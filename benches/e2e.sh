@@ -316,5 +316,6 @@ for mode in $MODES; do
     done
 done
 if [[ -f "$TMP/audit.jsonl" ]]; then
-    echo "audit records written to the JSON Lines file: $(wc -l <"$TMP/audit.jsonl")"
+    # audit.jsonl.<time> are the files rotated at audit.file_rotate_bytes.
+    echo "audit records written to the JSON Lines files: $(cat "$TMP"/audit.jsonl* | wc -l)"
 fi
