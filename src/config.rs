@@ -261,7 +261,8 @@ pub struct AuditConfig {
     pub durability: Durability,
     /// While statements keep coming, records are handed to the sinks and
     /// fsynced at most this often (milliseconds); `before_ack` rounds with
-    /// waiting statements and an emptied queue flush at once.
+    /// waiting statements and an emptied queue flush at once; 0 flushes
+    /// every round.
     pub flush_interval_ms: u64,
     /// Record bind parameter values of extended-protocol statements.
     pub log_parameters: bool,
