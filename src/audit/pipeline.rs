@@ -377,3 +377,7 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -1,0 +1,113 @@
+//! The writer's flushing: a long `flush_interval` must never strand records
+//! or keep a `before_ack` statement waiting.
+
+use super::*;
+use crate::audit::builder::NoClassifier;
+use crate::audit::event::{SessionEvent, SessionEventType, SessionInfo};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Counts records as written and as flushed.
+struct CountingSink(Arc<Mutex<(u64, u64)>>);
+
+impl AuditSink for CountingSink {
+    fn name(&self) -> String {
+        "counting".into()
+    }
+    fn write(&mut self, _: &Record) -> io::Result<()> {
+        self.0.lock().unwrap().0 += 1;
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let mut c = self.0.lock().unwrap();
+        c.1 = c.0;
+        Ok(())
+    }
+}
+
+fn start_writer(flush_interval: Duration) -> (AuditSender, AuditWorker, Arc<Mutex<(u64, u64)>>) {
+    let counts = Arc::new(Mutex::new((0, 0)));
+    let options = WriterOptions {
+        capacity: 1024,
+        flush_interval,
+        policy: FailurePolicy::FailClosed,
+        gate: Arc::new(AuditGate::default()),
+    };
+    let builder = RecordBuilder::new("t".into(), 1024, Arc::new(NoClassifier));
+    let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(CountingSink(counts.clone()))];
+    let (sender, worker) = start(options, builder, sinks).unwrap();
+    (sender, worker, counts)
+}
+
+fn connect() -> AuditEvent {
+    AuditEvent::Session(Box::new(SessionEvent {
+        event_type: SessionEventType::Connect,
+        session: Arc::new(SessionInfo {
+            session_id: "s".into(),
+            user: "u".into(),
+            db_role: "u".into(),
+            database: "d".into(),
+            client_addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            client_port: 1,
+            application_name: String::new(),
+            tls: false,
+            auth_method: String::new(),
+        }),
+        at: SystemTime::now(),
+        reason: None,
+        bytes_in: 0,
+        bytes_out: 0,
+        statements: 0,
+        duration_us: 0,
+    }))
+}
+
+fn flushed_within(counts: &Mutex<(u64, u64)>, want: u64, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if counts.lock().unwrap().1 == want {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[tokio::test]
+async fn records_are_flushed_once_the_queue_runs_empty() {
+    let (sender, worker, counts) = start_writer(Duration::from_secs(3600));
+    for _ in 0..3 {
+        sender.send(connect()).await;
+    }
+    // Well before the writer's 1 s idle tick would flush them.
+    assert!(
+        flushed_within(&counts, 3, Duration::from_millis(500)),
+        "{:?}",
+        counts.lock().unwrap()
+    );
+    sender.close().await;
+    drop(sender);
+    worker.join();
+}
+
+#[tokio::test]
+async fn before_ack_waiters_do_not_wait_for_the_interval() {
+    let (sender, worker, _counts) = start_writer(Duration::from_secs(3600));
+    // Keep the queue busy so that rounds do not find it empty.
+    let busy = {
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            loop {
+                sender.send(connect()).await;
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ack = sender.send_durable(connect()).await;
+    let answer = tokio::time::timeout(Duration::from_secs(1), ack).await;
+    assert!(matches!(answer, Ok(Ok(true))), "{answer:?}");
+    busy.abort();
+    sender.close().await;
+    drop(sender);
+    worker.join();
+}
