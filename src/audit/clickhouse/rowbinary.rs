@@ -277,27 +277,24 @@ impl<'a> ser::Serializer for &mut Encoder<'a> {
     }
 }
 
-impl<'a> SerializeSeq for &mut Encoder<'a> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
+/// Sequences and tuples: their elements in order (a sequence's length
+/// prefix is written by `serialize_seq`).
+macro_rules! elements {
+    ($($kind:ident),*) => {$(
+        impl<'a> $kind for &mut Encoder<'a> {
+            type Ok = ();
+            type Error = EncodeError;
+            fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), EncodeError> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<'a> SerializeTuple for &mut Encoder<'a> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
-}
+elements!(SerializeSeq, SerializeTuple);
 
 impl<'a> SerializeStruct for &mut Encoder<'a> {
     type Ok = ();
