@@ -9,6 +9,13 @@
 //!
 //! The seq is in front so that recovery, acknowledgement and segment
 //! deletion never have to parse records; the CRC covers it too.
+//!
+//! The tag fixes the row's columns as well as its table: a release that
+//! changes a row type must give the new layout new tags and keep inserting
+//! rows of the old tags under their own column list (ClickHouse fills
+//! columns added since with their defaults), because a spool outlives the
+//! binary that wrote it. An older pgtrail cannot read these frames: drain
+//! the spool before a downgrade.
 
 use std::io::{self, Read};
 
