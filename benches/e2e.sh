@@ -73,15 +73,7 @@ BOUNCER_PID_FILE=$TMP/pgbouncer/pgbouncer.pid
 cleanup() {
     trap - INT TERM EXIT
     set +e
-    if [[ -n "$PGTRAIL_PID" ]]; then
-        kill -TERM "$PGTRAIL_PID" 2>/dev/null
-        for _ in $(seq 1 50); do
-            kill -0 "$PGTRAIL_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$PGTRAIL_PID" 2>/dev/null
-        wait "$PGTRAIL_PID" 2>/dev/null
-    fi
+    svc_stop "$PGTRAIL_PID" 5
     if [[ -n "$COPY_PID" ]]; then
         kill -KILL "$COPY_PID" 2>/dev/null
         wait "$COPY_PID" 2>/dev/null
@@ -108,11 +100,7 @@ pg_start "$TMP/pg" "$(svc_random_port)" "$PASSWORD"
 PSQL=("$PG_BIN/psql" -X -q -A -t -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
 PG_VERSION=$("${PSQL[@]}" -c 'SHOW server_version')
 svc_log "PostgreSQL $PG_VERSION on port $PG_PORT; pgbench -i -s $SCALE"
-"$PG_BIN/pgbench" -i -s "$SCALE" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >"$TMP/pgbench-init.log" 2>&1 ||
-    {
-        cat "$TMP/pgbench-init.log" >&2
-        svc_die "pgbench -i failed"
-    }
+pgbench_init "$SCALE"
 "${PSQL[@]}" -c 'VACUUM ANALYZE' >/dev/null
 
 declare -A PORT

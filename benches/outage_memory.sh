@@ -61,15 +61,7 @@ cleanup() {
     for p in "$SAMPLER_PID" "$PGBENCH_PID"; do
         [[ -n "$p" ]] && kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
-    if [[ -n "$PGTRAIL_PID" ]]; then
-        kill -TERM "$PGTRAIL_PID" 2>/dev/null
-        for _ in $(seq 1 100); do
-            kill -0 "$PGTRAIL_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$PGTRAIL_PID" 2>/dev/null
-        wait "$PGTRAIL_PID" 2>/dev/null
-    fi
+    svc_stop "$PGTRAIL_PID" 10
     ch_stop
     [[ -n "$PG_DIR" ]] && pg_stop "$PG_DIR" immediate
     svc_remove_tmp "$TMP"
@@ -83,11 +75,7 @@ trap 'exit 143' TERM
 svc_log "starting PostgreSQL"
 pg_start "$TMP/pg" "$(svc_random_port)" "$PASSWORD"
 svc_log "PostgreSQL on port $PG_PORT; pgbench -i -s $SCALE"
-"$PG_BIN/pgbench" -i -s "$SCALE" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >"$TMP/pgbench-init.log" 2>&1 ||
-    {
-        cat "$TMP/pgbench-init.log" >&2
-        svc_die "pgbench -i failed"
-    }
+pgbench_init "$SCALE"
 
 # --- ClickHouse --------------------------------------------------------------
 svc_log "starting ClickHouse"

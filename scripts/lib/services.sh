@@ -227,17 +227,32 @@ EOF
     svc_die "ClickHouse did not start (logs in $dir)"
 }
 
-# ch_stop: TERM, then KILL after 10 s (18.16 takes a few seconds to stop).
-ch_stop() {
-    [[ -n "${CH_PID:-}" ]] || return 0
-    kill -TERM "$CH_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$CH_PID" 2>/dev/null || break
+# svc_stop PID SECONDS: TERM, then KILL if PID still runs after SECONDS.
+svc_stop() {
+    [[ -n "${1:-}" ]] || return 0
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 1 $(($2 * 10))); do
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$CH_PID" 2>/dev/null || true
-    wait "$CH_PID" 2>/dev/null || true
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# ch_stop: TERM, then KILL after 10 s (18.16 takes a few seconds to stop).
+ch_stop() {
+    svc_stop "${CH_PID:-}" 10
     CH_PID=
+}
+
+# pgbench_init SCALE: pgbench -i into the server pg_start started; the
+# output goes to $TMP/pgbench-init.log and is shown if it fails.
+pgbench_init() {
+    "$PG_BIN/pgbench" -i -s "$1" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >"$TMP/pgbench-init.log" 2>&1 ||
+        {
+            cat "$TMP/pgbench-init.log" >&2
+            svc_die "pgbench -i failed"
+        }
 }
 
 # CPU time (utime+stime, in clock ticks) of process $1 from /proc/PID/stat.
