@@ -16,19 +16,6 @@ struct Item {
     accepted: bool,
 }
 
-fn is_dml(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::Select
-            | Kind::Insert
-            | Kind::Update
-            | Kind::Delete
-            | Kind::Merge
-            | Kind::CopyFrom
-            | Kind::CopyTo
-    )
-}
-
 fn set(v: &[String]) -> BTreeSet<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -179,13 +166,13 @@ fn main() {
         if !it.accepted
             || !r
                 .iter()
-                .any(|a| a.parser == Parser::Sqlparser && is_dml(a.kind))
+                .any(|a| a.parser == Parser::Sqlparser && a.kind.is_dml())
         {
             continue;
         }
         let o = analyze_pg_query_only(it.sql.as_bytes(), cfg_for(it));
         for (a, b) in r.iter().zip(&o) {
-            if a.parser != Parser::Sqlparser || !is_dml(a.kind) || b.parser != Parser::PgQuery {
+            if a.parser != Parser::Sqlparser || !a.kind.is_dml() || b.parser != Parser::PgQuery {
                 continue;
             }
             dml += 1;

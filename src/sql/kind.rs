@@ -226,6 +226,23 @@ kinds! {
     Unknown = "unknown", Unknown, None, Misc;
 }
 
+impl Kind {
+    /// SELECT, INSERT, UPDATE, DELETE, MERGE and COPY: the statements that
+    /// read or write table rows.
+    pub fn is_dml(self) -> bool {
+        matches!(
+            self,
+            Kind::Select
+                | Kind::Insert
+                | Kind::Update
+                | Kind::Delete
+                | Kind::Merge
+                | Kind::CopyFrom
+                | Kind::CopyTo
+        )
+    }
+}
+
 impl serde::Serialize for Kind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

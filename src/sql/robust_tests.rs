@@ -156,17 +156,7 @@ fn oracle_objects_agree_with_pg_query() {
         }
         let b = analyze_pg_query_only(sql.as_bytes(), &cfg());
         for (x, y) in a.iter().zip(&b) {
-            let dml = matches!(
-                x.kind,
-                Kind::Select
-                    | Kind::Insert
-                    | Kind::Update
-                    | Kind::Delete
-                    | Kind::Merge
-                    | Kind::CopyFrom
-                    | Kind::CopyTo
-            );
-            if x.parser != Parser::Sqlparser || y.parser != Parser::PgQuery || !dml {
+            if x.parser != Parser::Sqlparser || y.parser != Parser::PgQuery || !x.kind.is_dml() {
                 continue;
             }
             n += 1;
