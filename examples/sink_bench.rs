@@ -42,7 +42,7 @@ use clickhouse::{Client, Compression};
 
 use pgtrail::audit::builder::RecordBuilder;
 use pgtrail::audit::clickhouse::ClickHouseSink;
-use pgtrail::audit::record::{format_time, Record};
+use pgtrail::audit::record::{micros_since_epoch, Record};
 use pgtrail::audit::spool::{Spool, SpoolOptions};
 use pgtrail::audit::{AuditEvent, AuditSink, Failure, Protocol, SessionInfo, StatementEvent};
 use pgtrail::config::ClickHouseConfig;
@@ -298,10 +298,8 @@ fn restamp(record: &mut Record, seq: u64, at: SystemTime, seed: u64) {
     random[..8].copy_from_slice(&(seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes());
     random[8..].copy_from_slice(&(seq as u16).to_be_bytes());
     s.header.seq = seq;
-    s.header.event_id = uuid::Builder::from_unix_timestamp_millis(millis, &random)
-        .into_uuid()
-        .to_string();
-    s.header.event_time = format_time(at);
+    s.header.event_id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    s.header.event_time = micros_since_epoch(at);
 }
 
 fn run(args: &Args) -> Result<(), String> {

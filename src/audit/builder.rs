@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::event::{AuditEvent, Param, SessionEvent, StatementEvent};
-use super::record::{format_time, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
+use super::record::{
+    micros_since_epoch, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord,
+};
 use crate::text::lossless;
 
 /// Classification of one statement, as it lands in the record.
@@ -114,26 +116,21 @@ impl RecordBuilder {
             event_id: self.event_id(at, seq),
             instance_id: self.instance_id.clone(),
             seq,
-            event_time: format_time(at),
+            event_time: micros_since_epoch(at),
         }
     }
 
     /// UUIDv7 from the event's time; the random bits are the seq mixed with
     /// the seed (SplitMix64), so ids are unique within an instance and
     /// unpredictable across instances.
-    fn event_id(&self, at: SystemTime, seq: u64) -> String {
+    fn event_id(&self, at: SystemTime, seq: u64) -> uuid::Uuid {
         let millis = at
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let mut random = [0u8; 10];
         random[..8].copy_from_slice(&splitmix64(self.id_seed ^ seq).to_be_bytes());
         random[8..].copy_from_slice(&(seq as u16).to_be_bytes());
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid::Builder::from_unix_timestamp_millis(millis, &random)
-            .into_uuid()
-            .hyphenated()
-            .encode_lower(&mut text)
-            .to_owned()
+        uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
     }
 
     /// The client address as text; consecutive records mostly share it, and

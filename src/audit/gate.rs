@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
-use super::record::{format_time, GapRecord, Record, RecordHeader};
+use super::record::{micros_since_epoch, GapRecord, Record, RecordHeader};
 use crate::config::FailurePolicy;
 
 /// Why the gate is closed; several can hold at once.
@@ -130,10 +130,10 @@ impl SkippedRun {
         tracing::warn!(missing = self.count, first_seq = self.first_seq, "{reason}");
         Record::Gap(GapRecord {
             header: RecordHeader {
-                event_id: uuid::Uuid::now_v7().to_string(),
+                event_id: uuid::Uuid::now_v7(),
                 instance_id: self.instance_id,
                 seq: self.first_seq,
-                event_time: format_time(std::time::SystemTime::now()),
+                event_time: micros_since_epoch(std::time::SystemTime::now()),
             },
             missing_events: self.count,
             reason,

@@ -110,10 +110,10 @@ mod tests {
     fn gap(seq: u64) -> Record {
         Record::Gap(GapRecord {
             header: RecordHeader {
-                event_id: String::new(),
+                event_id: uuid::Uuid::nil(),
                 instance_id: "i".into(),
                 seq,
-                event_time: format_time(SystemTime::now()),
+                event_time: 0,
             },
             missing_events: 1,
             reason: "x".repeat(100),

@@ -1,21 +1,25 @@
 //! Audit records as written to sinks. Field names follow the record contract
 //! of the design brief; JSON Lines and ClickHouse use the same names.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
 
 use super::event::{Protocol, SessionEventType};
 
 /// Columns shared by every record: identity and order of the record itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordHeader {
-    /// UUIDv7.
-    pub event_id: String,
+    /// UUIDv7; hyphenated text in JSON.
+    #[serde(serialize_with = "uuid_text", deserialize_with = "uuid_of_text")]
+    pub event_id: Uuid,
     pub instance_id: String,
     /// Per-instance sequence, shared by every record type, so a gap shows.
     pub seq: u64,
-    /// UTC, microsecond precision, RFC 3339.
-    pub event_time: String,
+    /// Microseconds since the epoch, UTC; RFC 3339 text in JSON (and
+    /// ClickHouse's `DateTime64(6)` or Int64 as it is).
+    #[serde(serialize_with = "time_text", deserialize_with = "time_of_text")]
+    pub event_time: i64,
 }
 
 /// One row of `statements`.
@@ -114,14 +118,45 @@ impl Record {
     }
 }
 
-/// RFC 3339 UTC time with microseconds, e.g. `2026-11-29T12:00:00.000001Z`.
-/// Written digit by digit: every record has one, and `format!` made this a
-/// tenth of the audit writer's time.
-pub fn format_time(t: SystemTime) -> String {
-    let micros = match t.duration_since(UNIX_EPOCH) {
+fn uuid_text<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    s.serialize_str(id.hyphenated().encode_lower(&mut text))
+}
+
+/// Text that is no UUID reads as the nil UUID: a damaged id must not make
+/// a spooled record unreadable.
+fn uuid_of_text<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+    let text = String::deserialize(d)?;
+    Ok(Uuid::parse_str(&text).unwrap_or_default())
+}
+
+fn time_text<S: Serializer>(micros: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_micros(*micros))
+}
+
+/// Text that is no time reads as 0 (1970-01-01), for the same reason.
+fn time_of_text<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let text = String::deserialize(d)?;
+    Ok(parse_time_micros(&text).unwrap_or(0))
+}
+
+/// Microseconds since the epoch (negative before it).
+pub fn micros_since_epoch(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_micros() as i64,
         Err(e) => -(e.duration().as_micros() as i64),
-    };
+    }
+}
+
+/// RFC 3339 UTC time with microseconds, e.g. `2026-11-29T12:00:00.000001Z`.
+pub fn format_time(t: SystemTime) -> String {
+    format_micros(micros_since_epoch(t))
+}
+
+/// `format_time` of microseconds since the epoch. Written digit by digit:
+/// every record has one, and `format!` made this a tenth of the audit
+/// writer's time.
+pub fn format_micros(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000) as u32;
     let days = secs.div_euclid(86_400);
@@ -155,6 +190,53 @@ fn put_digits(out: &mut [u8], mut n: u32) {
     }
 }
 
+/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (the
+/// form `format_time` writes).
+pub fn parse_time_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = s.get(from..from + len)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let (y, m, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hh, mm, ss) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let mut micros = 0i64;
+    let rest = &s[19..];
+    let rest = if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let mut scaled = 0i64;
+        for (i, c) in frac[..digits].bytes().enumerate().take(6) {
+            scaled += i64::from(c - b'0') * 10i64.pow(5 - i as u32);
+        }
+        micros = scaled;
+        &frac[digits..]
+    } else {
+        rest
+    };
+    if rest != "Z" || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
+}
+
+/// Days since 1970-01-01 of a Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -173,6 +255,50 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn times_round_trip() {
+        for micros in [0i64, 1, 951_782_400_000_000, 1_796_041_530_123_456] {
+            let t = UNIX_EPOCH + Duration::from_micros(micros as u64);
+            assert_eq!(parse_time_micros(&format_time(t)), Some(micros));
+        }
+        assert_eq!(
+            parse_time_micros("2026-11-29T00:00:00Z"),
+            Some(1_795_910_400_000_000)
+        );
+        assert_eq!(parse_time_micros("garbage"), None);
+    }
+
+    #[test]
+    fn header_is_text_in_json_and_reads_back() {
+        let header = RecordHeader {
+            event_id: Uuid::from_u64_pair(0x0190_d6c8_0000_7000, 0x8000_0000_0000_0001),
+            instance_id: "i".into(),
+            seq: 7,
+            event_time: 1_796_041_530_123_456,
+        };
+        let json = serde_json::to_value(&header).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "event_id": "0190d6c8-0000-7000-8000-000000000001",
+                "instance_id": "i",
+                "seq": 7,
+                "event_time": "2026-11-30T12:25:30.123456Z",
+            })
+        );
+        let back: RecordHeader = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            (back.event_id, back.event_time),
+            (header.event_id, header.event_time)
+        );
+        // Damaged text reads as nil / the epoch instead of failing the record.
+        let damaged: RecordHeader = serde_json::from_value(serde_json::json!({
+            "event_id": "x", "instance_id": "i", "seq": 1, "event_time": "y",
+        }))
+        .unwrap();
+        assert_eq!((damaged.event_id, damaged.event_time), (Uuid::nil(), 0));
+    }
 
     #[test]
     fn formats_times() {

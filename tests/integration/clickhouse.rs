@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::harness::clickhouse::ChServer;
 use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
-use pgtrail::audit::clickhouse::rows::parse_time_micros;
 use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::audit::record::parse_time_micros;
 
 pub(crate) fn unique_ch_db(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

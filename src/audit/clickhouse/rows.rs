@@ -111,12 +111,7 @@ impl<'a> AnyRow<'a> {
 }
 
 fn header(h: &RecordHeader) -> (Uuid, &str, u64, i64) {
-    (
-        Uuid::parse_str(&h.event_id).unwrap_or_default(),
-        &h.instance_id,
-        h.seq,
-        parse_time_micros(&h.event_time).unwrap_or(0),
-    )
+    (h.event_id, &h.instance_id, h.seq, h.event_time)
 }
 
 fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
@@ -195,72 +190,10 @@ fn gap_row(r: &GapRecord) -> GapRow<'_> {
     }
 }
 
-/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (the
-/// form `record::format_time` writes).
-pub fn parse_time_micros(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = s.get(from..from + len)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    let (y, m, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hh, mm, ss) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let mut micros = 0i64;
-    let rest = &s[19..];
-    let rest = if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let mut scaled = 0i64;
-        for (i, c) in frac[..digits].bytes().enumerate().take(6) {
-            scaled += i64::from(c - b'0') * 10i64.pow(5 - i as u32);
-        }
-        micros = scaled;
-        &frac[digits..]
-    } else {
-        rest
-    };
-    if rest != "Z" || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, m as u32, d as u32);
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
-}
-
-/// Days since 1970-01-01 of a Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::clickhouse::schema::column_names;
-    use crate::audit::record::format_time;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn times_round_trip() {
-        for micros in [0i64, 1, 951_782_400_000_000, 1_796_041_530_123_456] {
-            let t = UNIX_EPOCH + Duration::from_micros(micros as u64);
-            assert_eq!(parse_time_micros(&format_time(t)), Some(micros));
-        }
-        assert_eq!(
-            parse_time_micros("2026-11-29T00:00:00Z"),
-            Some(1_795_910_400_000_000)
-        );
-        assert_eq!(parse_time_micros("garbage"), None);
-    }
 
     #[test]
     fn rows_match_the_schema() {

@@ -146,10 +146,10 @@ pub(crate) mod tests {
     pub fn gap(seq: u64) -> Record {
         Record::Gap(GapRecord {
             header: RecordHeader {
-                event_id: "0190d6c8-0000-7000-8000-000000000000".into(),
+                event_id: uuid::Uuid::from_u64_pair(0x0190_d6c8_0000_7000, 0x8000_0000_0000_0000),
                 instance_id: "i1".into(),
                 seq,
-                event_time: "2026-11-29T12:00:00.000000Z".into(),
+                event_time: 1_795_953_600_000_000, // 2026-11-29T12:00:00Z
             },
             missing_events: seq * 2,
             reason: format!("r{seq}"),
