@@ -86,7 +86,7 @@ impl AuditSink for JsonlSink {
             self.rotate()?;
         }
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record)?;
+        super::json::write_record(record, &mut self.line);
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
         self.size += self.line.len() as u64;

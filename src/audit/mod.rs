@@ -5,6 +5,7 @@ mod classify;
 pub mod clickhouse;
 pub mod event;
 pub mod gate;
+pub mod json;
 pub mod jsonl;
 pub mod pipeline;
 pub mod record;

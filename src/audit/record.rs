@@ -157,6 +157,14 @@ pub fn format_time(t: SystemTime) -> String {
 /// every record has one, and `format!` made this a tenth of the audit
 /// writer's time.
 pub fn format_micros(micros: i64) -> String {
+    let mut text = Vec::with_capacity(27);
+    write_micros(micros, &mut text);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Appends `format_micros(micros)` to `out`.
+pub fn write_micros(micros: i64, out: &mut Vec<u8>) {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000) as u32;
     let days = secs.div_euclid(86_400);
@@ -164,22 +172,24 @@ pub fn format_micros(micros: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
         // Outside what four digits hold; never for a real clock.
-        return format!(
+        let text = format!(
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
             sod / 3600,
             sod % 3600 / 60,
             sod % 60
         );
+        out.extend_from_slice(text.as_bytes());
+        return;
     }
-    let mut out = *b"0000-00-00T00:00:00.000000Z";
-    put_digits(&mut out[0..4], y as u32);
-    put_digits(&mut out[5..7], m);
-    put_digits(&mut out[8..10], d);
-    put_digits(&mut out[11..13], sod / 3600);
-    put_digits(&mut out[14..16], sod % 3600 / 60);
-    put_digits(&mut out[17..19], sod % 60);
-    put_digits(&mut out[20..26], frac);
-    out.iter().map(|&b| char::from(b)).collect()
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut text[0..4], y as u32);
+    put_digits(&mut text[5..7], m);
+    put_digits(&mut text[8..10], d);
+    put_digits(&mut text[11..13], sod / 3600);
+    put_digits(&mut text[14..16], sod % 3600 / 60);
+    put_digits(&mut text[17..19], sod % 60);
+    put_digits(&mut text[20..26], frac);
+    out.extend_from_slice(&text);
 }
 
 /// Writes `n` as decimal into `out`, zero-padded to its length.

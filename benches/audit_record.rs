@@ -1,0 +1,100 @@
+//! Criterion benches: what the audit writer thread spends on one pgbench -S
+//! statement: building the record from the relay's event (classification
+//! through the warm analyzer cache, a different literal every call), encoding
+//! it as a JSON line (pgtrail's encoder and, for comparison, serde_json's)
+//! and as a ClickHouse RowBinary row.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use pgtrail::audit::builder::RecordBuilder;
+use pgtrail::audit::clickhouse::rowbinary::encode_record;
+use pgtrail::audit::event::{AuditEvent, Protocol, SessionInfo, StatementEvent};
+use pgtrail::audit::json::write_record;
+use pgtrail::sql::{Analyzer, AnalyzerConfig};
+
+/// The allocator of the pgtrail binary: allocation is much of the cost.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn session() -> Arc<SessionInfo> {
+    Arc::new(SessionInfo {
+        session_id: "01a228da-97d5-72f5-8cad-ab22bbba3f89".into(),
+        user: "postgres".into(),
+        db_role: "postgres".into(),
+        database: "postgres".into(),
+        client_addr: std::net::Ipv4Addr::LOCALHOST.into(),
+        client_port: 53074,
+        application_name: "pgbench".into(),
+        tls: false,
+        auth_method: "scram-sha-256".into(),
+    })
+}
+
+/// The event the relay sends for one `pgbench -S -M simple` transaction.
+fn event(session: &Arc<SessionInfo>, text: &Bytes) -> AuditEvent {
+    AuditEvent::Statement(Box::new(StatementEvent {
+        session: session.clone(),
+        application_name: Arc::from("pgbench"),
+        protocol: Protocol::Simple,
+        text: text.clone(),
+        statement_index: 0,
+        params: None,
+        started_at: SystemTime::now(),
+        duration_us: 95,
+        command_tag: Some("SELECT 1".into()),
+        rows: Some(1),
+        failure: None,
+        txn_status: b'I',
+    }))
+}
+
+fn bench(c: &mut Criterion) {
+    let session = session();
+    let texts: Vec<Bytes> = (0..1024)
+        .map(|i| {
+            Bytes::from(format!(
+                "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+                i * 7919 % 100_000
+            ))
+        })
+        .collect();
+    let analyzer = Arc::new(Analyzer::new(AnalyzerConfig::default()));
+    let mut builder = RecordBuilder::new(
+        "01a228da-91ff-701a-b514-7a538ed1a46d".into(),
+        65536,
+        analyzer,
+    );
+    let mut i = 0usize;
+    let mut next = || {
+        i = (i + 1) % texts.len();
+        event(&session, &texts[i])
+    };
+    c.bench_function("record/build", |b| {
+        b.iter(|| builder.build(black_box(next())))
+    });
+    let record = builder.build(next());
+    let mut line = Vec::with_capacity(4096);
+    c.bench_function("record/jsonl_encode", |b| {
+        b.iter(|| {
+            line.clear();
+            write_record(black_box(&record), &mut line);
+            line.len()
+        })
+    });
+    // The serde derive the hand-written encoder replaced, for comparison.
+    c.bench_function("record/jsonl_encode_serde", |b| {
+        b.iter(|| {
+            line.clear();
+            serde_json::to_writer(&mut line, black_box(&record)).map(|()| line.len())
+        })
+    });
+    c.bench_function("record/rowbinary_encode", |b| {
+        b.iter(|| encode_record(black_box(&record)).map(|row| row.row.len()))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,171 @@
+use super::*;
+use crate::audit::event::{Protocol, SessionEventType};
+
+/// Texts that exercise every escape, at every offset of the eight-byte steps.
+fn awkward_texts() -> Vec<String> {
+    let mut texts = vec![
+        String::new(),
+        "plain ascii text that needs no escape at all".into(),
+        "quote \" backslash \\ newline \n tab \t cr \r".into(),
+        "\u{8}\u{c}\u{0}\u{1f}\u{7f} del and controls".into(),
+        "ünïcødé ✓ 𝄞 and \u{2028} line separator".into(),
+        (0u8..0x80).map(char::from).collect(),
+    ];
+    for offset in 0..17 {
+        for special in ['"', '\\', '\n', '\u{1}', 'é', '\u{1f}', ' '] {
+            let mut s = "x".repeat(offset);
+            s.push(special);
+            s.push_str("tail-of-sixteen!");
+            texts.push(s);
+        }
+    }
+    texts
+}
+
+fn header(seq: u64) -> RecordHeader {
+    RecordHeader {
+        event_id: uuid::Uuid::from_u128(0x01a2_28da_97e2_7811_a795_d667_d4c2_0003),
+        instance_id: "01a228da-91ff-701a-b514-7a538ed1a46d".into(),
+        seq,
+        event_time: 1_795_000_000_123_456 + seq as i64,
+    }
+}
+
+fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Record {
+    Record::Statement(Box::new(StatementRecord {
+        header: header(u64::MAX),
+        duration_us: 1800,
+        session_id: text.into(),
+        user: text.into(),
+        db_role: "postgres".into(),
+        database: text.into(),
+        client_addr: "::1".into(),
+        client_port: u16::MAX,
+        application_name: text.into(),
+        protocol: Protocol::FunctionCall,
+        statement: text.into(),
+        statement_truncated: true,
+        statement_escaped: false,
+        fingerprint: 4_669_596_619_068_756_337,
+        normalized: text.into(),
+        kind: "select".into(),
+        class: "read".into(),
+        crud: "R".into(),
+        audit_class: "READ".into(),
+        objects_read: vec![text.into(), "public.t".into()],
+        objects_written: vec![],
+        functions: vec![text.into()],
+        parser: "sqlparser".into(),
+        command_tag: "SELECT 1".into(),
+        rows: 0,
+        success: false,
+        sqlstate: "22P02".into(),
+        error_message: text.into(),
+        txn_status: "E".into(),
+        params,
+    }))
+}
+
+fn session(text: &str, event_type: SessionEventType) -> Record {
+    Record::Session(Box::new(SessionRecord {
+        header: header(7),
+        event_type,
+        session_id: "s".into(),
+        user: text.into(),
+        db_role: text.into(),
+        database: "d".into(),
+        client_addr: "127.0.0.1".into(),
+        client_port: 0,
+        application_name: text.into(),
+        tls: true,
+        auth_method: "scram-sha-256".into(),
+        reason: text.into(),
+        bytes_in: 1,
+        bytes_out: u64::MAX,
+        statements: 3,
+        duration_us: 0,
+    }))
+}
+
+fn assert_same_as_serde(record: &Record) {
+    let mut ours = Vec::new();
+    write_record(record, &mut ours);
+    let serde = serde_json::to_vec(record).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&serde)
+    );
+}
+
+#[test]
+fn every_record_type_matches_the_serde_encoding() {
+    let types = [
+        SessionEventType::Connect,
+        SessionEventType::AuthOk,
+        SessionEventType::AuthFailed,
+        SessionEventType::Disconnect,
+    ];
+    for (i, text) in awkward_texts().iter().enumerate() {
+        let params = match i % 3 {
+            0 => None,
+            1 => Some(vec![]),
+            _ => Some(vec![None, Some(text.clone()), Some(String::new())]),
+        };
+        assert_same_as_serde(&statement(text, params));
+        assert_same_as_serde(&session(text, types[i % types.len()]));
+        assert_same_as_serde(&Record::Gap(GapRecord {
+            header: header(i as u64),
+            missing_events: i as u64,
+            reason: text.clone(),
+        }));
+    }
+}
+
+#[test]
+fn times_outside_four_digit_years_match_too() {
+    for micros in [i64::MIN, -1, 0, 253_402_300_800_000_000, i64::MAX] {
+        let mut record = statement("x", None);
+        if let Record::Statement(s) = &mut record {
+            s.header.event_time = micros;
+        }
+        assert_same_as_serde(&record);
+    }
+}
+
+#[test]
+fn the_escape_test_finds_every_byte_that_needs_one() {
+    for b in 0u8..=255 {
+        let needs = b < 0x20 || b == b'"' || b == b'\\';
+        for at in 0..8 {
+            let mut word = [b'a'; 8];
+            word[at] = b;
+            assert_eq!(
+                any_needs_escape(u64::from_le_bytes(word)),
+                needs,
+                "byte {b:#04x} at {at}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_escape_test_agrees_with_a_byte_by_byte_check_on_mixed_words() {
+    // Bytes near the edges of the three tests, mixed in every position.
+    let edges = [
+        0x00, 0x01, 0x1f, 0x20, 0x21, b'"', b'#', b'[', b'\\', b']', 0x7f, 0x80, 0xff,
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..200_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let word: [u8; 8] =
+            std::array::from_fn(|i| edges[(state >> (i * 5)) as usize % edges.len()]);
+        let needs = word.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        assert_eq!(
+            any_needs_escape(u64::from_le_bytes(word)),
+            needs,
+            "{word:?}"
+        );
+    }
+}
