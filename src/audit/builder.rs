@@ -7,21 +7,21 @@ use std::time::SystemTime;
 
 use super::event::{AuditEvent, Param, SessionEvent, StatementEvent};
 use super::record::{
-    micros_since_epoch, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord,
+    micros_since_epoch, GapRecord, Label, Record, RecordHeader, SessionRecord, StatementRecord,
 };
 use crate::text::lossless;
 
 /// Classification of one statement, as it lands in the record.
 #[derive(Debug, Clone, Default)]
 pub struct Classification {
-    pub kind: String,
-    pub class: String,
-    pub crud: String,
-    pub audit_class: String,
+    pub kind: Label,
+    pub class: Label,
+    pub crud: Label,
+    pub audit_class: Label,
     pub objects_read: Vec<String>,
     pub objects_written: Vec<String>,
     pub functions: Vec<String>,
-    pub parser: String,
+    pub parser: Label,
     pub fingerprint: u64,
     pub normalized: String,
     /// The statement text after the redaction policy; `None` keeps it as sent.
@@ -149,15 +149,15 @@ impl RecordBuilder {
         let position = e.failure.as_ref().and_then(|f| f.position);
         let text = own_statement(&e.text, e.statement_index, position);
         let c = self.classifier.classify(text);
-        let (statement, truncated, escaped) = match &c.redacted {
+        let (statement, truncated, escaped) = match c.redacted {
             Some(r) => {
                 let (s, cut) = truncate(r, self.max_statement_bytes);
-                (s.to_string(), cut, c.redacted_escaped)
+                (s, cut, c.redacted_escaped)
             }
             None => {
                 let (s, escaped) = lossless(text);
-                let (s, cut) = truncate(&s, self.max_statement_bytes);
-                (s.to_string(), cut, escaped)
+                let (s, cut) = truncate(s.into_owned(), self.max_statement_bytes);
+                (s, cut, escaped)
             }
         };
         let s = &e.session;
@@ -194,7 +194,7 @@ impl RecordBuilder {
             success: e.failure.is_none(),
             sqlstate,
             error_message,
-            txn_status: char::from(e.txn_status).to_string(),
+            txn_status: txn_status_label(e.txn_status),
             params: e.params.map(|p| p.iter().map(render_param).collect()),
         }
     }
@@ -257,6 +257,16 @@ fn may_hold_several(text: &[u8]) -> bool {
     }
 }
 
+/// ReadyForQuery's status byte as text; only `I`, `T` and `E` exist.
+fn txn_status_label(status: u8) -> Label {
+    match status {
+        b'I' => Label::Borrowed("I"),
+        b'T' => Label::Borrowed("T"),
+        b'E' => Label::Borrowed("E"),
+        other => Label::Owned(char::from(other).to_string()),
+    }
+}
+
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -264,7 +274,7 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn truncate(s: &str, max: usize) -> (&str, bool) {
+fn truncate(mut s: String, max: usize) -> (String, bool) {
     if s.len() <= max {
         return (s, false);
     }
@@ -272,17 +282,20 @@ fn truncate(s: &str, max: usize) -> (&str, bool) {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    (&s[..end], true)
+    s.truncate(end);
+    (s, true)
 }
 
 /// Text parameters as text (escaped if not UTF-8); binary ones in bytea hex form.
 fn render_param(p: &Param) -> Option<String> {
     let v = p.value.as_ref()?;
     if p.binary {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(2 + v.len() * 2);
         s.push_str("\\x");
         for b in v.iter() {
-            s.push_str(&format!("{b:02x}"));
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0xf)]));
         }
         Some(s)
     } else {
@@ -305,8 +318,21 @@ mod tests {
     }
 
     #[test]
+    fn renders_binary_params_as_bytea_hex_and_text_params_losslessly() {
+        let param = |value: Option<&'static [u8]>, binary| Param {
+            value: value.map(bytes::Bytes::from_static),
+            binary,
+        };
+        let binary = param(Some(&[0x00, 0x0f, 0xab, 0xff]), true);
+        assert_eq!(render_param(&binary).as_deref(), Some("\\x000fabff"));
+        let latin1 = param(Some(b"caf\xe9"), false);
+        assert_eq!(render_param(&latin1).as_deref(), Some("caf\\xE9"));
+        assert_eq!(render_param(&param(None, true)), None);
+    }
+
+    #[test]
     fn truncates_at_char_boundary() {
-        assert_eq!(truncate("héllo", 2), ("h", true));
-        assert_eq!(truncate("abc", 3), ("abc", false));
+        assert_eq!(truncate("héllo".into(), 2), ("h".into(), true));
+        assert_eq!(truncate("abc".into(), 3), ("abc".into(), false));
     }
 }

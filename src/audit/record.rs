@@ -22,6 +22,10 @@ pub struct RecordHeader {
     pub event_time: i64,
 }
 
+/// A value from a small fixed set (kind, class, parser, ...): borrowed from
+/// the program, so a record costs no allocation for it; read back as owned.
+pub type Label = std::borrow::Cow<'static, str>;
+
 /// One row of `statements`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatementRecord {
@@ -43,20 +47,20 @@ pub struct StatementRecord {
     /// Stable hash of the normalized statement (see `sql`).
     pub fingerprint: u64,
     pub normalized: String,
-    pub kind: String,
-    pub class: String,
-    pub crud: String,
-    pub audit_class: String,
+    pub kind: Label,
+    pub class: Label,
+    pub crud: Label,
+    pub audit_class: Label,
     pub objects_read: Vec<String>,
     pub objects_written: Vec<String>,
     pub functions: Vec<String>,
-    pub parser: String,
+    pub parser: Label,
     pub command_tag: String,
     pub rows: u64,
     pub success: bool,
     pub sqlstate: String,
     pub error_message: String,
-    pub txn_status: String,
+    pub txn_status: Label,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<Option<String>>>,
 }
