@@ -1,5 +1,5 @@
 //! What a parser path extracts from one statement, before the kind-based
-//! rules of [`super::analyze`] turn it into the record's lists.
+//! rules of [`analyze`](fn@super::analyze) turn it into the record's lists.
 
 use super::kind::Kind;
 
