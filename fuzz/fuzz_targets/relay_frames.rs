@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
         if outcome.is_err() {
             return;
         }
-        let _ = tracker.take_ready();
+        let _ = tracker.take_finished();
         rest = &rest[len..];
         n = n.wrapping_add(1);
     }

@@ -257,9 +257,11 @@ fn may_hold_several(text: &[u8]) -> bool {
     }
 }
 
-/// ReadyForQuery's status byte as text; only `I`, `T` and `E` exist.
+/// ReadyForQuery's status byte as text; only `I`, `T` and `E` exist, and
+/// `""` says the record was written before its ReadyForQuery arrived.
 fn txn_status_label(status: u8) -> Label {
     match status {
+        super::event::TXN_STATUS_UNKNOWN => Label::Borrowed(""),
         b'I' => Label::Borrowed("I"),
         b'T' => Label::Borrowed("T"),
         b'E' => Label::Borrowed("E"),

@@ -78,9 +78,16 @@ pub struct StatementEvent {
     pub command_tag: Option<String>,
     pub rows: Option<u64>,
     pub failure: Option<Failure>,
-    /// ReadyForQuery status after the statement: `I`, `T` or `E`.
+    /// The status of the ReadyForQuery that ended the statement's batch (a
+    /// Query string, or the messages up to a Sync): `I`, `T` or `E`; or
+    /// `TXN_STATUS_UNKNOWN` when the record had to be released before that
+    /// ReadyForQuery arrived (see `Tracker::take_finished`).
     pub txn_status: u8,
 }
+
+/// `txn_status` of a statement released before its ReadyForQuery arrived;
+/// written as `""` in records.
+pub const TXN_STATUS_UNKNOWN: u8 = 0;
 
 /// The kinds of session record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -144,7 +144,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         end
     };
     let reason = finish(end, &shared, &mut client_w, &mut server_w).await;
-    let leftover = shared.tracker().take_all();
+    let leftover = shared.tracker().take_finished();
     for event in leftover {
         send_event(&shared, event, false).await;
     }
@@ -194,8 +194,10 @@ async fn finish(
                 Ok(()) => "server closed the connection".to_string(),
                 Err(e) => format!("server connection lost: {e}"),
             };
-            if shared.tracker().server_sent_fatal() {
-                return format!("{detail} after a FATAL error");
+            if let Some(fatal) = shared.tracker().server_fatal() {
+                // The server said why (pg_terminate_backend, shutdown, ...);
+                // the client has that message already.
+                return format!("server ended the session: {fatal}");
             }
             tracing::warn!(%detail, "upstream connection ended unexpectedly");
             tell(
@@ -300,9 +302,12 @@ async fn server_to_client(
     shared: &Shared<'_>,
     limits: FrameLimits,
 ) -> Result<(), SessionError> {
+    let mut open = true;
     loop {
-        let scan = scan_server(buf, shared, &limits)?;
-        let events = shared.tracker().take_ready();
+        let scan = scan_server(buf, shared, &limits, open)?;
+        // Every statement whose result is in these frames is queued (and
+        // under before_ack made durable) before any of them is written.
+        let events = shared.tracker().take_finished();
         send_events(shared, events).await?;
         if scan.whole > 0 {
             let frames = buf.split_to(scan.whole);
@@ -319,11 +324,14 @@ async fn server_to_client(
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
         }
         write_replies(shared, to).await?;
+        if !open {
+            return Ok(());
+        }
         tokio::select! {
             more = fill(from, buf, scan.missing, shared, &shared.server_buffer) => {
-                if !more? {
-                    return Ok(());
-                }
+                // At the end of the stream, one more round passes on what a
+                // held error was waiting with.
+                open = more?;
             }
             () = shared.replies_ready.notified() => {}
         }
@@ -475,11 +483,30 @@ fn scan_client(
     }
 }
 
+/// The whole server frames at the front of `buf`, fed to the tracker. An
+/// ErrorResponse whose ReadyForQuery is on its way (the server flushes
+/// errors at once, and the ReadyForQuery in a write of its own) is held
+/// back with everything before it until that ReadyForQuery is read too, so
+/// the records of the batch carry its transaction status. `hold_errors` is
+/// off once the server's stream has ended.
 fn scan_server(
     buf: &[u8],
     shared: &Shared<'_>,
     limits: &FrameLimits,
+    hold_errors: bool,
 ) -> Result<Scan, SessionError> {
+    if hold_errors {
+        if let Some(missing) = error_before_ready(buf, limits)? {
+            if shared.tracker().ready_follows_an_error() {
+                return Ok(Scan {
+                    whole: 0,
+                    missing,
+                    terminate: false,
+                    refused: false,
+                });
+            }
+        }
+    }
     let mut off = 0;
     let mut tracker = None;
     let now = Instant::now();
@@ -507,6 +534,32 @@ fn scan_server(
     }
 }
 
+/// When the whole frames in `buf` end with a non-FATAL ErrorResponse that no
+/// ReadyForQuery follows yet: how many more bytes are needed at least.
+/// Only the headers are read, and an error's severity.
+fn error_before_ready(buf: &[u8], limits: &FrameLimits) -> Result<Option<usize>, SessionError> {
+    let mut off = 0;
+    let mut waiting = false;
+    loop {
+        match frame_len(&buf[off..], limits)? {
+            Ok(len) => {
+                match buf[off] {
+                    b'E' => {
+                        let fatal =
+                            crate::protocol::backend::error_fields(&buf[off + 5..off + len])
+                                .is_ok_and(|f| f.is_fatal());
+                        waiting = !fatal;
+                    }
+                    b'Z' => waiting = false,
+                    _ => {}
+                }
+                off += len;
+            }
+            Err(missing) => return Ok(waiting.then_some(missing)),
+        }
+    }
+}
+
 /// Reads more into `buf`; `false` at end of stream.
 async fn fill(
     from: &mut (impl AsyncRead + Unpin),
@@ -521,4 +574,33 @@ async fn fill(
     buf.reserve(missing.max(READ_CHUNK));
     shared.account_buffer(slot, buf.capacity());
     Ok(from.read_buf(buf).await? > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::build;
+
+    fn frames(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn an_error_waits_for_its_ready_for_query() {
+        let limits = FrameLimits::backend(1 << 20);
+        let error = build::error_response(Severity::Error, "22012", "division by zero");
+        let fatal = build::error_response(Severity::Fatal, "57P01", "bye");
+        let ready = build::ready_for_query(b'I');
+        let held = |b: &[u8]| error_before_ready(b, &limits).unwrap();
+        assert_eq!(held(&frames(&[&error])), Some(5));
+        assert_eq!(held(&frames(&[&error, &ready[..3]])), Some(2));
+        assert_eq!(held(&frames(&[&error, &ready])), None);
+        assert_eq!(held(&frames(&[&ready, &error])), Some(5));
+        assert_eq!(
+            held(&frames(&[&fatal])),
+            None,
+            "no ReadyForQuery follows a FATAL"
+        );
+        assert_eq!(held(&[]), None);
+    }
 }

@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::audit::event::TXN_STATUS_UNKNOWN;
 use crate::audit::{Failure, Param, Protocol, SessionInfo, StatementEvent};
 use crate::protocol::{backend, frontend, Malformed};
 
@@ -89,8 +90,9 @@ pub struct Tracker {
     expected: VecDeque<Expect>,
     prepared: HashMap<Bytes, Bytes>,
     portals: HashMap<Bytes, Portal>,
-    /// Finished statements waiting for ReadyForQuery (which gives txn_status).
+    /// Finished statements whose ReadyForQuery has not arrived yet.
     pending: Vec<StatementEvent>,
+    /// Finished statements whose ReadyForQuery (and so txn_status) arrived.
     ready: Vec<StatementEvent>,
     /// When the server last finished something: a pipelined statement
     /// starts no earlier than that.
@@ -99,7 +101,11 @@ pub struct Tracker {
     application_name: Arc<str>,
     txn_status: u8,
     statements: u64,
-    server_sent_fatal: bool,
+    /// The server's FATAL (or PANIC) error, as `FATAL 57P01: message`.
+    server_fatal: Option<String>,
+    /// Between CopyInResponse and ReadyForQuery: the server waits for the
+    /// client's COPY data, even after an error.
+    copy_in: bool,
 }
 
 impl Tracker {
@@ -119,7 +125,8 @@ impl Tracker {
             application_name,
             txn_status: b'I',
             statements: 0,
-            server_sent_fatal: false,
+            server_fatal: None,
+            copy_in: false,
         }
     }
 
@@ -138,24 +145,38 @@ impl Tracker {
         self.expected.is_empty() && self.txn_status == b'I'
     }
 
-    /// Whether the server ended the session with its own FATAL error.
-    pub fn server_sent_fatal(&self) -> bool {
-        self.server_sent_fatal
+    /// The FATAL error the server sent, if any: it ends the session, whether
+    /// or not a statement was in flight.
+    pub fn server_fatal(&self) -> Option<&str> {
+        self.server_fatal.as_deref()
     }
 
-    /// Events whose ReadyForQuery has arrived.
-    pub fn take_ready(&mut self) -> Vec<StatementEvent> {
-        std::mem::take(&mut self.ready)
-    }
-
-    /// Everything finished, ready or not (the session is ending).
-    pub fn take_all(&mut self) -> Vec<StatementEvent> {
-        let mut all = self.take_ready();
-        for mut e in self.pending.drain(..) {
-            e.txn_status = self.txn_status;
-            all.push(e);
+    /// Whether an error from the server now will be followed by a
+    /// ReadyForQuery without anything more from the client: a Query string
+    /// (or function call) is in flight, or a Sync is queued behind the
+    /// failing extended-protocol message; not during COPY IN, where the
+    /// server waits for the client's CopyDone or CopyFail.
+    pub fn ready_follows_an_error(&self) -> bool {
+        if self.copy_in {
+            return false;
         }
-        all
+        match self.expected.front() {
+            Some(Expect::Simple { .. } | Expect::FunctionCall { .. }) => true,
+            _ => self.expected.iter().any(|e| matches!(e, Expect::Sync)),
+        }
+    }
+
+    /// Every statement finished so far, released per statement rather than
+    /// per ReadyForQuery: the relay calls this after each read from the
+    /// server, before it writes that read's frames to the client, so no
+    /// result reaches the client before its event is queued (and, under
+    /// `before_ack`, durable), and nothing piles up before a Sync. Events
+    /// whose ReadyForQuery was in the frames read carry its status; the
+    /// others carry `TXN_STATUS_UNKNOWN`.
+    pub fn take_finished(&mut self) -> Vec<StatementEvent> {
+        let mut finished = std::mem::take(&mut self.ready);
+        finished.append(&mut self.pending);
+        finished
     }
 
     /// A whole frame from the client; `body` excludes the 5-byte header.
@@ -286,7 +307,9 @@ impl Tracker {
                 let fields = backend::error_fields(body)?;
                 self.error(now, fields);
             }
+            b'G' => self.copy_in = true,
             b'Z' => {
+                self.copy_in = false;
                 self.txn_status = backend::ready_status(body)?;
                 self.ready_for_query();
             }
@@ -376,6 +399,12 @@ impl Tracker {
     }
 
     fn error(&mut self, now: Instant, fields: backend::ErrorFields) {
+        if fields.is_fatal() {
+            self.server_fatal = Some(format!(
+                "{} {}: {}",
+                fields.severity, fields.code, fields.message
+            ));
+        }
         let failure = Failure {
             sqlstate: fields.code.clone(),
             message: fields.message.clone(),
@@ -429,12 +458,7 @@ impl Tracker {
             Some(Expect::Describe | Expect::Close) => {
                 self.expected.pop_front();
             }
-            Some(Expect::Sync) | None => {
-                if fields.is_fatal() {
-                    self.server_sent_fatal = true;
-                }
-                return;
-            }
+            Some(Expect::Sync) | None => return,
         }
         self.skip_to_sync();
     }
@@ -503,7 +527,7 @@ impl Tracker {
             command_tag,
             rows: if failure.is_some() { None } else { rows },
             failure,
-            txn_status: self.txn_status,
+            txn_status: TXN_STATUS_UNKNOWN,
         });
     }
 }

@@ -78,9 +78,8 @@ fn multi_statement_query_gives_one_event_per_statement() {
     t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'C', &cstr("INSERT 0 1"), now).unwrap();
     t.server_frame(b'E', &error("42601", None), now).unwrap();
-    assert!(t.take_ready().is_empty(), "events wait for ReadyForQuery");
     t.server_frame(b'Z', b"T", now).unwrap();
-    let ev = t.take_ready();
+    let ev = t.take_finished();
     assert_eq!(ev.len(), 3);
     assert_eq!((ev[0].statement_index, ev[0].rows), (0, Some(1)));
     assert_eq!(
@@ -130,7 +129,7 @@ fn pipeline_error_skips_to_sync() {
     ] {
         t.server_frame(tag, &body, now).unwrap();
     }
-    let ev = t.take_ready();
+    let ev = t.take_finished();
     assert_eq!(ev.len(), 2, "the skipped Execute is not an event");
     assert_eq!(&ev[0].text[..], b"SELECT $1");
     let params = ev[0].params.as_ref().unwrap();
@@ -156,7 +155,7 @@ fn failed_parse_keeps_the_existing_statement() {
         t.prepared.get(&b"s1"[..]).map(|b| &b[..]),
         Some(&b"SELECT 1"[..])
     );
-    let ev = t.take_ready();
+    let ev = t.take_finished();
     assert_eq!(ev.len(), 1);
     assert_eq!(&ev[0].text[..], b"SELECT 2");
 }
@@ -183,7 +182,7 @@ fn portal_suspended_counts_rows() {
     ] {
         t.server_frame(tag, &body, now).unwrap();
     }
-    let ev = t.take_ready();
+    let ev = t.take_finished();
     assert_eq!(ev.len(), 2);
     assert_eq!((ev[0].rows, ev[0].command_tag.as_deref()), (Some(2), None));
     assert_eq!(ev[1].rows, Some(1));
@@ -196,13 +195,13 @@ fn function_call_and_fatal() {
     t.client_frame(b'F', &1234i32.to_be_bytes(), now).unwrap();
     t.server_frame(b'V', b"", now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    let ev = t.take_ready();
+    let ev = t.take_finished();
     assert_eq!(ev[0].protocol, Protocol::FunctionCall);
-    assert!(!t.server_sent_fatal());
+    assert_eq!(t.server_fatal(), None);
     let mut fatal = b"SFATAL\0VFATAL\0C57P01\0Mbye\0".to_vec();
     fatal.push(0);
     t.server_frame(b'E', &fatal, now).unwrap();
-    assert!(t.server_sent_fatal());
+    assert_eq!(t.server_fatal(), Some("FATAL 57P01: bye"));
     assert_eq!(
         t.client_frame(b'X', b"", now).unwrap(),
         ClientFrame::Terminate
@@ -219,7 +218,7 @@ fn application_name_follows_parameter_status() {
     t.client_frame(b'Q', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    assert_eq!(&*t.take_ready()[0].application_name, "batch");
+    assert_eq!(&*t.take_finished()[0].application_name, "batch");
 }
 
 #[test]
@@ -249,6 +248,116 @@ fn sync_sent_into_copy_in_is_ignored_like_the_server_does() {
     t.server_frame(b'Z', b"I", now).unwrap();
     t.server_frame(b'3', b"", now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    assert_eq!(t.take_ready().len(), 1);
+    assert_eq!(t.take_finished().len(), 1);
     assert!(t.expected.is_empty(), "{:?}", t.expected);
+}
+
+#[test]
+fn results_are_released_per_statement_not_per_ready_for_query() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(
+        b'Q',
+        &cstr("BEGIN; INSERT INTO t VALUES (1); COMMIT; SELECT pg_sleep(30)"),
+        now,
+    )
+    .unwrap();
+    t.server_frame(b'C', &cstr("BEGIN"), now).unwrap();
+    t.server_frame(b'C', &cstr("INSERT 0 1"), now).unwrap();
+    t.server_frame(b'C', &cstr("COMMIT"), now).unwrap();
+    // The COMMIT's result is about to reach the client: its event must be
+    // out now, although ReadyForQuery is 30 s away.
+    let ev = t.take_finished();
+    assert_eq!(ev.len(), 3);
+    assert_eq!(ev[2].command_tag.as_deref(), Some("COMMIT"));
+    assert!(ev.iter().all(|e| e.txn_status == TXN_STATUS_UNKNOWN));
+    t.server_frame(b'D', b"", now).unwrap();
+    t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    let ev = t.take_finished();
+    assert_eq!(
+        (ev.len(), ev[0].statement_index, ev[0].txn_status),
+        (1, 3, b'I')
+    );
+}
+
+#[test]
+fn execute_and_flush_without_sync_release_each_result() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'P', &parse("", "INSERT INTO t VALUES (1)"), now)
+        .unwrap();
+    for _ in 0..1000 {
+        t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+        t.client_frame(b'E', &execute("", 0), now).unwrap();
+        t.client_frame(b'H', b"", now).unwrap();
+    }
+    t.server_frame(b'1', b"", now).unwrap();
+    for _ in 0..1000 {
+        t.server_frame(b'2', b"", now).unwrap();
+        t.server_frame(b'C', &cstr("INSERT 0 1"), now).unwrap();
+        assert_eq!(
+            t.take_finished().len(),
+            1,
+            "one event per result, no Sync needed"
+        );
+    }
+    assert_eq!(t.statements(), 1000);
+    assert!(t.take_finished().is_empty());
+}
+
+#[test]
+fn a_fatal_error_during_a_statement_is_remembered() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(
+        b'Q',
+        &cstr("SELECT pg_terminate_backend(pg_backend_pid())"),
+        now,
+    )
+    .unwrap();
+    let mut fatal =
+        b"SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0".to_vec();
+    fatal.push(0);
+    t.server_frame(b'E', &fatal, now).unwrap();
+    let ev = t.take_finished();
+    assert_eq!(
+        ev[0].failure.as_ref().map(|f| f.sqlstate.as_str()),
+        Some("57P01")
+    );
+    assert_eq!(
+        t.server_fatal(),
+        Some("FATAL 57P01: terminating connection due to administrator command")
+    );
+}
+
+#[test]
+fn ready_follows_an_error_unless_the_client_must_act_first() {
+    let mut t = tracker();
+    let now = Instant::now();
+    assert!(!t.ready_follows_an_error());
+    t.client_frame(b'Q', &cstr("SELECT 1/0"), now).unwrap();
+    assert!(
+        t.ready_follows_an_error(),
+        "a Query string ends in ReadyForQuery"
+    );
+    t.server_frame(b'E', &error("22012", None), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    // Extended protocol: only once a Sync is queued.
+    t.client_frame(b'P', &parse("", "SELECT 1/0"), now).unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    assert!(
+        !t.ready_follows_an_error(),
+        "Execute + Flush: the client decides"
+    );
+    t.client_frame(b'S', b"", now).unwrap();
+    assert!(t.ready_follows_an_error());
+    t.server_frame(b'E', &error("22012", None), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    // COPY IN: after an error the server waits for CopyDone or CopyFail.
+    t.client_frame(b'Q', &cstr("COPY t FROM STDIN"), now)
+        .unwrap();
+    t.server_frame(b'G', b"\0\0\0", now).unwrap();
+    assert!(!t.ready_follows_an_error());
 }

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod ack_order;
 mod auth;
 mod bad_input;
 mod ch_errors;
