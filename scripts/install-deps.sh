@@ -124,16 +124,16 @@ if ! command -v promtool >/dev/null 2>&1; then
     fi
 fi
 
-# Python drivers for the driver tests (tests/python/drivers.py).
-if ! python3 -c "import asyncpg, psycopg" 2>/dev/null; then
+# Python drivers for the driver tests (tests/python/*.py).
+if ! python3 -c "import asyncpg, psycopg, psycopg_pool" 2>/dev/null; then
     if ! python3 -m pip --version >/dev/null 2>&1; then
         log "apt-get install python3-pip"
         if [[ $(id -u) == 0 ]]; then apt-get install -y -q python3-pip; else sudo apt-get install -y -q python3-pip; fi
     fi
-    log "pip install asyncpg psycopg[binary]"
+    log "pip install asyncpg psycopg[binary] psycopg-pool"
     # Debian's own python3 is "externally managed" (PEP 668): allow it there.
-    python3 -m pip install --quiet asyncpg "psycopg[binary]" 2>/dev/null ||
-        python3 -m pip install --quiet --break-system-packages asyncpg "psycopg[binary]"
+    python3 -m pip install --quiet asyncpg "psycopg[binary]" psycopg-pool 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages asyncpg "psycopg[binary]" psycopg-pool
 fi
 
 # Rust toolchain, only when cargo is missing.

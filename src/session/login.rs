@@ -1,6 +1,6 @@
 //! From StartupMessage to ReadyForQuery: checking the request, authenticating
 //! (relayed, or by pgtrail itself), logging in upstream and handing the
-//! client pgtrail's own cancel key.
+//! client the server's backend pid with a cancel secret of pgtrail's.
 
 use bytes::{BufMut, BytesMut};
 use std::net::SocketAddr;
@@ -256,8 +256,10 @@ async fn proxy_auth(
     }
 }
 
-/// Passes ParameterStatus and notices on, swaps BackendKeyData for
-/// pgtrail's own key, and ends with the server's ReadyForQuery.
+/// Passes ParameterStatus and notices on, replaces the secret in
+/// BackendKeyData with one of pgtrail's (the pid stays the server's, so it
+/// matches `pg_backend_pid()` and notifications), and ends with the
+/// server's ReadyForQuery.
 async fn finish_startup(
     client: &mut Framed,
     up: &mut Framed,

@@ -22,10 +22,12 @@ use crate::protocol::build::{self, Severity};
 use error::SessionError;
 use login::{Established, LoggedIn};
 use startup::Request;
+use stream::Framed;
 use tracker::SessionClock;
 
 /// Serves one client connection until it ends. Never panics on peer input;
-/// every way out is logged and audited.
+/// every way out is logged and audited: a session that got a connect record
+/// ends with exactly one disconnect record, whether or not it logged in.
 pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ProxyContext>) {
     let _ = socket.set_nodelay(true);
     ctx.stats.sessions_total.fetch_add(1, Ordering::Relaxed);
@@ -33,31 +35,33 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ProxyContext>) 
     let _active = ActiveGuard(&ctx);
     let clock = SessionClock::now();
     let began = Instant::now();
-    let mut audited: Option<SessionInfo> = None;
+    let mut setup = Setup::default();
     // A session still in startup is closed at shutdown too, not only when
     // the startup timeout expires.
-    let setup = tokio::select! {
+    let result = tokio::select! {
         r = tokio::time::timeout(
             ctx.config.startup_timeout(),
-            establish(socket, peer, &ctx, &mut audited),
+            establish(socket, peer, &ctx, &mut setup),
         ) => r.map_err(|_| "authentication timeout"),
         () = ctx.forced_close() => Err("server shutting down during authentication"),
     };
-    let established = match setup {
+    let established = match result {
         Ok(Some(e)) => e,
-        Ok(None) => return,
+        Ok(None) => return end_before_relay(&ctx, setup, began).await,
         Err(reason) => {
             tracing::info!(%peer, reason, "session setup ended");
-            if let Some(info) = audited {
+            if let Some(info) = &setup.info {
+                let info = Arc::new(info.clone());
                 session_event(
                     &ctx,
                     SessionEventType::AuthFailed,
-                    Arc::new(info),
+                    info,
                     Some(reason.into()),
                 )
                 .await;
             }
-            return;
+            setup.end_reason = Some(reason.into());
+            return end_before_relay(&ctx, setup, began).await;
         }
     };
     let info = established.info.clone();
@@ -78,6 +82,47 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<ProxyContext>) 
     ctx.audit.send(AuditEvent::Session(Box::new(end))).await;
 }
 
+/// What is known of a session before the relay: its identity once the
+/// connect record is out, and why and with how many bytes it ended if it
+/// never reached the relay.
+#[derive(Default)]
+struct Setup {
+    info: Option<SessionInfo>,
+    end_reason: Option<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Setup {
+    /// Remembers why the session ends here, and the client's byte counts.
+    fn ended(&mut self, client: &Framed, reason: String) {
+        self.end_reason = Some(reason);
+        self.bytes_in = client.bytes_read;
+        self.bytes_out = client.bytes_written;
+    }
+}
+
+/// The disconnect record of a session that had a connect record but never
+/// reached the relay (failed login, timeout, shutdown).
+async fn end_before_relay(ctx: &ProxyContext, setup: Setup, began: Instant) {
+    let Some(info) = setup.info else { return };
+    let end = SessionEvent {
+        event_type: SessionEventType::Disconnect,
+        session: Arc::new(info),
+        at: SystemTime::now(),
+        reason: Some(
+            setup
+                .end_reason
+                .unwrap_or_else(|| "session ended before login completed".into()),
+        ),
+        bytes_in: setup.bytes_in,
+        bytes_out: setup.bytes_out,
+        statements: 0,
+        duration_us: began.elapsed().as_micros() as u64,
+    };
+    ctx.audit.send(AuditEvent::Session(Box::new(end))).await;
+}
+
 struct ActiveGuard<'a>(&'a ProxyContext);
 
 impl Drop for ActiveGuard<'_> {
@@ -86,13 +131,13 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-/// Startup and authentication. `audited` holds the session once its connect
-/// event is out, so a timeout can still be recorded.
+/// Startup and authentication. `setup.info` holds the session once its
+/// connect event is out, so a timeout can still be recorded.
 async fn establish(
     socket: TcpStream,
     peer: SocketAddr,
     ctx: &ProxyContext,
-    audited: &mut Option<SessionInfo>,
+    setup: &mut Setup,
 ) -> Option<Established> {
     let (conn, request) = startup::negotiate(socket, ctx).await;
     let (mut client, request) = match (conn, request) {
@@ -128,9 +173,10 @@ async fn establish(
     }
     let info = login::session_info(&startup, peer, client.stream.is_tls());
     session_event(ctx, SessionEventType::Connect, Arc::new(info.clone()), None).await;
-    *audited = Some(info);
-    let result = login::authenticate(&mut client, &startup, ctx, audited).await;
-    let info = audited.clone()?;
+    setup.info = Some(info);
+    setup.ended(&client, "client closed the connection during login".into());
+    let result = login::authenticate(&mut client, &startup, ctx, &mut setup.info).await;
+    let info = setup.info.clone()?;
     match result {
         Ok(Ok(LoggedIn {
             upstream,
@@ -149,6 +195,7 @@ async fn establish(
             ctx.stats
                 .auth_failed(crate::context::auth_failure_reason(&reason));
             tracing::info!(%peer, user = %info.user, %reason, "authentication failed");
+            setup.ended(&client, format!("login failed: {reason}"));
             session_event(
                 ctx,
                 SessionEventType::AuthFailed,
@@ -175,6 +222,11 @@ async fn establish(
             let _ = client
                 .write(&build::error_response(Severity::Fatal, code, &message))
                 .await;
+            let why = match &e {
+                SessionError::Closed => "client closed the connection during login".into(),
+                e => format!("login failed: {e}"),
+            };
+            setup.ended(&client, why);
             session_event(
                 ctx,
                 SessionEventType::AuthFailed,
@@ -196,7 +248,16 @@ async fn forward_cancel(ctx: &ProxyContext, peer: SocketAddr, pid: i32, secret: 
                 tracing::debug!(%peer, pid, "cancel request forwarded");
             }
         }
-        None => tracing::info!(%peer, pid, "cancel request with unknown key ignored"),
+        None => {
+            if let Some(suppressed) = ctx.cancel.unmatched_log_line() {
+                tracing::info!(
+                    %peer,
+                    pid,
+                    not_logged_since_last = suppressed,
+                    "cancel request with unknown key ignored (logged at most every 10 s)"
+                );
+            }
+        }
     }
 }
 

@@ -136,6 +136,10 @@ pub struct Framed {
     pub stream: Stream,
     pub buf: BytesMut,
     limits: FrameLimits,
+    /// Bytes read from and written to the stream, for the records of
+    /// sessions that end before the relay.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
 impl Framed {
@@ -144,6 +148,8 @@ impl Framed {
             stream,
             buf,
             limits,
+            bytes_read: 0,
+            bytes_written: 0,
         }
     }
 
@@ -167,14 +173,17 @@ impl Framed {
 
     async fn fill(&mut self, missing: usize) -> Result<(), SessionError> {
         self.buf.reserve(missing.max(READ_CHUNK));
-        if self.stream.read_buf(&mut self.buf).await? == 0 {
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        if n == 0 {
             return Err(SessionError::Closed);
         }
+        self.bytes_read += n as u64;
         Ok(())
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         self.stream.write_all(bytes).await?;
+        self.bytes_written += bytes.len() as u64;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ mod harness;
 
 mod ack_order;
 mod auth;
+mod backend_pid;
 mod bad_input;
 mod ch_errors;
 mod clickhouse;
