@@ -29,7 +29,7 @@ const PCI_10_2_6_COLUMNS: &[&str] = &[
 
 /// `(id, sql)` of every query in the cookbook, in document order: a line
 /// `<!-- cookbook: id -->`, then a ```` ```sql ```` block.
-fn cookbook() -> Vec<(String, String)> {
+pub(crate) fn cookbook() -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut lines = DOC.lines();
     while let Some(line) = lines.next() {
@@ -54,7 +54,7 @@ fn cookbook() -> Vec<(String, String)> {
 }
 
 /// The query with its placeholders filled and `pgtrail.` pointing at `db`.
-fn fill(sql: &str, db: &str, params: &[(&str, String)]) -> String {
+pub(crate) fn fill(sql: &str, db: &str, params: &[(&str, String)]) -> String {
     let mut s = sql.replace("pgtrail.", &format!("`{db}`."));
     for (k, v) in params {
         s = s.replace(&format!("{{{{{k}}}}}"), v);
@@ -63,7 +63,7 @@ fn fill(sql: &str, db: &str, params: &[(&str, String)]) -> String {
     s
 }
 
-fn unique_ch_db(prefix: &str) -> String {
+pub(crate) fn unique_ch_db(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     format!(
         "{prefix}_{}_{}",
@@ -112,7 +112,7 @@ fn strs(rows: &[&[&str]]) -> Vec<Vec<String>> {
 }
 
 /// `a, b` as `` `a`, `b` ``.
-fn quoted(cols: &[&str]) -> String {
+pub(crate) fn quoted(cols: &[&str]) -> String {
     cols.iter()
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()

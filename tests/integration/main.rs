@@ -10,6 +10,7 @@ mod ch_errors;
 mod clickhouse;
 mod clients;
 mod cookbook;
+mod cookbook_scale;
 mod delivery;
 mod docs;
 mod events;
