@@ -8,11 +8,13 @@
 # (./.pgtrail-local/pg, port 54320 unless busy, user postgres, password
 # pgtrail) and a throw-away ClickHouse (./.pgtrail-local/ch, free ports), then
 # runs pgtrail in the foreground on 127.0.0.1:6432 (next free port if busy),
-# auditing to ClickHouse and to ./.pgtrail-local/audit.jsonl.
+# auditing to ClickHouse and to ./.pgtrail-local/audit.jsonl, with its
+# metrics on 127.0.0.1:9187 (next free port if busy).
 # Ctrl-C stops everything. Data is kept between runs; delete ./.pgtrail-local
 # to start afresh.
 #
-# Environment: PGTRAIL_LISTEN_PORT (6432), PGTRAIL_PG_PORT (54320),
+# Environment: PGTRAIL_LISTEN_PORT (6432), PGTRAIL_ADMIN_PORT (9187, the
+# /metrics, /healthz and /readyz listener), PGTRAIL_PG_PORT (54320),
 # SKIP_INSTALL=1 (do not run install-deps.sh), SKIP_BUILD=1,
 # PGTRAIL_BIN (binary to run instead of target/release/pgtrail).
 set -euo pipefail
@@ -77,6 +79,7 @@ CH_VERSION=$(curl -fsS "$CH_URL/?query=SELECT%20version()") || svc_die "ClickHou
 svc_log "ClickHouse $CH_VERSION on $CH_URL (native port $CH_TCP_PORT)"
 
 LISTEN_PORT=$(svc_free_port "${PGTRAIL_LISTEN_PORT:-6432}")
+ADMIN_PORT=$(svc_free_port "${PGTRAIL_ADMIN_PORT:-9187}")
 AUDIT_FILE="$STATE/audit.jsonl"
 
 cat <<EOF
@@ -90,6 +93,9 @@ cat <<EOF
       tail -f $AUDIT_FILE
       curl '$CH_URL/?query=SELECT%20*%20FROM%20pgtrail.statements%20FORMAT%20Vertical'
 
+  Metrics and health (Prometheus text, /healthz, /readyz):
+      curl http://127.0.0.1:$ADMIN_PORT/metrics
+
   Ctrl-C stops pgtrail, ClickHouse and PostgreSQL.
 
 EOF
@@ -99,7 +105,8 @@ EOF
     --upstream "postgres://127.0.0.1:$PG_PORT" \
     --auth passthrough \
     --audit-file "$AUDIT_FILE" \
-    --clickhouse-url "$CH_URL" &
+    --clickhouse-url "$CH_URL" \
+    --admin-listen "127.0.0.1:$ADMIN_PORT" &
 PGTRAIL_PID=$!
 set +e
 wait "$PGTRAIL_PID"

@@ -2,6 +2,7 @@
 //! The level filter sits behind a reload layer so SIGHUP can change
 //! `log.level` without a restart (`crate::reload`).
 
+use std::io::IsTerminal;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
@@ -29,6 +30,13 @@ impl LogHandle {
     }
 }
 
+/// Whether text logs are coloured: only on a terminal, so a file or a pipe
+/// gets no escape codes; `NO_COLOR` (no-color.org) turns colour off there
+/// too.
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber. A second call (tests) installs nothing
 /// and returns `None`: only the first subscriber's level can be reloaded.
 pub fn init(cfg: &LogConfig) -> Option<LogHandle> {
@@ -37,7 +45,11 @@ pub fn init(cfg: &LogConfig) -> Option<LogHandle> {
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match cfg.format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(colour(std::io::stderr().is_terminal()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

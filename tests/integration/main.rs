@@ -14,6 +14,7 @@ mod cookbook_scale;
 mod delivery;
 mod docs;
 mod events;
+mod log_colour;
 mod metrics;
 mod python;
 mod relay;
