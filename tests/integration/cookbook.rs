@@ -240,6 +240,11 @@ async fn cookbook_answers_on_the_local_server() {
         .await
         .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42P01");
+    bob.simple_query("SET statement_timeout = 100")
+        .await
+        .unwrap();
+    let err = bob.simple_query("SELECT pg_sleep(5)").await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "57014");
     drop(bob);
 
     // bob again, with a wrong password.
@@ -251,7 +256,14 @@ async fn cookbook_answers_on_the_local_server() {
     let records = proxy.stop().await;
     let n_stmts = statements(&records).len();
     let n_sess = sessions(&records).len();
-    assert_eq!(n_stmts, 12, "{records:#?}");
+    assert_eq!(n_stmts, 14, "{records:#?}");
+    let bob_session = sessions(&records)
+        .iter()
+        .find(|r| r["user"] == "bob" && r["event_type"] == "auth_ok")
+        .unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let instance = records[0]["instance_id"].as_str().unwrap().to_string();
     let max_seq = records
         .iter()
@@ -321,6 +333,8 @@ async fn cookbook_answers_on_the_local_server() {
         ("admin_roles", "'postgres'".to_string()),
         ("work_start", work_start.to_string()),
         ("work_end", work_end.to_string()),
+        ("person", "bob".to_string()),
+        ("session_id", bob_session.clone()),
     ];
 
     let queries = cookbook();
@@ -341,6 +355,10 @@ async fn cookbook_answers_on_the_local_server() {
             "soc2-cc7.2-after-hours",
             "hipaa-164.312b",
             "hipaa-164.312b-daily",
+            "person-sessions",
+            "session-timeline",
+            "top-fingerprints",
+            "cancelled-statements",
         ]
     );
     let by_id: BTreeMap<&str, String> = queries
@@ -488,6 +506,7 @@ async fn cookbook_answers_on_the_local_server() {
         strs(&[
             &["bob", "42501", "1", "[update]"],
             &["bob", "42P01", "1", "[select]"],
+            &["bob", "57014", "1", "[select]"],
         ])
     );
     assert!(got[1]["example_message"]
@@ -506,7 +525,7 @@ async fn cookbook_answers_on_the_local_server() {
                 "1",
                 "[create_policy,create_role,create_table,drop_table,grant,insert,select]"
             ],
-            &["bob", "4", "1", "[select,update]"],
+            &["bob", "6", "1", "[select,set,update]"],
         ])
     );
 
@@ -563,17 +582,90 @@ async fn cookbook_answers_on_the_local_server() {
             &[
                 &day,
                 "bob",
+                "6",
                 "4",
-                "3",
                 "1",
                 "0",
                 "0",
-                "2",
+                "3",
                 "1",
                 &format!("[{app}]")
             ],
         ])
     );
+
+    // Investigations: bob's sessions, his first session in order, shapes,
+    // the statement_timeout cancellation.
+    let got = run("person-sessions");
+    assert_eq!(
+        pick(&got, &["session_id", "events", "statements"]),
+        vec![
+            vec![
+                bob_session.clone(),
+                "[connect,auth_ok,disconnect]".into(),
+                "6".into()
+            ],
+            vec![
+                sessions(&records)
+                    .iter()
+                    .rev()
+                    .find(|r| r["user"] == "bob")
+                    .unwrap()["session_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                "[connect,auth_failed,disconnect]".into(),
+                "0".into(),
+            ],
+        ]
+    );
+    let got = run("session-timeline");
+    assert_eq!(
+        pick(
+            &got,
+            &["kind", "command_tag", "success", "sqlstate", "txn_status"]
+        ),
+        strs(&[
+            &["select", "SELECT 1", "1", "", "I"],
+            &["select", "SELECT 2", "1", "", "I"],
+            &["update", "", "0", "42501", "I"],
+            &["select", "", "0", "42P01", "I"],
+            &["set", "SET", "1", "", "I"],
+            &["select", "", "0", "57014", "I"],
+        ])
+    );
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|r| text(&r["seq"]).parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let got = run("top-fingerprints");
+    let mut shapes = pick(&got, &["example", "statements", "failed", "people"]);
+    shapes.sort();
+    assert_eq!(got.len(), 14, "one shape per distinct statement here");
+    assert!(shapes.contains(&vec![
+        "select pg_sleep($1)".to_string(),
+        "1".into(),
+        "1".into(),
+        "1".into()
+    ]));
+    let total: u64 = got
+        .iter()
+        .map(|r| text(&r["total_us"]).parse::<u64>().unwrap())
+        .sum();
+    let slowest: u64 = text(&got[0]["total_us"]).parse().unwrap();
+    assert!(slowest * 14 >= total, "sorted by total time: {got:#?}");
+    let got = run("cancelled-statements");
+    assert_eq!(
+        pick(&got, &["user", "db_role", "session_id", "statement"]),
+        vec![vec![
+            "bob".to_string(),
+            app.clone(),
+            bob_session.clone(),
+            "SELECT pg_sleep(5)".into()
+        ]]
+    );
+    assert!(text(&got[0]["error_message"]).contains("statement timeout"));
 
     // Volume: a copy of the data with two earlier days of history, bob as
     // busy as today, alice with one statement a day: alice stands out.
@@ -703,6 +795,8 @@ fn cookbook_runs_on_a_modern_engine() {
         ("admin_roles", "'postgres'".to_string()),
         ("work_start", "7".to_string()),
         ("work_end", "19".to_string()),
+        ("person", "bob".to_string()),
+        ("session_id", "s1".to_string()),
     ];
     let expected: BTreeMap<&str, usize> = [
         ("pci-10.2.1", 1),
@@ -718,6 +812,10 @@ fn cookbook_runs_on_a_modern_engine() {
         ("soc2-cc7.2-after-hours", 1),
         ("hipaa-164.312b", 1),
         ("hipaa-164.312b-daily", 1),
+        ("person-sessions", 1),
+        ("session-timeline", 1),
+        ("top-fingerprints", 1),
+        ("cancelled-statements", 0),
     ]
     .into_iter()
     .collect();

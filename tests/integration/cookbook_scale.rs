@@ -56,7 +56,7 @@ fn data(db: &str, version: ServerVersion) -> Vec<String> {
     vec![statements, sessions]
 }
 
-fn params() -> [(&'static str, String); 7] {
+fn params() -> [(&'static str, String); 9] {
     [
         ("from", "2026-11-01".to_string()),
         ("to", "2026-11-30".to_string()),
@@ -65,6 +65,8 @@ fn params() -> [(&'static str, String); 7] {
         ("admin_roles", "'postgres'".to_string()),
         ("work_start", "7".to_string()),
         ("work_end", "19".to_string()),
+        ("person", "mallory".to_string()),
+        ("session_id", "s7".to_string()),
     ]
 }
 
