@@ -15,14 +15,17 @@ use subtle::ConstantTimeEq;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::audit::SessionInfo;
 use crate::protocol::build;
 
-/// Where a cancel for one client session must go.
+/// Where a cancel for one client session must go, and whose session it is
+/// (for the cancel's audit record).
 #[derive(Debug, Clone)]
 pub struct UpstreamKey {
     pub addr: SocketAddr,
     pub pid: i32,
     pub secret: Vec<u8>,
+    pub session: Arc<SessionInfo>,
 }
 
 struct Entry {
@@ -116,9 +119,9 @@ impl CancelRegistry {
 }
 
 impl CancelRegistry {
-    /// Counts an unmatched cancel; `Some(n)` when a line may be logged now,
-    /// `n` being the unmatched cancels not logged since the last line.
-    pub fn unmatched_log_line(&self) -> Option<u64> {
+    /// Counts an unmatched cancel; `Some(n)` when it may be logged and
+    /// audited now, `n` being the unmatched cancels since the last time.
+    pub fn unmatched_report(&self) -> Option<u64> {
         self.unmatched_log.take(Instant::now())
     }
 }
@@ -167,6 +170,17 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 5432)),
             pid,
             secret: secret.to_vec(),
+            session: Arc::new(SessionInfo {
+                session_id: "s".into(),
+                user: "alice".into(),
+                db_role: "app".into(),
+                database: "app".into(),
+                client_addr: std::net::IpAddr::from([127, 0, 0, 1]),
+                client_port: 5000,
+                application_name: String::new(),
+                tls: false,
+                auth_method: String::new(),
+            }),
         }
     }
 

@@ -87,6 +87,21 @@ pub struct ProxyStats {
     pub buffered_bytes: AtomicU64,
     /// Upstream TCP (+ TLS) connect time; failed connects are not observed.
     pub upstream_connect: Latency,
+    /// CancelRequests by outcome, indexed like [`CANCEL_RESULTS`].
+    pub cancels: [AtomicU64; CANCEL_RESULTS.len()],
+}
+
+/// The `result` label of `pgtrail_cancels_total`: the key matched a session
+/// and the cancel was forwarded, the key matched but the server could not
+/// be reached, or the key matched no session.
+pub const CANCEL_RESULTS: [&str; 3] = ["forwarded", "failed", "unmatched"];
+
+/// What became of one CancelRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelResult {
+    Forwarded = 0,
+    Failed = 1,
+    Unmatched = 2,
 }
 
 /// The `reason` label of `pgtrail_auth_failures_total`.
@@ -118,6 +133,10 @@ pub fn auth_failure_reason(reason: &str) -> usize {
 pub const AUTH_FAILURE_UPSTREAM: usize = 3;
 
 impl ProxyStats {
+    pub fn cancelled(&self, result: CancelResult) {
+        self.cancels[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one failed login under its reason label.
     pub fn auth_failed(&self, reason_index: usize) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::context::{ProxyContext, AUTH_FAILURE_REASONS};
+use crate::context::{ProxyContext, AUTH_FAILURE_REASONS, CANCEL_RESULTS};
 
 /// The `/metrics` body: every metric of `ctx`, Prometheus text format.
 pub fn metrics_text(ctx: &Arc<ProxyContext>) -> Result<String, fmt::Error> {
@@ -88,6 +88,17 @@ impl Collector for Metrics {
             for (reason, c) in AUTH_FAILURE_REASONS.iter().zip(&s.auth_failures_by_reason) {
                 let labels = [("reason", *reason)];
                 ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut f = e.encode_descriptor(
+                "cancels",
+                "CancelRequests, by result (forwarded, failed, unmatched).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, c) in CANCEL_RESULTS.iter().zip(&s.cancels) {
+                ConstCounter::new(load(c)).encode(f.encode_family(&[("result", *result)])?)?;
             }
         }
         {

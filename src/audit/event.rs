@@ -97,6 +97,9 @@ pub enum SessionEventType {
     AuthOk,
     AuthFailed,
     Disconnect,
+    /// A CancelRequest: the session it named (or none), from the sender's
+    /// address.
+    Cancel,
 }
 
 impl SessionEventType {
@@ -107,6 +110,7 @@ impl SessionEventType {
             SessionEventType::AuthOk => "auth_ok",
             SessionEventType::AuthFailed => "auth_failed",
             SessionEventType::Disconnect => "disconnect",
+            SessionEventType::Cancel => "cancel",
         }
     }
 }

@@ -125,7 +125,8 @@ pub async fn authenticate(
             Err(reason) => return Ok(Err(reason)),
         },
     };
-    let cancel_key = match finish_startup(client, &mut up, ctx, addr).await? {
+    let owner = Arc::new(session.clone());
+    let cancel_key = match finish_startup(client, &mut up, ctx, addr, owner).await? {
         Ok(key) => key,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -265,6 +266,7 @@ async fn finish_startup(
     up: &mut Framed,
     ctx: &ProxyContext,
     addr: SocketAddr,
+    session: Arc<SessionInfo>,
 ) -> Result<Result<Option<CancelKey>, String>, SessionError> {
     let mut out = BytesMut::new();
     let mut key = None;
@@ -273,7 +275,12 @@ async fn finish_startup(
         match frame[0] {
             b'K' => {
                 let (pid, secret) = backend::backend_key(&frame[5..])?;
-                let issued = ctx.cancel.register(UpstreamKey { addr, pid, secret })?;
+                let issued = ctx.cancel.register(UpstreamKey {
+                    addr,
+                    pid,
+                    secret,
+                    session: session.clone(),
+                })?;
                 out.put_slice(&build::backend_key_data(issued.pid, issued.secret));
                 key = Some(issued);
             }

@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 use tokio::net::TcpStream;
 
 use crate::audit::{AuditEvent, SessionEvent, SessionEventType, SessionInfo};
-use crate::context::ProxyContext;
+use crate::context::{CancelResult, ProxyContext};
 use crate::protocol::build::{self, Severity};
 use error::SessionError;
 use login::{Established, LoggedIn};
@@ -239,26 +239,48 @@ async fn establish(
     }
 }
 
+/// Forwards a CancelRequest whose key matches a session, and audits it as a
+/// `cancel` session record: the session it names, the sender's address and
+/// what became of it. Unmatched keys (guesses cost one packet each) are
+/// logged and audited at most every 10 s, with the count since.
 async fn forward_cancel(ctx: &ProxyContext, peer: SocketAddr, pid: i32, secret: &[u8]) {
-    match ctx.cancel.lookup(pid, secret) {
-        Some(key) => {
-            if let Err(e) = crate::cancel::send_cancel(&key).await {
-                tracing::warn!(%peer, error = %e, "could not forward cancel request");
-            } else {
-                tracing::debug!(%peer, pid, "cancel request forwarded");
-            }
+    let Some(key) = ctx.cancel.lookup(pid, secret) else {
+        ctx.stats.cancelled(CancelResult::Unmatched);
+        if let Some(since) = ctx.cancel.unmatched_report() {
+            tracing::info!(%peer, pid, unmatched_since_last = since, "cancel request with unknown key ignored (reported at most every 10 s)");
+            let info = SessionInfo {
+                session_id: String::new(),
+                user: String::new(),
+                db_role: String::new(),
+                database: String::new(),
+                client_addr: peer.ip(),
+                client_port: peer.port(),
+                application_name: String::new(),
+                tls: false,
+                auth_method: String::new(),
+            };
+            let reason = format!("cancel request with an unknown key for backend pid {pid} ignored; {since} more unmatched since the last such record");
+            session_event(ctx, SessionEventType::Cancel, Arc::new(info), Some(reason)).await;
         }
-        None => {
-            if let Some(suppressed) = ctx.cancel.unmatched_log_line() {
-                tracing::info!(
-                    %peer,
-                    pid,
-                    not_logged_since_last = suppressed,
-                    "cancel request with unknown key ignored (logged at most every 10 s)"
-                );
-            }
+        return;
+    };
+    let reason = match crate::cancel::send_cancel(&key).await {
+        Ok(()) => {
+            ctx.stats.cancelled(CancelResult::Forwarded);
+            tracing::debug!(%peer, pid, "cancel request forwarded");
+            format!("cancel request for backend pid {pid} forwarded to the server")
         }
-    }
+        Err(e) => {
+            ctx.stats.cancelled(CancelResult::Failed);
+            tracing::warn!(%peer, error = %e, "could not forward cancel request");
+            format!("cancel request for backend pid {pid} could not be forwarded: {e}")
+        }
+    };
+    // The session it names, seen from the address that sent the cancel.
+    let mut info = key.session.as_ref().clone();
+    info.client_addr = peer.ip();
+    info.client_port = peer.port();
+    session_event(ctx, SessionEventType::Cancel, Arc::new(info), Some(reason)).await;
 }
 
 async fn session_event(

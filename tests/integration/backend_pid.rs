@@ -151,6 +151,40 @@ async fn forged_cancels_with_the_right_pid_cancel_nothing() {
     raw::cancel(proxy.addr, pid, secret).await;
     let msgs = raw::read_until(&mut conn, b'Z').await;
     assert_eq!(raw::sqlstate(&msgs).as_deref(), Some("57014"));
+
+    // Audited: the forwarded cancel names the session it cancelled; the
+    // 10,000 forged ones are summarised, not one record each.
+    let records = proxy
+        .wait_records(|r| {
+            sessions(r)
+                .iter()
+                .any(|s| s["event_type"] == "cancel" && s["user"] == pg.superuser())
+        })
+        .await;
+    let cancels: Vec<_> = sessions(&records)
+        .into_iter()
+        .filter(|s| s["event_type"] == "cancel")
+        .collect();
+    let target = sessions(&records)
+        .into_iter()
+        .find(|s| s["event_type"] == "auth_ok")
+        .unwrap()["session_id"]
+        .clone();
+    let forwarded: Vec<_> = cancels.iter().filter(|c| c["session_id"] != "").collect();
+    assert_eq!(forwarded.len(), 1, "{cancels:#?}");
+    assert_eq!(forwarded[0]["session_id"], target);
+    assert_eq!(forwarded[0]["client_addr"], "127.0.0.1");
+    assert!(forwarded[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("forwarded"));
+    let unmatched = cancels.len() - 1;
+    assert!(
+        (1..=3).contains(&unmatched),
+        "{unmatched} records for 10,000 forged cancels"
+    );
+    let first = cancels.iter().find(|c| c["session_id"] == "").unwrap();
+    assert!(first["reason"].as_str().unwrap().contains("unknown key"));
 }
 
 #[tokio::test]
