@@ -3,7 +3,7 @@
 //! several servers (tests) run side by side in one process.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -89,6 +89,13 @@ pub struct ProxyStats {
     pub upstream_connect: Latency,
     /// CancelRequests by outcome, indexed like [`CANCEL_RESULTS`].
     pub cancels: [AtomicU64; CANCEL_RESULTS.len()],
+    /// Upstream connects that failed (refused, timed out, TLS).
+    pub upstream_connect_failures: AtomicU64,
+    /// 1 when the last upstream connect succeeded, 0 when it failed; 1
+    /// before the first (nothing known to be wrong yet).
+    pub upstream_last_connect_failed: AtomicBool,
+    /// SIGHUP reloads: [applied, rejected].
+    pub reloads: [AtomicU64; 2],
 }
 
 /// The `result` label of `pgtrail_cancels_total`: the key matched a session
@@ -133,6 +140,21 @@ pub fn auth_failure_reason(reason: &str) -> usize {
 pub const AUTH_FAILURE_UPSTREAM: usize = 3;
 
 impl ProxyStats {
+    /// Counts a SIGHUP reload under `applied` or `rejected`.
+    pub fn reloaded(&self, applied: bool) {
+        self.reloads[usize::from(!applied)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes the outcome of an upstream connect.
+    pub fn upstream_connected(&self, ok: bool) {
+        if !ok {
+            self.upstream_connect_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.upstream_last_connect_failed
+            .store(!ok, Ordering::Relaxed);
+    }
+
     pub fn cancelled(&self, result: CancelResult) {
         self.cancels[result as usize].fetch_add(1, Ordering::Relaxed);
     }

@@ -206,6 +206,7 @@ async fn reload_on_sighup(ctx: std::sync::Arc<pgtrail::context::ProxyContext>, a
             continue;
         };
         let result = load_config(&args).and_then(|c| pgtrail::reload::apply(&ctx, file, c));
+        ctx.stats.reloaded(result.is_ok());
         if let Err(e) = result {
             tracing::error!("SIGHUP: configuration rejected, the previous one stays in force: {e}");
         }
@@ -217,7 +218,9 @@ fn reload_users_only(ctx: &pgtrail::context::ProxyContext) {
         tracing::info!("SIGHUP received: no configuration file, nothing to reload");
         return;
     }
-    match ctx.reload_users() {
+    let result = ctx.reload_users();
+    ctx.stats.reloaded(result.is_ok());
+    match result {
         Ok(users) => tracing::info!(users, "SIGHUP: users file reloaded"),
         Err(e) => {
             tracing::error!(error = %e, "SIGHUP: users file rejected, the previous users stay in force")

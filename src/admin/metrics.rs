@@ -90,6 +90,35 @@ impl Collector for Metrics {
                 ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
             }
         }
+        gauge(
+            &mut e,
+            "max_connections",
+            "Client connections allowed (max_connections); more wait in the accept queue.",
+            as_i64(ctx.config.max_connections as u64),
+        )?;
+        counter(
+            &mut e,
+            "upstream_connect_failures",
+            "Connects to PostgreSQL that failed (refused, timed out, TLS).",
+            load(&s.upstream_connect_failures),
+        )?;
+        gauge(
+            &mut e,
+            "upstream_last_connect_failed",
+            "1 when the last connect to PostgreSQL failed, 0 when it succeeded (or none was tried).",
+            i64::from(s.upstream_last_connect_failed.load(Ordering::Relaxed)),
+        )?;
+        {
+            let mut f = e.encode_descriptor(
+                "reloads",
+                "SIGHUP reloads, by result (applied, rejected).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, c) in ["applied", "rejected"].iter().zip(&s.reloads) {
+                ConstCounter::new(load(c)).encode(f.encode_family(&[("result", *result)])?)?;
+            }
+        }
         {
             let mut f = e.encode_descriptor(
                 "cancels",

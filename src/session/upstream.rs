@@ -14,6 +14,12 @@ use crate::protocol::frame::FrameLimits;
 
 /// Opens a connection to the server and settles TLS; returns the server's address too.
 pub async fn connect(ctx: &ProxyContext) -> Result<(Framed, SocketAddr), SessionError> {
+    let result = open(ctx).await;
+    ctx.stats.upstream_connected(result.is_ok());
+    result
+}
+
+async fn open(ctx: &ProxyContext) -> Result<(Framed, SocketAddr), SessionError> {
     let cfg = &ctx.config.upstream;
     let started = std::time::Instant::now();
     let target = (ctx.upstream_host.as_str(), ctx.upstream_port);

@@ -56,6 +56,11 @@ async fn metrics_move_by_the_workload() {
         "pgtrail_upstream_connect_seconds_bucket",
         "pgtrail_upstream_connect_seconds_count",
         "pgtrail_classification_fallback_parses_total",
+        "pgtrail_max_connections",
+        "pgtrail_upstream_connect_failures_total",
+        "pgtrail_upstream_last_connect_failed",
+        "pgtrail_reloads_total{result=\"rejected\"}",
+        "pgtrail_cancels_total{result=\"unmatched\"}",
     ] {
         assert!(
             before.lines().any(|l| l.starts_with(name)),
@@ -202,5 +207,32 @@ async fn readyz_fails_when_upstream_is_down() {
     assert!(body.contains("upstream"), "{body}");
     assert_eq!(body.lines().count(), 1, "{body}");
     assert_eq!(http_get(admin, "/healthz").await.0, 200);
+    // A client's login finds the server down: counted, and flagged for the
+    // "process up, upstream unreachable" alert.
+    let before = scrape(admin).await;
+    assert_eq!(
+        sample(&before, "pgtrail_upstream_last_connect_failed", &[]),
+        0
+    );
+    let conn = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname=postgres",
+        proxy.port(),
+        pg.superuser(),
+        pg.password()
+    );
+    let err = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("no server behind pgtrail");
+    assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
+    let after = scrape(admin).await;
+    assert_eq!(
+        sample(&after, "pgtrail_upstream_connect_failures_total", &[]),
+        1
+    );
+    assert_eq!(
+        sample(&after, "pgtrail_upstream_last_connect_failed", &[]),
+        1
+    );
     proxy.stop().await;
 }

@@ -52,6 +52,11 @@ async fn sighup_reloads_the_users_file_of_the_running_binary() {
         .auth
         .role_passwords
         .insert(role.clone(), Secret(role_pw));
+    let admin: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    config.admin_listen = Some(admin);
     let pgtrail = PgtrailProcess::start(&config, dir.path()).await;
 
     let alice = login(pgtrail.port, "alice", "alice-pw", &db)
@@ -99,4 +104,14 @@ async fn sighup_reloads_the_users_file_of_the_running_binary() {
     login(pgtrail.port, "carol", "carol-pw", &db)
         .await
         .expect("the users loaded before stay in force");
+    let (_, metrics) = crate::harness::proxy::http_get(admin, "/metrics").await;
+    for line in [
+        "pgtrail_reloads_total{result=\"applied\"} 1",
+        "pgtrail_reloads_total{result=\"rejected\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
 }
