@@ -300,3 +300,52 @@ fn dashboard_queries_return_rows_on_a_modern_engine() {
     }
     crate::harness::modern::check(&sql, "the dashboard's queries");
 }
+
+/// The script expands as grafana-clickhouse-datasource does (frontend
+/// `applyConditionalAll`, Grafana's `singlequote` format, backend
+/// `pkg/macros/macros.go`); no servers.
+#[test]
+fn dashboard_queries_expand_like_the_clickhouse_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.json");
+    let sql = "SELECT $__timeInterval(ts) AS t, intDiv(toUInt32(ts), $__interval_s) AS b \
+               FROM x WHERE $__timeFilter(ts) AND $__dateFilter(day) \
+               AND $__conditionalAll(v IN (${v:singlequote}), $v) AND s = ${w:sqlstring}";
+    let dash = serde_json::json!({
+        "templating": {"list": [
+            {"name": "v", "type": "custom"}, {"name": "w", "type": "custom"}
+        ]},
+        "panels": [{"id": 1, "title": "p", "datasource": {"type": "grafana-clickhouse-datasource"},
+                    "targets": [{"refId": "A", "rawSql": sql}]}]
+    });
+    std::fs::write(&file, dash.to_string()).unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new("python3")
+            .arg(root().join("scripts/dashboard_queries.py"))
+            .args([
+                "--from",
+                "1415792726",
+                "--to",
+                "1447328726",
+                "--interval",
+                "20",
+            ])
+            .args(["--var", "v=a,b", "--var", "w=it's"])
+            .args(extra)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let q: Value = serde_json::from_slice(&out.stdout).unwrap();
+        q["sql"].as_str().unwrap().to_string()
+    };
+    let tail = "FROM x WHERE ts >= toDateTime(1415792726) AND ts <= toDateTime(1447328726) \
+                AND day >= toDate('2014-11-12') AND day <= toDate('2015-11-12') AND ";
+    let head = "SELECT toStartOfInterval(toDateTime(ts), INTERVAL 20 second) AS t, \
+                intDiv(toUInt32(ts), 20) AS b ";
+    assert_eq!(
+        run(&[]),
+        format!("{head}{tail}v IN ('a','b') AND s = 'it''s'")
+    );
+    assert_eq!(run(&["--all"]), format!("{head}{tail}1=1 AND s = 'it''s'"));
+}
