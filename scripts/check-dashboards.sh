@@ -2,13 +2,19 @@
 # Checks the Grafana dashboards in deploy/grafana/dashboards/*.json:
 #
 # - every ClickHouse SQL query (panel targets and template variables) is
-#   expanded the way the grafana-clickhouse-datasource plugin does it
-#   ($__timeFilter, $__timeInterval, $__conditionalAll, ${var:singlequote},
-#   ...) into concrete SQL and run by ../shared/tools/ch-modern-check against
-#   the modern schema that `pgtrail schema` prints, after a few sample rows
-#   are inserted, so the query is parsed, analysed and executed;
+#   expanded by scripts/dashboard_queries.py the way the
+#   grafana-clickhouse-datasource plugin does it ($__conditionalAll, then
+#   ${var:singlequote}, then $__timeFilter, $__timeInterval, $__interval_s,
+#   ...), once with the variables set to sample values and once set to
+#   "All", and run by ../shared/tools/ch-modern-check against the modern
+#   schema that `pgtrail schema` prints, after a few sample records in the
+#   time range are inserted; a query fails when it errors or returns no
+#   rows (the sample records give every panel something to show);
 # - every Prometheus expression is checked by `promtool check rules` (when
 #   promtool is installed).
+#
+# The same expanded queries run on the local ClickHouse 18.16 in the test
+# suite (tests/integration/dashboards.rs).
 #
 # Exits non-zero, naming the dashboard and panel, when a query fails.
 # Without ../shared/tools/ch-modern-check it prints SKIPPED and exits 0.
@@ -45,203 +51,83 @@ else
     cargo run -q -- schema >"$work/schema.sql"
 fi
 
-python3 - "$work" "${dashboards[@]}" <<'PY'
-import json, os, re, sys, time
-
-work, paths = sys.argv[1], sys.argv[2:]
-NOW = int(time.time())
-FROM, TO = NOW - 6 * 3600, NOW + 3600
-INTERVAL_S = 60
-
-def split_args(s):
-    """Splits a macro's argument text at top-level commas."""
-    args, depth, cur, quote = [], 0, "", None
-    for ch in s:
-        if quote:
-            cur += ch
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            args.append(cur.strip())
-            cur = ""
-            continue
-        cur += ch
-    args.append(cur.strip())
-    return args
-
-def macro_call(sql, name):
-    """Finds `$__name(` and returns (start, end, args) of the first call."""
-    m = re.search(r"\$__" + name + r"\s*\(", sql)
-    if not m:
-        return None
-    depth, i = 1, m.end()
-    while i < len(sql) and depth:
-        depth += {"(": 1, ")": -1}.get(sql[i], 0)
-        i += 1
-    if depth:
-        raise ValueError(f"unbalanced parentheses after $__{name}")
-    return m.start(), i, split_args(sql[m.end():i - 1])
-
-# Function macros of grafana-clickhouse-datasource, expanded as it does.
-FUNCS = {
-    "timeFilter": lambda a: f"{a[0]} >= toDateTime({FROM}) AND {a[0]} <= toDateTime({TO})",
-    "timeFilter_ms": lambda a: f"{a[0]} >= fromUnixTimestamp64Milli({FROM * 1000}) AND {a[0]} <= fromUnixTimestamp64Milli({TO * 1000})",
-    "dateFilter": lambda a: f"{a[0]} >= toDate({FROM}) AND {a[0]} <= toDate({TO})",
-    "timeInterval": lambda a: f"toStartOfInterval(toDateTime({a[0]}), INTERVAL {INTERVAL_S} second)",
-    "timeInterval_ms": lambda a: f"toStartOfInterval(toDateTime64({a[0]}, 3), INTERVAL {INTERVAL_S * 1000} millisecond)",
-    # Checked with a value selected (the condition is kept), not "All" (1=1).
-    "conditionalAll": lambda a: a[0],
-}
-PLAIN = {
-    "fromTime_ms": f"fromUnixTimestamp64Milli({FROM * 1000})",
-    "toTime_ms": f"fromUnixTimestamp64Milli({TO * 1000})",
-    "fromTime": f"toDateTime({FROM})",
-    "toTime": f"toDateTime({TO})",
-    "interval_s": str(INTERVAL_S),
-}
-
-def expand(sql, variables):
-    for name, fn in FUNCS.items():
-        while True:
-            call = macro_call(sql, name + r"(?![A-Za-z0-9_])")
-            if not call:
-                break
-            start, end, args = call
-            sql = sql[:start] + fn(args) + sql[end:]
-    for name in sorted(PLAIN, key=len, reverse=True):
-        sql = re.sub(r"\$__" + name + r"(?![A-Za-z0-9_])", PLAIN[name], sql)
-    # Dashboard variables, with two sample values (multi-value).
-    def var(m):
-        name, fmt = m.group(1) or m.group(3), m.group(2)
-        if name not in variables:
-            raise ValueError(f"unknown variable or macro ${name}")
-        values = [f"{name}-sample-1", f"{name}-sample-2"]
-        if fmt in ("singlequote", "sqlstring"):
-            return ",".join(f"'{v}'" for v in values)
-        if fmt == "csv":
-            return ",".join(values)
-        if fmt in (None, "raw"):
-            return values[0]
-        raise ValueError(f"variable format :{fmt} not handled by this check")
-    sql = re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", var, sql)
-    return sql
-
-SAMPLE_ROWS = """
-INSERT INTO pgtrail.statements (event_id, instance_id, seq, event_time, `user`, db_role, database,
-  client_addr, session_id, statement, kind, class, audit_class, objects_read, objects_written,
-  rows, success, sqlstate, error_message)
+# Sample records at now64(6): inside the default range (the last 6 hours
+# and the next hour), matching the sample variable values below.
+cat >"$work/rows.sql" <<'SQL'
+INSERT INTO pgtrail.statements (event_id, instance_id, seq, event_time, duration_us, `user`, db_role,
+  database, client_addr, session_id, statement, fingerprint, normalized, kind, class, audit_class,
+  objects_read, objects_written, rows, success, sqlstate, error_message)
 VALUES
-  (generateUUIDv7(), 'instance-sample-1', 1, now64(6), 'alice', 'app', 'app', '10.0.0.1', 's1',
-   'SELECT * FROM t', 'select', 'read', 'READ', ['t'], [], 1, true, '', ''),
-  (generateUUIDv7(), 'instance-sample-1', 2, now64(6), 'alice', 'app', 'app', '10.0.0.1', 's1',
-   'INSERT INTO t SELECT * FROM u', 'insert', 'write', 'WRITE', ['u'], ['t'], 3, true, '', ''),
-  (generateUUIDv7(), 'instance-sample-1', 3, now64(6), 'bob', 'app', 'app', '10.0.0.2', 's2',
-   'CREATE TABLE x (a int)', 'create_table', 'ddl', 'DDL', [], ['x'], 0, true, '', ''),
-  (generateUUIDv7(), 'instance-sample-2', 1, now64(6), 'bob', 'app', 'app', '10.0.0.2', 's3',
-   'SELEC 1', 'unknown', 'unknown', 'MISC', [], [], 0, false, '42601', 'syntax error');
+  (generateUUIDv7(), 'instance-sample-1', 1, now64(6), 120, 'alice', 'app', 'app', '10.0.0.1', 's1',
+   'SELECT * FROM t', 11, 'select * from t', 'select', 'read', 'READ', ['t'], [], 1, true, '', ''),
+  (generateUUIDv7(), 'instance-sample-1', 2, now64(6), 900, 'alice', 'app', 'app', '10.0.0.1', 's1',
+   'INSERT INTO t SELECT * FROM u', 12, 'insert into t select * from u', 'insert', 'write', 'WRITE',
+   ['u'], ['t'], 3, true, '', ''),
+  (generateUUIDv7(), 'instance-sample-1', 3, now64(6), 5000, 'bob', 'app', 'app', '10.0.0.2', 's2',
+   'CREATE TABLE x (a int)', 13, 'create table x (a int)', 'create_table', 'ddl', 'DDL', [], ['x'],
+   0, true, '', ''),
+  (generateUUIDv7(), 'instance-sample-2', 1, now64(6), 50, 'bob', 'app', 'app', '10.0.0.2', 's3',
+   'SELEC 1', 14, 'selec 1', 'unknown', 'unknown', 'MISC', [], [], 0, false, '42601', 'syntax error');
 INSERT INTO pgtrail.sessions (event_id, instance_id, seq, event_time, event_type, session_id,
-  `user`, client_addr, reason)
+  `user`, database, client_addr, reason)
 VALUES
-  (generateUUIDv7(), 'instance-sample-1', 4, now64(6), 'auth_failed', 's4', 'mallory', '10.0.0.9',
-   'password authentication failed'),
-  (generateUUIDv7(), 'instance-sample-1', 6, now64(6), 'connect', 's5', 'alice', '10.0.0.1', '');
+  (generateUUIDv7(), 'instance-sample-1', 4, now64(6), 'auth_failed', 's4', 'mallory', 'app',
+   '10.0.0.9', 'password authentication failed'),
+  (generateUUIDv7(), 'instance-sample-1', 6, now64(6), 'connect', 's1', 'alice', 'app', '10.0.0.1', ''),
+  (generateUUIDv7(), 'instance-sample-1', 7, now64(6), 'disconnect', 's1', 'alice', 'app', '10.0.0.1', '');
 INSERT INTO pgtrail.gaps (event_id, instance_id, seq, event_time, missing_events, reason)
 VALUES (generateUUIDv7(), 'instance-sample-1', 5, now64(6), 7, 'audit queue full (fail_open)');
-"""
+SQL
 
-schema = open(os.path.join(work, "schema.sql")).read()
-checks, prom = [], []
-for path in paths:
-    dash = json.load(open(path))
-    variables = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+python3 scripts/dashboard_queries.py --rules "$work/prom.yml" \
+    --var instance=instance-sample-1,instance-sample-2 --var user=alice,bob,mallory --var database=app \
+    "${dashboards[@]}" >"$work/sample.jsonl"
+python3 scripts/dashboard_queries.py --all "${dashboards[@]}" >"$work/all.jsonl"
 
-    def panels(items):
-        for p in items:
-            yield p
-            yield from panels(p.get("panels", []))
+# One file for ch-modern-check: schema, sample records, then every query
+# (marked /* qN */ to find its result) as `SELECT throwIf(count() = 0)`
+# over it, so an empty result fails like an error.
+python3 -c '
+import json, sys
+work = sys.argv[1]
+sql = open(work + "/schema.sql").read() + "\n" + open(work + "/rows.sql").read() + "\n"
+with open(work + "/queries.tsv", "w") as out:
+    n = 0
+    for mode in ("sample", "all"):
+        for line in open(work + "/" + mode + ".jsonl"):
+            q = json.loads(line)
+            if q["kind"] == "prometheus":
+                continue
+            n += 1
+            label = "%s: %s [%s]" % (q["dashboard"], q["label"], mode)
+            out.write("q%d\t%s\t%s\n" % (n, label, q["error"] or ""))
+            if not q["error"]:
+                sql += "/* q%d */ SELECT throwIf(count() = 0) FROM (\n%s\n);\n" % (n, q["sql"])
+    open(work + "/check.sql", "w").write(sql)
+' "$work"
+grep -h '"kind": "prometheus"' "$work/sample.jsonl" >"$work/prom.list" || true
 
-    sources = []
-    for v in variables.values():
-        if v.get("type") == "query":
-            q = v.get("query")
-            q = q.get("rawSql", q.get("query")) if isinstance(q, dict) else q
-            sources.append((f"variable ${v['name']}", v.get("datasource") or {}, {"rawSql": q}))
-    for p in panels(dash.get("panels", [])):
-        for t in p.get("targets", []):
-            ds = t.get("datasource") or p.get("datasource") or {}
-            sources.append((f"panel {p.get('id')} \"{p.get('title')}\" ({t.get('refId', 'A')})", ds, t))
-    for where, ds, t in sources:
-        label = f"{os.path.basename(path)}: {where}"
-        kind = ds.get("type", "") if isinstance(ds, dict) else ""
-        if "prometheus" in kind:
-            prom.append((label, t.get("expr", "")))
-        elif "clickhouse" in kind or "rawSql" in t:
-            checks.append((label, t.get("rawSql", ""), variables))
-        else:
-            print(f"FAIL {label}: datasource {ds!r} is neither ClickHouse nor Prometheus")
-            sys.exit(1)
-
-jobs = []
-for i, (label, raw, variables) in enumerate(checks):
-    if not raw.strip():
-        jobs.append((label, None, "empty query"))
-        continue
-    try:
-        sql = expand(raw, variables).strip().rstrip(";")
-    except ValueError as e:
-        jobs.append((label, None, str(e)))
-        continue
-    if ";" in sql:
-        jobs.append((label, None, "more than one statement"))
-        continue
-    f = os.path.join(work, f"q{i}.sql")
-    open(f, "w").write(schema + "\n" + SAMPLE_ROWS + "\n" + sql + ";\n")
-    jobs.append((label, f, None))
-
-with open(os.path.join(work, "sql.list"), "w") as out:
-    for label, f, err in jobs:
-        out.write(json.dumps({"label": label, "file": f, "error": err}) + "\n")
-
-# Prometheus expressions as recording rules, for promtool check rules.
-rules = ["groups:", "  - name: dashboard-expressions", "    rules:"]
-for i, (label, expr) in enumerate(prom):
-    expr = re.sub(r"\$__(rate_interval|interval|range)\b", "5m", expr)
-    expr = re.sub(r"\$\{?__\w+\}?", "5m", expr)
-    rules += [f"      - record: dashboard:expr_{i}", f"        expr: {json.dumps(expr)}"]
-with open(os.path.join(work, "prom.yml"), "w") as out:
-    out.write("\n".join(rules) + "\n" if prom else "groups: []\n")
-with open(os.path.join(work, "prom.list"), "w") as out:
-    for label, expr in prom:
-        out.write(json.dumps({"label": label, "expr": expr}) + "\n")
-PY
-
+"$checker" "$work/check.sql" >"$work/check.out" 2>&1 || true
 failed=0
 total=0
-while IFS= read -r line; do
+if grep -v '/\* q[0-9]* \*/' "$work/check.out" | grep -q '^FAIL'; then
+    echo "FAIL schema or sample records on the modern engine:"
+    grep -v '/\* q[0-9]* \*/' "$work/check.out" | grep -A1 '^FAIL' | sed 's/^/     /'
+    failed=$((failed + 1))
+fi
+while IFS=$'\t' read -r id label error; do
     total=$((total + 1))
-    label=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["label"])' "$line")
-    file=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["file"] or "")' "$line")
-    error=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["error"] or "")' "$line")
     if [[ -n $error ]]; then
         echo "FAIL $label: $error"
         failed=$((failed + 1))
-        continue
-    fi
-    if out=$("$checker" "$file" 2>&1); then
+    elif grep -q "^ok   #[0-9]* /\* $id \*/" "$work/check.out"; then
         echo "ok   $label"
     else
-        echo "FAIL $label"
-        printf '%s\n' "$out" | grep -A3 '^FAIL' | sed 's/^/     /' || printf '%s\n' "$out" | tail -5
+        echo "FAIL $label (an error, or no rows on the sample records)"
+        grep -A1 "^FAIL #[0-9]* /\* $id \*/" "$work/check.out" | tail -n +2 | sed 's/^/     /' || true
         failed=$((failed + 1))
     fi
-done <"$work/sql.list"
+done <"$work/queries.tsv"
 
 if [[ -s $work/prom.list ]]; then
     nprom=$(wc -l <"$work/prom.list")
@@ -256,7 +142,7 @@ if [[ -s $work/prom.list ]]; then
             i=0
             named=0
             while IFS= read -r line; do
-                label=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["label"])' "$line")
+                label=$(python3 -c 'import json,sys; q=json.loads(sys.argv[1]); print(q["dashboard"] + ": " + q["label"])' "$line")
                 if printf '%s\n' "$out" | grep -q "\"dashboard:expr_$i\""; then
                     echo "FAIL $label"
                     named=$((named + 1))

@@ -11,6 +11,7 @@ mod clickhouse;
 mod clients;
 mod cookbook;
 mod cookbook_scale;
+mod dashboards;
 mod delivery;
 mod docs;
 mod events;
