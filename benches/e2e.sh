@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: pgbench -S through a direct connection, pgtrail,
-# PgBouncer (session mode) and a proxy that only copies bytes, side by side
-# on this machine.
+# PgBouncer (session mode) and a proxy that only copies bytes, and directly
+# with PostgreSQL auditing itself (pgAudit logging every statement, and
+# log_statement = 'all'), side by side on this machine.
 #
 #   cargo build --release --bin pgtrail --example copy_proxy && bash benches/e2e.sh
 #   DURATION=2 ROUNDS=1 bash benches/e2e.sh   # smoke check
@@ -13,8 +14,15 @@
 # to the server). For each protocol (simple, extended, prepared) and client
 # count (1, 8) it runs direct, pgtrail, pgbouncer one after the other, then
 # prints TPS, average and p99 latency (from pgbench --log per-transaction
-# logs) and the ratio to direct, and pgtrail's CPU time per 1,000 statements
-# (utime+stime from /proc/PID/stat; one statement per pgbench -S transaction).
+# logs) and the ratio to direct, and CPU time per statement (utime+stime
+# from /proc; one statement per pgbench -S transaction): the proxy's, the
+# PostgreSQL server's (postmaster and every backend), and their sum beyond
+# what direct costs the server, which is what auditing costs each way.
+# The in-server peers connect directly with PGOPTIONS for their runs only:
+# pgaudit (`-c pgaudit.log=all`; the server starts with
+# shared_preload_libraries = 'pgaudit' when that target is asked for, so the
+# library is loaded, and idle, in every other run too) and logstmt
+# (`-c log_statement=all`); both write to the server's log file.
 #
 # Environment:
 #   DURATION=20           seconds per run
@@ -22,7 +30,8 @@
 #   MODES="simple extended prepared"
 #   CLIENTS="1 8"
 #   ROUNDS=3              repetitions of the whole matrix
-#   TARGETS="direct pgtrail pgbouncer copy"   (e.g. TARGETS="direct pgbouncer")
+#   TARGETS="direct pgtrail pgbouncer copy pgaudit logstmt"
+#                         (e.g. TARGETS="direct pgbouncer")
 #   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
 #                         spool instead of to a JSON Lines file
 #   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
@@ -43,7 +52,7 @@ SCALE=${SCALE:-10}
 MODES=${MODES:-simple extended prepared}
 CLIENTS=${CLIENTS:-1 8}
 ROUNDS=${ROUNDS:-3}
-TARGETS=${TARGETS:-direct pgtrail pgbouncer copy}
+TARGETS=${TARGETS:-direct pgtrail pgbouncer copy pgaudit logstmt}
 WITH_CLICKHOUSE=${WITH_CLICKHOUSE:-0}
 DURABILITY=${DURABILITY:-async}
 PGTRAIL=${PGTRAIL_BIN:-$ROOT/target/release/pgtrail}
@@ -96,6 +105,11 @@ trap 'exit 143' TERM
 
 # --- PostgreSQL --------------------------------------------------------------
 svc_log "starting PostgreSQL"
+if has_target pgaudit; then
+    [[ -f "$(svc_pg_bin)/../lib/pgaudit.so" ]] ||
+        svc_die "pgAudit is not installed (postgresql-15-pgaudit; scripts/install-deps.sh) or leave 'pgaudit' out of TARGETS"
+    export PG_EXTRA_CONF="shared_preload_libraries = 'pgaudit'"
+fi
 pg_start "$TMP/pg" "$(svc_random_port)" "$PASSWORD"
 PSQL=("$PG_BIN/psql" -X -q -A -t -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
 PG_VERSION=$("${PSQL[@]}" -c 'SHOW server_version')
@@ -103,8 +117,14 @@ svc_log "PostgreSQL $PG_VERSION on port $PG_PORT; pgbench -i -s $SCALE"
 pgbench_init "$SCALE"
 "${PSQL[@]}" -c 'VACUUM ANALYZE' >/dev/null
 
-declare -A PORT
+declare -A PORT OPTIONS
 PORT[direct]=$PG_PORT
+# The in-server peers: direct connections with auditing on for their runs.
+PORT[pgaudit]=$PG_PORT
+OPTIONS[pgaudit]="-c pgaudit.log=all -c pgaudit.log_client=off"
+PORT[logstmt]=$PG_PORT
+OPTIONS[logstmt]="-c log_statement=all"
+PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
 
 # --- ClickHouse (optional) ---------------------------------------------------
 AUDIT_ARGS=(--audit-file "$TMP/audit.jsonl")
@@ -213,7 +233,7 @@ run_pgbench() { # target mode clients -> sets TPS XACTS; appends latencies
     local target=$1 mode=$2 clients=$3 jobs prefix out
     jobs=$((clients < 2 ? clients : 2))
     prefix="$TMP/logs/$mode-$clients-$target"
-    out=$("$PG_BIN/pgbench" -n -S -M "$mode" -c "$clients" -j "$jobs" -T "$DURATION" \
+    out=$(PGOPTIONS="${OPTIONS[$target]:-}" "$PG_BIN/pgbench" -n -S -M "$mode" -c "$clients" -j "$jobs" -T "$DURATION" \
         --log --log-prefix="$prefix" \
         -h 127.0.0.1 -p "${PORT[$target]}" -U postgres postgres 2>&1) ||
         {
@@ -238,7 +258,7 @@ proxy_pid() {
 svc_log "warm-up (direct, 2 s)"
 "$PG_BIN/pgbench" -n -S -c 2 -j 2 -T 2 -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1 || true
 
-declare -A TPS_OF TICKS_OF XACTS_OF
+declare -A TPS_OF TICKS_OF XACTS_OF PG_TICKS_OF
 for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
         for clients in $CLIENTS; do
@@ -248,13 +268,16 @@ for round in $(seq 1 "$ROUNDS"); do
                 pid=$(proxy_pid "$target")
                 before=0
                 [[ -n "$pid" ]] && before=$(svc_cpu_ticks "$pid")
+                pg_before=$(svc_tree_cpu_ticks "$PG_PID")
                 run_pgbench "$target" "$mode" "$clients"
+                sleep 0.2 # the postmaster reaps the run's backends
+                PG_TICKS_OF[$key]=$((${PG_TICKS_OF[$key]:-0} + $(svc_tree_cpu_ticks "$PG_PID") - pg_before))
+                XACTS_OF[$key]=$((${XACTS_OF[$key]:-0} + XACTS))
                 TPS_OF[$key]="${TPS_OF[$key]:-} $TPS"
                 if [[ -n "$pid" ]]; then
                     after=$(svc_cpu_ticks "$pid")
                     kill -0 "$pid" 2>/dev/null || svc_die "$target died"
                     TICKS_OF[$key]=$((${TICKS_OF[$key]:-0} + after - before))
-                    XACTS_OF[$key]=$((${XACTS_OF[$key]:-0} + XACTS))
                 fi
             done
         done
@@ -289,17 +312,24 @@ for mode in $MODES; do
 done
 
 echo
-echo "proxy CPU (utime+stime, all threads) per 1,000 statements (= microseconds per statement), all rounds:"
-printf '%-9s %7s  %-9s %12s %10s %12s\n' mode clients target statements "cpu s" "cpu ms/1k"
+echo "CPU per statement in microseconds (utime+stime), all rounds: the proxy's (all threads), the PostgreSQL"
+echo "server's (postmaster and backends), and both together beyond what the server spends for direct:"
+printf '%-9s %7s  %-9s %12s %10s %10s %14s\n' mode clients target statements "proxy us" "server us" "beyond direct"
+us_per() { awk -v t="$1" -v x="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (x > 0 ? t / hz * 1e6 / x : 0) }'; }
 for mode in $MODES; do
     for clients in $CLIENTS; do
+        direct_server=
+        if [[ -n "${XACTS_OF[$mode-$clients-direct]:-}" ]]; then
+            direct_server=$(us_per "${PG_TICKS_OF[$mode-$clients-direct]}" "${XACTS_OF[$mode-$clients-direct]}")
+        fi
         for target in $TARGETS; do
             key=$mode-$clients-$target
             [[ -n "${XACTS_OF[$key]:-}" ]] || continue
-            awk -v m="$mode" -v c="$clients" -v g="$target" -v t="${TICKS_OF[$key]}" -v x="${XACTS_OF[$key]}" -v hz="$CLK_TCK" 'BEGIN {
-                s = t / hz
-                printf "%-9s %7s  %-9s %12d %10.2f %12.3f\n", m, c, g, x, s, (x > 0 ? s * 1000 / (x / 1000) : 0)
-            }'
+            proxy=$(us_per "${TICKS_OF[$key]:-0}" "${XACTS_OF[$key]}")
+            server=$(us_per "${PG_TICKS_OF[$key]}" "${XACTS_OF[$key]}")
+            beyond=-
+            [[ -n "$direct_server" ]] && beyond=$(awk -v p="$proxy" -v s="$server" -v d="$direct_server" 'BEGIN { printf "%.2f", p + s - d }')
+            printf '%-9s %7s  %-9s %12d %10s %10s %14s\n' "$mode" "$clients" "$target" "${XACTS_OF[$key]}" "$proxy" "$server" "$beyond"
         done
     done
 done

@@ -5,7 +5,7 @@
 #   sudo bash scripts/install-deps.sh      (or as root)
 #
 # Installs: postgresql (server, pgbench), postgresql-client (psql),
-# pgbouncer (benchmark baseline), clickhouse-server (18.16 in bookworm),
+# pgbouncer and postgresql-15-pgaudit (benchmark peers), clickhouse-server (18.16 in bookworm),
 # libclang-dev + clang (bindgen for pg_query), build-essential, pkg-config,
 # docker-compose (to validate docker-compose.yml), curl, openssl,
 # python3-venv (../shared/tools/ch-modern-check, used by
@@ -23,6 +23,7 @@ PACKAGES=(
     postgresql
     postgresql-client
     pgbouncer
+    postgresql-15-pgaudit
     clickhouse-server
     clickhouse-client
     libclang-dev

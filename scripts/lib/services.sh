@@ -71,7 +71,8 @@ svc_random_port() {
 # pg_start DIR PORT PASSWORD
 # initdb (once) into DIR/data with SCRAM auth, superuser postgres, C locale;
 # (re)writes the settings; starts with pg_ctl. If PORT is taken at start,
-# tries the next free ports. Sets PG_BIN, PG_PORT, PG_DIR.
+# tries the next free ports. PG_EXTRA_CONF (lines) is added to the settings.
+# Sets PG_BIN, PG_PORT, PG_DIR.
 pg_start() {
     local dir=$1 port=$2 password=$3
     PG_BIN=$(svc_pg_bin)
@@ -116,6 +117,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 shared_buffers = 128MB
+${PG_EXTRA_CONF:-}
 EOF
         ((${#RUN_AS[@]})) && chown -R "$SVC_USER:" "$dir"
         if (cd "$dir" && "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null); then
@@ -267,6 +269,26 @@ svc_cpu_ticks() {
     # shellcheck disable=SC2086
     set -- $stat
     echo $((${12} + ${13}))
+}
+
+# CPU time (clock ticks) of process $1 and everything it started: its own,
+# that of its children that have exited (added to its cutime/cstime when it
+# reaped them) and that of its live children. For a PostgreSQL postmaster:
+# the server's whole CPU, backends included.
+svc_tree_cpu_ticks() {
+    local root=$1 stat total pid
+    stat=$(cat "/proc/$root/stat" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    total=$((${12} + ${13} + ${14} + ${15}))
+    for pid in $(pgrep -P "$root"); do
+        total=$((total + $(svc_cpu_ticks "$pid")))
+    done
+    echo "$total"
 }
 
 # Waits until port $1 listens; dies if process $2 (optional) exits first,
