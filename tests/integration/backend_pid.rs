@@ -5,7 +5,6 @@
 
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -34,18 +33,8 @@ async fn backend_key_pid_is_the_servers_and_notifications_agree() {
 
     // tokio-postgres: a notification's pid is the sender's pg_backend_pid(),
     // for its own and for another session's.
-    let (listener, mut connection) =
-        tokio_postgres::connect(&proxy.conn_string(pg, &db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    tokio::spawn(stream.for_each(move |m| {
-        if let Ok(tokio_postgres::AsyncMessage::Notification(n)) = m {
-            let _ = tx.send((n.payload().to_string(), n.process_id()));
-        }
-        async {}
-    }));
+    let (listener, mut rx) =
+        crate::harness::proxy::notified_client(&proxy.conn_string(pg, &db)).await;
     listener.batch_execute("LISTEN pids").await.unwrap();
     let own: i32 = listener
         .query_one("SELECT pg_backend_pid()", &[])
@@ -82,25 +71,7 @@ async fn backend_key_pid_is_the_servers_and_notifications_agree() {
 }
 
 fn run_script(pg: &PgCluster, port: u16, db: &str) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/backend_pid.py");
-    let out = Command::new("python3")
-        .args([
-            script,
-            "127.0.0.1",
-            &port.to_string(),
-            pg.superuser(),
-            pg.password(),
-            db,
-        ])
-        .output()
-        .expect("run python3 (scripts/install-deps.sh installs psycopg and psycopg-pool)");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "backend_pid.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    crate::python::run_python("backend_pid.py", pg, port, db)
 }
 
 #[tokio::test]

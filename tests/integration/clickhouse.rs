@@ -10,14 +10,7 @@ use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
 use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 use pgtrail::audit::record::parse_time_micros;
 
-pub(crate) fn unique_ch_db(prefix: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
+pub(crate) use crate::harness::clickhouse::unique_ch_db;
 
 #[test]
 fn old_schema_applies_idempotently_on_the_local_server() {

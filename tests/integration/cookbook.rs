@@ -63,13 +63,22 @@ pub(crate) fn fill(sql: &str, db: &str, params: &[(&str, String)]) -> String {
     s
 }
 
-pub(crate) fn unique_ch_db(prefix: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
+pub(crate) use crate::harness::clickhouse::unique_ch_db;
+
+/// The cookbook's parameters for synthetic data in November 2026, with
+/// `person` and `session_id` for the investigation queries.
+pub(crate) fn november_params(person: &str, session_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("from", "2026-11-01".to_string()),
+        ("to", "2026-11-30".to_string()),
+        ("table", "cards".to_string()),
+        ("admins", "'alice'".to_string()),
+        ("admin_roles", "'postgres'".to_string()),
+        ("work_start", "7".to_string()),
+        ("work_end", "19".to_string()),
+        ("person", person.to_string()),
+        ("session_id", session_id.to_string()),
+    ]
 }
 
 /// ClickHouse JSON values as text (64-bit integers come quoted, booleans
@@ -669,14 +678,7 @@ async fn cookbook_answers_on_the_local_server() {
 
     // Volume: a copy of the data with two earlier days of history, bob as
     // busy as today, alice with one statement a day: alice stands out.
-    let hist = unique_ch_db("cookbook_hist");
-    let hist_opts = SchemaOptions {
-        database: hist.clone(),
-        ..SchemaOptions::default()
-    };
-    for ddl in schema::statements(version, &hist_opts) {
-        ch.query(&ddl);
-    }
+    let (hist, _) = ch.fresh_schema("cookbook_hist");
     ch.query(&format!(
         "INSERT INTO `{hist}`.statements SELECT * FROM `{ch_db}`.statements"
     ));
@@ -787,17 +789,7 @@ fn cookbook_runs_on_a_modern_engine() {
         "INSERT INTO pgtrail.sessions ({}) SELECT toUUID('01890000-0000-7000-8000-000000000002'), 'i1', 2, {at}, 'auth_failed', 's2', 'bob', '', 'db', '127.0.0.1', 5433, '', 0, 'scram-sha-256', 'wrong password', 0, 0, 0, 0;\n",
         list("sessions")
     ));
-    let params = [
-        ("from", "2026-11-01".to_string()),
-        ("to", "2026-11-30".to_string()),
-        ("table", "cards".to_string()),
-        ("admins", "'alice'".to_string()),
-        ("admin_roles", "'postgres'".to_string()),
-        ("work_start", "7".to_string()),
-        ("work_end", "19".to_string()),
-        ("person", "bob".to_string()),
-        ("session_id", "s1".to_string()),
-    ];
+    let params = november_params("bob", "s1");
     let expected: BTreeMap<&str, usize> = [
         ("pci-10.2.1", 1),
         ("pci-10.2.2", 1),

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cookbook::{cookbook, fill, quoted, unique_ch_db};
+use crate::cookbook::{cookbook, fill, november_params, quoted};
 use crate::harness::clickhouse::ChServer;
 use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
@@ -56,36 +56,14 @@ fn data(db: &str, version: ServerVersion) -> Vec<String> {
     vec![statements, sessions]
 }
 
-fn params() -> [(&'static str, String); 9] {
-    [
-        ("from", "2026-11-01".to_string()),
-        ("to", "2026-11-30".to_string()),
-        ("table", "cards".to_string()),
-        ("admins", "'alice'".to_string()),
-        ("admin_roles", "'postgres'".to_string()),
-        ("work_start", "7".to_string()),
-        ("work_end", "19".to_string()),
-        ("person", "mallory".to_string()),
-        ("session_id", "s7".to_string()),
-    ]
-}
-
 #[test]
 fn cookbook_scales_to_400k_records_on_the_local_server() {
     let ch = ChServer::shared();
-    let version = ServerVersion::parse(&ch.version()).expect("ClickHouse version");
-    let db = unique_ch_db("cookbook_scale");
-    let opts = SchemaOptions {
-        database: db.clone(),
-        ..SchemaOptions::default()
-    };
-    for st in schema::statements(version, &opts) {
-        ch.query(&st);
-    }
+    let (db, version) = ch.fresh_schema("cookbook_scale");
     for insert in data(&db, version) {
         ch.query(&insert);
     }
-    let params = params();
+    let params = november_params("mallory", "s7");
     for (id, query) in cookbook() {
         let sql = fill(&query, &db, &params);
         let started = Instant::now();
@@ -121,7 +99,7 @@ fn cookbook_scales_to_400k_records_on_a_modern_engine() {
         sql.push_str(&insert);
         sql.push_str(";\n");
     }
-    let params = params();
+    let params = november_params("mallory", "s7");
     for (id, query) in cookbook() {
         let q = fill(&query, "pgtrail", &params);
         sql.push_str(&format!("{q};\n"));

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::cookbook::{quoted, unique_ch_db};
+use crate::cookbook::quoted;
 use crate::harness::clickhouse::ChServer;
 use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
@@ -245,15 +245,7 @@ fn in_db(sql: &str, db: &str) -> String {
 #[test]
 fn dashboard_queries_return_rows_on_the_local_server() {
     let ch = ChServer::shared();
-    let version = ServerVersion::parse(&ch.version()).expect("ClickHouse version");
-    let db = unique_ch_db("dashboards");
-    let opts = SchemaOptions {
-        database: db.clone(),
-        ..SchemaOptions::default()
-    };
-    for st in schema::statements(version, &opts) {
-        ch.query(&st);
-    }
+    let (db, version) = ch.fresh_schema("dashboards");
     for row in sample_rows(&db, version) {
         ch.query(&row);
     }

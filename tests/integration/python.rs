@@ -6,11 +6,13 @@ use std::process::Command;
 use crate::harness::postgres::PgCluster;
 use crate::harness::proxy::{statements, Proxy};
 
-fn run_drivers(pg: &PgCluster, port: u16, db: &str) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/drivers.py");
+/// Runs `tests/python/{script}` against a server (direct or pgtrail) and
+/// returns its transcript; fails the test when the script fails.
+pub(crate) fn run_python(script: &str, pg: &PgCluster, port: u16, db: &str) -> String {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("python3")
         .args([
-            script,
+            &path,
             "127.0.0.1",
             &port.to_string(),
             pg.superuser(),
@@ -18,14 +20,18 @@ fn run_drivers(pg: &PgCluster, port: u16, db: &str) -> String {
             db,
         ])
         .output()
-        .expect("run python3 (scripts/install-deps.sh installs asyncpg and psycopg)");
+        .expect("run python3 (scripts/install-deps.sh installs asyncpg, psycopg and psycopg-pool)");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "drivers.py failed:\n{stdout}\n{}",
+        "{script} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+fn run_drivers(pg: &PgCluster, port: u16, db: &str) -> String {
+    run_python("drivers.py", pg, port, db)
 }
 
 #[tokio::test]

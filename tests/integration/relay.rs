@@ -1,6 +1,6 @@
 //! Traffic through pgtrail behaves as it does directly.
 
-use futures_util::{SinkExt, StreamExt, TryStreamExt};
+use futures_util::{SinkExt, TryStreamExt};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -190,25 +190,15 @@ async fn copy_in_and_out_100_mb() {
 async fn listen_notify_while_idle() {
     let (pg, db) = fresh_db("relay_notify");
     let proxy = Proxy::start(pg).await;
-    let (listener, mut connection) =
-        tokio_postgres::connect(&proxy.conn_string(pg, &db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    tokio::spawn(stream.for_each(move |m| {
-        if let Ok(tokio_postgres::AsyncMessage::Notification(n)) = m {
-            let _ = tx.send(n.payload().to_string());
-        }
-        async {}
-    }));
+    let (listener, mut rx) =
+        crate::harness::proxy::notified_client(&proxy.conn_string(pg, &db)).await;
     listener.batch_execute("LISTEN ch").await.unwrap();
     let notifier = proxy.connect(pg, &db).await;
     notifier.batch_execute("NOTIFY ch, 'hello'").await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap();
-    assert_eq!(got.as_deref(), Some("hello"));
+    assert_eq!(got.map(|(payload, _)| payload).as_deref(), Some("hello"));
 }
 
 #[tokio::test]

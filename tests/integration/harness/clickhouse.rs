@@ -19,6 +19,7 @@
 //! per connection) so the harness needs no HTTP client crate.
 #![allow(dead_code)]
 
+use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -42,7 +43,31 @@ pub struct ChServer {
 
 static SHARED: OnceLock<ChServer> = OnceLock::new();
 
+/// A database name no other test of this process uses.
+pub fn unique_ch_db(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 impl ChServer {
+    /// A new database (named from `prefix`) holding pgtrail's schema for
+    /// this server's version, views included.
+    pub fn fresh_schema(&self, prefix: &str) -> (String, ServerVersion) {
+        let version = ServerVersion::parse(&self.version()).expect("ClickHouse version");
+        let opts = SchemaOptions {
+            database: unique_ch_db(prefix),
+            ..SchemaOptions::default()
+        };
+        for st in schema::statements(version, &opts) {
+            self.query(&st);
+        }
+        (opts.database, version)
+    }
+
     /// The server shared by all tests of this test binary.
     pub fn shared() -> &'static ChServer {
         SHARED.get_or_init(|| {

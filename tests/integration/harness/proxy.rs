@@ -205,3 +205,26 @@ pub async fn wait_for(client: &tokio_postgres::Client, sql: &str, want: i64) {
     }
     panic!("{sql} never returned {want}");
 }
+
+/// A client on `conn` whose notifications arrive on the receiver as
+/// (payload, sender's pid).
+pub async fn notified_client(
+    conn: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<(String, i32)>,
+) {
+    use futures_util::StreamExt;
+    let (client, mut connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(stream.for_each(move |m| {
+        if let Ok(tokio_postgres::AsyncMessage::Notification(n)) = m {
+            let _ = tx.send((n.payload().to_string(), n.process_id()));
+        }
+        async {}
+    }));
+    (client, rx)
+}
