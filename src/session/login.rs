@@ -39,6 +39,15 @@ pub fn check_startup(
     tls: bool,
     ctx: &ProxyContext,
 ) -> Result<(), (&'static str, String)> {
+    if let Some(name) = s.repeated_param() {
+        return Err((
+            "08P01",
+            format!(
+                "startup parameter \"{}\" given more than once",
+                lossless(name).0
+            ),
+        ));
+    }
     if s.param("user").is_none_or(|u| u.is_empty()) {
         return Err((
             "28000",

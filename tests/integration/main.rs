@@ -11,6 +11,7 @@ mod cookbook;
 mod delivery;
 mod docs;
 mod events;
+mod identity;
 mod metrics;
 mod python;
 mod relay;
