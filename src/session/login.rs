@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::error::SessionError;
 use super::stream::Framed;
 use super::upstream;
+use crate::audit::role::StartupIdentity;
 use crate::audit::SessionInfo;
 use crate::auth::{self, ClientAuth, UpstreamLogin};
 use crate::cancel::{CancelKey, UpstreamKey};
@@ -99,7 +100,17 @@ pub fn session_info(s: &Startup, peer: SocketAddr, tls: bool) -> SessionInfo {
         application_name: param_text(s, "application_name"),
         tls,
         auth_method: String::new(),
+        startup_identity: startup_identity(s),
     }
+}
+
+/// Roles the StartupMessage sets, for `effective_role` on records.
+fn startup_identity(s: &Startup) -> StartupIdentity {
+    let params: Vec<(String, String)> = s
+        .upstream_params()
+        .map(|(k, v)| (lossless(k).0.into_owned(), lossless(v).0.into_owned()))
+        .collect();
+    StartupIdentity::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// Authenticates and logs in. `Ok(Err(reason))` is a refused login that has

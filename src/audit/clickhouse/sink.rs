@@ -176,6 +176,8 @@ impl ClickHouseSink {
             version: None,
             shared: shared.clone(),
             statements: Default::default(),
+            statements_v1: Default::default(),
+            sessions_v1: Default::default(),
             sessions: Default::default(),
             gaps: Default::default(),
             failures: 0,
