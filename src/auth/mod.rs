@@ -73,7 +73,7 @@ pub async fn authenticate_client(
 
 /// Reads the client's PasswordMessage-family reply ('p').
 async fn read_password_message(client: &mut Framed) -> Result<bytes::Bytes, SessionError> {
-    let frame = client.read_frame().await?;
+    let frame = client.read_auth_frame().await?;
     if frame[0] != b'p' {
         return Err(SessionError::Protocol(format!(
             "expected a password message, got {}",

@@ -195,7 +195,7 @@ async fn relay_auth(
                         client.write(&frame).await?;
                     }
                 }
-                let answer = client.read_frame().await?;
+                let answer = client.read_auth_frame().await?;
                 if answer[0] != b'p' {
                     return Err(SessionError::Protocol("expected a password message".into()));
                 }

@@ -11,6 +11,7 @@ mod cookbook;
 mod delivery;
 mod docs;
 mod events;
+mod hardening;
 mod identity;
 mod metrics;
 mod python;
