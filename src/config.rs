@@ -90,7 +90,10 @@ impl UpstreamConfig {
             .url
             .strip_prefix("postgres://")
             .or_else(|| self.url.strip_prefix("postgresql://"))
-            .ok_or_else(|| format!("upstream.url {:?} must start with postgres://", self.url))?;
+            .ok_or_else(|| {
+                let url = crate::secrets::masked_url(&self.url);
+                format!("upstream.url {url:?} must start with postgres://")
+            })?;
         let authority = rest.split('/').next().unwrap_or_default();
         let hostport = authority.rsplit('@').next().unwrap_or_default();
         let parse_port = |p: &str| {
@@ -98,13 +101,21 @@ impl UpstreamConfig {
                 .map_err(|_| format!("upstream.url: invalid port {p:?}"))
         };
         let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
-            let (h, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| format!("upstream.url {:?}: unclosed [", self.url))?;
+            let (h, after) = bracketed.split_once(']').ok_or_else(|| {
+                format!(
+                    "upstream.url {:?}: unclosed [",
+                    crate::secrets::masked_url(&self.url)
+                )
+            })?;
             match after.strip_prefix(':') {
                 Some(p) => (h, parse_port(p)?),
                 None if after.is_empty() => (h, 5432),
-                None => return Err(format!("upstream.url {:?}: junk after ]", self.url)),
+                None => {
+                    return Err(format!(
+                        "upstream.url {:?}: junk after ]",
+                        crate::secrets::masked_url(&self.url)
+                    ))
+                }
             }
         } else {
             match hostport.rsplit_once(':') {
@@ -113,7 +124,10 @@ impl UpstreamConfig {
             }
         };
         if host.is_empty() {
-            return Err(format!("upstream.url {:?} has no host", self.url));
+            return Err(format!(
+                "upstream.url {:?} has no host",
+                crate::secrets::masked_url(&self.url)
+            ));
         }
         Ok((host.to_string(), port))
     }
@@ -152,6 +166,10 @@ pub struct AuthConfig {
     pub default_db_role: Option<String>,
     /// Passwords of the upstream roles pgtrail logs in as, by role name.
     pub role_passwords: BTreeMap<String, Secret>,
+    /// The method an unknown user is asked for (proxy mode): make it the
+    /// one most entries of the users file use, so the offer does not tell
+    /// unknown names from known ones.
+    pub unknown_user_method: crate::auth::users::Method,
 }
 
 impl Default for AuthConfig {
@@ -161,6 +179,7 @@ impl Default for AuthConfig {
             users_file: None,
             default_db_role: None,
             role_passwords: BTreeMap::new(),
+            unknown_user_method: crate::auth::users::Method::ScramSha256,
         }
     }
 }

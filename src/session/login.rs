@@ -223,7 +223,7 @@ async fn proxy_auth(
         &session.user,
         &session.database,
         &users,
-        &ctx.instance_secret,
+        ctx.config.auth.unknown_user_method,
     )
     .await?;
     let entry = match outcome {

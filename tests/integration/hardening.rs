@@ -73,3 +73,89 @@ async fn oversized_auth_message_is_refused_from_its_header() {
         .log_contents()
         .contains("authentication message of 67108868 bytes is over the limit of 65535 bytes"));
 }
+
+/// Runs `pgtrail user add NAME --users FILE` with the password on stdin.
+fn user_add(file: &std::path::Path, name: &str, password: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgtrail"))
+        .args(["user", "add", name, "--users"])
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The salt a proxy's SCRAM server-first-message gives `user`.
+async fn scram_salt(addr: std::net::SocketAddr, user: &str) -> String {
+    let mut s = raw::open(addr, &[("user", user), ("database", "postgres")]).await;
+    let msgs = raw::read_until(&mut s, b'R').await;
+    let code = msgs
+        .last()
+        .map(|(_, b)| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    assert_eq!(code, Some(10), "SASL offered: {msgs:?}");
+    let first = b"n,,n=,r=abcdefghijklmnop";
+    let mut body = b"SCRAM-SHA-256\0".to_vec();
+    body.extend((first.len() as i32).to_be_bytes());
+    body.extend_from_slice(first);
+    s.write_all(&raw::message(b'p', &body)).await.unwrap();
+    let msgs = raw::read_until(&mut s, b'R').await;
+    let (_, body) = msgs.last().unwrap();
+    let text = String::from_utf8_lossy(&body[4..]).into_owned();
+    text.split(',')
+        .find_map(|f| f.strip_prefix("s="))
+        .unwrap_or_else(|| panic!("no salt in {text:?}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn unknown_user_salt_is_the_same_on_every_instance() {
+    use std::os::unix::fs::PermissionsExt;
+    let (pg, _db) = fresh_db("hard_mock_salt");
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    user_add(&users, "alice", "alice-pw");
+    let mode = std::fs::metadata(&users).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "users file mode after user add");
+    let proxy_mode = |c: &mut pgtrail::config::Config| {
+        c.auth.mode = pgtrail::config::AuthMode::Proxy;
+        c.auth.users_file = Some(users.clone());
+    };
+    let a = crate::harness::proxy::Proxy::start_with(pg, proxy_mode).await;
+    let b = crate::harness::proxy::Proxy::start_with(pg, proxy_mode).await;
+    let salt_a = scram_salt(a.addr, "nobody").await;
+    assert_eq!(salt_a, scram_salt(b.addr, "nobody").await);
+    assert_eq!(salt_a, scram_salt(a.addr, "nobody").await);
+    assert_ne!(salt_a, scram_salt(a.addr, "somebody").await);
+    // A later `user add` keeps the mock secret, so the salt stays.
+    user_add(&users, "bob", "bob-pw");
+    let c = crate::harness::proxy::Proxy::start_with(pg, proxy_mode).await;
+    assert_eq!(salt_a, scram_salt(c.addr, "nobody").await);
+}
+
+#[tokio::test]
+async fn readable_users_file_is_warned_about_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let (pg, _db) = fresh_db("hard_file_mode");
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    user_add(&users, "alice", "alice-pw");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut config = config_for(pg, dir.path());
+    config.auth.mode = pgtrail::config::AuthMode::Proxy;
+    config.auth.users_file = Some(users.clone());
+    let proxy = PgtrailProcess::start(&config, dir.path()).await;
+    let log = proxy.log_contents();
+    let line = log
+        .lines()
+        .find(|l| l.contains("readable by group or others"))
+        .unwrap_or_else(|| panic!("no warning in {log}"));
+    assert!(
+        line.contains("WARN")
+            && line.contains(&users.display().to_string())
+            && line.contains("0644"),
+        "{line}"
+    );
+}

@@ -181,7 +181,7 @@ impl ClickHouseSink {
             sessions: Default::default(),
             gaps: Default::default(),
             failures: 0,
-            url: url.to_string(),
+            url: crate::secrets::masked_url(url),
             spooled: spool.is_some(),
         };
         let (writer, reader) = match spool {
@@ -195,7 +195,7 @@ impl ClickHouseSink {
                 None => sender.run(rx, runtime),
             })?;
         Ok(ClickHouseSink {
-            url: url.to_string(),
+            url: crate::secrets::masked_url(url),
             capacity,
             tx: Some(tx),
             thread: Some(thread),
