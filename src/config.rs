@@ -58,7 +58,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// `postgres://host:port`; user, password and database in the URL are ignored.
@@ -69,6 +69,19 @@ pub struct UpstreamConfig {
     /// Name checked against the server certificate; defaults to the URL host.
     pub server_name: Option<String>,
     pub connect_timeout_ms: u64,
+}
+
+/// The URL with its password masked, like every other place it is shown.
+impl fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("url", &crate::secrets::masked_url(&self.url))
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("server_name", &self.server_name)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -261,7 +274,7 @@ pub enum Durability {
     BeforeAck,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// JSON Lines output; used when no ClickHouse URL is set.
@@ -301,6 +314,25 @@ pub struct AuditConfig {
     pub spool_segment_bytes: u64,
     /// ClickHouse database, credentials, batching and schema options.
     pub clickhouse: ClickHouseConfig,
+}
+
+/// The main settings, `clickhouse_url` with its password masked.
+impl fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self
+            .clickhouse_url
+            .as_deref()
+            .map(crate::secrets::masked_url);
+        f.debug_struct("AuditConfig")
+            .field("file", &self.file)
+            .field("clickhouse_url", &url)
+            .field("instance_id", &self.instance_id)
+            .field("failure_policy", &self.failure_policy)
+            .field("durability", &self.durability)
+            .field("spool_dir", &self.spool_dir)
+            .field("clickhouse", &self.clickhouse)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[audit.clickhouse]`: used when `audit.clickhouse_url` is set.
@@ -566,6 +598,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_masked_in_debug() {
+        let mut c = Config::default();
+        c.upstream.url = "postgres://u:pg-secret@db:5432".into();
+        c.audit.clickhouse_url = Some("http://u:ch-secret@ch:8123".into());
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("pg-secret") && !text.contains("ch-secret"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://u:***@db:5432"), "{text}");
+    }
 
     #[test]
     fn defaults_validate() {

@@ -159,3 +159,55 @@ async fn readable_users_file_is_warned_about_at_start() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn passwords_in_urls_never_reach_the_log() {
+    let (pg, db) = fresh_db("hard_log_secrets");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(pg, dir.path());
+    config.log.level = "debug".into();
+    config.upstream.url = format!("postgres://someone:Upstream-Pw-1@127.0.0.1:{}/x", pg.port());
+    // A ClickHouse that is not there: its URL is logged with every retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ch_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    config.audit.clickhouse_url = Some(format!(
+        "http://default:Clickhouse-Pw-2@127.0.0.1:{ch_port}/?password=Query-Pw-3"
+    ));
+    config.audit.clickhouse.password = pgtrail::config::Secret("Field-Pw-4".into());
+    config.audit.spool_dir = Some(dir.path().join("spool"));
+    let proxy = PgtrailProcess::start(&config, dir.path()).await;
+    let conn = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname={db}",
+        proxy.port,
+        pg.superuser(),
+        pg.password()
+    );
+    let client = crate::harness::proxy::connect(&conn).await;
+    client.simple_query("SELECT 1").await.unwrap();
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = proxy.log_contents();
+    for secret in [
+        "Upstream-Pw-1",
+        "Clickhouse-Pw-2",
+        "Query-Pw-3",
+        "Field-Pw-4",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    assert!(
+        log.contains("someone:***@127.0.0.1"),
+        "upstream URL logged masked: {log}"
+    );
+    assert!(
+        log.contains("ClickHouse"),
+        "ClickHouse errors logged: {log}"
+    );
+    assert!(
+        !log.contains(pg.password()),
+        "the client's password in the log"
+    );
+}
