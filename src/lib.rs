@@ -26,6 +26,7 @@ pub mod cancel;
 pub mod config;
 pub mod config_file;
 pub mod context;
+pub mod fdlimit;
 pub mod files;
 pub mod hooks;
 pub mod latency;

@@ -211,3 +211,117 @@ async fn passwords_in_urls_never_reach_the_log() {
         "the client's password in the log"
     );
 }
+
+#[tokio::test]
+async fn proxy_serves_while_1100_admin_connections_sit_idle() {
+    let (pg, db) = fresh_db("hard_admin_fds");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(pg, dir.path());
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    config.admin_listen = Some(format!("127.0.0.1:{admin_port}").parse().unwrap());
+    // The inherited soft limit of the issue; the hard one stays higher.
+    let proxy = PgtrailProcess::start_under(&config, dir.path(), "ulimit -Sn 1024;").await;
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        match tokio::net::TcpStream::connect(("127.0.0.1", admin_port)).await {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("admin connect {}: {e}", idle.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let conn = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname={db} connect_timeout=10",
+        proxy.port,
+        pg.superuser(),
+        pg.password()
+    );
+    let started = Instant::now();
+    let client = tokio::time::timeout(
+        Duration::from_secs(15),
+        crate::harness::proxy::connect(&conn),
+    )
+    .await
+    .expect("client connects through the proxy");
+    let row = client.query_one("SELECT 1", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // An admin request is served again once the idle ones are gone.
+    drop(idle);
+    let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let (status, _) = crate::harness::proxy::http_get(admin, "/healthz").await;
+    assert_eq!(status, 200);
+    assert!(!proxy.log_contents().contains("Too many open files"));
+}
+
+#[test]
+fn too_low_a_descriptor_limit_refuses_to_start() {
+    let pg = crate::harness::postgres::PgCluster::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(pg, dir.path());
+    let path = dir.path().join("pgtrail.toml");
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 512; exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_pgtrail"))
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pgtrail started with a limit of 512 descriptors");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the open file limit is 512, but max_connections = 1000 needs 2128"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_connects_upstream_at_most_once_a_second() {
+    let (pg, _db) = fresh_db("hard_readyz");
+    // A stand-in upstream that counts connections.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = upstream.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let proxy = crate::harness::proxy::Proxy::start_with(pg, |c| {
+        c.upstream.url = format!("postgres://127.0.0.1:{port}");
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let admin = proxy.admin_addr.unwrap();
+    let started = Instant::now();
+    for _ in 0..30 {
+        let (status, body) = crate::harness::proxy::http_get(admin, "/readyz").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let elapsed = started.elapsed();
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        n as u64 <= elapsed.as_secs() + 1,
+        "{n} upstream connections for 30 /readyz in {elapsed:?}"
+    );
+}
