@@ -325,3 +325,39 @@ async fn readyz_connects_upstream_at_most_once_a_second() {
         "{n} upstream connections for 30 /readyz in {elapsed:?}"
     );
 }
+
+#[tokio::test]
+async fn unknown_user_gets_the_configured_method_and_proxy_mode_limits_auth_messages() {
+    let (pg, _db) = fresh_db("hard_mock_method");
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    user_add(&users, "alice", "alice-pw");
+    let users_for = users.clone();
+    let proxy = crate::harness::proxy::Proxy::start_with(pg, move |c| {
+        c.auth.mode = pgtrail::config::AuthMode::Proxy;
+        c.auth.users_file = Some(users_for);
+        c.auth.unknown_user_method = pgtrail::auth::users::Method::Md5;
+    })
+    .await;
+    let mut s = raw::open(proxy.addr, &[("user", "nobody"), ("database", "postgres")]).await;
+    let msgs = raw::read_until(&mut s, b'R').await;
+    let (_, body) = msgs.last().unwrap();
+    assert_eq!(
+        i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+        5,
+        "md5 asked"
+    );
+    assert_eq!(body.len(), 8, "with a 4-byte salt");
+    s.write_all(&raw::message(
+        b'p',
+        b"md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\0",
+    ))
+    .await
+    .unwrap();
+    let msgs = raw::read_until(&mut s, b'E').await;
+    assert_eq!(raw::sqlstate(&msgs).as_deref(), Some("28P01"));
+    // Proxy mode reads the SASL message itself: the same limit applies.
+    let (code, took) = oversized_sasl(proxy.port(), "alice", "postgres", 8 << 20).await;
+    assert_eq!(code.as_deref(), Some("08P01"));
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+}

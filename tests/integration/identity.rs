@@ -58,36 +58,60 @@ async fn set_role_changes_effective_role_on_later_records() {
     let proxy = Proxy::start(pg).await;
     let role = make_role(&proxy, pg, &db).await;
     let client = proxy.connect(pg, &db).await;
-    for sql in [
-        "SELECT 'before'",
-        &format!("SET ROLE {role}"),
-        "SELECT 'as role'",
-        "SET ROLE no_such_role_anywhere",
-        "SELECT 'still role'",
-        "RESET ROLE",
-        "SELECT 'after reset'",
-        "BEGIN",
-        &format!("SET LOCAL ROLE {role}"),
-        "SELECT 'local'",
-        "COMMIT",
-        "SELECT 'after commit'",
-    ] {
-        let _ = client.simple_query(sql).await;
+    // Each probe asks PostgreSQL for current_user; its record must agree.
+    let mut seen = Vec::new();
+    let steps = [
+        String::from("probe"),
+        format!("SET ROLE {role}"),
+        "probe".into(),
+        "SET ROLE no_such_role_anywhere".into(),
+        "probe".into(),
+        "RESET ROLE".into(),
+        "probe".into(),
+        format!("SET ROLE {role}"),
+        "RESET ALL".into(),
+        "probe".into(),
+        "DISCARD ALL".into(),
+        "probe".into(),
+        "BEGIN".into(),
+        format!("SET LOCAL ROLE {role}"),
+        "probe".into(),
+        "COMMIT".into(),
+        "probe".into(),
+        "BEGIN".into(),
+        format!("SET ROLE {role}"),
+        "probe".into(),
+        "ROLLBACK".into(),
+        "probe".into(),
+        format!("SET SESSION AUTHORIZATION {role}"),
+        "probe".into(),
+        "RESET SESSION AUTHORIZATION".into(),
+        "probe".into(),
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        if step == "probe" {
+            let sql = format!("SELECT current_user::text AS probe_{i}");
+            let rows = client.simple_query(&sql).await.unwrap();
+            let user = rows.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(String::from),
+                _ => None,
+            });
+            seen.push((
+                sql.clone(),
+                user.unwrap_or_else(|| panic!("no row for {sql}")),
+            ));
+        } else {
+            let _ = client.simple_query(step).await;
+        }
     }
     drop(client);
     let records = proxy.stop().await;
     let su = pg.superuser();
-    for (text, want) in [
-        ("SELECT 'before'", su),
-        ("SELECT 'as role'", role.as_str()),
-        ("SELECT 'still role'", role.as_str()),
-        ("SELECT 'after reset'", su),
-        ("SELECT 'local'", role.as_str()),
-        ("SELECT 'after commit'", su),
-    ] {
-        let r = by_text(&records, text);
-        assert_eq!(r["effective_role"], want, "{text}: {r}");
-        assert_eq!(r["db_role"], su, "{text}: db_role stays as logged in");
+    assert!(seen.iter().any(|(_, u)| *u == role), "{seen:?}");
+    for (sql, current_user) in &seen {
+        let r = by_text(&records, sql);
+        assert_eq!(r["effective_role"], current_user.as_str(), "{sql}: {r}");
+        assert_eq!(r["db_role"], su, "{sql}: db_role stays as logged in");
     }
 }
 
