@@ -40,13 +40,15 @@ impl Startup {
 
     /// The first parameter name sent twice. PostgreSQL takes the last
     /// value while pgtrail audits the first, so a repeat could make the
-    /// record name someone else: such a StartupMessage is refused.
+    /// record name someone else: such a StartupMessage is refused. Names
+    /// are compared ignoring ASCII case, as PostgreSQL compares setting
+    /// names (`application_name` and `Application_Name` set one thing).
     pub fn repeated_param(&self) -> Option<&[u8]> {
         let mut seen = std::collections::HashSet::with_capacity(self.params.len());
         self.params
             .iter()
             .map(|(k, _)| k.as_slice())
-            .find(|k| !seen.insert(*k))
+            .find(|k| !seen.insert(k.to_ascii_lowercase()))
     }
 
     /// Protocol options (`_pq_.*`), which pgtrail does not support.
@@ -163,6 +165,12 @@ mod tests {
             panic!()
         };
         assert_eq!(s.repeated_param(), Some(&b"user"[..]));
+        let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0u\0application_name\0a\0Application_Name\0b\0\0");
+        let StartupPacket::Startup(s) = decode(&packet(&body)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.repeated_param(), Some(&b"Application_Name"[..]));
     }
 
     #[test]
