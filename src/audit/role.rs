@@ -185,18 +185,52 @@ impl Value {
 
 fn value_text(src: &[u8], t: &Token) -> Option<Value> {
     let raw = String::from_utf8_lossy(&src[t.start..t.end]);
-    match t.kind {
-        Tok::Ident => Some(Value::Word(raw.to_ascii_lowercase())),
-        Tok::QIdent => unquote(&raw, '"').map(Value::Quoted),
-        Tok::Str => unquote(&raw, '\'').map(Value::Quoted),
-        _ => None,
-    }
+    let quoted = match t.kind {
+        Tok::Ident => return Some(Value::Word(raw.to_ascii_lowercase())),
+        Tok::QIdent => unquote(&raw, '"'),
+        Tok::Str => unquote(&raw, '\'')
+            .or_else(|| escape_string(&raw))
+            .or_else(|| dollar_quoted(&raw)),
+        _ => return None,
+    };
+    // A form not decoded here (`U&'...'`, `U&"..."`) is kept as written:
+    // the record then shows that the role changed, and to what text,
+    // rather than the role before.
+    Some(Value::Quoted(quoted.unwrap_or_else(|| raw.into_owned())))
 }
 
-/// `"a""b"` → `a"b`; other forms (`E'..'`, `U&".."`) are left unread.
+/// `"a""b"` → `a"b`, `'a''b'` → `a'b`.
 fn unquote(raw: &str, q: char) -> Option<String> {
     let inner = raw.strip_prefix(q)?.strip_suffix(q)?;
     Some(inner.replace(&format!("{q}{q}"), &q.to_string()))
+}
+
+/// `E'a\'b'` → `a'b` (a backslash keeps the character after it; octal,
+/// hex and Unicode escapes are not decoded).
+fn escape_string(raw: &str) -> Option<String> {
+    let body = raw.strip_prefix(['E', 'e'])?;
+    let inner = body.strip_prefix('\'')?.strip_suffix('\'')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '\'' => {
+                chars.next(); // '' is one quote
+                out.push('\'');
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// `$tag$text$tag$` → `text`.
+fn dollar_quoted(raw: &str) -> Option<String> {
+    let rest = raw.strip_prefix('$')?;
+    let end = rest.find('$')?;
+    let tag = &raw[..end + 2];
+    Some(raw.strip_prefix(tag)?.strip_suffix(tag)?.to_string())
 }
 
 /// Session user and role: `current_user` is the role when one is set.

@@ -29,6 +29,18 @@ fn reads_role_statements() {
     );
     assert_eq!(change("SET ROLE NONE"), set_role(None, false));
     assert_eq!(
+        change("SET ROLE E'ad\\'min'"),
+        set_role(Some("ad'min"), false)
+    );
+    assert_eq!(
+        change("SET ROLE $x$admin$x$"),
+        set_role(Some("admin"), false)
+    );
+    assert_eq!(
+        change("SET ROLE U&\"\\0061dmin\""),
+        set_role(Some("U&\"\\0061dmin\""), false)
+    );
+    assert_eq!(
         change("SET ROLE DEFAULT"),
         Some(RoleChange::ResetRole { local: false })
     );

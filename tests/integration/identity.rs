@@ -87,6 +87,12 @@ async fn set_role_changes_effective_role_on_later_records() {
         "probe".into(),
         "RESET SESSION AUTHORIZATION".into(),
         "probe".into(),
+        format!("SET ROLE E'{role}'"),
+        "probe".into(),
+        "SET ROLE NONE".into(),
+        "probe".into(),
+        format!("/* hidden? */ SET role = $q${role}$q$"),
+        "probe".into(),
     ];
     for (i, step) in steps.iter().enumerate() {
         if step == "probe" {
