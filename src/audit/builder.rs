@@ -171,6 +171,10 @@ impl RecordBuilder {
         let effective_role = self.roles.effective(s);
         let command_tag = e.command_tag.unwrap_or_default();
         if e.failure.is_none() {
+            // Only SET, RESET and DISCARD change roles: other statements
+            // are not lexed again (the classifier already read them).
+            let may_change = matches!(&*c.kind, "set" | "reset" | "discard" | "unknown" | "");
+            let text = if may_change { text } else { &[] };
             self.roles.after_statement(s, text, &command_tag);
         }
         StatementRecord {
