@@ -30,6 +30,7 @@ fn session() -> Arc<SessionInfo> {
         application_name: "pgbench".into(),
         tls: false,
         auth_method: "scram-sha-256".into(),
+        startup_identity: Default::default(),
     })
 }
 

@@ -255,6 +255,7 @@ fn build_pool(n: usize, instance_id: &str) -> Vec<Record> {
             application_name: APPS[(i % 4) as usize].into(),
             tls: i % 2 == 0,
             auth_method: "scram-sha-256".into(),
+            startup_identity: Default::default(),
         }));
     }
     let now = SystemTime::now();

@@ -180,6 +180,7 @@ mod tests {
                 application_name: String::new(),
                 tls: false,
                 auth_method: String::new(),
+                startup_identity: Default::default(),
             }),
         }
     }

@@ -58,7 +58,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// `postgres://host:port`; user, password and database in the URL are ignored.
@@ -69,6 +69,19 @@ pub struct UpstreamConfig {
     /// Name checked against the server certificate; defaults to the URL host.
     pub server_name: Option<String>,
     pub connect_timeout_ms: u64,
+}
+
+/// The URL with its password masked, like every other place it is shown.
+impl fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("url", &crate::secrets::masked_url(&self.url))
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("server_name", &self.server_name)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -90,7 +103,10 @@ impl UpstreamConfig {
             .url
             .strip_prefix("postgres://")
             .or_else(|| self.url.strip_prefix("postgresql://"))
-            .ok_or_else(|| format!("upstream.url {:?} must start with postgres://", self.url))?;
+            .ok_or_else(|| {
+                let url = crate::secrets::masked_url(&self.url);
+                format!("upstream.url {url:?} must start with postgres://")
+            })?;
         let authority = rest.split('/').next().unwrap_or_default();
         let hostport = authority.rsplit('@').next().unwrap_or_default();
         let parse_port = |p: &str| {
@@ -98,13 +114,21 @@ impl UpstreamConfig {
                 .map_err(|_| format!("upstream.url: invalid port {p:?}"))
         };
         let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
-            let (h, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| format!("upstream.url {:?}: unclosed [", self.url))?;
+            let (h, after) = bracketed.split_once(']').ok_or_else(|| {
+                format!(
+                    "upstream.url {:?}: unclosed [",
+                    crate::secrets::masked_url(&self.url)
+                )
+            })?;
             match after.strip_prefix(':') {
                 Some(p) => (h, parse_port(p)?),
                 None if after.is_empty() => (h, 5432),
-                None => return Err(format!("upstream.url {:?}: junk after ]", self.url)),
+                None => {
+                    return Err(format!(
+                        "upstream.url {:?}: junk after ]",
+                        crate::secrets::masked_url(&self.url)
+                    ))
+                }
             }
         } else {
             match hostport.rsplit_once(':') {
@@ -113,7 +137,10 @@ impl UpstreamConfig {
             }
         };
         if host.is_empty() {
-            return Err(format!("upstream.url {:?} has no host", self.url));
+            return Err(format!(
+                "upstream.url {:?} has no host",
+                crate::secrets::masked_url(&self.url)
+            ));
         }
         Ok((host.to_string(), port))
     }
@@ -152,6 +179,10 @@ pub struct AuthConfig {
     pub default_db_role: Option<String>,
     /// Passwords of the upstream roles pgtrail logs in as, by role name.
     pub role_passwords: BTreeMap<String, Secret>,
+    /// The method an unknown user is asked for (proxy mode): make it the
+    /// one most entries of the users file use, so the offer does not tell
+    /// unknown names from known ones.
+    pub unknown_user_method: crate::auth::users::Method,
 }
 
 impl Default for AuthConfig {
@@ -161,6 +192,7 @@ impl Default for AuthConfig {
             users_file: None,
             default_db_role: None,
             role_passwords: BTreeMap::new(),
+            unknown_user_method: crate::auth::users::Method::ScramSha256,
         }
     }
 }
@@ -242,7 +274,7 @@ pub enum Durability {
     BeforeAck,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// JSON Lines output; used when no ClickHouse URL is set.
@@ -282,6 +314,25 @@ pub struct AuditConfig {
     pub spool_segment_bytes: u64,
     /// ClickHouse database, credentials, batching and schema options.
     pub clickhouse: ClickHouseConfig,
+}
+
+/// The main settings, `clickhouse_url` with its password masked.
+impl fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self
+            .clickhouse_url
+            .as_deref()
+            .map(crate::secrets::masked_url);
+        f.debug_struct("AuditConfig")
+            .field("file", &self.file)
+            .field("clickhouse_url", &url)
+            .field("instance_id", &self.instance_id)
+            .field("failure_policy", &self.failure_policy)
+            .field("durability", &self.durability)
+            .field("spool_dir", &self.spool_dir)
+            .field("clickhouse", &self.clickhouse)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[audit.clickhouse]`: used when `audit.clickhouse_url` is set.
@@ -547,6 +598,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_masked_in_debug() {
+        let mut c = Config::default();
+        c.upstream.url = "postgres://u:pg-secret@db:5432".into();
+        c.audit.clickhouse_url = Some("http://u:ch-secret@ch:8123".into());
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("pg-secret") && !text.contains("ch-secret"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://u:***@db:5432"), "{text}");
+    }
 
     #[test]
     fn defaults_validate() {

@@ -34,8 +34,6 @@ pub struct ProxyContext {
     pub cancel: Arc<CancelRegistry>,
     pub audit: AuditSender,
     pub hooks: Arc<dyn SessionHooks>,
-    /// Salts mock SCRAM exchanges for unknown users.
-    pub instance_secret: [u8; 32],
     /// Flips to true when sessions must close now (shutdown timeout).
     pub force_close: watch::Receiver<bool>,
     pub stats: ProxyStats,

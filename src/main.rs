@@ -163,6 +163,8 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
 fn run(args: RunArgs) -> Result<(), String> {
     let config = load_config(&args)?;
     let log = pgtrail::logging::init(&config.log);
+    pgtrail::secrets::warn_about_readable_secrets(&config, args.config.as_deref());
+    pgtrail::fdlimit::raise_and_check(&config)?;
     // One thread serving every session avoids cross-thread wake-ups, which
     // cost more than the relaying itself (see ARCHITECTURE.md).
     let runtime = match config.worker_threads {

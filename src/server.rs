@@ -84,8 +84,6 @@ impl Server {
             ),
             None => None,
         };
-        let mut instance_secret = [0u8; 32];
-        getrandom::fill(&mut instance_secret).map_err(|e| e.to_string())?;
         let (force_close, force_rx) = watch::channel(false);
         let live = RwLock::new(Arc::new(LiveSettings::new(&config, tls_acceptor)));
         let ctx = ProxyContext {
@@ -99,7 +97,6 @@ impl Server {
             cancel: Arc::new(CancelRegistry::default()),
             audit,
             hooks: ext.hooks,
-            instance_secret,
             force_close: force_rx,
             stats: ProxyStats::default(),
             classifier,
@@ -149,7 +146,7 @@ impl Server {
         let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
-        tracing::info!(listen = %ctx.config.listen, upstream = %ctx.config.upstream.url, "pgtrail is accepting connections");
+        tracing::info!(listen = %ctx.config.listen, upstream = %crate::secrets::masked_url(&ctx.config.upstream.url), "pgtrail is accepting connections");
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -281,7 +278,10 @@ fn start_audit(
             }
             None => ClickHouseSink::start(url, &audit.clickhouse),
         }
-        .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
+        .map_err(|e| {
+            let url = crate::secrets::masked_url(url);
+            format!("audit.clickhouse_url {url}: {e}")
+        })?;
         sink.guard(gate.clone());
         gauges.clickhouse = Some(sink.stats_handle());
         sinks.push(Box::new(sink));

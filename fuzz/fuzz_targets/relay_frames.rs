@@ -23,6 +23,7 @@ fn session() -> Arc<SessionInfo> {
         application_name: String::new(),
         tls: false,
         auth_method: "trust".into(),
+        startup_identity: Default::default(),
     })
 }
 

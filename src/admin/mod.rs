@@ -9,12 +9,19 @@
 //! - `/readyz`: 200 when the upstream server accepts a TCP connection and
 //!   the audit writer is running with no failing sink; else 503 and why.
 //! - anything else: 404.
+//!
+//! The listener cannot starve the proxy: at most [`MAX_CONNECTIONS`] admin
+//! connections are served at once (further ones are closed as soon as
+//! they are accepted), a request's headers must arrive within
+//! [`HEADER_TIMEOUT`] and a connection lives at most [`CONNECTION_LIFETIME`].
+//! `/readyz` connects to the upstream server at most once per
+//! [`READY_CACHE`]; calls in between get the last answer.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,6 +29,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::context::ProxyContext;
@@ -31,6 +39,21 @@ pub use metrics::metrics_text;
 
 /// How long `/readyz` waits for the upstream server to accept a connection.
 const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Admin connections served at once; counted in the descriptor budget
+/// (`crate::fdlimit`).
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time for a request's headers to arrive.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one admin connection, idle or not (scrapers reconnect).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// How long one upstream check answers `/readyz`.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// The last upstream check of `/readyz`: when, and its answer. The lock is
+/// held across a check, so concurrent calls wait for it and share it.
+#[derive(Default)]
+struct UpstreamCheck(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
 
 /// Serves admin requests until `shutdown` resolves; open connections are
 /// closed then.
@@ -43,25 +66,24 @@ pub async fn serve(
         tracing::info!(admin_listen = %addr, "admin listener: /metrics /healthz /readyz");
     }
     let mut conns = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let check = Arc::new(UpstreamCheck::default());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => {
-                    let ctx = ctx.clone();
-                    conns.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let ctx = ctx.clone();
-                            async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
+                Ok((socket, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        let (ctx, check) = (ctx.clone(), check.clone());
+                        conns.spawn(async move {
+                            serve_connection(socket, ctx, check).await;
+                            drop(slot);
                         });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(socket), service);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "admin connection ended with an error");
-                        }
-                    });
-                }
+                    }
+                    // Dropping the socket closes it.
+                    Err(_) => tracing::debug!(%peer, "admin connection refused: {MAX_CONNECTIONS} already open"),
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "admin accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -73,7 +95,34 @@ pub async fn serve(
     conns.shutdown().await;
 }
 
-async fn handle(req: Request<Incoming>, ctx: &Arc<ProxyContext>) -> Response<Full<Bytes>> {
+/// One admin connection, within its header timeout and lifetime.
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    ctx: Arc<ProxyContext>,
+    check: Arc<UpstreamCheck>,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        let (ctx, check) = (ctx.clone(), check.clone());
+        async move { Ok::<_, Infallible>(handle(req, &ctx, &check).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(socket), service);
+    match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+        Ok(Err(e)) => tracing::debug!(error = %e, "admin connection ended with an error"),
+        Ok(Ok(())) => {}
+        Err(_) => {
+            tracing::debug!("admin connection closed: open longer than {CONNECTION_LIFETIME:?}")
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: &Arc<ProxyContext>,
+    check: &UpstreamCheck,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -95,7 +144,7 @@ async fn handle(req: Request<Incoming>, ctx: &Arc<ProxyContext>) -> Response<Ful
             ),
         },
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match readiness(ctx).await {
+        "/readyz" => match readiness(ctx, check).await {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
         },
@@ -115,7 +164,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 /// `Ok` when the upstream server accepts a TCP connection and the audit
 /// writer is running with every sink writing; else the one-line reason.
-pub async fn readiness(ctx: &ProxyContext) -> Result<(), String> {
+async fn readiness(ctx: &ProxyContext, check: &UpstreamCheck) -> Result<(), String> {
     let stats = ctx.audit.stats();
     if stats.closed.load(Ordering::Relaxed) {
         return Err("audit writer is not running".into());
@@ -126,6 +175,19 @@ pub async fn readiness(ctx: &ProxyContext) -> Result<(), String> {
     if let Some(why) = ctx.audit.gate().blocked() {
         return Err(format!("audit is blocked: {why}"));
     }
+    let mut last = check.0.lock().await;
+    if let Some((at, answer)) = last.as_ref() {
+        if at.elapsed() < READY_CACHE {
+            return answer.clone();
+        }
+    }
+    let answer = upstream_reachable(ctx).await;
+    *last = Some((Instant::now(), answer.clone()));
+    answer
+}
+
+/// One TCP connect to the upstream server.
+async fn upstream_reachable(ctx: &ProxyContext) -> Result<(), String> {
     let target = (ctx.upstream_host.as_str(), ctx.upstream_port);
     match tokio::time::timeout(
         READY_CONNECT_TIMEOUT,

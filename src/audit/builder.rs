@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::event::{AuditEvent, Param, SessionEvent, StatementEvent};
+use super::event::{AuditEvent, Param, SessionEvent, SessionEventType, StatementEvent};
 use super::record::{
     micros_since_epoch, GapRecord, Label, Record, RecordHeader, SessionRecord, StatementRecord,
 };
+use super::role::RoleTracker;
 use crate::text::lossless;
 
 /// Classification of one statement, as it lands in the record.
@@ -62,6 +63,7 @@ pub struct RecordBuilder {
     max_statement_bytes: usize,
     classifier: Arc<dyn Classifier>,
     last_addr: Option<(std::net::IpAddr, String)>,
+    roles: RoleTracker,
 }
 
 impl RecordBuilder {
@@ -83,6 +85,7 @@ impl RecordBuilder {
             max_statement_bytes,
             classifier,
             last_addr: None,
+            roles: RoleTracker::default(),
         }
     }
 
@@ -165,12 +168,22 @@ impl RecordBuilder {
             Some(f) => (f.sqlstate.clone(), f.message.clone()),
             None => (String::new(), String::new()),
         };
+        let effective_role = self.roles.effective(s);
+        let command_tag = e.command_tag.unwrap_or_default();
+        if e.failure.is_none() {
+            // Only SET, RESET and DISCARD change roles: other statements
+            // are not lexed again (the classifier already read them).
+            let may_change = matches!(&*c.kind, "set" | "reset" | "discard" | "unknown" | "");
+            let text = if may_change { text } else { &[] };
+            self.roles.after_statement(s, text, &command_tag);
+        }
         StatementRecord {
             header,
             duration_us: e.duration_us,
             session_id: s.session_id.clone(),
             user: s.user.clone(),
             db_role: s.db_role.clone(),
+            effective_role,
             database: s.database.clone(),
             client_addr: self.client_addr(s.client_addr),
             client_port: s.client_port,
@@ -189,7 +202,7 @@ impl RecordBuilder {
             objects_written: c.objects_written,
             functions: c.functions,
             parser: c.parser,
-            command_tag: e.command_tag.unwrap_or_default(),
+            command_tag,
             rows: e.rows.unwrap_or(0),
             success: e.failure.is_none(),
             sqlstate,
@@ -202,12 +215,20 @@ impl RecordBuilder {
     fn session(&mut self, e: SessionEvent) -> SessionRecord {
         let header = self.header(e.at);
         let s = &e.session;
+        let effective_role = self.roles.effective(s);
+        if matches!(
+            e.event_type,
+            SessionEventType::Disconnect | SessionEventType::AuthFailed
+        ) {
+            self.roles.end_session(&s.session_id);
+        }
         SessionRecord {
             header,
             event_type: e.event_type,
             session_id: s.session_id.clone(),
             user: s.user.clone(),
             db_role: s.db_role.clone(),
+            effective_role,
             database: s.database.clone(),
             client_addr: self.client_addr(s.client_addr),
             client_port: s.client_port,

@@ -22,6 +22,9 @@ pub struct SessionInfo {
     pub application_name: String,
     pub tls: bool,
     pub auth_method: String,
+    /// Roles the StartupMessage sets (`options`, `role`,
+    /// `session_authorization`): see `audit::role`.
+    pub startup_identity: super::role::StartupIdentity,
 }
 
 /// How a statement reached the server.

@@ -26,6 +26,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         session_id,
         user,
         db_role,
+        effective_role,
         database,
         client_addr,
         client_port,
@@ -57,6 +58,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
     o.str("session_id", session_id);
     o.str("user", user);
     o.str("db_role", db_role);
+    o.str("effective_role", effective_role);
     o.str("database", database);
     o.str("client_addr", client_addr);
     o.u64("client_port", u64::from(*client_port));
@@ -99,6 +101,7 @@ fn session(r: &SessionRecord, out: &mut Vec<u8>) {
         session_id,
         user,
         db_role,
+        effective_role,
         database,
         client_addr,
         client_port,
@@ -116,6 +119,7 @@ fn session(r: &SessionRecord, out: &mut Vec<u8>) {
     o.str("session_id", session_id);
     o.str("user", user);
     o.str("db_role", db_role);
+    o.str("effective_role", effective_role);
     o.str("database", database);
     o.str("client_addr", client_addr);
     o.u64("client_port", u64::from(*client_port));

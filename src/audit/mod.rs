@@ -9,6 +9,7 @@ pub mod json;
 pub mod jsonl;
 pub mod pipeline;
 pub mod record;
+pub mod role;
 pub mod spool;
 
 pub use event::{

@@ -51,6 +51,7 @@ fn connect() -> AuditEvent {
             application_name: String::new(),
             tls: false,
             auth_method: String::new(),
+            startup_identity: Default::default(),
         }),
         at: SystemTime::now(),
         reason: None,

@@ -35,6 +35,11 @@ pub struct StatementRecord {
     pub session_id: String,
     pub user: String,
     pub db_role: String,
+    /// The acting role (`current_user`) when the statement ran: `db_role`
+    /// changed by roles set at startup and by SET ROLE / SET SESSION
+    /// AUTHORIZATION (`audit::role`). Empty in records of earlier builds.
+    #[serde(default)]
+    pub effective_role: String,
     pub database: String,
     pub client_addr: String,
     pub client_port: u16,
@@ -74,6 +79,10 @@ pub struct SessionRecord {
     pub session_id: String,
     pub user: String,
     pub db_role: String,
+    /// The acting role: as set at startup on connect and auth records, as
+    /// the session left it on the disconnect record.
+    #[serde(default)]
+    pub effective_role: String,
     pub database: String,
     pub client_addr: String,
     pub client_port: u16,

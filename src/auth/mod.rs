@@ -38,11 +38,10 @@ pub async fn authenticate_client(
     user: &str,
     database: &str,
     users: &Users,
-    instance_secret: &[u8],
+    unknown_user_method: Method,
 ) -> Result<ClientAuth, SessionError> {
     let Some(entry) = users.get(user) else {
-        // Same exchange as for a real person, so nothing tells them apart.
-        scram_exchange(client, Verifier::mock(user.as_bytes(), instance_secret)).await?;
+        mock_exchange(client, user, users, unknown_user_method).await?;
         return Ok(ClientAuth::Failed {
             reason: "unknown user".into(),
         });
@@ -71,9 +70,39 @@ pub async fn authenticate_client(
     })
 }
 
+/// The exchange an unknown user gets: the configured method, and for SCRAM
+/// a salt derived from the users file's mock secret, so that the answer
+/// looks like a real person's on every instance and across restarts.
+async fn mock_exchange(
+    client: &mut Framed,
+    user: &str,
+    users: &Users,
+    method: Method,
+) -> Result<(), SessionError> {
+    match method {
+        Method::ScramSha256 => {
+            let mock = Verifier::mock(user.as_bytes(), users.mock_secret());
+            scram_exchange(client, mock).await?;
+        }
+        Method::Md5 => {
+            let mut salt = [0u8; 4];
+            getrandom::fill(&mut salt).map_err(|e| SessionError::Protocol(e.to_string()))?;
+            client.write(&build::auth_request(auth::MD5, &salt)).await?;
+            read_password_message(client).await?;
+        }
+        Method::Password => {
+            client
+                .write(&build::auth_request(auth::CLEARTEXT, &[]))
+                .await?;
+            read_password_message(client).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads the client's PasswordMessage-family reply ('p').
 async fn read_password_message(client: &mut Framed) -> Result<bytes::Bytes, SessionError> {
-    let frame = client.read_frame().await?;
+    let frame = client.read_auth_frame().await?;
     if frame[0] != b'p' {
         return Err(SessionError::Protocol(format!(
             "expected a password message, got {}",

@@ -40,10 +40,11 @@ impl Verifier {
     }
 
     /// A verifier no password matches, with a salt derived from the user name
-    /// and a per-instance secret, so that an unknown user goes through the
-    /// same exchange as a known one and learns nothing.
-    pub fn mock(user: &[u8], instance_secret: &[u8]) -> Verifier {
-        let salt = hmac(instance_secret, user)[..16].to_vec();
+    /// and the users file's mock secret (the same on every instance and
+    /// across restarts), so that an unknown user goes through the same
+    /// exchange as a known one and learns nothing.
+    pub fn mock(user: &[u8], mock_secret: &[u8]) -> Verifier {
+        let salt = hmac(mock_secret, user)[..16].to_vec();
         Verifier {
             iterations: 4096,
             salt,

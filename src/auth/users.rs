@@ -11,7 +11,10 @@ use super::scram::Verifier;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
+    /// Written `scram-sha256` (serde's kebab case); `scram-sha-256`, as
+    /// PostgreSQL spells it, is read too.
     #[default]
+    #[serde(alias = "scram-sha-256")]
     ScramSha256,
     Md5,
     /// Cleartext password over the wire: only sensible under TLS.
@@ -61,17 +64,78 @@ impl UserEntry {
     }
 }
 
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsersFile {
+    /// Salts the mock SCRAM exchange of unknown users (hex, 32 bytes), as
+    /// PostgreSQL's per-cluster mock authentication nonce does: one value
+    /// for every instance sharing the file, kept across restarts.
+    /// `pgtrail user add` writes it when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock_secret: Option<String>,
     #[serde(default, rename = "user")]
     pub users: Vec<UserEntry>,
 }
 
+impl std::fmt::Debug for UsersFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsersFile")
+            .field("users", &self.users)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The users file, indexed by name.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Users {
     by_name: HashMap<String, UserEntry>,
+    mock_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users")
+            .field("by_name", &self.by_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The mock secret of a file: its `mock_secret`, or for a file written
+/// without one (by hand, or by an earlier pgtrail) a hash of every entry's
+/// secret, which every instance reading the file computes alike and no
+/// client knows. It changes when the entries change; `pgtrail user add`
+/// writes a `mock_secret` so that it does not.
+fn mock_secret_of(file: &UsersFile) -> Result<Vec<u8>, String> {
+    if let Some(hex) = &file.mock_secret {
+        return from_hex(hex).ok_or_else(|| "mock_secret: expected 64 hex digits".to_string());
+    }
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"pgtrail mock secret\0");
+    for u in &file.users {
+        h.update(u.name.as_bytes());
+        h.update(b"\0");
+        h.update(u.secret.as_bytes());
+        h.update(b"\0");
+    }
+    Ok(h.finalize().to_vec())
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A new random mock secret, as hex.
+fn new_mock_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("mock_secret: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Users {
@@ -87,6 +151,7 @@ impl Users {
     }
 
     pub fn from_file(file: UsersFile) -> Result<Users, String> {
+        let mock_secret = mock_secret_of(&file)?;
         let mut by_name = HashMap::new();
         for u in file.users {
             if u.scram().is_none() && u.md5_hash().is_none() {
@@ -105,7 +170,15 @@ impl Users {
                 return Err("duplicate user name".into());
             }
         }
-        Ok(Users { by_name })
+        Ok(Users {
+            by_name,
+            mock_secret,
+        })
+    }
+
+    /// What salts the mock exchange of unknown users (see `UsersFile`).
+    pub fn mock_secret(&self) -> &[u8] {
+        &self.mock_secret
     }
 
     pub fn get(&self, name: &str) -> Option<&UserEntry> {
@@ -130,7 +203,7 @@ pub fn upsert(path: &Path, entry: UserEntry) -> Result<(), String> {
     };
     file.users.retain(|u| u.name != entry.name);
     file.users.push(entry);
-    write_file(path, &file)
+    write_file(path, &mut file)
 }
 
 /// Removes a person; returns whether they were there.
@@ -141,16 +214,19 @@ pub fn remove(path: &Path, name: &str) -> Result<bool, String> {
     let before = file.users.len();
     file.users.retain(|u| u.name != name);
     let removed = file.users.len() != before;
-    write_file(path, &file)?;
+    write_file(path, &mut file)?;
     Ok(removed)
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_file(path: &Path, file: &UsersFile) -> Result<(), String> {
-    let text = toml::to_string(file).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+/// Writes through a temporary file and a rename, so a reader never sees
+/// half a file; the file holds secrets, so it is 0600 from its creation.
+/// A file without `mock_secret` gets one.
+fn write_file(path: &Path, file: &mut UsersFile) -> Result<(), String> {
+    if file.mock_secret.is_none() {
+        file.mock_secret = Some(new_mock_secret()?);
+    }
+    let text = toml::to_string(&*file).map_err(|e| e.to_string())?;
+    crate::files::write_private(path, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -182,8 +258,48 @@ mod tests {
     }
 
     #[test]
+    fn writes_the_file_private_with_a_lasting_mock_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        // A file someone made world-readable, without a mock secret.
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let entry = UserEntry {
+            name: "alice".into(),
+            secret: postgres_protocol::password::md5(b"pw", "alice"),
+            method: Method::Md5,
+            db_role: None,
+            databases: vec![],
+        };
+        upsert(&path, entry.clone()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let first = Users::load(&path).unwrap().mock_secret().to_vec();
+        assert_eq!(first.len(), 32);
+        upsert(
+            &path,
+            UserEntry {
+                name: "bob".into(),
+                ..entry
+            },
+        )
+        .unwrap();
+        assert_eq!(Users::load(&path).unwrap().mock_secret(), first);
+        assert!(!std::fs::read_to_string(&path).unwrap().is_empty());
+        // Without one, the secret is a hash of the entries, the same twice.
+        let file: UsersFile = toml::from_str("[[user]]\nname = \"a\"\nsecret = \"md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nmethod = \"md5\"\n").unwrap();
+        let a = Users::from_file(file.clone()).unwrap();
+        assert_eq!(
+            a.mock_secret(),
+            Users::from_file(file).unwrap().mock_secret()
+        );
+    }
+
+    #[test]
     fn rejects_bad_secrets() {
         let file = UsersFile {
+            mock_secret: None,
             users: vec![UserEntry {
                 name: "x".into(),
                 secret: "plain".into(),

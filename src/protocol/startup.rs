@@ -38,6 +38,19 @@ impl Startup {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The first parameter name sent twice. PostgreSQL takes the last
+    /// value while pgtrail audits the first, so a repeat could make the
+    /// record name someone else: such a StartupMessage is refused. Names
+    /// are compared ignoring ASCII case, as PostgreSQL compares setting
+    /// names (`application_name` and `Application_Name` set one thing).
+    pub fn repeated_param(&self) -> Option<&[u8]> {
+        let mut seen = std::collections::HashSet::with_capacity(self.params.len());
+        self.params
+            .iter()
+            .map(|(k, _)| k.as_slice())
+            .find(|k| !seen.insert(k.to_ascii_lowercase()))
+    }
+
     /// Protocol options (`_pq_.*`), which pgtrail does not support.
     pub fn protocol_options(&self) -> Vec<&[u8]> {
         self.params
@@ -127,6 +140,7 @@ mod tests {
         };
         assert_eq!(s.param("user"), Some(&b"bob"[..]));
         assert_eq!(s.minor, 0);
+        assert_eq!(s.repeated_param(), None);
         assert_eq!(
             decode(&packet(&SSL_REQUEST.to_be_bytes())),
             Ok(StartupPacket::Ssl)
@@ -141,6 +155,22 @@ mod tests {
                 secret: 9i32.to_be_bytes().to_vec()
             })
         );
+    }
+
+    #[test]
+    fn finds_repeated_parameters() {
+        let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0victim\0database\0db\0user\0postgres\0\0");
+        let StartupPacket::Startup(s) = decode(&packet(&body)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.repeated_param(), Some(&b"user"[..]));
+        let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0u\0application_name\0a\0Application_Name\0b\0\0");
+        let StartupPacket::Startup(s) = decode(&packet(&body)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.repeated_param(), Some(&b"Application_Name"[..]));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::error::SessionError;
 use super::stream::Framed;
 use super::upstream;
+use crate::audit::role::StartupIdentity;
 use crate::audit::SessionInfo;
 use crate::auth::{self, ClientAuth, UpstreamLogin};
 use crate::cancel::{CancelKey, UpstreamKey};
@@ -39,6 +40,15 @@ pub fn check_startup(
     tls: bool,
     ctx: &ProxyContext,
 ) -> Result<(), (&'static str, String)> {
+    if let Some(name) = s.repeated_param() {
+        return Err((
+            "08P01",
+            format!(
+                "startup parameter \"{}\" given more than once",
+                lossless(name).0
+            ),
+        ));
+    }
     if s.param("user").is_none_or(|u| u.is_empty()) {
         return Err((
             "28000",
@@ -90,7 +100,17 @@ pub fn session_info(s: &Startup, peer: SocketAddr, tls: bool) -> SessionInfo {
         application_name: param_text(s, "application_name"),
         tls,
         auth_method: String::new(),
+        startup_identity: startup_identity(s),
     }
+}
+
+/// Roles the StartupMessage sets, for `effective_role` on records.
+fn startup_identity(s: &Startup) -> StartupIdentity {
+    let params: Vec<(String, String)> = s
+        .upstream_params()
+        .map(|(k, v)| (lossless(k).0.into_owned(), lossless(v).0.into_owned()))
+        .collect();
+    StartupIdentity::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// Authenticates and logs in. `Ok(Err(reason))` is a refused login that has
@@ -176,7 +196,7 @@ async fn relay_auth(
                         client.write(&frame).await?;
                     }
                 }
-                let answer = client.read_frame().await?;
+                let answer = client.read_auth_frame().await?;
                 if answer[0] != b'p' {
                     return Err(SessionError::Protocol("expected a password message".into()));
                 }
@@ -204,7 +224,7 @@ async fn proxy_auth(
         &session.user,
         &session.database,
         &users,
-        &ctx.instance_secret,
+        ctx.config.auth.unknown_user_method,
     )
     .await?;
     let entry = match outcome {

@@ -258,6 +258,7 @@ async fn forward_cancel(ctx: &ProxyContext, peer: SocketAddr, pid: i32, secret: 
                 application_name: String::new(),
                 tls: false,
                 auth_method: String::new(),
+                startup_identity: Default::default(),
             };
             let reason = format!("cancel request with an unknown key for backend pid {pid} ignored; {since} more unmatched since the last such record");
             session_event(ctx, SessionEventType::Cancel, Arc::new(info), Some(reason)).await;

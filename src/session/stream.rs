@@ -10,7 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::error::SessionError;
-use crate::protocol::frame::{frame_len, FrameLimits};
+use crate::protocol::frame::{frame_len, FrameError, FrameLimits};
 
 /// A connection to a client or to the server.
 pub enum Stream {
@@ -130,6 +130,10 @@ impl AsyncWrite for WriteHalf {
 /// Smallest free space kept in a read buffer before each read.
 pub const READ_CHUNK: usize = 16 * 1024;
 
+/// PostgreSQL's `PG_MAX_AUTH_TOKEN_LENGTH`: the largest PasswordMessage,
+/// SASLInitialResponse or SASLResponse it reads (length word included).
+pub const MAX_AUTH_MESSAGE: usize = 65_535;
+
 /// A stream with a read buffer, for the message-at-a-time startup phase.
 /// The buffer (with anything read ahead) passes on to the relay.
 pub struct Framed {
@@ -160,6 +164,40 @@ impl Framed {
                 Ok(len) => return Ok(self.buf.split_to(len).freeze()),
                 Err(missing) => self.fill(missing).await?,
             }
+        }
+    }
+
+    /// Reads one authentication-phase message. Its length is checked
+    /// against [`MAX_AUTH_MESSAGE`] before the body is buffered, so an
+    /// unauthenticated client cannot make pgtrail hold more than that; the
+    /// buffer is shrunk afterwards, because it goes on to the relay.
+    pub async fn read_auth_frame(&mut self) -> Result<Bytes, SessionError> {
+        let limits = FrameLimits {
+            max_message: MAX_AUTH_MESSAGE,
+            max_small: self.limits.max_small,
+        };
+        let frame = loop {
+            match frame_len(&self.buf, &limits) {
+                Ok(Ok(len)) => break self.buf.split_to(len).freeze(),
+                Ok(Err(missing)) => self.fill(missing).await?,
+                Err(FrameError::TooLarge { len, .. }) => {
+                    return Err(SessionError::Protocol(format!(
+                        "authentication message of {len} bytes is over the limit of {MAX_AUTH_MESSAGE} bytes"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.shrink();
+        Ok(frame)
+    }
+
+    /// Gives back buffer memory beyond one read chunk (what is buffered stays).
+    fn shrink(&mut self) {
+        if self.buf.capacity() > 2 * READ_CHUNK && self.buf.len() <= READ_CHUNK {
+            let mut small = BytesMut::with_capacity(READ_CHUNK);
+            small.extend_from_slice(&self.buf);
+            self.buf = small;
         }
     }
 

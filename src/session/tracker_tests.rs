@@ -12,6 +12,7 @@ fn session() -> Arc<SessionInfo> {
         application_name: "test".into(),
         tls: false,
         auth_method: "scram-sha-256".into(),
+        startup_identity: Default::default(),
     })
 }
 

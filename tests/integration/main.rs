@@ -15,6 +15,8 @@ mod dashboards;
 mod delivery;
 mod docs;
 mod events;
+mod hardening;
+mod identity;
 mod log_colour;
 mod metrics;
 mod python;

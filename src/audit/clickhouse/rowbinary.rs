@@ -20,20 +20,29 @@ use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeStruct, Ser
 use super::rows::AnyRow;
 use crate::audit::record::Record;
 
-/// The table a row belongs to; also the spool frame's row tag.
+/// The table a row belongs to and its column layout; also the spool
+/// frame's row tag (see `audit::spool::frame`). This build writes tags 3,
+/// 4 and 5; 1 and 2 are the layouts before `effective_role`, still read
+/// and inserted under their own column lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
-    Statements = 1,
-    Sessions = 2,
+    /// `statements` without `effective_role` (`rows::StatementRowV1`).
+    StatementsV1 = 1,
+    /// `sessions` without `effective_role` (`rows::SessionRowV1`).
+    SessionsV1 = 2,
     Gaps = 3,
+    Statements = 4,
+    Sessions = 5,
 }
 
 impl Table {
     pub fn from_tag(tag: u8) -> Option<Table> {
         match tag {
-            1 => Some(Table::Statements),
-            2 => Some(Table::Sessions),
+            1 => Some(Table::StatementsV1),
+            2 => Some(Table::SessionsV1),
             3 => Some(Table::Gaps),
+            4 => Some(Table::Statements),
+            5 => Some(Table::Sessions),
             _ => None,
         }
     }

@@ -29,6 +29,7 @@ pub struct StatementRow<'a> {
     pub session_id: &'a str,
     pub user: &'a str,
     pub db_role: &'a str,
+    pub effective_role: &'a str,
     pub database: &'a str,
     pub client_addr: &'a str,
     pub client_port: u16,
@@ -68,6 +69,7 @@ pub struct SessionRow<'a> {
     pub session_id: &'a str,
     pub user: &'a str,
     pub db_role: &'a str,
+    pub effective_role: &'a str,
     pub database: &'a str,
     pub client_addr: &'a str,
     pub client_port: u16,
@@ -90,6 +92,77 @@ pub struct GapRow<'a> {
     pub event_time: i64,
     pub missing_events: u64,
     pub reason: &'a str,
+}
+
+/// The columns of `statements` rows spooled by builds before
+/// `effective_role` (frame tag 1): inserted under this list, ClickHouse
+/// fills `effective_role` with its default.
+pub struct StatementRowV1;
+
+impl Row for StatementRowV1 {
+    const COLUMN_NAMES: &'static [&'static str] = &[
+        "event_id",
+        "instance_id",
+        "seq",
+        "event_time",
+        "duration_us",
+        "session_id",
+        "user",
+        "db_role",
+        "database",
+        "client_addr",
+        "client_port",
+        "application_name",
+        "protocol",
+        "statement",
+        "statement_truncated",
+        "statement_escaped",
+        "fingerprint",
+        "normalized",
+        "kind",
+        "class",
+        "crud",
+        "audit_class",
+        "objects_read",
+        "objects_written",
+        "functions",
+        "parser",
+        "command_tag",
+        "rows",
+        "success",
+        "sqlstate",
+        "error_message",
+        "txn_status",
+        "params",
+    ];
+}
+
+/// The columns of `sessions` rows spooled by builds before
+/// `effective_role` (frame tag 2).
+pub struct SessionRowV1;
+
+impl Row for SessionRowV1 {
+    const COLUMN_NAMES: &'static [&'static str] = &[
+        "event_id",
+        "instance_id",
+        "seq",
+        "event_time",
+        "event_type",
+        "session_id",
+        "user",
+        "db_role",
+        "database",
+        "client_addr",
+        "client_port",
+        "application_name",
+        "tls",
+        "auth_method",
+        "reason",
+        "bytes_in",
+        "bytes_out",
+        "statements",
+        "duration_us",
+    ];
 }
 
 /// A row for one of the contract's tables.
@@ -125,6 +198,7 @@ fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
         session_id: &r.session_id,
         user: &r.user,
         db_role: &r.db_role,
+        effective_role: &r.effective_role,
         database: &r.database,
         client_addr: &r.client_addr,
         client_port: r.client_port,
@@ -164,6 +238,7 @@ fn session_row(r: &SessionRecord) -> SessionRow<'_> {
         session_id: &r.session_id,
         user: &r.user,
         db_role: &r.db_role,
+        effective_role: &r.effective_role,
         database: &r.database,
         client_addr: &r.client_addr,
         client_port: r.client_port,
@@ -200,5 +275,16 @@ mod tests {
         assert_eq!(StatementRow::COLUMN_NAMES, column_names("statements"));
         assert_eq!(SessionRow::COLUMN_NAMES, column_names("sessions"));
         assert_eq!(GapRow::COLUMN_NAMES, column_names("gaps"));
+    }
+
+    #[test]
+    fn earlier_layouts_lack_only_effective_role() {
+        let without = |table| -> Vec<&str> {
+            let mut c = column_names(table);
+            c.retain(|n| *n != "effective_role");
+            c
+        };
+        assert_eq!(StatementRowV1::COLUMN_NAMES, without("statements"));
+        assert_eq!(SessionRowV1::COLUMN_NAMES, without("sessions"));
     }
 }

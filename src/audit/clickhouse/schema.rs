@@ -51,10 +51,15 @@ pub use super::views::VIEW_NAMES;
 
 /// The schema version this build writes (recorded in `schema_migrations`).
 ///
-/// 1: `statements`, `sessions`, `gaps`; 2: the compliance views.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 1: `statements`, `sessions`, `gaps`; 2: the compliance views; 3: the
+/// deduplication window; 4: `effective_role` in `statements` and `sessions`.
+pub const SCHEMA_VERSION: u32 = 4;
 /// What `SCHEMA_VERSION` introduced.
-pub const SCHEMA_DESCRIPTION: &str = "deduplication window for insert tokens";
+pub const SCHEMA_DESCRIPTION: &str = "effective_role columns";
+
+/// Columns added after a table was first created: (column, type, after).
+/// Tables of earlier versions get them with `ADD COLUMN IF NOT EXISTS`.
+const ADDED_COLUMNS: &[(&str, Ty, &str)] = &[("effective_role", Ty::Label, "db_role")];
 
 /// Inserts remembered for `insert_deduplication_token` on tables that are
 /// not replicated (replicated tables have their own window).
@@ -185,6 +190,7 @@ pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("session_id", Ty::Id),
     ("user", Ty::Label),
     ("db_role", Ty::Label),
+    ("effective_role", Ty::Label),
     ("database", Ty::Label),
     ("client_addr", Ty::Label),
     ("client_port", Ty::U16),
@@ -221,6 +227,7 @@ pub(super) const SESSIONS: &[(&str, Ty)] = &[
     ("session_id", Ty::Id),
     ("user", Ty::Label),
     ("db_role", Ty::Label),
+    ("effective_role", Ty::Label),
     ("database", Ty::Label),
     ("client_addr", Ty::Label),
     ("client_port", Ty::U16),
@@ -397,6 +404,9 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
                 q(&local)
             ));
         }
+        if v.is_modern() {
+            add_columns(&mut out, t, &format!("{db}.{}{on_cluster}", q(&local)), v);
+        }
         if let Some(c) = cluster {
             out.push(format!(
                 "CREATE TABLE IF NOT EXISTS {db}.{}{on_cluster} AS {db}.{}\nENGINE = Distributed({}, {}, {}, cityHash64(instance_id, seq))",
@@ -406,6 +416,8 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
                 q(&opts.database),
                 q(&local)
             ));
+            // A Distributed table made earlier has the old columns too.
+            add_columns(&mut out, t, &format!("{db}.{}{on_cluster}", q(t.name)), v);
         }
     }
     out.extend(super::views::views(v, opts, &on_cluster));
@@ -420,6 +432,63 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on_cluster}\n(\n    version UInt32,\n    description String,\n    applied_at DateTime DEFAULT now()\n)\nENGINE = {migrations_engine}\nORDER BY version"
     ));
     out
+}
+
+/// A column that tables of an earlier schema version lack, for servers
+/// without `ADD COLUMN IF NOT EXISTS` (18.16): run `ddl` when
+/// `needed_query` answers 1 (the table exists without the column). Run
+/// before `statements`, because 18.16 checks the columns of a
+/// `CREATE VIEW IF NOT EXISTS` even when the view exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnAddition {
+    pub needed_query: String,
+    pub ddl: String,
+}
+
+/// The `ADDED_COLUMNS` checks for old servers; empty on modern ones, whose
+/// `statements` add them with `IF NOT EXISTS`.
+pub fn column_additions(v: ServerVersion, opts: &SchemaOptions) -> Vec<ColumnAddition> {
+    if v.is_modern() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for t in TABLES {
+        for (name, ty_, after) in ADDED_COLUMNS {
+            if !t.columns.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            out.push(ColumnAddition {
+                needed_query: format!(
+                    "SELECT toUInt8(countIf(name = '{after}') = 1 AND countIf(name = '{name}') = 0) FROM system.columns WHERE database = '{}' AND table = '{}'",
+                    opts.database, t.name
+                ),
+                ddl: format!(
+                    "ALTER TABLE {}.{} ADD COLUMN {} {} AFTER {}",
+                    q(&opts.database),
+                    q(t.name),
+                    q(name),
+                    ty(*ty_, v),
+                    q(after)
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` for the columns of
+/// `ADDED_COLUMNS` that `t` has; `target` is `db.table[ ON CLUSTER c]`.
+fn add_columns(out: &mut Vec<String>, t: &TableSpec, target: &str, v: ServerVersion) {
+    for (name, ty_, after) in ADDED_COLUMNS {
+        if t.columns.iter().any(|(n, _)| n == name) {
+            out.push(format!(
+                "ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {} {} AFTER {}",
+                q(name),
+                ty(*ty_, v),
+                q(after)
+            ));
+        }
+    }
 }
 
 /// The DDL as one script (`pgtrail schema`), statements ending in `;`.
@@ -437,7 +506,44 @@ pub fn script(v: ServerVersion, opts: &SchemaOptions) -> String {
         s.push_str(&st);
         s.push_str(";\n");
     }
+    for a in column_additions(v, opts) {
+        // 18.16 has no IF NOT EXISTS here: only for tables made earlier.
+        let _ = write!(
+            s,
+            "\n-- for tables made before schema version {SCHEMA_VERSION}:\n-- {};\n",
+            a.ddl
+        );
+    }
     s
+}
+
+/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` and
+/// `session_log` carry every column of their table, so they gain
+/// `effective_role`.
+const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log"];
+
+/// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`
+/// keeps an existing one): run once, when `SCHEMA_VERSION` is not yet in
+/// `schema_migrations`, after `statements`. The views that read them keep
+/// working: they name their columns.
+pub fn view_upgrade(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
+    let on_cluster = match &opts.cluster {
+        Some(c) if v.is_modern() => format!(" ON CLUSTER {}", q(c)),
+        _ => String::new(),
+    };
+    let creates = super::views::views(v, opts, &on_cluster);
+    let mut out = Vec::new();
+    for (name, create) in VIEW_NAMES.iter().zip(creates) {
+        if VIEWS_CHANGED.contains(name) {
+            out.push(format!(
+                "DROP TABLE IF EXISTS {}.{}{on_cluster}",
+                q(&opts.database),
+                q(name)
+            ));
+            out.push(create);
+        }
+    }
+    out
 }
 
 /// Marks `SCHEMA_VERSION` applied (run after `statements` when
@@ -552,8 +658,7 @@ mod tests {
         assert!(ddl
             .contains("CREATE VIEW IF NOT EXISTS `pgtrail`.`statement_log` ON CLUSTER `prod` AS"));
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
-        assert!(record_migration(&opts)
-            .contains("VALUES (3, 'deduplication window for insert tokens')"));
+        assert!(record_migration(&opts).contains("VALUES (4, 'effective_role columns')"));
     }
 
     #[test]
@@ -581,10 +686,10 @@ mod tests {
     #[test]
     fn contract_columns() {
         let s = column_names("statements");
-        assert_eq!(s.len(), 33);
+        assert_eq!(s.len(), 34);
         assert_eq!(s.first(), Some(&"event_id"));
         assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
-        assert_eq!(column_names("sessions").len(), 19);
+        assert_eq!(column_names("sessions").len(), 20);
         assert_eq!(column_names("gaps").len(), 6);
     }
 }

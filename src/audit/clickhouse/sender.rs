@@ -20,7 +20,7 @@ use clickhouse::Client;
 use super::batch::TableBatch;
 use super::errors::SendError;
 use super::rowbinary::{row_header, EncodedRow, Table};
-use super::rows::{GapRow, SessionRow, StatementRow};
+use super::rows::{GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use super::sink::Shared;
 use crate::audit::spool::SpoolReader;
@@ -48,6 +48,9 @@ pub(super) struct Sender {
     pub statements: TableBatch,
     pub sessions: TableBatch,
     pub gaps: TableBatch,
+    /// Spooled rows of the layouts before `effective_role`.
+    pub statements_v1: TableBatch,
+    pub sessions_v1: TableBatch,
     /// RowBinary bytes of the batch.
     pub bytes: usize,
     /// Consecutive failed attempts.
@@ -164,11 +167,17 @@ impl Sender {
             Table::Statements => self.statements.push(row),
             Table::Sessions => self.sessions.push(row),
             Table::Gaps => self.gaps.push(row),
+            Table::StatementsV1 => self.statements_v1.push(row),
+            Table::SessionsV1 => self.sessions_v1.push(row),
         }
     }
 
     fn len(&self) -> usize {
-        self.statements.len() + self.sessions.len() + self.gaps.len()
+        self.statements.len()
+            + self.sessions.len()
+            + self.gaps.len()
+            + self.statements_v1.len()
+            + self.sessions_v1.len()
     }
 
     fn is_full(&self) -> bool {
@@ -179,6 +188,8 @@ impl Sender {
         self.statements.clear();
         self.sessions.clear();
         self.gaps.clear();
+        self.statements_v1.clear();
+        self.sessions_v1.clear();
         self.bytes = 0;
     }
 
@@ -290,6 +301,12 @@ impl Sender {
             None => self.ensure_schema().await?,
         };
         let client = &self.client;
+        self.statements_v1
+            .insert::<StatementRowV1>(client, version, "statements")
+            .await?;
+        self.sessions_v1
+            .insert::<SessionRowV1>(client, version, "sessions")
+            .await?;
         self.statements
             .insert::<StatementRow<'static>>(client, version, "statements")
             .await?;
@@ -299,6 +316,27 @@ impl Sender {
         self.gaps
             .insert::<GapRow<'static>>(client, version, "gaps")
             .await?;
+        Ok(())
+    }
+
+    /// Columns of a later schema version on old servers' tables (see
+    /// `schema::column_additions`).
+    async fn add_missing_columns(&self, version: ServerVersion) -> Result<(), SendError> {
+        for a in schema::column_additions(version, &self.options) {
+            let needed: u8 = self
+                .admin
+                .query(&a.needed_query)
+                .fetch_one()
+                .await
+                .map_err(|e| SendError::new("system.columns", &e))?;
+            if needed == 1 {
+                self.admin
+                    .query(&a.ddl)
+                    .execute()
+                    .await
+                    .map_err(|e| SendError::new(&format!("schema DDL\n{}\n", a.ddl), &e))?;
+            }
+        }
         Ok(())
     }
 
@@ -313,6 +351,7 @@ impl Sender {
         let version = ServerVersion::parse(&text).ok_or_else(|| {
             SendError::other(format!("unrecognised ClickHouse version {text:?}"), true)
         })?;
+        self.add_missing_columns(version).await?;
         for ddl in schema::statements(version, &self.options) {
             self.admin
                 .query(&ddl)
@@ -320,6 +359,7 @@ impl Sender {
                 .await
                 .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
         }
+
         let applied: u64 = self
             .admin
             .query(&schema::migration_applied_query(&self.options))
@@ -327,6 +367,13 @@ impl Sender {
             .await
             .map_err(|e| SendError::new("schema_migrations", &e))?;
         if applied == 0 {
+            for ddl in schema::view_upgrade(version, &self.options) {
+                self.admin
+                    .query(&ddl)
+                    .execute()
+                    .await
+                    .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
+            }
             self.admin
                 .query(&schema::record_migration(&self.options))
                 .execute()

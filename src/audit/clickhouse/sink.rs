@@ -176,10 +176,12 @@ impl ClickHouseSink {
             version: None,
             shared: shared.clone(),
             statements: Default::default(),
+            statements_v1: Default::default(),
+            sessions_v1: Default::default(),
             sessions: Default::default(),
             gaps: Default::default(),
             failures: 0,
-            url: url.to_string(),
+            url: crate::secrets::masked_url(url),
             spooled: spool.is_some(),
         };
         let (writer, reader) = match spool {
@@ -193,7 +195,7 @@ impl ClickHouseSink {
                 None => sender.run(rx, runtime),
             })?;
         Ok(ClickHouseSink {
-            url: url.to_string(),
+            url: crate::secrets::masked_url(url),
             capacity,
             tx: Some(tx),
             thread: Some(thread),

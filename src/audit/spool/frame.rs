@@ -15,7 +15,9 @@
 //! rows of the old tags under their own column list (ClickHouse fills
 //! columns added since with their defaults), because a spool outlives the
 //! binary that wrote it. An older pgtrail cannot read these frames: drain
-//! the spool before a downgrade.
+//! the spool before a downgrade. Tags so far (`rowbinary::Table`): 1 and 2,
+//! `statements` and `sessions` before `effective_role`; 3 `gaps`; 4 and 5,
+//! `statements` and `sessions` with `effective_role`.
 
 use std::io::{self, Read};
 
@@ -201,6 +203,61 @@ pub(crate) mod tests {
         out.extend_from_slice(&seq.to_le_bytes());
         serde_json::to_writer(&mut *out, record).unwrap();
         seal(start, out).unwrap();
+    }
+
+    /// A frame as the build before `effective_role` wrote it: tag 2 and the
+    /// row without that column (found as the one byte, the length of an
+    /// empty string, where the row with a value first differs).
+    #[test]
+    fn rows_of_the_layout_before_effective_role_keep_their_tag() {
+        use crate::audit::event::SessionEventType;
+        use crate::audit::record::SessionRecord;
+        let session = |role: &str| {
+            Record::Session(Box::new(SessionRecord {
+                header: match gap(9) {
+                    Record::Gap(g) => g.header,
+                    _ => unreachable!(),
+                },
+                event_type: SessionEventType::Connect,
+                session_id: "s".into(),
+                user: "u".into(),
+                db_role: "r".into(),
+                effective_role: role.into(),
+                database: "d".into(),
+                client_addr: "::1".into(),
+                client_port: 1,
+                application_name: String::new(),
+                tls: false,
+                auth_method: String::new(),
+                reason: String::new(),
+                bytes_in: 0,
+                bytes_out: 0,
+                statements: 0,
+                duration_us: 0,
+            }))
+        };
+        let (mut empty, mut full) = (Vec::new(), Vec::new());
+        assert_eq!(
+            encode_row(&AnyRow::from_record(&session("")), &mut empty).unwrap(),
+            Table::Sessions
+        );
+        encode_row(&AnyRow::from_record(&session("x")), &mut full).unwrap();
+        let at = empty.iter().zip(&full).position(|(a, b)| a != b).unwrap();
+        let mut old_row = empty.clone();
+        old_row.remove(at);
+        let mut payload = 9u64.to_le_bytes().to_vec();
+        payload.push(2);
+        payload.extend_from_slice(&old_row);
+        assert_eq!(
+            decode(&payload).unwrap(),
+            EncodedRow {
+                table: Table::SessionsV1,
+                row: old_row
+            }
+        );
+        let mut buf = Vec::new();
+        encode(9, &session("x"), &mut buf).unwrap();
+        assert_eq!(buf[HEADER + 8], Table::Sessions as u8);
     }
 
     #[test]

@@ -17,6 +17,16 @@ pub struct PgtrailProcess {
 
 impl PgtrailProcess {
     pub async fn start(config: &Config, dir: &std::path::Path) -> PgtrailProcess {
+        Self::start_under(config, dir, "").await
+    }
+
+    /// Like `start`, with `shell` (e.g. `ulimit -Sn 1024;`) run first in
+    /// the shell that then execs pgtrail.
+    pub async fn start_under(
+        config: &Config,
+        dir: &std::path::Path,
+        shell: &str,
+    ) -> PgtrailProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -27,9 +37,10 @@ impl PgtrailProcess {
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         let log = dir.join(format!("pgtrail-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_pgtrail"))
-            .arg("run")
-            .arg("--config")
+        let process = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{shell} exec \"$0\" run --config \"$1\""))
+            .arg(env!("CARGO_BIN_EXE_pgtrail"))
             .arg(&path)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
