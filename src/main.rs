@@ -295,16 +295,7 @@ fn user(action: UserAction) -> Result<(), String> {
             databases,
             method,
         } => {
-            let method = match method.as_str() {
-                "scram-sha-256" => Method::ScramSha256,
-                "md5" => Method::Md5,
-                "password" => Method::Password,
-                other => {
-                    return Err(format!(
-                        "unknown method {other:?}: use scram-sha-256, md5 or password"
-                    ))
-                }
-            };
+            let method: Method = method.parse()?;
             let password = read_password()?;
             let secret = match method {
                 Method::Md5 => postgres_protocol::password::md5(password.as_bytes(), &name),
@@ -344,8 +335,9 @@ fn user(action: UserAction) -> Result<(), String> {
                     u.databases.join(",")
                 };
                 println!(
-                    "{}\trole={role}\tdatabases={dbs}\tmethod={:?}",
-                    u.name, u.method
+                    "{}\trole={role}\tdatabases={dbs}\tmethod={}",
+                    u.name,
+                    u.method.name()
                 );
             }
             Ok(())

@@ -23,7 +23,12 @@ pub enum ClientAuth {
     },
     /// The reason is for the audit trail only; the client always hears the
     /// same 28P01 message, whatever went wrong.
-    Failed { reason: String },
+    /// `method` is the one the exchange used (for an unknown user, the
+    /// mock's), for the record's `auth_method`.
+    Failed {
+        reason: String,
+        method: &'static str,
+    },
 }
 
 /// What every failed login tells the client, as PostgreSQL does.
@@ -44,24 +49,30 @@ pub async fn authenticate_client(
         mock_exchange(client, user, users, unknown_user_method).await?;
         return Ok(ClientAuth::Failed {
             reason: "unknown user".into(),
+            method: unknown_user_method.name(),
         });
     };
     let (passed, method) = match (entry.method, entry.scram()) {
         (Method::ScramSha256 | Method::Md5, Some(v)) => {
-            (scram_exchange(client, v).await?, "scram-sha-256")
+            (scram_exchange(client, v).await?, Method::ScramSha256.name())
         }
-        (Method::Md5, None) => (md5_exchange(client, entry).await?, "md5"),
-        (Method::Password, _) => (cleartext_exchange(client, entry).await?, "password"),
-        (Method::ScramSha256, None) => (false, "scram-sha-256"),
+        (Method::Md5, None) => (md5_exchange(client, entry).await?, Method::Md5.name()),
+        (Method::Password, _) => (
+            cleartext_exchange(client, entry).await?,
+            Method::Password.name(),
+        ),
+        (Method::ScramSha256, None) => (false, Method::ScramSha256.name()),
     };
     if !passed {
         return Ok(ClientAuth::Failed {
             reason: format!("wrong password ({method})"),
+            method,
         });
     }
     if !entry.allows_database(database) {
         return Ok(ClientAuth::Failed {
             reason: format!("database \"{database}\" not allowed for this user"),
+            method,
         });
     }
     Ok(ClientAuth::Ok {

@@ -8,17 +8,41 @@ use std::path::Path;
 
 use super::scram::Verifier;
 
+/// How a person proves their password. One spelling everywhere, as
+/// PostgreSQL's `pg_hba.conf` has it: `scram-sha-256`, `md5`, `password`
+/// (users file, `pgtrail user add --method`, `user list`, configuration,
+/// records). Files written by earlier builds said `scram-sha256`; it is
+/// still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
-    /// Written `scram-sha256` (serde's kebab case); `scram-sha-256`, as
-    /// PostgreSQL spells it, is read too.
     #[default]
-    #[serde(alias = "scram-sha-256")]
+    #[serde(rename = "scram-sha-256", alias = "scram-sha256")]
     ScramSha256,
     Md5,
     /// Cleartext password over the wire: only sensible under TLS.
     Password,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::ScramSha256 => "scram-sha-256",
+            Method::Md5 => "md5",
+            Method::Password => "password",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Method::ScramSha256, Method::Md5, Method::Password]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown method {s:?}: use scram-sha-256, md5 or password"))
+    }
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -232,6 +256,40 @@ fn write_file(path: &Path, file: &mut UsersFile) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_spelling_of_scram_sha_256_and_the_old_one_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let secret = postgres_protocol::password::scram_sha_256(b"pw");
+        upsert(
+            &path,
+            UserEntry {
+                name: "alice".into(),
+                secret: secret.clone(),
+                method: Method::ScramSha256,
+                db_role: None,
+                databases: vec![],
+            },
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("method = \"scram-sha-256\""), "{text}");
+        assert_eq!("scram-sha-256".parse::<Method>(), Ok(Method::ScramSha256));
+        assert_eq!(Method::ScramSha256.name(), "scram-sha-256");
+        assert!(
+            "scram-sha256".parse::<Method>().is_err(),
+            "flags take one spelling"
+        );
+        // A file written by an earlier build.
+        std::fs::write(
+            &path,
+            format!("[[user]]\nname = \"bob\"\nsecret = \"{secret}\"\nmethod = \"scram-sha256\"\n"),
+        )
+        .unwrap();
+        let users = Users::load(&path).unwrap();
+        assert_eq!(users.get("bob").unwrap().method, Method::ScramSha256);
+    }
 
     #[test]
     fn upsert_then_load() {

@@ -232,7 +232,8 @@ async fn proxy_auth(
             session.auth_method = method.into();
             entry
         }
-        ClientAuth::Failed { reason } => {
+        ClientAuth::Failed { reason, method } => {
+            session.auth_method = method.into();
             let message = auth::failure_message(&session.user);
             client
                 .write(&build::error_response(Severity::Fatal, "28P01", &message))

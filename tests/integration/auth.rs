@@ -155,6 +155,8 @@ async fn proxy_mode_failures_look_identical() {
             got.contains(reason),
             "{user}: reason {got:?} lacks {reason:?}"
         );
+        // The method of the exchange (the mock's for an unknown user).
+        assert_eq!(r["auth_method"], "scram-sha-256", "{user}: {r}");
     }
     let reasons: std::collections::HashSet<&str> = failed
         .iter()
