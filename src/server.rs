@@ -283,6 +283,9 @@ fn start_audit(
         }
         .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
         sink.guard(gate.clone());
+        sink.stall_timeout(std::time::Duration::from_millis(
+            audit.clickhouse_stall_timeout_ms,
+        ));
         gauges.clickhouse = Some(sink.stats_handle());
         sinks.push(Box::new(sink));
     } else if let Some(dir) = &audit.spool_dir {

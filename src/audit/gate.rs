@@ -22,7 +22,8 @@ pub enum Blocked {
     SpoolFailed = 2,
     /// The last write to an audit sink failed (for example a full disk).
     SinkFailing = 4,
-    /// No spool and ClickHouse's in-memory backlog is full.
+    /// No spool and ClickHouse failed or did not acknowledge for
+    /// `audit.clickhouse_stall_timeout_ms` while the in-memory backlog is full.
     ClickHouseBehind = 8,
 }
 
@@ -57,7 +58,7 @@ impl AuditGate {
         } else if bits & Blocked::SpoolFull as u8 != 0 {
             Some("the audit spool is full (ClickHouse is behind or unreachable)")
         } else if bits & Blocked::ClickHouseBehind as u8 != 0 {
-            Some("ClickHouse is behind or unreachable and the in-memory audit backlog is full")
+            Some("ClickHouse is failing or stalled and the in-memory audit backlog is full")
         } else {
             Some("an audit destination is failing")
         }

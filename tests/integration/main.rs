@@ -3,6 +3,7 @@
 mod harness;
 
 mod auth;
+mod backpressure;
 mod bad_input;
 mod ch_errors;
 mod clickhouse;
