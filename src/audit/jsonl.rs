@@ -5,12 +5,16 @@
 //! `audit.jsonl.20261129T151500.123456Z`, so names sort by age), and a new
 //! file is started. pgtrail never deletes rotated files: how long audit
 //! records are kept is the operator's decision (logrotate, a shipper, ...).
+//!
+//! One process per file: `<file>.lock` is locked (`lockfile`) while the
+//! sink lives.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::lockfile::{lock_path_for, PathLock};
 use super::pipeline::AuditSink;
 use super::record::{format_time, Record};
 
@@ -25,11 +29,14 @@ pub struct JsonlSink {
     size: u64,
     /// The line being encoded, reused so a record costs no allocation here.
     line: Vec<u8>,
+    _lock: PathLock,
 }
 
 impl JsonlSink {
-    /// Opens `path` for appending, creating it if needed.
+    /// Opens `path` for appending, creating it if needed; fails if another
+    /// process has it open (see `lockfile`).
     pub fn open(path: &Path, durable: bool, rotate_bytes: u64) -> io::Result<JsonlSink> {
+        let lock = PathLock::acquire(&lock_path_for(path), "audit file")?;
         let file = open_append(path)?;
         let size = file.metadata()?.len();
         Ok(JsonlSink {
@@ -39,6 +46,7 @@ impl JsonlSink {
             rotate_bytes,
             size,
             line: Vec::with_capacity(4096),
+            _lock: lock,
         })
     }
 
@@ -135,6 +143,9 @@ mod tests {
         let mut files = 0;
         for entry in std::fs::read_dir(dir.path()).expect("dir") {
             let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).expect("read");
             assert!(
                 text.len() < 1000 + 300,

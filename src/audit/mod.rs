@@ -7,6 +7,7 @@ pub mod event;
 pub mod gate;
 pub mod json;
 pub mod jsonl;
+pub mod lockfile;
 pub mod pipeline;
 pub mod record;
 pub mod spool;

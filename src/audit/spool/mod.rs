@@ -12,6 +12,7 @@
 //!   each at most about `spool_segment_bytes`.
 //! - `acked`: highest seq ClickHouse acknowledged (`marker`, atomic replace).
 //! - `instance_id`: the generated instance id, when none is configured.
+//! - `lock`: held (`flock`) by the one process using the spool; holds its pid.
 //! - `quarantine/`: corrupt segment tails moved aside at start (`recover`).
 //!
 //! Durability: `write` only buffers; `flush` writes and `fdatasync`s. The
@@ -38,6 +39,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub use reader::SpoolReader;
 pub use recover::Gap;
 pub use writer::SpoolWriter;
+
+use crate::audit::lockfile::PathLock;
 
 /// Sizes from `[audit]`.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +91,8 @@ struct State {
 
 struct Shared {
     dir: PathBuf,
+    /// Held while either end is alive: one process per spool.
+    _lock: PathLock,
     options: SpoolOptions,
     state: Mutex<State>,
     changed: Condvar,
@@ -129,6 +134,7 @@ impl Spool {
     /// was truncated or quarantined) and reads the marker.
     pub fn open(dir: &Path, options: SpoolOptions) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
+        let lock = PathLock::acquire(&dir.join("lock"), "spool directory")?;
         let acked = marker::read_acked(dir)?;
         let rec = recover::recover(dir)?;
         let segments: Vec<Segment> = rec
@@ -153,6 +159,7 @@ impl Spool {
         );
         let shared = std::sync::Arc::new(Shared {
             dir: dir.to_path_buf(),
+            _lock: lock,
             options,
             state: Mutex::new(State {
                 segments,
