@@ -12,7 +12,9 @@ use tokio::task::JoinSet;
 
 use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
 use crate::audit::clickhouse::ClickHouseSink;
+use crate::audit::gate::SkippedRun;
 use crate::audit::jsonl::JsonlSink;
+use crate::audit::seqmark::SeqMark;
 use crate::audit::spool::{self, Spool, SpoolOptions};
 use crate::audit::{pipeline, AuditGate, AuditSink, AuditWorker};
 use crate::auth::users::Users;
@@ -250,12 +252,15 @@ fn start_audit(
     // before_ack without a spool makes the file the durable copy.
     let file_durable = audit.durability == Durability::BeforeAck && audit.spool_dir.is_none();
     if let Some(path) = &audit.file {
-        let sink = JsonlSink::open(path, file_durable, audit.file_rotate_bytes)
+        let mut sink = JsonlSink::open(path, file_durable, audit.file_rotate_bytes)
             .map_err(|e| format!("audit.file {}: {e}", path.display()))?;
+        sink.guard(gate.clone());
         sinks.push(Box::new(sink));
     }
     let mut next_seq = 1;
     let mut spool_gaps = Vec::new();
+    let mut seq_mark = None;
+    let mut unused_seqs = None;
     let mut spool_instance_id = None;
     let mut gauges = AuditGauges::default();
     if let Some(url) = &audit.clickhouse_url {
@@ -275,6 +280,8 @@ fn start_audit(
                 }
                 spool.writer.guard(gate.clone());
                 next_seq = spool.next_seq;
+                seq_mark = Some(SeqMark::new(spool.seq_mark, next_seq - 1));
+                unused_seqs = spool.unused_seqs;
                 gauges.spool = Some(spool.writer.usage());
                 spool_gaps = spool.gaps;
                 ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
@@ -301,9 +308,21 @@ fn start_audit(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let mut builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier)
         .starting_at(next_seq);
-    // Corruption found in the spool at start is itself part of the trail.
-    for gap in spool_gaps {
-        let record = builder.gap(gap.missing_events, &gap.reason);
+    if let Some(mark) = seq_mark {
+        builder = builder.reserving(mark);
+    }
+    // Corruption found in the spool at start is itself part of the trail,
+    // and so are seqs the last run reserved but left no record of.
+    let mut start_gaps: Vec<_> = spool_gaps
+        .into_iter()
+        .map(|gap| builder.gap(gap.missing_events, &gap.reason))
+        .collect();
+    if let Some((first, count)) = unused_seqs {
+        tracing::warn!(first_seq = first, count, "seqs reserved by the previous run hold no spooled record (a crash lost unflushed records, or they were never used): a gap record says so");
+        let run = SkippedRun::span(first, count, builder.instance_id());
+        start_gaps.push(run.gap_record(format!("seqs {first}..{} were reserved by the previous run but no record with them reached the spool (lost in a crash before their fsync, or never used)", first + count - 1)));
+    }
+    for record in start_gaps {
         for sink in &mut sinks {
             if let Err(e) = sink.write(&record).and_then(|()| sink.flush()) {
                 tracing::error!(sink = %sink.name(), error = %e, "could not write the spool corruption gap record");

@@ -8,27 +8,62 @@
 //!
 //! One process per file: `<file>.lock` is locked (`lockfile`) while the
 //! sink lives.
+//!
+//! A failed write (disk full, I/O error): the file is cut back to its
+//! length before the write (appends are whole lines or nothing) and the
+//! lines stay buffered; the gate is closed (`FileDisk`) and the write is
+//! tried again at most every `PROBE_EVERY` and at every flush. Meanwhile
+//! `fail_closed` keeps the lines in memory (up to `MAX_HELD`, then the
+//! writer waits) and reports an error for each record, so no `before_ack`
+//! statement is answered as successful; `fail_open` drops them and counts
+//! them in one run, told by a gap line (`seq` = first seq not written,
+//! `missing_events` = how many) as soon as a write works.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use super::gate::{AuditGate, Blocked, SkippedRun};
 use super::lockfile::{lock_path_for, PathLock};
 use super::pipeline::AuditSink;
 use super::record::{format_time, Record};
+use crate::config::FailurePolicy;
+
+/// Lines are written once this much is buffered, or at each flush.
+const WRITE_AT: usize = 256 * 1024;
+/// While writes fail, `fail_closed` holds at most this much, then waits.
+const MAX_HELD: usize = 16 << 20;
+/// While writes fail, a write is tried again at most this often.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
 
 pub struct JsonlSink {
     path: PathBuf,
-    out: BufWriter<File>,
+    file: File,
     /// `flush` also fsyncs (durability `before_ack` without a spool).
     durable: bool,
     /// Rotate at this size; 0 never.
     rotate_bytes: u64,
-    /// Bytes in the current file, written or buffered.
+    /// Bytes in the current file (written; fsynced too when `durable`).
     size: u64,
+    /// Lines not written yet, and the seqs they account for:
+    /// `[first_seq, end_seq)`.
+    buf: Vec<u8>,
+    buf_lines: u64,
+    first_seq: u64,
+    end_seq: u64,
+    instance_id: String,
     /// The line being encoded, reused so a record costs no allocation here.
     line: Vec<u8>,
+    gate: Arc<AuditGate>,
+    /// The last write error while writes fail, and when it was last tried.
+    failing: Option<String>,
+    probed: Instant,
+    /// `fail_open`: lines dropped while writes fail, told by a gap line.
+    skipped: Option<SkippedRun>,
+    /// Whether rotation failed last time (logged once).
+    rotate_failing: bool,
     _lock: PathLock,
 }
 
@@ -41,19 +76,34 @@ impl JsonlSink {
         let size = file.metadata()?.len();
         Ok(JsonlSink {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(256 * 1024, file),
+            file,
             durable,
             rotate_bytes,
             size,
+            buf: Vec::with_capacity(WRITE_AT + 4096),
+            buf_lines: 0,
+            first_seq: 0,
+            end_seq: 0,
+            instance_id: String::new(),
             line: Vec::with_capacity(4096),
+            gate: Arc::default(),
+            failing: None,
+            probed: Instant::now(),
+            skipped: None,
+            rotate_failing: false,
             _lock: lock,
         })
     }
 
+    /// The gate to close while writes fail; its policy says what to do.
+    pub fn guard(&mut self, gate: Arc<AuditGate>) {
+        self.gate = gate;
+    }
+
     /// Seals the current file under a timestamped name and starts anew.
     fn rotate(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
+        self.write_out()?;
+        self.file.sync_all()?;
         let stamp: String = format_time(SystemTime::now())
             .chars()
             .filter(|c| !matches!(c, '-' | ':'))
@@ -70,13 +120,137 @@ impl JsonlSink {
             n += 1;
         }
         std::fs::rename(&self.path, &rotated)?;
-        self.out = BufWriter::with_capacity(256 * 1024, open_append(&self.path)?);
+        self.file = open_append(&self.path)?;
         self.size = 0;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)?.sync_all()?;
         }
         tracing::info!(file = %self.path.display(), rotated = %rotated.display(), "audit file rotated");
         Ok(())
+    }
+
+    fn encode(&mut self, record: &Record, end_seq: u64) {
+        self.line.clear();
+        super::json::write_record(record, &mut self.line);
+        self.line.push(b'\n');
+        self.buf.extend_from_slice(&self.line);
+        if self.buf_lines == 0 {
+            self.first_seq = record.seq();
+        }
+        if self.instance_id.is_empty() {
+            self.instance_id = record.header().instance_id.clone();
+        }
+        self.end_seq = end_seq;
+        self.buf_lines += 1;
+    }
+
+    /// Appends the buffered lines (and fsyncs them when `durable`); on
+    /// failure cuts the file back and keeps or counts the lines.
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.buf).and_then(|()| {
+            if self.durable {
+                self.file.sync_data()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            return Err(self.on_write_error(e));
+        }
+        self.size += self.buf.len() as u64;
+        self.buf.clear();
+        self.buf_lines = 0;
+        Ok(())
+    }
+
+    fn on_write_error(&mut self, e: io::Error) -> io::Error {
+        // Part of the buffer may have reached the file: cut it back so
+        // the file ends with a whole line; the buffer still holds it all.
+        if let Err(cut) = self.file.set_len(self.size) {
+            tracing::error!(file = %self.path.display(), error = %cut, "audit file could not be cut back after a failed write: it may end with a partial line");
+        }
+        if self.failing.is_none() {
+            tracing::error!(file = %self.path.display(), error = %e, policy = ?self.gate.policy(), "audit file write failed (disk full?): retried until it works; fail_closed keeps the lines in memory and refuses new statements, fail_open drops them and writes a gap line");
+            self.gate.set(Blocked::FileDisk, true);
+        }
+        self.failing = Some(e.to_string());
+        if self.gate.policy() == FailurePolicy::FailOpen && self.buf_lines > 0 {
+            self.gate.count_dropped(self.buf_lines);
+            let count = self.end_seq - self.first_seq;
+            self.skipped = Some(match self.skipped.take() {
+                Some(run) if run.end_seq() == self.first_seq => SkippedRun::span(
+                    run.first_seq(),
+                    run.end_seq() - run.first_seq() + count,
+                    &self.instance_id,
+                ),
+                _ => SkippedRun::span(self.first_seq, count, &self.instance_id),
+            });
+            self.buf.clear();
+            self.buf_lines = 0;
+        }
+        e
+    }
+
+    /// While writes fail: tries again (if `force` or `PROBE_EVERY` passed);
+    /// whether writes work again.
+    fn try_resume(&mut self, force: bool) -> bool {
+        if !force && self.probed.elapsed() < PROBE_EVERY {
+            return false;
+        }
+        self.probed = Instant::now();
+        let mut told = None;
+        if let Some(run) = &self.skipped {
+            if self.buf_lines == 0 {
+                let (first, end) = (run.first_seq(), run.end_seq());
+                let reason = format!("audit file write failed (fail_open): {} records from seq {first} were not written to {}", end - first, self.path.display());
+                let gap = run.gap_record(reason);
+                self.encode(&gap, end);
+                self.skipped = None;
+                told = Some((first, end - first));
+            }
+        }
+        if self.write_out().is_err() {
+            return false;
+        }
+        tracing::info!(file = %self.path.display(), "audit file writes work again");
+        if let Some((first_seq, missing)) = told {
+            tracing::warn!(
+                first_seq,
+                missing,
+                "audit file: gap line written for lines dropped while writes failed (fail_open)"
+            );
+        }
+        self.failing = None;
+        self.gate.set(Blocked::FileDisk, false);
+        true
+    }
+
+    fn failing_error(&self) -> io::Result<()> {
+        match &self.failing {
+            Some(e) => Err(io::Error::other(format!(
+                "audit file write failing ({e}); the record is kept in memory and written when the disk takes it"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records arriving while writes fail (see the module doc).
+    fn write_while_failing(&mut self, record: &Record) -> io::Result<()> {
+        if self.gate.policy() == FailurePolicy::FailOpen {
+            self.gate.count_dropped(1);
+            SkippedRun::note(&mut self.skipped, record);
+            self.try_resume(false);
+            return Ok(());
+        }
+        self.encode(record, record.seq() + 1);
+        self.try_resume(false);
+        while self.failing.is_some() && self.buf.len() >= MAX_HELD && !self.gate.is_stopping() {
+            std::thread::sleep(PROBE_EVERY);
+            self.try_resume(true);
+        }
+        self.failing_error()
     }
 }
 
@@ -90,23 +264,41 @@ impl AuditSink for JsonlSink {
     }
 
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        if self.rotate_bytes > 0 && self.size >= self.rotate_bytes {
-            self.rotate()?;
+        if self.failing.is_some() {
+            return self.write_while_failing(record);
         }
-        self.line.clear();
-        super::json::write_record(record, &mut self.line);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.size += self.line.len() as u64;
+        self.encode(record, record.seq() + 1);
+        if self.rotate_bytes > 0 && self.size + self.buf.len() as u64 >= self.rotate_bytes {
+            match self.rotate() {
+                Ok(()) => self.rotate_failing = false,
+                Err(e) if self.failing.is_none() && !self.rotate_failing => {
+                    self.rotate_failing = true;
+                    tracing::error!(file = %self.path.display(), error = %e, "audit file rotation failed; lines go on to the current file");
+                }
+                Err(_) => {}
+            }
+        } else if self.buf.len() >= WRITE_AT {
+            // A failure keeps the line buffered or counted: see the module doc.
+            let _ = self.write_out();
+        }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        if self.durable {
-            self.out.get_ref().sync_data()?;
+        if self.failing.is_some() {
+            self.try_resume(true);
+            return self.failing_error();
         }
-        Ok(())
+        self.write_out()
+    }
+}
+
+impl Drop for JsonlSink {
+    fn drop(&mut self) {
+        let _ = self.flush();
+        if self.buf_lines > 0 {
+            tracing::error!(file = %self.path.display(), lines = self.buf_lines, "stopping while audit file writes fail: these records were not written");
+        }
     }
 }
 

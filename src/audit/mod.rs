@@ -10,6 +10,8 @@ pub mod jsonl;
 pub mod lockfile;
 pub mod pipeline;
 pub mod record;
+pub mod seqmark;
+pub mod slotfile;
 pub mod spool;
 
 pub use event::{

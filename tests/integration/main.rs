@@ -12,6 +12,7 @@ mod cookbook;
 mod delivery;
 mod docs;
 mod events;
+mod full_disk;
 mod locks;
 mod metrics;
 mod python;
