@@ -286,7 +286,10 @@ fn start_audit(
                 spool_gaps = spool.gaps;
                 ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
             }
-            None => ClickHouseSink::start(url, &audit.clickhouse),
+            None => {
+                tracing::warn!("audit.clickhouse_url without audit.spool_dir: records for ClickHouse wait in memory and a crash loses them; set audit.spool_dir");
+                ClickHouseSink::start(url, &audit.clickhouse)
+            }
         }
         .map_err(|e| format!("audit.clickhouse_url {url}: {e}"))?;
         sink.guard(gate.clone());
