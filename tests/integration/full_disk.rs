@@ -21,9 +21,9 @@ use pgtrail::config::{Config, FailurePolicy};
 
 /// What the clients saw.
 #[derive(Default)]
-struct Seen {
-    ok: Mutex<Vec<String>>,
-    refused: AtomicU64,
+pub(crate) struct Seen {
+    pub(crate) ok: Mutex<Vec<String>>,
+    pub(crate) refused: AtomicU64,
 }
 
 impl Seen {
@@ -32,7 +32,7 @@ impl Seen {
     }
 }
 
-fn conn(pg: &PgCluster, db: &str, port: u16) -> String {
+pub(crate) fn conn(pg: &PgCluster, db: &str, port: u16) -> String {
     format!(
         "host=127.0.0.1 port={port} user={} password={} dbname={db}",
         pg.superuser(),
@@ -42,7 +42,7 @@ fn conn(pg: &PgCluster, db: &str, port: u16) -> String {
 
 /// `n` clients run distinct INSERTs until `stop`; every error must be
 /// pgtrail's refusal (53000).
-async fn start_clients(
+pub(crate) async fn start_clients(
     conn: &str,
     n: i32,
     seen: &Arc<Seen>,
@@ -72,7 +72,7 @@ async fn start_clients(
     tasks
 }
 
-async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
         assert!(Instant::now() < deadline, "{what}");
@@ -80,7 +80,7 @@ async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-async fn stop_clients(stop: &AtomicBool, tasks: Vec<tokio::task::JoinHandle<()>>) {
+pub(crate) async fn stop_clients(stop: &AtomicBool, tasks: Vec<tokio::task::JoinHandle<()>>) {
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();
@@ -105,7 +105,7 @@ fn assert_each_once(ok: &[String], records: &BTreeMap<String, u64>, ran: i64) {
     assert_eq!(records.len() as i64, ran, "rows in t vs INSERT records");
 }
 
-fn spool_config(
+pub(crate) fn spool_config(
     pg: &PgCluster,
     dir: &std::path::Path,
     ch: &ChServer,
@@ -275,7 +275,7 @@ async fn full_spool_disk_fail_open_accounts_for_every_seq() {
 }
 
 /// JSON Lines records in `path` (lines cut by a full disk are skipped).
-fn file_records(path: &std::path::Path) -> Vec<Value> {
+pub(crate) fn file_records(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str(l).ok())

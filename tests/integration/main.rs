@@ -13,6 +13,7 @@ mod delivery;
 mod docs;
 mod events;
 mod full_disk;
+mod full_disk_restart;
 mod locks;
 mod metrics;
 mod python;
