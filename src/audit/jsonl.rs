@@ -12,7 +12,8 @@
 //! A failed write (disk full, I/O error): the file is cut back to its
 //! length before the write (appends are whole lines or nothing) and the
 //! lines stay buffered; the gate is closed (`FileDisk`) and the write is
-//! tried again at most every `PROBE_EVERY` and at every flush. Meanwhile
+//! tried again after `PROBE_EVERY`, doubling to `PROBE_MAX` while it keeps
+//! failing (each try writes every held line). Meanwhile
 //! `fail_closed` keeps the lines in memory (up to `MAX_HELD`, then the
 //! writer waits) and reports an error for each record, so no `before_ack`
 //! statement is answered as successful; `fail_open` drops them and counts
@@ -37,6 +38,7 @@ const WRITE_AT: usize = 256 * 1024;
 const MAX_HELD: usize = 16 << 20;
 /// While writes fail, a write is tried again at most this often.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
+const PROBE_MAX: Duration = Duration::from_secs(2);
 
 pub struct JsonlSink {
     path: PathBuf,
@@ -60,6 +62,8 @@ pub struct JsonlSink {
     /// The last write error while writes fail, and when it was last tried.
     failing: Option<String>,
     probed: Instant,
+    /// How long after `probed` the next try is due.
+    probe_wait: Duration,
     /// `fail_open`: lines dropped while writes fail, told by a gap line.
     skipped: Option<SkippedRun>,
     /// Whether rotation failed last time (logged once).
@@ -89,6 +93,7 @@ impl JsonlSink {
             gate: Arc::default(),
             failing: None,
             probed: Instant::now(),
+            probe_wait: PROBE_EVERY,
             skipped: None,
             rotate_failing: false,
             _lock: lock,
@@ -193,10 +198,10 @@ impl JsonlSink {
         e
     }
 
-    /// While writes fail: tries again (if `force` or `PROBE_EVERY` passed);
+    /// While writes fail: tries again once the pause is over;
     /// whether writes work again.
-    fn try_resume(&mut self, force: bool) -> bool {
-        if !force && self.probed.elapsed() < PROBE_EVERY {
+    fn try_resume(&mut self) -> bool {
+        if self.probed.elapsed() < self.probe_wait {
             return false;
         }
         self.probed = Instant::now();
@@ -212,8 +217,10 @@ impl JsonlSink {
             }
         }
         if self.write_out().is_err() {
+            self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX);
             return false;
         }
+        self.probe_wait = PROBE_EVERY;
         tracing::info!(file = %self.path.display(), "audit file writes work again");
         if let Some((first_seq, missing)) = told {
             tracing::warn!(
@@ -241,14 +248,14 @@ impl JsonlSink {
         if self.gate.policy() == FailurePolicy::FailOpen {
             self.gate.count_dropped(1);
             SkippedRun::note(&mut self.skipped, record);
-            self.try_resume(false);
+            self.try_resume();
             return Ok(());
         }
         self.encode(record, record.seq() + 1);
-        self.try_resume(false);
+        self.try_resume();
         while self.failing.is_some() && self.buf.len() >= MAX_HELD && !self.gate.is_stopping() {
             std::thread::sleep(PROBE_EVERY);
-            self.try_resume(true);
+            self.try_resume();
         }
         self.failing_error()
     }
@@ -286,7 +293,7 @@ impl AuditSink for JsonlSink {
 
     fn flush(&mut self) -> io::Result<()> {
         if self.failing.is_some() {
-            self.try_resume(true);
+            self.try_resume();
             return self.failing_error();
         }
         self.write_out()

@@ -9,8 +9,9 @@
 //! file holds past the last successful fsync is unknown, so the segment is
 //! cut back to that length (and fsynced) and detached, so that once
 //! ClickHouse acknowledges it it can be deleted; the buffer still holds the
-//! frames. Until a write works again (tried at most every `PROBE_EVERY`,
-//! and whenever acknowledgements freed space) the gate is closed
+//! frames. Until a write works again (tried after `PROBE_EVERY`, doubling
+//! to `PROBE_MAX` while it keeps failing, and whenever acknowledgements
+//! freed space) the gate is closed
 //! (`SpoolDisk`); `fail_closed` keeps the records in memory (up to
 //! `MAX_BUFFER`, then the writer waits) and its writes report an error, so
 //! no `before_ack` statement is answered as successful; `fail_open` counts
@@ -44,6 +45,8 @@ const MAX_BUFFER: usize = 8 << 20;
 /// While the disk fails, a write is tried again at most this often (and
 /// whenever acknowledgements freed space).
 const PROBE_EVERY: Duration = Duration::from_millis(200);
+/// The longest pause between tries: each try writes the whole buffer.
+const PROBE_MAX: Duration = Duration::from_secs(2);
 
 pub struct SpoolWriter {
     shared: Arc<Shared>,
@@ -68,6 +71,8 @@ pub struct SpoolWriter {
     /// When the failing write was last tried, and the spool's generation
     /// then (acknowledgements that free space bump it).
     probed: (Instant, u64),
+    /// How long after `probed` the next try is due.
+    probe_wait: Duration,
     /// Whether the spool is in a full episode (log once per episode).
     full: bool,
     /// Holds the failure policy too (a reload may change it).
@@ -96,6 +101,7 @@ impl SpoolWriter {
             failed: None,
             disk_error: None,
             probed: (Instant::now(), 0),
+            probe_wait: PROBE_EVERY,
             full: false,
             gate: Arc::default(),
             skipped: None,
@@ -189,7 +195,7 @@ impl SpoolWriter {
         self.check()?;
         if let Some(e) = &self.disk_error {
             let e = e.clone();
-            if !self.try_resume(true) {
+            if !self.try_resume() {
                 return Err(io::Error::other(format!("spool write failing: {e}")));
             }
             return Ok(());

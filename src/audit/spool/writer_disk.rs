@@ -5,7 +5,7 @@
 use std::io;
 use std::time::Instant;
 
-use super::{gap_reason, SpoolWriter, MAX_BUFFER, PROBE_EVERY};
+use super::{gap_reason, SpoolWriter, MAX_BUFFER, PROBE_EVERY, PROBE_MAX};
 use crate::audit::gate::{Blocked, SkippedRun};
 use crate::audit::record::Record;
 use crate::audit::spool::reserve;
@@ -18,14 +18,14 @@ impl SpoolWriter {
     pub(super) fn write_while_failing(&mut self, record: &Record) -> io::Result<()> {
         if self.gate.policy() == FailurePolicy::FailOpen {
             self.skip(record);
-            self.try_resume(false);
+            self.try_resume();
             return Ok(());
         }
         self.encode(record, record.seq() + 1)?;
         if self.buf.len() >= MAX_BUFFER {
             self.wait_for_disk();
         } else {
-            self.try_resume(false);
+            self.try_resume();
         }
         match &self.disk_error {
             Some(e) => Err(io::Error::other(format!(
@@ -89,12 +89,12 @@ impl SpoolWriter {
         self.buf_records = 0;
     }
 
-    /// While writes fail: tries again if `force`, if `PROBE_EVERY` passed
+    /// While writes fail: tries again once the pause is over or
     /// or if acknowledgements changed the spool; whether writes work again.
-    pub(super) fn try_resume(&mut self, force: bool) -> bool {
+    pub(super) fn try_resume(&mut self) -> bool {
         let generation = self.shared.lock().generation;
         let (at, seen) = self.probed;
-        if !force && at.elapsed() < PROBE_EVERY && generation == seen {
+        if at.elapsed() < self.probe_wait && generation == seen {
             return false;
         }
         self.probed = (Instant::now(), generation);
@@ -111,8 +111,10 @@ impl SpoolWriter {
             }
         }
         if self.write_out().is_err() {
+            self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX);
             return false;
         }
+        self.probe_wait = PROBE_EVERY;
         tracing::info!(dir = %self.shared.dir.display(), "spool writes work again");
         if let Some((first_seq, missing)) = told {
             tracing::warn!(
@@ -137,7 +139,7 @@ impl SpoolWriter {
                 let st = self.shared.lock();
                 let _ = self.shared.changed.wait_timeout(st, PROBE_EVERY);
             }
-            self.try_resume(true);
+            self.try_resume();
         }
     }
 
