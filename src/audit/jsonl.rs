@@ -39,6 +39,8 @@ const MAX_HELD: usize = 16 << 20;
 /// While writes fail, a write is tried again at most this often.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 const PROBE_MAX: Duration = Duration::from_secs(2);
+/// What one write holds while the disk recovers.
+const RESUME_CHUNK: usize = 64 << 10;
 
 pub struct JsonlSink {
     path: PathBuf,
@@ -152,10 +154,16 @@ impl JsonlSink {
     /// Appends the buffered lines (and fsyncs them when `durable`); on
     /// failure cuts the file back and keeps or counts the lines.
     fn write_out(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        self.write_prefix(self.buf.len())
+    }
+
+    /// Appends `buf[..len]` (whole lines; fsynced when `durable`).
+    fn write_prefix(&mut self, len: usize) -> io::Result<()> {
+        if len == 0 {
             return Ok(());
         }
-        let written = self.file.write_all(&self.buf).and_then(|()| {
+        let chunk = &self.buf[..len];
+        let written = self.file.write_all(chunk).and_then(|()| {
             if self.durable {
                 self.file.sync_data()?;
             }
@@ -164,9 +172,37 @@ impl JsonlSink {
         if let Err(e) = written {
             return Err(self.on_write_error(e));
         }
-        self.size += self.buf.len() as u64;
-        self.buf.clear();
-        self.buf_lines = 0;
+        self.size += len as u64;
+        if len == self.buf.len() {
+            self.buf.clear();
+            self.buf_lines = 0;
+            return Ok(());
+        }
+        let lines = self.buf[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.buf.drain(..len);
+        self.buf_lines -= lines;
+        if let Some(seq) = first_line_seq(&self.buf) {
+            self.first_seq = seq;
+        }
+        Ok(())
+    }
+
+    /// While writes fail: the held lines a chunk at a time, so a disk with
+    /// less room than they need still makes progress.
+    fn write_out_in_chunks(&mut self) -> io::Result<()> {
+        while !self.buf.is_empty() {
+            let end = self.buf.len().min(RESUME_CHUNK);
+            let len = match self.buf[..end].iter().rposition(|&b| b == b'\n') {
+                Some(at) => at + 1,
+                // One line longer than a chunk: up to its end.
+                None => self
+                    .buf
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.buf.len(), |at| at + 1),
+            };
+            self.write_prefix(len)?;
+        }
         Ok(())
     }
 
@@ -216,7 +252,7 @@ impl JsonlSink {
                 told = Some((first, end - first));
             }
         }
-        if self.write_out().is_err() {
+        if self.write_out_in_chunks().is_err() {
             self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX);
             return false;
         }
@@ -259,6 +295,20 @@ impl JsonlSink {
         }
         self.failing_error()
     }
+}
+
+/// The `seq` of the first line in `buf` (the encoder writes the key as
+/// `"seq":N`; inside strings a quote is escaped, so this is the key).
+fn first_line_seq(buf: &[u8]) -> Option<u64> {
+    let line = &buf[..buf.iter().position(|&b| b == b'\n')?];
+    let key = b"\"seq\":";
+    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits: Vec<u8> = line[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -361,5 +411,15 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
         assert!(files > 5, "{files} files");
+    }
+
+    #[test]
+    fn the_seq_of_the_first_line_is_found() {
+        let mut line = Vec::new();
+        crate::audit::json::write_record(&gap(42), &mut line);
+        line.push(b'\n');
+        line.extend_from_slice(b"{}\n");
+        assert_eq!(first_line_seq(&line), Some(42));
+        assert_eq!(first_line_seq(b"no newline"), None);
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    fn ok_count(&self) -> usize {
+    pub(crate) fn ok_count(&self) -> usize {
         self.ok.lock().unwrap().len()
     }
 }

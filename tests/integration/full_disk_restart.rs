@@ -85,3 +85,89 @@ async fn no_seq_is_reused_after_sigkill_with_the_spool_disk_full() {
         reused.first()
     );
 }
+
+/// One `before_ack` client: distinct INSERTs until `stop`; a refusal or a
+/// record that could not be made durable (FATAL 53000, the session ends)
+/// is counted and the client connects again.
+async fn before_ack_client(conn: String, who: i32, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
+    let mut client = connect(&conn).await;
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let sql = format!("INSERT INTO t VALUES ({who}, {i})");
+        i += 1;
+        match client.simple_query(&sql).await {
+            Ok(_) => seen.ok.lock().unwrap().push(sql),
+            Err(e) => {
+                let code = e.code().map(|c| c.code().to_string());
+                assert_eq!(code.as_deref(), Some("53000"), "{e:?}");
+                seen.refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if client.is_closed() {
+                    client = connect(&conn).await;
+                }
+            }
+        }
+    }
+}
+
+/// `before_ack` with the spool's disk full and ClickHouse down: statements
+/// are refused (53000) until ClickHouse is back, then run again without a
+/// restart; after a SIGKILL and restart every statement a client saw
+/// succeed is in ClickHouse exactly once (it was fsynced before its answer).
+#[tokio::test]
+async fn before_ack_with_the_spool_disk_full_loses_no_acknowledged_statement() {
+    let Some(mnt) = mount_or_skip("1m", "before_ack_with_the_spool_disk_full") else {
+        return;
+    };
+    let ch = ChServer::start();
+    ch.kill();
+    let ch_db = unique_ch_db("diskack");
+    let (pg, db) = fresh_db("disk_ack");
+    pg.psql(&db, "CREATE TABLE t (who int, i int)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = spool_config(pg, dir.path(), &ch, &ch_db, mnt.path());
+    config.audit.durability = pgtrail::config::Durability::BeforeAck;
+    let first = PgtrailProcess::start(&config, dir.path()).await;
+    let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));
+    let mut tasks = Vec::new();
+    for who in 0..4 {
+        let args = (conn(pg, &db, first.port), seen.clone(), stop.clone());
+        tasks.push(tokio::spawn(before_ack_client(args.0, who, args.1, args.2)));
+    }
+    wait_until("the disk never filled", 60, || {
+        seen.refused.load(Ordering::Relaxed) >= 8
+    })
+    .await;
+    let before = seen.ok_count();
+    ch.restart();
+    wait_until("still refused after ClickHouse came back", 60, || {
+        seen.ok_count() > before + 200
+    })
+    .await;
+    stop_clients(&stop, tasks).await;
+    drop(first); // SIGKILL: what is only in memory is gone
+    let _second = PgtrailProcess::start(&config, dir.path()).await;
+    let ok = std::mem::take(&mut *seen.ok.lock().unwrap());
+    let inserts = |ch: &ChServer| -> BTreeMap<String, u64> {
+        let sql = format!("SELECT statement, uniqExact(seq) FROM `{ch_db}`.statements WHERE kind = 'insert' GROUP BY statement");
+        ch.try_query(&sql)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(s, n)| (s.to_string(), n.parse().unwrap()))
+            .collect()
+    };
+    wait_until(
+        "acknowledged statements never reached ClickHouse",
+        60,
+        || {
+            let landed = inserts(&ch);
+            ok.iter().all(|sql| landed.contains_key(sql))
+        },
+    )
+    .await;
+    let landed = inserts(&ch);
+    for sql in &ok {
+        assert_eq!(landed.get(sql), Some(&1), "{sql}");
+    }
+}

@@ -209,7 +209,14 @@ impl SpoolWriter {
     /// Writes `buf` to the active segment (starting one named after its
     /// first seq if there is none) and fsyncs it.
     fn write_out(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        let (len, last_seq, frames) = (self.buf.len(), self.buf_last_seq, self.buf_records);
+        self.write_prefix(len, last_seq, frames)
+    }
+
+    /// Writes and fsyncs `buf[..len]` (whole frames: `frames` of them, the
+    /// last with `last_seq`), then shows them to the reader.
+    fn write_prefix(&mut self, len: usize, last_seq: u64, frames: u64) -> io::Result<()> {
+        if len == 0 {
             return Ok(());
         }
         if self.file.is_none() {
@@ -220,23 +227,37 @@ impl SpoolWriter {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = file.write_all(&self.buf).and_then(|()| file.sync_data()) {
+        let chunk = &self.buf[..len];
+        if let Err(e) = file.write_all(chunk).and_then(|()| file.sync_data()) {
             return Err(self.on_write_error(e));
         }
-        self.buf_records = 0;
-        let n = self.buf.len() as u64;
-        self.active_len += n;
-        self.buf.clear();
+        self.buf_records -= frames;
+        self.active_len += len as u64;
+        self.buf.drain(..len);
+        if let Some(next) = frame::seq_at(&self.buf, 0) {
+            self.buf_first_seq = next;
+        }
+        let n = len as u64;
         let mut st = self.shared.lock();
         if let Some(active) = st.active {
             if let Some(seg) = st.segments.iter_mut().find(|s| s.first_seq == active) {
                 seg.durable_len += n;
-                seg.last_seq = self.buf_last_seq;
+                seg.last_seq = last_seq;
             }
         }
         st.total_bytes += n;
         self.shared.notify(&mut st);
         Ok(())
+    }
+
+    /// Ends the active segment without writing to it, so it can be deleted
+    /// once acknowledged; the next write starts a new one.
+    fn detach_active(&mut self) {
+        self.file = None;
+        self.active_len = 0;
+        let mut st = self.shared.lock();
+        st.active = None;
+        self.shared.notify(&mut st);
     }
 
     /// Seals the active segment (flushed first) and starts `spool-<seq>.log`.

@@ -8,8 +8,12 @@ use std::time::Instant;
 use super::{gap_reason, SpoolWriter, MAX_BUFFER, PROBE_EVERY, PROBE_MAX};
 use crate::audit::gate::{Blocked, SkippedRun};
 use crate::audit::record::Record;
+use crate::audit::spool::frame;
 use crate::audit::spool::reserve;
 use crate::config::FailurePolicy;
+
+/// What one write holds while the disk recovers.
+const RESUME_CHUNK: usize = 64 << 10;
 
 impl SpoolWriter {
     /// The disk fails: `fail_open` counts the record in the skipped run,
@@ -54,11 +58,7 @@ impl SpoolWriter {
             return e;
         }
         if self.active_len > 0 {
-            self.file = None;
-            self.active_len = 0;
-            let mut st = self.shared.lock();
-            st.active = None;
-            self.shared.notify(&mut st);
+            self.detach_active();
         }
         if self.disk_error.is_none() {
             let released = reserve::release(&self.shared.dir);
@@ -110,7 +110,7 @@ impl SpoolWriter {
                 self.skipped = None;
             }
         }
-        if self.write_out().is_err() {
+        if self.write_out_in_chunks().is_err() {
             self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX);
             return false;
         }
@@ -129,6 +129,21 @@ impl SpoolWriter {
             tracing::warn!(error = %e, "spool: could not write the reserve file again (retried after the next failure)");
         }
         true
+    }
+
+    /// Writes the held frames a chunk at a time, each fsynced and shown to
+    /// the reader, in segments of the usual size: a disk with less room
+    /// than the buffer still makes progress, and acknowledgements of what
+    /// was written free more.
+    fn write_out_in_chunks(&mut self) -> io::Result<()> {
+        while !self.buf.is_empty() {
+            if self.active_len >= self.shared.options.segment_bytes {
+                self.detach_active();
+            }
+            let (len, last_seq, frames) = frame::prefix(&self.buf, RESUME_CHUNK);
+            self.write_prefix(len, last_seq, frames)?;
+        }
+        Ok(())
     }
 
     /// fail_closed with `MAX_BUFFER` held: waits until a write works, or
