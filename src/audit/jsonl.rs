@@ -253,7 +253,7 @@ impl JsonlSink {
             }
         }
         if self.write_out_in_chunks().is_err() {
-            self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX);
+            self.probe_wait = (self.probe_wait * 2).clamp(PROBE_EVERY, PROBE_MAX);
             return false;
         }
         self.probe_wait = PROBE_EVERY;
@@ -352,6 +352,8 @@ impl AuditSink for JsonlSink {
 
 impl Drop for JsonlSink {
     fn drop(&mut self) {
+        // A last try now, whatever the retry pause.
+        self.probe_wait = Duration::ZERO;
         let _ = self.flush();
         if self.buf_lines > 0 {
             tracing::error!(file = %self.path.display(), lines = self.buf_lines, "stopping while audit file writes fail: these records were not written");

@@ -11,7 +11,8 @@
 //! ClickHouse acknowledges it it can be deleted; the buffer still holds the
 //! frames. Until a write works again (tried after `PROBE_EVERY`, doubling
 //! to `PROBE_MAX` while it keeps failing, and whenever acknowledgements
-//! freed space) the gate is closed
+//! freed space; each try writes the held frames 64 KiB at a time, so a disk
+//! with less room than the buffer still makes progress) the gate is closed
 //! (`SpoolDisk`); `fail_closed` keeps the records in memory (up to
 //! `MAX_BUFFER`, then the writer waits) and its writes report an error, so
 //! no `before_ack` statement is answered as successful; `fail_open` counts
@@ -378,6 +379,8 @@ impl SpoolWriter {
 
     /// Flushes and tells the reader no more records come.
     pub fn close(&mut self) -> io::Result<()> {
+        // A last try now, whatever the retry pause.
+        self.probe_wait = Duration::ZERO;
         let result = self
             .check()
             .and_then(|()| match self.disk_error.is_some() {

@@ -111,7 +111,7 @@ impl SpoolWriter {
             }
         }
         if self.write_out_in_chunks().is_err() {
-            self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX);
+            self.probe_wait = (self.probe_wait * 2).clamp(PROBE_EVERY, PROBE_MAX);
             return false;
         }
         self.probe_wait = PROBE_EVERY;
