@@ -304,6 +304,21 @@ fn start_audit(
     if sinks.is_empty() {
         tracing::warn!("no audit destination configured (audit.file, audit.clickhouse_url): audit records are discarded");
     }
+    if seq_mark.is_none() && audit.instance_id.is_some() {
+        if let Some(path) = &audit.file {
+            // A fixed id without a spool: the file's own mark keeps seqs
+            // from being used again after a restart.
+            let fail = |e: std::io::Error| format!("audit.file {}: seq mark: {e}", path.display());
+            let (slot, mark, last) = crate::audit::seqmark::for_audit_file(path).map_err(fail)?;
+            let seen = last.unwrap_or(0);
+            next_seq = mark.max(seen) + 1;
+            seq_mark = Some(SeqMark::new(slot, next_seq - 1));
+            unused_seqs = (last.is_some() && mark > seen).then(|| (seen + 1, mark - seen));
+            if last.is_none() && mark > 0 {
+                tracing::warn!(file = %path.display(), next_seq, "the audit file has no record to show where the last run stopped (rotated or empty): seqs continue above the mark, without a gap record");
+            }
+        }
+    }
     let instance_id = audit
         .instance_id
         .clone()
@@ -321,9 +336,9 @@ fn start_audit(
         .map(|gap| builder.gap(gap.missing_events, &gap.reason))
         .collect();
     if let Some((first, count)) = unused_seqs {
-        tracing::warn!(first_seq = first, count, "seqs reserved by the previous run hold no spooled record (a crash lost unflushed records, or they were never used): a gap record says so");
+        tracing::warn!(first_seq = first, count, "seqs reserved by the previous run hold no kept record (a crash lost unflushed records, or they were never used): a gap record says so");
         let run = SkippedRun::span(first, count, builder.instance_id());
-        start_gaps.push(run.gap_record(format!("seqs {first}..{} were reserved by the previous run but no record with them reached the spool (lost in a crash before their fsync, or never used)", first + count - 1)));
+        start_gaps.push(run.gap_record(format!("seqs {first}..{} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)", first + count - 1)));
     }
     for record in start_gaps {
         for sink in &mut sinks {

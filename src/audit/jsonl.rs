@@ -299,7 +299,7 @@ impl JsonlSink {
 
 /// The `seq` of the first line in `buf` (the encoder writes the key as
 /// `"seq":N`; inside strings a quote is escaped, so this is the key).
-fn first_line_seq(buf: &[u8]) -> Option<u64> {
+pub(crate) fn first_line_seq(buf: &[u8]) -> Option<u64> {
     let line = &buf[..buf.iter().position(|&b| b == b'\n')?];
     let key = b"\"seq\":";
     let at = line.windows(key.len()).position(|w| w == key)? + key.len();

@@ -8,7 +8,10 @@
 //! above the block and writes a gap record for the seqs between the last
 //! record it finds and the mark.
 
-use crate::audit::slotfile::SlotFile;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::audit::slotfile::{self, SlotFile};
 
 /// Seqs reserved per update of the mark.
 pub const SEQ_BLOCK: u64 = 1 << 16;
@@ -74,6 +77,40 @@ impl SeqMark {
             }
         }
     }
+}
+
+/// Without a spool, a configured `audit.instance_id` with `audit.file`:
+/// the mark is `<file>.seq`. Returns it, the mark read, and the seq of the
+/// file's last whole line (where the records really stopped), if any.
+pub fn for_audit_file(file: &Path) -> io::Result<(SlotFile, u64, Option<u64>)> {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".seq");
+    let path = PathBuf::from(name);
+    let mark = slotfile::read(&path)?.unwrap_or(0);
+    let last = last_line_seq(file)?;
+    let slot = SlotFile::open(&path, mark.max(last.unwrap_or(0)))?;
+    Ok((slot, mark, last))
+}
+
+/// The seq of the last whole line of a JSON Lines file (its last 64 KiB).
+fn last_line_seq(file: &Path) -> io::Result<Option<u64>> {
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(64 << 10)))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let start = tail[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    Ok(crate::audit::jsonl::first_line_seq(&tail[start..=end]))
 }
 
 #[cfg(test)]

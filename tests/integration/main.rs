@@ -19,6 +19,7 @@ mod metrics;
 mod python;
 mod relay;
 mod reload;
+mod seq_mark;
 mod sighup;
 mod startup;
 mod tls;
