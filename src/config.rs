@@ -312,6 +312,11 @@ pub struct AuditConfig {
     pub spool_max_bytes: u64,
     /// Size at which a new spool segment file is started.
     pub spool_segment_bytes: u64,
+    /// Without a spool: while the in-memory ClickHouse backlog is full and
+    /// ClickHouse keeps acknowledging, the audit writer waits (statements
+    /// slow down); only after a failed insert, or this long (milliseconds)
+    /// without an acknowledgement, does `failure_policy` apply.
+    pub clickhouse_stall_timeout_ms: u64,
     /// ClickHouse database, credentials, batching and schema options.
     pub clickhouse: ClickHouseConfig,
 }
@@ -405,6 +410,7 @@ impl Default for AuditConfig {
             spool_dir: None,
             spool_max_bytes: 1 << 30,
             spool_segment_bytes: 64 << 20,
+            clickhouse_stall_timeout_ms: 10_000,
             clickhouse: ClickHouseConfig::default(),
         }
     }
@@ -509,6 +515,9 @@ impl Config {
         }
         if self.audit.queue_capacity == 0 {
             return err("audit.queue_capacity must be at least 1".into());
+        }
+        if self.audit.clickhouse_stall_timeout_ms == 0 {
+            return err("audit.clickhouse_stall_timeout_ms must be at least 1".into());
         }
         if self.audit.spool_max_bytes == 0 || self.audit.spool_segment_bytes == 0 {
             return err("audit.spool_max_bytes and spool_segment_bytes must be at least 1".into());

@@ -12,7 +12,9 @@ use tokio::task::JoinSet;
 
 use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
 use crate::audit::clickhouse::ClickHouseSink;
+use crate::audit::gate::SkippedRun;
 use crate::audit::jsonl::JsonlSink;
+use crate::audit::seqmark::SeqMark;
 use crate::audit::spool::{self, Spool, SpoolOptions};
 use crate::audit::{pipeline, AuditGate, AuditSink, AuditWorker};
 use crate::auth::users::Users;
@@ -237,6 +239,27 @@ struct AuditGauges {
     spool: Option<crate::audit::spool::SpoolUsage>,
 }
 
+/// Where the record sequence continues, and what start found missing.
+struct SeqStart {
+    next_seq: u64,
+    mark: Option<SeqMark>,
+    /// Seqs reserved by the previous run that no kept record holds.
+    unused: Option<(u64, u64)>,
+    /// Spool corruption found at start.
+    gaps: Vec<spool::Gap>,
+}
+
+impl Default for SeqStart {
+    fn default() -> Self {
+        SeqStart {
+            next_seq: 1,
+            mark: None,
+            unused: None,
+            gaps: Vec::new(),
+        }
+    }
+}
+
 fn start_audit(
     config: &Config,
     classifier: Arc<dyn Classifier>,
@@ -247,42 +270,33 @@ fn start_audit(
     // before_ack without a spool makes the file the durable copy.
     let file_durable = audit.durability == Durability::BeforeAck && audit.spool_dir.is_none();
     if let Some(path) = &audit.file {
-        let sink = JsonlSink::open(path, file_durable, audit.file_rotate_bytes)
+        let mut sink = JsonlSink::open(path, file_durable, audit.file_rotate_bytes)
             .map_err(|e| format!("audit.file {}: {e}", path.display()))?;
+        sink.guard(gate.clone());
         sinks.push(Box::new(sink));
     }
-    let mut next_seq = 1;
-    let mut spool_gaps = Vec::new();
+    let mut seq = SeqStart::default();
     let mut spool_instance_id = None;
     let mut gauges = AuditGauges::default();
     if let Some(url) = &audit.clickhouse_url {
         let mut sink = match &audit.spool_dir {
             Some(dir) => {
-                let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
-                let mut spool = Spool::open(
-                    dir,
-                    SpoolOptions {
-                        max_bytes: audit.spool_max_bytes,
-                        segment_bytes: audit.spool_segment_bytes,
-                    },
-                )
-                .map_err(fail)?;
-                if audit.instance_id.is_none() {
-                    spool_instance_id = Some(spool::marker::instance_id(dir).map_err(fail)?);
-                }
-                spool.writer.guard(gate.clone());
-                next_seq = spool.next_seq;
-                gauges.spool = Some(spool.writer.usage());
-                spool_gaps = spool.gaps;
-                ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
+                let (sink, start, id) = start_spooled(audit, url, dir, &gate, &mut gauges)?;
+                (seq, spool_instance_id) = (start, id);
+                sink
             }
-            None => ClickHouseSink::start(url, &audit.clickhouse),
-        }
-        .map_err(|e| {
-            let url = crate::secrets::masked_url(url);
-            format!("audit.clickhouse_url {url}: {e}")
-        })?;
+            None => {
+                tracing::warn!("audit.clickhouse_url without audit.spool_dir: records for ClickHouse wait in memory and a crash loses them; set audit.spool_dir");
+                ClickHouseSink::start(url, &audit.clickhouse).map_err(|e| {
+                    let url = crate::secrets::masked_url(url);
+                    format!("audit.clickhouse_url {url}: {e}")
+                })?
+            }
+        };
         sink.guard(gate.clone());
+        sink.stall_timeout(std::time::Duration::from_millis(
+            audit.clickhouse_stall_timeout_ms,
+        ));
         gauges.clickhouse = Some(sink.stats_handle());
         sinks.push(Box::new(sink));
     } else if let Some(dir) = &audit.spool_dir {
@@ -291,22 +305,22 @@ fn start_audit(
     if sinks.is_empty() {
         tracing::warn!("no audit destination configured (audit.file, audit.clickhouse_url): audit records are discarded");
     }
+    if seq.mark.is_none() && audit.instance_id.is_some() {
+        if let Some(path) = &audit.file {
+            seq = file_seq_start(path)?;
+        }
+    }
     let instance_id = audit
         .instance_id
         .clone()
         .or(spool_instance_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let mut builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier)
-        .starting_at(next_seq);
-    // Corruption found in the spool at start is itself part of the trail.
-    for gap in spool_gaps {
-        let record = builder.gap(gap.missing_events, &gap.reason);
-        for sink in &mut sinks {
-            if let Err(e) = sink.write(&record).and_then(|()| sink.flush()) {
-                tracing::error!(sink = %sink.name(), error = %e, "could not write the spool corruption gap record");
-            }
-        }
+        .starting_at(seq.next_seq);
+    if let Some(mark) = seq.mark.take() {
+        builder = builder.reserving(mark);
     }
+    write_start_gaps(&mut builder, seq, &mut sinks);
     let options = pipeline::WriterOptions {
         capacity: audit.queue_capacity,
         flush_interval: std::time::Duration::from_millis(audit.flush_interval_ms),
@@ -316,4 +330,80 @@ fn start_audit(
     let (sender, worker) =
         pipeline::start(options, builder, sinks).map_err(|e| format!("audit writer: {e}"))?;
     Ok((sender, worker, gauges))
+}
+
+/// Opens the spool (lock, recovery, marks) and starts the ClickHouse sink
+/// on it; also the spool's instance id when none is configured.
+fn start_spooled(
+    audit: &crate::config::AuditConfig,
+    url: &str,
+    dir: &std::path::Path,
+    gate: &Arc<AuditGate>,
+    gauges: &mut AuditGauges,
+) -> Result<(ClickHouseSink, SeqStart, Option<String>), String> {
+    let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
+    let options = SpoolOptions {
+        max_bytes: audit.spool_max_bytes,
+        segment_bytes: audit.spool_segment_bytes,
+    };
+    let mut spool = Spool::open(dir, options).map_err(fail)?;
+    let instance_id = match audit.instance_id {
+        None => Some(spool::marker::instance_id(dir).map_err(fail)?),
+        Some(_) => None,
+    };
+    spool.writer.guard(gate.clone());
+    gauges.spool = Some(spool.writer.usage());
+    let start = SeqStart {
+        next_seq: spool.next_seq,
+        mark: Some(SeqMark::new(spool.seq_mark, spool.next_seq - 1)),
+        unused: spool.unused_seqs,
+        gaps: spool.gaps,
+    };
+    let sink = ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
+        .map_err(|e| {
+            let url = crate::secrets::masked_url(url);
+            format!("audit.clickhouse_url {url}: {e}")
+        })?;
+    Ok((sink, start, instance_id))
+}
+
+/// A fixed instance id without a spool: the audit file's own mark keeps
+/// seqs from being used again after a restart.
+fn file_seq_start(path: &std::path::Path) -> Result<SeqStart, String> {
+    let fail = |e: std::io::Error| format!("audit.file {}: seq mark: {e}", path.display());
+    let (slot, mark, last) = crate::audit::seqmark::for_audit_file(path).map_err(fail)?;
+    let seen = last.unwrap_or(0);
+    let next_seq = mark.max(seen) + 1;
+    if last.is_none() && mark > 0 {
+        tracing::warn!(file = %path.display(), next_seq, "the audit file has no record to show where the last run stopped (rotated or empty): seqs continue above the mark, without a gap record");
+    }
+    Ok(SeqStart {
+        next_seq,
+        mark: Some(SeqMark::new(slot, next_seq - 1)),
+        unused: (last.is_some() && mark > seen).then(|| (seen + 1, mark - seen)),
+        gaps: Vec::new(),
+    })
+}
+
+/// Corruption found in the spool at start is itself part of the trail,
+/// and so are seqs the last run reserved but left no record of.
+fn write_start_gaps(builder: &mut RecordBuilder, seq: SeqStart, sinks: &mut [Box<dyn AuditSink>]) {
+    let mut gaps: Vec<_> = seq
+        .gaps
+        .into_iter()
+        .map(|gap| builder.gap(gap.missing_events, &gap.reason))
+        .collect();
+    if let Some((first, count)) = seq.unused {
+        tracing::warn!(first_seq = first, count, "seqs reserved by the previous run hold no kept record (a crash lost unflushed records, or they were never used): a gap record says so");
+        let run = SkippedRun::span(first, count, builder.instance_id());
+        let last = first + count - 1;
+        gaps.push(run.gap_record(format!("seqs {first}..{last} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)")));
+    }
+    for record in gaps {
+        for sink in sinks.iter_mut() {
+            if let Err(e) = sink.write(&record).and_then(|()| sink.flush()) {
+                tracing::error!(sink = %sink.name(), error = %e, "could not write a gap record found at start");
+            }
+        }
+    }
 }

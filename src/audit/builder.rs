@@ -64,6 +64,8 @@ pub struct RecordBuilder {
     classifier: Arc<dyn Classifier>,
     last_addr: Option<(std::net::IpAddr, String)>,
     roles: RoleTracker,
+    /// Persists the seq high-water mark before seqs are used (with a spool).
+    seq_mark: Option<super::seqmark::SeqMark>,
 }
 
 impl RecordBuilder {
@@ -86,6 +88,7 @@ impl RecordBuilder {
             classifier,
             last_addr: None,
             roles: RoleTracker::default(),
+            seq_mark: None,
         }
     }
 
@@ -94,6 +97,24 @@ impl RecordBuilder {
     pub fn starting_at(mut self, next_seq: u64) -> Self {
         self.next_seq = next_seq.max(1);
         self
+    }
+
+    /// Hands out seqs only below a high-water mark already on disk.
+    pub fn reserving(mut self, mark: super::seqmark::SeqMark) -> Self {
+        self.seq_mark = Some(mark);
+        self
+    }
+
+    /// The writer is done: lowers the high-water mark to the last seq used.
+    pub fn finish(&mut self) {
+        let last = self.next_seq - 1;
+        if let Some(mark) = &mut self.seq_mark {
+            mark.finish(last);
+        }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     pub fn build(&mut self, event: AuditEvent) -> Record {
@@ -114,6 +135,9 @@ impl RecordBuilder {
 
     fn header(&mut self, at: SystemTime) -> RecordHeader {
         let seq = self.next_seq;
+        if let Some(mark) = &mut self.seq_mark {
+            mark.cover(seq);
+        }
         self.next_seq += 1;
         RecordHeader {
             event_id: self.event_id(at, seq),

@@ -18,12 +18,18 @@ use crate::config::FailurePolicy;
 pub enum Blocked {
     /// The spool reached `audit.spool_max_bytes` (ClickHouse behind or down).
     SpoolFull = 1,
-    /// A spool write or fsync failed; the spool takes nothing until restart.
+    /// A spool write or fsync failed and the segment could not be cut back
+    /// to its last durable length: the spool takes nothing until restart.
     SpoolFailed = 2,
     /// The last write to an audit sink failed (for example a full disk).
     SinkFailing = 4,
-    /// No spool and ClickHouse's in-memory backlog is full.
+    /// No spool and ClickHouse failed or did not acknowledge for
+    /// `audit.clickhouse_stall_timeout_ms` while the in-memory backlog is full.
     ClickHouseBehind = 8,
+    /// A spool write failed (disk full, I/O error); retried until it works.
+    SpoolDisk = 16,
+    /// An audit file write failed (disk full, I/O error); retried until it works.
+    FileDisk = 32,
 }
 
 #[derive(Debug, Default)]
@@ -54,10 +60,12 @@ impl AuditGate {
             None
         } else if bits & Blocked::SpoolFailed as u8 != 0 {
             Some("the audit spool failed to write to disk")
+        } else if bits & (Blocked::SpoolDisk as u8 | Blocked::FileDisk as u8) != 0 {
+            Some("the audit disk is full or failing (records are kept in memory and retried)")
         } else if bits & Blocked::SpoolFull as u8 != 0 {
             Some("the audit spool is full (ClickHouse is behind or unreachable)")
         } else if bits & Blocked::ClickHouseBehind as u8 != 0 {
-            Some("ClickHouse is behind or unreachable and the in-memory audit backlog is full")
+            Some("ClickHouse is failing or stalled and the in-memory audit backlog is full")
         } else {
             Some("an audit destination is failing")
         }
@@ -119,6 +127,40 @@ impl SkippedRun {
                 });
             }
         }
+    }
+
+    /// A run of `count` seqs from `first_seq` (records lost together, for
+    /// example a buffer whose write failed).
+    pub fn span(first_seq: u64, count: u64, instance_id: &str) -> SkippedRun {
+        SkippedRun {
+            first_seq,
+            count,
+            instance_id: instance_id.to_string(),
+        }
+    }
+
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The seq after the run.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.count
+    }
+
+    /// The gap record, without logging (for a write that may fail and be
+    /// tried again).
+    pub fn gap_record(&self, reason: String) -> Record {
+        Record::Gap(GapRecord {
+            header: RecordHeader {
+                event_id: uuid::Uuid::now_v7(),
+                instance_id: self.instance_id.clone(),
+                seq: self.first_seq,
+                event_time: micros_since_epoch(std::time::SystemTime::now()),
+            },
+            missing_events: self.count,
+            reason,
+        })
     }
 
     /// The gap record; `why` says which limit was hit.

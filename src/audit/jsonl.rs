@@ -5,47 +5,112 @@
 //! `audit.jsonl.20261129T151500.123456Z`, so names sort by age), and a new
 //! file is started. pgtrail never deletes rotated files: how long audit
 //! records are kept is the operator's decision (logrotate, a shipper, ...).
+//!
+//! One process per file: `<file>.lock` is locked (`lockfile`) while the
+//! sink lives.
+//!
+//! A failed write (disk full, I/O error): the file is cut back to its
+//! length before the write (appends are whole lines or nothing) and the
+//! lines stay buffered; the gate is closed (`FileDisk`) and the write is
+//! tried again after `PROBE_EVERY`, doubling to `PROBE_MAX` while it keeps
+//! failing (each try writes every held line). Meanwhile
+//! `fail_closed` keeps the lines in memory (up to `MAX_HELD`, then the
+//! writer waits) and reports an error for each record, so no `before_ack`
+//! statement is answered as successful; `fail_open` drops them and counts
+//! them in one run, told by a gap line (`seq` = first seq not written,
+//! `missing_events` = how many) as soon as a write works.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use super::gate::{AuditGate, Blocked, SkippedRun};
+use super::lockfile::{lock_path_for, PathLock};
 use super::pipeline::AuditSink;
 use super::record::{format_time, Record};
+use crate::config::FailurePolicy;
+
+/// Lines are written once this much is buffered, or at each flush.
+const WRITE_AT: usize = 256 * 1024;
+/// While writes fail, `fail_closed` holds at most this much, then waits.
+const MAX_HELD: usize = 16 << 20;
+/// While writes fail, a write is tried again at most this often.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+const PROBE_MAX: Duration = Duration::from_secs(2);
+/// What one write holds while the disk recovers.
+const RESUME_CHUNK: usize = 64 << 10;
 
 pub struct JsonlSink {
     path: PathBuf,
-    out: BufWriter<File>,
+    file: File,
     /// `flush` also fsyncs (durability `before_ack` without a spool).
     durable: bool,
     /// Rotate at this size; 0 never.
     rotate_bytes: u64,
-    /// Bytes in the current file, written or buffered.
+    /// Bytes in the current file (written; fsynced too when `durable`).
     size: u64,
+    /// Lines not written yet, and the seqs they account for:
+    /// `[first_seq, end_seq)`.
+    buf: Vec<u8>,
+    buf_lines: u64,
+    first_seq: u64,
+    end_seq: u64,
+    instance_id: String,
     /// The line being encoded, reused so a record costs no allocation here.
     line: Vec<u8>,
+    gate: Arc<AuditGate>,
+    /// The last write error while writes fail, and when it was last tried.
+    failing: Option<String>,
+    probed: Instant,
+    /// How long after `probed` the next try is due.
+    probe_wait: Duration,
+    /// `fail_open`: lines dropped while writes fail, told by a gap line.
+    skipped: Option<SkippedRun>,
+    /// Whether rotation failed last time (logged once).
+    rotate_failing: bool,
+    _lock: PathLock,
 }
 
 impl JsonlSink {
-    /// Opens `path` for appending, creating it if needed.
+    /// Opens `path` for appending, creating it if needed; fails if another
+    /// process has it open (see `lockfile`).
     pub fn open(path: &Path, durable: bool, rotate_bytes: u64) -> io::Result<JsonlSink> {
+        let lock = PathLock::acquire(&lock_path_for(path), "audit file")?;
         let file = open_append(path)?;
         let size = file.metadata()?.len();
         Ok(JsonlSink {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(256 * 1024, file),
+            file,
             durable,
             rotate_bytes,
             size,
+            buf: Vec::with_capacity(WRITE_AT + 4096),
+            buf_lines: 0,
+            first_seq: 0,
+            end_seq: 0,
+            instance_id: String::new(),
             line: Vec::with_capacity(4096),
+            gate: Arc::default(),
+            failing: None,
+            probed: Instant::now(),
+            probe_wait: PROBE_EVERY,
+            skipped: None,
+            rotate_failing: false,
+            _lock: lock,
         })
+    }
+
+    /// The gate to close while writes fail; its policy says what to do.
+    pub fn guard(&mut self, gate: Arc<AuditGate>) {
+        self.gate = gate;
     }
 
     /// Seals the current file under a timestamped name and starts anew.
     fn rotate(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
+        self.write_out()?;
+        self.file.sync_all()?;
         let stamp: String = format_time(SystemTime::now())
             .chars()
             .filter(|c| !matches!(c, '-' | ':'))
@@ -62,7 +127,7 @@ impl JsonlSink {
             n += 1;
         }
         std::fs::rename(&self.path, &rotated)?;
-        self.out = BufWriter::with_capacity(256 * 1024, open_append(&self.path)?);
+        self.file = open_append(&self.path)?;
         self.size = 0;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)?.sync_all()?;
@@ -70,6 +135,180 @@ impl JsonlSink {
         tracing::info!(file = %self.path.display(), rotated = %rotated.display(), "audit file rotated");
         Ok(())
     }
+
+    fn encode(&mut self, record: &Record, end_seq: u64) {
+        self.line.clear();
+        super::json::write_record(record, &mut self.line);
+        self.line.push(b'\n');
+        self.buf.extend_from_slice(&self.line);
+        if self.buf_lines == 0 {
+            self.first_seq = record.seq();
+        }
+        if self.instance_id.is_empty() {
+            self.instance_id = record.header().instance_id.clone();
+        }
+        self.end_seq = end_seq;
+        self.buf_lines += 1;
+    }
+
+    /// Appends the buffered lines (and fsyncs them when `durable`); on
+    /// failure cuts the file back and keeps or counts the lines.
+    fn write_out(&mut self) -> io::Result<()> {
+        self.write_prefix(self.buf.len())
+    }
+
+    /// Appends `buf[..len]` (whole lines; fsynced when `durable`).
+    fn write_prefix(&mut self, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let chunk = &self.buf[..len];
+        let written = self.file.write_all(chunk).and_then(|()| {
+            if self.durable {
+                self.file.sync_data()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            return Err(self.on_write_error(e));
+        }
+        self.size += len as u64;
+        if len == self.buf.len() {
+            self.buf.clear();
+            self.buf_lines = 0;
+            return Ok(());
+        }
+        let lines = self.buf[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.buf.drain(..len);
+        self.buf_lines -= lines;
+        if let Some(seq) = first_line_seq(&self.buf) {
+            self.first_seq = seq;
+        }
+        Ok(())
+    }
+
+    /// While writes fail: the held lines a chunk at a time, so a disk with
+    /// less room than they need still makes progress.
+    fn write_out_in_chunks(&mut self) -> io::Result<()> {
+        while !self.buf.is_empty() {
+            let end = self.buf.len().min(RESUME_CHUNK);
+            let len = match self.buf[..end].iter().rposition(|&b| b == b'\n') {
+                Some(at) => at + 1,
+                // One line longer than a chunk: up to its end.
+                None => self
+                    .buf
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.buf.len(), |at| at + 1),
+            };
+            self.write_prefix(len)?;
+        }
+        Ok(())
+    }
+
+    fn on_write_error(&mut self, e: io::Error) -> io::Error {
+        // Part of the buffer may have reached the file: cut it back so
+        // the file ends with a whole line; the buffer still holds it all.
+        if let Err(cut) = self.file.set_len(self.size) {
+            tracing::error!(file = %self.path.display(), error = %cut, "audit file could not be cut back after a failed write: it may end with a partial line");
+        }
+        if self.failing.is_none() {
+            tracing::error!(file = %self.path.display(), error = %e, policy = ?self.gate.policy(), "audit file write failed (disk full?): retried until it works; fail_closed keeps the lines in memory and refuses new statements, fail_open drops them and writes a gap line");
+            self.gate.set(Blocked::FileDisk, true);
+        }
+        self.failing = Some(e.to_string());
+        if self.gate.policy() == FailurePolicy::FailOpen && self.buf_lines > 0 {
+            self.gate.count_dropped(self.buf_lines);
+            let count = self.end_seq - self.first_seq;
+            self.skipped = Some(match self.skipped.take() {
+                Some(run) if run.end_seq() == self.first_seq => SkippedRun::span(
+                    run.first_seq(),
+                    run.end_seq() - run.first_seq() + count,
+                    &self.instance_id,
+                ),
+                _ => SkippedRun::span(self.first_seq, count, &self.instance_id),
+            });
+            self.buf.clear();
+            self.buf_lines = 0;
+        }
+        e
+    }
+
+    /// While writes fail: tries again once the pause is over;
+    /// whether writes work again.
+    fn try_resume(&mut self) -> bool {
+        if self.probed.elapsed() < self.probe_wait {
+            return false;
+        }
+        self.probed = Instant::now();
+        let mut told = None;
+        if let Some(run) = &self.skipped {
+            if self.buf_lines == 0 {
+                let (first, end) = (run.first_seq(), run.end_seq());
+                let reason = format!("audit file write failed (fail_open): {} records from seq {first} were not written to {}", end - first, self.path.display());
+                let gap = run.gap_record(reason);
+                self.encode(&gap, end);
+                self.skipped = None;
+                told = Some((first, end - first));
+            }
+        }
+        if self.write_out_in_chunks().is_err() {
+            self.probe_wait = (self.probe_wait * 2).clamp(PROBE_EVERY, PROBE_MAX);
+            return false;
+        }
+        self.probe_wait = PROBE_EVERY;
+        tracing::info!(file = %self.path.display(), "audit file writes work again");
+        if let Some((first_seq, missing)) = told {
+            tracing::warn!(
+                first_seq,
+                missing,
+                "audit file: gap line written for lines dropped while writes failed (fail_open)"
+            );
+        }
+        self.failing = None;
+        self.gate.set(Blocked::FileDisk, false);
+        true
+    }
+
+    fn failing_error(&self) -> io::Result<()> {
+        match &self.failing {
+            Some(e) => Err(io::Error::other(format!(
+                "audit file write failing ({e}); the record is kept in memory and written when the disk takes it"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records arriving while writes fail (see the module doc).
+    fn write_while_failing(&mut self, record: &Record) -> io::Result<()> {
+        if self.gate.policy() == FailurePolicy::FailOpen {
+            self.gate.count_dropped(1);
+            SkippedRun::note(&mut self.skipped, record);
+            self.try_resume();
+            return Ok(());
+        }
+        self.encode(record, record.seq() + 1);
+        self.try_resume();
+        while self.failing.is_some() && self.buf.len() >= MAX_HELD && !self.gate.is_stopping() {
+            std::thread::sleep(PROBE_EVERY);
+            self.try_resume();
+        }
+        self.failing_error()
+    }
+}
+
+/// The `seq` of the first line in `buf` (the encoder writes the key as
+/// `"seq":N`; inside strings a quote is escaped, so this is the key).
+pub(crate) fn first_line_seq(buf: &[u8]) -> Option<u64> {
+    let line = &buf[..buf.iter().position(|&b| b == b'\n')?];
+    let key = b"\"seq\":";
+    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits: Vec<u8> = line[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -82,23 +321,43 @@ impl AuditSink for JsonlSink {
     }
 
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        if self.rotate_bytes > 0 && self.size >= self.rotate_bytes {
-            self.rotate()?;
+        if self.failing.is_some() {
+            return self.write_while_failing(record);
         }
-        self.line.clear();
-        super::json::write_record(record, &mut self.line);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.size += self.line.len() as u64;
+        self.encode(record, record.seq() + 1);
+        if self.rotate_bytes > 0 && self.size + self.buf.len() as u64 >= self.rotate_bytes {
+            match self.rotate() {
+                Ok(()) => self.rotate_failing = false,
+                Err(e) if self.failing.is_none() && !self.rotate_failing => {
+                    self.rotate_failing = true;
+                    tracing::error!(file = %self.path.display(), error = %e, "audit file rotation failed; lines go on to the current file");
+                }
+                Err(_) => {}
+            }
+        } else if self.buf.len() >= WRITE_AT {
+            // A failure keeps the line buffered or counted: see the module doc.
+            let _ = self.write_out();
+        }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        if self.durable {
-            self.out.get_ref().sync_data()?;
+        if self.failing.is_some() {
+            self.try_resume();
+            return self.failing_error();
         }
-        Ok(())
+        self.write_out()
+    }
+}
+
+impl Drop for JsonlSink {
+    fn drop(&mut self) {
+        // A last try now, whatever the retry pause.
+        self.probe_wait = Duration::ZERO;
+        let _ = self.flush();
+        if self.buf_lines > 0 {
+            tracing::error!(file = %self.path.display(), lines = self.buf_lines, "stopping while audit file writes fail: these records were not written");
+        }
     }
 }
 
@@ -135,6 +394,9 @@ mod tests {
         let mut files = 0;
         for entry in std::fs::read_dir(dir.path()).expect("dir") {
             let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).expect("read");
             assert!(
                 text.len() < 1000 + 300,
@@ -151,5 +413,15 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
         assert!(files > 5, "{files} files");
+    }
+
+    #[test]
+    fn the_seq_of_the_first_line_is_found() {
+        let mut line = Vec::new();
+        crate::audit::json::write_record(&gap(42), &mut line);
+        line.push(b'\n');
+        line.extend_from_slice(b"{}\n");
+        assert_eq!(first_line_seq(&line), Some(42));
+        assert_eq!(first_line_seq(b"no newline"), None);
     }
 }

@@ -7,9 +7,12 @@ pub mod event;
 pub mod gate;
 pub mod json;
 pub mod jsonl;
+pub mod lockfile;
 pub mod pipeline;
 pub mod record;
 pub mod role;
+pub mod seqmark;
+pub mod slotfile;
 pub mod spool;
 
 pub use event::{

@@ -289,6 +289,7 @@ impl Writer {
         }
         self.write_gap();
         self.flush();
+        self.builder.finish();
     }
 
     /// Writes one event; `false` once the server has said it is closing.
@@ -371,6 +372,12 @@ impl Writer {
         }
         if !ok {
             self.set_failing(true);
+        } else if self.failing {
+            // Sinks retry what failed at flush (a full disk that has room
+            // again); no new record may come to clear it while the gate
+            // refuses statements.
+            tracing::info!("audit sinks are flushing again");
+            self.set_failing(false);
         }
         for ack in self.acks.drain(..) {
             let _ = ack.send(ok);

@@ -63,6 +63,7 @@ pub(super) struct Sender {
 impl Sender {
     pub fn run(mut self, rx: Receiver<EncodedRow>, rt: tokio::runtime::Runtime) {
         if let Err(e) = rt.block_on(self.ensure_schema()) {
+            self.shared.mark_failed();
             tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records are held and retried");
         }
         let mut first_row_at: Option<Instant> = None;
@@ -203,6 +204,7 @@ impl Sender {
             let started = Instant::now();
             match rt.block_on(self.try_send()) {
                 Ok(()) => {
+                    self.shared.mark_sent();
                     stats.insert_latency.observe(started.elapsed());
                     if !self.spooled {
                         // Rows still in the channel are newer than any
@@ -222,6 +224,7 @@ impl Sender {
                     return true;
                 }
                 Err(e) => {
+                    self.shared.mark_failed();
                     stats.batches_failed.fetch_add(1, Ordering::Relaxed);
                     self.failures += 1;
                     self.version = None;

@@ -8,13 +8,17 @@
 //! which owns a current-thread runtime and the HTTP client. The sender
 //! thread forms batches (`batch_rows` rows, or `batch_ms` after the first
 //! row, whichever comes first; its own clock, so a quiet proxy still
-//! delivers its last rows on time) and sends them. When ClickHouse is slow
-//! or down, the channel fills; that moment closes the `AuditGate`
-//! (`ClickHouseBehind`) and is logged once per episode. Then `fail_closed`
-//! makes `write()` wait for room (the gate refuses new statements
-//! meanwhile; at shutdown it stops waiting and counts the row lost) and
-//! `fail_open` skips the record and sends a gap row for the skipped run
-//! once there is room.
+//! delivers its last rows on time) and sends them. When the channel is
+//! full but ClickHouse is healthy (no failed insert since the last
+//! acknowledged one, and an acknowledgement within
+//! `audit.clickhouse_stall_timeout_ms`), `write()` just waits: the audit
+//! queue fills behind it and statements wait (back-pressure), under either
+//! policy. When ClickHouse fails or stalls with the channel full, that
+//! moment closes the `AuditGate` (`ClickHouseBehind`) and is logged once
+//! per episode. Then `fail_closed` makes `write()` wait for room (the gate
+//! refuses new statements meanwhile; at shutdown it stops waiting and
+//! counts the row lost) and `fail_open` skips the record and sends a gap
+//! row for the skipped run once there is room.
 //!
 //! Failures: a batch that fails is kept and retried with exponential backoff
 //! (100 ms doubling to 5 s, with jitter), forever, whatever the error: a
@@ -68,6 +72,8 @@ use crate::config::{ClickHouseConfig, FailurePolicy};
 const MAX_PENDING_BATCHES: usize = 4;
 /// After the sink is dropped, failed sends are retried this long.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// `audit.clickhouse_stall_timeout_ms` by default.
+const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// With a spool nothing is lost by stopping: retry only briefly.
 const SPOOL_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -96,9 +102,27 @@ pub(super) struct Shared {
     pub stats: Arc<ClickHouseStats>,
     /// Set when the sink is dropped: retry until then, then give up.
     give_up_at: Mutex<Option<Instant>>,
+    /// When ClickHouse last acknowledged a batch, and whether an attempt
+    /// failed since: the backlog waits for a healthy ClickHouse.
+    health: Mutex<(Instant, bool)>,
 }
 
 impl Shared {
+    pub fn mark_sent(&self) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), false);
+    }
+
+    pub fn mark_failed(&self) {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+    }
+
+    /// Whether ClickHouse failed, or acknowledged nothing for `timeout`
+    /// while `waiting_since`.
+    fn stalled(&self, waiting_since: Instant, timeout: Duration) -> bool {
+        let (sent_at, failed) = *self.health.lock().unwrap_or_else(|p| p.into_inner());
+        failed || sent_at.max(waiting_since).elapsed() >= timeout
+    }
+
     pub fn give_up_at(&self) -> Option<Instant> {
         *self.give_up_at.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -119,6 +143,8 @@ pub struct ClickHouseSink {
     /// waiting for room in the backlog.
     skipped: Option<SkippedRun>,
     pending_gaps: Vec<EncodedRow>,
+    /// `audit.clickhouse_stall_timeout_ms`.
+    stall_timeout: Duration,
 }
 
 impl ClickHouseSink {
@@ -149,6 +175,7 @@ impl ClickHouseSink {
         let shared = Arc::new(Shared {
             stats: Arc::new(ClickHouseStats::default()),
             give_up_at: Mutex::new(None),
+            health: Mutex::new((Instant::now(), false)),
         });
         let mut base = Client::default()
             .with_url(url)
@@ -205,7 +232,14 @@ impl ClickHouseSink {
             gate: Arc::default(),
             skipped: None,
             pending_gaps: Vec::new(),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         })
+    }
+
+    /// How long a full backlog waits for an acknowledgement before the
+    /// failure policy applies.
+    pub fn stall_timeout(&mut self, timeout: Duration) {
+        self.stall_timeout = timeout;
     }
 
     /// The gate to report a full backlog on; its policy says what to do.
@@ -227,7 +261,8 @@ impl ClickHouseSink {
             tracing::error!(
                 rows = self.capacity,
                 policy = ?self.gate.policy(),
-                "ClickHouse backlog full (records held in memory; set audit.spool_dir to hold them on disk): fail_closed refuses new statements and waits, fail_open skips records and sends a gap row"
+                stall_timeout_ms = self.stall_timeout.as_millis() as u64,
+                "ClickHouse failing or stalled with the backlog full (records held in memory; set audit.spool_dir to hold them on disk): fail_closed refuses new statements and waits, fail_open skips records and sends a gap row"
             );
         }
     }
@@ -266,13 +301,18 @@ impl ClickHouseSink {
             Err(TrySendError::Full(row)) => row,
             Err(TrySendError::Disconnected(_)) => return Err(sender_gone()),
         };
-        self.set_backlog_full(true);
-        if self.gate.policy() == FailurePolicy::FailOpen {
-            self.gate.count_dropped(1);
-            SkippedRun::note(&mut self.skipped, record);
-            return Ok(());
-        }
+        let waiting_since = Instant::now();
         loop {
+            // Behind but healthy: wait (back-pressure). Failing or
+            // stalled: the failure policy applies.
+            if self.backlog_full || self.shared.stalled(waiting_since, self.stall_timeout) {
+                self.set_backlog_full(true);
+                if self.gate.policy() == FailurePolicy::FailOpen {
+                    self.gate.count_dropped(1);
+                    SkippedRun::note(&mut self.skipped, record);
+                    return Ok(());
+                }
+            }
             std::thread::sleep(Duration::from_millis(5));
             let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
             row = match tx.try_send(row) {

@@ -49,6 +49,32 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) -> io::Result<()> {
     seal(start, out)
 }
 
+/// The seq of the frame at `at` in a buffer of whole frames made by `encode`.
+pub fn seq_at(buf: &[u8], at: usize) -> Option<u64> {
+    let bytes = buf.get(at + HEADER..at + HEADER + 8)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// The longest run of whole frames at the start of `buf` (made by
+/// `encode`) not over `max` bytes, one frame at least: its length, the
+/// seq of its last frame and how many frames it holds.
+pub fn prefix(buf: &[u8], max: usize) -> (usize, u64, u64) {
+    let (mut len, mut last_seq, mut frames) = (0usize, 0u64, 0u64);
+    while let Some(size) = buf
+        .get(len..len + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| HEADER + u32::from_le_bytes(b) as usize)
+    {
+        if frames > 0 && len + size > max {
+            break;
+        }
+        last_seq = seq_at(buf, len).unwrap_or(last_seq);
+        len += size;
+        frames += 1;
+    }
+    (len.min(buf.len()), last_seq, frames)
+}
+
 /// Fills in the length and CRC of the frame that starts at `start`.
 fn seal(start: usize, out: &mut [u8]) -> io::Result<()> {
     let payload_len = out.len() - start - HEADER;
@@ -277,5 +303,18 @@ pub(crate) mod tests {
         // A tag no version wrote is an error, not a guess.
         p[MIN_PAYLOAD] = 9;
         assert!(decode(&p).is_err());
+    }
+
+    #[test]
+    fn prefix_takes_whole_frames_up_to_the_limit() {
+        let mut buf = Vec::new();
+        for seq in 5..=7 {
+            encode(seq, &gap(seq), &mut buf).unwrap();
+        }
+        let one = buf.len() / 3;
+        assert_eq!(prefix(&buf, 1), (one, 5, 1));
+        assert_eq!(prefix(&buf, 2 * one + 1), (2 * one, 6, 2));
+        assert_eq!(prefix(&buf, usize::MAX), (buf.len(), 7, 3));
+        assert_eq!(seq_at(&buf, one), Some(6));
     }
 }

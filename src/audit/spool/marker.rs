@@ -1,17 +1,24 @@
-//! Small files replaced atomically: the `acked` marker (highest seq
-//! ClickHouse acknowledged) and `instance_id`.
+//! The spool's small files.
 //!
-//! Write a temp file, fsync it, rename it over the old one, fsync the
-//! directory: after a crash the file holds either the old or the new value,
-//! never a mix or nothing. A marker that moves back (old value) only means
-//! records are sent again, which the tables deduplicate.
+//! - `acked` (highest seq ClickHouse acknowledged) and `seq` (the seq
+//!   high-water mark: no seq at or below it is ever handed out again) are
+//!   slot files (`audit::slotfile`): overwritten in place with a checksum,
+//!   so they move on a full disk. A marker that moves back (a torn update
+//!   leaves the previous value) only means records are sent again, which
+//!   the tables deduplicate. Older builds wrote `acked` as text; it is read
+//!   and converted at start.
+//! - `instance_id` is replaced atomically: write a temp file, fsync it,
+//!   rename it over the old one, fsync the directory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::audit::slotfile::{self, SlotFile};
+
 pub const ACKED: &str = "acked";
 pub const INSTANCE_ID: &str = "instance_id";
+pub const SEQ: &str = "seq";
 
 /// Replaces `dir/name` with `contents`, crash-safely.
 pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
@@ -37,6 +44,9 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// marker also gives 0 (everything in the spool is sent again: safe), with
 /// a warning.
 pub fn read_acked(dir: &Path) -> io::Result<u64> {
+    if let Some(seq) = slotfile::read(&dir.join(ACKED))? {
+        return Ok(seq);
+    }
     match fs::read_to_string(dir.join(ACKED)) {
         Ok(s) => Ok(s.trim().parse().unwrap_or_else(|_| {
             tracing::warn!(dir = %dir.display(), content = %s.trim(), "spool: acked marker unreadable; every spooled record will be sent again");
@@ -47,8 +57,15 @@ pub fn read_acked(dir: &Path) -> io::Result<u64> {
     }
 }
 
-pub fn write_acked(dir: &Path, seq: u64) -> io::Result<()> {
-    write_atomic(dir, ACKED, format!("{seq}\n").as_bytes())
+/// The `acked` marker, open for in-place updates (converted from the
+/// older text format if need be).
+pub fn open_acked(dir: &Path, acked: u64) -> io::Result<SlotFile> {
+    SlotFile::open(&dir.join(ACKED), acked)
+}
+
+/// The seq high-water mark; 0 when there is none yet.
+pub fn read_seq_mark(dir: &Path) -> io::Result<u64> {
+    Ok(slotfile::read(&dir.join(SEQ))?.unwrap_or(0))
 }
 
 /// The instance id kept in the spool directory, generated (UUIDv7) and
@@ -75,16 +92,17 @@ mod tests {
     fn marker_survives_a_crash_between_steps() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_acked(dir.path()).unwrap(), 0);
-        write_acked(dir.path(), 41).unwrap();
-        write_acked(dir.path(), 42).unwrap();
+        // An older build's text marker is read, then converted.
+        fs::write(dir.path().join(ACKED), b"41\n").unwrap();
+        assert_eq!(read_acked(dir.path()).unwrap(), 41);
+        let mut marker = open_acked(dir.path(), 41).unwrap();
+        assert_eq!(read_acked(dir.path()).unwrap(), 41);
+        marker.store(42).unwrap();
         assert_eq!(read_acked(dir.path()).unwrap(), 42);
-        // A crash after writing the temp file but before the rename: the
+        // A crash during creation (temp file written, not renamed): the
         // old value stands, the stale temp file is overwritten next time.
         fs::write(dir.path().join("acked.tmp"), b"9").unwrap();
         assert_eq!(read_acked(dir.path()).unwrap(), 42);
-        write_acked(dir.path(), 43).unwrap();
-        assert_eq!(read_acked(dir.path()).unwrap(), 43);
-        assert!(!dir.path().join("acked.tmp").exists());
         // Garbage: resend everything rather than fail.
         fs::write(dir.path().join(ACKED), b"x").unwrap();
         assert_eq!(read_acked(dir.path()).unwrap(), 0);

@@ -10,8 +10,14 @@
 //! Layout of `spool_dir`:
 //! - `spool-<first seq, 20 digits>.log`: segments of CRC32C frames (`frame`),
 //!   each at most about `spool_segment_bytes`.
-//! - `acked`: highest seq ClickHouse acknowledged (`marker`, atomic replace).
+//! - `acked`: highest seq ClickHouse acknowledged (`marker`; overwritten in
+//!   place, so it moves on a full disk).
+//! - `seq`: the seq high-water mark: the audit writer reserves seqs in
+//!   blocks and fsyncs the block's end here before it hands any of them
+//!   out, so a restart (even after a crash) continues above it.
 //! - `instance_id`: the generated instance id, when none is configured.
+//! - `lock`: held (`flock`) by the one process using the spool; holds its pid.
+//! - `reserve`: room freed when a write fails for want of space (`reserve`).
 //! - `quarantine/`: corrupt segment tails moved aside at start (`recover`).
 //!
 //! Durability: `write` only buffers; `flush` writes and `fdatasync`s. The
@@ -21,14 +27,17 @@
 //! records once they are durable.
 //!
 //! Order of trust: a record is deleted only after its segment is wholly at
-//! or below `acked`, and `acked` only moves after ClickHouse answered an
-//! INSERT. After a crash, records between the marker and what ClickHouse
+//! or below what ClickHouse acknowledged, and `acked` only moves after
+//! ClickHouse answered an INSERT. Segments are deleted before the marker is
+//! moved (deleting needs no space); a crash between the two only resends
+//! records, and the `seq` mark, not the segments, keeps seqs unique. After a crash, records between the marker and what ClickHouse
 //! really has are sent again; the tables deduplicate on `(instance_id, seq)`.
 
 mod frame;
 pub mod marker;
 mod reader;
 mod recover;
+mod reserve;
 mod writer;
 
 use std::io;
@@ -38,6 +47,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub use reader::SpoolReader;
 pub use recover::Gap;
 pub use writer::SpoolWriter;
+
+use crate::audit::lockfile::PathLock;
+use crate::audit::slotfile::SlotFile;
 
 /// Sizes from `[audit]`.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +70,12 @@ pub struct Spool {
     pub next_seq: u64,
     /// Corruption found at start, to be written as gap records.
     pub gaps: Vec<Gap>,
+    /// The seq high-water mark, for the record builder to reserve seqs.
+    pub seq_mark: SlotFile,
+    /// Seqs the previous run reserved above every record the spool holds:
+    /// `(first, count)`. Records with them were lost in a crash (never
+    /// fsynced) or never made; a gap record says so.
+    pub unused_seqs: Option<(u64, u64)>,
 }
 
 /// One segment as the writer and reader share it.
@@ -88,6 +106,8 @@ struct State {
 
 struct Shared {
     dir: PathBuf,
+    /// Held while either end is alive: one process per spool.
+    _lock: PathLock,
     options: SpoolOptions,
     state: Mutex<State>,
     changed: Condvar,
@@ -129,8 +149,17 @@ impl Spool {
     /// was truncated or quarantined) and reads the marker.
     pub fn open(dir: &Path, options: SpoolOptions) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
+        let lock = PathLock::acquire(&dir.join("lock"), "spool directory")?;
+        // Start may have to create the marker files: give it the room kept.
+        reserve::release(dir);
         let acked = marker::read_acked(dir)?;
+        let mark = marker::read_seq_mark(dir)?;
         let rec = recover::recover(dir)?;
+        let acked_marker = marker::open_acked(dir, acked)?;
+        let seq_mark = SlotFile::open(&dir.join(marker::SEQ), mark)?;
+        if let Err(e) = reserve::ensure(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "spool: could not write the reserve file (room for gap records on a full disk)");
+        }
         let segments: Vec<Segment> = rec
             .segments
             .iter()
@@ -142,17 +171,21 @@ impl Spool {
             })
             .collect();
         let total_bytes = segments.iter().map(|s| s.durable_len).sum();
-        let next_seq = rec.max_seq.max(acked) + 1;
+        let seen = rec.max_seq.max(acked);
+        let next_seq = seen.max(mark) + 1;
+        let unused_seqs = (mark > seen).then(|| (seen + 1, mark - seen));
         tracing::info!(
             dir = %dir.display(),
             segments = segments.len(),
             bytes = total_bytes,
             acked,
+            seq_mark = mark,
             next_seq,
             "spool opened; records above the acked seq are sent to ClickHouse"
         );
         let shared = std::sync::Arc::new(Shared {
             dir: dir.to_path_buf(),
+            _lock: lock,
             options,
             state: Mutex::new(State {
                 segments,
@@ -166,9 +199,11 @@ impl Spool {
         });
         Ok(Spool {
             writer: SpoolWriter::new(shared.clone()),
-            reader: SpoolReader::new(shared),
+            reader: SpoolReader::new(shared, acked_marker),
             next_seq,
             gaps: rec.gaps,
+            seq_mark,
+            unused_seqs,
         })
     }
 }

@@ -11,6 +11,7 @@ use super::frame::{self, Read1};
 use super::marker;
 use super::Shared;
 use crate::audit::clickhouse::rowbinary::EncodedRow;
+use crate::audit::slotfile::SlotFile;
 
 pub struct SpoolReader {
     shared: Arc<Shared>,
@@ -22,10 +23,12 @@ pub struct SpoolReader {
     payload: Vec<u8>,
     /// State generation seen by the last `read`, so `wait` misses nothing.
     seen: u64,
+    /// The `acked` marker, overwritten in place.
+    marker: SlotFile,
 }
 
 impl SpoolReader {
-    pub(super) fn new(shared: Arc<Shared>) -> SpoolReader {
+    pub(super) fn new(shared: Arc<Shared>, marker: SlotFile) -> SpoolReader {
         let skip_through = shared.lock().acked;
         SpoolReader {
             shared,
@@ -34,6 +37,7 @@ impl SpoolReader {
             skip_through,
             payload: Vec::new(),
             seen: 0,
+            marker,
         }
     }
 
@@ -113,9 +117,10 @@ impl SpoolReader {
     }
 
     /// Records that ClickHouse acknowledged every record up to `seq`:
-    /// moves the marker, then deletes segments wholly at or below it.
+    /// deletes segments wholly at or below it, then moves the marker. Both
+    /// work on a full disk (a deletion frees space, the marker is
+    /// overwritten in place); a crash between them only resends records.
     pub fn ack(&mut self, seq: u64) -> io::Result<()> {
-        marker::write_acked(&self.shared.dir, seq)?;
         let mut st = self.shared.lock();
         st.acked = seq;
         let active = st.active;
@@ -143,6 +148,6 @@ impl SpoolReader {
         if freed > 0 {
             marker::sync_dir(&self.shared.dir)?;
         }
-        Ok(())
+        self.marker.store(seq)
     }
 }

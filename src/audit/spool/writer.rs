@@ -5,11 +5,20 @@
 //! nothing reaches ClickHouse that could vanish in a crash and come back
 //! with a different content under the same seq.
 //!
-//! An fsync error is fatal for the spool: after a failed fsync the kernel
-//! may have dropped the dirty pages, so what is on disk is unknown. Every
-//! later write fails (`fail_closed`; the audit writer logs it, counts sink
-//! errors and the gate refuses new statements) or is counted as dropped
-//! (`fail_open`).
+//! A failed write or fsync (disk full, I/O error) is not fatal: what the
+//! file holds past the last successful fsync is unknown, so the segment is
+//! cut back to that length (and fsynced) and detached, so that once
+//! ClickHouse acknowledges it it can be deleted; the buffer still holds the
+//! frames. Until a write works again (tried after `PROBE_EVERY`, doubling
+//! to `PROBE_MAX` while it keeps failing, and whenever acknowledgements
+//! freed space; each try writes the held frames 64 KiB at a time, so a disk
+//! with less room than the buffer still makes progress) the gate is closed
+//! (`SpoolDisk`); `fail_closed` keeps the records in memory (up to
+//! `MAX_BUFFER`, then the writer waits) and its writes report an error, so
+//! no `before_ack` statement is answered as successful; `fail_open` counts
+//! the buffered and later records in one skipped run, told by a gap record
+//! once a write works. Only when the cut itself fails is the spool stopped
+//! until restart (`SpoolFailed`).
 //!
 //! A full spool (`spool_max_bytes`): under `fail_closed` the writer closes
 //! the gate and waits for acknowledgements to free room; under `fail_open`
@@ -21,7 +30,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::frame;
 use super::marker::sync_dir;
@@ -31,8 +40,14 @@ use crate::audit::gate::{AuditGate, Blocked, SkippedRun};
 use crate::audit::record::Record;
 use crate::config::FailurePolicy;
 
-/// Frames buffered beyond this are flushed without waiting for the round.
+/// Frames buffered beyond this are flushed without waiting for the round;
+/// while the disk fails, `fail_closed` waits for it beyond this.
 const MAX_BUFFER: usize = 8 << 20;
+/// While the disk fails, a write is tried again at most this often (and
+/// whenever acknowledgements freed space).
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+/// The longest pause between tries: each try writes the whole buffer.
+const PROBE_MAX: Duration = Duration::from_secs(2);
 
 pub struct SpoolWriter {
     shared: Arc<Shared>,
@@ -42,9 +57,23 @@ pub struct SpoolWriter {
     active_len: u64,
     buf: Vec<u8>,
     buf_last_seq: u64,
+    /// The seqs `buf` accounts for: `[buf_first_seq, buf_end_seq)` (a gap
+    /// frame accounts for the run it tells).
+    buf_first_seq: u64,
+    buf_end_seq: u64,
     /// Records in `buf` (counted as dropped if their fsync fails).
     buf_records: u64,
+    /// Of the records seen, for gap records made here.
+    instance_id: String,
+    /// Set when a failed write could not be cut back: stopped until restart.
     failed: Option<String>,
+    /// The last write error while writes fail; retried (see module doc).
+    disk_error: Option<String>,
+    /// When the failing write was last tried, and the spool's generation
+    /// then (acknowledgements that free space bump it).
+    probed: (Instant, u64),
+    /// How long after `probed` the next try is due.
+    probe_wait: Duration,
     /// Whether the spool is in a full episode (log once per episode).
     full: bool,
     /// Holds the failure policy too (a reload may change it).
@@ -66,8 +95,14 @@ impl SpoolWriter {
             active_len: 0,
             buf: Vec::with_capacity(1 << 20),
             buf_last_seq: 0,
+            buf_first_seq: 0,
+            buf_end_seq: 0,
             buf_records: 0,
+            instance_id: String::new(),
             failed: None,
+            disk_error: None,
+            probed: (Instant::now(), 0),
+            probe_wait: PROBE_EVERY,
             full: false,
             gate: Arc::default(),
             skipped: None,
@@ -89,7 +124,7 @@ impl SpoolWriter {
     }
 
     /// Buffers one record. When full: waits (`fail_closed`) or skips it
-    /// (`fail_open`).
+    /// (`fail_open`). While writes fail: see the module doc.
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
         if let Err(e) = self.check() {
             if self.gate.policy() == FailurePolicy::FailOpen {
@@ -98,6 +133,22 @@ impl SpoolWriter {
             }
             return Err(e);
         }
+        if self.disk_error.is_none() {
+            match self.write_normally(record) {
+                Ok(()) => return Ok(()),
+                Err(e) if self.failed.is_some() => return Err(e),
+                // Not taken: the disk failed under it (a seal or a new
+                // segment); handled below like any write while failing.
+                Err(e) if self.disk_error.is_none() => {
+                    let _ = self.on_write_error(e);
+                }
+                Err(_) => {}
+            }
+        }
+        self.write_while_failing(record)
+    }
+
+    fn write_normally(&mut self, record: &Record) -> io::Result<()> {
         if !self.has_room()? {
             if self.gate.policy() == FailurePolicy::FailOpen {
                 self.skip(record);
@@ -106,54 +157,93 @@ impl SpoolWriter {
             self.wait_for_room();
         }
         self.write_skipped_gap()?;
-        self.append(record)
+        self.append(record, record.seq() + 1)
     }
 
-    fn append(&mut self, record: &Record) -> io::Result<()> {
+    /// `[seq, end_seq)`: the seqs the frame accounts for.
+    fn append(&mut self, record: &Record, end_seq: u64) -> io::Result<()> {
         let seq = record.seq();
         let size = self.active_len + self.buf.len() as u64;
         if self.file.is_none() || size >= self.shared.options.segment_bytes {
             self.rotate(seq)?;
         }
-        frame::encode(seq, record, &mut self.buf)?;
-        self.buf_last_seq = seq;
-        self.buf_records += 1;
+        self.encode(record, end_seq)?;
         if self.buf.len() >= MAX_BUFFER {
-            self.flush()?;
+            // A failure is kept in `disk_error`; the record is in `buf` or
+            // counted in the skipped run either way.
+            let _ = self.flush();
         }
+        Ok(())
+    }
+
+    fn encode(&mut self, record: &Record, end_seq: u64) -> io::Result<()> {
+        let seq = record.seq();
+        frame::encode(seq, record, &mut self.buf)?;
+        if self.buf_records == 0 {
+            self.buf_first_seq = seq;
+        }
+        if self.instance_id.is_empty() {
+            self.instance_id = record.header().instance_id.clone();
+        }
+        self.buf_last_seq = seq;
+        self.buf_end_seq = end_seq;
+        self.buf_records += 1;
         Ok(())
     }
 
     /// Writes and fsyncs what is buffered, then shows it to the reader.
     pub fn flush(&mut self) -> io::Result<()> {
         self.check()?;
+        if let Some(e) = &self.disk_error {
+            let e = e.clone();
+            if !self.try_resume() {
+                return Err(io::Error::other(format!("spool write failing: {e}")));
+            }
+            return Ok(());
+        }
         if self.skipped.is_some() && self.has_room()? {
             self.write_skipped_gap()?;
         }
-        if self.buf.is_empty() {
+        self.write_out()
+    }
+
+    /// Writes `buf` to the active segment (starting one named after its
+    /// first seq if there is none) and fsyncs it.
+    fn write_out(&mut self) -> io::Result<()> {
+        let (len, last_seq, frames) = (self.buf.len(), self.buf_last_seq, self.buf_records);
+        self.write_prefix(len, last_seq, frames)
+    }
+
+    /// Writes and fsyncs `buf[..len]` (whole frames: `frames` of them, the
+    /// last with `last_seq`), then shows them to the reader.
+    fn write_prefix(&mut self, len: usize, last_seq: u64, frames: u64) -> io::Result<()> {
+        if len == 0 {
             return Ok(());
+        }
+        if self.file.is_none() {
+            if let Err(e) = self.open_segment(self.buf_first_seq) {
+                return Err(self.on_write_error(e));
+            }
         }
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = file.write_all(&self.buf).and_then(|()| file.sync_data()) {
-            tracing::error!(error = %e, dir = %self.shared.dir.display(), policy = ?self.gate.policy(), "spool write/fsync failed: the spool is stopped until pgtrail restarts (fail_closed refuses new statements, fail_open counts dropped records)");
-            self.failed = Some(e.to_string());
-            self.gate.set(Blocked::SpoolFailed, true);
-            if self.gate.policy() == FailurePolicy::FailOpen {
-                self.gate.count_dropped(self.buf_records);
-            }
-            return Err(e);
+        let chunk = &self.buf[..len];
+        if let Err(e) = file.write_all(chunk).and_then(|()| file.sync_data()) {
+            return Err(self.on_write_error(e));
         }
-        self.buf_records = 0;
-        let n = self.buf.len() as u64;
-        self.active_len += n;
-        self.buf.clear();
+        self.buf_records -= frames;
+        self.active_len += len as u64;
+        self.buf.drain(..len);
+        if let Some(next) = frame::seq_at(&self.buf, 0) {
+            self.buf_first_seq = next;
+        }
+        let n = len as u64;
         let mut st = self.shared.lock();
         if let Some(active) = st.active {
             if let Some(seg) = st.segments.iter_mut().find(|s| s.first_seq == active) {
                 seg.durable_len += n;
-                seg.last_seq = self.buf_last_seq;
+                seg.last_seq = last_seq;
             }
         }
         st.total_bytes += n;
@@ -161,9 +251,23 @@ impl SpoolWriter {
         Ok(())
     }
 
+    /// Ends the active segment without writing to it, so it can be deleted
+    /// once acknowledged; the next write starts a new one.
+    fn detach_active(&mut self) {
+        self.file = None;
+        self.active_len = 0;
+        let mut st = self.shared.lock();
+        st.active = None;
+        self.shared.notify(&mut st);
+    }
+
     /// Seals the active segment (flushed first) and starts `spool-<seq>.log`.
     fn rotate(&mut self, seq: u64) -> io::Result<()> {
         self.seal()?;
+        self.open_segment(seq)
+    }
+
+    fn open_segment(&mut self, seq: u64) -> io::Result<()> {
         let path = self.shared.dir.join(segment_name(seq));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let len = file.metadata()?.len();
@@ -254,24 +358,60 @@ impl SpoolWriter {
     /// The gap record for what `fail_open` skipped; written past the size
     /// limit if need be (it is small, and it is the only trace).
     fn write_skipped_gap(&mut self) -> io::Result<()> {
-        match self.skipped.take() {
-            Some(run) => self.append(&run.into_gap("spool full")),
-            None => Ok(()),
+        // Taken out first: appending may seal and flush, which must not
+        // try to write this gap again.
+        let Some(run) = self.skipped.take() else {
+            return Ok(());
+        };
+        let gap = run.gap_record(gap_reason(&run, "spool full"));
+        let (first, end) = (run.first_seq(), run.end_seq());
+        if let Err(e) = self.append(&gap, end) {
+            self.keep_run(run);
+            return Err(e);
         }
+        tracing::warn!(
+            first_seq = first,
+            missing = end - first,
+            "spool: gap record written for records skipped while the spool was full (fail_open)"
+        );
+        Ok(())
     }
 
     /// Flushes and tells the reader no more records come.
     pub fn close(&mut self) -> io::Result<()> {
+        // A last try now, whatever the retry pause.
+        self.probe_wait = Duration::ZERO;
         let result = self
             .check()
-            .and_then(|()| self.write_skipped_gap())
+            .and_then(|()| match self.disk_error.is_some() {
+                true => self.flush(),
+                false => self.write_skipped_gap(),
+            })
             .and_then(|()| self.seal());
+        if result.is_err() && self.buf_records > 0 {
+            tracing::error!(
+                records = self.buf_records,
+                "stopping while spool writes fail: these records were not written"
+            );
+        }
         let mut st = self.shared.lock();
         st.closed = true;
         self.shared.notify(&mut st);
         result
     }
 }
+
+/// The reason of a gap record for `run`.
+fn gap_reason(run: &SkippedRun, why: &str) -> String {
+    format!(
+        "{why} (fail_open): {} records from seq {} were not kept for ClickHouse",
+        run.end_seq() - run.first_seq(),
+        run.first_seq()
+    )
+}
+
+#[path = "writer_disk.rs"]
+mod disk;
 
 impl Drop for SpoolWriter {
     fn drop(&mut self) {
