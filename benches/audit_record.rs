@@ -22,6 +22,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn session() -> Arc<SessionInfo> {
     Arc::new(SessionInfo {
         session_id: "01a228da-97d5-72f5-8cad-ab22bbba3f89".into(),
+        backend_pid: 0,
         user: "postgres".into(),
         db_role: "postgres".into(),
         database: "postgres".into(),

@@ -245,6 +245,7 @@ fn build_pool(n: usize, instance_id: &str) -> Vec<Record> {
         let user = USERS[(i % USERS.len() as u64) as usize];
         sessions.push(Arc::new(SessionInfo {
             session_id: uuid::Uuid::now_v7().to_string(),
+            backend_pid: 0,
             user: user.into(),
             db_role: user.into(),
             database: DATABASES[(i % 3) as usize].into(),

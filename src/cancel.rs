@@ -172,6 +172,7 @@ mod tests {
             secret: secret.to_vec(),
             session: Arc::new(SessionInfo {
                 session_id: "s".into(),
+                backend_pid: 0,
                 user: "alice".into(),
                 db_role: "app".into(),
                 database: "app".into(),

@@ -15,6 +15,7 @@ use pgtrail::session::tracker::{SessionClock, Tracker};
 fn session() -> Arc<SessionInfo> {
     Arc::new(SessionInfo {
         session_id: "fuzz".into(),
+        backend_pid: 0,
         user: "u".into(),
         db_role: "u".into(),
         database: "d".into(),

@@ -12,6 +12,9 @@ use std::time::SystemTime;
 pub struct SessionInfo {
     /// UUIDv7, unique across instances.
     pub session_id: String,
+    /// The server's process id for this session (BackendKeyData), as the
+    /// client also sees it; 0 until the login completed.
+    pub backend_pid: u32,
     /// The authenticated person (passthrough: the role PostgreSQL accepted).
     pub user: String,
     /// The role pgtrail is logged in as upstream.

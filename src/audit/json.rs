@@ -24,6 +24,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         header,
         duration_us,
         session_id,
+        backend_pid,
         user,
         db_role,
         effective_role,
@@ -56,6 +57,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
     let mut o = Object::start(out, "statements", header);
     o.u64("duration_us", *duration_us);
     o.str("session_id", session_id);
+    o.u64("backend_pid", u64::from(*backend_pid));
     o.str("user", user);
     o.str("db_role", db_role);
     o.str("effective_role", effective_role);
@@ -99,6 +101,7 @@ fn session(r: &SessionRecord, out: &mut Vec<u8>) {
         header,
         event_type,
         session_id,
+        backend_pid,
         user,
         db_role,
         effective_role,
@@ -117,6 +120,7 @@ fn session(r: &SessionRecord, out: &mut Vec<u8>) {
     let mut o = Object::start(out, "sessions", header);
     o.str("event_type", event_type.name());
     o.str("session_id", session_id);
+    o.u64("backend_pid", u64::from(*backend_pid));
     o.str("user", user);
     o.str("db_role", db_role);
     o.str("effective_role", effective_role);

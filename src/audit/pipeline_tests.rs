@@ -43,6 +43,7 @@ fn connect() -> AuditEvent {
         event_type: SessionEventType::Connect,
         session: Arc::new(SessionInfo {
             session_id: "s".into(),
+            backend_pid: 0,
             user: "u".into(),
             db_role: "u".into(),
             database: "d".into(),

@@ -33,6 +33,11 @@ pub struct StatementRecord {
     pub header: RecordHeader,
     pub duration_us: u64,
     pub session_id: String,
+    /// The server's process id (`pg_stat_activity.pid`, the server log's
+    /// `%p`); the client was handed the same pid. 0 in records of earlier
+    /// builds.
+    #[serde(default)]
+    pub backend_pid: u32,
     pub user: String,
     pub db_role: String,
     /// The acting role (`current_user`) when the statement ran: `db_role`
@@ -77,6 +82,10 @@ pub struct SessionRecord {
     pub header: RecordHeader,
     pub event_type: SessionEventType,
     pub session_id: String,
+    /// The server's process id, which the client also holds: 0 on the
+    /// connect record and on logins that never reached the server.
+    #[serde(default)]
+    pub backend_pid: u32,
     pub user: String,
     pub db_role: String,
     /// The acting role: as set at startup on connect and auth records, as

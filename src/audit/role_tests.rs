@@ -99,6 +99,7 @@ fn reads_startup_options_as_postgres_applies_them() {
 fn info(role: Option<&str>) -> SessionInfo {
     SessionInfo {
         session_id: "s1".into(),
+        backend_pid: 0,
         user: "u".into(),
         db_role: "login".into(),
         database: "d".into(),

@@ -91,6 +91,7 @@ pub fn session_info(s: &Startup, peer: SocketAddr, tls: bool) -> SessionInfo {
         .filter(|d| !d.is_empty())
         .map_or_else(|| user.clone(), |d| lossless(d).0.into_owned());
     SessionInfo {
+        backend_pid: 0,
         session_id: uuid::Uuid::now_v7().to_string(),
         db_role: user.clone(),
         user,
@@ -145,8 +146,7 @@ pub async fn authenticate(
             Err(reason) => return Ok(Err(reason)),
         },
     };
-    let owner = Arc::new(session.clone());
-    let cancel_key = match finish_startup(client, &mut up, ctx, addr, owner).await? {
+    let cancel_key = match finish_startup(client, &mut up, ctx, addr, session).await? {
         Ok(key) => key,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -287,7 +287,7 @@ async fn finish_startup(
     up: &mut Framed,
     ctx: &ProxyContext,
     addr: SocketAddr,
-    session: Arc<SessionInfo>,
+    session: &mut SessionInfo,
 ) -> Result<Result<Option<CancelKey>, String>, SessionError> {
     let mut out = BytesMut::new();
     let mut key = None;
@@ -296,11 +296,13 @@ async fn finish_startup(
         match frame[0] {
             b'K' => {
                 let (pid, secret) = backend::backend_key(&frame[5..])?;
+                // Records name the server's process; a pid is never negative.
+                session.backend_pid = u32::try_from(pid).unwrap_or(0);
                 let issued = ctx.cancel.register(UpstreamKey {
                     addr,
                     pid,
                     secret,
-                    session: session.clone(),
+                    session: Arc::new(session.clone()),
                 })?;
                 out.put_slice(&build::backend_key_data(issued.pid, issued.secret));
                 key = Some(issued);

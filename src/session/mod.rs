@@ -250,6 +250,7 @@ async fn forward_cancel(ctx: &ProxyContext, peer: SocketAddr, pid: i32, secret: 
             tracing::info!(%peer, pid, unmatched_since_last = since, "cancel request with unknown key ignored (reported at most every 10 s)");
             let info = SessionInfo {
                 session_id: String::new(),
+                backend_pid: 0,
                 user: String::new(),
                 db_role: String::new(),
                 database: String::new(),

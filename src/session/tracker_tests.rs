@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 fn session() -> Arc<SessionInfo> {
     Arc::new(SessionInfo {
         session_id: "s".into(),
+        backend_pid: 0,
         user: "alice".into(),
         db_role: "app".into(),
         database: "db".into(),

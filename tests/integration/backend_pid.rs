@@ -251,3 +251,34 @@ async fn every_connect_ends_in_exactly_one_disconnect_record() {
         assert_eq!(types.last().map(String::as_str), Some("disconnect"));
     }
 }
+
+/// Session and statement records carry the server's pid, so a DBA can go
+/// from a record to `pg_stat_activity`, the server log or
+/// `pg_cancel_backend`; the connect record, written before the server was
+/// reached, has 0.
+#[tokio::test]
+async fn records_carry_the_servers_backend_pid() {
+    let (pg, db) = fresh_db("pid_records");
+    let proxy = Proxy::start(pg).await;
+    let params = [("user", pg.superuser()), ("database", db.as_str())];
+    let (mut conn, pid, _) = raw::login_with_key(proxy.addr, &params, pg.password()).await;
+    assert_eq!(backend_pid(&mut conn).await, pid);
+    drop(conn);
+    let records = proxy
+        .wait_records(|r| sessions(r).iter().any(|s| s["event_type"] == "disconnect"))
+        .await;
+    let pid = u64::try_from(pid).unwrap();
+    let by_type = |t: &str| {
+        sessions(&records)
+            .into_iter()
+            .find(|s| s["event_type"] == t)
+            .unwrap_or_else(|| panic!("no {t} record"))["backend_pid"]
+            .as_u64()
+    };
+    assert_eq!(by_type("connect"), Some(0));
+    assert_eq!(by_type("auth_ok"), Some(pid));
+    assert_eq!(by_type("disconnect"), Some(pid));
+    let st = crate::harness::proxy::statements(&records);
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0]["backend_pid"].as_u64(), Some(pid));
+}

@@ -55,7 +55,7 @@ fn modern_schema_passes_ch_modern_check() {
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', []";
+    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', []";
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({cols}) SELECT {row};\n"

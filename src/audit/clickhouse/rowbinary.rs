@@ -22,13 +22,14 @@ use crate::audit::record::Record;
 
 /// The table a row belongs to and its column layout; also the spool
 /// frame's row tag (see `audit::spool::frame`). This build writes tags 3,
-/// 4 and 5; 1 and 2 are the layouts before `effective_role`, still read
+/// 4 and 5; 1 and 2 are the layouts before schema version 4 (no
+/// `backend_pid`, no `effective_role`), still read
 /// and inserted under their own column lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
-    /// `statements` without `effective_role` (`rows::StatementRowV1`).
+    /// `statements` before `backend_pid` and `effective_role` (`rows::StatementRowV1`).
     StatementsV1 = 1,
-    /// `sessions` without `effective_role` (`rows::SessionRowV1`).
+    /// `sessions` before `backend_pid` and `effective_role` (`rows::SessionRowV1`).
     SessionsV1 = 2,
     Gaps = 3,
     Statements = 4,

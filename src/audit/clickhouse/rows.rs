@@ -27,6 +27,7 @@ pub struct StatementRow<'a> {
     pub event_time: i64,
     pub duration_us: u64,
     pub session_id: &'a str,
+    pub backend_pid: u32,
     pub user: &'a str,
     pub db_role: &'a str,
     pub effective_role: &'a str,
@@ -67,6 +68,7 @@ pub struct SessionRow<'a> {
     pub event_time: i64,
     pub event_type: &'a str,
     pub session_id: &'a str,
+    pub backend_pid: u32,
     pub user: &'a str,
     pub db_role: &'a str,
     pub effective_role: &'a str,
@@ -95,8 +97,8 @@ pub struct GapRow<'a> {
 }
 
 /// The columns of `statements` rows spooled by builds before
-/// `effective_role` (frame tag 1): inserted under this list, ClickHouse
-/// fills `effective_role` with its default.
+/// `backend_pid` and `effective_role` (frame tag 1): inserted under this
+/// list, ClickHouse fills both with their defaults.
 pub struct StatementRowV1;
 
 impl Row for StatementRowV1 {
@@ -138,7 +140,7 @@ impl Row for StatementRowV1 {
 }
 
 /// The columns of `sessions` rows spooled by builds before
-/// `effective_role` (frame tag 2).
+/// `backend_pid` and `effective_role` (frame tag 2).
 pub struct SessionRowV1;
 
 impl Row for SessionRowV1 {
@@ -165,8 +167,11 @@ impl Row for SessionRowV1 {
     ];
 }
 
-/// A row for one of the contract's tables.
+/// A row for one of the contract's tables. It lives on the stack for one
+/// encode, borrowing from its record; boxing the statement row would cost
+/// an allocation per record for nothing.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum AnyRow<'a> {
     Statement(StatementRow<'a>),
     Session(SessionRow<'a>),
@@ -196,6 +201,7 @@ fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
         event_time,
         duration_us: r.duration_us,
         session_id: &r.session_id,
+        backend_pid: r.backend_pid,
         user: &r.user,
         db_role: &r.db_role,
         effective_role: &r.effective_role,
@@ -236,6 +242,7 @@ fn session_row(r: &SessionRecord) -> SessionRow<'_> {
         event_time,
         event_type: r.event_type.name(),
         session_id: &r.session_id,
+        backend_pid: r.backend_pid,
         user: &r.user,
         db_role: &r.db_role,
         effective_role: &r.effective_role,
@@ -278,10 +285,10 @@ mod tests {
     }
 
     #[test]
-    fn earlier_layouts_lack_only_effective_role() {
+    fn earlier_layouts_lack_only_the_columns_of_schema_version_4() {
         let without = |table| -> Vec<&str> {
             let mut c = column_names(table);
-            c.retain(|n| *n != "effective_role");
+            c.retain(|n| !matches!(*n, "effective_role" | "backend_pid"));
             c
         };
         assert_eq!(StatementRowV1::COLUMN_NAMES, without("statements"));

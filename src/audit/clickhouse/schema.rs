@@ -52,14 +52,18 @@ pub use super::views::VIEW_NAMES;
 /// The schema version this build writes (recorded in `schema_migrations`).
 ///
 /// 1: `statements`, `sessions`, `gaps`; 2: the compliance views; 3: the
-/// deduplication window; 4: `effective_role` in `statements` and `sessions`.
+/// deduplication window; 4: `backend_pid` and `effective_role` in
+/// `statements` and `sessions`.
 pub const SCHEMA_VERSION: u32 = 4;
 /// What `SCHEMA_VERSION` introduced.
-pub const SCHEMA_DESCRIPTION: &str = "effective_role columns";
+pub const SCHEMA_DESCRIPTION: &str = "backend_pid and effective_role columns";
 
 /// Columns added after a table was first created: (column, type, after).
 /// Tables of earlier versions get them with `ADD COLUMN IF NOT EXISTS`.
-const ADDED_COLUMNS: &[(&str, Ty, &str)] = &[("effective_role", Ty::Label, "db_role")];
+const ADDED_COLUMNS: &[(&str, Ty, &str)] = &[
+    ("backend_pid", Ty::Pid, "session_id"),
+    ("effective_role", Ty::Label, "db_role"),
+];
 
 /// Inserts remembered for `insert_deduplication_token` on tables that are
 /// not replicated (replicated tables have their own window).
@@ -175,6 +179,8 @@ pub(super) enum Ty {
     /// Durations, counters.
     Count,
     U16,
+    /// A server process id.
+    Pid,
     Hash,
     Bool,
     Labels,
@@ -188,6 +194,7 @@ pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("event_time", Ty::Time),
     ("duration_us", Ty::Count),
     ("session_id", Ty::Id),
+    ("backend_pid", Ty::Pid),
     ("user", Ty::Label),
     ("db_role", Ty::Label),
     ("effective_role", Ty::Label),
@@ -225,6 +232,7 @@ pub(super) const SESSIONS: &[(&str, Ty)] = &[
     ("event_time", Ty::Time),
     ("event_type", Ty::Label),
     ("session_id", Ty::Id),
+    ("backend_pid", Ty::Pid),
     ("user", Ty::Label),
     ("db_role", Ty::Label),
     ("effective_role", Ty::Label),
@@ -266,6 +274,7 @@ fn ty(t: Ty, v: ServerVersion) -> String {
         (Ty::Count, false) => "UInt64",
         (Ty::Count, true) => "UInt64 CODEC(T64, ZSTD(1))",
         (Ty::U16, _) => "UInt16",
+        (Ty::Pid, _) => "UInt32",
         (Ty::Hash, _) => "UInt64",
         (Ty::Bool, false) => "UInt8",
         (Ty::Bool, true) => bool_t,
@@ -658,7 +667,8 @@ mod tests {
         assert!(ddl
             .contains("CREATE VIEW IF NOT EXISTS `pgtrail`.`statement_log` ON CLUSTER `prod` AS"));
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
-        assert!(record_migration(&opts).contains("VALUES (4, 'effective_role columns')"));
+        assert!(record_migration(&opts)
+            .contains("VALUES (4, 'backend_pid and effective_role columns')"));
     }
 
     #[test]
@@ -686,10 +696,10 @@ mod tests {
     #[test]
     fn contract_columns() {
         let s = column_names("statements");
-        assert_eq!(s.len(), 34);
+        assert_eq!(s.len(), 35);
         assert_eq!(s.first(), Some(&"event_id"));
         assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
-        assert_eq!(column_names("sessions").len(), 20);
+        assert_eq!(column_names("sessions").len(), 21);
         assert_eq!(column_names("gaps").len(), 6);
     }
 }

@@ -246,6 +246,7 @@ pub(crate) mod tests {
                 },
                 event_type: SessionEventType::Connect,
                 session_id: "s".into(),
+                backend_pid: 0,
                 user: "u".into(),
                 db_role: "r".into(),
                 effective_role: role.into(),
