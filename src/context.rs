@@ -39,6 +39,8 @@ pub struct ProxyContext {
     pub stats: ProxyStats,
     /// The classifier the audit writer uses (for its cache counters).
     pub classifier: Arc<dyn Classifier>,
+    /// `instance_id` of this server's records (`pgtrail_build_info`).
+    pub instance_id: String,
     /// The ClickHouse sink's delivery counters, when one is configured.
     pub clickhouse_stats: Option<Arc<ClickHouseStats>>,
     /// The spool's size, when `audit.spool_dir` is in use.

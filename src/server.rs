@@ -102,6 +102,7 @@ impl Server {
             force_close: force_rx,
             stats: ProxyStats::default(),
             classifier,
+            instance_id: gauges.instance_id,
             clickhouse_stats: gauges.clickhouse,
             spool_usage: gauges.spool,
         };
@@ -232,9 +233,11 @@ async fn refuse(mut socket: TcpStream) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.write_all(&frame)).await;
 }
 
-/// Counters of the audit sinks that `/metrics` reads.
+/// What `/metrics` reads of the audit path: the instance id its records
+/// carry, and the sinks' counters.
 #[derive(Default)]
 struct AuditGauges {
+    instance_id: String,
     clickhouse: Option<Arc<crate::audit::clickhouse::ClickHouseStats>>,
     spool: Option<crate::audit::spool::SpoolUsage>,
 }
@@ -315,6 +318,7 @@ fn start_audit(
         .clone()
         .or(spool_instance_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    gauges.instance_id = instance_id.clone();
     let mut builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier)
         .starting_at(seq.next_seq);
     if let Some(mark) = seq.mark.take() {

@@ -66,6 +66,19 @@ impl Collector for Metrics {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let ctx = &self.0;
         let s = &ctx.stats;
+        {
+            let mut f = e.encode_descriptor(
+                "build_info",
+                "1, labelled with the version and the instance_id its audit records carry.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("instance_id", ctx.instance_id.as_str()),
+            ];
+            ConstGauge::new(1).encode(f.encode_family(&labels)?)?;
+        }
         counter(
             &mut e,
             "sessions",
@@ -146,6 +159,7 @@ impl Collector for Metrics {
             load(&s.statements),
         )?;
         let audit = ctx.audit.stats();
+        let by_class = audit.statements.snapshot();
         {
             let mut f = e.encode_descriptor(
                 "statements",
@@ -153,12 +167,23 @@ impl Collector for Metrics {
                 None,
                 MetricType::Counter,
             )?;
-            for ((class, success), n) in audit.statements_by_class() {
-                let labels = [
-                    ("class", class.as_str()),
-                    ("success", if success { "true" } else { "false" }),
-                ];
-                ConstCounter::new(n).encode(f.encode_family(&labels)?)?;
+            for (class, per) in &by_class {
+                for (success, n) in [("true", per.succeeded), ("false", per.failed)] {
+                    let labels = [("class", class.as_str()), ("success", success)];
+                    ConstCounter::new(n).encode(f.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut f = e.encode_descriptor(
+                "statement_duration_seconds",
+                "Statement durations as recorded (duration_us), by class.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (class, per) in &by_class {
+                per.duration
+                    .encode(f.encode_family(&[("class", class.as_str())])?)?;
             }
         }
         counter(

@@ -1,6 +1,7 @@
 //! The audit path: events from sessions, records for sinks.
 
 pub mod builder;
+pub mod class_stats;
 mod classify;
 pub mod clickhouse;
 pub mod event;

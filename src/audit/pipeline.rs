@@ -14,10 +14,9 @@
 //! that moment (group commit). Such rounds do not pause between them: the
 //! fsync itself is the batching window.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,31 +43,13 @@ pub struct AuditStats {
     /// Every event ever dropped (for `/metrics`).
     pub dropped_total: AtomicU64,
     pub sink_errors: AtomicU64,
-    /// Statement records written, by (class, success); counted by the writer
-    /// after classification.
-    pub statements: Mutex<BTreeMap<(String, bool), u64>>,
+    /// Statement records written, by class: successes, failures and a
+    /// duration histogram; counted by the writer after classification.
+    pub statements: super::class_stats::ClassStats,
     /// Whether the last write to the sinks failed.
     pub failing: AtomicBool,
     /// Set when the writer has stopped (or could not start).
     pub closed: AtomicBool,
-}
-
-impl AuditStats {
-    /// A copy of the per-(class, success) statement counts.
-    pub fn statements_by_class(&self) -> Vec<((String, bool), u64)> {
-        let map = self.statements.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
-    }
-
-    fn count_statement(&self, class: &str, success: bool) {
-        let mut map = self.statements.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(&(class.to_string(), success)) {
-            Some(n) => *n += 1,
-            None => {
-                map.insert((class.to_string(), success), 1);
-            }
-        }
-    }
 }
 
 /// Answered `true` once the record is durable, `false` (or dropped) if it
@@ -314,7 +295,9 @@ impl Writer {
     fn emit(&mut self, event: AuditEvent) -> bool {
         let record = self.builder.build(event);
         if let Record::Statement(s) = &record {
-            self.stats.count_statement(&s.class, s.success);
+            self.stats
+                .statements
+                .count(&s.class, s.success, s.duration_us);
         }
         self.write(&record)
     }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::audit::builder::NoClassifier;
 use crate::audit::event::{SessionEvent, SessionEventType, SessionInfo};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Counts records as written and as flushed.

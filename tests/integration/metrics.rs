@@ -143,6 +143,32 @@ async fn metrics_move_by_the_workload() {
         3,
         "{after}"
     );
+    // Every audited statement is in a duration histogram of its class.
+    assert_eq!(
+        sample(&after, "pgtrail_statement_duration_seconds_count", &[])
+            - sample(&before, "pgtrail_statement_duration_seconds_count", &[]),
+        12,
+        "{after}"
+    );
+    assert!(
+        sample(
+            &after,
+            "pgtrail_statement_duration_seconds_count",
+            &["class=\"read\""]
+        ) > 0,
+        "{after}"
+    );
+    let info = after
+        .lines()
+        .find(|l| l.starts_with("pgtrail_build_info{"))
+        .unwrap_or_else(|| panic!("no build_info in:\n{after}"));
+    assert!(
+        info.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && info.contains("instance_id=\"")
+            && !info.contains("instance_id=\"\"")
+            && info.ends_with(" 1"),
+        "{info}"
+    );
     assert_eq!(
         sample(&after, "pgtrail_sessions_total", &[]) - sessions0,
         2,
