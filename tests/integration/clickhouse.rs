@@ -25,8 +25,11 @@ fn old_schema_applies_idempotently_on_the_local_server() {
             ch.query(&ddl);
         }
     }
-    ch.query(&schema::record_migration(&opts));
-    assert_eq!(ch.query(&schema::migration_applied_query(&opts)), "1");
+    ch.query(&schema::record_migrations(&opts, &[]).unwrap());
+    assert_eq!(
+        ch.query(&schema::applied_migrations_query(&opts)),
+        "1\n2\n3\n4"
+    );
     for table in ["statements", "sessions", "gaps"] {
         let got = ch.query(&format!(
             "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' FORMAT TSV",
@@ -49,7 +52,10 @@ fn modern_schema_passes_ch_modern_check() {
     // duplicate-free reads (FINAL, argMax) plus a statement-text search.
     let mut sql = schema::script(version, &opts);
     sql.push_str(&schema::script(version, &opts));
-    sql.push_str(&format!("{};\n", schema::record_migration(&opts)));
+    sql.push_str(&format!(
+        "{};\n",
+        schema::record_migrations(&opts, &[]).unwrap()
+    ));
     let cols = schema::column_names("statements")
         .iter()
         .map(|c| format!("`{c}`"))
@@ -224,8 +230,11 @@ async fn workload_lands_in_clickhouse_exactly_once() {
     for t in ["connect", "auth_ok", "disconnect"] {
         assert!(types.contains(&t), "{types:?}");
     }
-    let migrations = ch.query(&format!("SELECT version FROM `{ch_db}`.schema_migrations"));
-    assert_eq!(migrations, schema::SCHEMA_VERSION.to_string());
+    // Every version applied is listed, not only the latest.
+    let migrations = ch.query(&format!(
+        "SELECT version FROM `{ch_db}`.schema_migrations ORDER BY version"
+    ));
+    assert_eq!(migrations, "1\n2\n3\n4");
 }
 
 /// ClickHouse killed mid-workload and started again: the held batches are

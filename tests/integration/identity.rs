@@ -198,8 +198,31 @@ fn effective_role_is_added_to_tables_of_earlier_versions() {
     for ddl in schema::view_upgrade(version, &opts) {
         ch.query(&ddl);
     }
+    // The build before listed only the version it wrote (3); the others
+    // are listed now, each once.
     ch.query(&format!(
-        "SELECT effective_role FROM `{}`.statement_log",
+        "INSERT INTO `{}`.schema_migrations (version, description) VALUES (3, 'deduplication window for insert tokens')",
+        opts.database
+    ));
+    for _ in 0..2 {
+        let applied: Vec<u32> = ch
+            .query(&schema::applied_migrations_query(&opts))
+            .lines()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        if let Some(insert) = schema::record_migrations(&opts, &applied) {
+            ch.query(&insert);
+        }
+    }
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT version FROM `{}`.schema_migrations ORDER BY version",
+            opts.database
+        )),
+        "1\n2\n3\n4"
+    );
+    ch.query(&format!(
+        "SELECT effective_role, backend_pid FROM `{}`.statement_log",
         opts.database
     ));
     // A row of the earlier layout, inserted under its own column list.

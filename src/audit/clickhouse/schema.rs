@@ -55,8 +55,15 @@ pub use super::views::VIEW_NAMES;
 /// deduplication window; 4: `backend_pid` and `effective_role` in
 /// `statements` and `sessions`.
 pub const SCHEMA_VERSION: u32 = 4;
-/// What `SCHEMA_VERSION` introduced.
-pub const SCHEMA_DESCRIPTION: &str = "backend_pid and effective_role columns";
+
+/// Every schema version and what it introduced, oldest first; the last is
+/// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, "statements, sessions and gaps tables"),
+    (2, "compliance views"),
+    (3, "deduplication window for insert tokens"),
+    (4, "backend_pid and effective_role columns"),
+];
 
 /// Columns added after a table was first created: (column, type, after).
 /// Tables of earlier versions get them with `ADD COLUMN IF NOT EXISTS`.
@@ -555,19 +562,30 @@ pub fn view_upgrade(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
     out
 }
 
-/// Marks `SCHEMA_VERSION` applied (run after `statements` when
-/// `schema_migrations` does not list it yet).
-pub fn record_migration(opts: &SchemaOptions) -> String {
-    format!(
-        "INSERT INTO {}.schema_migrations (version, description) VALUES ({SCHEMA_VERSION}, '{SCHEMA_DESCRIPTION}')",
-        q(&opts.database)
-    )
+/// Marks every version of `MIGRATIONS` that `applied` lacks as applied
+/// (run after `statements`, which brought the schema up to date); `None`
+/// when nothing is missing. Builds before this recorded only the version
+/// they wrote, so a schema made by one of them gets its earlier versions
+/// listed here, with the time they are listed.
+pub fn record_migrations(opts: &SchemaOptions, applied: &[u32]) -> Option<String> {
+    let missing: Vec<String> = MIGRATIONS
+        .iter()
+        .filter(|(v, _)| !applied.contains(v))
+        .map(|(v, what)| format!("({v}, '{what}')"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "INSERT INTO {}.schema_migrations (version, description) VALUES {}",
+            q(&opts.database),
+            missing.join(", ")
+        )
+    })
 }
 
-/// Counts applied rows of `SCHEMA_VERSION`.
-pub fn migration_applied_query(opts: &SchemaOptions) -> String {
+/// The versions `schema_migrations` lists, each once, in order.
+pub fn applied_migrations_query(opts: &SchemaOptions) -> String {
     format!(
-        "SELECT count() FROM {}.schema_migrations WHERE version = {SCHEMA_VERSION}",
+        "SELECT DISTINCT version FROM {}.schema_migrations ORDER BY version",
         q(&opts.database)
     )
 }
@@ -667,8 +685,12 @@ mod tests {
         assert!(ddl
             .contains("CREATE VIEW IF NOT EXISTS `pgtrail`.`statement_log` ON CLUSTER `prod` AS"));
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
-        assert!(record_migration(&opts)
-            .contains("VALUES (4, 'backend_pid and effective_role columns')"));
+        assert_eq!(
+            record_migrations(&opts, &[3]).as_deref(),
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns')")
+        );
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4]), None);
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 
     #[test]

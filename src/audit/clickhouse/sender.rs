@@ -363,13 +363,13 @@ impl Sender {
                 .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
         }
 
-        let applied: u64 = self
+        let applied: Vec<u32> = self
             .admin
-            .query(&schema::migration_applied_query(&self.options))
-            .fetch_one()
+            .query(&schema::applied_migrations_query(&self.options))
+            .fetch_all()
             .await
             .map_err(|e| SendError::new("schema_migrations", &e))?;
-        if applied == 0 {
+        if !applied.contains(&schema::SCHEMA_VERSION) {
             for ddl in schema::view_upgrade(version, &self.options) {
                 self.admin
                     .query(&ddl)
@@ -377,8 +377,10 @@ impl Sender {
                     .await
                     .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
             }
+        }
+        if let Some(insert) = schema::record_migrations(&self.options, &applied) {
             self.admin
-                .query(&schema::record_migration(&self.options))
+                .query(&insert)
                 .execute()
                 .await
                 .map_err(|e| SendError::new("schema_migrations", &e))?;
