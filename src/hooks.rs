@@ -7,7 +7,10 @@ use crate::audit::{SessionInfo, StatementEvent};
 pub trait SessionHooks: Send + Sync {
     /// Authentication succeeded; the relay is about to start.
     fn on_session_start(&self, _session: &SessionInfo) {}
-    /// A statement (or one statement of a Query string) was sent upstream.
+    /// A statement is being sent upstream: `text` is a Query message's whole
+    /// string (all its statements) or a Parse message's query, as the client
+    /// sent it, without the protocol's terminating NUL or the prepared
+    /// statement's name.
     fn on_statement(&self, _session: &SessionInfo, _text: &[u8]) {}
     /// A statement has its result; called before the event is audited.
     fn on_result(&self, _event: &StatementEvent) {}

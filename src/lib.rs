@@ -10,7 +10,10 @@
 //! - [`session`]: one client connection: startup, login, relay, response tracking.
 //! - [`protocol`]: wire protocol framing, message views and builders, no I/O.
 //! - [`auth`]: SCRAM/md5/cleartext checks of people, upstream login, the users file.
-//! - [`cancel`]: pgtrail's own cancel keys mapped to the server's.
+//! - [`cancel`]: cancel keys (the server's pid, pgtrail's secret) mapped to the server's.
+//! - [`fdlimit`]: the open file limit raised and checked against `max_connections`.
+//! - [`files`]: files holding secrets, written 0600; warnings for readable ones.
+//! - [`secrets`]: URLs with their passwords masked for logs and errors.
 //! - [`tls`]: rustls acceptor and upstream connector (sslmode semantics).
 //! - [`sql`]: statement analysis: kind, class, objects, functions, fingerprint, redaction, cache.
 //! - [`audit`]: statement and session events, records, the writer thread, sinks.
@@ -18,6 +21,7 @@
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
 //! - [`latency`]: the latency histogram behind the `*_seconds` metrics.
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod audit;

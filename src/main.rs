@@ -1,4 +1,5 @@
 //! The `pgtrail` command line.
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::audit::builder::{Classifier, NoClassifier, RecordBuilder};
+use crate::audit::builder::{Classifier, RecordBuilder};
 use crate::audit::clickhouse::ClickHouseSink;
 use crate::audit::gate::SkippedRun;
 use crate::audit::jsonl::JsonlSink;
@@ -23,6 +23,7 @@ use crate::config::{AuthMode, Config, Durability};
 use crate::context::{LiveSettings, ProxyContext, ProxyStats};
 use crate::hooks::{NoHooks, SessionHooks};
 use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
 
 /// A bound, not yet running proxy.
 pub struct Server {
@@ -48,15 +49,6 @@ impl Extensions {
         Extensions {
             hooks: Arc::new(NoHooks),
             classifier: Arc::new(analyzer),
-            sinks: Vec::new(),
-        }
-    }
-
-    /// No classification: every statement's kind is `unknown`.
-    pub fn unclassified() -> Self {
-        Extensions {
-            hooks: Arc::new(NoHooks),
-            classifier: Arc::new(NoClassifier),
             sinks: Vec::new(),
         }
     }
@@ -158,7 +150,7 @@ impl Server {
                     // Out of file descriptors and the like: back off briefly.
                     Err(e) => {
                         tracing::error!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
@@ -225,12 +217,22 @@ fn spawn_session(
     }
 }
 
+/// After a failed accept (out of file descriptors and the like), the pause
+/// before the next.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a refused client gets to take its "too many clients" error.
+const REFUSAL_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// PostgreSQL's answer when max_connections is reached. The client's startup
 /// packet is not read: an ErrorResponse is valid at any point of startup.
 async fn refuse(mut socket: TcpStream) {
     use tokio::io::AsyncWriteExt;
-    let frame = build::error_response(Severity::Fatal, "53300", "sorry, too many clients already");
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.write_all(&frame)).await;
+    let frame = build::error_response(
+        Severity::Fatal,
+        sqlstate::TOO_MANY_CONNECTIONS,
+        "sorry, too many clients already",
+    );
+    let _ = tokio::time::timeout(REFUSAL_WRITE, socket.write_all(&frame)).await;
 }
 
 /// What `/metrics` reads of the audit path: the instance id its records

@@ -9,6 +9,7 @@ pub mod build;
 pub mod frame;
 pub mod frontend;
 pub mod reader;
+pub mod sqlstate;
 pub mod startup;
 
 pub use frame::{FrameError, HEADER_LEN};

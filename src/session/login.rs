@@ -17,6 +17,7 @@ use crate::config::{AuthMode, ClientTlsMode};
 use crate::context::ProxyContext;
 use crate::protocol::backend::{self, auth as codes};
 use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
 use crate::protocol::startup::Startup;
 use crate::text::lossless;
 
@@ -42,7 +43,7 @@ pub fn check_startup(
 ) -> Result<(), (&'static str, String)> {
     if let Some(name) = s.repeated_param() {
         return Err((
-            "08P01",
+            sqlstate::PROTOCOL_VIOLATION,
             format!(
                 "startup parameter \"{}\" given more than once",
                 lossless(name).0
@@ -51,14 +52,14 @@ pub fn check_startup(
     }
     if s.param("user").is_none_or(|u| u.is_empty()) {
         return Err((
-            "28000",
+            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
             "no PostgreSQL user name specified in startup packet".into(),
         ));
     }
     if let Some(r) = s.param("replication") {
         if !matches!(r, b"false" | b"off" | b"no" | b"0") {
             return Err((
-                "0A000",
+                sqlstate::FEATURE_NOT_SUPPORTED,
                 "pgtrail does not proxy replication connections".into(),
             ));
         }
@@ -70,7 +71,7 @@ pub fn check_startup(
     let tls_cfg = &live.tls;
     if (tls_cfg.mode == ClientTlsMode::Require || tls_cfg.client_ca_file.is_some()) && !tls {
         return Err((
-            "28000",
+            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
             "pgtrail requires an encrypted connection (use sslmode=require)".into(),
         ));
     }
@@ -236,7 +237,11 @@ async fn proxy_auth(
             session.auth_method = method.into();
             let message = auth::failure_message(&session.user);
             client
-                .write(&build::error_response(Severity::Fatal, "28P01", &message))
+                .write(&build::error_response(
+                    Severity::Fatal,
+                    sqlstate::INVALID_PASSWORD,
+                    &message,
+                ))
                 .await?;
             return Ok(Err(reason));
         }

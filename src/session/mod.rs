@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use crate::audit::{AuditEvent, SessionEvent, SessionEventType, SessionInfo};
 use crate::context::{CancelResult, ProxyContext};
 use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
 use error::SessionError;
 use login::{Established, LoggedIn};
 use startup::Request;
@@ -148,7 +149,7 @@ async fn establish(
                 let _ = c
                     .write(&build::error_response(
                         Severity::Fatal,
-                        "08P01",
+                        sqlstate::PROTOCOL_VIOLATION,
                         &e.to_string(),
                     ))
                     .await;
@@ -213,11 +214,13 @@ async fn establish(
             });
             let (code, message) = match &e {
                 SessionError::Upstream(_) => (
-                    "08006",
+                    sqlstate::CONNECTION_FAILURE,
                     format!("pgtrail: the database server is unavailable: {e}"),
                 ),
-                other if other.is_protocol_violation() => ("08P01", e.to_string()),
-                _ => ("08006", e.to_string()),
+                other if other.is_protocol_violation() => {
+                    (sqlstate::PROTOCOL_VIOLATION, e.to_string())
+                }
+                _ => (sqlstate::CONNECTION_FAILURE, e.to_string()),
             };
             let _ = client
                 .write(&build::error_response(Severity::Fatal, code, &message))

@@ -16,10 +16,11 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
 
 /// SQLSTATE 53000 (insufficient_resources): the proxy, not the statement,
 /// is short of something; drivers treat it as retryable later.
-pub const REFUSED_SQLSTATE: &str = "53000";
+pub const REFUSED_SQLSTATE: &str = sqlstate::INSUFFICIENT_RESOURCES;
 
 /// What to do with one client message.
 #[derive(Debug, PartialEq, Eq)]

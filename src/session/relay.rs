@@ -29,6 +29,7 @@ use crate::config::{Durability, FailurePolicy};
 use crate::context::ProxyContext;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{frame_len, FrameLimits};
+use crate::protocol::sqlstate;
 
 /// A buffer that grew past this for one large message is released once empty.
 const KEEP_CAPACITY: usize = 1 << 20;
@@ -176,7 +177,7 @@ async fn finish(
             let message = tell(
                 client_w,
                 client_clean,
-                "08P01",
+                sqlstate::PROTOCOL_VIOLATION,
                 format!("invalid frontend message: {e}"),
             )
             .await;
@@ -203,7 +204,7 @@ async fn finish(
             tell(
                 client_w,
                 client_clean,
-                "08006",
+                sqlstate::CONNECTION_FAILURE,
                 "server closed the connection unexpectedly".into(),
             )
             .await;
@@ -214,7 +215,7 @@ async fn finish(
             tell(
                 client_w,
                 client_clean,
-                "57P01",
+                sqlstate::ADMIN_SHUTDOWN,
                 "terminating connection due to administrator command".into(),
             )
             .await
@@ -457,8 +458,8 @@ fn scan_client(
                     off += len;
                     continue;
                 }
-                if frame[0] == b'Q' || frame[0] == b'P' {
-                    shared.ctx.hooks.on_statement(t.session(), &frame[5..]);
+                if let Some(text) = statement_text(frame[0], &frame[5..]) {
+                    shared.ctx.hooks.on_statement(t.session(), text);
                 }
                 let action = t.client_frame(frame[0], &frame[5..], now)?;
                 off += len;
@@ -534,6 +535,17 @@ fn scan_server(
     }
 }
 
+/// The statement text a Query or Parse message carries; `None` for other
+/// messages and for malformed ones (the tracker reports those).
+fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
+    use crate::protocol::frontend;
+    match tag {
+        b'Q' => frontend::query(body).ok(),
+        b'P' => frontend::parse(body).ok().map(|p| p.query),
+        _ => None,
+    }
+}
+
 /// When the whole frames in `buf` end with a non-FATAL ErrorResponse that no
 /// ReadyForQuery follows yet: how many more bytes are needed at least.
 /// Only the headers are read, and an error's severity.
@@ -583,6 +595,18 @@ mod tests {
 
     fn frames(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
+    }
+
+    #[test]
+    fn hooks_get_the_statement_text_without_nul_or_name() {
+        let mut query = b"SELECT 1".to_vec();
+        query.push(0);
+        assert_eq!(statement_text(b'Q', &query), Some(&b"SELECT 1"[..]));
+        let mut parse = b"stmt1\0SELECT $1\0".to_vec();
+        parse.extend(0i16.to_be_bytes());
+        assert_eq!(statement_text(b'P', &parse), Some(&b"SELECT $1"[..]));
+        assert_eq!(statement_text(b'B', &parse), None);
+        assert_eq!(statement_text(b'Q', b"no terminator"), None);
     }
 
     #[test]

@@ -161,7 +161,7 @@ pub use kind::{AuditClass, Class, Crud, Kind};
 pub use redact::Redaction;
 pub use text::StatementText;
 
-use lexer::{LexOptions, Tok, Token};
+use lexer::{LexOptions, Tok};
 
 /// Analyser settings.
 #[derive(Debug, Clone)]
@@ -250,14 +250,6 @@ pub struct Analysis {
     /// `parser_note` then describe the statement of the same shape (same
     /// fingerprint and normalised text) that was analysed.
     pub cached: bool,
-}
-
-/// Significant tokens of a text (helper for tests and tools).
-pub fn significant_tokens(text: &[u8]) -> Vec<Token> {
-    lexer::tokenize(text, LexOptions::default())
-        .into_iter()
-        .filter(|t| !t.kind.is_trivia())
-        .collect()
 }
 
 /// True if the lexer sees any literal in `text` (used by redaction tests).

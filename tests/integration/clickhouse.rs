@@ -259,11 +259,26 @@ async fn outage_is_retried_without_loss_or_duplicates() {
     for i in 20..40 {
         client.simple_query(&format!("SELECT {i}")).await.unwrap();
     }
-    // Let a few sends fail before the server comes back.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A send must really fail (and be held) before the server comes back.
+    let stats = proxy.ctx.clickhouse_stats.clone().expect("ClickHouse sink");
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while load(&stats.batches_failed) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no send failed while ClickHouse was down"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let sent_during_outage = load(&stats.batches_sent);
     ch.restart();
     drop(client);
     let records = proxy.stop().await;
+    assert!(
+        load(&stats.batches_sent) > sent_during_outage,
+        "the failed batch was not retried once ClickHouse was back"
+    );
+    assert_eq!(load(&stats.rows_lost), 0);
     let n = statements(&records).len();
     assert_eq!(n, 40);
     let count = ch.query(&format!(

@@ -29,6 +29,12 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Between attempts after an error that needs a person.
 const PERMANENT_BACKOFF: Duration = Duration::from_secs(30);
+/// How long an idle memory-mode sender sleeps between looks at the channel
+/// (a row wakes it at once).
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// How long an idle spool reader waits before it looks at the spool again
+/// (the writer's fsync wakes it sooner), and the pause after a failed read.
+const SPOOL_POLL: Duration = Duration::from_secs(1);
 /// Records taken from the spool per read, so a batch overshoots its byte
 /// limit by little.
 const SPOOL_READ_CHUNK: usize = 1024;
@@ -68,7 +74,7 @@ impl Sender {
         }
         let mut first_row_at: Option<Instant> = None;
         loop {
-            let wait = first_row_at.map_or(Duration::from_secs(3600), |t| {
+            let wait = first_row_at.map_or(IDLE_WAIT, |t| {
                 (t + self.batch_wait).saturating_duration_since(Instant::now())
             });
             match rx.recv_timeout(wait) {
@@ -115,7 +121,7 @@ impl Sender {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %e, "spool read failed; retrying (records are not skipped)");
-                    std::thread::sleep(Duration::from_secs(1));
+                    std::thread::sleep(SPOOL_POLL);
                     continue;
                 }
             };
@@ -147,7 +153,7 @@ impl Sender {
                     let oldest = &self.shared.stats.oldest_unsent_micros;
                     oldest.store(0, Ordering::Relaxed);
                 }
-                let wait = first_row_at.map_or(Duration::from_secs(1), |t| {
+                let wait = first_row_at.map_or(SPOOL_POLL, |t| {
                     (t + self.batch_wait).saturating_duration_since(Instant::now())
                 });
                 reader.wait(wait);

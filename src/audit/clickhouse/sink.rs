@@ -76,6 +76,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// With a spool nothing is lost by stopping: retry only briefly.
 const SPOOL_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long the writer sleeps before offering a row to a full backlog
+/// again (back-pressure while ClickHouse acknowledges).
+const BACKLOG_RETRY: Duration = Duration::from_millis(5);
 
 /// Delivery counters.
 #[derive(Debug, Default)]
@@ -313,7 +316,7 @@ impl ClickHouseSink {
                     return Ok(());
                 }
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(BACKLOG_RETRY);
             let tx = self.tx.as_ref().ok_or_else(sender_gone)?;
             row = match tx.try_send(row) {
                 Ok(()) => {
