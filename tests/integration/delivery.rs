@@ -158,17 +158,7 @@ async fn fail_open_serves_statements_and_records_the_gap() {
     }
     ch.restart();
     // Until the spool has room again, even these are skipped.
-    let done =
-        format!("SELECT count() > 0 FROM `{ch_db}`.statements WHERE statement = 'SELECT ''done'''");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ch.try_query(&done).as_deref() != Ok("1") {
-        assert!(
-            Instant::now() < deadline,
-            "nothing reached ClickHouse again"
-        );
-        client.simple_query("SELECT 'done'").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ch.send_until_recorded(&ch_db, &client).await;
     drop(client);
     let dropped = proxy.ctx.audit.gate().dropped();
     let metrics = pgtrail::admin::metrics_text(&proxy.ctx).unwrap();

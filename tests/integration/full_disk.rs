@@ -105,6 +105,40 @@ fn assert_each_once(ok: &[String], records: &BTreeMap<String, u64>, ran: i64) {
     assert_eq!(records.len() as i64, ran, "rows in t vs INSERT records");
 }
 
+/// The setup of every full-spool test: a spool on a small tmpfs, ClickHouse
+/// started and killed, a database with table `t`, and the configuration
+/// tying them together. Fields drop in order, the mount last.
+pub(crate) struct SpoolOutage {
+    pub ch: ChServer,
+    pub ch_db: String,
+    pub pg: &'static PgCluster,
+    pub db: String,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub mnt: crate::harness::tmpfs::Tmpfs,
+}
+
+/// `None`, with a SKIPPED line, where mounting is not permitted.
+pub(crate) fn spool_outage(size: &str, test: &str, name: &str) -> Option<SpoolOutage> {
+    let mnt = mount_or_skip(size, test)?;
+    let ch = ChServer::start();
+    ch.kill();
+    let ch_db = unique_ch_db(&name.replace('_', ""));
+    let (pg, db) = fresh_db(name);
+    pg.psql(&db, "CREATE TABLE t (who int, i int)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = spool_config(pg, dir.path(), &ch, &ch_db, mnt.path());
+    Some(SpoolOutage {
+        ch,
+        ch_db,
+        pg,
+        db,
+        dir,
+        config,
+        mnt,
+    })
+}
+
 pub(crate) fn spool_config(
     pg: &PgCluster,
     dir: &std::path::Path,
@@ -148,16 +182,18 @@ async fn rows_in_t(pg: &PgCluster, db: &str) -> i64 {
 /// ClickHouse once. Then SIGKILL and restart: no seq is used twice.
 #[tokio::test]
 async fn full_spool_disk_fail_closed_refuses_then_drains_without_restart() {
-    let Some(mnt) = mount_or_skip("1m", "full_spool_disk_fail_closed") else {
+    let Some(rig) = spool_outage("1m", "full_spool_disk_fail_closed", "disk_closed") else {
         return;
     };
-    let ch = ChServer::start();
-    ch.kill();
-    let ch_db = unique_ch_db("diskclosed");
-    let (pg, db) = fresh_db("disk_closed");
-    pg.psql(&db, "CREATE TABLE t (who int, i int)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = spool_config(pg, dir.path(), &ch, &ch_db, mnt.path());
+    let SpoolOutage {
+        mnt: _mnt,
+        ch,
+        ch_db,
+        pg,
+        db,
+        dir,
+        config,
+    } = rig;
     let first = PgtrailProcess::start(&config, dir.path()).await;
     let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));
     let tasks = start_clients(&conn(pg, &db, first.port), 4, &seen, &stop).await;
@@ -223,16 +259,18 @@ fn assert_every_seq_accounted(records: &BTreeSet<u64>, gaps: &[(u64, u64)]) -> u
 /// ClickHouse or in a gap row; delivery resumes without a restart.
 #[tokio::test]
 async fn full_spool_disk_fail_open_accounts_for_every_seq() {
-    let Some(mnt) = mount_or_skip("1m", "full_spool_disk_fail_open") else {
+    let Some(rig) = spool_outage("1m", "full_spool_disk_fail_open", "disk_open") else {
         return;
     };
-    let ch = ChServer::start();
-    ch.kill();
-    let ch_db = unique_ch_db("diskopen");
-    let (pg, db) = fresh_db("disk_open");
-    pg.psql(&db, "CREATE TABLE t (who int, i int)");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = spool_config(pg, dir.path(), &ch, &ch_db, mnt.path());
+    let SpoolOutage {
+        mnt: _mnt,
+        ch,
+        ch_db,
+        pg,
+        db,
+        dir,
+        mut config,
+    } = rig;
     config.audit.failure_policy = FailurePolicy::FailOpen;
     let proc = PgtrailProcess::start(&config, dir.path()).await;
     let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));
@@ -241,17 +279,7 @@ async fn full_spool_disk_fail_open_accounts_for_every_seq() {
     wait_until("statements stopped", 60, || seen.ok_count() >= 8000).await;
     ch.restart();
     let client = connect(&conn(pg, &db, proc.port)).await;
-    let done =
-        format!("SELECT count() > 0 FROM `{ch_db}`.statements WHERE statement = 'SELECT ''done'''");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ch.try_query(&done).as_deref() != Ok("1") {
-        assert!(
-            Instant::now() < deadline,
-            "nothing reached ClickHouse again"
-        );
-        client.simple_query("SELECT 'done'").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ch.send_until_recorded(&ch_db, &client).await;
     stop_clients(&stop, tasks).await;
     assert_eq!(seen.refused.load(Ordering::Relaxed), 0);
     let seqs = |table: &str| -> BTreeSet<u64> {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use crate::clickhouse::unique_ch_db;
 use crate::full_disk::{
-    conn, file_records, spool_config, start_clients, stop_clients, wait_until, Seen,
+    conn, file_records, spool_config, spool_outage, start_clients, stop_clients, wait_until, Seen,
+    SpoolOutage,
 };
 use crate::harness::clickhouse::ChServer;
 use crate::harness::process::PgtrailProcess;
@@ -116,16 +117,18 @@ async fn before_ack_client(conn: String, who: i32, seen: Arc<Seen>, stop: Arc<At
 /// succeed is in ClickHouse exactly once (it was fsynced before its answer).
 #[tokio::test]
 async fn before_ack_with_the_spool_disk_full_loses_no_acknowledged_statement() {
-    let Some(mnt) = mount_or_skip("1m", "before_ack_with_the_spool_disk_full") else {
+    let Some(rig) = spool_outage("1m", "before_ack_with_the_spool_disk_full", "disk_ack") else {
         return;
     };
-    let ch = ChServer::start();
-    ch.kill();
-    let ch_db = unique_ch_db("diskack");
-    let (pg, db) = fresh_db("disk_ack");
-    pg.psql(&db, "CREATE TABLE t (who int, i int)");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = spool_config(pg, dir.path(), &ch, &ch_db, mnt.path());
+    let SpoolOutage {
+        mnt: _mnt,
+        ch,
+        ch_db,
+        pg,
+        db,
+        dir,
+        mut config,
+    } = rig;
     config.audit.durability = pgtrail::config::Durability::BeforeAck;
     let first = PgtrailProcess::start(&config, dir.path()).await;
     let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));

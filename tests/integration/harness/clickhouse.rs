@@ -54,6 +54,24 @@ pub fn unique_ch_db(prefix: &str) -> String {
 }
 
 impl ChServer {
+    /// Runs `SELECT 'done'` through `client` every 200 ms until its record
+    /// is in `db.statements` (delivery resumed after an outage); fails the
+    /// test after 60 s.
+    pub async fn send_until_recorded(&self, db: &str, client: &tokio_postgres::Client) {
+        let done = format!(
+            "SELECT count() > 0 FROM `{db}`.statements WHERE statement = 'SELECT ''done'''"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.try_query(&done).as_deref() != Ok("1") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing reached ClickHouse again"
+            );
+            client.simple_query("SELECT 'done'").await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// A new database (named from `prefix`) holding pgtrail's schema for
     /// this server's version, views included.
     pub fn fresh_schema(&self, prefix: &str) -> (String, ServerVersion) {
