@@ -68,15 +68,6 @@ async fn commit_result_read_then_sigkill_keeps_its_record() {
     assert!(st.iter().all(|r| r["txn_status"] == ""), "{st:#?}");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Execute + Flush without Sync, many times: every result is audited as it
 /// passes (records exist before any Sync) and pgtrail's memory does not
 /// grow with the number of statements: the second half of the run adds no
@@ -134,10 +125,10 @@ async fn execute_flush_without_sync_is_audited_with_bounded_memory() {
         }
         buf.drain(..off);
         if completes >= N / 2 && rss_half.is_none() {
-            rss_half = Some(rss_kib(pgtrail.pid()));
+            rss_half = Some(crate::harness::process::rss_kib(pgtrail.pid()));
         }
     }
-    let rss_after = rss_kib(pgtrail.pid());
+    let rss_after = crate::harness::process::rss_kib(pgtrail.pid());
     // Before any Sync: the records are already written (the writer flushes
     // every 10 ms; allow it a moment).
     let file = dir.path().join("audit.jsonl");

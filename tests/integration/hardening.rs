@@ -8,16 +8,6 @@ use crate::harness::process::PgtrailProcess;
 use crate::harness::proxy::{config_for, fresh_db};
 use crate::harness::raw;
 
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Starts a login and sends a SASLInitialResponse that claims `len` bytes,
 /// then streams them; returns the SQLSTATE the proxy answered with and
 /// how long that took.
@@ -53,7 +43,7 @@ async fn oversized_auth_message_is_refused_from_its_header() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(pg, dir.path());
     let proxy = PgtrailProcess::start(&config, dir.path()).await;
-    let before = rss_kib(proxy.pid());
+    let before = crate::harness::process::rss_kib(proxy.pid());
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let (port, user, db) = (proxy.port, pg.superuser().to_string(), db.clone());
@@ -64,7 +54,7 @@ async fn oversized_auth_message_is_refused_from_its_header() {
         assert_eq!(code.as_deref(), Some("08P01"));
         assert!(took < Duration::from_secs(5), "answered after {took:?}");
     }
-    let after = rss_kib(proxy.pid());
+    let after = crate::harness::process::rss_kib(proxy.pid());
     assert!(
         after < before + 32 * 1024,
         "RSS grew from {before} KiB to {after} KiB"

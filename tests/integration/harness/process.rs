@@ -84,3 +84,13 @@ impl PgtrailProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+/// Resident memory of process `pid` in KiB (VmRSS).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
