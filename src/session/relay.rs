@@ -15,21 +15,24 @@
 use bytes::{Buf, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use super::error::SessionError;
 use super::login::Established;
-use super::refuse::{Refuser, Verdict, REFUSED_SQLSTATE};
+use super::refuse::Refuser;
 use super::stream::READ_CHUNK;
-use super::tracker::{ClientFrame, SessionClock, Tracker};
+use super::tracker::{SessionClock, Tracker};
 use crate::audit::{AuditEvent, DurableAck};
 use crate::config::{Durability, FailurePolicy};
 use crate::context::ProxyContext;
-use crate::protocol::build::{self, Severity};
-use crate::protocol::frame::{frame_len, FrameLimits};
-use crate::protocol::sqlstate;
+use crate::protocol::frame::FrameLimits;
+
+mod end;
+mod scan;
+use end::{finish, terminate, ClientEnd, End};
+use scan::{scan_client, scan_server};
 
 /// A buffer that grew past this for one large message is released once empty.
 const KEEP_CAPACITY: usize = 1 << 20;
@@ -44,17 +47,6 @@ pub struct Outcome {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub statements: u64,
-}
-
-enum ClientEnd {
-    Terminated,
-    Eof,
-}
-
-enum End {
-    Client(Result<ClientEnd, SessionError>),
-    Server(Result<(), SessionError>),
-    Shutdown,
 }
 
 /// State both directions share.
@@ -159,87 +151,6 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         bytes_out: shared.bytes_out.load(Ordering::Relaxed),
         statements,
     }
-}
-
-/// Says goodbye to whichever side is still there; returns the reason.
-async fn finish(
-    end: End,
-    shared: &Shared<'_>,
-    client_w: &mut (impl AsyncWrite + Unpin),
-    server_w: &mut (impl AsyncWrite + Unpin),
-) -> String {
-    let client_clean = !shared.writing_client.load(Ordering::Relaxed);
-    match end {
-        End::Client(Ok(ClientEnd::Terminated)) => "client terminated the session".into(),
-        End::Client(Ok(ClientEnd::Eof)) => "client closed the connection".into(),
-        End::Client(Err(e)) if e.is_protocol_violation() => {
-            tracing::warn!(error = %e, "closing session: invalid message from client");
-            let message = tell(
-                client_w,
-                client_clean,
-                sqlstate::PROTOCOL_VIOLATION,
-                format!("invalid frontend message: {e}"),
-            )
-            .await;
-            format!("protocol violation: {message}")
-        }
-        End::Client(Err(e)) => format!("client connection lost: {e}"),
-        End::Server(Err(SessionError::Audit(why))) => {
-            tracing::error!(%why, "closing session: a statement's audit record could not be made durable (before_ack, fail_closed)");
-            terminate(server_w).await;
-            let message = format!("pgtrail: the audit record of the last statement could not be made durable ({why}); the connection is closed, the statement's outcome is unknown to the audit trail");
-            tell(client_w, client_clean, REFUSED_SQLSTATE, message).await
-        }
-        End::Server(result) => {
-            let detail = match result {
-                Ok(()) => "server closed the connection".to_string(),
-                Err(e) => format!("server connection lost: {e}"),
-            };
-            if let Some(fatal) = shared.tracker().server_fatal() {
-                // The server said why (pg_terminate_backend, shutdown, ...);
-                // the client has that message already.
-                return format!("server ended the session: {fatal}");
-            }
-            tracing::warn!(%detail, "upstream connection ended unexpectedly");
-            tell(
-                client_w,
-                client_clean,
-                sqlstate::CONNECTION_FAILURE,
-                "server closed the connection unexpectedly".into(),
-            )
-            .await;
-            detail
-        }
-        End::Shutdown => {
-            terminate(server_w).await;
-            tell(
-                client_w,
-                client_clean,
-                sqlstate::ADMIN_SHUTDOWN,
-                "terminating connection due to administrator command".into(),
-            )
-            .await
-        }
-    }
-}
-
-/// A last FATAL message to the client, unless a frame is half written.
-async fn tell(
-    client_w: &mut (impl AsyncWrite + Unpin),
-    clean: bool,
-    code: &str,
-    message: String,
-) -> String {
-    if clean {
-        let frame = build::error_response(Severity::Fatal, code, &message);
-        let _ = tokio::time::timeout(LAST_WORDS, client_w.write_all(&frame)).await;
-    }
-    message
-}
-
-/// Terminate to the server so it ends the backend without logging an error.
-async fn terminate(server_w: &mut (impl AsyncWrite + Unpin)) {
-    let _ = tokio::time::timeout(LAST_WORDS, server_w.write_all(&build::terminate())).await;
 }
 
 /// Relays client messages; however it ends, the server is told (a
@@ -401,177 +312,6 @@ async fn send_event(
     None
 }
 
-/// Whole frames at the front of a buffer, and what is missing after them
-/// (0 when the scan stopped early at a frame judged differently).
-struct Scan {
-    whole: usize,
-    missing: usize,
-    terminate: bool,
-    /// The frames are refused (dropped), not forwarded.
-    refused: bool,
-}
-
-/// A run of whole frames that are all forwarded, or all refused.
-fn scan_client(
-    buf: &[u8],
-    shared: &Shared<'_>,
-    limits: &FrameLimits,
-    refuser: &mut Refuser,
-) -> Result<Scan, SessionError> {
-    let mut off = 0;
-    let mut tracker = None;
-    let now = Instant::now();
-    let why = shared.ctx.audit.refusal();
-    let mut refused = None;
-    loop {
-        match frame_len(&buf[off..], limits)? {
-            Ok(len) => {
-                let frame = &buf[off..off + len];
-                let t = tracker.get_or_insert_with(|| shared.tracker());
-                let refuse = if refuser.passes_all(why) {
-                    false
-                } else {
-                    let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
-                    let (mark, before) = (replies.len(), refuser.clone());
-                    let refuse =
-                        refuser.judge(frame[0], why, t.is_idle(), &mut replies) == Verdict::Refuse;
-                    if refused.is_some_and(|r| r != refuse) {
-                        replies.truncate(mark);
-                        *refuser = before;
-                    }
-                    refuse
-                };
-                if *refused.get_or_insert(refuse) != refuse {
-                    // This frame starts the next run: judge it again then.
-                    return Ok(Scan {
-                        whole: off,
-                        missing: 0,
-                        terminate: false,
-                        refused: !refuse,
-                    });
-                }
-                if refuse {
-                    shared.ctx.stats.statements_refused.fetch_add(
-                        u64::from(matches!(frame[0], b'Q' | b'F' | b'P')),
-                        Ordering::Relaxed,
-                    );
-                    off += len;
-                    continue;
-                }
-                if let Some(text) = statement_text(frame[0], &frame[5..]) {
-                    shared.ctx.hooks.on_statement(t.session(), text);
-                }
-                let action = t.client_frame(frame[0], &frame[5..], now)?;
-                off += len;
-                if action == ClientFrame::Terminate {
-                    return Ok(Scan {
-                        whole: off,
-                        missing: 0,
-                        terminate: true,
-                        refused: false,
-                    });
-                }
-            }
-            Err(missing) => {
-                return Ok(Scan {
-                    whole: off,
-                    missing,
-                    terminate: false,
-                    refused: refused == Some(true),
-                })
-            }
-        }
-    }
-}
-
-/// The whole server frames at the front of `buf`, fed to the tracker. An
-/// ErrorResponse whose ReadyForQuery is on its way (the server flushes
-/// errors at once, and the ReadyForQuery in a write of its own) is held
-/// back with everything before it until that ReadyForQuery is read too, so
-/// the records of the batch carry its transaction status. `hold_errors` is
-/// off once the server's stream has ended.
-fn scan_server(
-    buf: &[u8],
-    shared: &Shared<'_>,
-    limits: &FrameLimits,
-    hold_errors: bool,
-) -> Result<Scan, SessionError> {
-    if hold_errors {
-        if let Some(missing) = error_before_ready(buf, limits)? {
-            if shared.tracker().ready_follows_an_error() {
-                return Ok(Scan {
-                    whole: 0,
-                    missing,
-                    terminate: false,
-                    refused: false,
-                });
-            }
-        }
-    }
-    let mut off = 0;
-    let mut tracker = None;
-    let now = Instant::now();
-    loop {
-        match frame_len(&buf[off..], limits)? {
-            Ok(len) => {
-                let frame = &buf[off..off + len];
-                // DataRow and CopyData are most of the traffic and tell the
-                // tracker nothing but a row count: skip the lock for CopyData.
-                if frame[0] != b'd' {
-                    let t = tracker.get_or_insert_with(|| shared.tracker());
-                    t.server_frame(frame[0], &frame[5..], now)?;
-                }
-                off += len;
-            }
-            Err(missing) => {
-                return Ok(Scan {
-                    whole: off,
-                    missing,
-                    terminate: false,
-                    refused: false,
-                })
-            }
-        }
-    }
-}
-
-/// The statement text a Query or Parse message carries; `None` for other
-/// messages and for malformed ones (the tracker reports those).
-fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
-    use crate::protocol::frontend;
-    match tag {
-        b'Q' => frontend::query(body).ok(),
-        b'P' => frontend::parse(body).ok().map(|p| p.query),
-        _ => None,
-    }
-}
-
-/// When the whole frames in `buf` end with a non-FATAL ErrorResponse that no
-/// ReadyForQuery follows yet: how many more bytes are needed at least.
-/// Only the headers are read, and an error's severity.
-fn error_before_ready(buf: &[u8], limits: &FrameLimits) -> Result<Option<usize>, SessionError> {
-    let mut off = 0;
-    let mut waiting = false;
-    loop {
-        match frame_len(&buf[off..], limits)? {
-            Ok(len) => {
-                match buf[off] {
-                    b'E' => {
-                        let fatal =
-                            crate::protocol::backend::error_fields(&buf[off + 5..off + len])
-                                .is_ok_and(|f| f.is_fatal());
-                        waiting = !fatal;
-                    }
-                    b'Z' => waiting = false,
-                    _ => {}
-                }
-                off += len;
-            }
-            Err(missing) => return Ok(waiting.then_some(missing)),
-        }
-    }
-}
-
 /// Reads more into `buf`; `false` at end of stream.
 async fn fill(
     from: &mut (impl AsyncRead + Unpin),
@@ -586,45 +326,4 @@ async fn fill(
     buf.reserve(missing.max(READ_CHUNK));
     shared.account_buffer(slot, buf.capacity());
     Ok(from.read_buf(buf).await? > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::build;
-
-    fn frames(parts: &[&[u8]]) -> Vec<u8> {
-        parts.concat()
-    }
-
-    #[test]
-    fn hooks_get_the_statement_text_without_nul_or_name() {
-        let mut query = b"SELECT 1".to_vec();
-        query.push(0);
-        assert_eq!(statement_text(b'Q', &query), Some(&b"SELECT 1"[..]));
-        let mut parse = b"stmt1\0SELECT $1\0".to_vec();
-        parse.extend(0i16.to_be_bytes());
-        assert_eq!(statement_text(b'P', &parse), Some(&b"SELECT $1"[..]));
-        assert_eq!(statement_text(b'B', &parse), None);
-        assert_eq!(statement_text(b'Q', b"no terminator"), None);
-    }
-
-    #[test]
-    fn an_error_waits_for_its_ready_for_query() {
-        let limits = FrameLimits::backend(1 << 20);
-        let error = build::error_response(Severity::Error, "22012", "division by zero");
-        let fatal = build::error_response(Severity::Fatal, "57P01", "bye");
-        let ready = build::ready_for_query(b'I');
-        let held = |b: &[u8]| error_before_ready(b, &limits).unwrap();
-        assert_eq!(held(&frames(&[&error])), Some(5));
-        assert_eq!(held(&frames(&[&error, &ready[..3]])), Some(2));
-        assert_eq!(held(&frames(&[&error, &ready])), None);
-        assert_eq!(held(&frames(&[&ready, &error])), Some(5));
-        assert_eq!(
-            held(&frames(&[&fatal])),
-            None,
-            "no ReadyForQuery follows a FATAL"
-        );
-        assert_eq!(held(&[]), None);
-    }
 }

@@ -1,0 +1,224 @@
+//! Walking the whole frames of a read: which to forward, which to refuse,
+//! what the tracker learns from them, and when an error must wait for its
+//! ReadyForQuery. No I/O: the relay reads and writes around these.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::Shared;
+use crate::protocol::frame::{frame_len, FrameLimits};
+use crate::session::error::SessionError;
+use crate::session::refuse::{Refuser, Verdict};
+use crate::session::tracker::ClientFrame;
+
+/// Whole frames at the front of a buffer, and what is missing after them
+/// (0 when the scan stopped early at a frame judged differently).
+pub(super) struct Scan {
+    pub(super) whole: usize,
+    pub(super) missing: usize,
+    pub(super) terminate: bool,
+    /// The frames are refused (dropped), not forwarded.
+    pub(super) refused: bool,
+}
+
+/// A run of whole frames that are all forwarded, or all refused.
+pub(super) fn scan_client(
+    buf: &[u8],
+    shared: &Shared<'_>,
+    limits: &FrameLimits,
+    refuser: &mut Refuser,
+) -> Result<Scan, SessionError> {
+    let mut off = 0;
+    let mut tracker = None;
+    let now = Instant::now();
+    let why = shared.ctx.audit.refusal();
+    let mut refused = None;
+    loop {
+        match frame_len(&buf[off..], limits)? {
+            Ok(len) => {
+                let frame = &buf[off..off + len];
+                let t = tracker.get_or_insert_with(|| shared.tracker());
+                let refuse = if refuser.passes_all(why) {
+                    false
+                } else {
+                    let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
+                    let (mark, before) = (replies.len(), refuser.clone());
+                    let refuse =
+                        refuser.judge(frame[0], why, t.is_idle(), &mut replies) == Verdict::Refuse;
+                    if refused.is_some_and(|r| r != refuse) {
+                        replies.truncate(mark);
+                        *refuser = before;
+                    }
+                    refuse
+                };
+                if *refused.get_or_insert(refuse) != refuse {
+                    // This frame starts the next run: judge it again then.
+                    return Ok(Scan {
+                        whole: off,
+                        missing: 0,
+                        terminate: false,
+                        refused: !refuse,
+                    });
+                }
+                if refuse {
+                    shared.ctx.stats.statements_refused.fetch_add(
+                        u64::from(matches!(frame[0], b'Q' | b'F' | b'P')),
+                        Ordering::Relaxed,
+                    );
+                    off += len;
+                    continue;
+                }
+                if let Some(text) = statement_text(frame[0], &frame[5..]) {
+                    shared.ctx.hooks.on_statement(t.session(), text);
+                }
+                let action = t.client_frame(frame[0], &frame[5..], now)?;
+                off += len;
+                if action == ClientFrame::Terminate {
+                    return Ok(Scan {
+                        whole: off,
+                        missing: 0,
+                        terminate: true,
+                        refused: false,
+                    });
+                }
+            }
+            Err(missing) => {
+                return Ok(Scan {
+                    whole: off,
+                    missing,
+                    terminate: false,
+                    refused: refused == Some(true),
+                })
+            }
+        }
+    }
+}
+
+/// The whole server frames at the front of `buf`, fed to the tracker. An
+/// ErrorResponse whose ReadyForQuery is on its way (the server flushes
+/// errors at once, and the ReadyForQuery in a write of its own) is held
+/// back with everything before it until that ReadyForQuery is read too, so
+/// the records of the batch carry its transaction status. `hold_errors` is
+/// off once the server's stream has ended.
+pub(super) fn scan_server(
+    buf: &[u8],
+    shared: &Shared<'_>,
+    limits: &FrameLimits,
+    hold_errors: bool,
+) -> Result<Scan, SessionError> {
+    if hold_errors {
+        if let Some(missing) = error_before_ready(buf, limits)? {
+            if shared.tracker().ready_follows_an_error() {
+                return Ok(Scan {
+                    whole: 0,
+                    missing,
+                    terminate: false,
+                    refused: false,
+                });
+            }
+        }
+    }
+    let mut off = 0;
+    let mut tracker = None;
+    let now = Instant::now();
+    loop {
+        match frame_len(&buf[off..], limits)? {
+            Ok(len) => {
+                let frame = &buf[off..off + len];
+                // DataRow and CopyData are most of the traffic and tell the
+                // tracker nothing but a row count: skip the lock for CopyData.
+                if frame[0] != b'd' {
+                    let t = tracker.get_or_insert_with(|| shared.tracker());
+                    t.server_frame(frame[0], &frame[5..], now)?;
+                }
+                off += len;
+            }
+            Err(missing) => {
+                return Ok(Scan {
+                    whole: off,
+                    missing,
+                    terminate: false,
+                    refused: false,
+                })
+            }
+        }
+    }
+}
+
+/// The statement text a Query or Parse message carries; `None` for other
+/// messages and for malformed ones (the tracker reports those).
+fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
+    use crate::protocol::frontend;
+    match tag {
+        b'Q' => frontend::query(body).ok(),
+        b'P' => frontend::parse(body).ok().map(|p| p.query),
+        _ => None,
+    }
+}
+
+/// When the whole frames in `buf` end with a non-FATAL ErrorResponse that no
+/// ReadyForQuery follows yet: how many more bytes are needed at least.
+/// Only the headers are read, and an error's severity.
+fn error_before_ready(buf: &[u8], limits: &FrameLimits) -> Result<Option<usize>, SessionError> {
+    let mut off = 0;
+    let mut waiting = false;
+    loop {
+        match frame_len(&buf[off..], limits)? {
+            Ok(len) => {
+                match buf[off] {
+                    b'E' => {
+                        let fatal =
+                            crate::protocol::backend::error_fields(&buf[off + 5..off + len])
+                                .is_ok_and(|f| f.is_fatal());
+                        waiting = !fatal;
+                    }
+                    b'Z' => waiting = false,
+                    _ => {}
+                }
+                off += len;
+            }
+            Err(missing) => return Ok(waiting.then_some(missing)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::build::{self, Severity};
+
+    fn frames(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn hooks_get_the_statement_text_without_nul_or_name() {
+        let mut query = b"SELECT 1".to_vec();
+        query.push(0);
+        assert_eq!(statement_text(b'Q', &query), Some(&b"SELECT 1"[..]));
+        let mut parse = b"stmt1\0SELECT $1\0".to_vec();
+        parse.extend(0i16.to_be_bytes());
+        assert_eq!(statement_text(b'P', &parse), Some(&b"SELECT $1"[..]));
+        assert_eq!(statement_text(b'B', &parse), None);
+        assert_eq!(statement_text(b'Q', b"no terminator"), None);
+    }
+
+    #[test]
+    fn an_error_waits_for_its_ready_for_query() {
+        let limits = FrameLimits::backend(1 << 20);
+        let error = build::error_response(Severity::Error, "22012", "division by zero");
+        let fatal = build::error_response(Severity::Fatal, "57P01", "bye");
+        let ready = build::ready_for_query(b'I');
+        let held = |b: &[u8]| error_before_ready(b, &limits).unwrap();
+        assert_eq!(held(&frames(&[&error])), Some(5));
+        assert_eq!(held(&frames(&[&error, &ready[..3]])), Some(2));
+        assert_eq!(held(&frames(&[&error, &ready])), None);
+        assert_eq!(held(&frames(&[&ready, &error])), Some(5));
+        assert_eq!(
+            held(&frames(&[&fatal])),
+            None,
+            "no ReadyForQuery follows a FATAL"
+        );
+        assert_eq!(held(&[]), None);
+    }
+}
