@@ -76,8 +76,8 @@ pub struct ProxyStats {
     pub sessions_total: AtomicU64,
     pub sessions_active: AtomicU64,
     pub auth_failures: AtomicU64,
-    /// Failed logins by reason, indexed like [`AUTH_FAILURE_REASONS`].
-    pub auth_failures_by_reason: [AtomicU64; AUTH_FAILURE_REASONS.len()],
+    /// Failed logins by reason, indexed by [`AuthFailureReason`].
+    pub auth_failures_by_reason: [AtomicU64; AuthFailureReason::ALL.len()],
     pub statements: AtomicU64,
     /// Statements refused because audit was unavailable (`fail_closed`).
     pub statements_refused: AtomicU64,
@@ -112,32 +112,35 @@ pub enum CancelResult {
 }
 
 /// The `reason` label of `pgtrail_auth_failures_total`.
-pub const AUTH_FAILURE_REASONS: [&str; 5] = [
-    "wrong_password",
-    "unknown_user",
-    "database_not_allowed",
-    "upstream",
-    "other",
-];
-
-/// Index into [`AUTH_FAILURE_REASONS`]: reason strings from `auth/mod.rs`
-/// (proxy mode) and PostgreSQL's own messages (passthrough).
-pub fn auth_failure_reason(reason: &str) -> usize {
-    if reason.starts_with("wrong password") || reason.contains("password authentication failed") {
-        0
-    } else if reason.starts_with("unknown user")
-        || (reason.starts_with("role \"") && reason.ends_with("does not exist"))
-    {
-        1
-    } else if reason.contains("not allowed") {
-        2
-    } else {
-        4
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailureReason {
+    WrongPassword = 0,
+    UnknownUser = 1,
+    DatabaseNotAllowed = 2,
+    /// PostgreSQL could not be reached, or refused the role pgtrail logs in as.
+    Upstream = 3,
+    Other = 4,
 }
 
-/// Index of `upstream` in [`AUTH_FAILURE_REASONS`].
-pub const AUTH_FAILURE_UPSTREAM: usize = 3;
+impl AuthFailureReason {
+    pub const ALL: [AuthFailureReason; 5] = [
+        AuthFailureReason::WrongPassword,
+        AuthFailureReason::UnknownUser,
+        AuthFailureReason::DatabaseNotAllowed,
+        AuthFailureReason::Upstream,
+        AuthFailureReason::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthFailureReason::WrongPassword => "wrong_password",
+            AuthFailureReason::UnknownUser => "unknown_user",
+            AuthFailureReason::DatabaseNotAllowed => "database_not_allowed",
+            AuthFailureReason::Upstream => "upstream",
+            AuthFailureReason::Other => "other",
+        }
+    }
+}
 
 impl ProxyStats {
     /// Counts a SIGHUP reload under `applied` or `rejected`.
@@ -160,10 +163,9 @@ impl ProxyStats {
     }
 
     /// Counts one failed login under its reason label.
-    pub fn auth_failed(&self, reason_index: usize) {
+    pub fn auth_failed(&self, reason: AuthFailureReason) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
-        let i = reason_index.min(AUTH_FAILURE_REASONS.len() - 1);
-        self.auth_failures_by_reason[i].fetch_add(1, Ordering::Relaxed);
+        self.auth_failures_by_reason[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 

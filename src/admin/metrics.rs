@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::context::{ProxyContext, AUTH_FAILURE_REASONS, CANCEL_RESULTS};
+use crate::context::{AuthFailureReason, ProxyContext, CANCEL_RESULTS};
 
 /// The `/metrics` body: every metric of `ctx`, Prometheus text format.
 pub fn metrics_text(ctx: &Arc<ProxyContext>) -> Result<String, fmt::Error> {
@@ -98,8 +98,11 @@ impl Collector for Metrics {
                 None,
                 MetricType::Counter,
             )?;
-            for (reason, c) in AUTH_FAILURE_REASONS.iter().zip(&s.auth_failures_by_reason) {
-                let labels = [("reason", *reason)];
+            for (reason, c) in AuthFailureReason::ALL
+                .iter()
+                .zip(&s.auth_failures_by_reason)
+            {
+                let labels = [("reason", reason.label())];
                 ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
             }
         }

@@ -11,6 +11,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use crate::protocol::backend::{self, auth};
 use crate::protocol::{build, MessageReader};
 use crate::session::error::SessionError;
+use crate::session::refusal::PersonRefusal;
 use crate::session::stream::Framed;
 use scram::{ScramError, ScramServer, Verifier};
 use users::{Method, UserEntry, Users};
@@ -21,12 +22,12 @@ pub enum ClientAuth {
         entry: UserEntry,
         method: &'static str,
     },
-    /// The reason is for the audit trail only; the client always hears the
-    /// same 28P01 message, whatever went wrong.
-    /// `method` is the one the exchange used (for an unknown user, the
-    /// mock's), for the record's `auth_method`.
+    /// The refusal is for the audit trail only; the client always hears
+    /// the same 28P01 message, whatever went wrong. `method` is the one the
+    /// exchange used (for an unknown user, the mock's), for the record's
+    /// `auth_method`.
     Failed {
-        reason: String,
+        refusal: PersonRefusal,
         method: &'static str,
     },
 }
@@ -48,7 +49,7 @@ pub async fn authenticate_client(
     let Some(entry) = users.get(user) else {
         mock_exchange(client, user, users, unknown_user_method).await?;
         return Ok(ClientAuth::Failed {
-            reason: "unknown user".into(),
+            refusal: PersonRefusal::UnknownUser,
             method: unknown_user_method.name(),
         });
     };
@@ -65,13 +66,15 @@ pub async fn authenticate_client(
     };
     if !passed {
         return Ok(ClientAuth::Failed {
-            reason: format!("wrong password ({method})"),
+            refusal: PersonRefusal::WrongPassword { method },
             method,
         });
     }
     if !entry.allows_database(database) {
         return Ok(ClientAuth::Failed {
-            reason: format!("database \"{database}\" not allowed for this user"),
+            refusal: PersonRefusal::DatabaseNotAllowed {
+                database: database.to_string(),
+            },
             method,
         });
     }
@@ -206,6 +209,7 @@ pub enum UpstreamLogin {
     /// The server refused; its ErrorResponse frame, to pass on.
     Refused {
         error: bytes::Bytes,
+        sqlstate: String,
         message: String,
     },
 }
@@ -292,12 +296,11 @@ pub async fn login_upstream(
                 }
             }
             b'E' => {
-                let message = backend::error_fields(&frame[5..])
-                    .map(|f| f.message)
-                    .unwrap_or_default();
+                let fields = backend::error_fields(&frame[5..]).unwrap_or_default();
                 return Ok(UpstreamLogin::Refused {
                     error: frame,
-                    message,
+                    sqlstate: fields.code,
+                    message: fields.message,
                 });
             }
             b'N' | b'v' => {}

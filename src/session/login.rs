@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::error::SessionError;
+use super::refusal::LoginRefused;
 use super::stream::Framed;
 use super::upstream;
 use crate::audit::role::StartupIdentity;
@@ -115,14 +116,15 @@ fn startup_identity(s: &Startup) -> StartupIdentity {
     StartupIdentity::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-/// Authenticates and logs in. `Ok(Err(reason))` is a refused login that has
-/// already been reported to the client; `info` is updated with the outcome.
+/// Authenticates and logs in. `Ok(Err(refused))` is a refused login that
+/// has already been reported to the client; `info` is updated with the
+/// outcome.
 pub async fn authenticate(
     client: &mut Framed,
     s: &Startup,
     ctx: &ProxyContext,
     info: &mut Option<SessionInfo>,
-) -> Result<Result<LoggedIn, String>, SessionError> {
+) -> Result<Result<LoggedIn, LoginRefused>, SessionError> {
     let Some(session) = info.as_mut() else {
         return Err(SessionError::Protocol("no session".into()));
     };
@@ -163,7 +165,7 @@ pub async fn authenticate(
 async fn relay_auth(
     client: &mut Framed,
     up: &mut Framed,
-) -> Result<Result<&'static str, String>, SessionError> {
+) -> Result<Result<&'static str, LoginRefused>, SessionError> {
     let mut method = "trust";
     loop {
         let frame = up.read_frame().await?;
@@ -205,7 +207,7 @@ async fn relay_auth(
             }
             b'E' => {
                 client.write(&frame).await?;
-                return Ok(Err(backend::error_fields(&frame[5..])?.message));
+                return Ok(Err(server_refusal(&frame)?));
             }
             _ => client.write(&frame).await?,
         }
@@ -218,7 +220,7 @@ async fn proxy_auth(
     s: &Startup,
     ctx: &ProxyContext,
     session: &mut SessionInfo,
-) -> Result<Result<(Framed, SocketAddr), String>, SessionError> {
+) -> Result<Result<(Framed, SocketAddr), LoginRefused>, SessionError> {
     let users = ctx.users();
     let outcome = auth::authenticate_client(
         client,
@@ -233,7 +235,7 @@ async fn proxy_auth(
             session.auth_method = method.into();
             entry
         }
-        ClientAuth::Failed { reason, method } => {
+        ClientAuth::Failed { refusal, method } => {
             session.auth_method = method.into();
             let message = auth::failure_message(&session.user);
             client
@@ -243,7 +245,7 @@ async fn proxy_auth(
                     &message,
                 ))
                 .await?;
-            return Ok(Err(reason));
+            return Ok(Err(LoginRefused::Person(refusal)));
         }
     };
     let auth_cfg = &ctx.config.auth;
@@ -273,14 +275,28 @@ async fn proxy_auth(
         .map(|p| p.0.as_str());
     match auth::login_upstream(&mut up, &session.db_role, password).await? {
         UpstreamLogin::Ok { .. } => Ok(Ok((up, addr))),
-        UpstreamLogin::Refused { error, message } => {
+        UpstreamLogin::Refused {
+            error,
+            sqlstate,
+            message,
+        } => {
             client.write(&error).await?;
-            Ok(Err(format!(
-                "upstream refused role \"{}\": {message}",
-                session.db_role
-            )))
+            Ok(Err(LoginRefused::Role {
+                role: session.db_role.clone(),
+                sqlstate,
+                message,
+            }))
         }
     }
+}
+
+/// The server's ErrorResponse during login, typed.
+fn server_refusal(frame: &[u8]) -> Result<LoginRefused, SessionError> {
+    let fields = backend::error_fields(&frame[5..])?;
+    Ok(LoginRefused::Server {
+        sqlstate: fields.code,
+        message: fields.message,
+    })
 }
 
 /// Passes ParameterStatus and notices on, replaces the secret in
@@ -293,7 +309,7 @@ async fn finish_startup(
     ctx: &ProxyContext,
     addr: SocketAddr,
     session: &mut SessionInfo,
-) -> Result<Result<Option<CancelKey>, String>, SessionError> {
+) -> Result<Result<Option<CancelKey>, LoginRefused>, SessionError> {
     let mut out = BytesMut::new();
     let mut key = None;
     loop {
@@ -320,7 +336,7 @@ async fn finish_startup(
             b'E' => {
                 out.put_slice(&frame);
                 client.write(&out).await?;
-                return Ok(Err(backend::error_fields(&frame[5..])?.message));
+                return Ok(Err(server_refusal(&frame)?));
             }
             _ => out.put_slice(&frame),
         }

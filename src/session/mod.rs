@@ -3,6 +3,7 @@
 
 pub mod error;
 mod login;
+pub(crate) mod refusal;
 mod refuse;
 pub mod relay;
 pub mod startup;
@@ -17,7 +18,7 @@ use std::time::{Instant, SystemTime};
 use tokio::net::TcpStream;
 
 use crate::audit::{AuditEvent, SessionEvent, SessionEventType, SessionInfo};
-use crate::context::{CancelResult, ProxyContext};
+use crate::context::{AuthFailureReason, CancelResult, ProxyContext};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::sqlstate;
 use error::SessionError;
@@ -192,9 +193,9 @@ async fn establish(
                 cancel_key,
             })
         }
-        Ok(Err(reason)) => {
-            ctx.stats
-                .auth_failed(crate::context::auth_failure_reason(&reason));
+        Ok(Err(refused)) => {
+            ctx.stats.auth_failed(refused.reason());
+            let reason = refused.to_string();
             tracing::info!(%peer, user = %info.user, %reason, "authentication failed");
             setup.ended(&client, format!("login failed: {reason}"));
             session_event(
@@ -209,8 +210,8 @@ async fn establish(
         Err(e) => {
             log_failure(peer, &e);
             ctx.stats.auth_failed(match &e {
-                SessionError::Upstream(_) => crate::context::AUTH_FAILURE_UPSTREAM,
-                _ => crate::context::AUTH_FAILURE_REASONS.len() - 1,
+                SessionError::Upstream(_) => AuthFailureReason::Upstream,
+                _ => AuthFailureReason::Other,
             });
             let (code, message) = match &e {
                 SessionError::Upstream(_) => (
