@@ -49,7 +49,7 @@ fn event(session: &Arc<SessionInfo>, text: &Bytes) -> AuditEvent {
         command_tag: Some("SELECT 1".into()),
         rows: Some(1),
         failure: None,
-        txn_status: b'I',
+        txn_status: pgtrail::audit::event::TxnStatus::Idle,
     }))
 }
 

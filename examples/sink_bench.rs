@@ -42,6 +42,7 @@ use clickhouse::{Client, Compression};
 
 use pgtrail::audit::builder::RecordBuilder;
 use pgtrail::audit::clickhouse::ClickHouseSink;
+use pgtrail::audit::event::TxnStatus;
 use pgtrail::audit::record::{micros_since_epoch, Record};
 use pgtrail::audit::spool::{Spool, SpoolOptions};
 use pgtrail::audit::{AuditEvent, AuditSink, Failure, Protocol, SessionInfo, StatementEvent};
@@ -281,7 +282,11 @@ fn build_pool(n: usize, instance_id: &str) -> Vec<Record> {
                 command_tag: (!tag.is_empty()).then_some(tag),
                 rows: Some(rows),
                 failure,
-                txn_status: txn,
+                txn_status: match txn {
+                    b'T' => TxnStatus::InBlock,
+                    b'E' => TxnStatus::Failed,
+                    _ => TxnStatus::Idle,
+                },
             };
             builder.build(AuditEvent::Statement(Box::new(event)))
         })

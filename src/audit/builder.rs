@@ -232,7 +232,7 @@ impl RecordBuilder {
             success: e.failure.is_none(),
             sqlstate,
             error_message,
-            txn_status: txn_status_label(e.txn_status),
+            txn_status: Label::Borrowed(e.txn_status.label()),
             params: e.params.map(|p| p.iter().map(render_param).collect()),
         }
     }
@@ -301,18 +301,6 @@ fn may_hold_several(text: &[u8]) -> bool {
     match text.iter().position(|&b| b == b';') {
         Some(p) => !text[p + 1..].iter().all(|b| b.is_ascii_whitespace()),
         None => false,
-    }
-}
-
-/// ReadyForQuery's status byte as text; only `I`, `T` and `E` exist, and
-/// `""` says the record was written before its ReadyForQuery arrived.
-fn txn_status_label(status: u8) -> Label {
-    match status {
-        super::event::TXN_STATUS_UNKNOWN => Label::Borrowed(""),
-        b'I' => Label::Borrowed("I"),
-        b'T' => Label::Borrowed("T"),
-        b'E' => Label::Borrowed("E"),
-        other => Label::Owned(char::from(other).to_string()),
     }
 }
 

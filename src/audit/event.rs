@@ -2,6 +2,7 @@
 //! numbers. Parsing, classification and serialisation happen later, off the
 //! relay's hot path.
 
+pub use crate::protocol::backend::TxnStatus;
 use bytes::Bytes;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -86,14 +87,10 @@ pub struct StatementEvent {
     pub failure: Option<Failure>,
     /// The status of the ReadyForQuery that ended the statement's batch (a
     /// Query string, or the messages up to a Sync): `I`, `T` or `E`; or
-    /// `TXN_STATUS_UNKNOWN` when the record had to be released before that
+    /// `Unknown` when the record had to be released before that
     /// ReadyForQuery arrived (see `Tracker::take_finished`).
-    pub txn_status: u8,
+    pub txn_status: TxnStatus,
 }
-
-/// `txn_status` of a statement released before its ReadyForQuery arrived;
-/// written as `""` in records.
-pub const TXN_STATUS_UNKNOWN: u8 = 0;
 
 /// The kinds of session record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

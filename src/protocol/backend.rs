@@ -59,9 +59,40 @@ pub fn error_fields(body: &[u8]) -> Result<ErrorFields, Malformed> {
     }
 }
 
-/// ReadyForQuery ('Z'): transaction status, `I`, `T` or `E`.
-pub fn ready_status(body: &[u8]) -> Result<u8, Malformed> {
-    MessageReader::new(body).u8()
+/// The transaction status a ReadyForQuery reports, and `Unknown` for a
+/// statement whose ReadyForQuery had not arrived when its record was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// `I`: no transaction open.
+    Idle,
+    /// `T`: in a transaction block.
+    InBlock,
+    /// `E`: in a failed transaction block (statements refused until ROLLBACK).
+    Failed,
+    Unknown,
+}
+
+impl TxnStatus {
+    /// As records write it: `I`, `T`, `E`, or empty when unknown.
+    pub fn label(self) -> &'static str {
+        match self {
+            TxnStatus::Idle => "I",
+            TxnStatus::InBlock => "T",
+            TxnStatus::Failed => "E",
+            TxnStatus::Unknown => "",
+        }
+    }
+}
+
+/// ReadyForQuery ('Z'): the transaction status; any byte but `I`, `T` or
+/// `E` is malformed.
+pub fn ready_status(body: &[u8]) -> Result<TxnStatus, Malformed> {
+    match MessageReader::new(body).u8()? {
+        b'I' => Ok(TxnStatus::Idle),
+        b'T' => Ok(TxnStatus::InBlock),
+        b'E' => Ok(TxnStatus::Failed),
+        _ => Err(Malformed("unknown ReadyForQuery status")),
+    }
 }
 
 /// BackendKeyData ('K'): process id and secret key.
@@ -125,5 +156,15 @@ mod tests {
         assert_eq!(f.position, Some(15));
         assert!(!f.is_fatal());
         assert!(error_fields(b"SERROR\0").is_err());
+    }
+
+    #[test]
+    fn ready_for_query_status_is_one_of_three() {
+        assert_eq!(ready_status(b"I"), Ok(TxnStatus::Idle));
+        assert_eq!(ready_status(b"T"), Ok(TxnStatus::InBlock));
+        assert_eq!(ready_status(b"E"), Ok(TxnStatus::Failed));
+        assert!(ready_status(b"X").is_err());
+        assert!(ready_status(b"").is_err());
+        assert_eq!(TxnStatus::Unknown.label(), "");
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::audit::event::TXN_STATUS_UNKNOWN;
+use crate::audit::event::TxnStatus;
 use crate::audit::{Failure, Param, Protocol, SessionInfo, StatementEvent};
 use crate::protocol::{backend, frontend, Malformed};
 
@@ -99,7 +99,7 @@ pub struct Tracker {
     last_done: Instant,
     rows_seen: u64,
     application_name: Arc<str>,
-    txn_status: u8,
+    txn_status: TxnStatus,
     statements: u64,
     /// The server's FATAL (or PANIC) error, as `FATAL 57P01: message`.
     server_fatal: Option<String>,
@@ -123,7 +123,7 @@ impl Tracker {
             last_done: Instant::now(),
             rows_seen: 0,
             application_name,
-            txn_status: b'I',
+            txn_status: TxnStatus::Idle,
             statements: 0,
             server_fatal: None,
             copy_in: false,
@@ -142,7 +142,7 @@ impl Tracker {
     /// Nothing in flight and no transaction open: the server is waiting for
     /// the client in state `I`.
     pub fn is_idle(&self) -> bool {
-        self.expected.is_empty() && self.txn_status == b'I'
+        self.expected.is_empty() && self.txn_status == TxnStatus::Idle
     }
 
     /// The FATAL error the server sent, if any: it ends the session, whether
@@ -172,7 +172,7 @@ impl Tracker {
     /// result reaches the client before its event is queued (and, under
     /// `before_ack`, durable), and nothing piles up before a Sync. Events
     /// whose ReadyForQuery was in the frames read carry its status; the
-    /// others carry `TXN_STATUS_UNKNOWN`.
+    /// others carry `TxnStatus::Unknown`.
     pub fn take_finished(&mut self) -> Vec<StatementEvent> {
         let mut finished = std::mem::take(&mut self.ready);
         finished.append(&mut self.pending);
@@ -527,7 +527,7 @@ impl Tracker {
             command_tag,
             rows: if failure.is_some() { None } else { rows },
             failure,
-            txn_status: TXN_STATUS_UNKNOWN,
+            txn_status: TxnStatus::Unknown,
         });
     }
 }

@@ -95,7 +95,7 @@ fn multi_statement_query_gives_one_event_per_statement() {
     );
     assert!(ev
         .iter()
-        .all(|e| e.txn_status == b'T' && e.protocol == Protocol::Simple));
+        .all(|e| e.txn_status == TxnStatus::InBlock && e.protocol == Protocol::Simple));
     assert_eq!(t.statements(), 3);
 }
 
@@ -272,14 +272,14 @@ fn results_are_released_per_statement_not_per_ready_for_query() {
     let ev = t.take_finished();
     assert_eq!(ev.len(), 3);
     assert_eq!(ev[2].command_tag.as_deref(), Some("COMMIT"));
-    assert!(ev.iter().all(|e| e.txn_status == TXN_STATUS_UNKNOWN));
+    assert!(ev.iter().all(|e| e.txn_status == TxnStatus::Unknown));
     t.server_frame(b'D', b"", now).unwrap();
     t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
     let ev = t.take_finished();
     assert_eq!(
         (ev.len(), ev[0].statement_index, ev[0].txn_status),
-        (1, 3, b'I')
+        (1, 3, TxnStatus::Idle)
     );
 }
 
