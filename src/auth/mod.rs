@@ -10,6 +10,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
 use crate::protocol::backend::{self, auth};
 use crate::protocol::{build, MessageReader};
+use crate::protocol::{tag, Frame, HEADER_LEN};
 use crate::session::error::SessionError;
 use crate::session::refusal::PersonRefusal;
 use crate::session::stream::Framed;
@@ -117,13 +118,14 @@ async fn mock_exchange(
 /// Reads the client's PasswordMessage-family reply ('p').
 async fn read_password_message(client: &mut Framed) -> Result<bytes::Bytes, SessionError> {
     let frame = client.read_auth_frame().await?;
-    if frame[0] != b'p' {
+    let got = Frame::of(&frame).tag;
+    if got != tag::frontend::PASSWORD {
         return Err(SessionError::Protocol(format!(
             "expected a password message, got {}",
-            crate::protocol::frame::tag_name(frame[0])
+            crate::protocol::frame::tag_name(got)
         )));
     }
-    Ok(frame.slice(5..))
+    Ok(frame.slice(HEADER_LEN..))
 }
 
 async fn scram_exchange(client: &mut Framed, verifier: Verifier) -> Result<bool, SessionError> {
@@ -231,9 +233,10 @@ pub async fn login_upstream(
     };
     loop {
         let frame = up.read_frame().await?;
-        match frame[0] {
-            b'R' => {
-                let (code, data) = backend::auth_request(&frame[5..])?;
+        let view = Frame::of(&frame);
+        match view.tag {
+            tag::backend::AUTHENTICATION => {
+                let (code, data) = backend::auth_request(view.body)?;
                 match code {
                     auth::OK => return Ok(UpstreamLogin::Ok { method }),
                     auth::CLEARTEXT => {
@@ -295,15 +298,15 @@ pub async fn login_upstream(
                     }
                 }
             }
-            b'E' => {
-                let fields = backend::error_fields(&frame[5..]).unwrap_or_default();
+            tag::backend::ERROR_RESPONSE => {
+                let fields = backend::error_fields(view.body).unwrap_or_default();
                 return Ok(UpstreamLogin::Refused {
                     error: frame,
                     sqlstate: fields.code,
                     message: fields.message,
                 });
             }
-            b'N' | b'v' => {}
+            tag::backend::NOTICE_RESPONSE | tag::backend::NEGOTIATE_PROTOCOL_VERSION => {}
             other => {
                 return Err(SessionError::Upstream(format!(
                     "unexpected message {} during login",

@@ -89,6 +89,26 @@ impl FrameLimits {
     }
 }
 
+/// A whole message seen as its tag and its body (the bytes after the
+/// 5-byte header), borrowed from the bytes that arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub tag: u8,
+    pub body: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// The view of a whole frame, header included, as `frame_len` or
+    /// `Framed::read_frame` delimit it. Shorter input (never produced by
+    /// either) reads as tag 0 with an empty body rather than panicking.
+    pub fn of(bytes: &'a [u8]) -> Frame<'a> {
+        Frame {
+            tag: bytes.first().copied().unwrap_or(0),
+            body: bytes.get(HEADER_LEN..).unwrap_or_default(),
+        }
+    }
+}
+
 /// Length of the first whole frame at the start of `buf`.
 ///
 /// `Ok(Err(missing))` means the frame is incomplete and at least `missing`

@@ -11,6 +11,7 @@ pub mod frontend;
 pub mod reader;
 pub mod sqlstate;
 pub mod startup;
+pub mod tag;
 
-pub use frame::{FrameError, HEADER_LEN};
+pub use frame::{Frame, FrameError, HEADER_LEN};
 pub use reader::{Malformed, MessageReader};

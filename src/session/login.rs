@@ -20,6 +20,7 @@ use crate::protocol::backend::{self, auth as codes};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::sqlstate;
 use crate::protocol::startup::Startup;
+use crate::protocol::{tag, Frame};
 use crate::text::lossless;
 
 /// A logged-in session, ready for the relay.
@@ -169,9 +170,10 @@ async fn relay_auth(
     let mut method = "trust";
     loop {
         let frame = up.read_frame().await?;
-        match frame[0] {
-            b'R' => {
-                let (code, data) = backend::auth_request(&frame[5..])?;
+        let view = Frame::of(&frame);
+        match view.tag {
+            tag::backend::AUTHENTICATION => {
+                let (code, data) = backend::auth_request(view.body)?;
                 match code {
                     codes::OK => {
                         client.write(&frame).await?;
@@ -200,12 +202,12 @@ async fn relay_auth(
                     }
                 }
                 let answer = client.read_auth_frame().await?;
-                if answer[0] != b'p' {
+                if Frame::of(&answer).tag != tag::frontend::PASSWORD {
                     return Err(SessionError::Protocol("expected a password message".into()));
                 }
                 up.write(&answer).await?;
             }
-            b'E' => {
+            tag::backend::ERROR_RESPONSE => {
                 client.write(&frame).await?;
                 return Ok(Err(server_refusal(&frame)?));
             }
@@ -292,7 +294,7 @@ async fn proxy_auth(
 
 /// The server's ErrorResponse during login, typed.
 fn server_refusal(frame: &[u8]) -> Result<LoginRefused, SessionError> {
-    let fields = backend::error_fields(&frame[5..])?;
+    let fields = backend::error_fields(Frame::of(frame).body)?;
     Ok(LoginRefused::Server {
         sqlstate: fields.code,
         message: fields.message,
@@ -314,9 +316,10 @@ async fn finish_startup(
     let mut key = None;
     loop {
         let frame = up.read_frame().await?;
-        match frame[0] {
-            b'K' => {
-                let (pid, secret) = backend::backend_key(&frame[5..])?;
+        let view = Frame::of(&frame);
+        match view.tag {
+            tag::backend::BACKEND_KEY_DATA => {
+                let (pid, secret) = backend::backend_key(view.body)?;
                 // Records name the server's process; a pid is never negative.
                 session.backend_pid = u32::try_from(pid).unwrap_or(0);
                 let issued = ctx.cancel.register(UpstreamKey {
@@ -328,12 +331,12 @@ async fn finish_startup(
                 out.put_slice(&build::backend_key_data(issued.pid, issued.secret));
                 key = Some(issued);
             }
-            b'Z' => {
+            tag::backend::READY_FOR_QUERY => {
                 out.put_slice(&frame);
                 client.write(&out).await?;
                 return Ok(Ok(key));
             }
-            b'E' => {
+            tag::backend::ERROR_RESPONSE => {
                 out.put_slice(&frame);
                 client.write(&out).await?;
                 return Ok(Err(server_refusal(&frame)?));

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::audit::event::TxnStatus;
 use crate::audit::{Failure, Param, Protocol, SessionInfo, StatementEvent};
-use crate::protocol::{backend, frontend, Malformed};
+use crate::protocol::{backend, frontend, tag, Malformed};
 
 /// What the server will answer, in order.
 #[derive(Debug)]
@@ -187,7 +187,7 @@ impl Tracker {
         now: Instant,
     ) -> Result<ClientFrame, Malformed> {
         match tag {
-            b'Q' => {
+            tag::frontend::QUERY => {
                 let text = Bytes::copy_from_slice(frontend::query(body)?);
                 self.expected.push_back(Expect::Simple {
                     text,
@@ -195,7 +195,7 @@ impl Tracker {
                     index: 0,
                 });
             }
-            b'P' => {
+            tag::frontend::PARSE => {
                 let p = frontend::parse(body)?;
                 let name = Bytes::copy_from_slice(p.statement);
                 let text = Bytes::copy_from_slice(p.query);
@@ -207,8 +207,8 @@ impl Tracker {
                     sent: now,
                 });
             }
-            b'B' => self.bind(body, now)?,
-            b'E' => {
+            tag::frontend::BIND => self.bind(body, now)?,
+            tag::frontend::EXECUTE => {
                 let e = frontend::execute(body)?;
                 let (text, params) = match self.portals.get(e.portal) {
                     Some(p) => (p.text.clone(), p.params.clone()),
@@ -220,11 +220,11 @@ impl Tracker {
                     sent: now,
                 });
             }
-            b'D' => {
+            tag::frontend::DESCRIBE => {
                 frontend::close_or_describe(body)?;
                 self.expected.push_back(Expect::Describe);
             }
-            b'C' => {
+            tag::frontend::CLOSE => {
                 let (target, name) = frontend::close_or_describe(body)?;
                 match target {
                     frontend::Target::Statement => self.prepared.remove(name),
@@ -232,14 +232,16 @@ impl Tracker {
                 };
                 self.expected.push_back(Expect::Close);
             }
-            b'S' => self.expected.push_back(Expect::Sync),
-            b'F' => {
+            tag::frontend::SYNC => self.expected.push_back(Expect::Sync),
+            tag::frontend::FUNCTION_CALL => {
                 let oid = frontend::function_call_oid(body)?;
                 self.expected
                     .push_back(Expect::FunctionCall { oid, sent: now });
             }
-            b'X' => return Ok(ClientFrame::Terminate),
-            b'd' | b'c' | b'f' => self.forget_syncs_sent_into_copy(),
+            tag::frontend::TERMINATE => return Ok(ClientFrame::Terminate),
+            tag::frontend::COPY_DATA | tag::frontend::COPY_DONE | tag::frontend::COPY_FAIL => {
+                self.forget_syncs_sent_into_copy()
+            }
             // Flush, COPY data and anything unknown: forwarded, no answer expected.
             _ => {}
         }
@@ -295,29 +297,31 @@ impl Tracker {
     /// A whole frame from the server; `body` excludes the 5-byte header.
     pub fn server_frame(&mut self, tag: u8, body: &[u8], now: Instant) -> Result<(), Malformed> {
         match tag {
-            b'D' => self.rows_seen += 1,
-            b'C' => {
+            tag::backend::DATA_ROW => self.rows_seen += 1,
+            tag::backend::COMMAND_COMPLETE => {
                 let tag = backend::command_tag(body)?;
                 self.complete(now, Some(tag), None);
             }
-            b's' => self.complete(now, None, None),
-            b'V' => self.complete(now, Some(b""), None),
-            b'I' => self.empty_query(),
-            b'E' => {
+            tag::backend::PORTAL_SUSPENDED => self.complete(now, None, None),
+            tag::backend::FUNCTION_CALL_RESPONSE => self.complete(now, Some(b""), None),
+            tag::backend::EMPTY_QUERY_RESPONSE => self.empty_query(),
+            tag::backend::ERROR_RESPONSE => {
                 let fields = backend::error_fields(body)?;
                 self.error(now, fields);
             }
-            b'G' => self.copy_in = true,
-            b'Z' => {
+            tag::backend::COPY_IN_RESPONSE => self.copy_in = true,
+            tag::backend::READY_FOR_QUERY => {
                 self.copy_in = false;
                 self.txn_status = backend::ready_status(body)?;
                 self.ready_for_query();
             }
-            b'1' => self.pop_if(|e| matches!(e, Expect::Parse { .. })),
-            b'2' => self.pop_if(|e| matches!(e, Expect::Bind { .. })),
-            b'3' => self.pop_if(|e| matches!(e, Expect::Close)),
-            b'T' | b'n' => self.pop_if(|e| matches!(e, Expect::Describe)),
-            b'S' => {
+            tag::backend::PARSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Parse { .. })),
+            tag::backend::BIND_COMPLETE => self.pop_if(|e| matches!(e, Expect::Bind { .. })),
+            tag::backend::CLOSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Close)),
+            tag::backend::ROW_DESCRIPTION | tag::backend::NO_DATA => {
+                self.pop_if(|e| matches!(e, Expect::Describe))
+            }
+            tag::backend::PARAMETER_STATUS => {
                 let (name, value) = backend::parameter_status(body)?;
                 if name == b"application_name" {
                     self.application_name = Arc::from(crate::text::lossless(value).0.as_ref());

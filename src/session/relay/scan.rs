@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::Shared;
-use crate::protocol::frame::{frame_len, FrameLimits};
+use crate::protocol::frame::{frame_len, Frame, FrameLimits};
+use crate::protocol::tag;
 use crate::session::error::SessionError;
 use crate::session::refuse::{Refuser, Verdict};
 use crate::session::tracker::ClientFrame;
@@ -36,7 +37,7 @@ pub(super) fn scan_client(
     loop {
         match frame_len(&buf[off..], limits)? {
             Ok(len) => {
-                let frame = &buf[off..off + len];
+                let frame = Frame::of(&buf[off..off + len]);
                 let t = tracker.get_or_insert_with(|| shared.tracker());
                 let refuse = if refuser.passes_all(why) {
                     false
@@ -44,7 +45,7 @@ pub(super) fn scan_client(
                     let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
                     let (mark, before) = (replies.len(), refuser.clone());
                     let refuse =
-                        refuser.judge(frame[0], why, t.is_idle(), &mut replies) == Verdict::Refuse;
+                        refuser.judge(frame.tag, why, t.is_idle(), &mut replies) == Verdict::Refuse;
                     if refused.is_some_and(|r| r != refuse) {
                         replies.truncate(mark);
                         *refuser = before;
@@ -62,16 +63,21 @@ pub(super) fn scan_client(
                 }
                 if refuse {
                     shared.ctx.stats.statements_refused.fetch_add(
-                        u64::from(matches!(frame[0], b'Q' | b'F' | b'P')),
+                        u64::from(matches!(
+                            frame.tag,
+                            tag::frontend::QUERY
+                                | tag::frontend::FUNCTION_CALL
+                                | tag::frontend::PARSE
+                        )),
                         Ordering::Relaxed,
                     );
                     off += len;
                     continue;
                 }
-                if let Some(text) = statement_text(frame[0], &frame[5..]) {
+                if let Some(text) = statement_text(frame.tag, frame.body) {
                     shared.ctx.hooks.on_statement(t.session(), text);
                 }
-                let action = t.client_frame(frame[0], &frame[5..], now)?;
+                let action = t.client_frame(frame.tag, frame.body, now)?;
                 off += len;
                 if action == ClientFrame::Terminate {
                     return Ok(Scan {
@@ -124,12 +130,12 @@ pub(super) fn scan_server(
     loop {
         match frame_len(&buf[off..], limits)? {
             Ok(len) => {
-                let frame = &buf[off..off + len];
+                let frame = Frame::of(&buf[off..off + len]);
                 // DataRow and CopyData are most of the traffic and tell the
                 // tracker nothing but a row count: skip the lock for CopyData.
-                if frame[0] != b'd' {
+                if frame.tag != tag::backend::COPY_DATA {
                     let t = tracker.get_or_insert_with(|| shared.tracker());
-                    t.server_frame(frame[0], &frame[5..], now)?;
+                    t.server_frame(frame.tag, frame.body, now)?;
                 }
                 off += len;
             }
@@ -147,11 +153,11 @@ pub(super) fn scan_server(
 
 /// The statement text a Query or Parse message carries; `None` for other
 /// messages and for malformed ones (the tracker reports those).
-fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
+fn statement_text(message: u8, body: &[u8]) -> Option<&[u8]> {
     use crate::protocol::frontend;
-    match tag {
-        b'Q' => frontend::query(body).ok(),
-        b'P' => frontend::parse(body).ok().map(|p| p.query),
+    match message {
+        tag::frontend::QUERY => frontend::query(body).ok(),
+        tag::frontend::PARSE => frontend::parse(body).ok().map(|p| p.query),
         _ => None,
     }
 }
@@ -165,14 +171,14 @@ fn error_before_ready(buf: &[u8], limits: &FrameLimits) -> Result<Option<usize>,
     loop {
         match frame_len(&buf[off..], limits)? {
             Ok(len) => {
-                match buf[off] {
-                    b'E' => {
-                        let fatal =
-                            crate::protocol::backend::error_fields(&buf[off + 5..off + len])
-                                .is_ok_and(|f| f.is_fatal());
+                let frame = Frame::of(&buf[off..off + len]);
+                match frame.tag {
+                    tag::backend::ERROR_RESPONSE => {
+                        let fatal = crate::protocol::backend::error_fields(frame.body)
+                            .is_ok_and(|f| f.is_fatal());
                         waiting = !fatal;
                     }
-                    b'Z' => waiting = false,
+                    tag::backend::READY_FOR_QUERY => waiting = false,
                     _ => {}
                 }
                 off += len;
