@@ -5,6 +5,7 @@
 //! - [`config_file`]: reading it with `FILE:LINE:COL: key: why` errors.
 //! - [`reload`]: SIGHUP: log level, client TLS and users file without a restart.
 //! - [`server`]: accept loop, connection limit, graceful shutdown.
+//! - [`startup_error`]: why a server could not start, by what failed.
 //! - [`admin`]: the admin HTTP listener: `/metrics`, `/healthz`, `/readyz`.
 //! - [`context`]: what every session of one server shares.
 //! - [`session`]: one client connection: startup, login, relay, response tracking.
@@ -41,5 +42,6 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod startup_error;
 pub mod text;
 pub mod tls;

@@ -24,6 +24,7 @@ use crate::context::{LiveSettings, ProxyContext, ProxyStats};
 use crate::hooks::{NoHooks, SessionHooks};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::sqlstate;
+use crate::startup_error::StartupError;
 
 /// A bound, not yet running proxy.
 pub struct Server {
@@ -56,26 +57,24 @@ impl Extensions {
 
 impl Server {
     /// Validates the configuration, loads what it names and binds the listener.
-    pub async fn bind(config: Config, ext: Extensions) -> Result<Server, String> {
-        config.validate().map_err(|e| e.to_string())?;
-        let (upstream_host, upstream_port) = config.upstream.host_port()?;
-        let tls_acceptor = crate::tls::acceptor(&config.tls)?;
-        let upstream_tls = crate::tls::connector(&config.upstream)?;
+    pub async fn bind(config: Config, ext: Extensions) -> Result<Server, StartupError> {
+        config
+            .validate()
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let (upstream_host, upstream_port) =
+            config.upstream.host_port().map_err(StartupError::Config)?;
+        let tls_acceptor = crate::tls::acceptor(&config.tls).map_err(StartupError::Tls)?;
+        let upstream_tls = crate::tls::connector(&config.upstream).map_err(StartupError::Tls)?;
         let users = match (&config.auth.mode, &config.auth.users_file) {
-            (AuthMode::Proxy, Some(path)) => Users::load(path)?,
+            (AuthMode::Proxy, Some(path)) => Users::load(path).map_err(StartupError::Users)?,
             _ => Users::default(),
         };
         let classifier = ext.classifier.clone();
-        let (audit, audit_worker, gauges) = start_audit(&config, ext.classifier, ext.sinks)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("listen on {}: {e}", config.listen))?;
+        let (audit, audit_worker, gauges) =
+            start_audit(&config, ext.classifier, ext.sinks).map_err(StartupError::Audit)?;
+        let listener = bind_listener("listen", config.listen).await?;
         let admin = match config.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("admin_listen on {addr}: {e}"))?,
-            ),
+            Some(addr) => Some(bind_listener("admin_listen", addr).await?),
             None => None,
         };
         let (force_close, force_rx) = watch::channel(false);
@@ -215,6 +214,12 @@ fn spawn_session(
             });
         }
     }
+}
+
+async fn bind_listener(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Listen { what, addr, source })
 }
 
 /// After a failed accept (out of file descriptors and the like), the pause
