@@ -141,31 +141,7 @@ async fn establish(
     ctx: &ProxyContext,
     setup: &mut Setup,
 ) -> Option<Established> {
-    let (conn, request) = startup::negotiate(socket, ctx).await;
-    let (mut client, request) = match (conn, request) {
-        (Some(c), Ok(r)) => (c, r),
-        (conn, Err(e)) => {
-            log_failure(peer, &e);
-            if let (Some(mut c), true) = (conn, e.is_protocol_violation()) {
-                let _ = c
-                    .write(&build::error_response(
-                        Severity::Fatal,
-                        sqlstate::PROTOCOL_VIOLATION,
-                        &e.to_string(),
-                    ))
-                    .await;
-            }
-            return None;
-        }
-        (None, Ok(_)) => return None,
-    };
-    let startup = match request {
-        Request::Cancel { pid, secret } => {
-            forward_cancel(ctx, peer, pid, &secret).await;
-            return None;
-        }
-        Request::Startup(s) => s,
-    };
+    let (mut client, startup) = startup_request(socket, peer, ctx).await?;
     if let Err((code, message)) = login::check_startup(&startup, client.stream.is_tls(), ctx) {
         tracing::info!(%peer, %message, "startup refused");
         let _ = client
@@ -208,38 +184,80 @@ async fn establish(
             None
         }
         Err(e) => {
-            log_failure(peer, &e);
-            ctx.stats.auth_failed(match &e {
-                SessionError::Upstream(_) => AuthFailureReason::Upstream,
-                _ => AuthFailureReason::Other,
-            });
-            let (code, message) = match &e {
-                SessionError::Upstream(_) => (
-                    sqlstate::CONNECTION_FAILURE,
-                    format!("pgtrail: the database server is unavailable: {e}"),
-                ),
-                other if other.is_protocol_violation() => {
-                    (sqlstate::PROTOCOL_VIOLATION, e.to_string())
-                }
-                _ => (sqlstate::CONNECTION_FAILURE, e.to_string()),
-            };
-            let _ = client
-                .write(&build::error_response(Severity::Fatal, code, &message))
-                .await;
-            let why = match &e {
-                SessionError::Closed => "client closed the connection during login".into(),
-                e => format!("login failed: {e}"),
-            };
-            setup.ended(&client, why);
-            session_event(
-                ctx,
-                SessionEventType::AuthFailed,
-                Arc::new(info),
-                Some(e.to_string()),
-            )
-            .await;
+            login_error(ctx, peer, &mut client, e, setup).await;
             None
         }
+    }
+}
+
+/// The StartupMessage of a new connection; `None` when the connection
+/// carried a CancelRequest (forwarded here) or failed before a
+/// StartupMessage (answered and logged here).
+async fn startup_request(
+    socket: TcpStream,
+    peer: SocketAddr,
+    ctx: &ProxyContext,
+) -> Option<(Framed, crate::protocol::startup::Startup)> {
+    let (conn, request) = startup::negotiate(socket, ctx).await;
+    let (client, request) = match (conn, request) {
+        (Some(c), Ok(r)) => (c, r),
+        (conn, Err(e)) => {
+            log_failure(peer, &e);
+            if let (Some(mut c), true) = (conn, e.is_protocol_violation()) {
+                let _ = c
+                    .write(&build::error_response(
+                        Severity::Fatal,
+                        sqlstate::PROTOCOL_VIOLATION,
+                        &e.to_string(),
+                    ))
+                    .await;
+            }
+            return None;
+        }
+        (None, Ok(_)) => return None,
+    };
+    match request {
+        Request::Cancel { pid, secret } => {
+            forward_cancel(ctx, peer, pid, &secret).await;
+            None
+        }
+        Request::Startup(s) => Some((client, s)),
+    }
+}
+
+/// A login that failed on I/O, the protocol or the server's reachability
+/// (not a refusal): the client hears why, the trail gets `auth_failed`.
+async fn login_error(
+    ctx: &ProxyContext,
+    peer: SocketAddr,
+    client: &mut Framed,
+    e: SessionError,
+    setup: &mut Setup,
+) {
+    log_failure(peer, &e);
+    ctx.stats.auth_failed(match &e {
+        SessionError::Upstream(_) => AuthFailureReason::Upstream,
+        _ => AuthFailureReason::Other,
+    });
+    let (code, message) = match &e {
+        SessionError::Upstream(_) => (
+            sqlstate::CONNECTION_FAILURE,
+            format!("pgtrail: the database server is unavailable: {e}"),
+        ),
+        other if other.is_protocol_violation() => (sqlstate::PROTOCOL_VIOLATION, e.to_string()),
+        _ => (sqlstate::CONNECTION_FAILURE, e.to_string()),
+    };
+    let _ = client
+        .write(&build::error_response(Severity::Fatal, code, &message))
+        .await;
+    let why = match &e {
+        SessionError::Closed => "client closed the connection during login".into(),
+        e => format!("login failed: {e}"),
+    };
+    setup.ended(client, why);
+    if let Some(info) = &setup.info {
+        let info = Arc::new(info.clone());
+        session_event(ctx, SessionEventType::AuthFailed, info, Some(e.to_string())).await;
     }
 }
 
