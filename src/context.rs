@@ -37,14 +37,20 @@ pub struct ProxyContext {
     /// Flips to true when sessions must close now (shutdown timeout).
     pub force_close: watch::Receiver<bool>,
     pub stats: ProxyStats,
-    /// The classifier the audit writer uses (for its cache counters).
-    pub classifier: Arc<dyn Classifier>,
+    /// What only `/metrics` reads.
+    pub observed: Observed,
+}
+
+/// What only `/metrics` reads; nothing a session needs.
+pub struct Observed {
     /// `instance_id` of this server's records (`pgtrail_build_info`).
     pub instance_id: String,
+    /// The classifier the audit writer uses (for its cache counters).
+    pub classifier: Arc<dyn Classifier>,
     /// The ClickHouse sink's delivery counters, when one is configured.
-    pub clickhouse_stats: Option<Arc<ClickHouseStats>>,
+    pub clickhouse: Option<Arc<ClickHouseStats>>,
     /// The spool's size, when `audit.spool_dir` is in use.
-    pub spool_usage: Option<crate::audit::spool::SpoolUsage>,
+    pub spool: Option<crate::audit::spool::SpoolUsage>,
 }
 
 /// The settings a reload applies to new sessions; sessions already open

@@ -20,7 +20,7 @@ use crate::audit::{pipeline, AuditGate, AuditSink, AuditWorker};
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
 use crate::config::{AuthMode, Config, Durability};
-use crate::context::{LiveSettings, ProxyContext, ProxyStats};
+use crate::context::{LiveSettings, Observed, ProxyContext, ProxyStats};
 use crate::hooks::{NoHooks, SessionHooks};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::sqlstate;
@@ -92,10 +92,12 @@ impl Server {
             hooks: ext.hooks,
             force_close: force_rx,
             stats: ProxyStats::default(),
-            classifier,
-            instance_id: gauges.instance_id,
-            clickhouse_stats: gauges.clickhouse,
-            spool_usage: gauges.spool,
+            observed: Observed {
+                instance_id: gauges.instance_id,
+                classifier,
+                clickhouse: gauges.clickhouse,
+                spool: gauges.spool,
+            },
         };
         Ok(Server {
             listener,

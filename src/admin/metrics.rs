@@ -70,13 +70,14 @@ impl Collector for Metrics {
         let ctx = &self.0;
         connections(&mut e, ctx)?;
         statements_and_audit(&mut e, ctx)?;
-        if let Some(ch) = &ctx.clickhouse_stats {
+        let observed = &ctx.observed;
+        if let Some(ch) = &observed.clickhouse {
             clickhouse(&mut e, ch)?;
         }
-        if let Some(spool) = &ctx.spool_usage {
+        if let Some(spool) = &observed.spool {
             spool_usage(&mut e, spool)?;
         }
-        if let Some(cache) = ctx.classifier.cache_stats() {
+        if let Some(cache) = observed.classifier.cache_stats() {
             classification(&mut e, &cache)?;
         }
         Ok(())
@@ -95,7 +96,7 @@ fn connections(e: &mut DescriptorEncoder, ctx: &ProxyContext) -> fmt::Result {
         )?;
         let labels = [
             ("version", env!("CARGO_PKG_VERSION")),
-            ("instance_id", ctx.instance_id.as_str()),
+            ("instance_id", ctx.observed.instance_id.as_str()),
         ];
         ConstGauge::new(1).encode(f.encode_family(&labels)?)?;
     }

@@ -42,7 +42,8 @@ async fn dropped_table_is_a_rejected_batch_that_heals() {
     wait_count("5").await;
     let stats = proxy
         .ctx
-        .clickhouse_stats
+        .observed
+        .clickhouse
         .clone()
         .expect("clickhouse stats");
     assert!(stats.batches_rejected.load(Ordering::Relaxed) >= 1);

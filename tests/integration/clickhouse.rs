@@ -260,7 +260,12 @@ async fn outage_is_retried_without_loss_or_duplicates() {
         client.simple_query(&format!("SELECT {i}")).await.unwrap();
     }
     // A send must really fail (and be held) before the server comes back.
-    let stats = proxy.ctx.clickhouse_stats.clone().expect("ClickHouse sink");
+    let stats = proxy
+        .ctx
+        .observed
+        .clickhouse
+        .clone()
+        .expect("ClickHouse sink");
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while load(&stats.batches_failed) == 0 {
