@@ -253,7 +253,7 @@ fn statements_and_audit(e: &mut DescriptorEncoder, ctx: &ProxyContext) -> fmt::R
             e,
             "audit_records_dropped",
             "Records not audited under fail_open (audit queue full, spool full or failed); gap records name them.",
-            load(&audit.dropped_total) + gate.dropped(),
+            gate.dropped(),
         )?;
     gauge(
             e,

@@ -35,8 +35,10 @@ pub enum Blocked {
 #[derive(Debug, Default)]
 pub struct AuditGate {
     blocked: AtomicU8,
-    /// Records not kept because of a closed gate under `fail_open`; the
-    /// gap rows count them too.
+    /// Every record not kept under `fail_open`, wherever it was lost (the
+    /// full audit queue, the spool, the audit file, ClickHouse's backlog):
+    /// the one total behind `pgtrail_audit_records_dropped_total`. The gap
+    /// rows name the same records.
     dropped: AtomicU64,
     /// `audit.failure_policy`, changeable by a reload: 1 = `fail_open`.
     fail_open: AtomicBool,

@@ -38,10 +38,9 @@ pub trait AuditSink: Send {
 #[derive(Debug, Default)]
 pub struct AuditStats {
     pub written: AtomicU64,
-    /// Not yet reported in a gap record (the writer takes it).
+    /// Events the full queue did not take, not yet reported in a gap
+    /// record (the writer takes it); the total is counted by the gate.
     pub dropped: AtomicU64,
-    /// Every event ever dropped (for `/metrics`).
-    pub dropped_total: AtomicU64,
     pub sink_errors: AtomicU64,
     /// Statement records written, by class: successes, failures and a
     /// duration histogram; counted by the writer after classification.
@@ -91,7 +90,7 @@ impl AuditSender {
         };
         if result.is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            self.stats.dropped_total.fetch_add(1, Ordering::Relaxed);
+            self.gate.count_dropped(1);
         }
     }
 
