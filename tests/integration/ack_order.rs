@@ -153,3 +153,44 @@ async fn execute_flush_without_sync_is_audited_with_bounded_memory() {
     let mut wr = writer.await.unwrap();
     wr.write_all(&raw::message(b'S', b"")).await.unwrap();
 }
+
+/// A pipeline whose first batch ends with a Sync and whose second fails
+/// before any Sync (Execute + Flush): the second batch's error must reach
+/// the client at once. The client sends its Sync only after it has seen
+/// the error, so pgtrail must not wait for a ReadyForQuery that only the
+/// client's next message can bring.
+#[tokio::test]
+async fn an_error_after_a_synced_batch_is_not_held_for_a_sync_never_sent() {
+    let (pg, db) = fresh_db("ack_pipeline");
+    let proxy = crate::harness::proxy::Proxy::start(pg).await;
+    let params = [("user", pg.superuser()), ("database", db.as_str())];
+    let mut conn = raw::login(proxy.addr, &params, pg.password()).await;
+    let parse = |sql: &str| {
+        let mut b = b"\0".to_vec();
+        b.extend_from_slice(sql.as_bytes());
+        b.push(0);
+        b.extend(0i16.to_be_bytes());
+        raw::message(b'P', &b)
+    };
+    let bind = raw::message(b'B', b"\0\0\0\0\0\0\0\0");
+    let mut execute = b"\0".to_vec();
+    execute.extend(0i32.to_be_bytes());
+    let execute = raw::message(b'E', &execute);
+    let mut out = Vec::new();
+    out.extend(parse("SELECT 1"));
+    out.extend(&bind);
+    out.extend(&execute);
+    out.extend(raw::message(b'S', b""));
+    out.extend(parse("SELECT 1/0"));
+    out.extend(&bind);
+    out.extend(&execute);
+    out.extend(raw::message(b'H', b""));
+    conn.write_all(&out).await.unwrap();
+    let msgs = tokio::time::timeout(Duration::from_secs(5), raw::read_until(&mut conn, b'E'))
+        .await
+        .expect("the error reached the client without a Sync");
+    assert_eq!(raw::sqlstate(&msgs).as_deref(), Some("22012"));
+    conn.write_all(&raw::message(b'S', b"")).await.unwrap();
+    let end = raw::read_until(&mut conn, b'Z').await;
+    assert_eq!(end.last().map(|m| m.0), Some(b'Z'));
+}

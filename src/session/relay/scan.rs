@@ -5,12 +5,15 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use std::sync::MutexGuard;
+
 use super::Shared;
 use crate::protocol::frame::{frame_len, Frame, FrameLimits};
 use crate::protocol::tag;
 use crate::session::error::SessionError;
 use crate::session::refuse::{Refuser, Verdict};
 use crate::session::tracker::ClientFrame;
+use crate::session::tracker::Tracker;
 
 /// Whole frames at the front of a buffer, and what is missing after them
 /// (0 when the scan stopped early at a frame judged differently).
@@ -103,30 +106,54 @@ pub(super) fn scan_client(
 /// The whole server frames at the front of `buf`, fed to the tracker. An
 /// ErrorResponse whose ReadyForQuery is on its way (the server flushes
 /// errors at once, and the ReadyForQuery in a write of its own) is held
-/// back with everything before it until that ReadyForQuery is read too, so
-/// the records of the batch carry its transaction status. `hold_errors` is
-/// off once the server's stream has ended.
+/// back, with the rest of its batch, until that ReadyForQuery is read too,
+/// so the batch's records carry its transaction status. Batches before it
+/// in the same read, complete with their ReadyForQuery, go on at once.
+/// `hold_errors` is off once the server's stream has ended.
 pub(super) fn scan_server(
     buf: &[u8],
     shared: &Shared<'_>,
     limits: &FrameLimits,
     hold_errors: bool,
 ) -> Result<Scan, SessionError> {
+    let now = Instant::now();
+    let mut tracker = None;
+    let mut from = 0;
     if hold_errors {
-        if let Some(missing) = error_before_ready(buf, limits)? {
-            if shared.tracker().ready_follows_an_error() {
+        if let Some(held) = error_before_ready(buf, limits)? {
+            from = feed_server(&buf[..held.batch_start], shared, limits, &mut tracker, now)?.0;
+            // Asked after the earlier batches: only a ReadyForQuery that
+            // needs nothing more from the client is worth waiting for.
+            let t = tracker.get_or_insert_with(|| shared.tracker());
+            if t.ready_follows_an_error() {
                 return Ok(Scan {
-                    whole: 0,
-                    missing,
+                    whole: from,
+                    missing: held.missing,
                     terminate: false,
                     refused: false,
                 });
             }
         }
     }
+    let (whole, missing) = feed_server(&buf[from..], shared, limits, &mut tracker, now)?;
+    Ok(Scan {
+        whole: from + whole,
+        missing,
+        terminate: false,
+        refused: false,
+    })
+}
+
+/// Feeds the whole frames at the front of `buf` to the tracker: how many
+/// bytes they take, and what is missing after them.
+fn feed_server<'a>(
+    buf: &[u8],
+    shared: &'a Shared<'_>,
+    limits: &FrameLimits,
+    tracker: &mut Option<MutexGuard<'a, Tracker>>,
+    now: Instant,
+) -> Result<(usize, usize), SessionError> {
     let mut off = 0;
-    let mut tracker = None;
-    let now = Instant::now();
     loop {
         match frame_len(&buf[off..], limits)? {
             Ok(len) => {
@@ -139,14 +166,7 @@ pub(super) fn scan_server(
                 }
                 off += len;
             }
-            Err(missing) => {
-                return Ok(Scan {
-                    whole: off,
-                    missing,
-                    terminate: false,
-                    refused: false,
-                })
-            }
+            Err(missing) => return Ok((off, missing)),
         }
     }
 }
@@ -162,28 +182,46 @@ fn statement_text(message: u8, body: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// When the whole frames in `buf` end with a non-FATAL ErrorResponse that no
-/// ReadyForQuery follows yet: how many more bytes are needed at least.
-/// Only the headers are read, and an error's severity.
-fn error_before_ready(buf: &[u8], limits: &FrameLimits) -> Result<Option<usize>, SessionError> {
+/// An ErrorResponse among the whole frames of a read that no ReadyForQuery
+/// follows yet.
+#[derive(Debug, PartialEq, Eq)]
+struct HeldError {
+    /// Where the error's batch starts: after the last ReadyForQuery before it.
+    batch_start: usize,
+    /// How many more bytes are needed at least.
+    missing: usize,
+}
+
+/// When the whole frames in `buf` hold a non-FATAL ErrorResponse after their
+/// last ReadyForQuery. Only the headers are read, and an error's severity.
+fn error_before_ready(buf: &[u8], limits: &FrameLimits) -> Result<Option<HeldError>, SessionError> {
     let mut off = 0;
+    let mut batch_start = 0;
     let mut waiting = false;
     loop {
         match frame_len(&buf[off..], limits)? {
             Ok(len) => {
                 let frame = Frame::of(&buf[off..off + len]);
+                off += len;
                 match frame.tag {
                     tag::backend::ERROR_RESPONSE => {
                         let fatal = crate::protocol::backend::error_fields(frame.body)
                             .is_ok_and(|f| f.is_fatal());
                         waiting = !fatal;
                     }
-                    tag::backend::READY_FOR_QUERY => waiting = false,
+                    tag::backend::READY_FOR_QUERY => {
+                        waiting = false;
+                        batch_start = off;
+                    }
                     _ => {}
                 }
-                off += len;
             }
-            Err(missing) => return Ok(waiting.then_some(missing)),
+            Err(missing) => {
+                return Ok(waiting.then_some(HeldError {
+                    batch_start,
+                    missing,
+                }))
+            }
         }
     }
 }
@@ -210,16 +248,27 @@ mod tests {
     }
 
     #[test]
-    fn an_error_waits_for_its_ready_for_query() {
+    fn an_error_waits_for_its_ready_for_query_from_the_start_of_its_batch() {
         let limits = FrameLimits::backend(1 << 20);
         let error = build::error_response(Severity::Error, "22012", "division by zero");
         let fatal = build::error_response(Severity::Fatal, "57P01", "bye");
         let ready = build::ready_for_query(b'I');
         let held = |b: &[u8]| error_before_ready(b, &limits).unwrap();
-        assert_eq!(held(&frames(&[&error])), Some(5));
-        assert_eq!(held(&frames(&[&error, &ready[..3]])), Some(2));
+        let at = |batch_start, missing| {
+            Some(HeldError {
+                batch_start,
+                missing,
+            })
+        };
+        assert_eq!(held(&frames(&[&error])), at(0, 5));
+        assert_eq!(held(&frames(&[&error, &ready[..3]])), at(0, 2));
         assert_eq!(held(&frames(&[&error, &ready])), None);
-        assert_eq!(held(&frames(&[&ready, &error])), Some(5));
+        // An earlier batch, complete, goes on; the error's batch waits.
+        assert_eq!(held(&frames(&[&ready, &error])), at(ready.len(), 5));
+        assert_eq!(
+            held(&frames(&[&error, &ready, &ready, &error])),
+            at(error.len() + 2 * ready.len(), 5)
+        );
         assert_eq!(
             held(&frames(&[&fatal])),
             None,
