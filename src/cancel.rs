@@ -116,9 +116,7 @@ impl CancelRegistry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl CancelRegistry {
     /// Counts an unmatched cancel; `Some(n)` when it may be logged and
     /// audited now, `n` being the unmatched cancels since the last time.
     pub fn unmatched_report(&self) -> Option<u64> {
@@ -172,16 +170,8 @@ mod tests {
             secret: secret.to_vec(),
             session: Arc::new(SessionInfo {
                 session_id: "s".into(),
-                backend_pid: 0,
                 user: "alice".into(),
-                db_role: "app".into(),
-                database: "app".into(),
-                client_addr: std::net::IpAddr::from([127, 0, 0, 1]),
-                client_port: 5000,
-                application_name: String::new(),
-                tls: false,
-                auth_method: String::new(),
-                startup_identity: Default::default(),
+                ..SessionInfo::unidentified(SocketAddr::from(([127, 0, 0, 1], 5000)))
             }),
         }
     }

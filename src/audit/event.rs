@@ -31,6 +31,26 @@ pub struct SessionInfo {
     pub startup_identity: super::role::StartupIdentity,
 }
 
+impl SessionInfo {
+    /// A peer nobody has logged in as yet: only the address is known (a
+    /// cancel request's sender, or the base of a test's session).
+    pub fn unidentified(peer: std::net::SocketAddr) -> Self {
+        SessionInfo {
+            session_id: String::new(),
+            backend_pid: 0,
+            user: String::new(),
+            db_role: String::new(),
+            database: String::new(),
+            client_addr: peer.ip(),
+            client_port: peer.port(),
+            application_name: String::new(),
+            tls: false,
+            auth_method: String::new(),
+            startup_identity: Default::default(),
+        }
+    }
+}
+
 /// How a statement reached the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

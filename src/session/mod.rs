@@ -270,19 +270,7 @@ async fn forward_cancel(ctx: &ProxyContext, peer: SocketAddr, pid: i32, secret: 
         ctx.stats.cancelled(CancelResult::Unmatched);
         if let Some(since) = ctx.cancel.unmatched_report() {
             tracing::info!(%peer, pid, unmatched_since_last = since, "cancel request with unknown key ignored (reported at most every 10 s)");
-            let info = SessionInfo {
-                session_id: String::new(),
-                backend_pid: 0,
-                user: String::new(),
-                db_role: String::new(),
-                database: String::new(),
-                client_addr: peer.ip(),
-                client_port: peer.port(),
-                application_name: String::new(),
-                tls: false,
-                auth_method: String::new(),
-                startup_identity: Default::default(),
-            };
+            let info = SessionInfo::unidentified(peer);
             let reason = format!("cancel request with an unknown key for backend pid {pid} ignored; {since} more unmatched since the last such record");
             session_event(ctx, SessionEventType::Cancel, Arc::new(info), Some(reason)).await;
         }
