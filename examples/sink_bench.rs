@@ -14,7 +14,7 @@
 //!    statements (a reporting CTE with joins, a multi-row INSERT, DDL), some
 //!    failures (42P01, 23505), 8 users over 3 databases and many sessions.
 //! 2. Starts the real `ClickHouseSink`: in memory (`ClickHouseSink::start`)
-//!    or through a durable spool in a temporary directory (`start_spooled`,
+//!    or through a durable spool in a temporary directory (`SpooledClickHouseSink`,
 //!    as `server::start_audit` opens it), and waits until the schema exists.
 //! 3. Timed: writes `--records` records (each a pool record with a fresh
 //!    seq, UUIDv7 event id and event time), calling `flush()` once per
@@ -41,11 +41,13 @@ use clap::{Parser, ValueEnum};
 use clickhouse::{Client, Compression};
 
 use pgtrail::audit::builder::RecordBuilder;
-use pgtrail::audit::clickhouse::ClickHouseSink;
+use pgtrail::audit::clickhouse::{ClickHouseSink, SpooledClickHouseSink};
 use pgtrail::audit::event::TxnStatus;
 use pgtrail::audit::record::{micros_since_epoch, Record};
 use pgtrail::audit::spool::{Spool, SpoolOptions};
-use pgtrail::audit::{AuditEvent, AuditSink, Failure, Protocol, SessionInfo, StatementEvent};
+use pgtrail::audit::{
+    AuditEvent, AuditSink, Failure, Offer, Protocol, Room, SessionInfo, StatementEvent,
+};
 use pgtrail::config::ClickHouseConfig;
 use pgtrail::sql::{Analyzer, AnalyzerConfig};
 
@@ -53,7 +55,7 @@ use pgtrail::sql::{Analyzer, AnalyzerConfig};
 enum Mode {
     /// `ClickHouseSink::start`: rows go through the in-memory channel.
     Memory,
-    /// `ClickHouseSink::start_spooled`: records go through the durable spool.
+    /// `SpooledClickHouseSink::start`: records go through the durable spool.
     Spooled,
 }
 
@@ -358,8 +360,11 @@ fn run(args: &Args) -> Result<(), String> {
         ..ClickHouseConfig::default()
     };
     let _tmp;
-    let mut sink = match args.mode {
-        Mode::Memory => ClickHouseSink::start(&args.url, &config),
+    let (mut sink, stats): (Box<dyn AuditSink>, _) = match args.mode {
+        Mode::Memory => ClickHouseSink::start(&args.url, &config).map(|s| {
+            let stats = s.stats_handle();
+            (Box::new(s) as Box<dyn AuditSink>, stats)
+        }),
         Mode::Spooled => {
             let dir = match &args.spool_dir {
                 Some(d) => d.clone(),
@@ -378,7 +383,10 @@ fn run(args: &Args) -> Result<(), String> {
                 },
             )
             .map_err(|e| format!("spool {}: {e}", dir.display()))?;
-            ClickHouseSink::start_spooled(&args.url, &config, spool.writer, spool.reader)
+            SpooledClickHouseSink::start(&args.url, &config, spool.writer, spool.reader).map(|s| {
+                let stats = s.stats_handle();
+                (Box::new(s) as Box<dyn AuditSink>, stats)
+            })
         }
     }
     .map_err(|e| format!("sink: {e}"))?;
@@ -408,7 +416,11 @@ fn run(args: &Args) -> Result<(), String> {
         let record = &mut pool[(i % args.pool.max(1) as u64) as usize];
         // Events 5 µs apart, as from a busy server.
         restamp(record, i + 1, base + Duration::from_micros(i * 5), seed);
-        sink.write(record).map_err(|e| format!("write: {e}"))?;
+        match sink.offer(record, i + 2, Room::WithinLimit) {
+            Offer::Taken => {}
+            Offer::Full => return Err("write: the sink is full".into()),
+            Offer::Failing(e) => return Err(format!("write: {e}")),
+        }
         if i % 64 == 0 && last_flush.elapsed() >= round {
             sink.flush().map_err(|e| format!("flush: {e}"))?;
             last_flush = Instant::now();
@@ -434,7 +446,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let total_s = start.elapsed().as_secs_f64();
     let (batches, failed) = {
-        let s = sink.stats();
+        let s = &stats;
         use std::sync::atomic::Ordering::Relaxed;
         (s.batches_sent.load(Relaxed), s.batches_failed.load(Relaxed))
     };

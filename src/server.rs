@@ -11,11 +11,11 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::audit::builder::{Classifier, RecordBuilder};
-use crate::audit::clickhouse::ClickHouseSink;
-use crate::audit::gate::SkippedRun;
+use crate::audit::clickhouse::{ClickHouseSink, SpooledClickHouseSink};
 use crate::audit::jsonl::JsonlSink;
+use crate::audit::pipeline::StartGap;
 use crate::audit::seqmark::SeqMark;
-use crate::audit::spool::{self, Spool, SpoolOptions};
+use crate::audit::spool::{self, Spool, SpoolOptions, SpoolReader, SpoolWriter};
 use crate::audit::{pipeline, AuditGate, AuditSink, AuditWorker};
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
@@ -291,26 +291,30 @@ fn start_audit(
     let mut spool_instance_id = None;
     let mut gauges = AuditGauges::default();
     if let Some(url) = &audit.clickhouse_url {
-        let mut sink = match &audit.spool_dir {
+        let ch_error = |e: std::io::Error| {
+            let url = crate::secrets::masked_url(url);
+            format!("audit.clickhouse_url {url}: {e}")
+        };
+        match &audit.spool_dir {
             Some(dir) => {
-                let (sink, start, id) = start_spooled(audit, url, dir, &gate, &mut gauges)?;
+                let (writer, reader, start, id) = open_spool(audit, dir, &gate, &mut gauges)?;
                 (seq, spool_instance_id) = (start, id);
-                sink
+                let sink = SpooledClickHouseSink::start(url, &audit.clickhouse, writer, reader)
+                    .map_err(ch_error)?;
+                gauges.clickhouse = Some(sink.stats_handle());
+                sinks.push(Box::new(sink));
             }
             None => {
                 tracing::warn!("audit.clickhouse_url without audit.spool_dir: records for ClickHouse wait in memory and a crash loses them; set audit.spool_dir");
-                ClickHouseSink::start(url, &audit.clickhouse).map_err(|e| {
-                    let url = crate::secrets::masked_url(url);
-                    format!("audit.clickhouse_url {url}: {e}")
-                })?
+                let mut sink = ClickHouseSink::start(url, &audit.clickhouse).map_err(ch_error)?;
+                sink.guard(gate.clone());
+                sink.stall_timeout(std::time::Duration::from_millis(
+                    audit.clickhouse_stall_timeout_ms,
+                ));
+                gauges.clickhouse = Some(sink.stats_handle());
+                sinks.push(Box::new(sink));
             }
-        };
-        sink.guard(gate.clone());
-        sink.stall_timeout(std::time::Duration::from_millis(
-            audit.clickhouse_stall_timeout_ms,
-        ));
-        gauges.clickhouse = Some(sink.stats_handle());
-        sinks.push(Box::new(sink));
+        }
     } else if let Some(dir) = &audit.spool_dir {
         tracing::warn!(dir = %dir.display(), "audit.spool_dir is set but audit.clickhouse_url is not: the spool is not used");
     }
@@ -333,27 +337,26 @@ fn start_audit(
     if let Some(mark) = seq.mark.take() {
         builder = builder.reserving(mark);
     }
-    write_start_gaps(&mut builder, seq, &mut sinks);
     let options = pipeline::WriterOptions {
         capacity: audit.queue_capacity,
         flush_interval: std::time::Duration::from_millis(audit.flush_interval_ms),
         policy: audit.failure_policy,
         gate,
+        start_gaps: start_gaps(seq),
     };
     let (sender, worker) =
         pipeline::start(options, builder, sinks).map_err(|e| format!("audit writer: {e}"))?;
     Ok((sender, worker, gauges))
 }
 
-/// Opens the spool (lock, recovery, marks) and starts the ClickHouse sink
-/// on it; also the spool's instance id when none is configured.
-fn start_spooled(
+/// Opens the spool (lock, recovery, marks); also the spool's instance id
+/// when none is configured.
+fn open_spool(
     audit: &crate::config::AuditConfig,
-    url: &str,
     dir: &std::path::Path,
     gate: &Arc<AuditGate>,
     gauges: &mut AuditGauges,
-) -> Result<(ClickHouseSink, SeqStart, Option<String>), String> {
+) -> Result<(SpoolWriter, SpoolReader, SeqStart, Option<String>), String> {
     let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
     let options = SpoolOptions {
         max_bytes: audit.spool_max_bytes,
@@ -372,12 +375,7 @@ fn start_spooled(
         unused: spool.unused_seqs,
         gaps: spool.gaps,
     };
-    let sink = ClickHouseSink::start_spooled(url, &audit.clickhouse, spool.writer, spool.reader)
-        .map_err(|e| {
-            let url = crate::secrets::masked_url(url);
-            format!("audit.clickhouse_url {url}: {e}")
-        })?;
-    Ok((sink, start, instance_id))
+    Ok((spool.writer, spool.reader, start, instance_id))
 }
 
 /// A fixed instance id without a spool: the audit file's own mark keeps
@@ -400,23 +398,18 @@ fn file_seq_start(path: &std::path::Path) -> Result<SeqStart, String> {
 
 /// Corruption found in the spool at start is itself part of the trail,
 /// and so are seqs the last run reserved but left no record of.
-fn write_start_gaps(builder: &mut RecordBuilder, seq: SeqStart, sinks: &mut [Box<dyn AuditSink>]) {
+fn start_gaps(seq: SeqStart) -> Vec<StartGap> {
     let mut gaps: Vec<_> = seq
         .gaps
         .into_iter()
-        .map(|gap| builder.gap(gap.missing_events, &gap.reason))
+        .map(|gap| StartGap::Lost {
+            missing_events: gap.missing_events,
+            reason: gap.reason,
+        })
         .collect();
-    if let Some((first, count)) = seq.unused {
-        tracing::warn!(first_seq = first, count, "seqs reserved by the previous run hold no kept record (a crash lost unflushed records, or they were never used): a gap record says so");
-        let run = SkippedRun::span(first, count, builder.instance_id());
-        let last = first + count - 1;
-        gaps.push(run.gap_record(format!("seqs {first}..{last} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)")));
+    if let Some((first_seq, count)) = seq.unused {
+        tracing::warn!(first_seq, count, "seqs reserved by the previous run hold no kept record (a crash lost unflushed records, or they were never used): a gap record says so");
+        gaps.push(StartGap::Unused { first_seq, count });
     }
-    for record in gaps {
-        for sink in sinks.iter_mut() {
-            if let Err(e) = sink.write(&record).and_then(|()| sink.flush()) {
-                tracing::error!(sink = %sink.name(), error = %e, "could not write a gap record found at start");
-            }
-        }
-    }
+    gaps
 }

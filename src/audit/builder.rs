@@ -133,6 +133,24 @@ impl RecordBuilder {
         })
     }
 
+    /// The gap record telling `missing` seqs from `first_seq` that a sink
+    /// did not keep: it takes the first of them as its own seq (they are
+    /// `[seq, seq + missing_events)`), so it uses no new seq.
+    pub fn gap_for_run(&self, first_seq: u64, missing: u64, reason: String) -> Record {
+        let at = SystemTime::now();
+        Record::Gap(GapRecord {
+            header: RecordHeader {
+                // Not the id the skipped record had (another sink may have it).
+                event_id: self.event_id(at, first_seq ^ RUN_GAP_ID_SALT),
+                instance_id: self.instance_id.clone(),
+                seq: first_seq,
+                event_time: micros_since_epoch(at),
+            },
+            missing_events: missing,
+            reason,
+        })
+    }
+
     fn header(&mut self, at: SystemTime) -> RecordHeader {
         let seq = self.next_seq;
         if let Some(mark) = &mut self.seq_mark {
@@ -303,6 +321,10 @@ fn may_hold_several(text: &[u8]) -> bool {
         None => false,
     }
 }
+
+/// Mixed into the seq of a gap record that reuses a skipped record's seq,
+/// so the two ids differ.
+const RUN_GAP_ID_SALT: u64 = 0x6761_7073_0000_0000;
 
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -9,7 +9,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
-use super::record::{micros_since_epoch, GapRecord, Record, RecordHeader};
 use crate::config::FailurePolicy;
 
 /// Why the gate is closed; several can hold at once.
@@ -35,11 +34,12 @@ pub enum Blocked {
 #[derive(Debug, Default)]
 pub struct AuditGate {
     blocked: AtomicU8,
-    /// Every record not kept under `fail_open`, wherever it was lost (the
-    /// full audit queue, the spool, the audit file, ClickHouse's backlog):
-    /// the one total behind `pgtrail_audit_records_dropped_total`. The gap
-    /// rows name the same records.
+    /// Records a sink did not keep under `fail_open` (the spool, the audit
+    /// file, ClickHouse's backlog), counted by `policy::Destination`.
     dropped: AtomicU64,
+    /// Events the full audit queue did not take under `fail_open`: the
+    /// writer tells the ones it has not told yet in a gap record.
+    queue_dropped: AtomicU64,
     /// `audit.failure_policy`, changeable by a reload: 1 = `fail_open`.
     fail_open: AtomicBool,
     /// The server is shutting down: nothing waits for room any more.
@@ -100,88 +100,19 @@ impl AuditGate {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn count_queue_drop(&self) {
+        self.queue_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Events the queue did not take, since the start.
+    pub fn queue_drops(&self) -> u64 {
+        self.queue_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Every record not kept, wherever it was lost: the one total behind
+    /// `pgtrail_audit_records_dropped_total`. Gap records name the same.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// A run of consecutive records a destination could not keep under
-/// `fail_open`, told afterwards by one gap record whose `seq` is the first
-/// skipped seq, so the skipped seqs are `[seq, seq + missing_events)`.
-#[derive(Debug)]
-pub struct SkippedRun {
-    first_seq: u64,
-    count: u64,
-    instance_id: String,
-}
-
-impl SkippedRun {
-    /// Adds `record` to the run in `slot`, starting one if needed.
-    pub fn note(slot: &mut Option<SkippedRun>, record: &Record) {
-        match slot {
-            Some(run) => run.count += 1,
-            None => {
-                let h = record.header();
-                *slot = Some(SkippedRun {
-                    first_seq: h.seq,
-                    count: 1,
-                    instance_id: h.instance_id.clone(),
-                });
-            }
-        }
-    }
-
-    /// A run of `count` seqs from `first_seq` (records lost together, for
-    /// example a buffer whose write failed).
-    pub fn span(first_seq: u64, count: u64, instance_id: &str) -> SkippedRun {
-        SkippedRun {
-            first_seq,
-            count,
-            instance_id: instance_id.to_string(),
-        }
-    }
-
-    pub fn first_seq(&self) -> u64 {
-        self.first_seq
-    }
-
-    /// The seq after the run.
-    pub fn end_seq(&self) -> u64 {
-        self.first_seq + self.count
-    }
-
-    /// The gap record, without logging (for a write that may fail and be
-    /// tried again).
-    pub fn gap_record(&self, reason: String) -> Record {
-        Record::Gap(GapRecord {
-            header: RecordHeader {
-                event_id: uuid::Uuid::now_v7(),
-                instance_id: self.instance_id.clone(),
-                seq: self.first_seq,
-                event_time: micros_since_epoch(std::time::SystemTime::now()),
-            },
-            missing_events: self.count,
-            reason,
-        })
-    }
-
-    /// The gap record; `why` says which limit was hit.
-    pub fn into_gap(self, why: &str) -> Record {
-        let reason = format!(
-            "{why} (fail_open): {} records from seq {} were not kept for ClickHouse",
-            self.count, self.first_seq
-        );
-        tracing::warn!(missing = self.count, first_seq = self.first_seq, "{reason}");
-        Record::Gap(GapRecord {
-            header: RecordHeader {
-                event_id: uuid::Uuid::now_v7(),
-                instance_id: self.instance_id,
-                seq: self.first_seq,
-                event_time: micros_since_epoch(std::time::SystemTime::now()),
-            },
-            missing_events: self.count,
-            reason,
-        })
+        self.dropped.load(Ordering::Relaxed) + self.queue_drops()
     }
 }
 

@@ -13,12 +13,10 @@
 //! length before the write (appends are whole lines or nothing) and the
 //! lines stay buffered; the gate is closed (`FileDisk`) and the write is
 //! tried again after `PROBE_EVERY`, doubling to `PROBE_MAX` while it keeps
-//! failing (each try writes every held line). Meanwhile
-//! `fail_closed` keeps the lines in memory (up to `MAX_HELD`, then the
-//! writer waits) and reports an error for each record, so no `before_ack`
-//! statement is answered as successful; `fail_open` drops them and counts
-//! them in one run, told by a gap line (`seq` = first seq not written,
-//! `missing_events` = how many) as soon as a write works.
+//! failing (each try writes every held line). Meanwhile records are
+//! reported as not taken (`Offer::Failing`), and `policy` decides: hold
+//! them here (up to `MAX_HELD`, then the writer waits) or give up what is
+//! held, told later by a gap line.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -26,15 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::gate::{AuditGate, Blocked, SkippedRun};
+use super::gate::{AuditGate, Blocked};
 use super::lockfile::{lock_path_for, PathLock};
-use super::pipeline::AuditSink;
+use super::policy::{AuditSink, Offer, Released, Room};
 use super::record::{format_time, Record};
-use crate::config::FailurePolicy;
 
 /// Lines are written once this much is buffered, or at each flush.
 const WRITE_AT: usize = 256 * 1024;
-/// While writes fail, `fail_closed` holds at most this much, then waits.
+/// While writes fail, the writer waits once this much is held.
 const MAX_HELD: usize = 16 << 20;
 /// While writes fail, a write is tried again at most this often.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -57,7 +54,6 @@ pub struct JsonlSink {
     buf_lines: u64,
     first_seq: u64,
     end_seq: u64,
-    instance_id: String,
     /// The line being encoded, reused so a record costs no allocation here.
     line: Vec<u8>,
     gate: Arc<AuditGate>,
@@ -66,8 +62,6 @@ pub struct JsonlSink {
     probed: Instant,
     /// How long after `probed` the next try is due.
     probe_wait: Duration,
-    /// `fail_open`: lines dropped while writes fail, told by a gap line.
-    skipped: Option<SkippedRun>,
     /// Whether rotation failed last time (logged once).
     rotate_failing: bool,
     _lock: PathLock,
@@ -90,19 +84,17 @@ impl JsonlSink {
             buf_lines: 0,
             first_seq: 0,
             end_seq: 0,
-            instance_id: String::new(),
             line: Vec::with_capacity(4096),
             gate: Arc::default(),
             failing: None,
             probed: Instant::now(),
             probe_wait: PROBE_EVERY,
-            skipped: None,
             rotate_failing: false,
             _lock: lock,
         })
     }
 
-    /// The gate to close while writes fail; its policy says what to do.
+    /// The gate to close while writes fail.
     pub fn guard(&mut self, gate: Arc<AuditGate>) {
         self.gate = gate;
     }
@@ -144,15 +136,12 @@ impl JsonlSink {
         if self.buf_lines == 0 {
             self.first_seq = record.seq();
         }
-        if self.instance_id.is_empty() {
-            self.instance_id = record.header().instance_id.clone();
-        }
         self.end_seq = end_seq;
         self.buf_lines += 1;
     }
 
     /// Appends the buffered lines (and fsyncs them when `durable`); on
-    /// failure cuts the file back and keeps or counts the lines.
+    /// failure cuts the file back and keeps them.
     fn write_out(&mut self) -> io::Result<()> {
         self.write_prefix(self.buf.len())
     }
@@ -213,24 +202,10 @@ impl JsonlSink {
             tracing::error!(file = %self.path.display(), error = %cut, "audit file could not be cut back after a failed write: it may end with a partial line");
         }
         if self.failing.is_none() {
-            tracing::error!(file = %self.path.display(), error = %e, policy = ?self.gate.policy(), "audit file write failed (disk full?): retried until it works; fail_closed keeps the lines in memory and refuses new statements, fail_open drops them and writes a gap line");
+            tracing::error!(file = %self.path.display(), error = %e, "audit file write failed (disk full?): retried until it works");
             self.gate.set(Blocked::FileDisk, true);
         }
         self.failing = Some(e.to_string());
-        if self.gate.policy() == FailurePolicy::FailOpen && self.buf_lines > 0 {
-            self.gate.count_dropped(self.buf_lines);
-            let count = self.end_seq - self.first_seq;
-            self.skipped = Some(match self.skipped.take() {
-                Some(run) if run.end_seq() == self.first_seq => SkippedRun::span(
-                    run.first_seq(),
-                    run.end_seq() - run.first_seq() + count,
-                    &self.instance_id,
-                ),
-                _ => SkippedRun::span(self.first_seq, count, &self.instance_id),
-            });
-            self.buf.clear();
-            self.buf_lines = 0;
-        }
         e
     }
 
@@ -241,30 +216,12 @@ impl JsonlSink {
             return false;
         }
         self.probed = Instant::now();
-        let mut told = None;
-        if let Some(run) = &self.skipped {
-            if self.buf_lines == 0 {
-                let (first, end) = (run.first_seq(), run.end_seq());
-                let reason = format!("audit file write failed (fail_open): {} records from seq {first} were not written to {}", end - first, self.path.display());
-                let gap = run.gap_record(reason);
-                self.encode(&gap, end);
-                self.skipped = None;
-                told = Some((first, end - first));
-            }
-        }
         if self.write_out_in_chunks().is_err() {
             self.probe_wait = (self.probe_wait * 2).clamp(PROBE_EVERY, PROBE_MAX);
             return false;
         }
         self.probe_wait = PROBE_EVERY;
         tracing::info!(file = %self.path.display(), "audit file writes work again");
-        if let Some((first_seq, missing)) = told {
-            tracing::warn!(
-                first_seq,
-                missing,
-                "audit file: gap line written for lines dropped while writes failed (fail_open)"
-            );
-        }
         self.failing = None;
         self.gate.set(Blocked::FileDisk, false);
         true
@@ -277,23 +234,6 @@ impl JsonlSink {
             ))),
             None => Ok(()),
         }
-    }
-
-    /// Records arriving while writes fail (see the module doc).
-    fn write_while_failing(&mut self, record: &Record) -> io::Result<()> {
-        if self.gate.policy() == FailurePolicy::FailOpen {
-            self.gate.count_dropped(1);
-            SkippedRun::note(&mut self.skipped, record);
-            self.try_resume();
-            return Ok(());
-        }
-        self.encode(record, record.seq() + 1);
-        self.try_resume();
-        while self.failing.is_some() && self.buf.len() >= MAX_HELD && !self.gate.is_stopping() {
-            std::thread::sleep(PROBE_EVERY);
-            self.try_resume();
-        }
-        self.failing_error()
     }
 }
 
@@ -320,11 +260,13 @@ impl AuditSink for JsonlSink {
         format!("jsonl:{}", self.path.display())
     }
 
-    fn write(&mut self, record: &Record) -> io::Result<()> {
-        if self.failing.is_some() {
-            return self.write_while_failing(record);
+    fn offer(&mut self, record: &Record, end_seq: u64, _room: Room) -> Offer {
+        if self.failing.is_some() && !self.try_resume() {
+            if let Err(e) = self.failing_error() {
+                return Offer::Failing(e);
+            }
         }
-        self.encode(record, record.seq() + 1);
+        self.encode(record, end_seq);
         if self.rotate_bytes > 0 && self.size + self.buf.len() as u64 >= self.rotate_bytes {
             match self.rotate() {
                 Ok(()) => self.rotate_failing = false,
@@ -335,10 +277,10 @@ impl AuditSink for JsonlSink {
                 Err(_) => {}
             }
         } else if self.buf.len() >= WRITE_AT {
-            // A failure keeps the line buffered or counted: see the module doc.
+            // A failure keeps the line buffered: see the module doc.
             let _ = self.write_out();
         }
-        Ok(())
+        Offer::Taken
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -347,6 +289,32 @@ impl AuditSink for JsonlSink {
             return self.failing_error();
         }
         self.write_out()
+    }
+
+    fn hold(&mut self, record: &Record, end_seq: u64) {
+        self.encode(record, end_seq);
+    }
+
+    fn held_full(&self) -> bool {
+        self.failing.is_some() && self.buf.len() >= MAX_HELD
+    }
+
+    fn release_held(&mut self) -> Option<Released> {
+        if self.buf_lines == 0 {
+            return None;
+        }
+        let released = Released {
+            first_seq: self.first_seq,
+            end_seq: self.end_seq,
+            records: self.buf_lines,
+        };
+        self.buf.clear();
+        self.buf_lines = 0;
+        Some(released)
+    }
+
+    fn wait(&mut self) {
+        std::thread::sleep(PROBE_EVERY);
     }
 }
 
@@ -385,7 +353,10 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let mut sink = JsonlSink::open(&path, false, 1000).expect("open");
         for seq in 1..=50 {
-            sink.write(&gap(seq)).expect("write");
+            assert!(matches!(
+                sink.offer(&gap(seq), seq + 1, Room::WithinLimit),
+                Offer::Taken
+            ));
             // Distinct timestamps for the rotated names.
             std::thread::sleep(std::time::Duration::from_micros(5));
         }

@@ -10,6 +10,7 @@ pub mod json;
 pub mod jsonl;
 pub mod lockfile;
 pub mod pipeline;
+pub mod policy;
 pub mod record;
 pub mod role;
 pub mod seqmark;
@@ -21,4 +22,5 @@ pub use event::{
     StatementEvent,
 };
 pub use gate::AuditGate;
-pub use pipeline::{AuditSender, AuditSink, AuditStats, AuditWorker, DurableAck};
+pub use pipeline::{AuditSender, AuditStats, AuditWorker, DurableAck};
+pub use policy::{AuditSink, Offer, Room};

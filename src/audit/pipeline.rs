@@ -23,24 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::builder::RecordBuilder;
 use super::event::AuditEvent;
 use super::gate::{AuditGate, Blocked};
+use super::policy::{AuditSink, Destination, WhenFull};
 use super::record::Record;
 use crate::config::FailurePolicy;
-
-/// Where records go. Called from the writer thread only.
-pub trait AuditSink: Send {
-    fn name(&self) -> String;
-    fn write(&mut self, record: &Record) -> io::Result<()>;
-    /// Called whenever the queue runs empty, and at least every few thousand records.
-    fn flush(&mut self) -> io::Result<()>;
-}
 
 /// Counters shared between the senders and the writer.
 #[derive(Debug, Default)]
 pub struct AuditStats {
     pub written: AtomicU64,
-    /// Events the full queue did not take, not yet reported in a gap
-    /// record (the writer takes it); the total is counted by the gate.
-    pub dropped: AtomicU64,
     pub sink_errors: AtomicU64,
     /// Statement records written, by class: successes, failures and a
     /// duration histogram; counted by the writer after classification.
@@ -84,14 +74,22 @@ impl AuditSender {
     }
 
     async fn enqueue(&self, envelope: Envelope) {
-        let result = match self.gate.policy() {
-            FailurePolicy::FailClosed => self.tx.send(envelope).await.map_err(|_| ()),
-            FailurePolicy::FailOpen => self.tx.try_send(envelope).map_err(|_| ()),
+        let result = match self.gate.policy().when_full() {
+            WhenFull::Wait => self.tx.send(envelope).await.map_err(|_| ()),
+            WhenFull::Skip => self.tx.try_send(envelope).map_err(|_| ()),
         };
         if result.is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            self.gate.count_dropped(1);
+            self.gate.count_queue_drop();
         }
+    }
+
+    /// Waits for a `before_ack` answer: `Err` with why when the record is
+    /// not durable and the policy needs it to be (the session must end).
+    pub async fn confirm(&self, ack: DurableAck) -> Result<(), &'static str> {
+        if ack.await == Ok(true) || !self.gate.policy().needs_the_record() {
+            return Ok(());
+        }
+        Err(self.refusal().unwrap_or("the audit writer failed"))
     }
 
     pub fn stats(&self) -> &Arc<AuditStats> {
@@ -104,9 +102,9 @@ impl AuditSender {
 
     /// Why new statements must be refused now (`fail_closed` only).
     pub fn refusal(&self) -> Option<&'static str> {
-        match self.gate.policy() {
-            FailurePolicy::FailClosed => self.gate.blocked(),
-            FailurePolicy::FailOpen => None,
+        match self.gate.policy().needs_the_record() {
+            true => self.gate.blocked(),
+            false => None,
         }
     }
 
@@ -151,6 +149,17 @@ pub struct WriterOptions {
     pub policy: FailurePolicy,
     /// Shared with the sinks that can close it (the spool).
     pub gate: Arc<AuditGate>,
+    /// What the start found missing, written before any event.
+    pub start_gaps: Vec<StartGap>,
+}
+
+/// Records missing since the last run, found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartGap {
+    /// Damage (a corrupt spool frame): `missing_events` records, why.
+    Lost { missing_events: u64, reason: String },
+    /// Seqs the last run reserved that no kept record holds.
+    Unused { first_seq: u64, count: u64 },
 }
 
 /// Starts the writer thread.
@@ -162,15 +171,17 @@ pub fn start(
     let (tx, rx) = mpsc::channel(options.capacity);
     options.gate.set_policy(options.policy);
     let stats = Arc::new(AuditStats::default());
-    let writer = Writer {
+    let mut writer = Writer {
         builder,
-        sinks,
+        destinations: sinks.into_iter().map(Destination::new).collect(),
         stats: stats.clone(),
         gate: options.gate.clone(),
         failing: false,
+        queue_drops_told: 0,
         acks: Vec::new(),
         flush_interval: options.flush_interval,
     };
+    writer.write_start_gaps(options.start_gaps);
     let thread = std::thread::Builder::new()
         .name("pgtrail-audit".into())
         .spawn(move || writer.run(rx))?;
@@ -184,11 +195,13 @@ pub fn start(
 
 struct Writer {
     builder: RecordBuilder,
-    sinks: Vec<Box<dyn AuditSink>>,
+    destinations: Vec<Destination>,
     stats: Arc<AuditStats>,
     gate: Arc<AuditGate>,
     /// Whether the last write failed, so an outage is logged once, not per record.
     failing: bool,
+    /// Of the gate's queue drops, those a gap record has told.
+    queue_drops_told: u64,
     /// `before_ack` waiters of this round, answered after its flush.
     acks: Vec<oneshot::Sender<bool>>,
     flush_interval: Duration,
@@ -268,8 +281,7 @@ impl Writer {
             }
         }
         self.write_gap();
-        self.flush();
-        self.builder.finish();
+        self.close();
     }
 
     /// Writes one event; `false` once the server has said it is closing.
@@ -298,72 +310,118 @@ impl Writer {
                 .statements
                 .count(&s.class, s.success, s.duration_us);
         }
-        self.write(&record)
+        let end_seq = record.seq() + 1;
+        self.write(&record, end_seq)
     }
 
+    /// The events the full queue did not take since the last gap record.
     fn write_gap(&mut self) {
-        let missing = self.stats.dropped.swap(0, Ordering::Relaxed);
+        let dropped = self.gate.queue_drops();
+        let missing = dropped - self.queue_drops_told;
         if missing > 0 {
+            self.queue_drops_told = dropped;
             tracing::warn!(
                 missing,
                 "audit queue full: events were not audited (fail_open)"
             );
             let record = self.builder.gap(missing, "audit queue full (fail_open)");
-            self.write(&record);
+            let end_seq = record.seq() + 1;
+            self.write(&record, end_seq);
         }
     }
 
-    fn write(&mut self, record: &Record) -> bool {
-        let mut ok = true;
-        for sink in &mut self.sinks {
-            if let Err(e) = sink.write(record) {
-                ok = false;
-                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                if !self.failing {
-                    tracing::error!(sink = %sink.name(), error = %e, "audit sink write failed");
+    fn write_start_gaps(&mut self, gaps: Vec<StartGap>) {
+        for gap in gaps {
+            let (record, end_seq) = match gap {
+                StartGap::Lost {
+                    missing_events,
+                    reason,
+                } => {
+                    let record = self.builder.gap(missing_events, &reason);
+                    let end_seq = record.seq() + 1;
+                    (record, end_seq)
                 }
+                StartGap::Unused { first_seq, count } => {
+                    let last = first_seq + count - 1;
+                    let reason = format!("seqs {first_seq}..{last} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)");
+                    let record = self.builder.gap_for_run(first_seq, count, reason);
+                    (record, first_seq + count)
+                }
+            };
+            self.write(&record, end_seq);
+        }
+        self.flush();
+    }
+
+    /// Writes `record` to every destination (see `policy` for what a full
+    /// or failing one does); whether all of them took it.
+    fn write(&mut self, record: &Record, end_seq: u64) -> bool {
+        let mut error = None;
+        for dest in &mut self.destinations {
+            if let Err(e) = dest.write(record, end_seq, &self.gate, &self.builder) {
+                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                error.get_or_insert((dest.name(), e));
             }
         }
-        if ok {
+        if error.is_none() {
             self.stats.written.fetch_add(1, Ordering::Relaxed);
-            if self.failing {
-                tracing::info!("audit sinks are writing again");
-            }
         }
-        self.set_failing(!ok);
+        let ok = error.is_none();
+        self.set_failing(error, "write");
         ok
     }
 
-    fn set_failing(&mut self, failing: bool) {
-        self.failing = failing;
-        self.stats.failing.store(failing, Ordering::Relaxed);
-        self.gate.set(Blocked::SinkFailing, failing);
+    /// Records whether the last write or flush failed: logged once per
+    /// outage, shown in `/metrics`, and closing the gate (`SinkFailing`).
+    fn set_failing(&mut self, error: Option<(String, io::Error)>, what: &str) {
+        match (&error, self.failing) {
+            (Some((sink, e)), false) => {
+                tracing::error!(sink = %sink, error = %e, "audit sink {what} failed")
+            }
+            (None, true) => tracing::info!("audit sinks are writing again"),
+            _ => {}
+        }
+        self.failing = error.is_some();
+        self.stats.failing.store(self.failing, Ordering::Relaxed);
+        self.gate.set(Blocked::SinkFailing, self.failing);
     }
 
-    /// Flushes every sink, then answers the round's `before_ack` waiters.
+    /// Flushes every sink (sinks retry what failed at flush: a full disk
+    /// that has room again; no new record may come to clear the failure
+    /// while the gate refuses statements), then answers the round's
+    /// `before_ack` waiters.
     fn flush(&mut self) {
-        let mut ok = true;
-        for sink in &mut self.sinks {
-            if let Err(e) = sink.flush() {
-                ok = false;
-                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                if !self.failing {
-                    tracing::error!(sink = %sink.name(), error = %e, "audit sink flush failed");
-                }
-            }
-        }
-        if !ok {
-            self.set_failing(true);
-        } else if self.failing {
-            // Sinks retry what failed at flush (a full disk that has room
-            // again); no new record may come to clear it while the gate
-            // refuses statements.
-            tracing::info!("audit sinks are flushing again");
-            self.set_failing(false);
-        }
+        let error = self.flush_each(Destination::flush);
+        let ok = error.is_none();
+        self.set_failing(error, "flush");
         for ack in self.acks.drain(..) {
             let _ = ack.send(ok);
         }
+    }
+
+    fn flush_each(
+        &mut self,
+        flush: fn(&mut Destination, &AuditGate, &RecordBuilder) -> io::Result<()>,
+    ) -> Option<(String, io::Error)> {
+        let mut error = None;
+        for dest in &mut self.destinations {
+            if let Err(e) = flush(dest, &self.gate, &self.builder) {
+                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                error.get_or_insert((dest.name(), e));
+            }
+        }
+        error
+    }
+
+    /// The last flush: gap records still owed go past size limits.
+    fn close(&mut self) {
+        let error = self.flush_each(Destination::close);
+        let ok = error.is_none();
+        self.set_failing(error, "flush");
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(ok);
+        }
+        self.builder.finish();
     }
 }
 

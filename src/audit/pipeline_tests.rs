@@ -4,6 +4,7 @@
 use super::*;
 use crate::audit::builder::NoClassifier;
 use crate::audit::event::{SessionEvent, SessionEventType, SessionInfo};
+use crate::audit::policy::{Offer, Room};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,9 +15,9 @@ impl AuditSink for CountingSink {
     fn name(&self) -> String {
         "counting".into()
     }
-    fn write(&mut self, _: &Record) -> io::Result<()> {
+    fn offer(&mut self, _: &Record, _: u64, _: Room) -> Offer {
         self.0.lock().unwrap().0 += 1;
-        Ok(())
+        Offer::Taken
     }
     fn flush(&mut self) -> io::Result<()> {
         let mut c = self.0.lock().unwrap();
@@ -32,6 +33,7 @@ fn start_writer(flush_interval: Duration) -> (AuditSender, AuditWorker, Arc<Mute
         flush_interval,
         policy: FailurePolicy::FailClosed,
         gate: Arc::new(AuditGate::default()),
+        start_gaps: Vec::new(),
     };
     let builder = RecordBuilder::new("t".into(), 1024, Arc::new(NoClassifier));
     let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(CountingSink(counts.clone()))];

@@ -25,7 +25,7 @@ use super::refuse::Refuser;
 use super::stream::READ_CHUNK;
 use super::tracker::{SessionClock, Tracker};
 use crate::audit::{AuditEvent, DurableAck};
-use crate::config::{Durability, FailurePolicy};
+use crate::config::Durability;
 use crate::context::ProxyContext;
 use crate::protocol::frame::FrameLimits;
 
@@ -282,13 +282,8 @@ async fn send_events(
         acks.extend(send_event(shared, event, durable).await);
     }
     for ack in acks {
-        if ack.await != Ok(true) && ctx.audit.policy() == FailurePolicy::FailClosed {
-            return Err(SessionError::Audit(
-                ctx.audit
-                    .refusal()
-                    .unwrap_or("the audit writer failed")
-                    .into(),
-            ));
+        if let Err(why) = ctx.audit.confirm(ack).await {
+            return Err(SessionError::Audit(why.into()));
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::frame::tests::gap;
 use super::recover::{list, segment_name, QUARANTINE};
 use super::*;
+use crate::audit::policy::{Offer, Room};
 
 fn opts(segment_bytes: u64) -> SpoolOptions {
     SpoolOptions {
@@ -14,9 +15,21 @@ fn opts(segment_bytes: u64) -> SpoolOptions {
     }
 }
 
+/// Offers `record` until the spool takes it, waiting while it is full
+/// (what `audit::policy` does under `fail_closed`).
+fn put(writer: &mut SpoolWriter, record: &crate::audit::record::Record) {
+    loop {
+        match writer.offer(record, record.seq() + 1, Room::WithinLimit) {
+            Offer::Taken => return,
+            Offer::Full => writer.wait(),
+            Offer::Failing(e) => panic!("spool write failed: {e}"),
+        }
+    }
+}
+
 fn write(spool: &mut Spool, seqs: std::ops::RangeInclusive<u64>) {
     for s in seqs {
-        spool.writer.write(&gap(s)).unwrap();
+        put(&mut spool.writer, &gap(s));
     }
     spool.writer.flush().unwrap();
 }
@@ -32,7 +45,7 @@ fn records_flow_and_acked_segments_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path(), opts(120)).unwrap();
     assert_eq!(spool.next_seq, 1);
-    spool.writer.write(&gap(1)).unwrap();
+    put(&mut spool.writer, &gap(1));
     // Not durable yet: the reader sees nothing.
     assert!(read_all(&mut spool.reader).is_empty());
     spool.writer.flush().unwrap();
@@ -163,7 +176,7 @@ fn a_full_spool_makes_the_writer_wait_for_acknowledgements() {
     let mut writer = spool.writer;
     let t = std::thread::spawn(move || {
         for s in 1..=40 {
-            writer.write(&gap(s)).unwrap();
+            put(&mut writer, &gap(s));
             writer.flush().unwrap();
         }
         writer.close().unwrap();

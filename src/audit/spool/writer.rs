@@ -13,19 +13,14 @@
 //! to `PROBE_MAX` while it keeps failing, and whenever acknowledgements
 //! freed space; each try writes the held frames 64 KiB at a time, so a disk
 //! with less room than the buffer still makes progress) the gate is closed
-//! (`SpoolDisk`); `fail_closed` keeps the records in memory (up to
-//! `MAX_BUFFER`, then the writer waits) and its writes report an error, so
-//! no `before_ack` statement is answered as successful; `fail_open` counts
-//! the buffered and later records in one skipped run, told by a gap record
-//! once a write works. Only when the cut itself fails is the spool stopped
-//! until restart (`SpoolFailed`).
+//! (`SpoolDisk`) and records are reported as not taken (`Offer::Failing`):
+//! `audit::policy` then holds them here (up to `MAX_BUFFER`, then the
+//! writer waits) or releases what is held. Only when the cut itself fails
+//! is the spool stopped until restart (`SpoolFailed`).
 //!
-//! A full spool (`spool_max_bytes`): under `fail_closed` the writer closes
-//! the gate and waits for acknowledgements to free room; under `fail_open`
-//! it skips records and, once there is room again, writes one gap record
-//! whose `seq` is the first skipped seq and whose `missing_events` is the
-//! number skipped, so the skipped seqs are exactly
-//! `[seq, seq + missing_events)`.
+//! A full spool (`spool_max_bytes`) closes the gate (`SpoolFull`) and
+//! takes no record within its limit (`Offer::Full`) until acknowledgements
+//! free room; gap records, and the last records at shutdown, go past it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -36,12 +31,12 @@ use super::frame;
 use super::marker::sync_dir;
 use super::recover::segment_name;
 use super::{Segment, Shared};
-use crate::audit::gate::{AuditGate, Blocked, SkippedRun};
+use crate::audit::gate::{AuditGate, Blocked};
+use crate::audit::policy::{Offer, Released, Room};
 use crate::audit::record::Record;
-use crate::config::FailurePolicy;
 
 /// Frames buffered beyond this are flushed without waiting for the round;
-/// while the disk fails, `fail_closed` waits for it beyond this.
+/// while the disk fails, the writer waits once this much is held.
 const MAX_BUFFER: usize = 8 << 20;
 /// While the disk fails, a write is tried again at most this often (and
 /// whenever acknowledgements freed space).
@@ -61,10 +56,8 @@ pub struct SpoolWriter {
     /// frame accounts for the run it tells).
     buf_first_seq: u64,
     buf_end_seq: u64,
-    /// Records in `buf` (counted as dropped if their fsync fails).
+    /// Records in `buf`.
     buf_records: u64,
-    /// Of the records seen, for gap records made here.
-    instance_id: String,
     /// Set when a failed write could not be cut back: stopped until restart.
     failed: Option<String>,
     /// The last write error while writes fail; retried (see module doc).
@@ -76,10 +69,7 @@ pub struct SpoolWriter {
     probe_wait: Duration,
     /// Whether the spool is in a full episode (log once per episode).
     full: bool,
-    /// Holds the failure policy too (a reload may change it).
     gate: Arc<AuditGate>,
-    /// `fail_open`: records skipped while full, not yet told by a gap record.
-    skipped: Option<SkippedRun>,
 }
 
 impl SpoolWriter {
@@ -98,18 +88,16 @@ impl SpoolWriter {
             buf_first_seq: 0,
             buf_end_seq: 0,
             buf_records: 0,
-            instance_id: String::new(),
             failed: None,
             disk_error: None,
             probed: (Instant::now(), 0),
             probe_wait: PROBE_EVERY,
             full: false,
             gate: Arc::default(),
-            skipped: None,
         }
     }
 
-    /// The gate to report on; its policy says what to do when full or failed.
+    /// The gate to report a full or failing spool on.
     pub fn guard(&mut self, gate: Arc<AuditGate>) {
         self.gate = gate;
     }
@@ -123,41 +111,40 @@ impl SpoolWriter {
         }
     }
 
-    /// Buffers one record. When full: waits (`fail_closed`) or skips it
-    /// (`fail_open`). While writes fail: see the module doc.
-    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+    /// Buffers one record that accounts for the seqs `[record.seq(),
+    /// end_seq)`, if the spool has room (or `room` lets it go past the
+    /// limit) and its writes work.
+    pub fn offer(&mut self, record: &Record, end_seq: u64, room: Room) -> Offer {
         if let Err(e) = self.check() {
-            if self.gate.policy() == FailurePolicy::FailOpen {
-                self.gate.count_dropped(1);
-                return Ok(());
-            }
-            return Err(e);
+            return Offer::Failing(e);
         }
-        if self.disk_error.is_none() {
-            match self.write_normally(record) {
-                Ok(()) => return Ok(()),
-                Err(e) if self.failed.is_some() => return Err(e),
-                // Not taken: the disk failed under it (a seal or a new
-                // segment); handled below like any write while failing.
-                Err(e) if self.disk_error.is_none() => {
-                    let _ = self.on_write_error(e);
-                }
-                Err(_) => {}
-            }
+        if self.disk_error.is_some() && !self.try_resume() {
+            return Offer::Failing(self.failing_error());
         }
-        self.write_while_failing(record)
+        let taken = match room {
+            Room::WithinLimit => self.has_room(),
+            Room::PastLimit => Ok(true),
+        }
+        .and_then(|has_room| match has_room {
+            true => self.append(record, end_seq).map(|()| true),
+            false => Ok(false),
+        });
+        match taken {
+            Ok(true) => Offer::Taken,
+            Ok(false) => Offer::Full,
+            // Not taken: the disk failed under it (a seal or a new segment).
+            Err(e) if self.failed.is_none() && self.disk_error.is_none() => {
+                Offer::Failing(self.on_write_error(e))
+            }
+            Err(e) => Offer::Failing(e),
+        }
     }
 
-    fn write_normally(&mut self, record: &Record) -> io::Result<()> {
-        if !self.has_room()? {
-            if self.gate.policy() == FailurePolicy::FailOpen {
-                self.skip(record);
-                return Ok(());
-            }
-            self.wait_for_room();
-        }
-        self.write_skipped_gap()?;
-        self.append(record, record.seq() + 1)
+    fn failing_error(&self) -> io::Error {
+        let e = self.disk_error.as_deref().unwrap_or("unknown");
+        io::Error::other(format!(
+            "spool write failing ({e}); records are kept in memory and written when the disk takes them"
+        ))
     }
 
     /// `[seq, end_seq)`: the seqs the frame accounts for.
@@ -182,9 +169,6 @@ impl SpoolWriter {
         if self.buf_records == 0 {
             self.buf_first_seq = seq;
         }
-        if self.instance_id.is_empty() {
-            self.instance_id = record.header().instance_id.clone();
-        }
         self.buf_last_seq = seq;
         self.buf_end_seq = end_seq;
         self.buf_records += 1;
@@ -194,15 +178,11 @@ impl SpoolWriter {
     /// Writes and fsyncs what is buffered, then shows it to the reader.
     pub fn flush(&mut self) -> io::Result<()> {
         self.check()?;
-        if let Some(e) = &self.disk_error {
-            let e = e.clone();
-            if !self.try_resume() {
-                return Err(io::Error::other(format!("spool write failing: {e}")));
-            }
-            return Ok(());
-        }
-        if self.skipped.is_some() && self.has_room()? {
-            self.write_skipped_gap()?;
+        if self.disk_error.is_some() {
+            return match self.try_resume() {
+                true => Ok(()),
+                false => Err(self.failing_error()),
+            };
         }
         self.write_out()
     }
@@ -316,78 +296,52 @@ impl SpoolWriter {
             self.seal()?;
             self.full = true;
             self.gate.set(Blocked::SpoolFull, true);
-            tracing::error!(max_bytes = max, dir = %self.shared.dir.display(), policy = ?self.gate.policy(), "spool full (ClickHouse is behind or down): fail_closed refuses new statements and waits, fail_open skips records and writes a gap record");
+            tracing::error!(max_bytes = max, dir = %self.shared.dir.display(), "spool full (ClickHouse is behind or down): fail_closed refuses new statements and waits, fail_open skips records and writes a gap record");
         }
         // Acknowledgements may have freed room since.
         Ok(self.shared.lock().total_bytes < max)
     }
 
-    /// fail_closed: waits until acknowledgements free room, or shutdown.
-    fn wait_for_room(&mut self) {
-        let max = self.shared.options.max_bytes;
-        let mut st = self.shared.lock();
-        while st.total_bytes >= max && !self.gate.is_stopping() {
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, Duration::from_secs(1))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        let still_full = st.total_bytes >= max;
-        drop(st);
-        if still_full {
-            // Shutdown: the queued records go past the limit rather than
-            // being lost; the next start sends them.
-            tracing::warn!(
-                max_bytes = max,
-                "stopping with the spool full: the last records are kept past spool_max_bytes"
-            );
-            return;
-        }
-        self.full = false;
-        self.gate.set(Blocked::SpoolFull, false);
-        tracing::info!("spool has room again");
+    /// Waits until acknowledgements change the spool, or a moment.
+    pub fn wait(&mut self) {
+        let st = self.shared.lock();
+        let _ = self.shared.changed.wait_timeout(st, PROBE_EVERY);
     }
 
-    fn skip(&mut self, record: &Record) {
-        self.gate.count_dropped(1);
-        SkippedRun::note(&mut self.skipped, record);
+    /// Keeps a record the failing disk did not take, to write once it works.
+    pub fn hold(&mut self, record: &Record, end_seq: u64) {
+        if self.failed.is_some() {
+            return; // stopped for good: holding it would only fill memory
+        }
+        if let Err(e) = self.encode(record, end_seq) {
+            tracing::error!(seq = record.seq(), error = %e, "spool: a record could not be encoded");
+        }
     }
 
-    /// The gap record for what `fail_open` skipped; written past the size
-    /// limit if need be (it is small, and it is the only trace).
-    fn write_skipped_gap(&mut self) -> io::Result<()> {
-        // Taken out first: appending may seal and flush, which must not
-        // try to write this gap again.
-        let Some(run) = self.skipped.take() else {
-            return Ok(());
+    pub fn held_full(&self) -> bool {
+        self.failed.is_none() && self.disk_error.is_some() && self.buf.len() >= MAX_BUFFER
+    }
+
+    /// Gives up the records buffered and not written.
+    pub fn release_held(&mut self) -> Option<Released> {
+        if self.buf_records == 0 {
+            return None;
+        }
+        let released = Released {
+            first_seq: self.buf_first_seq,
+            end_seq: self.buf_end_seq,
+            records: self.buf_records,
         };
-        let gap = run.gap_record(gap_reason(&run, "spool full"));
-        let (first, end) = (run.first_seq(), run.end_seq());
-        if let Err(e) = self.append(&gap, end) {
-            self.keep_run(run);
-            return Err(e);
-        }
-        tracing::warn!(
-            first_seq = first,
-            missing = end - first,
-            "spool: gap record written for records skipped while the spool was full (fail_open)"
-        );
-        Ok(())
+        self.buf.clear();
+        self.buf_records = 0;
+        Some(released)
     }
 
     /// Flushes and tells the reader no more records come.
     pub fn close(&mut self) -> io::Result<()> {
         // A last try now, whatever the retry pause.
         self.probe_wait = Duration::ZERO;
-        let result = self
-            .check()
-            .and_then(|()| match self.disk_error.is_some() {
-                true => self.flush(),
-                false => self.write_skipped_gap(),
-            })
-            .and_then(|()| self.seal());
+        let result = self.check().and_then(|()| self.seal());
         if result.is_err() && self.buf_records > 0 {
             tracing::error!(
                 records = self.buf_records,
@@ -399,15 +353,6 @@ impl SpoolWriter {
         self.shared.notify(&mut st);
         result
     }
-}
-
-/// The reason of a gap record for `run`.
-fn gap_reason(run: &SkippedRun, why: &str) -> String {
-    format!(
-        "{why} (fail_open): {} records from seq {} were not kept for ClickHouse",
-        run.end_seq() - run.first_seq(),
-        run.first_seq()
-    )
 }
 
 #[path = "writer_disk.rs"]

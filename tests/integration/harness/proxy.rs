@@ -149,8 +149,17 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// The records of the whole lines of an audit file; a line the writer is
+/// still appending (read while the proxy runs) waits for the next read.
 pub fn read_records(path: &std::path::Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut bytes = std::fs::read(path).unwrap_or_default();
+    bytes.truncate(
+        bytes
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1),
+    );
+    let text = String::from_utf8(bytes).expect("UTF-8 audit file");
     text.lines()
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()

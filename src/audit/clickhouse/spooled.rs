@@ -1,0 +1,90 @@
+//! `SpooledClickHouseSink`: records for ClickHouse go through the durable
+//! spool (`audit.spool_dir`): `offer()` appends to it, `flush()` fsyncs it
+//! (group commit, once per writer round), and the sender thread tails it
+//! (see `sink`).
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::sink::{ClickHouseStats, SenderThread};
+use crate::audit::policy::{AuditSink, Offer, Released, Room};
+use crate::audit::record::Record;
+use crate::audit::spool::{SpoolReader, SpoolWriter};
+use crate::config::ClickHouseConfig;
+
+/// With a spool nothing is lost by stopping: retry only briefly.
+const SPOOL_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+pub struct SpooledClickHouseSink {
+    sender: SenderThread,
+    spool: SpoolWriter,
+}
+
+impl SpooledClickHouseSink {
+    /// Starts the sender thread on `reader`; records are appended to `writer`.
+    pub fn start(
+        url: &str,
+        config: &ClickHouseConfig,
+        writer: SpoolWriter,
+        reader: SpoolReader,
+    ) -> io::Result<SpooledClickHouseSink> {
+        let (sender, _unused, _) = SenderThread::start(url, config, Some(reader))?;
+        Ok(SpooledClickHouseSink {
+            sender,
+            spool: writer,
+        })
+    }
+
+    pub fn stats(&self) -> &ClickHouseStats {
+        &self.sender.shared.stats
+    }
+
+    /// A handle on the counters that outlives the sink (for `/metrics`).
+    pub fn stats_handle(&self) -> Arc<ClickHouseStats> {
+        self.sender.shared.stats.clone()
+    }
+}
+
+impl AuditSink for SpooledClickHouseSink {
+    fn name(&self) -> String {
+        format!("clickhouse:{}", self.sender.url)
+    }
+
+    fn offer(&mut self, record: &Record, end_seq: u64, room: Room) -> Offer {
+        self.spool.offer(record, end_seq, room)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.spool.flush()?;
+        self.sender.alive()
+    }
+
+    fn hold(&mut self, record: &Record, end_seq: u64) {
+        self.spool.hold(record, end_seq);
+    }
+
+    fn held_full(&self) -> bool {
+        self.spool.held_full()
+    }
+
+    fn release_held(&mut self) -> Option<Released> {
+        self.spool.release_held()
+    }
+
+    fn wait(&mut self) {
+        self.spool.wait();
+    }
+}
+
+impl Drop for SpooledClickHouseSink {
+    /// Closes the spool, lets the sender retry briefly (what is not sent
+    /// stays spooled for the next start), then stops it.
+    fn drop(&mut self) {
+        self.sender.stop(SPOOL_SHUTDOWN_GRACE);
+        if let Err(e) = self.spool.close() {
+            tracing::error!(error = %e, "spool close failed");
+        }
+        self.sender.join();
+    }
+}

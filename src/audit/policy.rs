@@ -1,0 +1,310 @@
+//! `audit.failure_policy`, applied in one place.
+//!
+//! The parts of the audit path only report what happened: the queue was
+//! full, a sink took a record, had no room (`Offer::Full`: the spool at its
+//! size limit, ClickHouse's in-memory backlog full while ClickHouse fails
+//! or stalls) or could not write (`Offer::Failing`: a full disk, an I/O
+//! error). What follows is decided here, and nowhere else:
+//!
+//! | situation | `fail_closed` | `fail_open` |
+//! | --- | --- | --- |
+//! | audit queue full | the session waits for room | the event is counted, a gap record follows |
+//! | sink full | the writer waits for room | the record is skipped, a gap record follows |
+//! | sink failing | the record is held in memory and tried again (the writer waits beyond the sink's limit) | what the sink holds and the record are skipped, a gap record follows |
+//! | a `before_ack` record not durable | the session ends (53000) | the result goes on |
+//! | the gate closed | idle sessions' new statements are refused (53000) | statements run |
+//!
+//! Every record not kept is counted once, by the gate
+//! (`pgtrail_audit_records_dropped_total`), and told by a gap record made
+//! by the `RecordBuilder`: skipped seqs by one whose `seq` is the first
+//! skipped and whose `missing_events` counts the run, so the skipped seqs
+//! are `[seq, seq + missing_events)`.
+
+use std::io;
+
+use super::builder::RecordBuilder;
+use super::gate::AuditGate;
+use super::record::Record;
+use crate::config::FailurePolicy;
+
+/// What to do when there is no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    Wait,
+    Skip,
+}
+
+/// What to do with records a sink cannot write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFailing {
+    /// Keep them in memory and try again.
+    Hold,
+    /// Give them up; a gap record tells them.
+    Skip,
+}
+
+impl FailurePolicy {
+    pub fn when_full(self) -> WhenFull {
+        match self {
+            FailurePolicy::FailClosed => WhenFull::Wait,
+            FailurePolicy::FailOpen => WhenFull::Skip,
+        }
+    }
+
+    pub fn when_failing(self) -> WhenFailing {
+        match self {
+            FailurePolicy::FailClosed => WhenFailing::Hold,
+            FailurePolicy::FailOpen => WhenFailing::Skip,
+        }
+    }
+
+    /// Whether a statement may only run, and its result only reach the
+    /// client, once the audit path has its record (the gate open, a
+    /// `before_ack` record durable).
+    pub fn needs_the_record(self) -> bool {
+        self == FailurePolicy::FailClosed
+    }
+}
+
+/// What a sink did with a record it was offered.
+#[derive(Debug)]
+pub enum Offer {
+    /// Taken: buffered, queued or written.
+    Taken,
+    /// Not taken: no room now (see the module doc).
+    Full,
+    /// Not taken: the sink's writes fail.
+    Failing(io::Error),
+}
+
+/// Whether a record may go past a sink's size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    WithinLimit,
+    /// A gap record (small, and the only trace of what it tells), or a
+    /// record at shutdown, when nothing frees room any more.
+    PastLimit,
+}
+
+/// Seqs a sink held and gave up: `[first_seq, end_seq)`, `records` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    pub first_seq: u64,
+    pub end_seq: u64,
+    pub records: u64,
+}
+
+/// Where records go. Called from the writer thread only. A sink never
+/// applies the failure policy: it reports, and `Destination` decides.
+pub trait AuditSink: Send {
+    fn name(&self) -> String;
+
+    /// Takes `record`, which accounts for the seqs `[record.seq(), end_seq)`
+    /// (more than one for a gap record telling skipped seqs), if it can now.
+    fn offer(&mut self, record: &Record, end_seq: u64, room: Room) -> Offer;
+
+    /// Called whenever the queue runs empty, and at least every few
+    /// thousand records; while writes fail, tries them again when due.
+    fn flush(&mut self) -> io::Result<()>;
+
+    /// Keeps a record the sink could not take while its writes fail, to
+    /// write once they work (`fail_closed`).
+    fn hold(&mut self, _record: &Record, _end_seq: u64) {}
+
+    /// Whether the memory for held records is used up (the writer waits).
+    fn held_full(&self) -> bool {
+        false
+    }
+
+    /// Gives up the records taken but not written (`fail_open` while writes
+    /// fail).
+    fn release_held(&mut self) -> Option<Released> {
+        None
+    }
+
+    /// Waits a moment for room, or for a write to work again.
+    fn wait(&mut self) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A run of consecutive seqs a sink did not keep, not yet told by a gap
+/// record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedRun {
+    pub first_seq: u64,
+    pub end_seq: u64,
+    /// Why, for the gap record: `full` or `failing`.
+    pub why: Why,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Full,
+    Failing,
+}
+
+/// A sink, with the failure policy applied to what it reports.
+pub struct Destination {
+    sink: Box<dyn AuditSink>,
+    /// Runs not told yet, oldest first (adjacent runs are joined).
+    skipped: Vec<SkippedRun>,
+}
+
+impl Destination {
+    pub fn new(sink: Box<dyn AuditSink>) -> Destination {
+        Destination {
+            sink,
+            skipped: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.sink.name()
+    }
+
+    /// Writes `record` (seqs `[record.seq(), end_seq)`) under the gate's
+    /// policy. `Ok` when the sink took it or the policy let it go (counted);
+    /// `Err` when it is not written yet (held for a retry, or shutdown).
+    pub fn write(
+        &mut self,
+        record: &Record,
+        end_seq: u64,
+        gate: &AuditGate,
+        gaps: &RecordBuilder,
+    ) -> io::Result<()> {
+        self.tell(gaps, Room::WithinLimit);
+        let mut room = Room::WithinLimit;
+        loop {
+            let policy = gate.policy();
+            match self.sink.offer(record, end_seq, room) {
+                Offer::Taken => return Ok(()),
+                Offer::Full => match policy.when_full() {
+                    WhenFull::Skip => {
+                        self.skip(gate, record.seq(), end_seq, Why::Full);
+                        return Ok(());
+                    }
+                    WhenFull::Wait if room == Room::PastLimit => {
+                        return Err(io::Error::other(format!(
+                            "stopping with {} full: the record is not written",
+                            self.sink.name()
+                        )));
+                    }
+                    WhenFull::Wait if gate.is_stopping() => room = Room::PastLimit,
+                    WhenFull::Wait => self.sink.wait(),
+                },
+                Offer::Failing(e) => return self.on_failing(record, end_seq, e, gate),
+            }
+        }
+    }
+
+    /// The sink's writes fail.
+    fn on_failing(
+        &mut self,
+        record: &Record,
+        end_seq: u64,
+        error: io::Error,
+        gate: &AuditGate,
+    ) -> io::Result<()> {
+        match gate.policy().when_failing() {
+            WhenFailing::Skip => {
+                self.release_held(gate);
+                self.skip(gate, record.seq(), end_seq, Why::Failing);
+                Ok(())
+            }
+            WhenFailing::Hold => {
+                self.sink.hold(record, end_seq);
+                let mut result = Err(error);
+                while result.is_err() {
+                    result = self.sink.flush();
+                    if !self.sink.held_full() || gate.is_stopping() {
+                        break;
+                    }
+                    self.sink.wait();
+                }
+                result
+            }
+        }
+    }
+
+    /// Flushes the sink and, once it has room, tells what was skipped.
+    pub fn flush(&mut self, gate: &AuditGate, gaps: &RecordBuilder) -> io::Result<()> {
+        self.flush_telling(gate, gaps, Room::WithinLimit)
+    }
+
+    /// The last flush: what was skipped is told past the size limit.
+    pub fn close(&mut self, gate: &AuditGate, gaps: &RecordBuilder) -> io::Result<()> {
+        self.flush_telling(gate, gaps, Room::PastLimit)
+    }
+
+    fn flush_telling(
+        &mut self,
+        gate: &AuditGate,
+        gaps: &RecordBuilder,
+        room: Room,
+    ) -> io::Result<()> {
+        let mut result = self.sink.flush();
+        if result.is_ok() && !self.skipped.is_empty() {
+            self.tell(gaps, room);
+            result = self.sink.flush();
+        }
+        if result.is_err() && gate.policy().when_failing() == WhenFailing::Skip {
+            self.release_held(gate);
+        }
+        result
+    }
+
+    /// Offers the gap records of the runs skipped so far, oldest first; a
+    /// run stays until its gap is taken.
+    fn tell(&mut self, gaps: &RecordBuilder, room: Room) {
+        while let Some(run) = self.skipped.first().copied() {
+            let missing = run.end_seq - run.first_seq;
+            let why = match run.why {
+                Why::Full => "full",
+                Why::Failing => "write failed",
+            };
+            let reason = format!(
+                "{} {why} (fail_open): {missing} records from seq {} were not kept",
+                self.sink.name(),
+                run.first_seq
+            );
+            let gap = gaps.gap_for_run(run.first_seq, missing, reason);
+            match self.sink.offer(&gap, run.end_seq, room) {
+                Offer::Taken => {
+                    self.skipped.remove(0);
+                    tracing::warn!(sink = %self.sink.name(), first_seq = run.first_seq, missing, "gap record written for records not kept (fail_open)");
+                }
+                Offer::Full | Offer::Failing(_) => return,
+            }
+        }
+    }
+
+    /// `fail_open`: the records the sink held are given up.
+    fn release_held(&mut self, gate: &AuditGate) {
+        if let Some(r) = self.sink.release_held() {
+            gate.count_dropped(r.records);
+            self.note(r.first_seq, r.end_seq, Why::Failing);
+        }
+    }
+
+    fn skip(&mut self, gate: &AuditGate, first_seq: u64, end_seq: u64, why: Why) {
+        gate.count_dropped(1);
+        self.note(first_seq, end_seq, why);
+    }
+
+    /// Adds `[first_seq, end_seq)` to the last run if adjacent, else starts one.
+    fn note(&mut self, first_seq: u64, end_seq: u64, why: Why) {
+        match self.skipped.last_mut() {
+            Some(run) if run.end_seq == first_seq => run.end_seq = end_seq,
+            _ => self.skipped.push(SkippedRun {
+                first_seq,
+                end_seq,
+                why,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
