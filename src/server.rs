@@ -10,16 +10,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::audit::builder::{Classifier, RecordBuilder};
-use crate::audit::clickhouse::{ClickHouseSink, SpooledClickHouseSink};
-use crate::audit::jsonl::JsonlSink;
-use crate::audit::pipeline::StartGap;
-use crate::audit::seqmark::SeqMark;
-use crate::audit::spool::{self, Spool, SpoolOptions, SpoolReader, SpoolWriter};
-use crate::audit::{pipeline, AuditGate, AuditSink, AuditWorker};
+use crate::audit::builder::Classifier;
+use crate::audit::{AuditSink, AuditWorker};
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;
-use crate::config::{AuthMode, Config, Durability};
+use crate::config::{AuthMode, Config};
 use crate::context::{LiveSettings, Observed, ProxyContext, ProxyStats};
 use crate::hooks::{NoHooks, SessionHooks};
 use crate::protocol::build::{self, Severity};
@@ -71,7 +66,8 @@ impl Server {
         };
         let classifier = ext.classifier.clone();
         let (audit, audit_worker, gauges) =
-            start_audit(&config, ext.classifier, ext.sinks).map_err(StartupError::Audit)?;
+            crate::audit::start::start(&config, ext.classifier, ext.sinks)
+                .map_err(StartupError::Audit)?;
         let listener = bind_listener("listen", config.listen).await?;
         let admin = match config.admin_listen {
             Some(addr) => Some(bind_listener("admin_listen", addr).await?),
@@ -240,176 +236,4 @@ async fn refuse(mut socket: TcpStream) {
         "sorry, too many clients already",
     );
     let _ = tokio::time::timeout(REFUSAL_WRITE, socket.write_all(&frame)).await;
-}
-
-/// What `/metrics` reads of the audit path: the instance id its records
-/// carry, and the sinks' counters.
-#[derive(Default)]
-struct AuditGauges {
-    instance_id: String,
-    clickhouse: Option<Arc<crate::audit::clickhouse::ClickHouseStats>>,
-    spool: Option<crate::audit::spool::SpoolUsage>,
-}
-
-/// Where the record sequence continues, and what start found missing.
-struct SeqStart {
-    next_seq: u64,
-    mark: Option<SeqMark>,
-    /// Seqs reserved by the previous run that no kept record holds.
-    unused: Option<(u64, u64)>,
-    /// Spool corruption found at start.
-    gaps: Vec<spool::Gap>,
-}
-
-impl Default for SeqStart {
-    fn default() -> Self {
-        SeqStart {
-            next_seq: 1,
-            mark: None,
-            unused: None,
-            gaps: Vec::new(),
-        }
-    }
-}
-
-fn start_audit(
-    config: &Config,
-    classifier: Arc<dyn Classifier>,
-    mut sinks: Vec<Box<dyn AuditSink>>,
-) -> Result<(crate::audit::AuditSender, AuditWorker, AuditGauges), String> {
-    let audit = &config.audit;
-    let gate = Arc::new(AuditGate::default());
-    // before_ack without a spool makes the file the durable copy.
-    let file_durable = audit.durability == Durability::BeforeAck && audit.spool_dir.is_none();
-    if let Some(path) = &audit.file {
-        let mut sink = JsonlSink::open(path, file_durable, audit.file_rotate_bytes)
-            .map_err(|e| format!("audit.file {}: {e}", path.display()))?;
-        sink.guard(gate.clone());
-        sinks.push(Box::new(sink));
-    }
-    let mut seq = SeqStart::default();
-    let mut spool_instance_id = None;
-    let mut gauges = AuditGauges::default();
-    if let Some(url) = &audit.clickhouse_url {
-        let ch_error = |e: std::io::Error| {
-            let url = crate::secrets::masked_url(url);
-            format!("audit.clickhouse_url {url}: {e}")
-        };
-        match &audit.spool_dir {
-            Some(dir) => {
-                let (writer, reader, start, id) = open_spool(audit, dir, &gate, &mut gauges)?;
-                (seq, spool_instance_id) = (start, id);
-                let sink = SpooledClickHouseSink::start(url, &audit.clickhouse, writer, reader)
-                    .map_err(ch_error)?;
-                gauges.clickhouse = Some(sink.stats_handle());
-                sinks.push(Box::new(sink));
-            }
-            None => {
-                tracing::warn!("audit.clickhouse_url without audit.spool_dir: records for ClickHouse wait in memory and a crash loses them; set audit.spool_dir");
-                let mut sink = ClickHouseSink::start(url, &audit.clickhouse).map_err(ch_error)?;
-                sink.guard(gate.clone());
-                sink.stall_timeout(std::time::Duration::from_millis(
-                    audit.clickhouse_stall_timeout_ms,
-                ));
-                gauges.clickhouse = Some(sink.stats_handle());
-                sinks.push(Box::new(sink));
-            }
-        }
-    } else if let Some(dir) = &audit.spool_dir {
-        tracing::warn!(dir = %dir.display(), "audit.spool_dir is set but audit.clickhouse_url is not: the spool is not used");
-    }
-    if sinks.is_empty() {
-        tracing::warn!("no audit destination configured (audit.file, audit.clickhouse_url): audit records are discarded");
-    }
-    if seq.mark.is_none() && audit.instance_id.is_some() {
-        if let Some(path) = &audit.file {
-            seq = file_seq_start(path)?;
-        }
-    }
-    let instance_id = audit
-        .instance_id
-        .clone()
-        .or(spool_instance_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    gauges.instance_id = instance_id.clone();
-    let mut builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier)
-        .starting_at(seq.next_seq);
-    if let Some(mark) = seq.mark.take() {
-        builder = builder.reserving(mark);
-    }
-    let options = pipeline::WriterOptions {
-        capacity: audit.queue_capacity,
-        flush_interval: std::time::Duration::from_millis(audit.flush_interval_ms),
-        policy: audit.failure_policy,
-        gate,
-        start_gaps: start_gaps(seq),
-    };
-    let (sender, worker) =
-        pipeline::start(options, builder, sinks).map_err(|e| format!("audit writer: {e}"))?;
-    Ok((sender, worker, gauges))
-}
-
-/// Opens the spool (lock, recovery, marks); also the spool's instance id
-/// when none is configured.
-fn open_spool(
-    audit: &crate::config::AuditConfig,
-    dir: &std::path::Path,
-    gate: &Arc<AuditGate>,
-    gauges: &mut AuditGauges,
-) -> Result<(SpoolWriter, SpoolReader, SeqStart, Option<String>), String> {
-    let fail = |e: std::io::Error| format!("audit.spool_dir {}: {e}", dir.display());
-    let options = SpoolOptions {
-        max_bytes: audit.spool_max_bytes,
-        segment_bytes: audit.spool_segment_bytes,
-    };
-    let mut spool = Spool::open(dir, options).map_err(fail)?;
-    let instance_id = match audit.instance_id {
-        None => Some(spool::marker::instance_id(dir).map_err(fail)?),
-        Some(_) => None,
-    };
-    spool.writer.guard(gate.clone());
-    gauges.spool = Some(spool.writer.usage());
-    let start = SeqStart {
-        next_seq: spool.next_seq,
-        mark: Some(SeqMark::new(spool.seq_mark, spool.next_seq - 1)),
-        unused: spool.unused_seqs,
-        gaps: spool.gaps,
-    };
-    Ok((spool.writer, spool.reader, start, instance_id))
-}
-
-/// A fixed instance id without a spool: the audit file's own mark keeps
-/// seqs from being used again after a restart.
-fn file_seq_start(path: &std::path::Path) -> Result<SeqStart, String> {
-    let fail = |e: std::io::Error| format!("audit.file {}: seq mark: {e}", path.display());
-    let (slot, mark, last) = crate::audit::seqmark::for_audit_file(path).map_err(fail)?;
-    let seen = last.unwrap_or(0);
-    let next_seq = mark.max(seen) + 1;
-    if last.is_none() && mark > 0 {
-        tracing::warn!(file = %path.display(), next_seq, "the audit file has no record to show where the last run stopped (rotated or empty): seqs continue above the mark, without a gap record");
-    }
-    Ok(SeqStart {
-        next_seq,
-        mark: Some(SeqMark::new(slot, next_seq - 1)),
-        unused: (last.is_some() && mark > seen).then(|| (seen + 1, mark - seen)),
-        gaps: Vec::new(),
-    })
-}
-
-/// Corruption found in the spool at start is itself part of the trail,
-/// and so are seqs the last run reserved but left no record of.
-fn start_gaps(seq: SeqStart) -> Vec<StartGap> {
-    let mut gaps: Vec<_> = seq
-        .gaps
-        .into_iter()
-        .map(|gap| StartGap::Lost {
-            missing_events: gap.missing_events,
-            reason: gap.reason,
-        })
-        .collect();
-    if let Some((first_seq, count)) = seq.unused {
-        tracing::warn!(first_seq, count, "seqs reserved by the previous run hold no kept record (a crash lost unflushed records, or they were never used): a gap record says so");
-        gaps.push(StartGap::Unused { first_seq, count });
-    }
-    gaps
 }

@@ -13,7 +13,7 @@ pub enum StartupError {
     /// The users file (proxy mode).
     Users(String),
     /// The audit destinations: file, spool, ClickHouse, the writer thread.
-    Audit(String),
+    Audit(crate::audit::start::AuditStartError),
     /// A listener could not be bound; `what` names the setting.
     Listen {
         what: &'static str,
@@ -25,10 +25,10 @@ pub enum StartupError {
 impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartupError::Config(m)
-            | StartupError::Tls(m)
-            | StartupError::Users(m)
-            | StartupError::Audit(m) => f.write_str(m),
+            StartupError::Config(m) | StartupError::Tls(m) | StartupError::Users(m) => {
+                f.write_str(m)
+            }
+            StartupError::Audit(e) => e.fmt(f),
             StartupError::Listen { what, addr, source } => write!(f, "{what} on {addr}: {source}"),
         }
     }
@@ -38,6 +38,7 @@ impl std::error::Error for StartupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartupError::Listen { source, .. } => Some(source),
+            StartupError::Audit(e) => e.source(),
             _ => None,
         }
     }

@@ -16,6 +16,7 @@ pub mod role;
 pub mod seqmark;
 pub mod slotfile;
 pub mod spool;
+pub mod start;
 
 pub use event::{
     AuditEvent, Failure, Param, Protocol, SessionEvent, SessionEventType, SessionInfo,
