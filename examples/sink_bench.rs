@@ -40,7 +40,7 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use clickhouse::{Client, Compression};
 
-use pgtrail::audit::builder::RecordBuilder;
+use pgtrail::audit::build::RecordBuilder;
 use pgtrail::audit::clickhouse::{ClickHouseSink, SpooledClickHouseSink};
 use pgtrail::audit::event::TxnStatus;
 use pgtrail::audit::record::{micros_since_epoch, Record};

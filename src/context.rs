@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::audit::builder::Classifier;
+use crate::audit::build::Classifier;
 use crate::audit::clickhouse::ClickHouseStats;
 use crate::audit::AuditSender;
 use crate::auth::users::Users;

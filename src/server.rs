@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::audit::builder::Classifier;
+use crate::audit::build::Classifier;
 use crate::audit::{AuditSink, AuditWorker};
 use crate::auth::users::Users;
 use crate::cancel::CancelRegistry;

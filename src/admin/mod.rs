@@ -3,7 +3,7 @@
 //!
 //! - `/metrics`: Prometheus text format, read from the counters the server
 //!   already keeps ([`crate::context::ProxyStats`], the audit writer's
-//!   [`crate::audit::pipeline::AuditStats`], the ClickHouse sink's counters,
+//!   [`crate::audit::writer::AuditStats`], the ClickHouse sink's counters,
 //!   the classification cache).
 //! - `/healthz`: 200 `ok` while the process runs.
 //! - `/readyz`: 200 when the upstream server accepts a TCP connection and

@@ -28,7 +28,7 @@ pub struct SessionInfo {
     pub auth_method: String,
     /// Roles the StartupMessage sets (`options`, `role`,
     /// `session_authorization`): see `audit::role`.
-    pub startup_identity: super::role::StartupIdentity,
+    pub startup_identity: super::build::role::StartupIdentity,
 }
 
 impl SessionInfo {

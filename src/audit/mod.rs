@@ -1,27 +1,33 @@
 //! The audit path: events from sessions, records for sinks.
+//!
+//! In the order a statement's record travels:
+//!
+//! | module | job |
+//! | --- | --- |
+//! | `event` | what a session sends: statement and session events |
+//! | `writer` | the bounded queue from every session, the writer thread, the failure policy (`policy`) and the gate (`gate`) |
+//! | `build` | event → record: seq, ids, text policy, classification, the acting role |
+//! | `record` | the record types and their JSON encoding |
+//! | `sink` | where records go: the audit file (`jsonl`) |
+//! | `clickhouse` | the ClickHouse sinks, schema, row encoding and sender thread |
+//! | `spool` | the durable spool in front of ClickHouse |
+//! | `disk` | small durable files: two-slot numbers, the seq high-water mark, path locks |
+//! | `start` | assembling all of it from `[audit]` |
 
-pub mod builder;
-pub mod class_stats;
-mod classify;
+pub mod build;
 pub mod clickhouse;
+pub mod disk;
 pub mod event;
-pub mod gate;
-pub mod json;
-pub mod jsonl;
-pub mod lockfile;
-pub mod pipeline;
-pub mod policy;
 pub mod record;
-pub mod role;
-pub mod seqmark;
-pub mod slotfile;
+pub mod sink;
 pub mod spool;
 pub mod start;
+pub mod writer;
 
 pub use event::{
     AuditEvent, Failure, Param, Protocol, SessionEvent, SessionEventType, SessionInfo,
     StatementEvent,
 };
-pub use gate::AuditGate;
-pub use pipeline::{AuditSender, AuditStats, AuditWorker, DurableAck};
-pub use policy::{AuditSink, Offer, Room};
+pub use sink::{AuditSink, Offer, Room};
+pub use writer::gate::AuditGate;
+pub use writer::{AuditSender, AuditStats, AuditWorker, DurableAck};

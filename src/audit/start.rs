@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::builder::{Classifier, RecordBuilder};
+use super::build::{Classifier, RecordBuilder};
 use super::clickhouse::{ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
-use super::jsonl::JsonlSink;
-use super::pipeline::{self, AuditSender, AuditWorker, StartGap};
-use super::policy::AuditSink;
-use super::seqmark::{self, SeqMark};
+use super::disk::seqmark::{self, SeqMark};
+use super::sink::jsonl::JsonlSink;
+use super::sink::AuditSink;
 use super::spool::{self, Spool, SpoolOptions, SpoolReader, SpoolUsage, SpoolWriter};
+use super::writer::{self, AuditSender, AuditWorker, StartGap};
 use super::AuditGate;
 use crate::config::{AuditConfig, Config, Durability};
 
@@ -141,7 +141,7 @@ pub fn start(
     if let Some(mark) = seq.mark.take() {
         builder = builder.reserving(mark);
     }
-    let options = pipeline::WriterOptions {
+    let options = writer::WriterOptions {
         capacity: audit.queue_capacity,
         flush_interval: Duration::from_millis(audit.flush_interval_ms),
         policy: audit.failure_policy,
@@ -149,7 +149,7 @@ pub fn start(
         start_gaps: start_gaps(seq),
     };
     let (sender, worker) =
-        pipeline::start(options, builder, sinks).map_err(AuditStartError::Writer)?;
+        writer::start(options, builder, sinks).map_err(AuditStartError::Writer)?;
     Ok((sender, worker, gauges))
 }
 

@@ -10,7 +10,7 @@ use super::error::SessionError;
 use super::refusal::LoginRefused;
 use super::stream::Framed;
 use super::upstream;
-use crate::audit::role::StartupIdentity;
+use crate::audit::build::role::StartupIdentity;
 use crate::audit::SessionInfo;
 use crate::auth::{self, ClientAuth, UpstreamLogin};
 use crate::cancel::{CancelKey, UpstreamKey};

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::rowbinary::{encode_record, EncodedRow};
 use super::sink::{sender_gone, ClickHouseStats, SenderThread};
-use crate::audit::gate::{AuditGate, Blocked};
-use crate::audit::policy::{AuditSink, Offer, Room};
 use crate::audit::record::Record;
+use crate::audit::sink::{AuditSink, Offer, Room};
+use crate::audit::writer::gate::{AuditGate, Blocked};
 use crate::config::ClickHouseConfig;
 
 /// After the sink is dropped, failed sends are retried this long.

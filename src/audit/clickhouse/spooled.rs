@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sink::{ClickHouseStats, SenderThread};
-use crate::audit::policy::{AuditSink, Offer, Released, Room};
 use crate::audit::record::Record;
+use crate::audit::sink::{AuditSink, Offer, Released, Room};
 use crate::audit::spool::{SpoolReader, SpoolWriter};
 use crate::config::ClickHouseConfig;
 

@@ -14,7 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::audit::slotfile::{self, SlotFile};
+use crate::audit::disk::slotfile::{self, SlotFile};
 
 pub const ACKED: &str = "acked";
 pub const INSTANCE_ID: &str = "instance_id";

@@ -48,8 +48,8 @@ pub use reader::SpoolReader;
 pub use recover::Gap;
 pub use writer::SpoolWriter;
 
-use crate::audit::lockfile::PathLock;
-use crate::audit::slotfile::SlotFile;
+use crate::audit::disk::lockfile::PathLock;
+use crate::audit::disk::slotfile::SlotFile;
 
 /// Sizes from `[audit]`.
 #[derive(Debug, Clone, Copy)]

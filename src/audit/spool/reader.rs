@@ -11,7 +11,7 @@ use super::frame::{self, Read1};
 use super::marker;
 use super::Shared;
 use crate::audit::clickhouse::rowbinary::EncodedRow;
-use crate::audit::slotfile::SlotFile;
+use crate::audit::disk::slotfile::SlotFile;
 
 pub struct SpoolReader {
     shared: Arc<Shared>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::frame::tests::gap;
 use super::recover::{list, segment_name, QUARANTINE};
 use super::*;
-use crate::audit::policy::{Offer, Room};
+use crate::audit::sink::{Offer, Room};
 
 fn opts(segment_bytes: u64) -> SpoolOptions {
     SpoolOptions {

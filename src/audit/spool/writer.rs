@@ -31,9 +31,9 @@ use super::frame;
 use super::marker::sync_dir;
 use super::recover::segment_name;
 use super::{Segment, Shared};
-use crate::audit::gate::{AuditGate, Blocked};
-use crate::audit::policy::{Offer, Released, Room};
 use crate::audit::record::Record;
+use crate::audit::sink::{Offer, Released, Room};
+use crate::audit::writer::gate::{AuditGate, Blocked};
 
 /// Frames buffered beyond this are flushed without waiting for the round;
 /// while the disk fails, the writer waits once this much is held.

@@ -5,9 +5,9 @@ use std::io;
 use std::time::Instant;
 
 use super::{SpoolWriter, PROBE_EVERY, PROBE_MAX};
-use crate::audit::gate::Blocked;
 use crate::audit::spool::frame;
 use crate::audit::spool::reserve;
+use crate::audit::writer::gate::Blocked;
 
 /// What one write holds while the disk recovers.
 const RESUME_CHUNK: usize = 64 << 10;

@@ -1,6 +1,6 @@
 //! The SQL analyzer as the audit path's classifier.
 
-use crate::audit::builder::{Classification, Classifier};
+use crate::audit::build::{Classification, Classifier};
 use crate::sql::{Analysis, Analyzer};
 
 impl Classifier for Analyzer {

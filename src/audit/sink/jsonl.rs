@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::gate::{AuditGate, Blocked};
-use super::lockfile::{lock_path_for, PathLock};
-use super::policy::{AuditSink, Offer, Released, Room};
-use super::record::{format_time, Record};
+use super::{AuditSink, Offer, Released, Room};
+use crate::audit::disk::lockfile::{lock_path_for, PathLock};
+use crate::audit::record::{format_time, Record};
+use crate::audit::writer::gate::{AuditGate, Blocked};
 
 /// Lines are written once this much is buffered, or at each flush.
 const WRITE_AT: usize = 256 * 1024;
@@ -130,7 +130,7 @@ impl JsonlSink {
 
     fn encode(&mut self, record: &Record, end_seq: u64) {
         self.line.clear();
-        super::json::write_record(record, &mut self.line);
+        crate::audit::record::json::write_record(record, &mut self.line);
         self.line.push(b'\n');
         self.buf.extend_from_slice(&self.line);
         if self.buf_lines == 0 {
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn the_seq_of_the_first_line_is_found() {
         let mut line = Vec::new();
-        crate::audit::json::write_record(&gap(42), &mut line);
+        crate::audit::record::json::write_record(&gap(42), &mut line);
         line.push(b'\n');
         line.extend_from_slice(b"{}\n");
         assert_eq!(first_line_seq(&line), Some(42));

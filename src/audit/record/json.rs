@@ -5,9 +5,7 @@
 //! agree byte for byte; the encoders destructure each record without `..`,
 //! so a new field does not compile until it is written here too.
 
-use super::record::{
-    write_micros, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord,
-};
+use super::{write_micros, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
 
 /// Appends `record` as one JSON object (no newline) to `out`.
 pub fn write_record(record: &Record, out: &mut Vec<u8>) {

@@ -2,9 +2,10 @@
 //! or keep a `before_ack` statement waiting.
 
 use super::*;
-use crate::audit::builder::NoClassifier;
+use crate::audit::build::NoClassifier;
 use crate::audit::event::{SessionEvent, SessionEventType, SessionInfo};
-use crate::audit::policy::{Offer, Room};
+use crate::audit::record::Record;
+use crate::audit::sink::{AuditSink, Offer, Room};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 

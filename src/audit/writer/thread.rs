@@ -1,199 +1,22 @@
-//! The audit path: a bounded channel from every session to one writer
-//! thread, which numbers the events, turns them into records and hands them
-//! to the sinks.
-//!
-//! Back-pressure: the channel holds `audit.queue_capacity` events. When it is
-//! full, `fail_closed` makes the relay wait (statements slow down, nothing is
-//! lost) and `fail_open` lets the relay go on, counting what was not queued;
-//! the writer then emits a gap record with that count. A failing sink closes
-//! the `AuditGate` (see `gate`).
-//!
-//! Durability `before_ack`: an event may carry a oneshot that the writer
-//! answers once the record is flushed (fsynced) by every sink, after the
-//! round's single flush, so one fsync acknowledges every session waiting at
-//! that moment (group commit). Such rounds do not pause between them: the
-//! fsync itself is the batching window.
+//! The writer thread: numbers events, turns them into records and hands
+//! them to every destination (see `policy`), flushing in rounds (group
+//! commit for `before_ack`).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-use super::builder::RecordBuilder;
-use super::event::AuditEvent;
 use super::gate::{AuditGate, Blocked};
-use super::policy::{AuditSink, Destination, WhenFull};
-use super::record::Record;
-use crate::config::FailurePolicy;
+use super::policy::Destination;
+use super::{AuditStats, Envelope, StartGap};
+use crate::audit::build::RecordBuilder;
+use crate::audit::event::AuditEvent;
+use crate::audit::record::Record;
+use crate::audit::sink::AuditSink;
 
-/// Counters shared between the senders and the writer.
-#[derive(Debug, Default)]
-pub struct AuditStats {
-    pub written: AtomicU64,
-    pub sink_errors: AtomicU64,
-    /// Statement records written, by class: successes, failures and a
-    /// duration histogram; counted by the writer after classification.
-    pub statements: super::class_stats::ClassStats,
-    /// Whether the last write to the sinks failed.
-    pub failing: AtomicBool,
-    /// Set when the writer has stopped (or could not start).
-    pub closed: AtomicBool,
-}
-
-/// Answered `true` once the record is durable, `false` (or dropped) if it
-/// could not be written.
-pub type DurableAck = oneshot::Receiver<bool>;
-
-/// What travels on the channel: events, and the server's last word.
-enum Envelope {
-    Event(AuditEvent, Option<oneshot::Sender<bool>>),
-    /// Sent once every session is gone: write what is queued, then stop.
-    Close,
-}
-
-/// The relay's handle on the audit path; cheap to clone.
-#[derive(Clone)]
-pub struct AuditSender {
-    tx: mpsc::Sender<Envelope>,
-    stats: Arc<AuditStats>,
-    gate: Arc<AuditGate>,
-}
-
-impl AuditSender {
-    /// Queues an event, waiting for room only under `fail_closed`.
-    pub async fn send(&self, event: AuditEvent) {
-        self.enqueue(Envelope::Event(event, None)).await;
-    }
-
-    /// Like `send`, and the answer says when the record is durable.
-    pub async fn send_durable(&self, event: AuditEvent) -> DurableAck {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(Envelope::Event(event, Some(tx))).await;
-        rx
-    }
-
-    async fn enqueue(&self, envelope: Envelope) {
-        let result = match self.gate.policy().when_full() {
-            WhenFull::Wait => self.tx.send(envelope).await.map_err(|_| ()),
-            WhenFull::Skip => self.tx.try_send(envelope).map_err(|_| ()),
-        };
-        if result.is_err() {
-            self.gate.count_queue_drop();
-        }
-    }
-
-    /// Waits for a `before_ack` answer: `Err` with why when the record is
-    /// not durable and the policy needs it to be (the session must end).
-    pub async fn confirm(&self, ack: DurableAck) -> Result<(), &'static str> {
-        if ack.await == Ok(true) || !self.gate.policy().needs_the_record() {
-            return Ok(());
-        }
-        Err(self.refusal().unwrap_or("the audit writer failed"))
-    }
-
-    pub fn stats(&self) -> &Arc<AuditStats> {
-        &self.stats
-    }
-
-    pub fn policy(&self) -> FailurePolicy {
-        self.gate.policy()
-    }
-
-    /// Why new statements must be refused now (`fail_closed` only).
-    pub fn refusal(&self) -> Option<&'static str> {
-        match self.gate.policy().needs_the_record() {
-            true => self.gate.blocked(),
-            false => None,
-        }
-    }
-
-    pub fn gate(&self) -> &Arc<AuditGate> {
-        &self.gate
-    }
-
-    /// Events waiting in the queue, and the queue's capacity.
-    pub fn queue_depth(&self) -> (usize, usize) {
-        let max = self.tx.max_capacity();
-        (max.saturating_sub(self.tx.capacity()), max)
-    }
-
-    /// Tells the writer to finish; events sent after this are not written.
-    pub async fn close(&self) {
-        // A writer waiting for spool room must stop waiting to see Close.
-        self.gate.stop();
-        let _ = self.tx.send(Envelope::Close).await;
-    }
-}
-
-/// The writer thread; `join` waits until every sender is gone and the queue
-/// is drained.
-pub struct AuditWorker {
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl AuditWorker {
-    pub fn join(self) {
-        if self.thread.join().is_err() {
-            tracing::error!("audit writer thread panicked");
-        }
-    }
-}
-
-/// How the writer runs; from `[audit]`.
-pub struct WriterOptions {
-    pub capacity: usize,
-    /// While events keep coming, sinks are flushed (and fsynced) at most
-    /// this often, unless a `before_ack` waiter needs it sooner.
-    pub flush_interval: Duration,
-    pub policy: FailurePolicy,
-    /// Shared with the sinks that can close it (the spool).
-    pub gate: Arc<AuditGate>,
-    /// What the start found missing, written before any event.
-    pub start_gaps: Vec<StartGap>,
-}
-
-/// Records missing since the last run, found at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartGap {
-    /// Damage (a corrupt spool frame): `missing_events` records, why.
-    Lost { missing_events: u64, reason: String },
-    /// Seqs the last run reserved that no kept record holds.
-    Unused { first_seq: u64, count: u64 },
-}
-
-/// Starts the writer thread.
-pub fn start(
-    options: WriterOptions,
-    builder: RecordBuilder,
-    sinks: Vec<Box<dyn AuditSink>>,
-) -> io::Result<(AuditSender, AuditWorker)> {
-    let (tx, rx) = mpsc::channel(options.capacity);
-    options.gate.set_policy(options.policy);
-    let stats = Arc::new(AuditStats::default());
-    let mut writer = Writer {
-        builder,
-        destinations: sinks.into_iter().map(Destination::new).collect(),
-        stats: stats.clone(),
-        gate: options.gate.clone(),
-        failing: false,
-        queue_drops_told: 0,
-        acks: Vec::new(),
-        flush_interval: options.flush_interval,
-    };
-    writer.write_start_gaps(options.start_gaps);
-    let thread = std::thread::Builder::new()
-        .name("pgtrail-audit".into())
-        .spawn(move || writer.run(rx))?;
-    let sender = AuditSender {
-        tx,
-        stats,
-        gate: options.gate,
-    };
-    Ok((sender, AuditWorker { thread }))
-}
-
-struct Writer {
+pub(super) struct Writer {
     builder: RecordBuilder,
     destinations: Vec<Destination>,
     stats: Arc<AuditStats>,
@@ -214,7 +37,26 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
 impl Writer {
-    fn run(self, rx: mpsc::Receiver<Envelope>) {
+    pub(super) fn new(
+        builder: RecordBuilder,
+        sinks: Vec<Box<dyn AuditSink>>,
+        stats: Arc<AuditStats>,
+        gate: Arc<AuditGate>,
+        flush_interval: Duration,
+    ) -> Writer {
+        Writer {
+            builder,
+            destinations: sinks.into_iter().map(Destination::new).collect(),
+            stats,
+            gate,
+            failing: false,
+            queue_drops_told: 0,
+            acks: Vec::new(),
+            flush_interval,
+        }
+    }
+
+    pub(super) fn run(self, rx: mpsc::Receiver<Envelope>) {
         let stats = self.stats.clone();
         // A small runtime of its own gives the writer a timer to batch with.
         match tokio::runtime::Builder::new_current_thread()
@@ -330,7 +172,7 @@ impl Writer {
         }
     }
 
-    fn write_start_gaps(&mut self, gaps: Vec<StartGap>) {
+    pub(super) fn write_start_gaps(&mut self, gaps: Vec<StartGap>) {
         for gap in gaps {
             let (record, end_seq) = match gap {
                 StartGap::Lost {
@@ -424,7 +266,3 @@ impl Writer {
         self.builder.finish();
     }
 }
-
-#[cfg(test)]
-#[path = "pipeline_tests.rs"]
-mod tests;

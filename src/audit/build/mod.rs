@@ -2,6 +2,9 @@
 //! out of a multi-statement Query, applies the text policy and attaches the
 //! statement's classification.
 
+mod classify;
+pub mod role;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -9,8 +12,8 @@ use super::event::{AuditEvent, Param, SessionEvent, SessionEventType, StatementE
 use super::record::{
     micros_since_epoch, GapRecord, Label, Record, RecordHeader, SessionRecord, StatementRecord,
 };
-use super::role::RoleTracker;
 use crate::text::lossless;
+use role::RoleTracker;
 
 /// Classification of one statement, as it lands in the record.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +68,7 @@ pub struct RecordBuilder {
     last_addr: Option<(std::net::IpAddr, String)>,
     roles: RoleTracker,
     /// Persists the seq high-water mark before seqs are used (with a spool).
-    seq_mark: Option<super::seqmark::SeqMark>,
+    seq_mark: Option<crate::audit::disk::seqmark::SeqMark>,
 }
 
 impl RecordBuilder {
@@ -100,7 +103,7 @@ impl RecordBuilder {
     }
 
     /// Hands out seqs only below a high-water mark already on disk.
-    pub fn reserving(mut self, mark: super::seqmark::SeqMark) -> Self {
+    pub fn reserving(mut self, mark: crate::audit::disk::seqmark::SeqMark) -> Self {
         self.seq_mark = Some(mark);
         self
     }

@@ -1,6 +1,8 @@
 //! Audit records as written to sinks. Field names follow the record contract
 //! of the design brief; JSON Lines and ClickHouse use the same names.
 
+pub mod json;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;

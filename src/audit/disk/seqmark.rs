@@ -11,7 +11,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::audit::slotfile::{self, SlotFile};
+use crate::audit::disk::slotfile::{self, SlotFile};
 
 /// Seqs reserved per update of the mark.
 pub const SEQ_BLOCK: u64 = 1 << 16;
@@ -110,13 +110,15 @@ fn last_line_seq(file: &Path) -> io::Result<Option<u64>> {
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |at| at + 1);
-    Ok(crate::audit::jsonl::first_line_seq(&tail[start..=end]))
+    Ok(crate::audit::sink::jsonl::first_line_seq(
+        &tail[start..=end],
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::slotfile;
+    use crate::audit::disk::slotfile;
 
     #[test]
     fn the_mark_is_ahead_of_every_seq_used_and_lowered_at_stop() {

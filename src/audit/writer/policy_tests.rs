@@ -3,8 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::audit::builder::NoClassifier;
+use crate::audit::build::NoClassifier;
 use crate::audit::record::Record;
+use crate::audit::sink::Released;
 
 #[derive(Default)]
 struct State {
