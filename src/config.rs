@@ -98,37 +98,32 @@ impl Default for UpstreamConfig {
 
 impl UpstreamConfig {
     /// Host and port from `url`.
-    pub fn host_port(&self) -> Result<(String, u16), String> {
+    pub fn host_port(&self) -> Result<(String, u16), UpstreamUrlError> {
+        let bad = |why| UpstreamUrlError::Form {
+            url: crate::secrets::masked_url(&self.url),
+            why,
+        };
         let rest = self
             .url
             .strip_prefix("postgres://")
             .or_else(|| self.url.strip_prefix("postgresql://"))
-            .ok_or_else(|| {
-                let url = crate::secrets::masked_url(&self.url);
-                format!("upstream.url {url:?} must start with postgres://")
-            })?;
+            .ok_or_else(|| bad(UrlFault::Scheme))?;
         let authority = rest.split('/').next().unwrap_or_default();
         let hostport = authority.rsplit('@').next().unwrap_or_default();
         let parse_port = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| format!("upstream.url: invalid port {p:?}"))
+            p.parse::<u16>().map_err(|source| UpstreamUrlError::Port {
+                port: p.to_string(),
+                source,
+            })
         };
         let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
-            let (h, after) = bracketed.split_once(']').ok_or_else(|| {
-                format!(
-                    "upstream.url {:?}: unclosed [",
-                    crate::secrets::masked_url(&self.url)
-                )
-            })?;
+            let (h, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| bad(UrlFault::UnclosedBracket))?;
             match after.strip_prefix(':') {
                 Some(p) => (h, parse_port(p)?),
                 None if after.is_empty() => (h, 5432),
-                None => {
-                    return Err(format!(
-                        "upstream.url {:?}: junk after ]",
-                        crate::secrets::masked_url(&self.url)
-                    ))
-                }
+                None => return Err(bad(UrlFault::JunkAfterBracket)),
             }
         } else {
             match hostport.rsplit_once(':') {
@@ -137,16 +132,62 @@ impl UpstreamConfig {
             }
         };
         if host.is_empty() {
-            return Err(format!(
-                "upstream.url {:?} has no host",
-                crate::secrets::masked_url(&self.url)
-            ));
+            return Err(bad(UrlFault::NoHost));
         }
         Ok((host.to_string(), port))
     }
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// What is wrong with `upstream.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlFault {
+    /// Not `postgres://` or `postgresql://`.
+    Scheme,
+    UnclosedBracket,
+    JunkAfterBracket,
+    NoHost,
+}
+
+/// `upstream.url` does not name a host and port; the URL is kept with its
+/// password masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamUrlError {
+    Form {
+        url: String,
+        why: UrlFault,
+    },
+    Port {
+        port: String,
+        source: std::num::ParseIntError,
+    },
+}
+
+impl fmt::Display for UpstreamUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamUrlError::Form { url, why } => match why {
+                UrlFault::Scheme => write!(f, "upstream.url {url:?} must start with postgres://"),
+                UrlFault::UnclosedBracket => write!(f, "upstream.url {url:?}: unclosed ["),
+                UrlFault::JunkAfterBracket => write!(f, "upstream.url {url:?}: junk after ]"),
+                UrlFault::NoHost => write!(f, "upstream.url {url:?} has no host"),
+            },
+            UpstreamUrlError::Port { port, .. } => {
+                write!(f, "upstream.url: invalid port {port:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UpstreamUrlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpstreamUrlError::Form { .. } => None,
+            UpstreamUrlError::Port { source, .. } => Some(source),
+        }
     }
 }
 
@@ -503,7 +544,9 @@ impl Config {
     /// Checks everything that can be checked without connecting anywhere.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |s: String| Err(ConfigError(s));
-        self.upstream.host_port().map_err(ConfigError)?;
+        self.upstream
+            .host_port()
+            .map_err(|e| ConfigError(e.to_string()))?;
         if self.worker_threads == 0 {
             return err("worker_threads must be at least 1".into());
         }
@@ -650,7 +693,17 @@ mod tests {
             assert_eq!(u.host_port().unwrap(), (host.to_string(), port));
         }
         u.url = "http://x".into();
-        assert!(u.host_port().is_err());
+        assert!(matches!(
+            u.host_port(),
+            Err(UpstreamUrlError::Form {
+                why: UrlFault::Scheme,
+                ..
+            })
+        ));
+        u.url = "postgres://u:pw@db:x".into();
+        let e = u.host_port().unwrap_err();
+        assert_eq!(e.to_string(), "upstream.url: invalid port \"x\"");
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     /// The example file documents every key with its default value.
