@@ -11,7 +11,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::audit::build::Classifier;
 use crate::audit::clickhouse::ClickHouseStats;
 use crate::audit::AuditSender;
-use crate::auth::users::Users;
+use crate::auth::users::{Users, UsersError};
 use crate::cancel::CancelRegistry;
 use crate::config::{ClientTlsConfig, Config};
 use crate::hooks::SessionHooks;
@@ -214,11 +214,11 @@ impl ProxyContext {
 
     /// Reads the users file again (SIGHUP). A file that does not load leaves
     /// the current users in place; sessions already open are not touched.
-    pub fn reload_users(&self) -> Result<usize, String> {
+    pub fn reload_users(&self) -> Result<usize, ReloadUsersError> {
         let Some(path) = self.live().users_file.clone() else {
-            return Err("no auth.users_file configured".into());
+            return Err(ReloadUsersError::NoUsersFile);
         };
-        let users = Users::load(&path)?;
+        let users = Users::load(&path).map_err(ReloadUsersError::Users)?;
         let count = users.len();
         self.set_users(users);
         Ok(count)
@@ -229,5 +229,32 @@ impl ProxyContext {
         let mut rx = self.force_close.clone();
         // An error means the server is gone: close as well.
         let _ = rx.wait_for(|&forced| forced).await;
+    }
+}
+
+/// Why [`ProxyContext::reload_users`] kept the users it had.
+#[derive(Debug)]
+pub enum ReloadUsersError {
+    /// The server runs without `auth.users_file`.
+    NoUsersFile,
+    /// The file does not load.
+    Users(UsersError),
+}
+
+impl std::fmt::Display for ReloadUsersError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadUsersError::NoUsersFile => f.write_str("no auth.users_file configured"),
+            ReloadUsersError::Users(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReloadUsersError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReloadUsersError::NoUsersFile => None,
+            ReloadUsersError::Users(e) => Some(e),
+        }
     }
 }

@@ -23,9 +23,31 @@ pub fn needed(config: &Config) -> u64 {
         .saturating_add(RESERVE)
 }
 
+/// The open file limit cannot hold `max_connections` sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdLimitError {
+    /// The soft limit in force, after raising it as far as allowed.
+    pub limit: u64,
+    /// What the configuration needs ([`needed`]).
+    pub needed: u64,
+    pub max_connections: usize,
+}
+
+impl std::fmt::Display for FdLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the open file limit is {}, but max_connections = {} needs {} (2 per session + {RESERVE} reserved): raise the hard limit (ulimit -Hn, LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower max_connections",
+            self.limit, self.max_connections, self.needed
+        )
+    }
+}
+
+impl std::error::Error for FdLimitError {}
+
 /// Raises the soft limit to the hard one and checks the budget; the limit
 /// now in force on success.
-pub fn raise_and_check(config: &Config) -> Result<u64, String> {
+pub fn raise_and_check(config: &Config) -> Result<u64, FdLimitError> {
     let limit = getrlimit(Resource::Nofile);
     let soft = match limit.maximum {
         // No hard limit, or one above the soft: take all of it.
@@ -49,10 +71,11 @@ pub fn raise_and_check(config: &Config) -> Result<u64, String> {
     };
     let need = needed(config);
     if soft < need {
-        return Err(format!(
-            "the open file limit is {soft}, but max_connections = {} needs {need} (2 per session + {RESERVE} reserved): raise the hard limit (ulimit -Hn, LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower max_connections",
-            config.max_connections
-        ));
+        return Err(FdLimitError {
+            limit: soft,
+            needed: need,
+            max_connections: config.max_connections,
+        });
     }
     tracing::info!(open_file_limit = soft, needed = need, "file descriptors");
     Ok(soft)

@@ -1,16 +1,40 @@
 //! Files that hold secrets (the users file, generated keys): written 0600
 //! from the start, and checked at start for modes that let others read.
 
-use std::io::Write;
+use std::fmt;
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A secrets file that could not be written: the file the failing step
+/// touched (the temporary file, or the target of the rename) and why.
+#[derive(Debug)]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
 
 /// Writes `bytes` to `path` through a temporary file created 0600, synced
 /// and renamed over `path`, so a reader sees the old file or the new one,
 /// and nobody else can read it at any point.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = path.with_extension("tmp");
-    let at = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let at = |p: &Path, source: io::Error| WriteError {
+        path: p.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

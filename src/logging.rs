@@ -22,11 +22,48 @@ impl std::fmt::Debug for LogHandle {
 impl LogHandle {
     /// Replaces the filter; `level` is a tracing filter such as `info` or
     /// `pgtrail=debug`.
-    pub fn set_level(&self, level: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level {level:?}: {e}"))?;
-        self.0
-            .reload(filter)
-            .map_err(|e| format!("log.level {level:?}: {e}"))
+    pub fn set_level(&self, level: &str) -> Result<(), LevelError> {
+        let filter = EnvFilter::try_new(level).map_err(|source| LevelError::Filter {
+            level: level.to_string(),
+            source,
+        })?;
+        self.0.reload(filter).map_err(|source| LevelError::Reload {
+            level: level.to_string(),
+            source,
+        })
+    }
+}
+
+/// `log.level` could not be put in force: `log.level "LEVEL": why`.
+#[derive(Debug)]
+pub enum LevelError {
+    /// Not a tracing filter.
+    Filter {
+        level: String,
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// The subscriber is gone.
+    Reload {
+        level: String,
+        source: reload::Error,
+    },
+}
+
+impl std::fmt::Display for LevelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LevelError::Filter { level, source } => write!(f, "log.level {level:?}: {source}"),
+            LevelError::Reload { level, source } => write!(f, "log.level {level:?}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for LevelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LevelError::Filter { source, .. } => Some(source),
+            LevelError::Reload { source, .. } => Some(source),
+        }
     }
 }
 

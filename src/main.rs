@@ -9,14 +9,19 @@ use clap::{Parser, Subcommand};
 // to 1.6x (spooled) the records per second.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pgtrail::auth::users::{self, Method, UserEntry};
 use pgtrail::config::{AuthMode, Config};
 use pgtrail::server::{Extensions, Server};
+
+mod cli {
+    pub mod error;
+    pub mod user;
+}
+use cli::error::CliError;
+use cli::user::{user, UserAction};
 
 #[derive(Parser)]
 #[command(name = "pgtrail", version, about = "PostgreSQL audit proxy")]
@@ -76,36 +81,6 @@ struct RunArgs {
     admin_listen: Option<SocketAddr>,
 }
 
-#[derive(Subcommand)]
-enum UserAction {
-    /// Add or replace a person; the password is read from the first line of stdin.
-    Add {
-        name: String,
-        #[arg(long, default_value = "users.toml")]
-        users: PathBuf,
-        /// Upstream role this person logs in as.
-        #[arg(long)]
-        db_role: Option<String>,
-        /// Databases this person may use (repeatable); all when absent.
-        #[arg(long = "database")]
-        databases: Vec<String>,
-        /// scram-sha-256 (default), md5 or password.
-        #[arg(long, default_value = "scram-sha-256")]
-        method: String,
-    },
-    /// Remove a person.
-    Remove {
-        name: String,
-        #[arg(long, default_value = "users.toml")]
-        users: PathBuf,
-    },
-    /// List the people in the users file (names and roles, never secrets).
-    List {
-        #[arg(long, default_value = "users.toml")]
-        users: PathBuf,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -127,9 +102,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(args: &RunArgs) -> Result<Config, String> {
+fn load_config(args: &RunArgs) -> Result<Config, CliError> {
     let mut config = match &args.config {
-        Some(path) => pgtrail::config_file::parse(path).map_err(|e| e.to_string())?,
+        Some(path) => pgtrail::config_file::parse(path)?,
         None => Config::default(),
     };
     if let Some(v) = args.listen {
@@ -156,12 +131,11 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
     match &args.config {
         Some(path) => pgtrail::config_file::validate(path, &config),
         None => config.validate(),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     Ok(config)
 }
 
-fn run(args: RunArgs) -> Result<(), String> {
+fn run(args: RunArgs) -> Result<(), CliError> {
     let config = load_config(&args)?;
     let log = pgtrail::logging::init(&config.log);
     pgtrail::secrets::warn_about_readable_secrets(&config, args.config.as_deref());
@@ -177,7 +151,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             .enable_all()
             .build(),
     }
-    .map_err(|e| format!("tokio runtime: {e}"))?;
+    .map_err(CliError::Runtime)?;
     runtime.block_on(async {
         let server = Server::bind(config.clone(), Extensions::standard(&config)).await?;
         let ctx = server.context();
@@ -208,7 +182,7 @@ async fn reload_on_sighup(ctx: std::sync::Arc<pgtrail::context::ProxyContext>, a
             reload_users_only(&ctx);
             continue;
         };
-        let result = load_config(&args).and_then(|c| pgtrail::reload::apply(&ctx, file, c));
+        let result = load_config(&args).and_then(|c| Ok(pgtrail::reload::apply(&ctx, file, c)?));
         ctx.stats.reloaded(result.is_ok());
         if let Err(e) = result {
             tracing::error!("SIGHUP: configuration rejected, the previous one stays in force: {e}");
@@ -248,16 +222,12 @@ async fn shutdown_signal() {
     }
 }
 
-fn schema(args: &SchemaArgs) -> Result<(), String> {
+fn schema(args: &SchemaArgs) -> Result<(), CliError> {
     use pgtrail::audit::clickhouse::schema;
-    let version = schema::ServerVersion::parse(&args.server_version).ok_or_else(|| {
-        format!(
-            "--server-version {:?}: expected MAJOR.MINOR",
-            args.server_version
-        )
-    })?;
+    let version = schema::ServerVersion::parse(&args.server_version)
+        .ok_or_else(|| CliError::ServerVersion(args.server_version.clone()))?;
     let config = match &args.config {
-        Some(path) => pgtrail::config_file::load(path).map_err(|e| e.to_string())?,
+        Some(path) => pgtrail::config_file::load(path)?,
         None => Config::default(),
     };
     print!(
@@ -269,92 +239,22 @@ fn schema(args: &SchemaArgs) -> Result<(), String> {
 
 /// Errors read `FILE:LINE:COL: key: why` (see `pgtrail::config_file`), or
 /// `FILE: key: PATH: why` for files the configuration names.
-fn check_config(file: &Path) -> Result<(), String> {
-    let config = pgtrail::config_file::load(file).map_err(|e| e.to_string())?;
-    let at = |e: String| format!("{}: {e}", file.display());
+fn check_config(file: &Path) -> Result<(), CliError> {
+    let config = pgtrail::config_file::load(file)?;
     if let (AuthMode::Proxy, Some(path)) = (config.auth.mode, &config.auth.users_file) {
-        let users = pgtrail::auth::users::Users::load(path).map_err(|e| {
-            at(format!(
-                "auth.users_file: {}",
-                pgtrail::config_file::one_line(&e)
-            ))
-        })?;
+        let users =
+            pgtrail::auth::users::Users::load(path).map_err(|source| CliError::CheckUsers {
+                file: file.to_path_buf(),
+                source,
+            })?;
         println!("{}: {} user(s)", path.display(), users.len());
     }
-    pgtrail::tls::acceptor(&config.tls).map_err(at)?;
-    pgtrail::tls::connector(&config.upstream).map_err(at)?;
+    let tls = |source| CliError::CheckTls {
+        file: file.to_path_buf(),
+        source: Box::new(source),
+    };
+    pgtrail::tls::acceptor(&config.tls).map_err(tls)?;
+    pgtrail::tls::connector(&config.upstream).map_err(tls)?;
     println!("{}: ok", file.display());
     Ok(())
-}
-
-fn user(action: UserAction) -> Result<(), String> {
-    match action {
-        UserAction::Add {
-            name,
-            users: path,
-            db_role,
-            databases,
-            method,
-        } => {
-            let method: Method = method.parse()?;
-            let password = read_password()?;
-            let secret = match method {
-                Method::Md5 => postgres_protocol::password::md5(password.as_bytes(), &name),
-                _ => postgres_protocol::password::scram_sha_256(password.as_bytes()),
-            };
-            users::upsert(
-                &path,
-                UserEntry {
-                    name: name.clone(),
-                    secret,
-                    method,
-                    db_role,
-                    databases,
-                },
-            )?;
-            println!("{name}: written to {}", path.display());
-            Ok(())
-        }
-        UserAction::Remove { name, users: path } => {
-            if users::remove(&path, &name)? {
-                println!("{name}: removed from {}", path.display());
-                Ok(())
-            } else {
-                Err(format!("{name}: not in {}", path.display()))
-            }
-        }
-        UserAction::List { users: path } => {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let file: users::UsersFile =
-                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            for u in file.users {
-                let role = u.db_role.as_deref().unwrap_or("(default)");
-                let dbs = if u.databases.is_empty() {
-                    "all".to_string()
-                } else {
-                    u.databases.join(",")
-                };
-                println!(
-                    "{}\trole={role}\tdatabases={dbs}\tmethod={}",
-                    u.name,
-                    u.method.name()
-                );
-            }
-            Ok(())
-        }
-    }
-}
-
-fn read_password() -> Result<String, String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("reading password from stdin: {e}"))?;
-    let password = line.trim_end_matches(['\r', '\n']).to_string();
-    if password.is_empty() {
-        return Err("empty password on stdin".into());
-    }
-    Ok(password)
 }

@@ -15,11 +15,13 @@
 //! or a users file that does not load rejects the whole reload, and the
 //! settings in force stay as they were.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
-use crate::auth::users::Users;
-use crate::config::{AuthMode, Config};
+use crate::auth::users::{Users, UsersError};
+use crate::config::{AuthMode, Config, ConfigError};
 use crate::context::{LiveSettings, ProxyContext};
+use crate::tls::TlsError;
 
 /// Keys a reload applies; every other key needs a restart.
 const LIVE_KEYS: [&str; 8] = [
@@ -48,29 +50,88 @@ pub struct ReloadSummary {
     pub users: Option<usize>,
 }
 
+/// Why a reload changed nothing. `Display` is one line naming the file,
+/// the key and why.
+#[derive(Debug)]
+pub enum ReloadError {
+    /// The file does not read, parse or validate (`FILE:LINE:COL: ...`).
+    Config(ConfigError),
+    /// A TLS file named in `file` does not load.
+    Tls {
+        file: PathBuf,
+        source: Box<TlsError>,
+    },
+    /// The users file named in `file` does not load.
+    Users {
+        file: PathBuf,
+        source: Box<UsersError>,
+    },
+    /// Proxy mode, and the new file names no users file.
+    NoUsersFile { file: PathBuf },
+    /// A configuration that does not turn into TOML for the comparison.
+    Compare(toml::ser::Error),
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReloadError::Config(e) => e.fmt(f),
+            ReloadError::Tls { file, source } => write!(f, "{}: {source}", file.display()),
+            ReloadError::Users { file, source } => write!(
+                f,
+                "{}: auth.users_file: {}",
+                file.display(),
+                crate::config_file::one_line(&source.to_string())
+            ),
+            ReloadError::NoUsersFile { file } => write!(
+                f,
+                "{}: auth.users_file: required in proxy mode",
+                file.display()
+            ),
+            ReloadError::Compare(e) => write!(f, "configuration as TOML: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReloadError::Config(e) => Some(e),
+            ReloadError::Tls { source, .. } => Some(&**source),
+            ReloadError::Users { source, .. } => Some(&**source),
+            ReloadError::NoUsersFile { .. } => None,
+            ReloadError::Compare(e) => Some(e),
+        }
+    }
+}
+
 /// Reads `file` again and applies it (see the module doc). `Err` is one
 /// line naming the file, the key and why; nothing was changed then.
-pub fn reload(ctx: &ProxyContext, file: &Path) -> Result<ReloadSummary, String> {
-    let config = crate::config_file::load(file).map_err(|e| e.to_string())?;
+pub fn reload(ctx: &ProxyContext, file: &Path) -> Result<ReloadSummary, ReloadError> {
+    let config = crate::config_file::load(file).map_err(ReloadError::Config)?;
     apply(ctx, file, config)
 }
 
 /// Applies `new`, read from `file` (and possibly changed by command-line
 /// flags since, which is why the binary passes it in).
-pub fn apply(ctx: &ProxyContext, file: &Path, new: Config) -> Result<ReloadSummary, String> {
-    let at = |e: String| format!("{}: {e}", file.display());
-    crate::config_file::validate(file, &new).map_err(|e| e.to_string())?;
+pub fn apply(ctx: &ProxyContext, file: &Path, new: Config) -> Result<ReloadSummary, ReloadError> {
+    crate::config_file::validate(file, &new).map_err(ReloadError::Config)?;
     // Load everything first: any failure leaves the running settings whole.
-    let acceptor = crate::tls::acceptor(&new.tls).map_err(at)?;
+    let acceptor = crate::tls::acceptor(&new.tls).map_err(|source| ReloadError::Tls {
+        file: file.to_path_buf(),
+        source: Box::new(source),
+    })?;
     let users = match (ctx.config.auth.mode, &new.auth.users_file) {
-        (AuthMode::Proxy, Some(path)) => Some(Users::load(path).map_err(|e| {
-            at(format!(
-                "auth.users_file: {}",
-                crate::config_file::one_line(&e)
-            ))
-        })?),
+        (AuthMode::Proxy, Some(path)) => {
+            Some(Users::load(path).map_err(|source| ReloadError::Users {
+                file: file.to_path_buf(),
+                source: Box::new(source),
+            })?)
+        }
         (AuthMode::Proxy, None) => {
-            return Err(at("auth.users_file: required in proxy mode".into()));
+            return Err(ReloadError::NoUsersFile {
+                file: file.to_path_buf(),
+            });
         }
         (AuthMode::Passthrough, _) => None,
     };
@@ -125,8 +186,8 @@ pub fn apply(ctx: &ProxyContext, file: &Path, new: Config) -> Result<ReloadSumma
     Ok(summary)
 }
 
-fn as_value(c: &Config) -> Result<toml::Value, String> {
-    toml::Value::try_from(c).map_err(|e| format!("configuration as TOML: {e}"))
+fn as_value(c: &Config) -> Result<toml::Value, ReloadError> {
+    toml::Value::try_from(c).map_err(ReloadError::Compare)
 }
 
 /// Dotted keys whose values differ between `a` and `b` (tables compared

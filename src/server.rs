@@ -56,8 +56,7 @@ impl Server {
         config
             .validate()
             .map_err(|e| StartupError::Config(e.to_string()))?;
-        let (upstream_host, upstream_port) =
-            config.upstream.host_port().map_err(StartupError::Config)?;
+        let (upstream_host, upstream_port) = config.upstream.host_port()?;
         let tls_acceptor = crate::tls::acceptor(&config.tls).map_err(StartupError::Tls)?;
         let upstream_tls = crate::tls::connector(&config.upstream).map_err(StartupError::Tls)?;
         let users = match (&config.auth.mode, &config.auth.users_file) {

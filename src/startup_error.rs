@@ -4,14 +4,17 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::auth::users::UsersError;
+use crate::tls::TlsError;
+
 #[derive(Debug)]
 pub enum StartupError {
     /// The configuration does not validate (including `upstream.url`).
     Config(String),
     /// A TLS certificate, key or CA file.
-    Tls(String),
+    Tls(TlsError),
     /// The users file (proxy mode).
-    Users(String),
+    Users(UsersError),
     /// The audit destinations: file, spool, ClickHouse, the writer thread.
     Audit(crate::audit::start::AuditStartError),
     /// A listener could not be bound; `what` names the setting.
@@ -25,10 +28,10 @@ pub enum StartupError {
 impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartupError::Config(m) | StartupError::Tls(m) | StartupError::Users(m) => {
-                f.write_str(m)
-            }
+            StartupError::Config(m) => f.write_str(m),
             StartupError::Audit(e) => e.fmt(f),
+            StartupError::Tls(e) => e.fmt(f),
+            StartupError::Users(e) => e.fmt(f),
             StartupError::Listen { what, addr, source } => write!(f, "{what} on {addr}: {source}"),
         }
     }
@@ -38,16 +41,18 @@ impl std::error::Error for StartupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartupError::Listen { source, .. } => Some(source),
-            StartupError::Audit(e) => e.source(),
-            _ => None,
+            StartupError::Tls(e) => Some(e),
+            StartupError::Users(e) => Some(e),
+            StartupError::Audit(e) => Some(e),
+            StartupError::Config(_) => None,
         }
     }
 }
 
-/// `main` reports every error as text.
-impl From<StartupError> for String {
-    fn from(e: StartupError) -> String {
-        e.to_string()
+/// `upstream.url` is part of the configuration.
+impl From<crate::config::UpstreamUrlError> for StartupError {
+    fn from(e: crate::config::UpstreamUrlError) -> Self {
+        StartupError::Config(e.to_string())
     }
 }
 

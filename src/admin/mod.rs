@@ -53,7 +53,52 @@ pub const READY_CACHE: Duration = Duration::from_secs(1);
 /// The last upstream check of `/readyz`: when, and its answer. The lock is
 /// held across a check, so concurrent calls wait for it and share it.
 #[derive(Default)]
-struct UpstreamCheck(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
+struct UpstreamCheck(tokio::sync::Mutex<Option<(Instant, Result<(), NotReady>)>>);
+
+/// Why `/readyz` answers 503; `Display` is the body's one line.
+#[derive(Debug, Clone)]
+pub enum NotReady {
+    /// The audit writer thread has stopped.
+    WriterStopped,
+    /// A sink reports failing writes.
+    SinkFailing,
+    /// The audit gate is closed, for the reason it gives.
+    AuditBlocked(&'static str),
+    /// The upstream server refused or reset the connection (the error is
+    /// shared by the answers cached for [`READY_CACHE`]).
+    Unreachable {
+        host: String,
+        port: u16,
+        source: Arc<std::io::Error>,
+    },
+    /// No connection within [`READY_CONNECT_TIMEOUT`].
+    ConnectTimeout { host: String, port: u16 },
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::WriterStopped => f.write_str("audit writer is not running"),
+            NotReady::SinkFailing => f.write_str("audit sink is failing"),
+            NotReady::AuditBlocked(why) => write!(f, "audit is blocked: {why}"),
+            NotReady::Unreachable { host, port, source } => {
+                write!(f, "upstream {host}:{port} unreachable: {source}")
+            }
+            NotReady::ConnectTimeout { host, port } => {
+                write!(f, "upstream {host}:{port} unreachable: connect timed out")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotReady {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotReady::Unreachable { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
+}
 
 /// Serves admin requests until `shutdown` resolves; open connections are
 /// closed then.
@@ -164,16 +209,16 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 /// `Ok` when the upstream server accepts a TCP connection and the audit
 /// writer is running with every sink writing; else the one-line reason.
-async fn readiness(ctx: &ProxyContext, check: &UpstreamCheck) -> Result<(), String> {
+async fn readiness(ctx: &ProxyContext, check: &UpstreamCheck) -> Result<(), NotReady> {
     let stats = ctx.audit.stats();
     if stats.closed.load(Ordering::Relaxed) {
-        return Err("audit writer is not running".into());
+        return Err(NotReady::WriterStopped);
     }
     if stats.failing.load(Ordering::Relaxed) {
-        return Err("audit sink is failing".into());
+        return Err(NotReady::SinkFailing);
     }
     if let Some(why) = ctx.audit.gate().blocked() {
-        return Err(format!("audit is blocked: {why}"));
+        return Err(NotReady::AuditBlocked(why));
     }
     let mut last = check.0.lock().await;
     if let Some((at, answer)) = last.as_ref() {
@@ -187,22 +232,20 @@ async fn readiness(ctx: &ProxyContext, check: &UpstreamCheck) -> Result<(), Stri
 }
 
 /// One TCP connect to the upstream server.
-async fn upstream_reachable(ctx: &ProxyContext) -> Result<(), String> {
-    let target = (ctx.upstream_host.as_str(), ctx.upstream_port);
+async fn upstream_reachable(ctx: &ProxyContext) -> Result<(), NotReady> {
+    let (host, port) = (ctx.upstream_host.clone(), ctx.upstream_port);
     match tokio::time::timeout(
         READY_CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect(target),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
     )
     .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!(
-            "upstream {}:{} unreachable: {e}",
-            ctx.upstream_host, ctx.upstream_port
-        )),
-        Err(_) => Err(format!(
-            "upstream {}:{} unreachable: connect timed out",
-            ctx.upstream_host, ctx.upstream_port
-        )),
+        Ok(Err(e)) => Err(NotReady::Unreachable {
+            host,
+            port,
+            source: Arc::new(e),
+        }),
+        Err(_) => Err(NotReady::ConnectTimeout { host, port }),
     }
 }

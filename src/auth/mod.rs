@@ -2,20 +2,29 @@
 //! cleartext against the users file) and logging in upstream with the
 //! mapped role's credentials (answering SCRAM, md5 or cleartext).
 
+pub mod io;
 pub mod scram;
 pub mod users;
 
+use bytes::Bytes;
 use md5::{Digest, Md5};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
 use crate::protocol::backend::{self, auth};
 use crate::protocol::{build, MessageReader};
 use crate::protocol::{tag, Frame, HEADER_LEN};
-use crate::session::error::SessionError;
-use crate::session::refusal::PersonRefusal;
-use crate::session::stream::Framed;
+pub use io::{AuthError, AuthIo, Side, MAX_AUTH_MESSAGE};
 use scram::{ScramError, ScramServer, Verifier};
 use users::{Method, UserEntry, Users};
+
+/// What pgtrail itself found wrong with a person (proxy mode). The client
+/// always hears the same 28P01 message, whatever went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonRefusal {
+    WrongPassword { method: &'static str },
+    UnknownUser,
+    DatabaseNotAllowed { database: String },
+}
 
 /// The result of checking a person.
 pub enum ClientAuth {
@@ -40,13 +49,13 @@ pub fn failure_message(user: &str) -> String {
 
 /// Runs the exchange with the client; sends nothing after the last
 /// challenge, so the caller sends AuthenticationOk or the error.
-pub async fn authenticate_client(
-    client: &mut Framed,
+pub async fn authenticate_client<C: AuthIo>(
+    client: &mut C,
     user: &str,
     database: &str,
     users: &Users,
     unknown_user_method: Method,
-) -> Result<ClientAuth, SessionError> {
+) -> Result<ClientAuth, C::Error> {
     let Some(entry) = users.get(user) else {
         mock_exchange(client, user, users, unknown_user_method).await?;
         return Ok(ClientAuth::Failed {
@@ -88,26 +97,26 @@ pub async fn authenticate_client(
 /// The exchange an unknown user gets: the configured method, and for SCRAM
 /// a salt derived from the users file's mock secret, so that the answer
 /// looks like a real person's on every instance and across restarts.
-async fn mock_exchange(
-    client: &mut Framed,
+async fn mock_exchange<C: AuthIo>(
+    client: &mut C,
     user: &str,
     users: &Users,
     method: Method,
-) -> Result<(), SessionError> {
+) -> Result<(), C::Error> {
     match method {
         Method::ScramSha256 => {
             let mock = Verifier::mock(user.as_bytes(), users.mock_secret());
             scram_exchange(client, mock).await?;
         }
         Method::Md5 => {
-            let mut salt = [0u8; 4];
-            getrandom::fill(&mut salt).map_err(|e| SessionError::Protocol(e.to_string()))?;
-            client.write(&build::auth_request(auth::MD5, &salt)).await?;
+            client
+                .write_message(&build::auth_request(auth::MD5, &md5_salt()?))
+                .await?;
             read_password_message(client).await?;
         }
         Method::Password => {
             client
-                .write(&build::auth_request(auth::CLEARTEXT, &[]))
+                .write_message(&build::auth_request(auth::CLEARTEXT, &[]))
                 .await?;
             read_password_message(client).await?;
         }
@@ -115,35 +124,39 @@ async fn mock_exchange(
     Ok(())
 }
 
+/// A fresh salt for AuthenticationMD5Password.
+fn md5_salt() -> Result<[u8; 4], AuthError> {
+    let mut salt = [0u8; 4];
+    getrandom::fill(&mut salt).map_err(AuthError::Random)?;
+    Ok(salt)
+}
+
 /// Reads the client's PasswordMessage-family reply ('p').
-async fn read_password_message(client: &mut Framed) -> Result<bytes::Bytes, SessionError> {
-    let frame = client.read_auth_frame().await?;
+async fn read_password_message<C: AuthIo>(client: &mut C) -> Result<Bytes, C::Error> {
+    let frame = client.read_auth_message().await?;
     let got = Frame::of(&frame).tag;
     if got != tag::frontend::PASSWORD {
-        return Err(SessionError::Protocol(format!(
-            "expected a password message, got {}",
-            crate::protocol::frame::tag_name(got)
-        )));
+        return Err(AuthError::NotPassword { got }.into());
     }
     Ok(frame.slice(HEADER_LEN..))
 }
 
-async fn scram_exchange(client: &mut Framed, verifier: Verifier) -> Result<bool, SessionError> {
-    client.write(&build::auth_sasl(&[b"SCRAM-SHA-256"])).await?;
+async fn scram_exchange<C: AuthIo>(client: &mut C, verifier: Verifier) -> Result<bool, C::Error> {
+    client
+        .write_message(&build::auth_sasl(&[b"SCRAM-SHA-256"]))
+        .await?;
     let body = read_password_message(client).await?;
     let mut r = MessageReader::new(&body);
     let mechanism = r.cstr()?;
     if mechanism != b"SCRAM-SHA-256" {
-        return Err(SessionError::Protocol("unsupported SASL mechanism".into()));
+        return Err(AuthError::UnsupportedMechanism.into());
     }
-    let len = r.i32()?;
-    let first = r.bytes(
-        usize::try_from(len).map_err(|_| SessionError::Protocol("missing SASL data".into()))?,
-    )?;
-    let (server, server_first) = ScramServer::start(verifier, first)
-        .map_err(|e| SessionError::Protocol(format!("SCRAM: {e:?}")))?;
+    let len = usize::try_from(r.i32()?).map_err(|_| AuthError::MissingSaslData)?;
+    let first = r.bytes(len)?;
+    let (server, server_first) =
+        ScramServer::start(verifier, first).map_err(AuthError::ScramStart)?;
     client
-        .write(&build::auth_request(
+        .write_message(&build::auth_request(
             auth::SASL_CONTINUE,
             server_first.as_bytes(),
         ))
@@ -152,7 +165,7 @@ async fn scram_exchange(client: &mut Framed, verifier: Verifier) -> Result<bool,
     match server.finish(&client_final) {
         Ok(server_final) => {
             client
-                .write(&build::auth_request(
+                .write_message(&build::auth_request(
                     auth::SASL_FINAL,
                     server_final.as_bytes(),
                 ))
@@ -160,14 +173,15 @@ async fn scram_exchange(client: &mut Framed, verifier: Verifier) -> Result<bool,
             Ok(true)
         }
         Err(ScramError::WrongProof) => Ok(false),
-        Err(ScramError::Malformed(m)) => Err(SessionError::Protocol(format!("SCRAM: {m}"))),
+        Err(ScramError::Malformed(m)) => Err(AuthError::ScramFinal(m).into()),
     }
 }
 
-async fn md5_exchange(client: &mut Framed, entry: &UserEntry) -> Result<bool, SessionError> {
-    let mut salt = [0u8; 4];
-    getrandom::fill(&mut salt).map_err(|e| SessionError::Protocol(e.to_string()))?;
-    client.write(&build::auth_request(auth::MD5, &salt)).await?;
+async fn md5_exchange<C: AuthIo>(client: &mut C, entry: &UserEntry) -> Result<bool, C::Error> {
+    let salt = md5_salt()?;
+    client
+        .write_message(&build::auth_request(auth::MD5, &salt))
+        .await?;
     let body = read_password_message(client).await?;
     let answer = MessageReader::new(&body).cstr()?;
     let Some(stored) = entry.md5_hash() else {
@@ -181,9 +195,12 @@ async fn md5_exchange(client: &mut Framed, entry: &UserEntry) -> Result<bool, Se
     Ok(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), answer).into())
 }
 
-async fn cleartext_exchange(client: &mut Framed, entry: &UserEntry) -> Result<bool, SessionError> {
+async fn cleartext_exchange<C: AuthIo>(
+    client: &mut C,
+    entry: &UserEntry,
+) -> Result<bool, C::Error> {
     client
-        .write(&build::auth_request(auth::CLEARTEXT, &[]))
+        .write_message(&build::auth_request(auth::CLEARTEXT, &[]))
         .await?;
     let body = read_password_message(client).await?;
     let password = MessageReader::new(&body).cstr()?;
@@ -217,85 +234,30 @@ pub enum UpstreamLogin {
 }
 
 /// Answers the server's authentication requests as `role`.
-pub async fn login_upstream(
-    up: &mut Framed,
+pub async fn login_upstream<S: AuthIo>(
+    up: &mut S,
     role: &str,
     password: Option<&str>,
-) -> Result<UpstreamLogin, SessionError> {
-    let mut method = "trust";
-    let mut scram: Option<ScramSha256> = None;
-    let need_password = || {
-        password.ok_or_else(|| {
-            SessionError::Upstream(format!(
-                "server asks for a password and none is configured for role \"{role}\""
-            ))
-        })
+) -> Result<UpstreamLogin, S::Error> {
+    let mut login = RoleLogin {
+        role,
+        password,
+        method: "trust",
+        scram: None,
     };
     loop {
-        let frame = up.read_frame().await?;
+        let frame = up.read_message().await?;
         let view = Frame::of(&frame);
         match view.tag {
             tag::backend::AUTHENTICATION => {
                 let (code, data) = backend::auth_request(view.body)?;
-                match code {
-                    auth::OK => return Ok(UpstreamLogin::Ok { method }),
-                    auth::CLEARTEXT => {
-                        method = "password";
-                        up.write(&build::password_message(need_password()?.as_bytes()))
-                            .await?;
-                    }
-                    auth::MD5 => {
-                        method = "md5";
-                        let salt: [u8; 4] = data
-                            .get(..4)
-                            .and_then(|s| s.try_into().ok())
-                            .ok_or(SessionError::Upstream("short md5 salt".into()))?;
-                        let hash = postgres_protocol::authentication::md5_hash(
-                            role.as_bytes(),
-                            need_password()?.as_bytes(),
-                            salt,
-                        );
-                        up.write(&build::password_message(hash.as_bytes())).await?;
-                    }
-                    auth::SASL => {
-                        method = "scram-sha-256";
-                        if !backend::sasl_mechanisms(data).contains(&&b"SCRAM-SHA-256"[..]) {
-                            return Err(SessionError::Upstream(
-                                "server offers no SASL mechanism pgtrail supports".into(),
-                            ));
-                        }
-                        let client = ScramSha256::new(
-                            need_password()?.as_bytes(),
-                            ChannelBinding::unsupported(),
-                        );
-                        up.write(&build::sasl_initial_response(
-                            b"SCRAM-SHA-256",
-                            client.message(),
-                        ))
-                        .await?;
-                        scram = Some(client);
-                    }
-                    auth::SASL_CONTINUE => {
-                        let s = scram
-                            .as_mut()
-                            .ok_or(SessionError::Upstream("SASLContinue out of order".into()))?;
-                        s.update(data)
-                            .map_err(|e| SessionError::Upstream(format!("SCRAM: {e}")))?;
-                        up.write(&build::sasl_response(s.message())).await?;
-                    }
-                    auth::SASL_FINAL => {
-                        let s = scram
-                            .as_mut()
-                            .ok_or(SessionError::Upstream("SASLFinal out of order".into()))?;
-                        s.finish(data).map_err(|e| {
-                            SessionError::Upstream(format!("SCRAM server signature: {e}"))
-                        })?;
-                    }
-                    other => {
-                        return Err(SessionError::Upstream(format!(
-                            "unsupported authentication request {other}"
-                        )))
-                    }
+                if code == auth::OK {
+                    return Ok(UpstreamLogin::Ok {
+                        method: login.method,
+                    });
+                }
+                if let Some(reply) = login.answer(code, data)? {
+                    up.write_message(&reply).await?;
                 }
             }
             tag::backend::ERROR_RESPONSE => {
@@ -307,12 +269,123 @@ pub async fn login_upstream(
                 });
             }
             tag::backend::NOTICE_RESPONSE | tag::backend::NEGOTIATE_PROTOCOL_VERSION => {}
-            other => {
-                return Err(SessionError::Upstream(format!(
-                    "unexpected message {} during login",
-                    crate::protocol::frame::tag_name(other)
-                )))
-            }
+            other => return Err(AuthError::UnexpectedMessage(other).into()),
         }
+    }
+}
+
+/// pgtrail's side of an upstream login as one role: which method the
+/// server asked for, and the SCRAM client while one runs.
+struct RoleLogin<'a> {
+    role: &'a str,
+    password: Option<&'a str>,
+    method: &'static str,
+    scram: Option<ScramSha256>,
+}
+
+impl RoleLogin<'_> {
+    fn password(&self) -> Result<&[u8], AuthError> {
+        self.password
+            .map(str::as_bytes)
+            .ok_or_else(|| AuthError::NoRolePassword {
+                role: self.role.to_string(),
+            })
+    }
+
+    /// The reply to one authentication request other than
+    /// AuthenticationOk; SASLFinal needs none.
+    fn answer(&mut self, code: i32, data: &[u8]) -> Result<Option<Bytes>, AuthError> {
+        match code {
+            auth::CLEARTEXT => {
+                self.method = "password";
+                Ok(Some(build::password_message(self.password()?)))
+            }
+            auth::MD5 => {
+                self.method = "md5";
+                let salt: [u8; 4] = data
+                    .get(..4)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or(AuthError::ShortMd5Salt)?;
+                let hash = postgres_protocol::authentication::md5_hash(
+                    self.role.as_bytes(),
+                    self.password()?,
+                    salt,
+                );
+                Ok(Some(build::password_message(hash.as_bytes())))
+            }
+            auth::SASL => {
+                self.method = "scram-sha-256";
+                if !backend::sasl_mechanisms(data).contains(&&b"SCRAM-SHA-256"[..]) {
+                    return Err(AuthError::NoScramOffered);
+                }
+                let client = ScramSha256::new(self.password()?, ChannelBinding::unsupported());
+                let reply = build::sasl_initial_response(b"SCRAM-SHA-256", client.message());
+                self.scram = Some(client);
+                Ok(Some(reply))
+            }
+            auth::SASL_CONTINUE => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or(AuthError::OutOfOrder("SASLContinue"))?;
+                s.update(data).map_err(AuthError::UpstreamScram)?;
+                Ok(Some(build::sasl_response(s.message())))
+            }
+            auth::SASL_FINAL => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or(AuthError::OutOfOrder("SASLFinal"))?;
+                s.finish(data).map_err(AuthError::ServerSignature)?;
+                Ok(None)
+            }
+            other => Err(AuthError::UnsupportedRequest(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_requests_without_a_password_name_the_role() {
+        let mut login = RoleLogin {
+            role: "app",
+            password: None,
+            method: "trust",
+            scram: None,
+        };
+        let e = login.answer(auth::CLEARTEXT, &[]).unwrap_err();
+        assert_eq!(e.side(), Side::Upstream);
+        assert_eq!(
+            e.to_string(),
+            "server asks for a password and none is configured for role \"app\""
+        );
+        assert_eq!(login.method, "password");
+        let e = login.answer(auth::SASL_FINAL, b"v=x").unwrap_err();
+        assert_eq!(e.to_string(), "SASLFinal out of order");
+        assert!(matches!(
+            login.answer(7, &[]),
+            Err(AuthError::UnsupportedRequest(7))
+        ));
+    }
+
+    #[test]
+    fn md5_answers_with_the_hash_for_the_salt() {
+        let mut login = RoleLogin {
+            role: "app",
+            password: Some("pw"),
+            method: "trust",
+            scram: None,
+        };
+        assert!(matches!(
+            login.answer(auth::MD5, &[1, 2]),
+            Err(AuthError::ShortMd5Salt)
+        ));
+        let reply = login.answer(auth::MD5, &[1, 2, 3, 4]).unwrap().unwrap();
+        let hash = postgres_protocol::authentication::md5_hash(b"app", b"pw", [1, 2, 3, 4]);
+        assert_eq!(reply, build::password_message(hash.as_bytes()));
+        assert_eq!(login.method, "md5");
     }
 }

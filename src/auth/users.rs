@@ -8,6 +8,9 @@ use std::path::Path;
 
 use super::scram::Verifier;
 
+mod error;
+pub use error::{InvalidUsers, UnknownMethod, UsersError};
+
 /// How a person proves their password. One spelling everywhere, as
 /// PostgreSQL's `pg_hba.conf` has it: `scram-sha-256`, `md5`, `password`
 /// (users file, `pgtrail user add --method`, `user list`, configuration,
@@ -35,13 +38,13 @@ impl Method {
 }
 
 impl std::str::FromStr for Method {
-    type Err = String;
+    type Err = UnknownMethod;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, UnknownMethod> {
         [Method::ScramSha256, Method::Md5, Method::Password]
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown method {s:?}: use scram-sha-256, md5 or password"))
+            .ok_or_else(|| UnknownMethod(s.to_string()))
     }
 }
 
@@ -129,9 +132,9 @@ impl std::fmt::Debug for Users {
 /// secret, which every instance reading the file computes alike and no
 /// client knows. It changes when the entries change; `pgtrail user add`
 /// writes a `mock_secret` so that it does not.
-fn mock_secret_of(file: &UsersFile) -> Result<Vec<u8>, String> {
+fn mock_secret_of(file: &UsersFile) -> Result<Vec<u8>, InvalidUsers> {
     if let Some(hex) = &file.mock_secret {
-        return from_hex(hex).ok_or_else(|| "mock_secret: expected 64 hex digits".to_string());
+        return from_hex(hex).ok_or(InvalidUsers::MockSecret);
     }
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
@@ -156,42 +159,34 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// A new random mock secret, as hex.
-fn new_mock_secret() -> Result<String, String> {
+fn new_mock_secret() -> Result<String, UsersError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("mock_secret: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(UsersError::Random)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Users {
-    pub fn load(path: &Path) -> Result<Users, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let file: UsersFile =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::from_file(file).map_err(|e| format!("{}: {e}", path.display()))
+    /// Reads the users file; a missing file has no users.
+    pub fn load(path: &Path) -> Result<Users, UsersError> {
+        let file = read_file(path, Missing::Empty)?;
+        Self::from_file(file).map_err(|source| UsersError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    pub fn from_file(file: UsersFile) -> Result<Users, String> {
+    pub fn from_file(file: UsersFile) -> Result<Users, InvalidUsers> {
         let mock_secret = mock_secret_of(&file)?;
         let mut by_name = HashMap::new();
         for u in file.users {
             if u.scram().is_none() && u.md5_hash().is_none() {
-                return Err(format!(
-                    "user {:?}: secret is neither a SCRAM-SHA-256 verifier nor an md5 hash",
-                    u.name
-                ));
+                return Err(InvalidUsers::UnknownSecret { user: u.name });
             }
             if u.method == Method::ScramSha256 && u.scram().is_none() {
-                return Err(format!(
-                    "user {:?}: method scram-sha-256 needs a SCRAM-SHA-256 secret",
-                    u.name
-                ));
+                return Err(InvalidUsers::ScramWithoutVerifier { user: u.name });
             }
             if by_name.insert(u.name.clone(), u).is_some() {
-                return Err("duplicate user name".into());
+                return Err(InvalidUsers::DuplicateName);
             }
         }
         Ok(Users {
@@ -218,23 +213,46 @@ impl Users {
     }
 }
 
-/// Adds or replaces a person in the users file, keeping the others.
-pub fn upsert(path: &Path, entry: UserEntry) -> Result<(), String> {
-    let mut file: UsersFile = match std::fs::read_to_string(path) {
-        Ok(t) => toml::from_str(&t).map_err(|e| format!("{}: {e}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => UsersFile::default(),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+/// What [`read_file`] makes of a file that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// A file without users (starting a new file, or no file yet).
+    Empty,
+    /// An error (removing from or listing a file).
+    Error,
+}
+
+/// Reads and parses the users file, without checking the entries.
+pub fn read_file(path: &Path, missing: Missing) -> Result<UsersFile, UsersError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == Missing::Empty => {
+            return Ok(UsersFile::default());
+        }
+        Err(source) => {
+            return Err(UsersError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
+    toml::from_str(&text).map_err(|source| UsersError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
+/// Adds or replaces a person in the users file, keeping the others.
+pub fn upsert(path: &Path, entry: UserEntry) -> Result<(), UsersError> {
+    let mut file = read_file(path, Missing::Empty)?;
     file.users.retain(|u| u.name != entry.name);
     file.users.push(entry);
     write_file(path, &mut file)
 }
 
 /// Removes a person; returns whether they were there.
-pub fn remove(path: &Path, name: &str) -> Result<bool, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut file: UsersFile =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn remove(path: &Path, name: &str) -> Result<bool, UsersError> {
+    let mut file = read_file(path, Missing::Error)?;
     let before = file.users.len();
     file.users.retain(|u| u.name != name);
     let removed = file.users.len() != before;
@@ -245,12 +263,12 @@ pub fn remove(path: &Path, name: &str) -> Result<bool, String> {
 /// Writes through a temporary file and a rename, so a reader never sees
 /// half a file; the file holds secrets, so it is 0600 from its creation.
 /// A file without `mock_secret` gets one.
-fn write_file(path: &Path, file: &mut UsersFile) -> Result<(), String> {
+fn write_file(path: &Path, file: &mut UsersFile) -> Result<(), UsersError> {
     if file.mock_secret.is_none() {
         file.mock_secret = Some(new_mock_secret()?);
     }
-    let text = toml::to_string(&*file).map_err(|e| e.to_string())?;
-    crate::files::write_private(path, text.as_bytes())
+    let text = toml::to_string(&*file).map_err(UsersError::Encode)?;
+    Ok(crate::files::write_private(path, text.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -366,6 +384,9 @@ mod tests {
                 databases: vec![],
             }],
         };
-        assert!(Users::from_file(file).is_err());
+        assert_eq!(
+            Users::from_file(file).err(),
+            Some(InvalidUsers::UnknownSecret { user: "x".into() })
+        );
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use crate::auth::{AuthError, Side};
 use crate::protocol::{FrameError, Malformed};
 
 #[derive(Debug)]
@@ -60,6 +61,17 @@ impl From<Malformed> for SessionError {
     }
 }
 
+/// The client's faults in the exchange are protocol violations (08P01);
+/// the upstream login's are the server's.
+impl From<AuthError> for SessionError {
+    fn from(e: AuthError) -> Self {
+        match e.side() {
+            Side::Client => SessionError::Protocol(e.to_string()),
+            Side::Upstream => SessionError::Upstream(e.to_string()),
+        }
+    }
+}
+
 impl SessionError {
     /// Errors that mean the peer sent something invalid (SQLSTATE 08P01).
     pub fn is_protocol_violation(&self) -> bool {
@@ -67,5 +79,23 @@ impl SessionError {
             self,
             SessionError::Frame(_) | SessionError::Malformed(_) | SessionError::Protocol(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_errors_keep_their_side() {
+        let client = SessionError::from(AuthError::UnsupportedMechanism);
+        assert!(client.is_protocol_violation());
+        assert_eq!(
+            client.to_string(),
+            "protocol violation: unsupported SASL mechanism"
+        );
+        let upstream = SessionError::from(AuthError::ShortMd5Salt);
+        assert!(!upstream.is_protocol_violation());
+        assert_eq!(upstream.to_string(), "upstream: short md5 salt");
     }
 }

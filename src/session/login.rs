@@ -2,7 +2,7 @@
 //! (relayed, or by pgtrail itself), logging in upstream and handing the
 //! client the server's backend pid with a cancel secret of pgtrail's.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::stream::Framed;
 use super::upstream;
 use crate::audit::build::role::StartupIdentity;
 use crate::audit::SessionInfo;
-use crate::auth::{self, ClientAuth, UpstreamLogin};
+use crate::auth::{self, AuthIo, ClientAuth, UpstreamLogin};
 use crate::cancel::{CancelKey, UpstreamKey};
 use crate::config::{AuthMode, ClientTlsMode};
 use crate::context::ProxyContext;
@@ -35,6 +35,23 @@ pub struct Established {
 pub struct LoggedIn {
     pub upstream: Framed,
     pub cancel_key: Option<CancelKey>,
+}
+
+/// `auth` runs its exchanges over the session's framed streams.
+impl AuthIo for Framed {
+    type Error = SessionError;
+
+    async fn read_auth_message(&mut self) -> Result<Bytes, SessionError> {
+        self.read_auth_frame().await
+    }
+
+    async fn read_message(&mut self) -> Result<Bytes, SessionError> {
+        self.read_frame().await
+    }
+
+    async fn write_message(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        self.write(bytes).await
+    }
 }
 
 /// Refusals that need no authentication: (SQLSTATE, message).

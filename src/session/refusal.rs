@@ -4,16 +4,8 @@
 
 use std::fmt;
 
+pub use crate::auth::PersonRefusal;
 use crate::context::AuthFailureReason;
-
-/// What pgtrail itself found wrong with a person (proxy mode). The client
-/// always hears the same 28P01 message, whatever went wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PersonRefusal {
-    WrongPassword { method: &'static str },
-    UnknownUser,
-    DatabaseNotAllowed { database: String },
-}
 
 /// A refused login; the client has been told already.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -130,9 +130,7 @@ impl AsyncWrite for WriteHalf {
 /// Smallest free space kept in a read buffer before each read.
 pub const READ_CHUNK: usize = 16 * 1024;
 
-/// PostgreSQL's `PG_MAX_AUTH_TOKEN_LENGTH`: the largest PasswordMessage,
-/// SASLInitialResponse or SASLResponse it reads (length word included).
-pub const MAX_AUTH_MESSAGE: usize = 65_535;
+pub use crate::auth::MAX_AUTH_MESSAGE;
 
 /// A stream with a read buffer, for the message-at-a-time startup phase.
 /// The buffer (with anything read ahead) passes on to the relay.

@@ -378,7 +378,7 @@ async fn reloaded_users_file_admits_new_people_and_keeps_sessions() {
         entry("carol", "carol-pw", Method::ScramSha256, &role, &[]),
     )
     .unwrap();
-    assert_eq!(proxy.ctx.reload_users(), Ok(2));
+    assert_eq!(proxy.ctx.reload_users().map_err(|e| e.to_string()), Ok(2));
     let carol = connect(&conn_as(&proxy, "carol", "carol-pw", &db)).await;
     carol.simple_query("SELECT 1").await.unwrap();
     alice
@@ -387,7 +387,7 @@ async fn reloaded_users_file_admits_new_people_and_keeps_sessions() {
         .expect("an open session survives the reload");
     // A broken file is rejected and the users loaded before stay.
     std::fs::write(&path, "[[user]]\nname = \"dave\"\n").unwrap();
-    let err = proxy.ctx.reload_users().unwrap_err();
+    let err = proxy.ctx.reload_users().unwrap_err().to_string();
     assert!(err.contains("users.toml"), "{err}");
     connect(&conn_as(&proxy, "carol", "carol-pw", &db)).await;
 }

@@ -178,6 +178,11 @@ async fn reload_swaps_certificate_and_level_and_rejects_broken_files() {
     let missing = dir.path().join("missing.pem");
     std::fs::write(&file, config_text(pg, dir.path(), &missing, &key2, "")).expect("write");
     let err = pgtrail::reload::reload(&proxy.ctx, &file).expect_err("missing cert");
+    assert!(
+        matches!(err, pgtrail::reload::ReloadError::Tls { .. }),
+        "{err:?}"
+    );
+    let err = err.to_string();
     for part in [
         file.display().to_string(),
         "tls.cert_file".into(),
@@ -190,7 +195,9 @@ async fn reload_swaps_certificate_and_level_and_rejects_broken_files() {
 
     // A file that does not parse: the error has the key and position.
     std::fs::write(&file, "[tls]\nmode = 3\n").expect("write");
-    let err = pgtrail::reload::reload(&proxy.ctx, &file).expect_err("bad type");
+    let err = pgtrail::reload::reload(&proxy.ctx, &file)
+        .expect_err("bad type")
+        .to_string();
     assert!(err.contains(":2:8: tls.mode: "), "{err}");
 
     let (_third, cert) = login(&proxy, pg, &db).await;
@@ -235,6 +242,11 @@ async fn broken_users_file_rejects_the_whole_reload() {
     std::fs::write(&file, config_text(pg, dir.path(), &cert2, &key2, &auth)).expect("write");
     std::fs::write(&users_file, "[[user]]\nname = \"dave\"\n").expect("break users file");
     let err = pgtrail::reload::reload(&proxy.ctx, &file).expect_err("broken users file");
+    assert!(
+        matches!(err, pgtrail::reload::ReloadError::Users { .. }),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("auth.users_file"), "{err}");
     assert!(err.contains(&users_file.display().to_string()), "{err}");
     assert_eq!(tls_connect(&proxy).await.1, der1, "certificate unchanged");

@@ -36,71 +36,88 @@ pub(super) fn scan_client(
     let mut tracker = None;
     let now = Instant::now();
     let why = shared.ctx.audit.refusal();
-    let mut refused = None;
+    // Whether this run is refused, once its first frame is judged.
+    let mut run = None;
     loop {
-        match frame_len(&buf[off..], limits)? {
-            Ok(len) => {
-                let frame = Frame::of(&buf[off..off + len]);
-                let t = tracker.get_or_insert_with(|| shared.tracker());
-                let refuse = if refuser.passes_all(why) {
-                    false
-                } else {
-                    let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
-                    let (mark, before) = (replies.len(), refuser.clone());
-                    let refuse =
-                        refuser.judge(frame.tag, why, t.is_idle(), &mut replies) == Verdict::Refuse;
-                    if refused.is_some_and(|r| r != refuse) {
-                        replies.truncate(mark);
-                        *refuser = before;
-                    }
-                    refuse
-                };
-                if *refused.get_or_insert(refuse) != refuse {
-                    // This frame starts the next run: judge it again then.
-                    return Ok(Scan {
-                        whole: off,
-                        missing: 0,
-                        terminate: false,
-                        refused: !refuse,
-                    });
-                }
-                if refuse {
-                    shared.ctx.stats.statements_refused.fetch_add(
-                        u64::from(matches!(
-                            frame.tag,
-                            tag::frontend::QUERY
-                                | tag::frontend::FUNCTION_CALL
-                                | tag::frontend::PARSE
-                        )),
-                        Ordering::Relaxed,
-                    );
-                    off += len;
-                    continue;
-                }
-                if let Some(text) = statement_text(frame.tag, frame.body) {
-                    shared.ctx.hooks.on_statement(t.session(), text);
-                }
-                let action = t.client_frame(frame.tag, frame.body, now)?;
-                off += len;
-                if action == ClientFrame::Terminate {
-                    return Ok(Scan {
-                        whole: off,
-                        missing: 0,
-                        terminate: true,
-                        refused: false,
-                    });
-                }
-            }
-            Err(missing) => {
-                return Ok(Scan {
-                    whole: off,
-                    missing,
-                    terminate: false,
-                    refused: refused == Some(true),
-                })
-            }
+        let len = match frame_len(&buf[off..], limits)? {
+            Ok(len) => len,
+            Err(missing) => return Ok(Scan::run(off, missing, run == Some(true))),
+        };
+        let frame = Frame::of(&buf[off..off + len]);
+        let t = tracker.get_or_insert_with(|| shared.tracker());
+        let refuse = refuses(frame.tag, why, t.is_idle(), shared, refuser, run);
+        if *run.get_or_insert(refuse) != refuse {
+            // This frame starts the next run: judge it again then.
+            return Ok(Scan::run(off, 0, !refuse));
+        }
+        off += len;
+        if refuse {
+            count_refused(shared, frame.tag);
+            continue;
+        }
+        if let Some(text) = statement_text(frame.tag, frame.body) {
+            shared.ctx.hooks.on_statement(t.session(), text);
+        }
+        if t.client_frame(frame.tag, frame.body, now)? == ClientFrame::Terminate {
+            return Ok(Scan {
+                terminate: true,
+                ..Scan::run(off, 0, false)
+            });
         }
     }
+}
+
+impl Scan {
+    /// `whole` bytes of frames judged alike, then `missing` bytes of a
+    /// partial frame (0 when the next frame starts another run).
+    fn run(whole: usize, missing: usize, refused: bool) -> Scan {
+        Scan {
+            whole,
+            missing,
+            terminate: false,
+            refused,
+        }
+    }
+}
+
+/// Whether the audit gate refuses a frame (`why` is the gate's reason,
+/// `idle` the session's state). A refusal queues its replies; when the
+/// frame would start a run of the other kind than `run`, its replies and
+/// the refuser's state are taken back, because that frame is judged again
+/// at the start of its own run.
+fn refuses(
+    tag: u8,
+    why: Option<&str>,
+    idle: bool,
+    shared: &Shared<'_>,
+    refuser: &mut Refuser,
+    run: Option<bool>,
+) -> bool {
+    if refuser.passes_all(why) {
+        return false;
+    }
+    let mut replies = shared.replies.lock().unwrap_or_else(|p| p.into_inner());
+    let (mark, before) = (replies.len(), refuser.clone());
+    let refuse = refuser.judge(tag, why, idle, &mut replies) == Verdict::Refuse;
+    if run.is_some_and(|r| r != refuse) {
+        replies.truncate(mark);
+        *refuser = before;
+    }
+    refuse
+}
+
+/// Counts a refused statement: a Query, a function call or a Parse (the
+/// rest of an extended-protocol batch is not counted again).
+fn count_refused(shared: &Shared<'_>, tag: u8) {
+    let statement = matches!(
+        tag,
+        tag::frontend::QUERY | tag::frontend::FUNCTION_CALL | tag::frontend::PARSE
+    );
+    shared
+        .ctx
+        .stats
+        .statements_refused
+        .fetch_add(u64::from(statement), Ordering::Relaxed);
 }
 
 /// The whole server frames at the front of `buf`, fed to the tracker. An

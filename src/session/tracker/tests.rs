@@ -1,4 +1,5 @@
 use super::*;
+use crate::audit::Protocol;
 use std::net::{IpAddr, Ipv4Addr};
 
 fn session() -> Arc<SessionInfo> {

@@ -1,0 +1,188 @@
+//! The per-session queue of expected responses. Every client message that
+//! the server answers pushes an entry; every answer pops or advances one.
+//! This ties each CommandComplete, ErrorResponse and PortalSuspended to the
+//! statement that caused it, through pipelines, multi-statement Query
+//! strings, errors that skip to Sync, and COPY.
+//!
+//! No I/O here: the relay feeds frames in and takes finished events out.
+//! `queue` keeps the FIFO (client frames push, answers pop); `events` turns
+//! results into [`StatementEvent`]s.
+
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::audit::event::TxnStatus;
+use crate::audit::{SessionInfo, StatementEvent};
+use crate::protocol::{backend, tag, Malformed};
+
+mod events;
+mod queue;
+use queue::{Expect, Portal};
+
+/// What the relay should do after a client frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    Forward,
+    /// Terminate: forward it, then end the session.
+    Terminate,
+}
+
+/// Converts the monotonic clock to wall-clock time for records.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionClock {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl SessionClock {
+    pub fn now() -> Self {
+        SessionClock {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    pub fn wall(&self, at: Instant) -> SystemTime {
+        self.wall + at.saturating_duration_since(self.mono)
+    }
+}
+
+pub struct Tracker {
+    session: Arc<SessionInfo>,
+    clock: SessionClock,
+    log_params: bool,
+    expected: VecDeque<Expect>,
+    prepared: HashMap<Bytes, Bytes>,
+    portals: HashMap<Bytes, Portal>,
+    /// Finished statements whose ReadyForQuery has not arrived yet.
+    pending: Vec<StatementEvent>,
+    /// Finished statements whose ReadyForQuery (and so txn_status) arrived.
+    ready: Vec<StatementEvent>,
+    /// When the server last finished something: a pipelined statement
+    /// starts no earlier than that.
+    last_done: Instant,
+    rows_seen: u64,
+    application_name: Arc<str>,
+    txn_status: TxnStatus,
+    statements: u64,
+    /// The server's FATAL (or PANIC) error, as `FATAL 57P01: message`.
+    server_fatal: Option<String>,
+    /// Between CopyInResponse and ReadyForQuery: the server waits for the
+    /// client's COPY data, even after an error.
+    copy_in: bool,
+}
+
+impl Tracker {
+    pub fn new(session: Arc<SessionInfo>, clock: SessionClock, log_params: bool) -> Self {
+        let application_name = Arc::from(session.application_name.as_str());
+        Tracker {
+            session,
+            clock,
+            log_params,
+            expected: VecDeque::new(),
+            prepared: HashMap::new(),
+            portals: HashMap::new(),
+            pending: Vec::new(),
+            ready: Vec::new(),
+            last_done: Instant::now(),
+            rows_seen: 0,
+            application_name,
+            txn_status: TxnStatus::Idle,
+            statements: 0,
+            server_fatal: None,
+            copy_in: false,
+        }
+    }
+
+    pub fn session(&self) -> &SessionInfo {
+        &self.session
+    }
+
+    /// Statements that got a result so far.
+    pub fn statements(&self) -> u64 {
+        self.statements
+    }
+
+    /// Nothing in flight and no transaction open: the server is waiting for
+    /// the client in state `I`.
+    pub fn is_idle(&self) -> bool {
+        self.expected.is_empty() && self.txn_status == TxnStatus::Idle
+    }
+
+    /// The FATAL error the server sent, if any: it ends the session, whether
+    /// or not a statement was in flight.
+    pub fn server_fatal(&self) -> Option<&str> {
+        self.server_fatal.as_deref()
+    }
+
+    /// Whether an error from the server now will be followed by a
+    /// ReadyForQuery without anything more from the client: a Query string
+    /// (or function call) is in flight, or a Sync is queued behind the
+    /// failing extended-protocol message; not during COPY IN, where the
+    /// server waits for the client's CopyDone or CopyFail.
+    pub fn ready_follows_an_error(&self) -> bool {
+        if self.copy_in {
+            return false;
+        }
+        match self.expected.front() {
+            Some(Expect::Simple { .. } | Expect::FunctionCall { .. }) => true,
+            _ => self.expected.iter().any(|e| matches!(e, Expect::Sync)),
+        }
+    }
+
+    /// Every statement finished so far, released per statement rather than
+    /// per ReadyForQuery: the relay calls this after each read from the
+    /// server, before it writes that read's frames to the client, so no
+    /// result reaches the client before its event is queued (and, under
+    /// `before_ack`, durable), and nothing piles up before a Sync. Events
+    /// whose ReadyForQuery was in the frames read carry its status; the
+    /// others carry `TxnStatus::Unknown`.
+    pub fn take_finished(&mut self) -> Vec<StatementEvent> {
+        let mut finished = std::mem::take(&mut self.ready);
+        finished.append(&mut self.pending);
+        finished
+    }
+
+    /// A whole frame from the server; `body` excludes the 5-byte header.
+    pub fn server_frame(&mut self, tag: u8, body: &[u8], now: Instant) -> Result<(), Malformed> {
+        match tag {
+            tag::backend::DATA_ROW => self.rows_seen += 1,
+            tag::backend::COMMAND_COMPLETE => {
+                let tag = backend::command_tag(body)?;
+                self.complete(now, Some(tag), None);
+            }
+            tag::backend::PORTAL_SUSPENDED => self.complete(now, None, None),
+            tag::backend::FUNCTION_CALL_RESPONSE => self.complete(now, Some(b""), None),
+            tag::backend::EMPTY_QUERY_RESPONSE => self.empty_query(),
+            tag::backend::ERROR_RESPONSE => {
+                let fields = backend::error_fields(body)?;
+                self.error(now, fields);
+            }
+            tag::backend::COPY_IN_RESPONSE => self.copy_in = true,
+            tag::backend::READY_FOR_QUERY => {
+                self.copy_in = false;
+                self.txn_status = backend::ready_status(body)?;
+                self.ready_for_query();
+            }
+            tag::backend::PARSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Parse { .. })),
+            tag::backend::BIND_COMPLETE => self.pop_if(|e| matches!(e, Expect::Bind { .. })),
+            tag::backend::CLOSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Close)),
+            tag::backend::ROW_DESCRIPTION | tag::backend::NO_DATA => {
+                self.pop_if(|e| matches!(e, Expect::Describe))
+            }
+            tag::backend::PARAMETER_STATUS => {
+                let (name, value) = backend::parameter_status(body)?;
+                if name == b"application_name" {
+                    self.application_name = Arc::from(crate::text::lossless(value).0.as_ref());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
