@@ -13,7 +13,6 @@ pub mod schema;
 mod sender;
 pub mod sink;
 mod spooled;
-mod views;
 
 pub use schema::{SchemaOptions, ServerVersion};
 pub use sink::{ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};

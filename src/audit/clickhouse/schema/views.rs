@@ -28,7 +28,7 @@
 //! table there; modern servers push filters down.
 //!
 
-use super::schema::{q, SchemaOptions, ServerVersion, Ty, SESSIONS, STATEMENTS};
+use super::{q, SchemaOptions, ServerVersion, Ty, SESSIONS, STATEMENTS};
 
 /// The names of the compliance views, in creation order.
 pub const VIEW_NAMES: &[&str] = &[

@@ -47,7 +47,9 @@
 
 use std::fmt::Write as _;
 
-pub use super::views::VIEW_NAMES;
+mod views;
+
+pub use views::VIEW_NAMES;
 
 /// The schema version this build writes (recorded in `schema_migrations`).
 ///
@@ -436,7 +438,7 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
             add_columns(&mut out, t, &format!("{db}.{}{on_cluster}", q(t.name)), v);
         }
     }
-    out.extend(super::views::views(v, opts, &on_cluster));
+    out.extend(views::views(v, opts, &on_cluster));
     let migrations_engine = match cluster {
         Some(_) => format!(
             "ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{}/schema_migrations', '{{replica}}')",
@@ -547,7 +549,7 @@ pub fn view_upgrade(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
         Some(c) if v.is_modern() => format!(" ON CLUSTER {}", q(c)),
         _ => String::new(),
     };
-    let creates = super::views::views(v, opts, &on_cluster);
+    let creates = views::views(v, opts, &on_cluster);
     let mut out = Vec::new();
     for (name, create) in VIEW_NAMES.iter().zip(creates) {
         if VIEWS_CHANGED.contains(name) {
