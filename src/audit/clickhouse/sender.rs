@@ -328,69 +328,10 @@ impl Sender {
         Ok(())
     }
 
-    /// Columns of a later schema version on old servers' tables (see
-    /// `schema::column_additions`).
-    async fn add_missing_columns(&self, version: ServerVersion) -> Result<(), SendError> {
-        for a in schema::column_additions(version, &self.options) {
-            let needed: u8 = self
-                .admin
-                .query(&a.needed_query)
-                .fetch_one()
-                .await
-                .map_err(|e| SendError::new("system.columns", &e))?;
-            if needed == 1 {
-                self.admin
-                    .query(&a.ddl)
-                    .execute()
-                    .await
-                    .map_err(|e| SendError::new(&format!("schema DDL\n{}\n", a.ddl), &e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the server version and creates what is missing.
+    /// Reads the server version and creates what is missing (see
+    /// `schema::ensure`).
     pub async fn ensure_schema(&mut self) -> Result<ServerVersion, SendError> {
-        let text: String = self
-            .admin
-            .query("SELECT version()")
-            .fetch_one()
-            .await
-            .map_err(|e| SendError::new("SELECT version()", &e))?;
-        let version = ServerVersion::parse(&text).ok_or_else(|| {
-            SendError::other(format!("unrecognised ClickHouse version {text:?}"), true)
-        })?;
-        self.add_missing_columns(version).await?;
-        for ddl in schema::statements(version, &self.options) {
-            self.admin
-                .query(&ddl)
-                .execute()
-                .await
-                .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
-        }
-
-        let applied: Vec<u32> = self
-            .admin
-            .query(&schema::applied_migrations_query(&self.options))
-            .fetch_all()
-            .await
-            .map_err(|e| SendError::new("schema_migrations", &e))?;
-        if !applied.contains(&schema::SCHEMA_VERSION) {
-            for ddl in schema::view_upgrade(version, &self.options) {
-                self.admin
-                    .query(&ddl)
-                    .execute()
-                    .await
-                    .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
-            }
-        }
-        if let Some(insert) = schema::record_migrations(&self.options, &applied) {
-            self.admin
-                .query(&insert)
-                .execute()
-                .await
-                .map_err(|e| SendError::new("schema_migrations", &e))?;
-        }
+        let (version, text) = schema::ensure(&self.admin, &self.options).await?;
         if self.version.is_none() && self.failures == 0 {
             tracing::info!(
                 version = %text,
