@@ -7,6 +7,7 @@
 mod batch;
 pub mod errors;
 mod memory;
+mod retry;
 pub mod rowbinary;
 pub mod rows;
 pub mod schema;
