@@ -23,6 +23,7 @@ use super::retry::{self, Retry};
 use super::rowbinary::{row_header, EncodedRow, Table};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use super::sink::Shared;
+use super::spool_rows;
 use crate::audit::spool::SpoolReader;
 use crate::config::ClickHouseConfig;
 
@@ -138,10 +139,17 @@ impl Sender {
                     continue;
                 }
             };
-            for (seq, spooled) in records.drain(..) {
-                first_row_at.get_or_insert_with(Instant::now);
-                self.push(spooled.table, &spooled.row);
-                last_seq = seq;
+            for (seq, frame) in records.drain(..) {
+                match spool_rows::decode(frame) {
+                    Ok(row) => {
+                        first_row_at.get_or_insert_with(Instant::now);
+                        self.push(row.table, &row.row);
+                        last_seq = seq;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, seq, "spool frame not readable as a ClickHouse row; it is skipped");
+                    }
+                }
             }
             let at_end = n == 0 && reader.is_closed();
             let due = self.batch.is_full()
