@@ -128,8 +128,9 @@ pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1>
     if got < HEADER {
         return Ok(Read1::Short);
     }
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
     if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&len) {
         return Ok(Read1::Bad);
     }
@@ -141,7 +142,11 @@ pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1>
     if crc32c::crc32c(payload) != crc {
         return Ok(Read1::Bad);
     }
-    let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    // `len` is at least MIN_PAYLOAD (8), checked above.
+    let Some(seq) = payload.get(..8).and_then(|b| b.try_into().ok()) else {
+        return Ok(Read1::Bad);
+    };
+    let seq = u64::from_le_bytes(seq);
     Ok(Read1::Frame {
         seq,
         size: (HEADER + len) as u64,
