@@ -1,5 +1,5 @@
-//! One table's share of a batch, held as RowBinary bytes, and the INSERT
-//! that sends it.
+//! A batch: each table's share held as RowBinary bytes (`TableBatch`),
+//! per table and column layout (`Batch`), and the INSERTs that send it.
 //!
 //! Rows arrive encoded (from the spool, or encoded once by the sender in
 //! memory mode), so a batch is a byte buffer plus row boundaries, and
@@ -11,14 +11,15 @@ use std::time::Duration;
 use clickhouse::{Client, Row};
 
 use super::errors::SendError;
-use super::rowbinary::{row_header, RawRow};
+use super::rowbinary::{row_header, RawRow, Table};
+use super::rows::{GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1};
 use super::schema::ServerVersion;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 const END_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
-pub(super) struct TableBatch {
+struct TableBatch {
     bytes: Vec<u8>,
     /// Where each row ends in `bytes`.
     ends: Vec<usize>,
@@ -92,6 +93,99 @@ impl TableBatch {
         }
         insert.end().await.map_err(fail)?;
         self.clear();
+        Ok(())
+    }
+}
+
+/// The rows of one batch, per table and column layout, up to `max_rows`
+/// rows or `max_bytes` bytes.
+#[derive(Debug)]
+pub(super) struct Batch {
+    statements: TableBatch,
+    sessions: TableBatch,
+    gaps: TableBatch,
+    /// Spooled rows of the layouts before `effective_role`.
+    statements_v1: TableBatch,
+    sessions_v1: TableBatch,
+    /// RowBinary bytes of the batch.
+    bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
+}
+
+impl Batch {
+    pub fn new(max_rows: usize, max_bytes: usize) -> Batch {
+        Batch {
+            statements: TableBatch::default(),
+            sessions: TableBatch::default(),
+            gaps: TableBatch::default(),
+            statements_v1: TableBatch::default(),
+            sessions_v1: TableBatch::default(),
+            bytes: 0,
+            max_rows,
+            max_bytes,
+        }
+    }
+
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    pub fn push(&mut self, table: Table, row: &[u8]) {
+        self.bytes += row.len();
+        match table {
+            Table::Statements => self.statements.push(row),
+            Table::Sessions => self.sessions.push(row),
+            Table::Gaps => self.gaps.push(row),
+            Table::StatementsV1 => self.statements_v1.push(row),
+            Table::SessionsV1 => self.sessions_v1.push(row),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.statements.len()
+            + self.sessions.len()
+            + self.gaps.len()
+            + self.statements_v1.len()
+            + self.sessions_v1.len()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.max_rows || self.bytes >= self.max_bytes
+    }
+
+    pub fn clear(&mut self) {
+        self.statements.clear();
+        self.sessions.clear();
+        self.gaps.clear();
+        self.statements_v1.clear();
+        self.sessions_v1.clear();
+        self.bytes = 0;
+    }
+
+    /// One attempt: each table's rows in one INSERT; a table that succeeded
+    /// is not sent again if a later one fails. Empty once all succeeded.
+    pub async fn insert(
+        &mut self,
+        client: &Client,
+        version: ServerVersion,
+    ) -> Result<(), SendError> {
+        self.statements_v1
+            .insert::<StatementRowV1>(client, version, "statements")
+            .await?;
+        self.sessions_v1
+            .insert::<SessionRowV1>(client, version, "sessions")
+            .await?;
+        self.statements
+            .insert::<StatementRow<'static>>(client, version, "statements")
+            .await?;
+        self.sessions
+            .insert::<SessionRow<'static>>(client, version, "sessions")
+            .await?;
+        self.gaps
+            .insert::<GapRow<'static>>(client, version, "gaps")
+            .await?;
+        self.bytes = 0;
         Ok(())
     }
 }

@@ -20,11 +20,21 @@ use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeStruct, Ser
 use super::rows::AnyRow;
 use crate::audit::record::Record;
 
-/// The table a row belongs to and its column layout; also the spool
-/// frame's row tag (see `audit::spool::frame`). This build writes tags 3,
-/// 4 and 5; 1 and 2 are the layouts before schema version 4 (no
-/// `backend_pid`, no `effective_role`), still read
-/// and inserted under their own column lists.
+/// The table a row belongs to and its column layout; as a `u8`, also the
+/// tag of the row's spool frame (`spool_rows`), whose body is the row as
+/// `encode_row` makes it.
+///
+/// The tag fixes the row's columns as well as its table: a release that
+/// changes a row type must give the new layout new tags and keep inserting
+/// rows of the old tags under their own column list (ClickHouse fills
+/// columns added since with their defaults), because a spool outlives the
+/// binary that wrote it. An older pgtrail cannot read the frames of a newer
+/// layout: drain the spool before a downgrade. `b'{'` is never a tag: the
+/// JSON frames of earlier builds read under it.
+///
+/// Tags so far: this build writes 3, 4 and 5; 1 and 2 are the layouts
+/// before schema version 4 (no `backend_pid`, no `effective_role`), still
+/// read and inserted under their own column lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// `statements` before `backend_pid` and `effective_role` (`rows::StatementRowV1`).

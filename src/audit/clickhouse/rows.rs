@@ -9,8 +9,8 @@
 //! Rows borrow from the record they are made of: they only live until they
 //! are encoded (`rowbinary`), so copying every string would be waste.
 //!
-//! Spooled rows are stored in this layout (`audit::spool::frame`): changing
-//! a row type's fields needs new frame tags, see there.
+//! Spooled rows are stored in this layout (`spool_rows`): changing a row
+//! type's fields needs new frame tags, see `rowbinary::Table`.
 
 use clickhouse::Row;
 use serde::Serialize;

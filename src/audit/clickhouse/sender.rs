@@ -17,18 +17,16 @@ use std::time::{Duration, Instant};
 
 use clickhouse::Client;
 
-use super::batch::TableBatch;
+use super::batch::Batch;
 use super::errors::SendError;
+use super::retry::{self, Retry};
 use super::rowbinary::{row_header, EncodedRow, Table};
-use super::rows::{GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use super::sink::Shared;
+use super::spool_rows;
 use crate::audit::spool::SpoolReader;
+use crate::config::ClickHouseConfig;
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Between attempts after an error that needs a person.
-const PERMANENT_BACKOFF: Duration = Duration::from_secs(30);
 /// How long an idle memory-mode sender sleeps between looks at the channel
 /// (a row wakes it at once).
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
@@ -42,31 +40,46 @@ const SPOOL_READ_CHUNK: usize = 1024;
 /// The sender thread's state.
 pub(super) struct Sender {
     /// No database selected (DDL names it).
-    pub admin: Client,
-    pub client: Client,
-    pub options: SchemaOptions,
-    pub batch_rows: usize,
-    pub batch_bytes: usize,
-    pub batch_wait: Duration,
+    admin: Client,
+    client: Client,
+    options: SchemaOptions,
+    batch_wait: Duration,
     /// Known once the schema is in place; cleared after a failed send.
-    pub version: Option<ServerVersion>,
-    pub shared: Arc<Shared>,
-    pub statements: TableBatch,
-    pub sessions: TableBatch,
-    pub gaps: TableBatch,
-    /// Spooled rows of the layouts before `effective_role`.
-    pub statements_v1: TableBatch,
-    pub sessions_v1: TableBatch,
-    /// RowBinary bytes of the batch.
-    pub bytes: usize,
-    /// Consecutive failed attempts.
-    pub failures: u32,
-    pub url: String,
+    version: Option<ServerVersion>,
+    shared: Arc<Shared>,
+    batch: Batch,
+    retry: Retry,
+    /// Masked (no password).
+    url: String,
     /// Records come from the spool: giving up at shutdown loses nothing.
-    pub spooled: bool,
+    spooled: bool,
 }
 
 impl Sender {
+    /// `admin` has no database selected, `client` inserts into
+    /// `config.database`; `url` is masked here before it is logged.
+    pub fn new(
+        admin: Client,
+        client: Client,
+        config: &ClickHouseConfig,
+        shared: Arc<Shared>,
+        url: &str,
+        spooled: bool,
+    ) -> Sender {
+        Sender {
+            admin,
+            client,
+            options: config.schema_options(),
+            batch_wait: Duration::from_millis(config.batch_ms.max(1)),
+            version: None,
+            shared,
+            batch: Batch::new(config.batch_rows.max(1), config.batch_bytes.max(1)),
+            retry: Retry::default(),
+            url: crate::secrets::masked_url(url),
+            spooled,
+        }
+    }
+
     pub fn run(mut self, rx: Receiver<EncodedRow>, rt: tokio::runtime::Runtime) {
         if let Err(e) = rt.block_on(self.ensure_schema()) {
             self.shared.mark_failed();
@@ -81,19 +94,19 @@ impl Sender {
                 Ok(row) => {
                     let at = *first_row_at.get_or_insert_with(Instant::now);
                     self.push(row.table, &row.row);
-                    if self.is_full() || at.elapsed() >= self.batch_wait {
+                    if self.batch.is_full() || at.elapsed() >= self.batch_wait {
                         self.send(&rt);
                         first_row_at = None;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.len() > 0 {
+                    if self.batch.len() > 0 {
                         self.send(&rt);
                     }
                     first_row_at = None;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    if self.len() > 0 {
+                    if self.batch.len() > 0 {
                         self.send(&rt);
                     }
                     return;
@@ -114,8 +127,9 @@ impl Sender {
         let mut records = Vec::new();
         loop {
             let room = self
-                .batch_rows
-                .saturating_sub(self.len())
+                .batch
+                .max_rows()
+                .saturating_sub(self.batch.len())
                 .clamp(1, SPOOL_READ_CHUNK);
             let n = match reader.read(room, &mut records) {
                 Ok(n) => n,
@@ -125,15 +139,22 @@ impl Sender {
                     continue;
                 }
             };
-            for (seq, spooled) in records.drain(..) {
-                first_row_at.get_or_insert_with(Instant::now);
-                self.push(spooled.table, &spooled.row);
-                last_seq = seq;
+            for (seq, frame) in records.drain(..) {
+                match spool_rows::decode(frame) {
+                    Ok(row) => {
+                        first_row_at.get_or_insert_with(Instant::now);
+                        self.push(row.table, &row.row);
+                        last_seq = seq;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, seq, "spool frame not readable as a ClickHouse row; it is skipped");
+                    }
+                }
             }
             let at_end = n == 0 && reader.is_closed();
-            let due = self.is_full()
+            let due = self.batch.is_full()
                 || first_row_at.is_some_and(|t| t.elapsed() >= self.batch_wait)
-                || (at_end && self.len() > 0);
+                || (at_end && self.batch.len() > 0);
             if due {
                 if !self.send(&rt) {
                     return;
@@ -148,7 +169,7 @@ impl Sender {
                 return;
             }
             if n == 0 {
-                if self.len() == 0 {
+                if self.batch.len() == 0 {
                     // Caught up: nothing waits for ClickHouse.
                     let oldest = &self.shared.stats.oldest_unsent_micros;
                     oldest.store(0, Ordering::Relaxed);
@@ -162,42 +183,14 @@ impl Sender {
     }
 
     fn push(&mut self, table: Table, row: &[u8]) {
-        if self.len() == 0 {
+        if self.batch.len() == 0 {
             // Rows reach the batch in seq order: the first is the oldest.
             let time = row_header(row).map_or(0, |h| h.2);
             let at = u64::try_from(time).unwrap_or(0).max(1);
             let oldest = &self.shared.stats.oldest_unsent_micros;
             oldest.store(at, Ordering::Relaxed);
         }
-        self.bytes += row.len();
-        match table {
-            Table::Statements => self.statements.push(row),
-            Table::Sessions => self.sessions.push(row),
-            Table::Gaps => self.gaps.push(row),
-            Table::StatementsV1 => self.statements_v1.push(row),
-            Table::SessionsV1 => self.sessions_v1.push(row),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.statements.len()
-            + self.sessions.len()
-            + self.gaps.len()
-            + self.statements_v1.len()
-            + self.sessions_v1.len()
-    }
-
-    fn is_full(&self) -> bool {
-        self.len() >= self.batch_rows || self.bytes >= self.batch_bytes
-    }
-
-    fn clear(&mut self) {
-        self.statements.clear();
-        self.sessions.clear();
-        self.gaps.clear();
-        self.statements_v1.clear();
-        self.sessions_v1.clear();
-        self.bytes = 0;
+        self.batch.push(table, row);
     }
 
     /// Sends the batch, retrying until it is acknowledged (`true`) or,
@@ -206,7 +199,7 @@ impl Sender {
         let stats = &self.shared.clone();
         let stats = &stats.stats;
         loop {
-            let rows = self.len() as u64;
+            let rows = self.batch.len() as u64;
             let started = Instant::now();
             match rt.block_on(self.try_send()) {
                 Ok(()) => {
@@ -219,20 +212,16 @@ impl Sender {
                     }
                     stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                     stats.rows_sent.fetch_add(rows, Ordering::Relaxed);
-                    self.bytes = 0;
-                    if self.failures > 0 {
-                        tracing::info!(
-                            failed_attempts = self.failures,
-                            "ClickHouse delivery resumed"
-                        );
+                    let failures = self.retry.succeeded();
+                    if failures > 0 {
+                        tracing::info!(failed_attempts = failures, "ClickHouse delivery resumed");
                     }
-                    self.failures = 0;
                     return true;
                 }
                 Err(e) => {
                     self.shared.mark_failed();
                     stats.batches_failed.fetch_add(1, Ordering::Relaxed);
-                    self.failures += 1;
+                    self.retry.failed();
                     self.version = None;
                     self.log_failure(&e);
                     if self
@@ -240,7 +229,7 @@ impl Sender {
                         .give_up_at()
                         .is_some_and(|t| Instant::now() >= t)
                     {
-                        let lost = self.len() as u64;
+                        let lost = self.batch.len() as u64;
                         if self.spooled {
                             tracing::warn!(
                                 rows = lost,
@@ -253,22 +242,16 @@ impl Sender {
                             rows = lost,
                             "pgtrail is stopping and ClickHouse still fails: these audit rows were NOT delivered (they are in audit.file if it is set; set audit.spool_dir to keep them across restarts)"
                         );
-                        self.clear();
+                        self.batch.clear();
                         return false;
                     }
-                    let pause = if e.permanent {
+                    if e.permanent {
                         stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
-                        // The next attempt re-applies the schema first, which
-                        // heals a dropped table: try that soon, once.
-                        if self.failures == 1 {
-                            backoff(1)
-                        } else {
-                            PERMANENT_BACKOFF
-                        }
-                    } else {
-                        backoff(self.failures)
-                    };
-                    self.pause(pause);
+                    }
+                    let shared = &self.shared;
+                    retry::sleep(self.retry.pause(e.permanent), || {
+                        shared.give_up_at().is_some()
+                    });
                 }
             }
         }
@@ -277,7 +260,7 @@ impl Sender {
     /// Retryable errors: the first, then every 20th, at error level;
     /// errors that need a person: every one.
     fn log_failure(&self, e: &SendError) {
-        let (rows, attempts) = (self.len(), self.failures);
+        let (rows, attempts) = (self.batch.len(), self.retry.failures());
         if e.permanent {
             tracing::error!(url = %self.url, error = %e, code = ?e.code, rows, attempts, "ClickHouse rejected the batch for a reason that needs a person (schema, data, credentials); the batch is kept and retried every 30 s");
         } else if attempts == 1 || attempts.is_multiple_of(20) {
@@ -287,111 +270,21 @@ impl Sender {
         }
     }
 
-    /// Sleeps `d`, waking early once shutdown has begun.
-    fn pause(&self, d: Duration) {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            if self.shared.give_up_at().is_some() && d > BACKOFF_MAX {
-                return;
-            }
-            std::thread::sleep(
-                until
-                    .saturating_duration_since(Instant::now())
-                    .min(BACKOFF_MIN),
-            );
-        }
-    }
-
-    /// One attempt: each table's rows in one INSERT; a table that succeeded
-    /// is not sent again if a later one fails.
+    /// One attempt: the schema first if it is not known to be in place,
+    /// then the batch (see `Batch::insert`).
     async fn try_send(&mut self) -> Result<(), SendError> {
         let version = match self.version {
             Some(v) => v,
             None => self.ensure_schema().await?,
         };
-        let client = &self.client;
-        self.statements_v1
-            .insert::<StatementRowV1>(client, version, "statements")
-            .await?;
-        self.sessions_v1
-            .insert::<SessionRowV1>(client, version, "sessions")
-            .await?;
-        self.statements
-            .insert::<StatementRow<'static>>(client, version, "statements")
-            .await?;
-        self.sessions
-            .insert::<SessionRow<'static>>(client, version, "sessions")
-            .await?;
-        self.gaps
-            .insert::<GapRow<'static>>(client, version, "gaps")
-            .await?;
-        Ok(())
+        self.batch.insert(&self.client, version).await
     }
 
-    /// Columns of a later schema version on old servers' tables (see
-    /// `schema::column_additions`).
-    async fn add_missing_columns(&self, version: ServerVersion) -> Result<(), SendError> {
-        for a in schema::column_additions(version, &self.options) {
-            let needed: u8 = self
-                .admin
-                .query(&a.needed_query)
-                .fetch_one()
-                .await
-                .map_err(|e| SendError::new("system.columns", &e))?;
-            if needed == 1 {
-                self.admin
-                    .query(&a.ddl)
-                    .execute()
-                    .await
-                    .map_err(|e| SendError::new(&format!("schema DDL\n{}\n", a.ddl), &e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the server version and creates what is missing.
-    pub async fn ensure_schema(&mut self) -> Result<ServerVersion, SendError> {
-        let text: String = self
-            .admin
-            .query("SELECT version()")
-            .fetch_one()
-            .await
-            .map_err(|e| SendError::new("SELECT version()", &e))?;
-        let version = ServerVersion::parse(&text).ok_or_else(|| {
-            SendError::other(format!("unrecognised ClickHouse version {text:?}"), true)
-        })?;
-        self.add_missing_columns(version).await?;
-        for ddl in schema::statements(version, &self.options) {
-            self.admin
-                .query(&ddl)
-                .execute()
-                .await
-                .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
-        }
-
-        let applied: Vec<u32> = self
-            .admin
-            .query(&schema::applied_migrations_query(&self.options))
-            .fetch_all()
-            .await
-            .map_err(|e| SendError::new("schema_migrations", &e))?;
-        if !applied.contains(&schema::SCHEMA_VERSION) {
-            for ddl in schema::view_upgrade(version, &self.options) {
-                self.admin
-                    .query(&ddl)
-                    .execute()
-                    .await
-                    .map_err(|e| SendError::new(&format!("schema DDL\n{ddl}\n"), &e))?;
-            }
-        }
-        if let Some(insert) = schema::record_migrations(&self.options, &applied) {
-            self.admin
-                .query(&insert)
-                .execute()
-                .await
-                .map_err(|e| SendError::new("schema_migrations", &e))?;
-        }
-        if self.version.is_none() && self.failures == 0 {
+    /// Reads the server version and creates what is missing (see
+    /// `schema::ensure`).
+    async fn ensure_schema(&mut self) -> Result<ServerVersion, SendError> {
+        let (version, text) = schema::ensure(&self.admin, &self.options).await?;
+        if self.version.is_none() && self.retry.failures() == 0 {
             tracing::info!(
                 version = %text,
                 modern = version.is_modern(),
@@ -402,31 +295,5 @@ impl Sender {
         }
         self.version = Some(version);
         Ok(version)
-    }
-}
-
-/// 100 ms doubling to 5 s, minus up to a quarter at random.
-fn backoff(failures: u32) -> Duration {
-    let base = BACKOFF_MIN
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(6))
-        .min(BACKOFF_MAX);
-    let mut b = [0u8; 1];
-    let jitter = if getrandom::fill(&mut b).is_ok() {
-        base / 4 * u32::from(b[0]) / 255
-    } else {
-        Duration::ZERO
-    };
-    base - jitter
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= BACKOFF_MIN && backoff(1) >= BACKOFF_MIN * 3 / 4);
-        assert!(backoff(3) >= Duration::from_millis(300));
-        assert!(backoff(50) <= BACKOFF_MAX);
     }
 }

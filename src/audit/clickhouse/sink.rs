@@ -166,25 +166,7 @@ impl SenderThread {
             .enable_all()
             .build()?;
         let spool = reader.is_some();
-        let sender = Sender {
-            admin,
-            client,
-            options: config.schema_options(),
-            batch_rows: config.batch_rows.max(1),
-            batch_bytes: config.batch_bytes.max(1),
-            bytes: 0,
-            batch_wait: Duration::from_millis(config.batch_ms.max(1)),
-            version: None,
-            shared: shared.clone(),
-            statements: Default::default(),
-            statements_v1: Default::default(),
-            sessions_v1: Default::default(),
-            sessions: Default::default(),
-            gaps: Default::default(),
-            failures: 0,
-            url: crate::secrets::masked_url(url),
-            spooled: spool,
-        };
+        let sender = Sender::new(admin, client, config, shared.clone(), url, spool);
         let thread = std::thread::Builder::new()
             .name("pgtrail-clickhouse".into())
             .spawn(move || match reader {

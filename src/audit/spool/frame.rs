@@ -1,29 +1,19 @@
 //! Frame encoding: `u32 length (LE) | u32 CRC32C of payload (LE) | payload`,
-//! payload = `u64 seq (LE) | u8 table (1 statements, 2 sessions, 3 gaps) |
-//! the row in RowBinary`, exactly as the INSERT carries it, so the sender
-//! ships spooled rows without decoding them.
+//! payload = `u64 seq (LE) | u8 tag | body`. The spool does not know what
+//! a tag or a body means: the writer's caller gives both (`encode`), the
+//! reader hands them back as they are (`SpooledFrame`). What the ClickHouse
+//! sink stores in them, and the tags it has used, is told in
+//! `audit::clickhouse::spool_rows`.
 //!
-//! Spools written by earlier builds hold `u64 seq | serde_json of the Record`
-//! instead (the JSON starts with `{`, which is no table tag); those frames
-//! are still read, and turned into RowBinary when read.
+//! Spools written by earlier builds hold frames without a tag: their
+//! payload is `u64 seq | a JSON document`. They read like any frame, with
+//! the document's first byte (`{`) as the tag, so no caller may use that
+//! byte as a tag of its own.
 //!
 //! The seq is in front so that recovery, acknowledgement and segment
 //! deletion never have to parse records; the CRC covers it too.
-//!
-//! The tag fixes the row's columns as well as its table: a release that
-//! changes a row type must give the new layout new tags and keep inserting
-//! rows of the old tags under their own column list (ClickHouse fills
-//! columns added since with their defaults), because a spool outlives the
-//! binary that wrote it. An older pgtrail cannot read these frames: drain
-//! the spool before a downgrade. Tags so far (`rowbinary::Table`): 1 and 2,
-//! `statements` and `sessions` before `effective_role`; 3 `gaps`; 4 and 5,
-//! `statements` and `sessions` with `effective_role`.
 
 use std::io::{self, Read};
-
-use crate::audit::clickhouse::rowbinary::{encode_record, encode_row, EncodedRow, Table};
-use crate::audit::clickhouse::rows::AnyRow;
-use crate::audit::record::Record;
 
 /// Length and CRC.
 pub const HEADER: usize = 8;
@@ -32,18 +22,45 @@ pub const MIN_PAYLOAD: usize = 8;
 /// Larger lengths are treated as damage (records are at most a few MiB).
 pub const MAX_PAYLOAD: usize = 256 << 20;
 
-/// Appends one frame holding `record` to `out`.
-pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) -> io::Result<()> {
+/// A frame's payload after the seq: the tag and the body, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledFrame {
+    pub tag: u8,
+    pub body: Vec<u8>,
+}
+
+impl SpooledFrame {
+    /// The tag and body of a payload read by `read_frame` (seq included).
+    /// A payload of the seq alone (`encode` never writes one) is an error.
+    pub fn from_payload(payload: &[u8]) -> io::Result<SpooledFrame> {
+        match payload.get(MIN_PAYLOAD..) {
+            Some([tag, body @ ..]) => Ok(SpooledFrame {
+                tag: *tag,
+                body: body.to_vec(),
+            }),
+            _ => Err(io::Error::other("spool frame without a tag")),
+        }
+    }
+}
+
+/// Appends one frame to `out`: `seq`, then the tag and body that `body`
+/// makes: it appends the body to the buffer it is handed (and only
+/// appends) and returns the tag. When it fails, `out` is left as it was.
+pub fn encode(
+    seq: u64,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> io::Result<u8>,
+) -> io::Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER]);
     out.extend_from_slice(&seq.to_le_bytes());
-    out.push(0); // the table tag, known once the row is encoded
+    out.push(0); // the tag, known once the body is written
     let tag_at = out.len() - 1;
-    match encode_row(&AnyRow::from_record(record), out) {
-        Ok(table) => out[tag_at] = table as u8,
+    match body(out) {
+        Ok(tag) => out[tag_at] = tag,
         Err(e) => {
             out.truncate(start);
-            return Err(e.into());
+            return Err(e);
         }
     }
     seal(start, out)
@@ -111,8 +128,9 @@ pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1>
     if got < HEADER {
         return Ok(Read1::Short);
     }
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
     if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&len) {
         return Ok(Read1::Bad);
     }
@@ -124,32 +142,15 @@ pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Read1>
     if crc32c::crc32c(payload) != crc {
         return Ok(Read1::Bad);
     }
-    let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    // `len` is at least MIN_PAYLOAD (8), checked above.
+    let Some(seq) = payload.get(..8).and_then(|b| b.try_into().ok()) else {
+        return Ok(Read1::Bad);
+    };
+    let seq = u64::from_le_bytes(seq);
     Ok(Read1::Frame {
         seq,
         size: (HEADER + len) as u64,
     })
-}
-
-/// The row of a payload read by `read_frame`.
-pub fn decode(payload: &[u8]) -> io::Result<EncodedRow> {
-    let body = &payload[MIN_PAYLOAD..];
-    match body.first() {
-        Some(b'{') => {
-            let record: Record = serde_json::from_slice(body).map_err(io::Error::other)?;
-            Ok(encode_record(&record)?)
-        }
-        Some(&tag) => match Table::from_tag(tag) {
-            Some(table) => Ok(EncodedRow {
-                table,
-                row: body[1..].to_vec(),
-            }),
-            None => Err(io::Error::other(format!(
-                "spool frame of unknown kind {tag} (written by a newer pgtrail?)"
-            ))),
-        },
-        None => Err(io::Error::other("spool frame without a row")),
-    }
 }
 
 /// Like `read_exact`, but returns how much was read at end of file.
@@ -167,42 +168,34 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::audit::record::{GapRecord, RecordHeader};
 
-    pub fn gap(seq: u64) -> Record {
-        Record::Gap(GapRecord {
-            header: RecordHeader {
-                event_id: uuid::Uuid::from_u64_pair(0x0190_d6c8_0000_7000, 0x8000_0000_0000_0000),
-                instance_id: "i1".into(),
-                seq,
-                event_time: 1_795_953_600_000_000, // 2026-11-29T12:00:00Z
-            },
-            missing_events: seq * 2,
-            reason: format!("r{seq}"),
-        })
+    /// A body for `encode`: `n` bytes of `n`, tag 3.
+    fn body(n: u8) -> impl FnOnce(&mut Vec<u8>) -> io::Result<u8> {
+        move |out| {
+            out.extend(std::iter::repeat_n(n, usize::from(n)));
+            Ok(3)
+        }
     }
 
     #[test]
     fn round_trips_and_detects_damage() {
         let mut buf = Vec::new();
-        encode(7, &gap(7), &mut buf).unwrap();
-        encode(8, &gap(8), &mut buf).unwrap();
+        encode(7, &mut buf, body(7)).unwrap();
+        encode(8, &mut buf, body(8)).unwrap();
         let mut r = &buf[..];
         let mut p = Vec::new();
         let Read1::Frame { seq, size } = read_frame(&mut r, &mut p).unwrap() else {
             panic!()
         };
         assert_eq!(seq, 7);
-        let row = decode(&p).unwrap();
-        let mut want = Vec::new();
-        encode_row(&AnyRow::from_record(&gap(7)), &mut want).unwrap();
+        assert_eq!(size, (HEADER + 8 + 1 + 7) as u64);
         assert_eq!(
-            row,
-            EncodedRow {
-                table: Table::Gaps,
-                row: want
+            SpooledFrame::from_payload(&p).unwrap(),
+            SpooledFrame {
+                tag: 3,
+                body: vec![7; 7]
             }
         );
         assert!(matches!(
@@ -222,95 +215,25 @@ pub(crate) mod tests {
         assert_eq!(read_frame(&mut &[0u8; 32][..], &mut p).unwrap(), Read1::Bad);
     }
 
-    /// A frame as earlier builds wrote them: the Record as JSON.
-    fn legacy_frame(seq: u64, record: &Record, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0u8; HEADER]);
-        out.extend_from_slice(&seq.to_le_bytes());
-        serde_json::to_writer(&mut *out, record).unwrap();
-        seal(start, out).unwrap();
-    }
-
-    /// A frame as the build before `effective_role` wrote it: tag 2 and the
-    /// row without that column (found as the one byte, the length of an
-    /// empty string, where the row with a value first differs).
     #[test]
-    fn rows_of_the_layout_before_effective_role_keep_their_tag() {
-        use crate::audit::event::SessionEventType;
-        use crate::audit::record::SessionRecord;
-        let session = |role: &str| {
-            Record::Session(Box::new(SessionRecord {
-                header: match gap(9) {
-                    Record::Gap(g) => g.header,
-                    _ => unreachable!(),
-                },
-                event_type: SessionEventType::Connect,
-                session_id: "s".into(),
-                backend_pid: 0,
-                user: "u".into(),
-                db_role: "r".into(),
-                effective_role: role.into(),
-                database: "d".into(),
-                client_addr: "::1".into(),
-                client_port: 1,
-                application_name: String::new(),
-                tls: false,
-                auth_method: String::new(),
-                reason: String::new(),
-                bytes_in: 0,
-                bytes_out: 0,
-                statements: 0,
-                duration_us: 0,
-            }))
-        };
-        let (mut empty, mut full) = (Vec::new(), Vec::new());
-        assert_eq!(
-            encode_row(&AnyRow::from_record(&session("")), &mut empty).unwrap(),
-            Table::Sessions
-        );
-        encode_row(&AnyRow::from_record(&session("x")), &mut full).unwrap();
-        let at = empty.iter().zip(&full).position(|(a, b)| a != b).unwrap();
-        let mut old_row = empty.clone();
-        old_row.remove(at);
-        let mut payload = 9u64.to_le_bytes().to_vec();
-        payload.push(2);
-        payload.extend_from_slice(&old_row);
-        assert_eq!(
-            decode(&payload).unwrap(),
-            EncodedRow {
-                table: Table::SessionsV1,
-                row: old_row
-            }
-        );
+    fn a_failed_body_leaves_no_trace_and_a_bare_seq_has_no_tag() {
         let mut buf = Vec::new();
-        encode(9, &session("x"), &mut buf).unwrap();
-        assert_eq!(buf[HEADER + 8], Table::Sessions as u8);
-    }
-
-    #[test]
-    fn json_frames_of_older_spools_read_as_the_same_row() {
-        let mut buf = Vec::new();
-        legacy_frame(7, &gap(7), &mut buf);
-        encode(7, &gap(7), &mut buf).unwrap();
-        let mut r = &buf[..];
-        let mut p = Vec::new();
-        let mut rows = Vec::new();
-        while let Read1::Frame { seq, .. } = read_frame(&mut r, &mut p).unwrap() {
-            assert_eq!(seq, 7);
-            rows.push(decode(&p).unwrap());
-        }
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0], rows[1]);
-        // A tag no version wrote is an error, not a guess.
-        p[MIN_PAYLOAD] = 9;
-        assert!(decode(&p).is_err());
+        encode(1, &mut buf, body(2)).unwrap();
+        let before = buf.clone();
+        let failed = encode(2, &mut buf, |out| {
+            out.extend_from_slice(b"half");
+            Err(io::Error::other("no"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(buf, before);
+        assert!(SpooledFrame::from_payload(&5u64.to_le_bytes()).is_err());
     }
 
     #[test]
     fn prefix_takes_whole_frames_up_to_the_limit() {
         let mut buf = Vec::new();
         for seq in 5..=7 {
-            encode(seq, &gap(seq), &mut buf).unwrap();
+            encode(seq, &mut buf, body(4)).unwrap();
         }
         let one = buf.len() / 3;
         assert_eq!(prefix(&buf, 1), (one, 5, 1));

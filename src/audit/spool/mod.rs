@@ -33,7 +33,7 @@
 //! records, and the `seq` mark, not the segments, keeps seqs unique. After a crash, records between the marker and what ClickHouse
 //! really has are sent again; the tables deduplicate on `(instance_id, seq)`.
 
-mod frame;
+pub(crate) mod frame;
 pub mod marker;
 mod reader;
 mod recover;
@@ -44,6 +44,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+pub use frame::SpooledFrame;
 pub use reader::SpoolReader;
 pub use recover::Gap;
 pub use writer::SpoolWriter;
@@ -209,4 +210,4 @@ impl Spool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

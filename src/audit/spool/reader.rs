@@ -7,10 +7,9 @@ use std::io::{self, BufReader};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::frame::{self, Read1};
+use super::frame::{self, Read1, SpooledFrame};
 use super::marker;
 use super::Shared;
-use crate::audit::clickhouse::rowbinary::EncodedRow;
 use crate::audit::disk::slotfile::SlotFile;
 
 pub struct SpoolReader {
@@ -41,9 +40,9 @@ impl SpoolReader {
         }
     }
 
-    /// Appends up to `max` durable records (with their seq) to `out`
+    /// Appends up to `max` durable frames (with their seq) to `out`
     /// without waiting; returns how many.
-    pub fn read(&mut self, max: usize, out: &mut Vec<(u64, EncodedRow)>) -> io::Result<usize> {
+    pub fn read(&mut self, max: usize, out: &mut Vec<(u64, SpooledFrame)>) -> io::Result<usize> {
         let mut n = 0;
         while n < max {
             let (limit, next) = {
@@ -88,7 +87,7 @@ impl SpoolReader {
                 Read1::Frame { seq, size } => {
                     self.offset += size;
                     if seq > self.skip_through {
-                        out.push((seq, frame::decode(&self.payload)?));
+                        out.push((seq, SpooledFrame::from_payload(&self.payload)?));
                         n += 1;
                     }
                 }

@@ -186,7 +186,10 @@ fn resync_max_seq(bytes: &[u8]) -> u64 {
     let mut payload = Vec::new();
     let mut pos = 1; // position 0 is the damaged frame
     while pos + HEADER <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        let Some(len) = bytes.get(pos..pos + 4).and_then(|b| b.try_into().ok()) else {
+            break;
+        };
+        let len = u32::from_le_bytes(len) as usize;
         if len >= frame::MIN_PAYLOAD && pos + HEADER + len <= bytes.len() {
             if let Ok(Read1::Frame { seq, size }) =
                 frame::read_frame(&mut &bytes[pos..], &mut payload)

@@ -3,10 +3,24 @@
 use std::fs;
 use std::time::Duration;
 
-use super::frame::tests::gap;
 use super::recover::{list, segment_name, QUARANTINE};
 use super::*;
+use crate::audit::record::{GapRecord, Record, RecordHeader};
 use crate::audit::sink::{Offer, Room};
+
+/// A gap record with seq `seq` (what these tests spool).
+pub(crate) fn gap(seq: u64) -> Record {
+    Record::Gap(GapRecord {
+        header: RecordHeader {
+            event_id: uuid::Uuid::from_u64_pair(0x0190_d6c8_0000_7000, 0x8000_0000_0000_0000),
+            instance_id: "i1".into(),
+            seq,
+            event_time: 1_795_953_600_000_000, // 2026-11-29T12:00:00Z
+        },
+        missing_events: seq * 2,
+        reason: format!("r{seq}"),
+    })
+}
 
 fn opts(segment_bytes: u64) -> SpoolOptions {
     SpoolOptions {

@@ -165,7 +165,9 @@ impl SpoolWriter {
 
     fn encode(&mut self, record: &Record, end_seq: u64) -> io::Result<()> {
         let seq = record.seq();
-        frame::encode(seq, record, &mut self.buf)?;
+        frame::encode(seq, &mut self.buf, |out| {
+            crate::audit::clickhouse::spool_rows::encode(record, out)
+        })?;
         if self.buf_records == 0 {
             self.buf_first_seq = seq;
         }

@@ -28,7 +28,9 @@
 //! table there; modern servers push filters down.
 //!
 
-use super::schema::{q, SchemaOptions, ServerVersion, Ty, SESSIONS, STATEMENTS};
+use super::ddl::q;
+use super::tables::{Ty, SESSIONS, STATEMENTS};
+use super::{SchemaOptions, ServerVersion};
 
 /// The names of the compliance views, in creation order.
 pub const VIEW_NAMES: &[&str] = &[
@@ -155,4 +157,60 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{record_migrations, script, statements, MIGRATIONS, SCHEMA_VERSION};
+    use super::*;
+
+    #[test]
+    fn views_on_both_dialects() {
+        let opts = SchemaOptions::default();
+        for v in [
+            ServerVersion::parse("18.16").unwrap(),
+            ServerVersion::DEFAULT,
+        ] {
+            let ddl = statements(v, &opts);
+            let views: Vec<&String> = ddl
+                .iter()
+                .filter(|s| s.starts_with("CREATE VIEW IF NOT EXISTS"))
+                .collect();
+            assert_eq!(views.len(), VIEW_NAMES.len(), "{v}");
+            for (stmt, name) in views.iter().zip(VIEW_NAMES) {
+                assert!(
+                    stmt.starts_with(&format!(
+                        "CREATE VIEW IF NOT EXISTS `pgtrail`.`{name}` AS\n"
+                    )),
+                    "{stmt}"
+                );
+            }
+            // Tables before the views that read them; schema_migrations last.
+            assert!(ddl.last().unwrap().contains("schema_migrations"));
+            let joined = ddl.join("\n");
+            assert!(joined.contains("`statements` FINAL") && joined.contains("`sessions` FINAL"));
+            assert!(joined.contains("`gaps` FINAL"));
+            let ts = if v.is_modern() {
+                "toDateTime(event_time, 'UTC') AS ts"
+            } else {
+                "toDateTime(intDiv(event_time, 1000000), 'UTC') AS ts"
+            };
+            assert!(joined.contains(ts), "{v}");
+        }
+        let clustered = SchemaOptions {
+            cluster: Some("prod".into()),
+            ..SchemaOptions::default()
+        };
+        let ddl = script(ServerVersion::DEFAULT, &clustered);
+        // Views read the Distributed tables and exist on every node.
+        assert!(ddl
+            .contains("CREATE VIEW IF NOT EXISTS `pgtrail`.`statement_log` ON CLUSTER `prod` AS"));
+        assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
+        assert_eq!(
+            record_migrations(&opts, &[3]).as_deref(),
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns')")
+        );
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4]), None);
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
+    }
 }

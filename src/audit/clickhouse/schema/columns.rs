@@ -1,0 +1,72 @@
+//! Columns added after a table was first created. Modern servers get them
+//! with `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` among the `statements`;
+//! 18.16 has no `IF NOT EXISTS` there, so each is added after a
+//! `system.columns` check (`column_additions`).
+
+use super::ddl::{q, ty};
+use super::tables::{TableSpec, Ty, TABLES};
+use super::{SchemaOptions, ServerVersion};
+
+/// Columns added after a table was first created: (column, type, after).
+/// Tables of earlier versions get them with `ADD COLUMN IF NOT EXISTS`.
+const ADDED_COLUMNS: &[(&str, Ty, &str)] = &[
+    ("backend_pid", Ty::Pid, "session_id"),
+    ("effective_role", Ty::Label, "db_role"),
+];
+
+/// A column that tables of an earlier schema version lack, for servers
+/// without `ADD COLUMN IF NOT EXISTS` (18.16): run `ddl` when
+/// `needed_query` answers 1 (the table exists without the column). Run
+/// before `statements`, because 18.16 checks the columns of a
+/// `CREATE VIEW IF NOT EXISTS` even when the view exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnAddition {
+    pub needed_query: String,
+    pub ddl: String,
+}
+
+/// The `ADDED_COLUMNS` checks for old servers; empty on modern ones, whose
+/// `statements` add them with `IF NOT EXISTS`.
+pub fn column_additions(v: ServerVersion, opts: &SchemaOptions) -> Vec<ColumnAddition> {
+    if v.is_modern() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for t in TABLES {
+        for (name, ty_, after) in ADDED_COLUMNS {
+            if !t.has_column(name) {
+                continue;
+            }
+            out.push(ColumnAddition {
+                needed_query: format!(
+                    "SELECT toUInt8(countIf(name = '{after}') = 1 AND countIf(name = '{name}') = 0) FROM system.columns WHERE database = '{}' AND table = '{}'",
+                    opts.database, t.name
+                ),
+                ddl: format!(
+                    "ALTER TABLE {}.{} ADD COLUMN {} {} AFTER {}",
+                    q(&opts.database),
+                    q(t.name),
+                    q(name),
+                    ty(*ty_, v),
+                    q(after)
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` for the columns of
+/// `ADDED_COLUMNS` that `t` has; `target` is `db.table[ ON CLUSTER c]`.
+pub(super) fn add_columns(out: &mut Vec<String>, t: &TableSpec, target: &str, v: ServerVersion) {
+    for (name, ty_, after) in ADDED_COLUMNS {
+        if t.has_column(name) {
+            out.push(format!(
+                "ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {} {} AFTER {}",
+                q(name),
+                ty(*ty_, v),
+                q(after)
+            ));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Schema versions: what each introduced, which ones `schema_migrations`
+//! lists, and what runs once when a new version is first applied.
+
+use super::ddl::{on_cluster, q};
+use super::views::VIEW_NAMES;
+use super::{SchemaOptions, ServerVersion};
+
+/// The schema version this build writes (recorded in `schema_migrations`).
+///
+/// 1: `statements`, `sessions`, `gaps`; 2: the compliance views; 3: the
+/// deduplication window; 4: `backend_pid` and `effective_role` in
+/// `statements` and `sessions`.
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// Every schema version and what it introduced, oldest first; the last is
+/// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, "statements, sessions and gaps tables"),
+    (2, "compliance views"),
+    (3, "deduplication window for insert tokens"),
+    (4, "backend_pid and effective_role columns"),
+];
+
+/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` and
+/// `session_log` carry every column of their table, so they gain
+/// `effective_role`.
+const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log"];
+
+/// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`
+/// keeps an existing one): run once, when `SCHEMA_VERSION` is not yet in
+/// `schema_migrations`, after `statements`. The views that read them keep
+/// working: they name their columns.
+pub fn view_upgrade(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
+    let on_cluster = on_cluster(v, opts);
+    let creates = super::views::views(v, opts, &on_cluster);
+    let mut out = Vec::new();
+    for (name, create) in VIEW_NAMES.iter().zip(creates) {
+        if VIEWS_CHANGED.contains(name) {
+            out.push(format!(
+                "DROP TABLE IF EXISTS {}.{}{on_cluster}",
+                q(&opts.database),
+                q(name)
+            ));
+            out.push(create);
+        }
+    }
+    out
+}
+
+/// Marks every version of `MIGRATIONS` that `applied` lacks as applied
+/// (run after `statements`, which brought the schema up to date); `None`
+/// when nothing is missing. Builds before this recorded only the version
+/// they wrote, so a schema made by one of them gets its earlier versions
+/// listed here, with the time they are listed.
+pub fn record_migrations(opts: &SchemaOptions, applied: &[u32]) -> Option<String> {
+    let missing: Vec<String> = MIGRATIONS
+        .iter()
+        .filter(|(v, _)| !applied.contains(v))
+        .map(|(v, what)| format!("({v}, '{what}')"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "INSERT INTO {}.schema_migrations (version, description) VALUES {}",
+            q(&opts.database),
+            missing.join(", ")
+        )
+    })
+}
+
+/// The versions `schema_migrations` lists, each once, in order.
+pub fn applied_migrations_query(opts: &SchemaOptions) -> String {
+    format!(
+        "SELECT DISTINCT version FROM {}.schema_migrations ORDER BY version",
+        q(&opts.database)
+    )
+}

@@ -1,0 +1,182 @@
+//! The record contract's tables: their columns in insert order (the order
+//! of the row types in `rows`), sorting keys and skip indexes.
+
+/// Column type families; each renders per dialect (`ddl::ty`).
+#[derive(Clone, Copy)]
+pub(super) enum Ty {
+    Uuid,
+    /// Repeated, low-cardinality text.
+    Label,
+    /// Free text (statements, messages).
+    Text,
+    /// Mostly distinct text (session ids).
+    Id,
+    Seq,
+    Time,
+    /// Durations, counters.
+    Count,
+    U16,
+    /// A server process id.
+    Pid,
+    Hash,
+    Bool,
+    Labels,
+    Params,
+}
+
+pub(super) const STATEMENTS: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("duration_us", Ty::Count),
+    ("session_id", Ty::Id),
+    ("backend_pid", Ty::Pid),
+    ("user", Ty::Label),
+    ("db_role", Ty::Label),
+    ("effective_role", Ty::Label),
+    ("database", Ty::Label),
+    ("client_addr", Ty::Label),
+    ("client_port", Ty::U16),
+    ("application_name", Ty::Label),
+    ("protocol", Ty::Label),
+    ("statement", Ty::Text),
+    ("statement_truncated", Ty::Bool),
+    ("statement_escaped", Ty::Bool),
+    ("fingerprint", Ty::Hash),
+    ("normalized", Ty::Text),
+    ("kind", Ty::Label),
+    ("class", Ty::Label),
+    ("crud", Ty::Label),
+    ("audit_class", Ty::Label),
+    ("objects_read", Ty::Labels),
+    ("objects_written", Ty::Labels),
+    ("functions", Ty::Labels),
+    ("parser", Ty::Label),
+    ("command_tag", Ty::Label),
+    ("rows", Ty::Count),
+    ("success", Ty::Bool),
+    ("sqlstate", Ty::Label),
+    ("error_message", Ty::Text),
+    ("txn_status", Ty::Label),
+    ("params", Ty::Params),
+];
+
+pub(super) const SESSIONS: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("event_type", Ty::Label),
+    ("session_id", Ty::Id),
+    ("backend_pid", Ty::Pid),
+    ("user", Ty::Label),
+    ("db_role", Ty::Label),
+    ("effective_role", Ty::Label),
+    ("database", Ty::Label),
+    ("client_addr", Ty::Label),
+    ("client_port", Ty::U16),
+    ("application_name", Ty::Label),
+    ("tls", Ty::Bool),
+    ("auth_method", Ty::Label),
+    ("reason", Ty::Text),
+    ("bytes_in", Ty::Count),
+    ("bytes_out", Ty::Count),
+    ("statements", Ty::Count),
+    ("duration_us", Ty::Count),
+];
+
+const GAPS: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("missing_events", Ty::Count),
+    ("reason", Ty::Text),
+];
+
+pub(super) struct TableSpec {
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, Ty)],
+    /// Sorting key, `instance_id, seq` last (see the module docs).
+    pub order_by: &'static str,
+    /// Modern-only skip indexes: (name, expression, type, granularity).
+    pub indexes: &'static [(&'static str, &'static str, &'static str, u32)],
+}
+
+impl TableSpec {
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns.iter().any(|(n, _)| *n == name)
+    }
+}
+
+pub(super) const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "statements",
+        columns: STATEMENTS,
+        // "who did what, when": user, then time; the object arrays have
+        // bloom filters for "what happened to this table".
+        order_by: "`user`, event_time, instance_id, seq",
+        indexes: &[
+            (
+                "statement_tokens",
+                "statement",
+                "tokenbf_v1(32768, 3, 0)",
+                4,
+            ),
+            ("objects_read_idx", "objects_read", "bloom_filter(0.01)", 4),
+            (
+                "objects_written_idx",
+                "objects_written",
+                "bloom_filter(0.01)",
+                4,
+            ),
+            ("kind_idx", "kind", "set(256)", 4),
+            ("session_idx", "session_id", "bloom_filter(0.01)", 4),
+        ],
+    },
+    TableSpec {
+        name: "sessions",
+        columns: SESSIONS,
+        order_by: "`user`, event_time, instance_id, seq",
+        indexes: &[
+            ("event_type_idx", "event_type", "set(16)", 4),
+            ("session_idx", "session_id", "bloom_filter(0.01)", 4),
+        ],
+    },
+    TableSpec {
+        name: "gaps",
+        columns: GAPS,
+        order_by: "instance_id, seq",
+        indexes: &[],
+    },
+];
+
+/// The names of the contract's tables, in creation order.
+pub fn table_names() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|t| t.name)
+}
+
+/// Column names of `table` in insert order (for tests and sanity checks).
+pub fn column_names(table: &str) -> Vec<&'static str> {
+    TABLES
+        .iter()
+        .find(|t| t.name == table)
+        .map(|t| t.columns.iter().map(|(n, _)| *n).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_columns() {
+        let s = column_names("statements");
+        assert_eq!(s.len(), 35);
+        assert_eq!(s.first(), Some(&"event_id"));
+        assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
+        assert_eq!(column_names("sessions").len(), 21);
+        assert_eq!(column_names("gaps").len(), 6);
+    }
+}
