@@ -10,9 +10,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use pgtrail::audit::build::RecordBuilder;
-use pgtrail::audit::clickhouse::rowbinary::encode_record;
 use pgtrail::audit::event::{AuditEvent, Protocol, SessionInfo, StatementEvent};
 use pgtrail::audit::record::json::write_record;
+use pgtrail::audit::sink::clickhouse::rowbinary::encode_record;
 use pgtrail::sql::{Analyzer, AnalyzerConfig};
 
 /// The allocator of the pgtrail binary: allocation is much of the cost.

@@ -41,9 +41,9 @@ use clap::{Parser, ValueEnum};
 use clickhouse::{Client, Compression};
 
 use pgtrail::audit::build::RecordBuilder;
-use pgtrail::audit::clickhouse::{ClickHouseSink, SpooledClickHouseSink};
 use pgtrail::audit::event::TxnStatus;
 use pgtrail::audit::record::{micros_since_epoch, Record};
+use pgtrail::audit::sink::clickhouse::{ClickHouseSink, SpooledClickHouseSink};
 use pgtrail::audit::spool::{Spool, SpoolOptions};
 use pgtrail::audit::{
     AuditEvent, AuditSink, Failure, Offer, Protocol, Room, SessionInfo, StatementEvent,

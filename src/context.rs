@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::audit::build::Classifier;
-use crate::audit::clickhouse::ClickHouseStats;
+use crate::audit::sink::clickhouse::ClickHouseStats;
 use crate::audit::AuditSender;
 use crate::auth::users::{Users, UsersError};
 use crate::cancel::CancelRegistry;

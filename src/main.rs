@@ -223,7 +223,7 @@ async fn shutdown_signal() {
 }
 
 fn schema(args: &SchemaArgs) -> Result<(), CliError> {
-    use pgtrail::audit::clickhouse::schema;
+    use pgtrail::audit::sink::clickhouse::schema;
     let version = schema::ServerVersion::parse(&args.server_version)
         .ok_or_else(|| CliError::ServerVersion(args.server_version.clone()))?;
     let config = match &args.config {

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::audit::clickhouse::ClickHouseStats;
+use crate::audit::sink::clickhouse::ClickHouseStats;
 use crate::audit::spool::SpoolUsage;
 use crate::context::{AuthFailureReason, ProxyContext, CANCEL_RESULTS};
 use crate::sql::CacheStats;

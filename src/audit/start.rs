@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::build::{Classifier, RecordBuilder};
-use super::clickhouse::{ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
 use super::disk::seqmark::{self, SeqMark};
+use super::sink::clickhouse::{ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
 use super::sink::jsonl::JsonlSink;
 use super::sink::AuditSink;
 use super::spool::{self, Spool, SpoolOptions, SpoolReader, SpoolUsage, SpoolWriter};

@@ -136,8 +136,8 @@ impl Default for ClickHouseConfig {
 
 impl ClickHouseConfig {
     /// The schema options these keys imply.
-    pub fn schema_options(&self) -> crate::audit::clickhouse::schema::SchemaOptions {
-        crate::audit::clickhouse::schema::SchemaOptions {
+    pub fn schema_options(&self) -> crate::audit::sink::clickhouse::schema::SchemaOptions {
+        crate::audit::sink::clickhouse::schema::SchemaOptions {
             database: self.database.clone(),
             retention_days: self.retention_days,
             cluster: self.cluster.clone(),

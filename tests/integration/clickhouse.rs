@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::harness::clickhouse::ChServer;
 use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
-use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 use pgtrail::audit::record::parse_time_micros;
+use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
 pub(crate) use crate::harness::clickhouse::unique_ch_db;
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::harness::clickhouse::ChServer;
 use crate::harness::postgres::PgCluster;
 use crate::harness::proxy::{connect, fresh_db, sessions, statements, Proxy};
-use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 use pgtrail::auth::users::{self, Method, UserEntry};
 use pgtrail::config::{AuthMode, Secret};
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cookbook::{cookbook, fill, november_params, quoted};
 use crate::harness::clickhouse::ChServer;
-use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
 const STATEMENTS: u64 = 400_000;
 const FAILED_LOGINS: u64 = 2_000;

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::cookbook::quoted;
 use crate::harness::clickhouse::ChServer;
-use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
 /// 2026-11-25 03:00:00 UTC: the sample records are at T .. T + 5 minutes.
 const T: i64 = 1_795_575_600;

@@ -6,8 +6,8 @@ use crate::harness::clickhouse::ChServer;
 use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
 use crate::harness::raw;
 use clickhouse::Row;
-use pgtrail::audit::clickhouse::rows::StatementRowV1;
-use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::audit::sink::clickhouse::rows::StatementRowV1;
+use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
 #[tokio::test]
 async fn repeated_startup_parameter_is_refused_before_upstream() {

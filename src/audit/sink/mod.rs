@@ -6,6 +6,7 @@ use std::io;
 
 use super::record::Record;
 
+pub mod clickhouse;
 pub mod jsonl;
 
 /// What a sink did with a record it was offered.

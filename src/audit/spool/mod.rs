@@ -79,6 +79,15 @@ pub struct Spool {
     pub unused_seqs: Option<(u64, u64)>,
 }
 
+/// One frame to append: the seqs it accounts for, `[seq, end_seq)`, and
+/// its body, written by the caller (for ClickHouse: `clickhouse::
+/// spool_rows::encode`), which returns the frame's tag.
+pub struct Entry<'a> {
+    pub seq: u64,
+    pub end_seq: u64,
+    pub body: &'a dyn Fn(&mut Vec<u8>) -> io::Result<u8>,
+}
+
 /// One segment as the writer and reader share it.
 #[derive(Debug, Clone)]
 struct Segment {

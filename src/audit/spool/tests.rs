@@ -33,7 +33,16 @@ fn opts(segment_bytes: u64) -> SpoolOptions {
 /// (what `audit::policy` does under `fail_closed`).
 fn put(writer: &mut SpoolWriter, record: &crate::audit::record::Record) {
     loop {
-        match writer.offer(record, record.seq() + 1, Room::WithinLimit) {
+        // The frames the ClickHouse sink writes (the spool itself holds
+        // any tag and body).
+        let body =
+            |out: &mut Vec<u8>| crate::audit::sink::clickhouse::spool_rows::encode(record, out);
+        let entry = Entry {
+            seq: record.seq(),
+            end_seq: record.seq() + 1,
+            body: &body,
+        };
+        match writer.offer(entry, Room::WithinLimit) {
             Offer::Taken => return,
             Offer::Full => writer.wait(),
             Offer::Failing(e) => panic!("spool write failed: {e}"),

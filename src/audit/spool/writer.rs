@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use super::frame;
 use super::marker::sync_dir;
 use super::recover::segment_name;
+use super::Entry;
 use super::{Segment, Shared};
-use crate::audit::record::Record;
 use crate::audit::sink::{Offer, Released, Room};
 use crate::audit::writer::gate::{AuditGate, Blocked};
 
@@ -111,10 +111,9 @@ impl SpoolWriter {
         }
     }
 
-    /// Buffers one record that accounts for the seqs `[record.seq(),
-    /// end_seq)`, if the spool has room (or `room` lets it go past the
-    /// limit) and its writes work.
-    pub fn offer(&mut self, record: &Record, end_seq: u64, room: Room) -> Offer {
+    /// Buffers one frame, if the spool has room (or `room` lets it go past
+    /// the limit) and its writes work.
+    pub fn offer(&mut self, entry: Entry<'_>, room: Room) -> Offer {
         if let Err(e) = self.check() {
             return Offer::Failing(e);
         }
@@ -126,7 +125,7 @@ impl SpoolWriter {
             Room::PastLimit => Ok(true),
         }
         .and_then(|has_room| match has_room {
-            true => self.append(record, end_seq).map(|()| true),
+            true => self.append(entry).map(|()| true),
             false => Ok(false),
         });
         match taken {
@@ -147,14 +146,12 @@ impl SpoolWriter {
         ))
     }
 
-    /// `[seq, end_seq)`: the seqs the frame accounts for.
-    fn append(&mut self, record: &Record, end_seq: u64) -> io::Result<()> {
-        let seq = record.seq();
+    fn append(&mut self, entry: Entry<'_>) -> io::Result<()> {
         let size = self.active_len + self.buf.len() as u64;
         if self.file.is_none() || size >= self.shared.options.segment_bytes {
-            self.rotate(seq)?;
+            self.rotate(entry.seq)?;
         }
-        self.encode(record, end_seq)?;
+        self.encode(entry)?;
         if self.buf.len() >= MAX_BUFFER {
             // A failure is kept in `disk_error`; the record is in `buf` or
             // counted in the skipped run either way.
@@ -163,11 +160,9 @@ impl SpoolWriter {
         Ok(())
     }
 
-    fn encode(&mut self, record: &Record, end_seq: u64) -> io::Result<()> {
-        let seq = record.seq();
-        frame::encode(seq, &mut self.buf, |out| {
-            crate::audit::clickhouse::spool_rows::encode(record, out)
-        })?;
+    fn encode(&mut self, entry: Entry<'_>) -> io::Result<()> {
+        let Entry { seq, end_seq, body } = entry;
+        frame::encode(seq, &mut self.buf, body)?;
         if self.buf_records == 0 {
             self.buf_first_seq = seq;
         }
@@ -311,12 +306,13 @@ impl SpoolWriter {
     }
 
     /// Keeps a record the failing disk did not take, to write once it works.
-    pub fn hold(&mut self, record: &Record, end_seq: u64) {
+    pub fn hold(&mut self, entry: Entry<'_>) {
         if self.failed.is_some() {
             return; // stopped for good: holding it would only fill memory
         }
-        if let Err(e) = self.encode(record, end_seq) {
-            tracing::error!(seq = record.seq(), error = %e, "spool: a record could not be encoded");
+        let seq = entry.seq;
+        if let Err(e) = self.encode(entry) {
+            tracing::error!(seq, error = %e, "spool: a record could not be encoded");
         }
     }
 

@@ -19,7 +19,7 @@
 //! per connection) so the harness needs no HTTP client crate.
 #![allow(dead_code)]
 
-use pgtrail::audit::clickhouse::schema::{self, SchemaOptions, ServerVersion};
+use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sink::{ClickHouseStats, SenderThread};
+use super::spool_rows::encode;
 use crate::audit::record::Record;
 use crate::audit::sink::{AuditSink, Offer, Released, Room};
-use crate::audit::spool::{SpoolReader, SpoolWriter};
+use crate::audit::spool::{Entry, SpoolReader, SpoolWriter};
 use crate::config::ClickHouseConfig;
 
 /// With a spool nothing is lost by stopping: retry only briefly.
@@ -52,7 +53,8 @@ impl AuditSink for SpooledClickHouseSink {
     }
 
     fn offer(&mut self, record: &Record, end_seq: u64, room: Room) -> Offer {
-        self.spool.offer(record, end_seq, room)
+        self.spool
+            .offer(entry(record, end_seq, &|out| encode(record, out)), room)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -61,7 +63,8 @@ impl AuditSink for SpooledClickHouseSink {
     }
 
     fn hold(&mut self, record: &Record, end_seq: u64) {
-        self.spool.hold(record, end_seq);
+        self.spool
+            .hold(entry(record, end_seq, &|out| encode(record, out)));
     }
 
     fn held_full(&self) -> bool {
@@ -74,6 +77,19 @@ impl AuditSink for SpooledClickHouseSink {
 
     fn wait(&mut self) {
         self.spool.wait();
+    }
+}
+
+/// The spool frame of `record`: its RowBinary row and table tag.
+fn entry<'a>(
+    record: &Record,
+    end_seq: u64,
+    body: &'a dyn Fn(&mut Vec<u8>) -> io::Result<u8>,
+) -> Entry<'a> {
+    Entry {
+        seq: record.seq(),
+        end_seq,
+        body,
     }
 }
 

@@ -275,7 +275,7 @@ fn gap_row(r: &GapRecord) -> GapRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::clickhouse::schema::column_names;
+    use crate::audit::sink::clickhouse::schema::column_names;
 
     #[test]
     fn rows_match_the_schema() {
