@@ -237,15 +237,21 @@ async fn full_spool_disk_fail_closed_refuses_then_drains_without_restart() {
     assert_eq!(ch.query(&reused), "", "seqs used for two records");
 }
 
-/// Every seq from 1 to the highest is a record or inside a gap's
-/// `[seq, seq + missing_events)`; returns how many gaps there were.
-fn assert_every_seq_accounted(records: &BTreeSet<u64>, gaps: &[(u64, u64)]) -> usize {
+/// The seqs from 1 to the highest that are neither a record nor inside a
+/// gap's `[seq, seq + missing_events)`.
+fn unaccounted(records: &BTreeSet<u64>, gaps: &[(u64, u64)]) -> Vec<u64> {
     let mut covered = records.clone();
     for &(seq, n) in gaps {
         covered.extend(seq..seq + n);
     }
-    let max = *covered.iter().max().expect("records");
-    let missing: Vec<u64> = (1..=max).filter(|s| !covered.contains(s)).collect();
+    let max = covered.iter().max().copied().unwrap_or(0);
+    (1..=max).filter(|s| !covered.contains(s)).collect()
+}
+
+/// Every seq from 1 to the highest is a record or inside a gap's
+/// `[seq, seq + missing_events)`; returns how many gaps there were.
+fn assert_every_seq_accounted(records: &BTreeSet<u64>, gaps: &[(u64, u64)]) -> usize {
+    let missing = unaccounted(records, gaps);
     assert!(
         missing.is_empty(),
         "{} seqs neither recorded nor in a gap, from {:?}",
@@ -288,14 +294,25 @@ async fn full_spool_disk_fail_open_accounts_for_every_seq() {
             .map(|l| l.parse().unwrap())
             .collect()
     };
-    let mut records = seqs("statements");
-    records.extend(seqs("sessions"));
-    let gaps: Vec<(u64, u64)> = ch
-        .query(&format!("SELECT seq, missing_events FROM `{ch_db}`.gaps"))
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(s, n)| (s.parse().unwrap(), n.parse().unwrap()))
-        .collect();
+    let read = || {
+        let mut records = seqs("statements");
+        records.extend(seqs("sessions"));
+        let gaps: Vec<(u64, u64)> = ch
+            .query(&format!("SELECT seq, missing_events FROM `{ch_db}`.gaps"))
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(s, n)| (s.parse().unwrap(), n.parse().unwrap()))
+            .collect();
+        (records, gaps)
+    };
+    // A batch's tables are inserted one after the other: its gap rows may
+    // land a moment after its statements.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut records, mut gaps) = read();
+    while !unaccounted(&records, &gaps).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (records, gaps) = read();
+    }
     assert!(
         assert_every_seq_accounted(&records, &gaps) > 0,
         "the disk never filled"
