@@ -50,6 +50,7 @@ fn event(session: &Arc<SessionInfo>, text: &Bytes) -> AuditEvent {
         rows: Some(1),
         failure: None,
         txn_status: pgtrail::audit::event::TxnStatus::Idle,
+        transaction: Default::default(),
     }))
 }
 

@@ -289,6 +289,7 @@ fn build_pool(n: usize, instance_id: &str) -> Vec<Record> {
                     b'E' => TxnStatus::Failed,
                     _ => TxnStatus::Idle,
                 },
+                transaction: Default::default(),
             };
             builder.build(AuditEvent::Statement(Box::new(event)))
         })

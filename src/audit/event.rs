@@ -110,6 +110,63 @@ pub struct StatementEvent {
     /// `Unknown` when the record had to be released before that
     /// ReadyForQuery arrived (see `Tracker::take_finished`).
     pub txn_status: TxnStatus,
+    /// The transaction the statement ran in.
+    pub transaction: TxnRef,
+}
+
+/// A statement's transaction, and its place in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxnRef {
+    pub id: uuid::Uuid,
+    /// 0-based statement index within the transaction.
+    pub index: u32,
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionOutcome {
+    Committed,
+    /// `ROLLBACK`, a `COMMIT` of an aborted block (PostgreSQL answers
+    /// `ROLLBACK`), or an implicit transaction in which a statement failed.
+    RolledBack,
+    /// The `COMMIT` itself failed (a deferred constraint, a serialization
+    /// failure): nothing was committed.
+    Failed,
+    /// `PREPARE TRANSACTION`: a later `COMMIT PREPARED` or `ROLLBACK
+    /// PREPARED`, in any session, decides.
+    Prepared,
+    /// The connection was lost with the transaction open.
+    Unknown,
+}
+
+impl TransactionOutcome {
+    /// The name records use (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransactionOutcome::Committed => "committed",
+            TransactionOutcome::RolledBack => "rolled_back",
+            TransactionOutcome::Failed => "failed",
+            TransactionOutcome::Prepared => "prepared",
+            TransactionOutcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// A transaction that ended, after its last statement's event.
+#[derive(Debug, Clone)]
+pub struct TransactionEvent {
+    pub session: Arc<SessionInfo>,
+    pub application_name: Arc<str>,
+    pub transaction_id: uuid::Uuid,
+    pub statements: u32,
+    pub outcome: TransactionOutcome,
+    /// When its first statement started.
+    pub started_at: SystemTime,
+    /// From its first statement's start to the answer that ended it.
+    pub duration_us: u64,
+    /// Statement index ranges (inclusive) undone by `ROLLBACK TO SAVEPOINT`.
+    pub undone: Vec<(u32, u32)>,
 }
 
 /// The kinds of session record.
@@ -158,6 +215,7 @@ pub struct SessionEvent {
 pub enum AuditEvent {
     Statement(Box<StatementEvent>),
     Session(Box<SessionEvent>),
+    Transaction(Box<TransactionEvent>),
 }
 
 #[cfg(test)]

@@ -137,7 +137,11 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         end
     };
     let reason = finish(end, &shared, &mut client_w, &mut server_w).await;
-    let leftover = shared.tracker().take_finished();
+    let leftover = {
+        let mut tracker = shared.tracker();
+        tracker.end_session(std::time::Instant::now());
+        tracker.take_finished()
+    };
     for event in leftover {
         send_event(&shared, event, false).await;
     }
@@ -268,13 +272,10 @@ async fn write_replies(
     Ok(())
 }
 
-/// Queues the events of finished statements. Under `before_ack` it then
-/// waits until their records are durable, so the results written after
-/// this reach the client only then.
-async fn send_events(
-    shared: &Shared<'_>,
-    events: Vec<crate::audit::StatementEvent>,
-) -> Result<(), SessionError> {
+/// Queues the events of finished statements (and transactions). Under
+/// `before_ack` it then waits until their records are durable, so the
+/// results written after this reach the client only then.
+async fn send_events(shared: &Shared<'_>, events: Vec<AuditEvent>) -> Result<(), SessionError> {
     let ctx = shared.ctx;
     let durable = ctx.config.audit.durability == Durability::BeforeAck;
     let mut acks = Vec::new();
@@ -291,15 +292,12 @@ async fn send_events(
 
 /// Shows a result to the hooks and counters, then queues it; with
 /// `durable`, also returns the answer that says when it is fsynced.
-async fn send_event(
-    shared: &Shared<'_>,
-    event: crate::audit::StatementEvent,
-    durable: bool,
-) -> Option<DurableAck> {
+async fn send_event(shared: &Shared<'_>, event: AuditEvent, durable: bool) -> Option<DurableAck> {
     let ctx = shared.ctx;
-    ctx.hooks.on_result(&event);
-    ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
-    let event = AuditEvent::Statement(Box::new(event));
+    if let AuditEvent::Statement(statement) = &event {
+        ctx.hooks.on_result(statement);
+        ctx.stats.statements.fetch_add(1, Ordering::Relaxed);
+    }
     if durable {
         return Some(ctx.audit.send_durable(event).await);
     }

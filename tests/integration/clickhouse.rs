@@ -28,7 +28,7 @@ fn old_schema_applies_idempotently_on_the_local_server() {
     ch.query(&schema::record_migrations(&opts, &[]).unwrap());
     assert_eq!(
         ch.query(&schema::applied_migrations_query(&opts)),
-        "1\n2\n3\n4"
+        "1\n2\n3\n4\n5"
     );
     for table in ["statements", "sessions", "gaps"] {
         let got = ch.query(&format!(
@@ -61,7 +61,7 @@ fn modern_schema_passes_ch_modern_check() {
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', []";
+    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), []";
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({cols}) SELECT {row};\n"
@@ -102,7 +102,7 @@ fn assert_same(record: &Value, row: &Value) {
     for (key, want) in record.as_object().unwrap() {
         match key.as_str() {
             "record" => {}
-            "event_time" => {
+            "event_time" | "started_at" => {
                 let micros = parse_time_micros(want.as_str().unwrap()).unwrap();
                 assert_eq!(norm(&row[key]), Value::String(micros.to_string()), "{key}");
             }
@@ -154,11 +154,23 @@ async fn workload_lands_in_clickhouse_exactly_once() {
 
     let stmts = statements(&records);
     let sess = sessions(&records);
+    let txns: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["record"] == "transactions")
+        .collect();
     assert_eq!(stmts.len(), 7, "{records:#?}");
     assert!(sess.len() >= 3, "{records:#?}");
+    // Autocommit: a transaction per Query string (`SELECT 1; SELECT 2` is
+    // one) or extended-protocol statement.
+    assert_eq!(txns.len(), 6, "{records:#?}");
 
     // Exactly once: as many physical rows as records, before any merge.
-    for (table, n) in [("statements", stmts.len()), ("sessions", sess.len())] {
+    let tables = [
+        ("statements", stmts.len()),
+        ("sessions", sess.len()),
+        ("transactions", txns.len()),
+    ];
+    for (table, n) in tables {
         let count = ch.query(&format!(
             "SELECT count(), uniqExact(seq) FROM `{ch_db}`.`{table}`"
         ));
@@ -172,6 +184,11 @@ async fn workload_lands_in_clickhouse_exactly_once() {
     // Every field as in the JSON Lines record.
     let ch_stmts = ch_rows(ch, &ch_db, "statements");
     let ch_sess = ch_rows(ch, &ch_db, "sessions");
+    let ch_txns = ch_rows(ch, &ch_db, "transactions");
+    for r in &txns {
+        let seq = r["seq"].as_u64().unwrap();
+        assert_same(r, &ch_txns[&seq]);
+    }
     for r in &stmts {
         let seq = r["seq"].as_u64().unwrap();
         assert_same(r, &ch_stmts[&seq]);
@@ -181,8 +198,13 @@ async fn workload_lands_in_clickhouse_exactly_once() {
         assert_same(r, &ch_sess[&seq]);
     }
 
-    // seq is contiguous across both tables.
-    let mut seqs: Vec<u64> = ch_stmts.keys().chain(ch_sess.keys()).copied().collect();
+    // seq is contiguous across the tables.
+    let mut seqs: Vec<u64> = ch_stmts
+        .keys()
+        .chain(ch_sess.keys())
+        .chain(ch_txns.keys())
+        .copied()
+        .collect();
     seqs.sort_unstable();
     let first = seqs[0];
     assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
@@ -234,7 +256,7 @@ async fn workload_lands_in_clickhouse_exactly_once() {
     let migrations = ch.query(&format!(
         "SELECT version FROM `{ch_db}`.schema_migrations ORDER BY version"
     ));
-    assert_eq!(migrations, "1\n2\n3\n4");
+    assert_eq!(migrations, "1\n2\n3\n4\n5");
 }
 
 /// ClickHouse killed mid-workload and started again: the held batches are

@@ -370,6 +370,7 @@ async fn cookbook_answers_on_the_local_server() {
             "session-timeline",
             "top-fingerprints",
             "cancelled-statements",
+            "undone-work",
         ]
     );
     let by_id: BTreeMap<&str, String> = queries
@@ -677,6 +678,8 @@ async fn cookbook_answers_on_the_local_server() {
         ]]
     );
     assert!(text(&got[0]["error_message"]).contains("statement timeout"));
+    // Nothing in this workload was undone (transactions.rs covers the view).
+    assert!(run("undone-work").is_empty());
 
     // Volume: a copy of the data with two earlier days of history, bob as
     // busy as today, alice with one statement a day: alice stands out.
@@ -780,7 +783,7 @@ fn cookbook_runs_on_a_modern_engine() {
     let list = |table: &str| quoted(&schema::column_names(table));
     // 2026-11-25 03:00:00 UTC, a Wednesday.
     let at = "fromUnixTimestamp64Micro(toInt64(1795575600000000), 'UTC')";
-    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', []");
+    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), []");
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({}) SELECT {stmt};\n",
@@ -810,6 +813,7 @@ fn cookbook_runs_on_a_modern_engine() {
         ("session-timeline", 1),
         ("top-fingerprints", 1),
         ("cancelled-statements", 0),
+        ("undone-work", 0),
     ]
     .into_iter()
     .collect();

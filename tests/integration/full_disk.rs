@@ -232,7 +232,7 @@ async fn full_spool_disk_fail_closed_refuses_then_drains_without_restart() {
     })
     .await;
     let reused = format!(
-        "SELECT seq FROM (SELECT seq, event_id FROM `{ch_db}`.statements UNION ALL SELECT seq, event_id FROM `{ch_db}`.sessions) GROUP BY seq HAVING uniqExact(event_id) > 1"
+        "SELECT seq FROM (SELECT seq, event_id FROM `{ch_db}`.statements UNION ALL SELECT seq, event_id FROM `{ch_db}`.sessions UNION ALL SELECT seq, event_id FROM `{ch_db}`.transactions) GROUP BY seq HAVING uniqExact(event_id) > 1"
     );
     assert_eq!(ch.query(&reused), "", "seqs used for two records");
 }
@@ -297,6 +297,7 @@ async fn full_spool_disk_fail_open_accounts_for_every_seq() {
     let read = || {
         let mut records = seqs("statements");
         records.extend(seqs("sessions"));
+        records.extend(seqs("transactions"));
         let gaps: Vec<(u64, u64)> = ch
             .query(&format!("SELECT seq, missing_events FROM `{ch_db}`.gaps"))
             .lines()

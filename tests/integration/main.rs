@@ -30,3 +30,4 @@ mod seq_mark;
 mod sighup;
 mod startup;
 mod tls;
+mod transactions;

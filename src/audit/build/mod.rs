@@ -4,13 +4,17 @@
 
 mod classify;
 pub mod role;
+mod transactions;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::event::{AuditEvent, Param, SessionEvent, SessionEventType, StatementEvent};
+use super::event::{
+    AuditEvent, Param, SessionEvent, SessionEventType, StatementEvent, TransactionEvent,
+};
 use super::record::{
     micros_since_epoch, GapRecord, Label, Record, RecordHeader, SessionRecord, StatementRecord,
+    TransactionRecord,
 };
 use crate::text::lossless;
 use role::RoleTracker;
@@ -67,6 +71,7 @@ pub struct RecordBuilder {
     classifier: Arc<dyn Classifier>,
     last_addr: Option<(std::net::IpAddr, String)>,
     roles: RoleTracker,
+    transactions: transactions::TransactionSeqs,
     /// Persists the seq high-water mark before seqs are used (with a spool).
     seq_mark: Option<crate::audit::disk::seqmark::SeqMark>,
 }
@@ -91,6 +96,7 @@ impl RecordBuilder {
             classifier,
             last_addr: None,
             roles: RoleTracker::default(),
+            transactions: Default::default(),
             seq_mark: None,
         }
     }
@@ -124,6 +130,7 @@ impl RecordBuilder {
         match event {
             AuditEvent::Statement(s) => Record::Statement(Box::new(self.statement(*s))),
             AuditEvent::Session(s) => Record::Session(Box::new(self.session(*s))),
+            AuditEvent::Transaction(t) => Record::Transaction(Box::new(self.transaction(*t))),
         }
     }
 
@@ -215,6 +222,13 @@ impl RecordBuilder {
         };
         let effective_role = self.roles.effective(s);
         let command_tag = e.command_tag.unwrap_or_default();
+        let rows = e.rows.unwrap_or(0);
+        let written = match e.failure {
+            None => transactions::rows_written(&command_tag, rows, !c.objects_written.is_empty()),
+            Some(_) => 0,
+        };
+        self.transactions
+            .statement(&s.session_id, e.transaction, header.seq, written);
         if e.failure.is_none() {
             // Only SET, RESET and DISCARD change roles: other statements
             // are not lexed again (the classifier already read them).
@@ -249,11 +263,12 @@ impl RecordBuilder {
             functions: c.functions,
             parser: c.parser,
             command_tag,
-            rows: e.rows.unwrap_or(0),
+            rows,
             success: e.failure.is_none(),
             sqlstate,
             error_message,
             txn_status: Label::Borrowed(e.txn_status.label()),
+            transaction_id: e.transaction.id,
             params: e.params.map(|p| p.iter().map(render_param).collect()),
         }
     }
@@ -267,6 +282,7 @@ impl RecordBuilder {
             SessionEventType::Disconnect | SessionEventType::AuthFailed
         ) {
             self.roles.end_session(&s.session_id);
+            self.transactions.end_session(&s.session_id);
         }
         SessionRecord {
             header,
@@ -287,6 +303,37 @@ impl RecordBuilder {
             bytes_out: e.bytes_out,
             statements: e.statements,
             duration_us: e.duration_us,
+        }
+    }
+}
+
+impl RecordBuilder {
+    fn transaction(&mut self, e: TransactionEvent) -> TransactionRecord {
+        let header = self.header(SystemTime::now());
+        let s = &e.session;
+        let seqs = self.transactions.end(&s.session_id, &e);
+        TransactionRecord {
+            header,
+            transaction_id: e.transaction_id,
+            session_id: s.session_id.clone(),
+            backend_pid: s.backend_pid,
+            user: s.user.clone(),
+            db_role: s.db_role.clone(),
+            effective_role: self.roles.effective(s),
+            database: s.database.clone(),
+            client_addr: self.client_addr(s.client_addr),
+            client_port: s.client_port,
+            application_name: e.application_name.to_string(),
+            outcome: e.outcome,
+            statements: u64::from(e.statements),
+            first_seq: seqs.first_seq,
+            last_seq: seqs.last_seq,
+            started_at: micros_since_epoch(e.started_at),
+            duration_us: e.duration_us,
+            rows_changed: seqs.rows_changed,
+            xid: None,
+            undone_from_seq: seqs.undone_from_seq,
+            undone_to_seq: seqs.undone_to_seq,
         }
     }
 }

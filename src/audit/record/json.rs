@@ -5,7 +5,10 @@
 //! agree byte for byte; the encoders destructure each record without `..`,
 //! so a new field does not compile until it is written here too.
 
-use super::{write_micros, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
+use super::{
+    write_micros, GapRecord, Record, RecordHeader, SessionRecord, StatementRecord,
+    TransactionRecord,
+};
 
 /// Appends `record` as one JSON object (no newline) to `out`.
 pub fn write_record(record: &Record, out: &mut Vec<u8>) {
@@ -13,6 +16,7 @@ pub fn write_record(record: &Record, out: &mut Vec<u8>) {
         Record::Statement(s) => statement(s, out),
         Record::Session(s) => session(s, out),
         Record::Gap(g) => gap(g, out),
+        Record::Transaction(t) => transaction(t, out),
     }
     out.push(b'}');
 }
@@ -50,6 +54,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         sqlstate,
         error_message,
         txn_status,
+        transaction_id,
         params,
     } = r;
     let mut o = Object::start(out, "statements", header);
@@ -89,6 +94,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
     o.str("sqlstate", sqlstate);
     o.str("error_message", error_message);
     o.str("txn_status", txn_status);
+    o.uuid("transaction_id", transaction_id);
     if let Some(params) = params {
         o.strs("params", params.iter().map(Option::as_deref));
     }
@@ -135,6 +141,53 @@ fn session(r: &SessionRecord, out: &mut Vec<u8>) {
     o.u64("duration_us", *duration_us);
 }
 
+fn transaction(r: &TransactionRecord, out: &mut Vec<u8>) {
+    let TransactionRecord {
+        header,
+        transaction_id,
+        session_id,
+        backend_pid,
+        user,
+        db_role,
+        effective_role,
+        database,
+        client_addr,
+        client_port,
+        application_name,
+        outcome,
+        statements,
+        first_seq,
+        last_seq,
+        started_at,
+        duration_us,
+        rows_changed,
+        xid,
+        undone_from_seq,
+        undone_to_seq,
+    } = r;
+    let mut o = Object::start(out, "transactions", header);
+    o.uuid("transaction_id", transaction_id);
+    o.str("session_id", session_id);
+    o.u64("backend_pid", u64::from(*backend_pid));
+    o.str("user", user);
+    o.str("db_role", db_role);
+    o.str("effective_role", effective_role);
+    o.str("database", database);
+    o.str("client_addr", client_addr);
+    o.u64("client_port", u64::from(*client_port));
+    o.str("application_name", application_name);
+    o.str("outcome", outcome.name());
+    o.u64("statements", *statements);
+    o.u64("first_seq", *first_seq);
+    o.u64("last_seq", *last_seq);
+    o.time("started_at", *started_at);
+    o.u64("duration_us", *duration_us);
+    o.u64("rows_changed", *rows_changed);
+    o.opt_u64("xid", *xid);
+    o.u64s("undone_from_seq", undone_from_seq);
+    o.u64s("undone_to_seq", undone_to_seq);
+}
+
 fn gap(r: &GapRecord, out: &mut Vec<u8>) {
     let GapRecord {
         header,
@@ -165,14 +218,10 @@ impl<'a> Object<'a> {
         out.extend_from_slice(b"{\"record\":");
         string(out, table);
         let mut o = Object { out };
-        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        o.str("event_id", event_id.hyphenated().encode_lower(&mut id));
+        o.uuid("event_id", event_id);
         o.str("instance_id", instance_id);
         o.u64("seq", *seq);
-        o.key("event_time");
-        o.out.push(b'"');
-        write_micros(*event_time, o.out);
-        o.out.push(b'"');
+        o.time("event_time", *event_time);
         o
     }
 
@@ -198,6 +247,42 @@ impl<'a> Object<'a> {
         self.key(key);
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn uuid(&mut self, key: &str, id: &uuid::Uuid) {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        self.str(key, id.hyphenated().encode_lower(&mut text));
+    }
+
+    /// A time as RFC 3339 text.
+    fn time(&mut self, key: &str, micros: i64) {
+        self.key(key);
+        self.out.push(b'"');
+        write_micros(micros, self.out);
+        self.out.push(b'"');
+    }
+
+    fn opt_u64(&mut self, key: &str, value: Option<u64>) {
+        match value {
+            Some(v) => self.u64(key, v),
+            None => {
+                self.key(key);
+                self.out.extend_from_slice(b"null");
+            }
+        }
+    }
+
+    fn u64s(&mut self, key: &str, values: &[u64]) {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.out
+                .extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+        }
+        self.out.push(b']');
     }
 
     /// An array of strings, `None` as `null`.

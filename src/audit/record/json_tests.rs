@@ -64,7 +64,36 @@ fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Record {
         sqlstate: "22P02".into(),
         error_message: text.into(),
         txn_status: "E".into(),
+        transaction_id: uuid::Uuid::from_u128(0x01a2_28da_91ff_701a_b514_7a53_0000_0007),
         params,
+    }))
+}
+
+fn transaction(text: &str, i: u64) -> Record {
+    use crate::audit::event::TransactionOutcome::*;
+    let outcomes = [Committed, RolledBack, Failed, Prepared, Unknown];
+    Record::Transaction(Box::new(TransactionRecord {
+        header: header(i),
+        transaction_id: uuid::Uuid::from_u128(u128::from(i)),
+        session_id: "s".into(),
+        backend_pid: 42,
+        user: text.into(),
+        db_role: "r".into(),
+        effective_role: text.into(),
+        database: "d".into(),
+        client_addr: "::1".into(),
+        client_port: 5,
+        application_name: text.into(),
+        outcome: outcomes[i as usize % outcomes.len()],
+        statements: i,
+        first_seq: i,
+        last_seq: i + 3,
+        started_at: -5 + i as i64,
+        duration_us: 17,
+        rows_changed: i * 10,
+        xid: i.is_multiple_of(2).then_some(i + 700),
+        undone_from_seq: (0..i % 3).collect(),
+        undone_to_seq: (0..i % 3).map(|x| x + 1).collect(),
     }))
 }
 
@@ -117,6 +146,7 @@ fn every_record_type_matches_the_serde_encoding() {
         };
         assert_same_as_serde(&statement(text, params));
         assert_same_as_serde(&session(text, types[i % types.len()]));
+        assert_same_as_serde(&transaction(text, i as u64));
         assert_same_as_serde(&Record::Gap(GapRecord {
             header: header(i as u64),
             missing_events: i as u64,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
-use super::event::{Protocol, SessionEventType};
+use super::event::{Protocol, SessionEventType, TransactionOutcome};
 
 /// Columns shared by every record: identity and order of the record itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,8 +73,57 @@ pub struct StatementRecord {
     pub sqlstate: String,
     pub error_message: String,
     pub txn_status: Label,
+    /// The transaction the statement ran in (`transactions`); the nil UUID
+    /// in records of earlier builds.
+    #[serde(
+        default,
+        serialize_with = "uuid_text",
+        deserialize_with = "uuid_of_text"
+    )]
+    pub transaction_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<Option<String>>>,
+}
+
+/// One row of `transactions`: a transaction that ended, after its last
+/// statement's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransactionRecord {
+    #[serde(flatten)]
+    pub header: RecordHeader,
+    #[serde(serialize_with = "uuid_text", deserialize_with = "uuid_of_text")]
+    pub transaction_id: Uuid,
+    pub session_id: String,
+    pub backend_pid: u32,
+    pub user: String,
+    pub db_role: String,
+    /// The acting role when it ended.
+    pub effective_role: String,
+    pub database: String,
+    pub client_addr: String,
+    pub client_port: u16,
+    pub application_name: String,
+    pub outcome: TransactionOutcome,
+    pub statements: u64,
+    /// Seqs of its first and last statement records (0 when none was
+    /// kept: a `fail_open` gap took them).
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// When its first statement started (RFC 3339 in JSON).
+    #[serde(serialize_with = "time_text", deserialize_with = "time_of_text")]
+    pub started_at: i64,
+    pub duration_us: u64,
+    /// Rows its writing statements reported (INSERT, UPDATE, DELETE,
+    /// MERGE, COPY FROM), less those undone by ROLLBACK TO SAVEPOINT; 0
+    /// unless it committed.
+    pub rows_changed: u64,
+    /// The server's transaction id when it wrote; known with `[cdc]`, else
+    /// null.
+    pub xid: Option<u64>,
+    /// Seq ranges (inclusive, pairwise) of its statements undone by
+    /// ROLLBACK TO SAVEPOINT.
+    pub undone_from_seq: Vec<u64>,
+    pub undone_to_seq: Vec<u64>,
 }
 
 /// One row of `sessions`.
@@ -126,6 +175,8 @@ pub enum Record {
     Session(Box<SessionRecord>),
     #[serde(rename = "gaps")]
     Gap(GapRecord),
+    #[serde(rename = "transactions")]
+    Transaction(Box<TransactionRecord>),
 }
 
 impl Record {
@@ -134,6 +185,7 @@ impl Record {
             Record::Statement(s) => &s.header,
             Record::Session(s) => &s.header,
             Record::Gap(g) => &g.header,
+            Record::Transaction(t) => &t.header,
         }
     }
 

@@ -6,9 +6,10 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::queue::Expect;
-use super::Tracker;
+use super::{txn, Tracker};
+use crate::audit::build::own_statement;
 use crate::audit::event::TxnStatus;
-use crate::audit::{Failure, Param, Protocol, StatementEvent};
+use crate::audit::{AuditEvent, Failure, Param, Protocol, StatementEvent};
 use crate::protocol::backend;
 
 impl Tracker {
@@ -158,19 +159,37 @@ impl Tracker {
         self.last_done = now;
         self.rows_seen = 0;
         self.statements += 1;
-        self.pending.push(StatementEvent {
-            session: self.session.clone(),
-            application_name: self.application_name.clone(),
-            protocol,
-            text,
-            statement_index,
-            params,
-            started_at: self.clock.wall(start),
-            duration_us: now.saturating_duration_since(start).as_micros() as u64,
-            command_tag,
-            rows: if failure.is_some() { None } else { rows },
-            failure,
-            txn_status: TxnStatus::Unknown,
-        });
+        let started_at = self.clock.wall(start);
+        let position = failure.as_ref().and_then(|f| f.position);
+        let own_text = || own_statement(&text, statement_index, position).to_vec();
+        let finished = txn::Finished {
+            started_at,
+            started: start,
+            tag: command_tag.as_deref(),
+            failed: failure.is_some(),
+            text: &own_text,
+        };
+        let (transaction, ended) =
+            self.transactions
+                .statement(finished, &self.application_name, now);
+        self.pending
+            .push(AuditEvent::Statement(Box::new(StatementEvent {
+                session: self.session.clone(),
+                application_name: self.application_name.clone(),
+                protocol,
+                text,
+                statement_index,
+                params,
+                started_at,
+                duration_us: now.saturating_duration_since(start).as_micros() as u64,
+                command_tag,
+                rows: if failure.is_some() { None } else { rows },
+                failure,
+                txn_status: TxnStatus::Unknown,
+                transaction,
+            })));
+        if let Some(txn) = ended {
+            self.pending.push(AuditEvent::Transaction(Box::new(txn)));
+        }
     }
 }

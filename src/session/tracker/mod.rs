@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::audit::event::TxnStatus;
-use crate::audit::{SessionInfo, StatementEvent};
+use crate::audit::{AuditEvent, SessionInfo};
 use crate::protocol::{backend, tag, Malformed};
 
 mod events;
 mod queue;
+mod txn;
 use queue::{Expect, Portal};
+use txn::Transactions;
 
 /// What the relay should do after a client frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,10 +58,12 @@ pub struct Tracker {
     expected: VecDeque<Expect>,
     prepared: HashMap<Bytes, Bytes>,
     portals: HashMap<Bytes, Portal>,
-    /// Finished statements whose ReadyForQuery has not arrived yet.
-    pending: Vec<StatementEvent>,
+    /// Finished statements (and the transactions they ended) whose
+    /// ReadyForQuery has not arrived yet.
+    pending: Vec<AuditEvent>,
     /// Finished statements whose ReadyForQuery (and so txn_status) arrived.
-    ready: Vec<StatementEvent>,
+    ready: Vec<AuditEvent>,
+    transactions: Transactions,
     /// When the server last finished something: a pipelined statement
     /// starts no earlier than that.
     last_done: Instant,
@@ -78,6 +82,7 @@ impl Tracker {
     pub fn new(session: Arc<SessionInfo>, clock: SessionClock, log_params: bool) -> Self {
         let application_name = Arc::from(session.application_name.as_str());
         Tracker {
+            transactions: Transactions::new(session.clone()),
             session,
             clock,
             log_params,
@@ -117,6 +122,14 @@ impl Tracker {
         self.server_fatal.as_deref()
     }
 
+    /// The session is over: a transaction still open ends with an unknown
+    /// outcome (its event is taken with `take_finished`).
+    pub fn end_session(&mut self, now: Instant) {
+        if let Some(txn) = self.transactions.lost(&self.application_name, now) {
+            self.pending.push(AuditEvent::Transaction(Box::new(txn)));
+        }
+    }
+
     /// Whether an error from the server now will be followed by a
     /// ReadyForQuery without anything more from the client: a Query string
     /// (or function call) is in flight, or a Sync is queued behind the
@@ -138,8 +151,9 @@ impl Tracker {
     /// result reaches the client before its event is queued (and, under
     /// `before_ack`, durable), and nothing piles up before a Sync. Events
     /// whose ReadyForQuery was in the frames read carry its status; the
-    /// others carry `TxnStatus::Unknown`.
-    pub fn take_finished(&mut self) -> Vec<StatementEvent> {
+    /// others carry `TxnStatus::Unknown`. A transaction's event follows its
+    /// last statement's.
+    pub fn take_finished(&mut self) -> Vec<AuditEvent> {
         let mut finished = std::mem::take(&mut self.ready);
         finished.append(&mut self.pending);
         finished
@@ -164,7 +178,7 @@ impl Tracker {
             tag::backend::READY_FOR_QUERY => {
                 self.copy_in = false;
                 self.txn_status = backend::ready_status(body)?;
-                self.ready_for_query();
+                self.ready_for_query(now);
             }
             tag::backend::PARSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Parse { .. })),
             tag::backend::BIND_COMPLETE => self.pop_if(|e| matches!(e, Expect::Bind { .. })),

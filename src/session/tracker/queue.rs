@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{ClientFrame, Tracker};
-use crate::audit::Param;
+use crate::audit::{AuditEvent, Param};
 use crate::protocol::{frontend, tag, Malformed};
 
 /// What the server will answer, in order.
@@ -196,7 +196,7 @@ impl Tracker {
         }
     }
 
-    pub(super) fn ready_for_query(&mut self) {
+    pub(super) fn ready_for_query(&mut self, now: Instant) {
         while let Some(e) = self.expected.pop_front() {
             match e {
                 Expect::Simple { .. } | Expect::Sync | Expect::FunctionCall { .. } => break,
@@ -204,8 +204,14 @@ impl Tracker {
             }
         }
         for mut e in self.pending.drain(..) {
-            e.txn_status = self.txn_status;
+            if let AuditEvent::Statement(s) = &mut e {
+                s.txn_status = self.txn_status;
+            }
             self.ready.push(e);
+        }
+        let app = &self.application_name;
+        if let Some(txn) = self.transactions.ready(self.txn_status, app, now) {
+            self.ready.push(AuditEvent::Transaction(Box::new(txn)));
         }
     }
 }

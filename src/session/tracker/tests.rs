@@ -1,5 +1,5 @@
 use super::*;
-use crate::audit::Protocol;
+use crate::audit::{Protocol, StatementEvent};
 use std::net::{IpAddr, Ipv4Addr};
 
 fn session() -> Arc<SessionInfo> {
@@ -16,6 +16,17 @@ fn session() -> Arc<SessionInfo> {
         auth_method: "scram-sha-256".into(),
         startup_identity: Default::default(),
     })
+}
+
+/// The statement events finished so far (transaction events dropped).
+fn statements(t: &mut Tracker) -> Vec<StatementEvent> {
+    t.take_finished()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::Statement(s) => Some(*s),
+            _ => None,
+        })
+        .collect()
 }
 
 fn tracker() -> Tracker {
@@ -82,7 +93,7 @@ fn multi_statement_query_gives_one_event_per_statement() {
     t.server_frame(b'C', &cstr("INSERT 0 1"), now).unwrap();
     t.server_frame(b'E', &error("42601", None), now).unwrap();
     t.server_frame(b'Z', b"T", now).unwrap();
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(ev.len(), 3);
     assert_eq!((ev[0].statement_index, ev[0].rows), (0, Some(1)));
     assert_eq!(
@@ -132,7 +143,7 @@ fn pipeline_error_skips_to_sync() {
     ] {
         t.server_frame(tag, &body, now).unwrap();
     }
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(ev.len(), 2, "the skipped Execute is not an event");
     assert_eq!(&ev[0].text[..], b"SELECT $1");
     let params = ev[0].params.as_ref().unwrap();
@@ -158,7 +169,7 @@ fn failed_parse_keeps_the_existing_statement() {
         t.prepared.get(&b"s1"[..]).map(|b| &b[..]),
         Some(&b"SELECT 1"[..])
     );
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(ev.len(), 1);
     assert_eq!(&ev[0].text[..], b"SELECT 2");
 }
@@ -185,7 +196,7 @@ fn portal_suspended_counts_rows() {
     ] {
         t.server_frame(tag, &body, now).unwrap();
     }
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(ev.len(), 2);
     assert_eq!((ev[0].rows, ev[0].command_tag.as_deref()), (Some(2), None));
     assert_eq!(ev[1].rows, Some(1));
@@ -198,7 +209,7 @@ fn function_call_and_fatal() {
     t.client_frame(b'F', &1234i32.to_be_bytes(), now).unwrap();
     t.server_frame(b'V', b"", now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(ev[0].protocol, Protocol::FunctionCall);
     assert_eq!(t.server_fatal(), None);
     let mut fatal = b"SFATAL\0VFATAL\0C57P01\0Mbye\0".to_vec();
@@ -221,7 +232,7 @@ fn application_name_follows_parameter_status() {
     t.client_frame(b'Q', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    assert_eq!(&*t.take_finished()[0].application_name, "batch");
+    assert_eq!(&*statements(&mut t)[0].application_name, "batch");
 }
 
 #[test]
@@ -251,7 +262,7 @@ fn sync_sent_into_copy_in_is_ignored_like_the_server_does() {
     t.server_frame(b'Z', b"I", now).unwrap();
     t.server_frame(b'3', b"", now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    assert_eq!(t.take_finished().len(), 1);
+    assert_eq!(statements(&mut t).len(), 1);
     assert!(t.expected.is_empty(), "{:?}", t.expected);
 }
 
@@ -270,14 +281,14 @@ fn results_are_released_per_statement_not_per_ready_for_query() {
     t.server_frame(b'C', &cstr("COMMIT"), now).unwrap();
     // The COMMIT's result is about to reach the client: its event must be
     // out now, although ReadyForQuery is 30 s away.
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(ev.len(), 3);
     assert_eq!(ev[2].command_tag.as_deref(), Some("COMMIT"));
     assert!(ev.iter().all(|e| e.txn_status == TxnStatus::Unknown));
     t.server_frame(b'D', b"", now).unwrap();
     t.server_frame(b'C', &cstr("SELECT 1"), now).unwrap();
     t.server_frame(b'Z', b"I", now).unwrap();
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(
         (ev.len(), ev[0].statement_index, ev[0].txn_status),
         (1, 3, TxnStatus::Idle)
@@ -300,13 +311,13 @@ fn execute_and_flush_without_sync_release_each_result() {
         t.server_frame(b'2', b"", now).unwrap();
         t.server_frame(b'C', &cstr("INSERT 0 1"), now).unwrap();
         assert_eq!(
-            t.take_finished().len(),
+            statements(&mut t).len(),
             1,
             "one event per result, no Sync needed"
         );
     }
     assert_eq!(t.statements(), 1000);
-    assert!(t.take_finished().is_empty());
+    assert!(statements(&mut t).is_empty());
 }
 
 #[test]
@@ -323,7 +334,7 @@ fn a_fatal_error_during_a_statement_is_remembered() {
         b"SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0".to_vec();
     fatal.push(0);
     t.server_frame(b'E', &fatal, now).unwrap();
-    let ev = t.take_finished();
+    let ev = statements(&mut t);
     assert_eq!(
         ev[0].failure.as_ref().map(|f| f.sqlstate.as_str()),
         Some("57P01")
@@ -364,3 +375,6 @@ fn ready_follows_an_error_unless_the_client_must_act_first() {
     t.server_frame(b'G', b"\0\0\0", now).unwrap();
     assert!(!t.ready_follows_an_error());
 }
+
+#[path = "txn_tests.rs"]
+mod txn;

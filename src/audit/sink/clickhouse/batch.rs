@@ -12,7 +12,9 @@ use clickhouse::{Client, Row};
 
 use super::errors::SendError;
 use super::rowbinary::{row_header, RawRow, Table};
-use super::rows::{GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1};
+use super::rows::{
+    GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1, StatementRowV2, TransactionRow,
+};
 use super::schema::ServerVersion;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,9 +106,12 @@ pub(super) struct Batch {
     statements: TableBatch,
     sessions: TableBatch,
     gaps: TableBatch,
-    /// Spooled rows of the layouts before `effective_role`.
+    transactions: TableBatch,
+    /// Spooled rows of the layouts before `effective_role`, and before
+    /// `transaction_id`.
     statements_v1: TableBatch,
     sessions_v1: TableBatch,
+    statements_v2: TableBatch,
     /// RowBinary bytes of the batch.
     bytes: usize,
     max_rows: usize,
@@ -119,8 +124,10 @@ impl Batch {
             statements: TableBatch::default(),
             sessions: TableBatch::default(),
             gaps: TableBatch::default(),
+            transactions: TableBatch::default(),
             statements_v1: TableBatch::default(),
             sessions_v1: TableBatch::default(),
+            statements_v2: TableBatch::default(),
             bytes: 0,
             max_rows,
             max_bytes,
@@ -137,17 +144,27 @@ impl Batch {
             Table::Statements => self.statements.push(row),
             Table::Sessions => self.sessions.push(row),
             Table::Gaps => self.gaps.push(row),
+            Table::Transactions => self.transactions.push(row),
             Table::StatementsV1 => self.statements_v1.push(row),
             Table::SessionsV1 => self.sessions_v1.push(row),
+            Table::StatementsV2 => self.statements_v2.push(row),
         }
     }
 
+    fn all(&self) -> [&TableBatch; 7] {
+        [
+            &self.statements,
+            &self.sessions,
+            &self.gaps,
+            &self.transactions,
+            &self.statements_v1,
+            &self.sessions_v1,
+            &self.statements_v2,
+        ]
+    }
+
     pub fn len(&self) -> usize {
-        self.statements.len()
-            + self.sessions.len()
-            + self.gaps.len()
-            + self.statements_v1.len()
-            + self.sessions_v1.len()
+        self.all().iter().map(|t| t.len()).sum()
     }
 
     pub fn is_full(&self) -> bool {
@@ -158,8 +175,10 @@ impl Batch {
         self.statements.clear();
         self.sessions.clear();
         self.gaps.clear();
+        self.transactions.clear();
         self.statements_v1.clear();
         self.sessions_v1.clear();
+        self.statements_v2.clear();
         self.bytes = 0;
     }
 
@@ -176,11 +195,17 @@ impl Batch {
         self.sessions_v1
             .insert::<SessionRowV1>(client, version, "sessions")
             .await?;
+        self.statements_v2
+            .insert::<StatementRowV2>(client, version, "statements")
+            .await?;
         self.statements
             .insert::<StatementRow<'static>>(client, version, "statements")
             .await?;
         self.sessions
             .insert::<SessionRow<'static>>(client, version, "sessions")
+            .await?;
+        self.transactions
+            .insert::<TransactionRow<'static>>(client, version, "transactions")
             .await?;
         self.gaps
             .insert::<GapRow<'static>>(client, version, "gaps")

@@ -32,9 +32,10 @@ use crate::audit::record::Record;
 /// layout: drain the spool before a downgrade. `b'{'` is never a tag: the
 /// JSON frames of earlier builds read under it.
 ///
-/// Tags so far: this build writes 3, 4 and 5; 1 and 2 are the layouts
-/// before schema version 4 (no `backend_pid`, no `effective_role`), still
-/// read and inserted under their own column lists.
+/// Tags so far: this build writes 3, 5, 6 and 7; 1 and 2 are the layouts
+/// before schema version 4 (no `backend_pid`, no `effective_role`), 4 the
+/// `statements` layout before schema version 5 (no `transaction_id`), all
+/// still read and inserted under their own column lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// `statements` before `backend_pid` and `effective_role` (`rows::StatementRowV1`).
@@ -42,8 +43,11 @@ pub enum Table {
     /// `sessions` before `backend_pid` and `effective_role` (`rows::SessionRowV1`).
     SessionsV1 = 2,
     Gaps = 3,
-    Statements = 4,
+    /// `statements` before `transaction_id` (`rows::StatementRowV2`).
+    StatementsV2 = 4,
     Sessions = 5,
+    Statements = 6,
+    Transactions = 7,
 }
 
 impl Table {
@@ -52,8 +56,10 @@ impl Table {
             1 => Some(Table::StatementsV1),
             2 => Some(Table::SessionsV1),
             3 => Some(Table::Gaps),
-            4 => Some(Table::Statements),
+            4 => Some(Table::StatementsV2),
             5 => Some(Table::Sessions),
+            6 => Some(Table::Statements),
+            7 => Some(Table::Transactions),
             _ => None,
         }
     }
@@ -81,6 +87,7 @@ pub fn encode_row(row: &AnyRow, out: &mut Vec<u8>) -> Result<Table, EncodeError>
         AnyRow::Statement(r) => r.serialize(&mut ser).map(|()| Table::Statements),
         AnyRow::Session(r) => r.serialize(&mut ser).map(|()| Table::Sessions),
         AnyRow::Gap(r) => r.serialize(&mut ser).map(|()| Table::Gaps),
+        AnyRow::Transaction(r) => r.serialize(&mut ser).map(|()| Table::Transactions),
     }
 }
 

@@ -16,7 +16,9 @@ use clickhouse::Row;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::audit::record::{GapRecord, Record, RecordHeader, SessionRecord, StatementRecord};
+use crate::audit::record::{
+    GapRecord, Record, RecordHeader, SessionRecord, StatementRecord, TransactionRecord,
+};
 
 #[derive(Debug, Clone, Row, Serialize)]
 pub struct StatementRow<'a> {
@@ -55,8 +57,40 @@ pub struct StatementRow<'a> {
     pub sqlstate: &'a str,
     pub error_message: &'a str,
     pub txn_status: &'a str,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub transaction_id: Uuid,
     /// Empty when parameters are not recorded.
     pub params: &'a [Option<String>],
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct TransactionRow<'a> {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub instance_id: &'a str,
+    pub seq: u64,
+    pub event_time: i64,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub transaction_id: Uuid,
+    pub session_id: &'a str,
+    pub backend_pid: u32,
+    pub user: &'a str,
+    pub db_role: &'a str,
+    pub effective_role: &'a str,
+    pub database: &'a str,
+    pub client_addr: &'a str,
+    pub client_port: u16,
+    pub application_name: &'a str,
+    pub outcome: &'a str,
+    pub statements: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub started_at: i64,
+    pub duration_us: u64,
+    pub rows_changed: u64,
+    pub xid: Option<u64>,
+    pub undone_from_seq: &'a [u64],
+    pub undone_to_seq: &'a [u64],
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -139,6 +173,50 @@ impl Row for StatementRowV1 {
     ];
 }
 
+/// The columns of `statements` rows spooled by builds before
+/// `transaction_id` (frame tag 4).
+pub struct StatementRowV2;
+
+impl Row for StatementRowV2 {
+    const COLUMN_NAMES: &'static [&'static str] = &[
+        "event_id",
+        "instance_id",
+        "seq",
+        "event_time",
+        "duration_us",
+        "session_id",
+        "backend_pid",
+        "user",
+        "db_role",
+        "effective_role",
+        "database",
+        "client_addr",
+        "client_port",
+        "application_name",
+        "protocol",
+        "statement",
+        "statement_truncated",
+        "statement_escaped",
+        "fingerprint",
+        "normalized",
+        "kind",
+        "class",
+        "crud",
+        "audit_class",
+        "objects_read",
+        "objects_written",
+        "functions",
+        "parser",
+        "command_tag",
+        "rows",
+        "success",
+        "sqlstate",
+        "error_message",
+        "txn_status",
+        "params",
+    ];
+}
+
 /// The columns of `sessions` rows spooled by builds before
 /// `backend_pid` and `effective_role` (frame tag 2).
 pub struct SessionRowV1;
@@ -176,6 +254,7 @@ pub enum AnyRow<'a> {
     Statement(StatementRow<'a>),
     Session(SessionRow<'a>),
     Gap(GapRow<'a>),
+    Transaction(TransactionRow<'a>),
 }
 
 impl<'a> AnyRow<'a> {
@@ -184,6 +263,7 @@ impl<'a> AnyRow<'a> {
             Record::Statement(s) => AnyRow::Statement(statement_row(s)),
             Record::Session(s) => AnyRow::Session(session_row(s)),
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
+            Record::Transaction(t) => AnyRow::Transaction(transaction_row(t)),
         }
     }
 }
@@ -229,7 +309,38 @@ fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
         sqlstate: &r.sqlstate,
         error_message: &r.error_message,
         txn_status: &r.txn_status,
+        transaction_id: r.transaction_id,
         params: r.params.as_deref().unwrap_or_default(),
+    }
+}
+
+fn transaction_row(r: &TransactionRecord) -> TransactionRow<'_> {
+    let (event_id, instance_id, seq, event_time) = header(&r.header);
+    TransactionRow {
+        event_id,
+        instance_id,
+        seq,
+        event_time,
+        transaction_id: r.transaction_id,
+        session_id: &r.session_id,
+        backend_pid: r.backend_pid,
+        user: &r.user,
+        db_role: &r.db_role,
+        effective_role: &r.effective_role,
+        database: &r.database,
+        client_addr: &r.client_addr,
+        client_port: r.client_port,
+        application_name: &r.application_name,
+        outcome: r.outcome.name(),
+        statements: r.statements,
+        first_seq: r.first_seq,
+        last_seq: r.last_seq,
+        started_at: r.started_at,
+        duration_us: r.duration_us,
+        rows_changed: r.rows_changed,
+        xid: r.xid,
+        undone_from_seq: &r.undone_from_seq,
+        undone_to_seq: &r.undone_to_seq,
     }
 }
 
@@ -282,13 +393,21 @@ mod tests {
         assert_eq!(StatementRow::COLUMN_NAMES, column_names("statements"));
         assert_eq!(SessionRow::COLUMN_NAMES, column_names("sessions"));
         assert_eq!(GapRow::COLUMN_NAMES, column_names("gaps"));
+        assert_eq!(TransactionRow::COLUMN_NAMES, column_names("transactions"));
+    }
+
+    #[test]
+    fn the_layout_before_transaction_id_lacks_only_it() {
+        let mut c = column_names("statements");
+        c.retain(|n| *n != "transaction_id");
+        assert_eq!(StatementRowV2::COLUMN_NAMES, c);
     }
 
     #[test]
     fn earlier_layouts_lack_only_the_columns_of_schema_version_4() {
         let without = |table| -> Vec<&str> {
             let mut c = column_names(table);
-            c.retain(|n| !matches!(*n, "effective_role" | "backend_pid"));
+            c.retain(|n| !matches!(*n, "effective_role" | "backend_pid" | "transaction_id"));
             c
         };
         assert_eq!(StatementRowV1::COLUMN_NAMES, without("statements"));

@@ -12,6 +12,7 @@ use super::{SchemaOptions, ServerVersion};
 const ADDED_COLUMNS: &[(&str, Ty, &str)] = &[
     ("backend_pid", Ty::Pid, "session_id"),
     ("effective_role", Ty::Label, "db_role"),
+    ("transaction_id", Ty::Uuid, "txn_status"),
 ];
 
 /// A column that tables of an earlier schema version lack, for servers

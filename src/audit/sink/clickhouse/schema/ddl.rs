@@ -33,6 +33,9 @@ pub(super) fn ty(t: Ty, v: ServerVersion) -> String {
         (Ty::Bool, true) => bool_t,
         (Ty::Labels, false) => "Array(String)",
         (Ty::Labels, true) => "Array(LowCardinality(String)) CODEC(ZSTD(1))",
+        (Ty::OptCount, _) => "Nullable(UInt64)",
+        (Ty::Seqs, false) => "Array(UInt64)",
+        (Ty::Seqs, true) => "Array(UInt64) CODEC(ZSTD(1))",
         (Ty::Params, false) => "Array(Nullable(String))",
         (Ty::Params, true) => "Array(Nullable(String)) CODEC(ZSTD(3))",
     };

@@ -9,8 +9,9 @@ use super::{SchemaOptions, ServerVersion};
 ///
 /// 1: `statements`, `sessions`, `gaps`; 2: the compliance views; 3: the
 /// deduplication window; 4: `backend_pid` and `effective_role` in
-/// `statements` and `sessions`.
-pub const SCHEMA_VERSION: u32 = 4;
+/// `statements` and `sessions`; 5: `transactions`, `transaction_id` in
+/// `statements`, the views `transaction_log` and `rolled_back_statements`.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Every schema version and what it introduced, oldest first; the last is
 /// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
@@ -19,11 +20,15 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (2, "compliance views"),
     (3, "deduplication window for insert tokens"),
     (4, "backend_pid and effective_role columns"),
+    (
+        5,
+        "transactions table, transaction_id column, rolled_back_statements view",
+    ),
 ];
 
-/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` and
-/// `session_log` carry every column of their table, so they gain
-/// `effective_role`.
+/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` carries
+/// every column of its table, so it gains `transaction_id` (and, from a
+/// schema before 4, `effective_role`; `session_log` gained it in 4).
 const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log"];
 
 /// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`

@@ -22,6 +22,10 @@ pub(super) enum Ty {
     Bool,
     Labels,
     Params,
+    /// A number that may be absent.
+    OptCount,
+    /// Lists of seqs.
+    Seqs,
 }
 
 pub(super) const STATEMENTS: &[(&str, Ty)] = &[
@@ -59,6 +63,7 @@ pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("sqlstate", Ty::Label),
     ("error_message", Ty::Text),
     ("txn_status", Ty::Label),
+    ("transaction_id", Ty::Uuid),
     ("params", Ty::Params),
 ];
 
@@ -84,6 +89,33 @@ pub(super) const SESSIONS: &[(&str, Ty)] = &[
     ("bytes_out", Ty::Count),
     ("statements", Ty::Count),
     ("duration_us", Ty::Count),
+];
+
+pub(super) const TRANSACTIONS: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("transaction_id", Ty::Uuid),
+    ("session_id", Ty::Id),
+    ("backend_pid", Ty::Pid),
+    ("user", Ty::Label),
+    ("db_role", Ty::Label),
+    ("effective_role", Ty::Label),
+    ("database", Ty::Label),
+    ("client_addr", Ty::Label),
+    ("client_port", Ty::U16),
+    ("application_name", Ty::Label),
+    ("outcome", Ty::Label),
+    ("statements", Ty::Count),
+    ("first_seq", Ty::Seq),
+    ("last_seq", Ty::Seq),
+    ("started_at", Ty::Time),
+    ("duration_us", Ty::Count),
+    ("rows_changed", Ty::Count),
+    ("xid", Ty::OptCount),
+    ("undone_from_seq", Ty::Seqs),
+    ("undone_to_seq", Ty::Seqs),
 ];
 
 const GAPS: &[(&str, Ty)] = &[
@@ -145,6 +177,15 @@ pub(super) const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "transactions",
+        columns: TRANSACTIONS,
+        order_by: "`user`, event_time, instance_id, seq",
+        indexes: &[
+            ("outcome_idx", "outcome", "set(16)", 4),
+            ("transaction_idx", "transaction_id", "bloom_filter(0.01)", 4),
+        ],
+    },
+    TableSpec {
         name: "gaps",
         columns: GAPS,
         order_by: "instance_id, seq",
@@ -173,10 +214,11 @@ mod tests {
     #[test]
     fn contract_columns() {
         let s = column_names("statements");
-        assert_eq!(s.len(), 35);
+        assert_eq!(s.len(), 36);
         assert_eq!(s.first(), Some(&"event_id"));
         assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
         assert_eq!(column_names("sessions").len(), 21);
         assert_eq!(column_names("gaps").len(), 6);
+        assert_eq!(column_names("transactions").len(), 24);
     }
 }

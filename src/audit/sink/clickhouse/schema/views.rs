@@ -17,7 +17,9 @@
 //! | `failed_statements` | statements with `success = 0` |
 //! | `failed_logins` | session events `auth_failed` |
 //! | `daily_activity` | one per person per UTC day: counts by class, failures, sessions, first/last |
-//! | `audit_sequence` | `(instance_id, seq)` of all three tables, for finding holes in the trail |
+//! | `audit_sequence` | `(instance_id, seq)` of every table, for finding holes in the trail |
+//! | `transaction_log` | every transaction, deduplicated, with `started` (`DateTime('UTC')`) |
+//! | `rolled_back_statements` | successful statements whose effects were undone: their transaction rolled back or failed at COMMIT, or a ROLLBACK TO SAVEPOINT undid them (`undone_by`) |
 //!
 //! Why `FINAL` and not `LIMIT 1 BY instance_id, seq`: both work on 18.16,
 //! but `FINAL` merges the sorted parts as it reads (memory bounded),
@@ -29,7 +31,7 @@
 //!
 
 use super::ddl::q;
-use super::tables::{Ty, SESSIONS, STATEMENTS};
+use super::tables::{Ty, SESSIONS, STATEMENTS, TRANSACTIONS};
 use super::{SchemaOptions, ServerVersion};
 
 /// The names of the compliance views, in creation order.
@@ -43,7 +45,18 @@ pub const VIEW_NAMES: &[&str] = &[
     "failed_logins",
     "daily_activity",
     "audit_sequence",
+    "transaction_log",
+    "rolled_back_statements",
 ];
+
+/// `started DateTime('UTC')` from a transaction's `started_at`.
+fn started_expr(v: ServerVersion) -> &'static str {
+    if v.is_modern() {
+        "toDateTime(started_at, 'UTC')"
+    } else {
+        "toDateTime(intDiv(started_at, 1000000), 'UTC')"
+    }
+}
 
 /// `ts DateTime('UTC')` from the stored `event_time`.
 fn ts_expr(v: ServerVersion) -> &'static str {
@@ -80,7 +93,7 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
     let all = |cols: &[(&str, Ty)]| column_list(&cols.iter().map(|(n, _)| *n).collect::<Vec<_>>());
     let who = column_list(WHO_WHEN);
     let stmt_cols = |extra: &[&str]| format!("{who}, {}", column_list(extra));
-    let bodies: [(&str, String); 9] = [
+    let bodies: [(&str, String); 11] = [
         (
             "statement_log",
             format!(
@@ -140,7 +153,22 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
         (
             "audit_sequence",
             format!(
-                "SELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'statements' AS source, CAST(`user` AS String) AS `user`, CAST(kind AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`statements` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'sessions' AS source, CAST(`user` AS String) AS `user`, CAST(event_type AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`sessions` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'gaps' AS source, '' AS `user`, CAST(reason AS String) AS detail, toUInt64(missing_events) AS missing_events FROM {db}.`gaps` FINAL"
+                "SELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'statements' AS source, CAST(`user` AS String) AS `user`, CAST(kind AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`statements` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'sessions' AS source, CAST(`user` AS String) AS `user`, CAST(event_type AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`sessions` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'gaps' AS source, '' AS `user`, CAST(reason AS String) AS detail, toUInt64(missing_events) AS missing_events FROM {db}.`gaps` FINAL\nUNION ALL\nSELECT CAST(instance_id AS String) AS instance_id, seq, {ts} AS ts, toDate(ts) AS day, 'transactions' AS source, CAST(`user` AS String) AS `user`, CAST(outcome AS String) AS detail, toUInt64(0) AS missing_events FROM {db}.`transactions` FINAL"
+            ),
+        ),
+        (
+            "transaction_log",
+            format!(
+                "SELECT {ts} AS ts, toDate(ts) AS day, {} AS started, {}\nFROM {db}.`transactions` FINAL",
+                started_expr(v),
+                all(TRANSACTIONS)
+            ),
+        ),
+        (
+            "rolled_back_statements",
+            format!(
+                "SELECT {}, `statement`, transaction_id, outcome,\n    if(outcome = 'committed', 'rollback_to_savepoint', outcome) AS undone_by\nFROM {db}.`statement_log`\nALL INNER JOIN (\n    SELECT transaction_id, CAST(outcome AS String) AS outcome, undone_from_seq, undone_to_seq\n    FROM {db}.`transactions` FINAL\n    WHERE outcome IN ('rolled_back', 'failed') OR notEmpty(undone_from_seq)\n) AS t USING transaction_id\nWHERE success = 1 AND class != 'tcl'\n    AND (outcome IN ('rolled_back', 'failed')\n        OR arrayExists((a, b) -> seq >= a AND seq <= b, undone_from_seq, undone_to_seq))",
+                stmt_cols(&["kind", "class", "objects_written", "command_tag", "rows"])
             ),
         ),
     ];
@@ -208,9 +236,9 @@ mod tests {
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
         assert_eq!(
             record_migrations(&opts, &[3]).as_deref(),
-            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns')")
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view')")
         );
-        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4]), None);
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5]), None);
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 }

@@ -1,0 +1,253 @@
+//! Transactions as the proxy sees them: every statement belongs to one,
+//! explicit (`BEGIN` … `COMMIT`) or implicit (an autocommit statement, a
+//! Query string, the messages up to a Sync), and each ends with an
+//! outcome.
+//!
+//! The boundaries come from what the server says: command tags (`BEGIN`,
+//! `COMMIT`, `ROLLBACK`, `PREPARE TRANSACTION`, `SAVEPOINT`, `RELEASE`) and
+//! the status of ReadyForQuery (`I`: no transaction open). A `COMMIT` in an
+//! aborted block answers `ROLLBACK`, so the tag, not the text, says how it
+//! ended; the text is read only to tell `ROLLBACK TO SAVEPOINT` (tag
+//! `ROLLBACK` too) from `ROLLBACK`, and for savepoint names.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::audit::event::{TransactionEvent, TransactionOutcome, TxnRef, TxnStatus};
+use crate::audit::SessionInfo;
+use crate::sql::lexer::{tokenize, LexOptions, Tok};
+
+/// The transactions of one session.
+pub(super) struct Transactions {
+    session: Arc<SessionInfo>,
+    /// The session id's 128 bits: transaction ids are it with the low 32
+    /// bits replaced by a per-session counter, so they are unique per
+    /// instance and sort by session, then order, at no cost.
+    base: u128,
+    count: u32,
+    open: Option<Open>,
+}
+
+struct Open {
+    id: uuid::Uuid,
+    started_at: SystemTime,
+    started: Instant,
+    /// Statements so far; the next one's index.
+    statements: u32,
+    /// `BEGIN` seen: only `COMMIT`/`ROLLBACK` (or a failed `COMMIT`) ends it.
+    explicit: bool,
+    /// A statement failed in it.
+    failed: bool,
+    /// Open savepoints: name (folded as PostgreSQL folds it) and the index
+    /// of the `SAVEPOINT` statement.
+    savepoints: Vec<(Vec<u8>, u32)>,
+    /// Statement index ranges undone by `ROLLBACK TO SAVEPOINT`.
+    undone: Vec<(u32, u32)>,
+}
+
+/// What one statement did, as far as transactions go.
+pub(super) struct Finished<'a> {
+    pub started_at: SystemTime,
+    pub started: Instant,
+    pub tag: Option<&'a str>,
+    pub failed: bool,
+    /// The statement's own text (read only for `ROLLBACK`, `SAVEPOINT`,
+    /// `RELEASE` tags).
+    pub text: &'a dyn Fn() -> Vec<u8>,
+}
+
+impl Transactions {
+    pub fn new(session: Arc<SessionInfo>) -> Self {
+        let base = uuid::Uuid::parse_str(&session.session_id).map_or(0, |u| u.as_u128());
+        Transactions {
+            session,
+            base,
+            count: 0,
+            open: None,
+        }
+    }
+
+    /// The transaction a finished statement belongs to (starting one if
+    /// none is open), and the transaction it ended, if it ended one.
+    pub fn statement(
+        &mut self,
+        s: Finished<'_>,
+        app: &Arc<str>,
+        now: Instant,
+    ) -> (TxnRef, Option<TransactionEvent>) {
+        let open = match &mut self.open {
+            Some(open) => open,
+            None => self.open.insert(Open::new(self.base, &mut self.count, &s)),
+        };
+        let txn = TxnRef {
+            id: open.id,
+            index: open.statements,
+        };
+        open.statements += 1;
+        open.failed |= s.failed;
+        let end = match s.tag {
+            Some("BEGIN" | "START TRANSACTION") => {
+                open.explicit = true;
+                None
+            }
+            Some("COMMIT") => Some(TransactionOutcome::Committed),
+            Some("PREPARE TRANSACTION") => Some(TransactionOutcome::Prepared),
+            Some("ROLLBACK") => open.rollback(txn.index, &(s.text)()),
+            Some("SAVEPOINT") => {
+                if let Some(name) = savepoint_name(&(s.text)()) {
+                    open.savepoints.push((name, txn.index));
+                }
+                None
+            }
+            Some("RELEASE") => {
+                if let Some(name) = savepoint_name(&(s.text)()) {
+                    open.release(&name);
+                }
+                None
+            }
+            _ => None,
+        };
+        (txn, end.and_then(|outcome| self.end(outcome, app, now)))
+    }
+
+    /// ReadyForQuery: at `I` nothing is open any more.
+    pub fn ready(
+        &mut self,
+        status: TxnStatus,
+        app: &Arc<str>,
+        now: Instant,
+    ) -> Option<TransactionEvent> {
+        if status != TxnStatus::Idle {
+            return None;
+        }
+        let open = self.open.as_ref()?;
+        let outcome = match (open.explicit, open.failed) {
+            // A block that ended without COMMIT or ROLLBACK answering: its
+            // COMMIT failed (a deferred constraint, a serialization failure).
+            (true, _) => TransactionOutcome::Failed,
+            (false, true) => TransactionOutcome::RolledBack,
+            (false, false) => TransactionOutcome::Committed,
+        };
+        self.end(outcome, app, now)
+    }
+
+    /// The session ended: what is open has an unknown outcome.
+    pub fn lost(&mut self, app: &Arc<str>, now: Instant) -> Option<TransactionEvent> {
+        self.end(TransactionOutcome::Unknown, app, now)
+    }
+
+    fn end(
+        &mut self,
+        outcome: TransactionOutcome,
+        app: &Arc<str>,
+        now: Instant,
+    ) -> Option<TransactionEvent> {
+        let open = self.open.take()?;
+        Some(TransactionEvent {
+            session: self.session.clone(),
+            application_name: app.clone(),
+            transaction_id: open.id,
+            statements: open.statements,
+            outcome,
+            started_at: open.started_at,
+            duration_us: now.saturating_duration_since(open.started).as_micros() as u64,
+            undone: open.undone,
+        })
+    }
+}
+
+impl Open {
+    fn new(base: u128, count: &mut u32, s: &Finished<'_>) -> Open {
+        *count = count.wrapping_add(1);
+        Open {
+            id: uuid::Uuid::from_u128((base & !0xffff_ffff) | u128::from(*count)),
+            started_at: s.started_at,
+            started: s.started,
+            statements: 0,
+            explicit: false,
+            failed: false,
+            savepoints: Vec::new(),
+            undone: Vec::new(),
+        }
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] x` undoes what followed `SAVEPOINT x` and
+    /// leaves the block usable; a plain `ROLLBACK` (or a `COMMIT` of an
+    /// aborted block) ends it.
+    fn rollback(&mut self, index: u32, text: &[u8]) -> Option<TransactionOutcome> {
+        let Some(name) = rollback_to_name(text) else {
+            return Some(TransactionOutcome::RolledBack);
+        };
+        if let Some(at) = self.savepoints.iter().rposition(|(n, _)| *n == name) {
+            let from = self.savepoints[at].1 + 1;
+            if from < index {
+                self.undone.push((from, index - 1));
+            }
+            self.savepoints.truncate(at + 1);
+        }
+        self.failed = false;
+        None
+    }
+
+    fn release(&mut self, name: &[u8]) {
+        if let Some(at) = self.savepoints.iter().rposition(|(n, _)| n == name) {
+            self.savepoints.truncate(at);
+        }
+    }
+}
+
+/// The identifiers and keywords of a statement, folded as PostgreSQL folds
+/// them (unquoted ASCII letters to lower case; quoted as written).
+fn words(text: &[u8]) -> Vec<Vec<u8>> {
+    tokenize(text, LexOptions::default())
+        .into_iter()
+        .filter_map(|t| {
+            let raw = &text[t.start..t.end];
+            match t.kind {
+                Tok::Ident => Some(raw.to_ascii_lowercase()),
+                Tok::QIdent => Some(unquote(raw)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `"a""b"` → `a"b`.
+fn unquote(raw: &[u8]) -> Vec<u8> {
+    let inner = raw
+        .strip_prefix(b"\"")
+        .and_then(|r| r.strip_suffix(b"\""))
+        .unwrap_or(raw);
+    let mut out = Vec::with_capacity(inner.len());
+    let mut quote = false;
+    for &b in inner {
+        if b == b'"' && quote {
+            quote = false;
+            continue;
+        }
+        quote = b == b'"';
+        out.push(b);
+    }
+    out
+}
+
+/// `SAVEPOINT x`, `RELEASE [SAVEPOINT] x`: the name.
+fn savepoint_name(text: &[u8]) -> Option<Vec<u8>> {
+    let w = words(text);
+    match w.as_slice() {
+        [_, name] | [_, _, name] => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// `ROLLBACK|ABORT [WORK|TRANSACTION] TO [SAVEPOINT] x`: the name; `None`
+/// for a plain rollback.
+fn rollback_to_name(text: &[u8]) -> Option<Vec<u8>> {
+    let w = words(text);
+    let to = w.iter().position(|w| w == b"to")?;
+    match &w[to + 1..] {
+        [name] => Some(name.clone()),
+        [kw, name] if kw == b"savepoint" => Some(name.clone()),
+        _ => None,
+    }
+}
