@@ -31,7 +31,10 @@
 #   CLIENTS="1 8"
 #   ROUNDS=3              repetitions of the whole matrix
 #   TARGETS="direct pgtrail pgbouncer copy pgaudit logstmt"
-#                         (e.g. TARGETS="direct pgbouncer")
+#                         (e.g. TARGETS="direct pgbouncer"); add `base` to
+#                         run a second pgtrail, PGTRAIL_BASE_BIN (another
+#                         build, e.g. the last release), beside the first:
+#                         an A/B in the same run, so the noise is shared
 #   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
 #                         spool instead of to a JSON Lines file
 #   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
@@ -56,6 +59,7 @@ TARGETS=${TARGETS:-direct pgtrail pgbouncer copy pgaudit logstmt}
 WITH_CLICKHOUSE=${WITH_CLICKHOUSE:-0}
 DURABILITY=${DURABILITY:-async}
 PGTRAIL=${PGTRAIL_BIN:-$ROOT/target/release/pgtrail}
+PGTRAIL_BASE=${PGTRAIL_BASE_BIN:-}
 COPY_PROXY=${COPY_PROXY_BIN:-$ROOT/target/release/examples/copy_proxy}
 PASSWORD=bench-pw
 export PGPASSWORD=$PASSWORD
@@ -65,6 +69,12 @@ has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 if has_target pgtrail && [[ ! -x "$PGTRAIL" ]]; then
     svc_die "$PGTRAIL not found: run 'cargo build --release' first (or TARGETS='direct pgbouncer')"
+fi
+if has_target base && [[ ! -x "$PGTRAIL_BASE" ]]; then
+    svc_die "target base needs PGTRAIL_BASE_BIN, an executable pgtrail (got '$PGTRAIL_BASE')"
+fi
+if has_target base && [[ "$WITH_CLICKHOUSE" == 1 ]]; then
+    svc_die "target base audits to a JSON Lines file only (two pgtrails cannot share one spool)"
 fi
 if has_target copy && [[ ! -x "$COPY_PROXY" ]]; then
     svc_die "$COPY_PROXY not found: run 'cargo build --release --example copy_proxy' first (or leave 'copy' out of TARGETS)"
@@ -76,6 +86,7 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgtrail-e2e.XXXXXX")
 chmod 755 "$TMP" # the PostgreSQL/PgBouncer user must traverse it when we run as root
 PGTRAIL_PID=
+BASE_PID=
 COPY_PID=
 PG_DIR=
 BOUNCER_PID_FILE=$TMP/pgbouncer/pgbouncer.pid
@@ -83,6 +94,7 @@ cleanup() {
     trap - INT TERM EXIT
     set +e
     svc_stop "$PGTRAIL_PID" 5
+    svc_stop "$BASE_PID" 5
     if [[ -n "$COPY_PID" ]]; then
         kill -KILL "$COPY_PID" 2>/dev/null
         wait "$COPY_PID" 2>/dev/null
@@ -154,9 +166,25 @@ if has_target pgtrail; then
     svc_wait_port "${PORT[pgtrail]}" "$PGTRAIL_PID" pgtrail
 fi
 
+# --- a second pgtrail build (A/B) -------------------------------------------
+if has_target base; then
+    PORT[base]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-}")
+    svc_log "starting $PGTRAIL_BASE on port ${PORT[base]}"
+    base_args=("${AUDIT_ARGS[@]}")
+    [[ "${base_args[0]}" == --audit-file ]] && base_args=(--audit-file "$TMP/audit-base.jsonl")
+    # shellcheck disable=SC2086
+    setsid "$PGTRAIL_BASE" run --listen "127.0.0.1:${PORT[base]}" \
+        --upstream "postgres://127.0.0.1:$PG_PORT" \
+        --auth passthrough \
+        "${base_args[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
+        </dev/null >"$TMP/pgtrail-base.log" 2>&1 &
+    BASE_PID=$!
+    svc_wait_port "${PORT[base]}" "$BASE_PID" "pgtrail (base)"
+fi
+
 # --- copy proxy --------------------------------------------------------------
 if has_target copy; then
-    PORT[copy]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-}")
+    PORT[copy]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-}")
     svc_log "starting copy_proxy on port ${PORT[copy]}"
     setsid "$COPY_PROXY" "127.0.0.1:${PORT[copy]}" "127.0.0.1:$PG_PORT" </dev/null >"$TMP/copy_proxy.log" 2>&1 &
     COPY_PID=$!
@@ -165,7 +193,7 @@ fi
 
 # --- PgBouncer ---------------------------------------------------------------
 if has_target pgbouncer; then
-    PORT[pgbouncer]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[copy]:-}")
+    PORT[pgbouncer]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[copy]:-}")
     BDIR=$TMP/pgbouncer
     mkdir -p "$BDIR"
     VERIFIER=$("${PSQL[@]}" -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")
@@ -250,6 +278,7 @@ run_pgbench() { # target mode clients -> sets TPS XACTS; appends latencies
 proxy_pid() {
     case $1 in
     pgtrail) echo "$PGTRAIL_PID" ;;
+    base) echo "$BASE_PID" ;;
     copy) echo "$COPY_PID" ;;
     pgbouncer) cat "$BOUNCER_PID_FILE" 2>/dev/null || true ;;
     esac
