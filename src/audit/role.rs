@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use super::event::SessionInfo;
-use crate::sql::lexer::{kw, tokenize, LexOptions, Tok, Token};
+use crate::sql::lex::{kw, tokenize, LexOptions, Tok, Token};
 
 /// Roles a StartupMessage sets, as PostgreSQL applies them: `options`
 /// first, then the other parameters, the last assignment winning.

@@ -4,13 +4,13 @@
 
 use super::extract::{dedup, Extract};
 use super::kind::{AuditClass, Class};
-use super::lexer::{self, LexOptions, Token};
 use super::normalize;
-use super::split::{self, StmtSpan};
 use super::{
     classify, lexobj, objtype, pgq, redact, sqlp, Analysis, AnalyzerConfig, Kind, KwClass, Parser,
     StatementText,
 };
+use crate::sql::lex::lexer::{self, LexOptions, Token};
+use crate::sql::lex::split::{self, StmtSpan};
 
 /// Per-statement result of the lexer pass (what the cache never stores).
 pub(super) struct Pre {

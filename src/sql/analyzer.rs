@@ -1,11 +1,11 @@
 //! [`Analyzer`]: the thread-safe analyser with the fingerprint-keyed cache.
 
 use super::analyze::{complete, lex_opts, make_pre, significant};
-use super::lexer::{self, Token};
 use super::normalize::{self, Fnv};
-use super::split::{self, StmtSpan};
 use super::template::{template_key, Template, TEMPLATE_MAX_BYTES, TEMPLATE_MAX_TOKENS};
 use super::{cache, redact, Analysis, AnalyzerConfig, CacheStats, Parser, StatementText};
+use crate::sql::lex::lexer::{self, Token};
+use crate::sql::lex::split::{self, StmtSpan};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! grammar starts every statement with keywords that name its kind.
 
 use super::kind::Kind;
-use super::lexer::{Tok, Token};
 use super::objtype::object_at;
+use crate::sql::lex::{Tok, Token};
 
 /// Result of the leading-keyword classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

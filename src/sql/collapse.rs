@@ -2,8 +2,7 @@
 //! `ARRAY[...]` lists and `VALUES` rows of one shape shrink to their first
 //! element, with a work budget so the pass stays linear.
 
-use super::lexer::{Tok, Token};
-use super::normalize::word;
+use crate::sql::lex::{kw as word, Tok, Token};
 
 #[inline]
 fn is_placeholder(k: Tok) -> bool {

@@ -8,11 +8,7 @@
 use super::classify::KwClass;
 use super::extract::Extract;
 use super::kind::Kind;
-use super::lexer::{Tok, Token};
-
-fn is_kw(src: &[u8], t: &Token, w: &str) -> bool {
-    t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
-}
+use crate::sql::lex::{is_keyword_before_paren, kw as is_kw, Tok, Token};
 
 fn part(src: &[u8], t: &Token) -> Option<String> {
     let b = &src[t.start..t.end];
@@ -45,86 +41,6 @@ fn name_at(src: &[u8], toks: &[Token], mut i: usize) -> Option<(String, usize)> 
         }
     }
     Some((name, i))
-}
-
-const NOT_FUNCS: &[&str] = &[
-    "in",
-    "values",
-    "as",
-    "exists",
-    "any",
-    "all",
-    "some",
-    "over",
-    "filter",
-    "within",
-    "using",
-    "on",
-    "and",
-    "or",
-    "not",
-    "from",
-    "join",
-    "into",
-    "table",
-    "with",
-    "select",
-    "where",
-    "when",
-    "then",
-    "else",
-    "case",
-    "lateral",
-    "array",
-    "row",
-    "cast",
-    "by",
-    "set",
-    "returning",
-    "conflict",
-    "default",
-    "check",
-    "key",
-    "references",
-    "unique",
-    "include",
-    "partition",
-    "primary",
-    "foreign",
-    "options",
-    "is",
-    "like",
-    "between",
-    "window",
-    "group",
-    "order",
-    "limit",
-    "offset",
-    "having",
-    "union",
-    "intersect",
-    "except",
-    "do",
-    "update",
-    "delete",
-    "insert",
-    "matched",
-    "recursive",
-    "cube",
-    "rollup",
-    "sets",
-    "grouping",
-    "collate",
-    "distinct",
-    "only",
-    "if",
-];
-
-/// A keyword that may precede `(` without being a function name.
-pub fn is_keyword_before_paren(word: &[u8]) -> bool {
-    NOT_FUNCS
-        .iter()
-        .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
 }
 
 pub fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
@@ -210,7 +126,7 @@ pub fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
             Tok::LParen => {
                 let f = i > 0
                     && toks[i - 1].kind == Tok::Ident
-                    && !NOT_FUNCS.iter().any(|w| is_kw(src, &toks[i - 1], w));
+                    && !is_keyword_before_paren(&src[toks[i - 1].start..toks[i - 1].end]);
                 if f {
                     if let Some(n) = part(src, &toks[i - 1]) {
                         let mut name = n;
@@ -311,10 +227,11 @@ pub fn body_functions(src: &[u8], toks: &[Token], depth: usize) -> Vec<String> {
     }
     for t in toks.iter().filter(|t| t.kind == Tok::Str) {
         let body = literal_body(&src[t.start..t.end]);
-        let inner: Vec<Token> = super::lexer::tokenize(body, super::lexer::LexOptions::default())
-            .into_iter()
-            .filter(|t| !t.kind.is_trivia())
-            .collect();
+        let inner: Vec<Token> =
+            crate::sql::lex::tokenize(body, crate::sql::lex::LexOptions::default())
+                .into_iter()
+                .filter(|t| !t.kind.is_trivia())
+                .collect();
         for (i, it) in inner.iter().enumerate() {
             if it.kind != Tok::Ident || !inner.get(i + 1).is_some_and(|n| n.kind == Tok::LParen) {
                 continue;

@@ -128,15 +128,13 @@ pub mod classify;
 mod collapse;
 pub mod extract;
 pub mod kind;
-pub mod lexer;
+pub(crate) mod lex;
 pub mod lexobj;
-mod lexscan;
 pub mod normalize;
 pub mod objtype;
 pub mod pgq;
 mod pgq_walk;
 pub mod redact;
-pub mod split;
 pub mod sqlp;
 mod template;
 pub mod text;
@@ -158,10 +156,9 @@ pub use analyzer::Analyzer;
 pub use cache::CacheStats;
 pub use classify::KwClass;
 pub use kind::{AuditClass, Class, Crud, Kind};
+pub use lex::statement_ranges;
 pub use redact::Redaction;
 pub use text::StatementText;
-
-use lexer::{LexOptions, Tok};
 
 /// Analyser settings.
 #[derive(Debug, Clone)]
@@ -250,23 +247,4 @@ pub struct Analysis {
     /// `parser_note` then describe the statement of the same shape (same
     /// fingerprint and normalised text) that was analysed.
     pub cached: bool,
-}
-
-/// True if the lexer sees any literal in `text` (used by redaction tests).
-pub fn has_literal(text: &[u8]) -> bool {
-    lexer::tokenize(text, LexOptions::default())
-        .iter()
-        .any(|t| t.kind == Tok::Str || t.kind == Tok::Num)
-}
-
-/// Byte ranges of the statements in a Query string, split as PostgreSQL
-/// does (quotes, comments, parentheses and `BEGIN ATOMIC` bodies protect
-/// semicolons; empty statements dropped; comments before a statement
-/// belong to it).
-pub fn statement_ranges(text: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let toks = lexer::tokenize(text, LexOptions::default());
-    split::split(text, &toks)
-        .into_iter()
-        .map(|s| s.byte_start..s.byte_end)
-        .collect()
 }

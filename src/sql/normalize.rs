@@ -1,13 +1,9 @@
 //! Normalisation and fingerprinting from the token stream of
-//! [`super::lexer`].
+//! [`crate::sql::lex`].
 
 use super::collapse::collapse;
-use super::lexer::{Tok, Token};
+use crate::sql::lex::{kw as word, Tok, Token};
 use std::borrow::Cow;
-
-pub(super) fn word(src: &[u8], t: &Token, w: &str) -> bool {
-    t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
-}
 
 /// FNV-1a 64-bit.
 #[derive(Clone, Copy)]
@@ -235,7 +231,7 @@ pub fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -> (u64,
             ) || (k == Tok::LParen
                 && (p == Tok::QIdent
                     || (p == Tok::Ident
-                        && !super::lexobj::is_keyword_before_paren(&src[pt.start..pt.end]))));
+                        && !crate::sql::lex::is_keyword_before_paren(&src[pt.start..pt.end]))));
             let tight_after = matches!(p, Tok::LParen | Tok::LBracket | Tok::Dot | Tok::DColon);
             if !tight_before && !tight_after {
                 out.push(' ');

@@ -4,7 +4,7 @@
 
 use super::classify::Words;
 use super::kind::Kind;
-use super::lexer::Token;
+use crate::sql::lex::Token;
 
 const OBJECT_WORDS: &[(&str, &str)] = &[
     ("table", "table"),

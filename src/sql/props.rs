@@ -5,6 +5,13 @@
 use super::cases::CASES;
 use super::*;
 
+/// True if the lexer sees any literal in `text`.
+fn has_literal(text: &[u8]) -> bool {
+    lex::tokenize(text, lex::LexOptions::default())
+        .iter()
+        .any(|t| t.kind == lex::Tok::Str || t.kind == lex::Tok::Num)
+}
+
 fn cfg() -> AnalyzerConfig {
     AnalyzerConfig::default()
 }

@@ -1,13 +1,9 @@
 //! Redaction of the recorded statement text: every literal (policy
 //! `literals`) and, whatever the policy, credentials.
 
-use super::lexer::{Tok, Token};
 use super::normalize::max_param;
+use crate::sql::lex::{kw as word, Tok, Token};
 use std::borrow::Cow;
-
-fn word(src: &[u8], t: &Token, w: &str) -> bool {
-    t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
-}
 
 /// Redaction policy for the recorded statement text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -3,10 +3,10 @@
 //! literal values (of the same grammar class) and comments.
 
 use super::cache;
-use super::lexer::Token;
 use super::normalize::literal_class;
-use super::split::StmtSpan;
 use super::Analysis;
+use crate::sql::lex::StmtSpan;
+use crate::sql::lex::Token;
 use std::sync::Arc;
 
 /// Texts up to this size and token count also get a template entry (text

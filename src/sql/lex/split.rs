@@ -1,5 +1,6 @@
 //! Splitting a text into statements.
 
+use super::keywords::kw as word;
 use super::lexer::{Tok, Token};
 
 /// One statement inside a text: token index range and byte range, from its
@@ -13,10 +14,6 @@ pub struct StmtSpan {
     pub byte_end: usize,
     /// Deepest nesting of `(`/`[`.
     pub max_depth: usize,
-}
-
-fn word(src: &[u8], t: &Token, w: &str) -> bool {
-    t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
 }
 
 /// Split a token stream into statements at top-level `;`, as PostgreSQL
@@ -111,7 +108,7 @@ fn span(toks: &[Token], s: usize, e: usize, max_depth: usize) -> StmtSpan {
 }
 
 #[cfg(test)]
-mod ranges {
+mod tests {
     use crate::sql::statement_ranges;
 
     fn parts(text: &str) -> Vec<&str> {

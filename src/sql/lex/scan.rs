@@ -1,9 +1,56 @@
 //! The lexer's scanners for multi-byte constructs: nested block comments,
 //! quoted strings (with continuation and `UESCAPE`), quoted identifiers,
 //! numbers, dollar-quote tags and operators. Each takes the input and a
-//! start index and returns the index after the construct.
+//! start index and returns the index after the construct. The byte
+//! classes (space, identifier, operator characters) come first.
 
-use super::lexer::{is_ident_cont, is_op_char, is_space};
+/// Whitespace, as PostgreSQL's lexer sees it.
+#[inline]
+pub(crate) fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+#[inline]
+pub(crate) fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+const fn ident_cont_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        i += 1;
+    }
+    t
+}
+static IDENT_CONT: [bool; 256] = ident_cont_table();
+
+#[inline]
+pub(crate) fn is_ident_cont(b: u8) -> bool {
+    IDENT_CONT[b as usize]
+}
+#[inline]
+pub(crate) fn is_op_char(b: u8) -> bool {
+    matches!(
+        b,
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+    )
+}
 
 pub(super) fn skip_block_comment(s: &[u8], mut i: usize) -> usize {
     let n = s.len();

@@ -10,9 +10,9 @@
 //! variables (`:name`, `:'name'`, `:"name"`, `:{?name}`), which stay text.
 //! It never fails: unterminated constructs run to the end of the input.
 
-use super::lexscan::{
-    scan_dollar, scan_number, scan_operator, scan_quoted_ident, scan_string, skip_block_comment,
-    skip_uescape,
+use super::scan::{
+    is_ident_cont, is_ident_start, is_op_char, is_space, scan_dollar, scan_number, scan_operator,
+    scan_quoted_ident, scan_string, skip_block_comment, skip_uescape,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,53 +59,6 @@ pub struct Token {
     pub kind: Tok,
     pub start: usize,
     pub end: usize,
-}
-
-#[inline]
-pub(super) fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-}
-#[inline]
-pub fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
-}
-const fn ident_cont_table() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-        i += 1;
-    }
-    t
-}
-static IDENT_CONT: [bool; 256] = ident_cont_table();
-
-#[inline]
-pub fn is_ident_cont(b: u8) -> bool {
-    IDENT_CONT[b as usize]
-}
-#[inline]
-pub(super) fn is_op_char(b: u8) -> bool {
-    matches!(
-        b,
-        b'+' | b'-'
-            | b'*'
-            | b'/'
-            | b'<'
-            | b'>'
-            | b'='
-            | b'~'
-            | b'!'
-            | b'@'
-            | b'#'
-            | b'%'
-            | b'^'
-            | b'&'
-            | b'|'
-            | b'`'
-            | b'?'
-    )
 }
 
 /// Lexer options.
@@ -289,10 +242,4 @@ pub fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             end: i,
         });
     }
-}
-
-/// Case-insensitive keyword comparison for an identifier token.
-#[inline]
-pub fn kw(src: &[u8], t: &Token, word: &str) -> bool {
-    t.kind == Tok::Ident && src[t.start..t.end].eq_ignore_ascii_case(word.as_bytes())
 }
