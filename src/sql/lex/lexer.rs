@@ -16,7 +16,7 @@ use super::scan::{
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tok {
+pub(crate) enum Tok {
     /// Whitespace (never emitted by [`tokenize`]; kept for callers that
     /// build token lists themselves).
     Space,
@@ -46,27 +46,27 @@ pub enum Tok {
 
 impl Tok {
     /// A constant whose value the normaliser replaces.
-    pub fn is_literal(self) -> bool {
+    pub(crate) fn is_literal(self) -> bool {
         matches!(self, Tok::Str | Tok::Num)
     }
-    pub fn is_trivia(self) -> bool {
+    pub(crate) fn is_trivia(self) -> bool {
         matches!(self, Tok::Space | Tok::Comment)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token {
-    pub kind: Tok,
-    pub start: usize,
-    pub end: usize,
+pub(crate) struct Token {
+    pub(crate) kind: Tok,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// Lexer options.
 #[derive(Debug, Clone, Copy)]
-pub struct LexOptions {
+pub(crate) struct LexOptions {
     /// `standard_conforming_strings`: when false, backslash escapes apply in
     /// plain `'...'` strings too.
-    pub standard_strings: bool,
+    pub(crate) standard_strings: bool,
 }
 
 impl Default for LexOptions {
@@ -78,13 +78,13 @@ impl Default for LexOptions {
 }
 
 /// Tokenize `s` completely. Never panics, never fails.
-pub fn tokenize(s: &[u8], opts: LexOptions) -> Vec<Token> {
+pub(crate) fn tokenize(s: &[u8], opts: LexOptions) -> Vec<Token> {
     let mut out = Vec::with_capacity(s.len() / 3 + 4);
     tokenize_into(s, opts, &mut out);
     out
 }
 
-pub fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
+pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
     let n = s.len();
     let mut i = 0usize;
     while i < n {

@@ -7,26 +7,26 @@ use super::lexer::{Tok, Token};
 /// first non-whitespace token (comments before it belong to it) to its last
 /// (comments before the terminating `;` included, the `;` excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StmtSpan {
-    pub tok_start: usize,
-    pub tok_end: usize,
-    pub byte_start: usize,
-    pub byte_end: usize,
+pub(crate) struct StmtSpan {
+    pub(crate) tok_start: usize,
+    pub(crate) tok_end: usize,
+    pub(crate) byte_start: usize,
+    pub(crate) byte_end: usize,
     /// Deepest nesting of `(`/`[`.
-    pub max_depth: usize,
+    pub(crate) max_depth: usize,
 }
 
 /// Split a token stream into statements at top-level `;`, as PostgreSQL
 /// and psql do (parentheses and `BEGIN ATOMIC ... END` bodies protect
 /// semicolons). Empty statements are dropped.
-pub fn split(src: &[u8], toks: &[Token]) -> Vec<StmtSpan> {
+pub(crate) fn split(src: &[u8], toks: &[Token]) -> Vec<StmtSpan> {
     let mut out = Vec::new();
     split_into(src, toks, &mut out);
     out
 }
 
 /// [`split`] into a reused buffer (cleared first).
-pub fn split_into(src: &[u8], toks: &[Token], out: &mut Vec<StmtSpan>) {
+pub(crate) fn split_into(src: &[u8], toks: &[Token], out: &mut Vec<StmtSpan>) {
     out.clear();
     let mut start: Option<usize> = None; // first significant token
     let mut lead: Option<usize> = None; // first comment or significant token

@@ -6,7 +6,7 @@
 //! `&'static str` field names. Defaults (empty strings, `false`, `0`,
 //! `None`, empty lists) are dropped and `Node` wrappers are unwrapped, so the
 //! tree holds only what is set. It is several times cheaper to build than a
-//! `serde_json::Value` and lets the walker in [`super::pgq`] see every node
+//! `serde_json::Value` and lets the walker in [`crate::sql::parsers::pg_query`] see every node
 //! type without a hand-written match over ~270 of them.
 
 use serde::ser::{self, Serialize};
@@ -14,7 +14,7 @@ use std::fmt;
 
 /// Generic parse-tree value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum V {
+pub(crate) enum V {
     Null,
     Bool(bool),
     Int(i64),
@@ -24,23 +24,23 @@ pub enum V {
 }
 
 impl V {
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(self, V::Null)
     }
     /// Field of a struct.
-    pub fn get(&self, key: &str) -> Option<&V> {
+    pub(crate) fn get(&self, key: &str) -> Option<&V> {
         match self {
             V::Struct(_, f) => f.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
             _ => None,
         }
     }
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             V::Str(s) => Some(s),
             _ => None,
         }
     }
-    pub fn struct_name(&self) -> Option<&'static str> {
+    pub(crate) fn struct_name(&self) -> Option<&'static str> {
         match self {
             V::Struct(n, _) => Some(n),
             _ => None,
@@ -49,12 +49,12 @@ impl V {
 }
 
 /// Build the tree of any serializable value.
-pub fn build<T: Serialize + ?Sized>(v: &T) -> Result<V, Error> {
+pub(crate) fn build<T: Serialize + ?Sized>(v: &T) -> Result<V, Error> {
     v.serialize(Builder)
 }
 
 #[derive(Debug)]
-pub struct Error(String);
+pub(crate) struct Error(String);
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,10 +68,10 @@ impl ser::Error for Error {
     }
 }
 
-pub struct Builder;
+pub(crate) struct Builder;
 
-pub struct SeqB(Vec<V>);
-pub struct StructB(&'static str, Vec<(&'static str, V)>);
+pub(crate) struct SeqB(Vec<V>);
+pub(crate) struct StructB(&'static str, Vec<(&'static str, V)>);
 
 fn finish_struct(name: &'static str, mut fields: Vec<(&'static str, V)>) -> V {
     // unwrap `Node { node: <variant> }`

@@ -3,26 +3,9 @@
 //! transaction, session and utility statements here; DCL, DDL, lexer-path
 //! and extraction traps in [`super::cases_ddl`].
 
-pub type Case = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-);
+use super::Case;
 
-/// Every case: [`DML_CASES`] then [`super::cases_ddl::DDL_CASES`].
-pub static CASES: std::sync::LazyLock<Vec<Case>> = std::sync::LazyLock::new(|| {
-    DML_CASES
-        .iter()
-        .chain(super::cases_ddl::DDL_CASES)
-        .copied()
-        .collect()
-});
-
-pub const DML_CASES: &[Case] = &[
+pub(crate) const DML_CASES: &[Case] = &[
     // ---- SELECT and reads ----
     ("SELECT 1", "select", "read", "R", "READ", "", ""),
     ("select * from t", "select", "read", "R", "READ", "t", ""),

@@ -1,49 +1,18 @@
 //! The leading-keyword classifier shared by all three paths: PostgreSQL's
 //! grammar starts every statement with keywords that name its kind.
 
-use super::kind::Kind;
-use super::objtype::object_at;
+use crate::sql::kind::objtype::object_at;
+use crate::sql::kind::words::Words;
+use crate::sql::kind::Kind;
 use crate::sql::lex::{Tok, Token};
 
 /// Result of the leading-keyword classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KwClass {
-    pub kind: Kind,
+pub(crate) struct KwClass {
+    pub(crate) kind: Kind,
     /// For EXPLAIN: whether ANALYZE runs the statement, and the inner kind.
-    pub explain_analyze: bool,
-    pub inner: Kind,
-}
-
-/// Significant tokens of one statement plus its source.
-pub struct Words<'a> {
-    pub src: &'a [u8],
-    pub toks: &'a [Token],
-}
-
-impl Words<'_> {
-    #[inline]
-    pub fn is(&self, i: usize, w: &str) -> bool {
-        self.toks.get(i).is_some_and(|t| {
-            t.kind == Tok::Ident && self.src[t.start..t.end].eq_ignore_ascii_case(w.as_bytes())
-        })
-    }
-    #[inline]
-    fn kind_at(&self, i: usize) -> Option<Tok> {
-        self.toks.get(i).map(|t| t.kind)
-    }
-    /// Index of the first depth-0 identifier among `words`, from `from`.
-    pub(super) fn find0(&self, from: usize, words: &[&str]) -> Option<usize> {
-        let mut depth = 0i64;
-        for (k, t) in self.toks.iter().enumerate().skip(from) {
-            match t.kind {
-                Tok::LParen | Tok::LBracket => depth += 1,
-                Tok::RParen | Tok::RBracket => depth -= 1,
-                Tok::Ident if depth == 0 && words.iter().any(|w| self.is(k, w)) => return Some(k),
-                _ => {}
-            }
-        }
-        None
-    }
+    pub(crate) explain_analyze: bool,
+    pub(crate) inner: Kind,
 }
 
 fn verb_object(verb: &str, obj: &str) -> Kind {
@@ -56,7 +25,7 @@ fn verb_object(verb: &str, obj: &str) -> Kind {
 
 /// Classify a statement from its leading keywords. `toks` holds the
 /// significant (non-trivia) tokens of one statement.
-pub fn classify(src: &[u8], toks: &[Token]) -> KwClass {
+pub(crate) fn classify(src: &[u8], toks: &[Token]) -> KwClass {
     classify_depth(&Words { src, toks }, 0)
 }
 

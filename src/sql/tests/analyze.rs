@@ -2,8 +2,8 @@
 //! locking, object types, parser paths and the cache (robustness and the
 //! pg_query oracle are in `robust_tests`).
 
-use super::cases::CASES;
-use super::*;
+use super::CASES;
+use crate::sql::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

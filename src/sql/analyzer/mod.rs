@@ -1,11 +1,19 @@
 //! [`Analyzer`]: the thread-safe analyser with the fingerprint-keyed cache.
 
-use super::analyze::{complete, lex_opts, make_pre, significant};
-use super::normalize::{self, Fnv};
-use super::template::{template_key, Template, TEMPLATE_MAX_BYTES, TEMPLATE_MAX_TOKENS};
-use super::{cache, redact, Analysis, AnalyzerConfig, CacheStats, Parser, StatementText};
+use crate::sql::analyze::{complete, lex_opts, make_pre, significant};
+use crate::sql::analyzer::template::{
+    template_key, Template, TEMPLATE_MAX_BYTES, TEMPLATE_MAX_TOKENS,
+};
+use crate::sql::fingerprint::normalize::{self, Fnv};
+pub(crate) mod cache;
+mod template;
+
+use crate::sql::analysis::{Analysis, AnalyzerConfig, Parser};
+use crate::sql::analyzer::cache::CacheStats;
+use crate::sql::fingerprint::redact;
 use crate::sql::lex::lexer::{self, Token};
 use crate::sql::lex::split::{self, StmtSpan};
+use crate::sql::text::StatementText;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! ...): the word after CREATE/ALTER/DROP, and the `object_type` of a
 //! classified statement's targets.
 
-use super::classify::Words;
-use super::kind::Kind;
+use crate::sql::kind::words::Words;
+use crate::sql::kind::Kind;
 use crate::sql::lex::Token;
 
 const OBJECT_WORDS: &[(&str, &str)] = &[
@@ -95,7 +95,7 @@ pub(super) fn object_at(w: &Words, i: usize) -> Option<&'static str> {
 
 /// Object type of a DDL/DCL/maintenance statement's targets (`table`,
 /// `function`, `schema`, `role`, ...), from its kind and keywords.
-pub fn object_type(src: &[u8], toks: &[Token], kind: Kind) -> Option<&'static str> {
+pub(crate) fn object_type(src: &[u8], toks: &[Token], kind: Kind) -> Option<&'static str> {
     let w = Words { src, toks };
     let name = kind.as_str();
     for verb in ["create_", "alter_", "drop_"] {

@@ -2,15 +2,19 @@
 //! redact), the parser paths, and the kind-based rules that turn what a
 //! path extracted into an [`Analysis`].
 
-use super::extract::{dedup, Extract};
-use super::kind::{AuditClass, Class};
-use super::normalize;
-use super::{
-    classify, lexobj, objtype, pgq, redact, sqlp, Analysis, AnalyzerConfig, Kind, KwClass, Parser,
-    StatementText,
-};
+use crate::sql::analysis::{Analysis, AnalyzerConfig, Parser};
+use crate::sql::fingerprint::normalize;
+use crate::sql::fingerprint::redact;
+use crate::sql::kind::classify::{self, KwClass};
+use crate::sql::kind::{objtype, Kind};
+use crate::sql::kind::{AuditClass, Class};
 use crate::sql::lex::lexer::{self, LexOptions, Token};
 use crate::sql::lex::split::{self, StmtSpan};
+use crate::sql::parsers::keywords as lexobj;
+use crate::sql::parsers::pg_query as pgq;
+use crate::sql::parsers::sqlparser as sqlp;
+use crate::sql::parsers::{dedup, Extract};
+use crate::sql::text::StatementText;
 
 /// Per-statement result of the lexer pass (what the cache never stores).
 pub(super) struct Pre {

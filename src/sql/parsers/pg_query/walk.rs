@@ -1,11 +1,11 @@
-//! The generic walk of pg_query's tree ([`super::tree::V`]): scopes of CTE
+//! The generic walk of pg_query's tree ([`crate::sql::parsers::pg_query::tree::V`]): scopes of CTE
 //! names, relations read and written, functions, row locks and DDL
 //! targets, collected into an [`Extract`].
 
-use super::extract::Extract;
-use super::kind::Kind;
-use super::pgq::{get, join_list, loc, name_of, rv_name, s, Fields};
+use super::nodes::{get, join_list, loc, name_of, rv_name, s, Fields};
 use super::tree::V;
+use crate::sql::kind::Kind;
+use crate::sql::parsers::Extract;
 
 /// Statement nodes whose relations are data, not a DDL target.
 const DML: &[&str] = &[

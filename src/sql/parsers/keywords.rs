@@ -5,10 +5,10 @@
 //! identifiers followed by `(` as functions. A best effort, flagged by
 //! `parser = "lexer"`.
 
-use super::classify::KwClass;
-use super::extract::Extract;
-use super::kind::Kind;
+use crate::sql::kind::classify::KwClass;
+use crate::sql::kind::Kind;
 use crate::sql::lex::{is_keyword_before_paren, kw as is_kw, Tok, Token};
+use crate::sql::parsers::Extract;
 
 fn part(src: &[u8], t: &Token) -> Option<String> {
     let b = &src[t.start..t.end];
@@ -43,7 +43,7 @@ fn name_at(src: &[u8], toks: &[Token], mut i: usize) -> Option<(String, usize)> 
     Some((name, i))
 }
 
-pub fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
+pub(crate) fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
     let mut ex = Extract::default();
     let kind = if kw.kind == Kind::Explain {
         kw.inner
@@ -220,7 +220,7 @@ fn literal_body(b: &[u8]) -> &[u8] {
 /// Functions called inside the string bodies of a statement (a DO block's
 /// PL/pgSQL, and SQL strings inside it, up to three levels): a token-level
 /// heuristic so that `pg_read_file` in `DO $$ ... $$` still stands out.
-pub fn body_functions(src: &[u8], toks: &[Token], depth: usize) -> Vec<String> {
+pub(crate) fn body_functions(src: &[u8], toks: &[Token], depth: usize) -> Vec<String> {
     let mut out = Vec::new();
     if depth > 3 {
         return out;

@@ -2,8 +2,8 @@
 //! is idempotent, literals alone never change a fingerprint, anything else
 //! does, redaction leaves no literal / no credential.
 
-use super::cases::CASES;
-use super::*;
+use super::CASES;
+use crate::sql::*;
 
 /// True if the lexer sees any literal in `text`.
 fn has_literal(text: &[u8]) -> bool {
@@ -25,9 +25,9 @@ fn one(sql: &str) -> Analysis {
 // ---------- normalisation, fingerprints, redaction ----------
 
 /// Deterministic xorshift generator.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -53,7 +53,7 @@ fn literal(r: &mut Rng) -> String {
     }
 }
 
-pub const TEMPLATES: &[&str] = &[
+pub(crate) const TEMPLATES: &[&str] = &[
     "SELECT a, b FROM t WHERE a = ? AND b > ?",
     "select * from s.t where id in (?, ?, ?) and x = ?",
     "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)",
@@ -68,7 +68,7 @@ pub const TEMPLATES: &[&str] = &[
     "INSERT INTO t VALUES (?, now(), ?), (?, now(), ?)",
 ];
 
-pub fn fill(t: &str, r: &mut Rng) -> String {
+pub(crate) fn fill(t: &str, r: &mut Rng) -> String {
     let mut out = String::new();
     for (i, part) in t.split('?').enumerate() {
         if i > 0 {
@@ -182,7 +182,7 @@ fn fingerprint_is_stable() {
     // record-contract migration).
     assert_eq!(one("SELECT 1").fingerprint, one("select 42").fingerprint);
     let fp = one("SELECT abalance FROM pgbench_accounts WHERE aid = 1").fingerprint;
-    let mut h = normalize::Fnv::new();
+    let mut h = fingerprint::normalize::Fnv::new();
     for (tag, text) in [
         (b'I', "select"),
         (b'I', "abalance"),

@@ -1,29 +1,36 @@
-//! What a parser path extracts from one statement, before the kind-based
-//! rules of [`analyze`](fn@super::analyze) turn it into the record's lists.
+//! The three paths that extract objects and functions from one statement:
+//! [`sqlparser`] (sqlparser-rs), [`pg_query`] (libpg_query, PostgreSQL's
+//! own grammar) and [`keywords`] (token heuristics, for text PostgreSQL
+//! rejects). Each yields an [`Extract`], which the kind-based rules of
+//! [`analyze`](fn@crate::sql::analyze) turn into the record's lists.
 
-use super::kind::Kind;
+pub(crate) mod keywords;
+pub(crate) mod pg_query;
+pub(crate) mod sqlparser;
+
+use crate::sql::kind::Kind;
 
 /// Raw extraction result. Each name carries a sort key (source location
 /// for pg_query, visit order for sqlparser) so output follows the text.
 #[derive(Debug, Default, Clone)]
-pub struct Extract {
+pub(crate) struct Extract {
     /// Relations read (FROM, JOIN, subqueries, USING, MERGE source, ...).
-    pub reads: Vec<(i64, String)>,
+    pub(crate) reads: Vec<(i64, String)>,
     /// Targets of INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE, wherever
     /// they appear (data-modifying CTEs included).
-    pub writes: Vec<(i64, String)>,
+    pub(crate) writes: Vec<(i64, String)>,
     /// DDL / DCL / maintenance targets (and SELECT INTO's new table).
-    pub targets: Vec<(i64, String)>,
-    pub functions: Vec<(i64, String)>,
+    pub(crate) targets: Vec<(i64, String)>,
+    pub(crate) functions: Vec<(i64, String)>,
     /// FOR UPDATE/SHARE anywhere, or LOCK.
-    pub locking: bool,
+    pub(crate) locking: bool,
     /// Kind of the first data-modifying statement met (for CTEs).
-    pub nested_kind: Option<Kind>,
+    pub(crate) nested_kind: Option<Kind>,
 }
 
 impl Extract {
     /// Sort each list by its key (stable).
-    pub fn finish_sorted(&mut self) {
+    pub(crate) fn finish_sorted(&mut self) {
         self.reads.sort_by_key(|e| e.0);
         self.writes.sort_by_key(|e| e.0);
         self.targets.sort_by_key(|e| e.0);
@@ -32,7 +39,7 @@ impl Extract {
 }
 
 /// Names without duplicates, in order.
-pub fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
+pub(crate) fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for it in items {
         if !it.is_empty() && !out.contains(&it) {

@@ -1,4 +1,11 @@
-//! Statement kinds, classes, CRUD letters and pgAudit classes.
+//! Statement kinds, classes, CRUD letters and pgAudit classes ([`Kind`]
+//! and friends, here), and how the leading keywords give them: the keyword
+//! classifier ([`classify`]), the object types DDL/DCL keywords name
+//! ([`objtype`]), both reading a statement's [`words::Words`].
+
+pub(crate) mod classify;
+pub(crate) mod objtype;
+pub(crate) mod words;
 
 macro_rules! str_enum {
     ($(#[$m:meta])* $name:ident { $($v:ident = $s:literal),* $(,)? }) => {

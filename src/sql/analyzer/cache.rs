@@ -63,7 +63,7 @@ impl Hasher for KeyHasher {
 /// Seeded hash of a whole text, 8 bytes at a time, each step one folded
 /// 128-bit multiply (the key of exact-text entries; not a fingerprint: it
 /// differs between processes).
-pub fn text_hash(seed: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn text_hash(seed: u64, bytes: &[u8]) -> u64 {
     let k = u128::from(0x9e37_79b9_7f4a_7c15 ^ seed.rotate_left(32));
     let mix = |h: u64, x: u64| {
         let m = u128::from(h ^ x) * k;
@@ -86,7 +86,7 @@ pub fn text_hash(seed: u64, bytes: &[u8]) -> u64 {
 }
 
 /// A random seed (from std's `RandomState`).
-pub fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1
 }
 
@@ -206,14 +206,14 @@ pub struct CacheStats {
 }
 
 /// Thread-safe bounded LRU.
-pub struct Cache<V> {
+pub(crate) struct Cache<V> {
     shards: Vec<Mutex<Lru<V>>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl<V: Clone> Cache<V> {
-    pub fn new(entries: usize) -> Self {
+    pub(crate) fn new(entries: usize) -> Self {
         let per = entries.div_ceil(SHARDS);
         Cache {
             shards: (0..SHARDS).map(|_| Mutex::new(Lru::new(per))).collect(),
@@ -228,32 +228,32 @@ impl<V: Clone> Cache<V> {
     }
 
     /// Look up without counting (the caller validates and counts).
-    pub fn get(&self, key: u64) -> Option<V> {
+    pub(crate) fn get(&self, key: u64) -> Option<V> {
         let mut g = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         g.get(key)
     }
 
     /// Look up and apply `f` to the value under the shard's lock (no clone
     /// of the value; without counting).
-    pub fn get_with<R>(&self, key: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
+    pub(crate) fn get_with<R>(&self, key: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
         let mut g = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         g.get_with(key, f)
     }
 
-    pub fn put(&self, key: u64, value: V) {
+    pub(crate) fn put(&self, key: u64, value: V) {
         let mut g = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         g.put(key, value);
     }
 
-    pub fn hit(&self) {
+    pub(crate) fn hit(&self) {
         self.hits.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn miss(&self) {
+    pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         let entries = self
             .shards
             .iter()

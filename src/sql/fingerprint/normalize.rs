@@ -1,26 +1,26 @@
 //! Normalisation and fingerprinting from the token stream of
 //! [`crate::sql::lex`].
 
-use super::collapse::collapse;
+use crate::sql::fingerprint::collapse::collapse;
 use crate::sql::lex::{kw as word, Tok, Token};
 use std::borrow::Cow;
 
 /// FNV-1a 64-bit.
 #[derive(Clone, Copy)]
-pub struct Fnv(pub u64);
+pub(crate) struct Fnv(pub u64);
 impl Fnv {
-    pub const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    pub(crate) const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fnv(Self::OFFSET)
     }
     #[inline]
-    pub fn byte(&mut self, b: u8) {
+    pub(crate) fn byte(&mut self, b: u8) {
         self.0 ^= b as u64;
         self.0 = self.0.wrapping_mul(Self::PRIME);
     }
     #[inline]
-    pub fn bytes(&mut self, bs: &[u8]) {
+    pub(crate) fn bytes(&mut self, bs: &[u8]) {
         for &b in bs {
             self.byte(b);
         }
@@ -41,7 +41,7 @@ fn param_number(s: &[u8]) -> u64 {
 }
 
 /// Highest `$n` in the statement (0 if none).
-pub fn max_param(src: &[u8], toks: &[Token]) -> u64 {
+pub(crate) fn max_param(src: &[u8], toks: &[Token]) -> u64 {
     toks.iter()
         .filter(|t| t.kind == Tok::Param)
         .map(|t| param_number(&src[t.start..t.end]))
@@ -67,7 +67,7 @@ fn push_u64(out: &mut String, mut n: u64) {
 
 /// Append bytes to a String losslessly: valid UTF-8 as is, invalid bytes
 /// as `\xNN` (returns true if any byte was escaped).
-pub fn push_lossless(out: &mut String, bytes: &[u8]) -> bool {
+pub(crate) fn push_lossless(out: &mut String, bytes: &[u8]) -> bool {
     match std::str::from_utf8(bytes) {
         Ok(s) => {
             out.push_str(s);
@@ -85,22 +85,6 @@ pub fn push_lossless(out: &mut String, bytes: &[u8]) -> bool {
             true
         }
     }
-}
-
-/// Normalised text and fingerprint of one statement (`toks` may include
-/// trivia). Literals become `$n` (numbered after the highest `$n` already
-/// present), IN/ARRAY/VALUES lists of one shape collapse to one element,
-/// unquoted identifiers and keywords are lower-cased, comments dropped and
-/// spacing canonical. The fingerprint is FNV-1a 64 over the collapsed token
-/// stream: per token a tag byte, then (for non-placeholders) the token bytes
-/// (lower-cased for unquoted identifiers), then 0xFF.
-pub fn normalize(src: &[u8], toks: &[Token]) -> (String, u64) {
-    let sig: Vec<Token> = toks
-        .iter()
-        .copied()
-        .filter(|t| !t.kind.is_trivia())
-        .collect();
-    normalize_sig(src, &sig)
 }
 
 /// Keywords after which `-` is a sign, not a subtraction.
@@ -172,8 +156,14 @@ fn fold_negative(src: &[u8], sig: &[Token]) -> Option<Vec<Token>> {
     Some(out)
 }
 
-/// [`normalize`] over significant tokens only.
-pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
+/// Normalised text and fingerprint of one statement (significant
+/// tokens only). Literals become `$n` (numbered after the highest `$n` already
+/// present), IN/ARRAY/VALUES lists of one shape collapse to one element,
+/// unquoted identifiers and keywords are lower-cased, comments dropped and
+/// spacing canonical. The fingerprint is FNV-1a 64 over the collapsed token
+/// stream: per token a tag byte, then (for non-placeholders) the token bytes
+/// (lower-cased for unquoted identifiers), then 0xFF.
+pub(crate) fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
     let mut out = String::new();
     let fp = normalize_sig_into(src, sig, &mut out);
     (out, fp)
@@ -181,7 +171,7 @@ pub fn normalize_sig(src: &[u8], sig: &[Token]) -> (String, u64) {
 
 /// [`normalize_sig`] appending the normalised text to `out` (a reused
 /// buffer); returns the fingerprint.
-pub fn normalize_sig_into(src: &[u8], sig: &[Token], out: &mut String) -> u64 {
+pub(crate) fn normalize_sig_into(src: &[u8], sig: &[Token], out: &mut String) -> u64 {
     normalize_sig_kinds(src, sig, out).0
 }
 
@@ -189,7 +179,7 @@ pub fn normalize_sig_into(src: &[u8], sig: &[Token], out: &mut String) -> u64 {
 /// or number) of the literals the placeholders stand for: the grammar
 /// accepts `PASSWORD 'x'` but not `PASSWORD 1`, so the cache must not
 /// answer one with the other's analysis although they share a shape.
-pub fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -> (u64, u64) {
+pub(crate) fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -> (u64, u64) {
     let mut kinds = Fnv::new();
     let folded = fold_negative(src, sig);
     let sig: &[Token] = folded.as_deref().unwrap_or(sig);
@@ -293,7 +283,7 @@ pub fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -> (u64,
 /// dollar-quoted), national (`N'..'`), bit (`B'..'`), hex (`X'..'`),
 /// integer that fits `int4` (ICONST) or any other number (FCONST). A
 /// placeholder of one class can stand where another cannot.
-pub fn literal_class(b: &[u8], kind: Tok) -> u8 {
+pub(crate) fn literal_class(b: &[u8], kind: Tok) -> u8 {
     if kind == Tok::Str {
         return match b.first().map(u8::to_ascii_lowercase) {
             Some(b'n') => b'n',

@@ -3,7 +3,7 @@
 //! corpus (skipped if absent).
 
 use super::props::{fill, Rng, TEMPLATES};
-use super::*;
+use crate::sql::*;
 use std::collections::BTreeSet;
 
 fn cfg() -> AnalyzerConfig {

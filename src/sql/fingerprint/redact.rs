@@ -1,7 +1,7 @@
 //! Redaction of the recorded statement text: every literal (policy
 //! `literals`) and, whatever the policy, credentials.
 
-use super::normalize::max_param;
+use crate::sql::fingerprint::normalize::max_param;
 use crate::sql::lex::{kw as word, Tok, Token};
 use std::borrow::Cow;
 
@@ -17,7 +17,7 @@ pub enum Redaction {
 }
 
 /// Replacement for credential literals.
-pub const REDACTED: &str = "'<redacted>'";
+pub(crate) const REDACTED: &str = "'<redacted>'";
 
 const SECRET_WORDS: &[&str] = &[
     "password",
@@ -52,7 +52,7 @@ fn secret_content(b: &[u8]) -> bool {
 }
 
 /// Token indexes (into `toks`) of literals that are credentials.
-pub fn credential_literals(src: &[u8], toks: &[Token]) -> Vec<usize> {
+pub(crate) fn credential_literals(src: &[u8], toks: &[Token]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut p1: Option<usize> = None; // previous significant token
     let mut p2: Option<usize> = None;
@@ -116,7 +116,7 @@ pub fn credential_literals(src: &[u8], toks: &[Token]) -> Vec<usize> {
 
 /// The statement bytes after redaction. `toks` are the statement's tokens
 /// (trivia included), `base` the byte offset where the statement starts.
-pub fn redact<'a>(
+pub(crate) fn redact<'a>(
     src: &'a [u8],
     toks: &[Token],
     byte_start: usize,

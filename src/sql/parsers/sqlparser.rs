@@ -3,19 +3,19 @@
 //! records the targets of every data-modifying statement (nested ones too,
 //! since sqlparser returns `WITH ... INSERT` as a query).
 
-use super::extract::Extract;
-use super::kind::Kind;
-use sqlparser::ast::{
+use crate::sql::kind::Kind;
+use crate::sql::parsers::Extract;
+use ::sqlparser::ast::{
     CopySource, Expr, FromTable, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr,
     Statement, TableFactor, TableObject, Visit, Visitor,
 };
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use ::sqlparser::dialect::PostgreSqlDialect;
+use ::sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 
 /// Kinds whose extraction this path implements; everything else goes to
 /// pg_query directly (its parse tree names DDL targets exactly).
-pub fn eligible(kind: Kind) -> bool {
+pub(crate) fn eligible(kind: Kind) -> bool {
     use Kind::*;
     matches!(
         kind,
@@ -92,7 +92,7 @@ const SQL_SYNTAX: &[&str] = &[
 const RECURSION_LIMIT: usize = 50;
 
 /// Parse one statement and extract; Err(reason) when sqlparser declines.
-pub fn extract(sql: &str, kind: Kind, explain: bool) -> Result<Extract, String> {
+pub(crate) fn extract(sql: &str, kind: Kind, explain: bool) -> Result<Extract, String> {
     let dialect = PostgreSqlDialect {};
     let parsed = std::panic::catch_unwind(|| {
         Parser::new(&dialect)
@@ -148,7 +148,7 @@ fn consistent(stmt: &Statement, kind: Kind) -> bool {
 }
 
 /// Identifier as PostgreSQL sees it: folded to lower case unless quoted.
-pub fn ident(i: &Ident) -> String {
+pub(crate) fn ident(i: &Ident) -> String {
     if i.quote_style.is_some() {
         i.value.clone()
     } else {
@@ -156,7 +156,7 @@ pub fn ident(i: &Ident) -> String {
     }
 }
 
-pub fn object_name(n: &ObjectName) -> String {
+pub(crate) fn object_name(n: &ObjectName) -> String {
     let mut out = String::new();
     for p in &n.0 {
         if !out.is_empty() {

@@ -1,9 +1,9 @@
 //! Test table, second half: DCL, DDL, text PostgreSQL rejects (lexer
-//! path) and extraction traps (same columns as [`super::cases::Case`]).
+//! path) and extraction traps (same columns as [`super::Case`]).
 
-use super::cases::Case;
+use super::Case;
 
-pub const DDL_CASES: &[Case] = &[
+pub(crate) const DDL_CASES: &[Case] = &[
     // ---- DCL ----
     ("GRANT SELECT ON t TO bob", "grant", "dcl", "", "ROLE", "", "t"),
     ("GRANT SELECT, INSERT ON TABLE s.a, b TO bob, alice", "grant", "dcl", "", "ROLE", "", "s.a,b"),
