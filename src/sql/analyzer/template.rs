@@ -2,11 +2,11 @@
 //! and statement spans, matched by another text with the same tokens up to
 //! literal values (of the same grammar class) and comments.
 
+use crate::sql::analysis::Analysis;
 use crate::sql::analyzer::cache;
 use crate::sql::fingerprint::normalize::literal_class;
 use crate::sql::lex::StmtSpan;
 use crate::sql::lex::Token;
-use crate::sql::Analysis;
 use std::sync::Arc;
 
 /// Texts up to this size and token count also get a template entry (text

@@ -109,7 +109,7 @@ fn span(toks: &[Token], s: usize, e: usize, max_depth: usize) -> StmtSpan {
 
 #[cfg(test)]
 mod tests {
-    use crate::sql::statement_ranges;
+    use crate::sql::lex::statement_ranges;
 
     fn parts(text: &str) -> Vec<&str> {
         statement_ranges(text.as_bytes())

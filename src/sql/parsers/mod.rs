@@ -10,6 +10,40 @@ pub(crate) mod sqlparser;
 
 use crate::sql::kind::Kind;
 
+/// Why a parser declined a statement. `Display` gives the reason as
+/// `parser_note` quotes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Declined {
+    /// The parser (named) panicked; the panic was caught.
+    Panicked(&'static str),
+    /// The parser's own error message (a syntax error, mostly).
+    Rejected(String),
+    /// The parser (named) read this many statements instead of one.
+    Statements(&'static str, usize),
+    /// sqlparser read another statement type than the keyword classifier.
+    OtherType(Kind),
+    /// pg_query returned a statement without a node.
+    Empty,
+    /// pg_query's tree could not be converted (too deep).
+    Tree(String),
+}
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Declined::Panicked(parser) => write!(f, "{parser} panicked"),
+            Declined::Rejected(msg) | Declined::Tree(msg) => f.write_str(msg),
+            Declined::Statements(parser, n) => write!(f, "{parser} found {n} statements"),
+            Declined::OtherType(kind) => write!(
+                f,
+                "sqlparser read a different statement type than {}",
+                kind.as_str()
+            ),
+            Declined::Empty => f.write_str("empty statement"),
+        }
+    }
+}
+
 /// Raw extraction result. Each name carries a sort key (source location
 /// for pg_query, visit order for sqlparser) so output follows the text.
 #[derive(Debug, Default, Clone)]
@@ -36,15 +70,4 @@ impl Extract {
         self.targets.sort_by_key(|e| e.0);
         self.functions.sort_by_key(|e| e.0);
     }
-}
-
-/// Names without duplicates, in order.
-pub(crate) fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for it in items {
-        if !it.is_empty() && !out.contains(&it) {
-            out.push(it);
-        }
-    }
-    out
 }

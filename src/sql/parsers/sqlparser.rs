@@ -4,7 +4,7 @@
 //! since sqlparser returns `WITH ... INSERT` as a query).
 
 use crate::sql::kind::Kind;
-use crate::sql::parsers::Extract;
+use crate::sql::parsers::{Declined, Extract};
 use ::sqlparser::ast::{
     CopySource, Expr, FromTable, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr,
     Statement, TableFactor, TableObject, Visit, Visitor,
@@ -91,8 +91,8 @@ const SQL_SYNTAX: &[&str] = &[
 /// Recursion limit handed to sqlparser (its default is 50).
 const RECURSION_LIMIT: usize = 50;
 
-/// Parse one statement and extract; Err(reason) when sqlparser declines.
-pub(crate) fn extract(sql: &str, kind: Kind, explain: bool) -> Result<Extract, String> {
+/// Parse one statement and extract; Err(why) when sqlparser declines.
+pub(crate) fn extract(sql: &str, kind: Kind, explain: bool) -> Result<Extract, Declined> {
     let dialect = PostgreSqlDialect {};
     let parsed = std::panic::catch_unwind(|| {
         Parser::new(&dialect)
@@ -100,10 +100,10 @@ pub(crate) fn extract(sql: &str, kind: Kind, explain: bool) -> Result<Extract, S
             .try_with_sql(sql)
             .and_then(|mut p| p.parse_statements())
     })
-    .map_err(|_| "sqlparser panicked".to_string())?;
-    let stmts = parsed.map_err(|e| e.to_string())?;
+    .map_err(|_| Declined::Panicked("sqlparser"))?;
+    let stmts = parsed.map_err(|e| Declined::Rejected(e.to_string()))?;
     if stmts.len() != 1 {
-        return Err(format!("sqlparser found {} statements", stmts.len()));
+        return Err(Declined::Statements("sqlparser", stmts.len()));
     }
     let stmt = &stmts[0];
     let ok = if explain {
@@ -112,10 +112,7 @@ pub(crate) fn extract(sql: &str, kind: Kind, explain: bool) -> Result<Extract, S
         consistent(stmt, kind)
     };
     if !ok {
-        return Err(format!(
-            "sqlparser read a different statement type than {}",
-            kind.as_str()
-        ));
+        return Err(Declined::OtherType(kind));
     }
     let mut v = V::default();
     let _ = stmt.visit(&mut v);

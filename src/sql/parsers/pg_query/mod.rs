@@ -13,28 +13,28 @@ pub(crate) mod tree;
 mod walk;
 
 use crate::sql::kind::{Class, Kind};
-use crate::sql::parsers::Extract;
+use crate::sql::parsers::{Declined, Extract};
 use tree::V;
 use walk::Walker;
 
 /// Parse one statement with pg_query and extract its objects.
-pub(crate) fn extract(sql: &str, kind: Kind, standard_strings: bool) -> Result<Extract, String> {
+pub(crate) fn extract(sql: &str, kind: Kind, standard_strings: bool) -> Result<Extract, Declined> {
     let opts = if standard_strings {
         ::pg_query::ParserOptions::DEFAULT
     } else {
         ::pg_query::ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS
     };
     let parsed = std::panic::catch_unwind(|| ::pg_query::parse(sql, opts))
-        .map_err(|_| "pg_query panicked".to_string())?;
-    let parsed = parsed.map_err(|e| e.to_string())?;
+        .map_err(|_| Declined::Panicked("pg_query"))?;
+    let parsed = parsed.map_err(|e| Declined::Rejected(e.to_string()))?;
     let stmts = &parsed.protobuf.stmts;
     if stmts.len() != 1 {
-        return Err(format!("pg_query found {} statements", stmts.len()));
+        return Err(Declined::Statements("pg_query", stmts.len()));
     }
     let Some(stmt) = stmts.first().and_then(|s| s.stmt.as_ref()) else {
-        return Err("empty statement".into());
+        return Err(Declined::Empty);
     };
-    let v = tree::build(stmt).map_err(|e| e.to_string())?;
+    let v = tree::build(stmt).map_err(|e| Declined::Tree(e.to_string()))?;
     let ddl_targets = matches!(kind.class(), Class::Ddl | Class::Dcl)
         || matches!(
             kind,
