@@ -2,6 +2,7 @@
 //! out of a multi-statement Query, applies the text policy and attaches the
 //! statement's classification.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -38,6 +39,24 @@ pub trait Classifier: Send + Sync {
     /// Classification cache counters, if the classifier keeps a cache.
     fn cache_stats(&self) -> Option<crate::sql::CacheStats> {
         None
+    }
+
+    /// Classifies the statement of a Query string that `pick` chooses
+    /// among the byte ranges of its statements (None: the whole text);
+    /// returns the range classified and its classification. By default
+    /// splits with [`crate::sql::statement_ranges`]; a classifier that
+    /// splits the text itself does it once.
+    fn classify_picked(
+        &self,
+        text: &[u8],
+        pick: &dyn Fn(&[Range<usize>]) -> Option<usize>,
+    ) -> (Range<usize>, Classification) {
+        let parts = crate::sql::statement_ranges(text);
+        let range = pick(&parts)
+            .and_then(|i| parts.get(i).cloned())
+            .unwrap_or(0..text.len());
+        let c = self.classify(&text[range.clone()]);
+        (range, c)
     }
 }
 
@@ -174,8 +193,15 @@ impl RecordBuilder {
     fn statement(&mut self, e: StatementEvent) -> StatementRecord {
         let header = self.header(e.started_at);
         let position = e.failure.as_ref().and_then(|f| f.position);
-        let text = own_statement(&e.text, e.statement_index, position);
-        let c = self.classifier.classify(text);
+        let (range, c) = if may_hold_several(&e.text) {
+            let pick = |parts: &[Range<usize>]| {
+                pick_statement(&e.text, parts, e.statement_index, position)
+            };
+            self.classifier.classify_picked(&e.text, &pick)
+        } else {
+            (0..e.text.len(), self.classifier.classify(&e.text))
+        };
+        let text = &e.text[range];
         let (statement, truncated, escaped) = match c.redacted {
             Some(r) => {
                 let (s, cut) = truncate(r, self.max_statement_bytes);
@@ -278,8 +304,22 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
         return text;
     }
     let parts = crate::sql::statement_ranges(text);
+    match pick_statement(text, &parts, index, error_position) {
+        Some(i) => &text[parts[i].clone()],
+        None => text,
+    }
+}
+
+/// Which of a Query string's statements (`parts`, their byte ranges) a
+/// result belongs to, as [`own_statement`] picks it; None for the whole text.
+fn pick_statement(
+    text: &[u8],
+    parts: &[Range<usize>],
+    index: u32,
+    error_position: Option<u32>,
+) -> Option<usize> {
     if parts.len() <= 1 {
-        return text;
+        return None;
     }
     let by_position = error_position.and_then(|p| {
         let s = std::str::from_utf8(text).ok()?;
@@ -287,12 +327,9 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
             .char_indices()
             .nth(p.checked_sub(1)? as usize)
             .map_or(s.len(), |(i, _)| i);
-        parts.iter().find(|r| offset < r.end).cloned()
+        parts.iter().position(|r| offset < r.end)
     });
-    match by_position.or_else(|| parts.get(index as usize).cloned()) {
-        Some(r) => &text[r],
-        None => text,
-    }
+    by_position.or_else(|| Some(index as usize).filter(|&i| i < parts.len()))
 }
 
 /// Most Query strings hold one statement, at most followed by `;`: those

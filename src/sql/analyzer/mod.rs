@@ -1,80 +1,25 @@
-//! [`Analyzer`]: the thread-safe analyser with the fingerprint-keyed cache.
+//! [`Analyzer`]: the thread-safe analyser with the fingerprint-keyed cache
+//! (the lookups, here), its LRUs ([`cache`]), template entries
+//! ([`template`]), a hit's answer (`answer`) and per-thread buffers
+//! (`scratch`).
 
-use crate::sql::analyze::{complete, lex_opts, make_pre, significant};
-use crate::sql::analyzer::template::{
-    template_key, Template, TEMPLATE_MAX_BYTES, TEMPLATE_MAX_TOKENS,
-};
-use crate::sql::fingerprint::normalize::{self, Fnv};
+mod answer;
 pub(crate) mod cache;
+mod scratch;
 mod template;
 
 use crate::sql::analysis::{Analysis, AnalyzerConfig, Parser};
-use crate::sql::analyzer::cache::CacheStats;
-use crate::sql::fingerprint::redact;
-use crate::sql::lex::lexer::{self, Token};
+use crate::sql::analyze::{complete, lex_opts, make_pre, significant};
+use crate::sql::fingerprint::normalize::{self, Fnv};
+use crate::sql::lex::lexer::{self, LexOptions, Token};
 use crate::sql::lex::split::{self, StmtSpan};
-use crate::sql::text::StatementText;
+use cache::CacheStats;
+use scratch::{Scratch, SCRATCH};
 use std::cell::Cell;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// Per-thread buffers of [`Analyzer::analyze`], reused so that a cache
-/// lookup allocates nothing. Taken out of the thread-local for the call
-/// (a nested call would just start with empty buffers).
-#[derive(Default)]
-struct Scratch {
-    toks: Vec<Token>,
-    spans: Vec<StmtSpan>,
-    /// Non-comment tokens of the current statement (when it has comments).
-    sig: Vec<Token>,
-    /// Normalised texts of all statements, back to back.
-    norm: String,
-    /// Per statement: end of its normalised text in `norm`, fingerprint.
-    stmts: Vec<(usize, u64)>,
-    /// The template key's input.
-    skel: Vec<u8>,
-}
-
-/// Buffers above this many elements are dropped after the call (a huge
-/// text must not pin its memory in every thread that saw it).
-const SCRATCH_KEEP: usize = 1 << 14;
-
-impl Scratch {
-    fn trim(&mut self) {
-        if self.toks.capacity() > SCRATCH_KEEP {
-            self.toks = Vec::new();
-        }
-        if self.sig.capacity() > SCRATCH_KEEP {
-            self.sig = Vec::new();
-        }
-        if self.spans.capacity() > SCRATCH_KEEP {
-            self.spans = Vec::new();
-        }
-        if self.stmts.capacity() > SCRATCH_KEEP {
-            self.stmts = Vec::new();
-        }
-        if self.norm.capacity() > SCRATCH_KEEP * 8 {
-            self.norm = String::new();
-        }
-        if self.skel.capacity() > SCRATCH_KEEP * 8 {
-            self.skel = Vec::new();
-        }
-    }
-}
-
-thread_local! {
-    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
-}
-
-/// Is `st` what [`StatementText::from_bytes`] makes of `red`? (Without
-/// building it: an unescaped text is exactly its bytes.)
-fn same_text(st: &StatementText, red: &[u8]) -> bool {
-    if st.escaped {
-        StatementText::from_bytes(red) == *st
-    } else {
-        st.text.as_bytes() == red
-    }
-}
+use template::{template_key, Template, TEMPLATE_MAX_BYTES, TEMPLATE_MAX_TOKENS};
 
 /// What the cache stores for one text.
 #[derive(Clone)]
@@ -82,6 +27,13 @@ struct Entry {
     analyses: Arc<[Analysis]>,
     /// Signature of the literal kinds ([`normalize::normalize_sig_kinds`]).
     kinds: u64,
+}
+
+/// Where a text's answer is remembered besides the shape cache: the
+/// exact-text key and, when the text should become a template, its key.
+struct Keys {
+    exact: u64,
+    template: Option<u64>,
 }
 
 /// A text seen whole and the analyses it got (the `Arc` of its shape's
@@ -138,7 +90,80 @@ impl Analyzer {
         out
     }
 
+    /// Analyse one statement of a Query string: the text is split once
+    /// (as [`statement_ranges`](crate::sql::statement_ranges) splits it),
+    /// `pick` chooses among the statements' byte ranges, and the chosen
+    /// statement is analysed as [`analyze`](Self::analyze) would analyse
+    /// its text alone, from the tokens already lexed. `None` analyses the
+    /// whole text. Returns the range analysed and its analyses.
+    pub fn analyze_picked(
+        &self,
+        text: &[u8],
+        pick: impl FnOnce(&[Range<usize>]) -> Option<usize>,
+    ) -> (Range<usize>, Arc<[Analysis]>) {
+        let mut s = SCRATCH.with(Cell::take);
+        let out = self.analyze_picked_in(text, pick, &mut s);
+        s.trim();
+        SCRATCH.with(|c| c.set(s));
+        out
+    }
+
+    fn analyze_picked_in(
+        &self,
+        text: &[u8],
+        pick: impl FnOnce(&[Range<usize>]) -> Option<usize>,
+        s: &mut Scratch,
+    ) -> (Range<usize>, Arc<[Analysis]>) {
+        // the split of `statement_ranges`: default lexer options
+        s.toks.clear();
+        lexer::tokenize_into(text, LexOptions::default(), &mut s.toks);
+        split::split_into(text, &s.toks, &mut s.spans);
+        s.ranges.clear();
+        s.ranges
+            .extend(s.spans.iter().map(|span| span.byte_start..span.byte_end));
+        // the analyzer's own lexer options differ: lex the text analysed again
+        let same_lexing = lex_opts(&self.cfg) == LexOptions::default();
+        let Some(span) = pick(&s.ranges).and_then(|i| s.spans.get(i).copied()) else {
+            let out = if same_lexing {
+                self.lookup(text, s, true)
+            } else {
+                self.analyze_in(text, s)
+            };
+            return (0..text.len(), out);
+        };
+        let range = span.byte_start..span.byte_end;
+        let part = &text[range.clone()];
+        if !same_lexing {
+            return (range, self.analyze_in(part, s));
+        }
+        // the statement's tokens, as lexing `part` alone gives them
+        s.toks.truncate(span.tok_end);
+        s.toks.drain(..span.tok_start);
+        for t in s.toks.iter_mut() {
+            t.start -= span.byte_start;
+            t.end -= span.byte_start;
+        }
+        s.spans.clear();
+        s.spans.push(StmtSpan {
+            tok_start: 0,
+            tok_end: s.toks.len(),
+            byte_start: 0,
+            byte_end: part.len(),
+            max_depth: span.max_depth,
+        });
+        (range, self.lookup(part, s, true))
+    }
+
     fn analyze_in(&self, text: &[u8], s: &mut Scratch) -> Arc<[Analysis]> {
+        s.toks.clear();
+        s.spans.clear();
+        self.lookup(text, s, false)
+    }
+
+    /// The exact-text lookup, then (after lexing `text` into `s.toks`
+    /// unless `lexed`, when `s.spans` holds its statements too) the
+    /// template and shape lookups; a miss is analysed and cached.
+    fn lookup(&self, text: &[u8], s: &mut Scratch, lexed: bool) -> Arc<[Analysis]> {
         let cacheable = self.cfg.cache_entries > 0 && text.len() <= self.cfg.cache_max_text_bytes;
         let exact_key = if cacheable {
             cache::text_hash(self.seed, text)
@@ -154,8 +179,9 @@ impl Analyzer {
                 return hit;
             }
         }
-        s.toks.clear();
-        lexer::tokenize_into(text, lex_opts(&self.cfg), &mut s.toks);
+        if !lexed {
+            lexer::tokenize_into(text, lex_opts(&self.cfg), &mut s.toks);
+        }
         let templated =
             cacheable && text.len() <= TEMPLATE_MAX_BYTES && s.toks.len() <= TEMPLATE_MAX_TOKENS;
         let template_key = if templated {
@@ -166,24 +192,75 @@ impl Analyzer {
         let mut need_template = templated;
         if templated {
             if let Some(t) = self.templates.get(template_key) {
-                let same_flags = || {
-                    t.spans.iter().zip(t.flags.iter()).all(|(span, &f)| {
-                        self.span_flags(text, &s.toks[span.tok_start..span.tok_end]) == f
-                    })
-                };
-                if t.matches(text, &s.toks) && same_flags() {
-                    self.cache.hit();
-                    let fps = t.analyses.iter().map(|a| a.fingerprint);
-                    let hit = self.with_texts(text, &s.toks, &t.spans, fps, &t.analyses);
-                    if Arc::ptr_eq(&hit, &t.analyses) {
-                        self.put_exact(exact_key, text, &hit);
-                    }
+                if let Some(hit) = self.template_hit(text, s, &t, exact_key) {
                     return hit;
                 }
                 need_template = false; // another text of the key keeps it
             }
         }
-        split::split_into(text, &s.toks, &mut s.spans);
+        if !lexed {
+            split::split_into(text, &s.toks, &mut s.spans);
+        }
+        let (key, kinds) = self.shape_key(text, s);
+        let keys = Keys {
+            exact: exact_key,
+            template: need_template.then_some(template_key),
+        };
+        if cacheable {
+            if let Some(e) = self.cache.get(key).filter(|e| e.kinds == kinds) {
+                if let Some(hit) = self.answer_from(text, s, &e.analyses) {
+                    self.cache.hit();
+                    self.remember(text, s, &hit, &e.analyses, &keys);
+                    return hit;
+                }
+            }
+            self.cache.miss();
+        }
+        let out = self.analyze_new(text, s);
+        if cacheable {
+            let analyses: Arc<[Analysis]> = out
+                .iter()
+                .map(|a| Analysis {
+                    cached: true,
+                    ..a.clone()
+                })
+                .collect();
+            self.remember(text, s, &analyses, &analyses, &keys);
+            self.cache.put(key, Entry { analyses, kinds });
+        }
+        out
+    }
+
+    /// The template's analyses for `text`, if its tokens match but for
+    /// literals and its statements take the same paths.
+    fn template_hit(
+        &self,
+        text: &[u8],
+        s: &Scratch,
+        t: &Template,
+        exact_key: u64,
+    ) -> Option<Arc<[Analysis]>> {
+        let same_flags = || {
+            t.spans
+                .iter()
+                .zip(t.flags.iter())
+                .all(|(span, &f)| self.span_flags(text, &s.toks[span.tok_start..span.tok_end]) == f)
+        };
+        if !(t.matches(text, &s.toks) && same_flags()) {
+            return None;
+        }
+        self.cache.hit();
+        let fps = t.analyses.iter().map(|a| a.fingerprint);
+        let hit = self.with_texts(text, &s.toks, &t.spans, fps, &t.analyses);
+        if Arc::ptr_eq(&hit, &t.analyses) {
+            self.put_exact(exact_key, text, &hit);
+        }
+        Some(hit)
+    }
+
+    /// Normalise every statement of `s.spans` into `s.norm` / `s.stmts`;
+    /// the shape cache's key and the literal-kinds signature of the text.
+    fn shape_key(&self, text: &[u8], s: &mut Scratch) -> (u64, u64) {
         s.norm.clear();
         s.stmts.clear();
         let mut key = Fnv::new();
@@ -199,22 +276,30 @@ impl Analyzer {
         }
         // texts of one shape with other literal classes get their own entry
         key.bytes(&kinds.0.to_le_bytes());
-        let (key, kinds) = (key.0, kinds.0);
-        if cacheable {
-            if let Some(e) = self.cache.get(key).filter(|e| e.kinds == kinds) {
-                if let Some(hit) = self.answer_from(text, s, &e.analyses) {
-                    self.cache.hit();
-                    if Arc::ptr_eq(&hit, &e.analyses) {
-                        self.put_exact(exact_key, text, &hit);
-                    }
-                    if need_template {
-                        self.put_template(template_key, text, s, &hit);
-                    }
-                    return hit;
-                }
-            }
-            self.cache.miss();
+        (key.0, kinds.0)
+    }
+
+    /// Put `text`'s answer `hit` in the exact-text LRU (when it is the
+    /// shape's entry `entry` itself) and in the template LRU (when asked).
+    fn remember(
+        &self,
+        text: &[u8],
+        s: &Scratch,
+        hit: &Arc<[Analysis]>,
+        entry: &Arc<[Analysis]>,
+        keys: &Keys,
+    ) {
+        if Arc::ptr_eq(hit, entry) {
+            self.put_exact(keys.exact, text, hit);
         }
+        if let Some(key) = keys.template {
+            self.put_template(key, text, s, hit);
+        }
+    }
+
+    /// Every statement of `s.spans` analysed (normalised texts from
+    /// `s.norm`); the fallback counters follow the paths taken.
+    fn analyze_new(&self, text: &[u8], s: &Scratch) -> Arc<[Analysis]> {
         let mut from = 0;
         let out: Arc<[Analysis]> = s
             .spans
@@ -234,20 +319,6 @@ impl Analyzer {
                 Parser::PgQuery => _ = self.fallback_pg_query.fetch_add(1, Ordering::Relaxed),
                 Parser::Lexer => _ = self.fallback_lexer.fetch_add(1, Ordering::Relaxed),
             }
-        }
-        if cacheable {
-            let analyses: Arc<[Analysis]> = out
-                .iter()
-                .map(|a| Analysis {
-                    cached: true,
-                    ..a.clone()
-                })
-                .collect();
-            self.put_exact(exact_key, text, &analyses);
-            if need_template {
-                self.put_template(template_key, text, s, &analyses);
-            }
-            self.cache.put(key, Entry { analyses, kinds });
         }
         out
     }
@@ -285,96 +356,6 @@ impl Analyzer {
                 analyses: analyses.clone(),
             },
         );
-    }
-
-    /// The result of a hit, if the cached entry has the same normalised
-    /// statements (so a fingerprint collision is never a hit). The entry
-    /// itself when the statement texts (after redaction) are the same too;
-    /// otherwise copies with this text's statement text and fingerprints.
-    fn answer_from(
-        &self,
-        text: &[u8],
-        s: &Scratch,
-        cached: &Arc<[Analysis]>,
-    ) -> Option<Arc<[Analysis]>> {
-        if cached.len() != s.stmts.len() {
-            return None;
-        }
-        let mut from = 0;
-        for (a, &(end, _)) in cached.iter().zip(&s.stmts) {
-            if a.normalized.as_bytes() != &s.norm.as_bytes()[from..end] {
-                return None;
-            }
-            from = end;
-        }
-        let fps = s.stmts.iter().map(|&(_, fp)| fp);
-        Some(self.with_texts(text, &s.toks, &s.spans, fps, cached))
-    }
-
-    /// `cached` with this text's statement texts (after redaction) and
-    /// fingerprints `fps`: `cached` itself when they are all the same.
-    /// `spans` index `toks`; their byte ranges are taken from `toks`.
-    fn with_texts(
-        &self,
-        text: &[u8],
-        toks: &[Token],
-        spans: &[StmtSpan],
-        fps: impl Iterator<Item = u64> + Clone,
-        cached: &Arc<[Analysis]>,
-    ) -> Arc<[Analysis]> {
-        let redacted = |span: &StmtSpan| {
-            let st = &toks[span.tok_start..span.tok_end];
-            let start = st.first().map_or(span.byte_start, |t| t.start);
-            let end = st.last().map_or(span.byte_end, |t| t.end);
-            redact::redact(text, st, start, end, self.cfg.redaction)
-        };
-        // the first statement whose text (or fingerprint) differs
-        let mut diverge = None;
-        for (i, ((a, span), fp)) in cached.iter().zip(spans).zip(fps.clone()).enumerate() {
-            let red = redacted(span);
-            if !(a.fingerprint == fp && same_text(&a.statement, &red)) {
-                diverge = Some((i, red));
-                break;
-            }
-        }
-        let Some((first, red)) = diverge else {
-            return cached.clone();
-        };
-        let mut first_red = Some(red);
-        cached
-            .iter()
-            .zip(spans)
-            .zip(fps)
-            .enumerate()
-            .map(|(i, ((a, span), fp))| {
-                if i < first {
-                    return a.clone();
-                }
-                let red = match first_red.take() {
-                    Some(r) => r,
-                    None => redacted(span),
-                };
-                Analysis {
-                    kind: a.kind,
-                    class: a.class,
-                    crud: a.crud,
-                    audit_class: a.audit_class,
-                    objects_read: a.objects_read.clone(),
-                    objects_written: a.objects_written.clone(),
-                    functions: a.functions.clone(),
-                    parser: a.parser,
-                    parser_note: a.parser_note.clone(),
-                    fingerprint: fp,
-                    normalized: a.normalized.clone(),
-                    statement: StatementText::from_bytes(&red),
-                    locking: a.locking,
-                    object_type: a.object_type,
-                    explain_inner: a.explain_inner,
-                    explain_analyze: a.explain_analyze,
-                    cached: true,
-                }
-            })
-            .collect()
     }
 
     pub fn cache_stats(&self) -> CacheStats {

@@ -62,7 +62,7 @@ pub(crate) struct Token {
 }
 
 /// Lexer options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LexOptions {
     /// `standard_conforming_strings`: when false, backslash escapes apply in
     /// plain `'...'` strings too.

@@ -1,12 +1,14 @@
 //! Unit tests of the whole analysis, in files of their own: the statement
 //! table ([`cases`] and [`cases_ddl`], one [`Case`] a row), table, kinds,
 //! paths and cache ([`analyze`]), property tests over statement templates
-//! ([`props`]), robustness and the pg_query corpus oracle ([`robust`]).
+//! ([`props`]), robustness and the pg_query corpus oracle ([`robust`]),
+//! one statement of a Query string analysed ([`picked`]).
 //! Modules' own small tests stay in a `mod tests` at the end of their file.
 
 mod analyze;
 mod cases;
 mod cases_ddl;
+mod picked;
 mod props;
 mod robust;
 
