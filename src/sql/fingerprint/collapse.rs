@@ -84,84 +84,102 @@ pub(super) fn collapse(
         let next = toks.get(i).map(|t| t.kind);
         let list = (word(src, &t, "in") && next == Some(Tok::LParen))
             || (word(src, &t, "array") && next == Some(Tok::LBracket));
-        if list {
-            let Some(close) = matching(toks, i, budget) else {
-                continue;
-            };
-            let inner = &toks[i + 1..close];
-            let first_is_query = inner.first().is_some_and(|f| {
-                word(src, f, "select") || word(src, f, "values") || word(src, f, "with")
-            });
-            let els = elements(inner);
-            if els.len() < 2 || first_is_query {
-                continue; // handled token by token
-            }
-            let mut col: Vec<Vec<Token>> = Vec::with_capacity(els.len());
-            for e in &els {
-                let mut v = Vec::with_capacity(e.len());
-                collapse(src, e, &mut v, depth + 1, budget);
-                col.push(v);
-            }
-            let uniform = col[0].iter().any(|t| is_placeholder(t.kind))
-                && col.iter().all(|c| same_shape(src, &col[0], c));
-            out.push(toks[i]);
-            if uniform {
-                out.extend_from_slice(&col[0]);
-            } else {
-                for (k, c) in col.iter().enumerate() {
-                    if k > 0 {
-                        out.push(Token {
-                            kind: Tok::Comma,
-                            start: 0,
-                            end: 0,
-                        });
-                    }
-                    out.extend_from_slice(c);
-                }
-            }
-            out.push(toks[close]);
-            i = close + 1;
+        let after = if list {
+            collapse_list(src, toks, i, out, depth, budget)
         } else if word(src, &t, "values") && next == Some(Tok::LParen) {
-            // rows: (..) , (..) , ...
-            let mut rows: Vec<Vec<Token>> = Vec::new();
-            let mut j = i;
-            let mut end = i;
-            while toks.get(j).is_some_and(|t| t.kind == Tok::LParen) {
-                let Some(close) = matching(toks, j, budget) else {
-                    break;
-                };
-                let mut v = Vec::new();
-                collapse(src, &toks[j..=close], &mut v, depth + 1, budget);
-                rows.push(v);
-                end = close + 1;
-                if toks.get(close + 1).is_some_and(|t| t.kind == Tok::Comma)
-                    && toks.get(close + 2).is_some_and(|t| t.kind == Tok::LParen)
-                {
-                    j = close + 2;
-                } else {
-                    break;
-                }
-            }
-            if rows.len() < 2 {
-                continue;
-            }
-            let uniform = rows[0].iter().any(|t| is_placeholder(t.kind))
-                && rows.iter().all(|r| same_shape(src, &rows[0], r));
-            if uniform {
-                out.extend_from_slice(&rows[0]);
-            } else {
-                for (k, r) in rows.iter().enumerate() {
-                    if k > 0 {
-                        out.push(Token {
-                            kind: Tok::Comma,
-                            start: 0,
-                            end: 0,
-                        });
-                    }
-                    out.extend_from_slice(r);
-                }
-            }
-            i = end;
+            collapse_rows(src, toks, i, out, depth, budget)
+        } else {
+            None
+        };
+        if let Some(after) = after {
+            i = after;
         }
     }
+}
+
+/// The elements of one shape, or all of them, comma-separated.
+fn push_uniform_or_all(src: &[u8], items: &[Vec<Token>], out: &mut Vec<Token>) {
+    let uniform = items[0].iter().any(|t| is_placeholder(t.kind))
+        && items.iter().all(|c| same_shape(src, &items[0], c));
+    if uniform {
+        out.extend_from_slice(&items[0]);
+        return;
+    }
+    for (k, c) in items.iter().enumerate() {
+        if k > 0 {
+            out.push(Token {
+                kind: Tok::Comma,
+                start: 0,
+                end: 0,
+            });
+        }
+        out.extend_from_slice(c);
+    }
+}
+
+/// The list opening at `toks[open]` (after IN or ARRAY), collapsed into
+/// `out`; the index after it, or None when it is left to the token loop.
+fn collapse_list(
+    src: &[u8],
+    toks: &[Token],
+    open: usize,
+    out: &mut Vec<Token>,
+    depth: usize,
+    budget: &mut usize,
+) -> Option<usize> {
+    let close = matching(toks, open, budget)?;
+    let inner = &toks[open + 1..close];
+    let first_is_query = inner
+        .first()
+        .is_some_and(|f| word(src, f, "select") || word(src, f, "values") || word(src, f, "with"));
+    let els = elements(inner);
+    if els.len() < 2 || first_is_query {
+        return None; // handled token by token
+    }
+    let mut col: Vec<Vec<Token>> = Vec::with_capacity(els.len());
+    for e in &els {
+        let mut v = Vec::with_capacity(e.len());
+        collapse(src, e, &mut v, depth + 1, budget);
+        col.push(v);
+    }
+    out.push(toks[open]);
+    push_uniform_or_all(src, &col, out);
+    out.push(toks[close]);
+    Some(close + 1)
+}
+
+/// The VALUES rows from `toks[first]`, `(..) , (..) , ...`, collapsed into
+/// `out`; the index after them, or None when fewer than two.
+fn collapse_rows(
+    src: &[u8],
+    toks: &[Token],
+    first: usize,
+    out: &mut Vec<Token>,
+    depth: usize,
+    budget: &mut usize,
+) -> Option<usize> {
+    let mut rows: Vec<Vec<Token>> = Vec::new();
+    let mut j = first;
+    let mut end = first;
+    while toks.get(j).is_some_and(|t| t.kind == Tok::LParen) {
+        let Some(close) = matching(toks, j, budget) else {
+            break;
+        };
+        let mut v = Vec::new();
+        collapse(src, &toks[j..=close], &mut v, depth + 1, budget);
+        rows.push(v);
+        end = close + 1;
+        if toks.get(close + 1).is_some_and(|t| t.kind == Tok::Comma)
+            && toks.get(close + 2).is_some_and(|t| t.kind == Tok::LParen)
+        {
+            j = close + 2;
+        } else {
+            break;
+        }
+    }
+    if rows.len() < 2 {
+        return None;
+    }
+    push_uniform_or_all(src, &rows, out);
+    Some(end)
 }

@@ -183,19 +183,7 @@ pub(crate) fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -
     let mut kinds = Fnv::new();
     let folded = fold_negative(src, sig);
     let sig: &[Token] = folded.as_deref().unwrap_or(sig);
-    let listy = sig.iter().any(|t| {
-        t.kind == Tok::Ident
-            && (word(src, t, "in") || word(src, t, "array") || word(src, t, "values"))
-    });
-    let col: Cow<[Token]> = if listy {
-        let mut col = Vec::with_capacity(sig.len());
-        // bounded work: at most 8 scans' worth of tokens (no quadratic blow-up)
-        let mut budget = sig.len().saturating_mul(8);
-        collapse(src, sig, &mut col, 0, &mut budget);
-        Cow::Owned(col)
-    } else {
-        Cow::Borrowed(sig)
-    };
+    let col = collapsed(src, sig);
     let mut next = max_param(src, sig) + 1;
     let base = sig.first().map_or(0, |t| t.start);
     let end = sig.last().map_or(0, |t| t.end);
@@ -207,25 +195,8 @@ pub(crate) fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -
     let mut prev: Option<Token> = None;
     for t in col.iter() {
         let k = t.kind;
-        if let Some(pt) = prev {
-            let p = pt.kind;
-            let tight_before = matches!(
-                k,
-                Tok::RParen
-                    | Tok::RBracket
-                    | Tok::Comma
-                    | Tok::Dot
-                    | Tok::DColon
-                    | Tok::LBracket
-                    | Tok::Semi
-            ) || (k == Tok::LParen
-                && (p == Tok::QIdent
-                    || (p == Tok::Ident
-                        && !crate::sql::lex::is_keyword_before_paren(&src[pt.start..pt.end]))));
-            let tight_after = matches!(p, Tok::LParen | Tok::LBracket | Tok::Dot | Tok::DColon);
-            if !tight_before && !tight_after {
-                out.push(' ');
-            }
+        if prev.is_some_and(|pt| spaced(src, &pt, k)) {
+            out.push(' ');
         }
         prev = Some(*t);
         match k {
@@ -277,6 +248,45 @@ pub(crate) fn normalize_sig_kinds(src: &[u8], sig: &[Token], out: &mut String) -
         h.byte(0xff);
     }
     (h.0, kinds.0)
+}
+
+/// `sig` with IN/ARRAY/VALUES lists collapsed (borrowed when it has none
+/// of those words).
+fn collapsed<'a>(src: &[u8], sig: &'a [Token]) -> Cow<'a, [Token]> {
+    let listy = sig.iter().any(|t| {
+        t.kind == Tok::Ident
+            && (word(src, t, "in") || word(src, t, "array") || word(src, t, "values"))
+    });
+    if !listy {
+        return Cow::Borrowed(sig);
+    }
+    let mut col = Vec::with_capacity(sig.len());
+    // bounded work: at most 8 scans' worth of tokens (no quadratic blow-up)
+    let mut budget = sig.len().saturating_mul(8);
+    collapse(src, sig, &mut col, 0, &mut budget);
+    Cow::Owned(col)
+}
+
+/// Whether the normalised text has a space between token `pt` and the
+/// next token, of kind `k`.
+#[inline]
+fn spaced(src: &[u8], pt: &Token, k: Tok) -> bool {
+    let p = pt.kind;
+    let tight_before = matches!(
+        k,
+        Tok::RParen
+            | Tok::RBracket
+            | Tok::Comma
+            | Tok::Dot
+            | Tok::DColon
+            | Tok::LBracket
+            | Tok::Semi
+    ) || (k == Tok::LParen
+        && (p == Tok::QIdent
+            || (p == Tok::Ident
+                && !crate::sql::lex::is_keyword_before_paren(&src[pt.start..pt.end]))));
+    let tight_after = matches!(p, Tok::LParen | Tok::LBracket | Tok::Dot | Tok::DColon);
+    !tight_before && !tight_after
 }
 
 /// The grammar's class of a literal: string (`'..'`, `E'..'`, `U&'..'`,

@@ -37,167 +37,149 @@ fn simple(kind: Kind) -> KwClass {
     }
 }
 
+/// Leading keywords that alone give the kind.
+const ONE_WORD: &[(&str, Kind)] = &[
+    ("values", Kind::Select),
+    ("table", Kind::Select),
+    ("insert", Kind::Insert),
+    ("update", Kind::Update),
+    ("delete", Kind::Delete),
+    ("merge", Kind::Merge),
+    ("truncate", Kind::Truncate),
+    ("begin", Kind::Begin),
+    ("start", Kind::Begin),
+    ("savepoint", Kind::Savepoint),
+    ("release", Kind::Release),
+    ("reset", Kind::Reset),
+    ("show", Kind::Show),
+    ("discard", Kind::Discard),
+    ("call", Kind::Call),
+    ("do", Kind::Do),
+    ("vacuum", Kind::Vacuum),
+    ("analyze", Kind::Analyze),
+    ("analyse", Kind::Analyze),
+    ("cluster", Kind::Cluster),
+    ("reindex", Kind::Reindex),
+    ("lock", Kind::Lock),
+    ("listen", Kind::Listen),
+    ("notify", Kind::Notify),
+    ("unlisten", Kind::Unlisten),
+    ("execute", Kind::Execute),
+    ("deallocate", Kind::Deallocate),
+    ("declare", Kind::Declare),
+    ("fetch", Kind::Fetch),
+    ("move", Kind::Move),
+    ("close", Kind::Close),
+    ("refresh", Kind::RefreshMaterializedView),
+    ("comment", Kind::Comment),
+    ("security", Kind::SecurityLabel),
+    ("checkpoint", Kind::Checkpoint),
+    ("load", Kind::Load),
+    ("import", Kind::ImportForeignSchema),
+    ("reassign", Kind::ReassignOwned),
+];
+
 fn classify_depth(w: &Words, depth: u32) -> KwClass {
     if depth > 8 {
         return simple(Kind::Unknown);
     }
-    let k = match w.kind_at(0) {
-        Some(Tok::LParen) => select_like(w),
-        Some(Tok::Ident) => {
-            let is = |s: &str| w.is(0, s);
-            if is("select") {
-                select_like(w)
-            } else if is("values") || is("table") {
-                Kind::Select
-            } else if is("with") {
-                return match w.find0(
-                    1,
-                    &[
-                        "select", "insert", "update", "delete", "merge", "values", "table",
-                    ],
-                ) {
-                    Some(i) => classify_depth(
-                        &Words {
-                            src: w.src,
-                            toks: &w.toks[i..],
-                        },
-                        depth + 1,
-                    ),
-                    None => simple(Kind::Unknown),
-                };
-            } else if is("insert") {
-                Kind::Insert
-            } else if is("update") {
-                Kind::Update
-            } else if is("delete") {
-                Kind::Delete
-            } else if is("merge") {
-                Kind::Merge
-            } else if is("copy") {
-                match w.find0(1, &["from", "to"]) {
-                    Some(i) if w.is(i, "from") => Kind::CopyFrom,
-                    Some(_) => Kind::CopyTo,
-                    None => Kind::Unknown,
-                }
-            } else if is("truncate") {
-                Kind::Truncate
-            } else if is("create") {
-                create(w)
-            } else if is("alter") {
-                alter(w)
-            } else if is("drop") {
-                if w.is(1, "owned") {
-                    Kind::DropOwned
-                } else {
-                    object_at(w, 1).map_or(Kind::Unknown, |o| verb_object("drop", o))
-                }
-            } else if is("grant") {
-                if w.find0(1, &["on"]).is_some() {
-                    Kind::Grant
-                } else {
-                    Kind::GrantRole
-                }
-            } else if is("revoke") {
-                if w.find0(1, &["on"]).is_some() {
-                    Kind::Revoke
-                } else {
-                    Kind::RevokeRole
-                }
-            } else if is("begin") || is("start") {
-                Kind::Begin
-            } else if is("commit") || is("end") {
-                if w.is(1, "prepared") {
-                    Kind::CommitPrepared
-                } else {
-                    Kind::Commit
-                }
-            } else if is("rollback") || is("abort") {
-                if w.is(1, "prepared") {
-                    Kind::RollbackPrepared
-                } else if w.find0(1, &["to"]).is_some() {
-                    Kind::RollbackToSavepoint
-                } else {
-                    Kind::Rollback
-                }
-            } else if is("savepoint") {
-                Kind::Savepoint
-            } else if is("release") {
-                Kind::Release
-            } else if is("prepare") {
-                if w.is(1, "transaction") {
-                    Kind::PrepareTransaction
-                } else {
-                    Kind::Prepare
-                }
-            } else if is("set") {
-                if w.is(1, "transaction") || (w.is(1, "session") && w.is(2, "characteristics")) {
-                    Kind::SetTransaction
-                } else if w.is(1, "constraints") {
-                    Kind::SetConstraints
-                } else {
-                    Kind::Set
-                }
-            } else if is("reset") {
-                Kind::Reset
-            } else if is("show") {
-                Kind::Show
-            } else if is("discard") {
-                Kind::Discard
-            } else if is("call") {
-                Kind::Call
-            } else if is("do") {
-                Kind::Do
-            } else if is("explain") {
-                return explain(w, depth);
-            } else if is("vacuum") {
-                Kind::Vacuum
-            } else if is("analyze") || is("analyse") {
-                Kind::Analyze
-            } else if is("cluster") {
-                Kind::Cluster
-            } else if is("reindex") {
-                Kind::Reindex
-            } else if is("lock") {
-                Kind::Lock
-            } else if is("listen") {
-                Kind::Listen
-            } else if is("notify") {
-                Kind::Notify
-            } else if is("unlisten") {
-                Kind::Unlisten
-            } else if is("execute") {
-                Kind::Execute
-            } else if is("deallocate") {
-                Kind::Deallocate
-            } else if is("declare") {
-                Kind::Declare
-            } else if is("fetch") {
-                Kind::Fetch
-            } else if is("move") {
-                Kind::Move
-            } else if is("close") {
-                Kind::Close
-            } else if is("refresh") {
-                Kind::RefreshMaterializedView
-            } else if is("comment") {
-                Kind::Comment
-            } else if is("security") {
-                Kind::SecurityLabel
-            } else if is("checkpoint") {
-                Kind::Checkpoint
-            } else if is("load") {
-                Kind::Load
-            } else if is("import") {
-                Kind::ImportForeignSchema
-            } else if is("reassign") {
-                Kind::ReassignOwned
-            } else {
-                Kind::Unknown
-            }
+    match w.kind_at(0) {
+        Some(Tok::LParen) => simple(select_like(w)),
+        Some(Tok::Ident) if w.is(0, "with") => with(w, depth),
+        Some(Tok::Ident) if w.is(0, "explain") => explain(w, depth),
+        Some(Tok::Ident) => simple(leading_word(w)),
+        _ => simple(Kind::Unknown),
+    }
+}
+
+/// WITH ...: the kind of the statement after the CTEs.
+fn with(w: &Words, depth: u32) -> KwClass {
+    let main = &[
+        "select", "insert", "update", "delete", "merge", "values", "table",
+    ];
+    match w.find0(1, main) {
+        Some(i) => classify_depth(
+            &Words {
+                src: w.src,
+                toks: &w.toks[i..],
+            },
+            depth + 1,
+        ),
+        None => simple(Kind::Unknown),
+    }
+}
+
+/// The kind a leading identifier (not WITH or EXPLAIN) gives.
+fn leading_word(w: &Words) -> Kind {
+    if let Some(&(_, k)) = ONE_WORD.iter().find(|(word, _)| w.is(0, word)) {
+        return k;
+    }
+    let is = |s: &str| w.is(0, s);
+    if is("select") {
+        select_like(w)
+    } else if is("copy") {
+        match w.find0(1, &["from", "to"]) {
+            Some(i) if w.is(i, "from") => Kind::CopyFrom,
+            Some(_) => Kind::CopyTo,
+            None => Kind::Unknown,
         }
-        _ => Kind::Unknown,
-    };
-    simple(k)
+    } else if is("create") {
+        create(w)
+    } else if is("alter") {
+        alter(w)
+    } else if is("drop") {
+        if w.is(1, "owned") {
+            Kind::DropOwned
+        } else {
+            object_at(w, 1).map_or(Kind::Unknown, |o| verb_object("drop", o))
+        }
+    } else if is("grant") || is("revoke") {
+        let on = w.find0(1, &["on"]).is_some();
+        match (is("grant"), on) {
+            (true, true) => Kind::Grant,
+            (true, false) => Kind::GrantRole,
+            (false, true) => Kind::Revoke,
+            (false, false) => Kind::RevokeRole,
+        }
+    } else {
+        transaction_or_session(w)
+    }
+}
+
+/// COMMIT/END, ROLLBACK/ABORT, PREPARE and SET, whose next words decide.
+fn transaction_or_session(w: &Words) -> Kind {
+    let is = |s: &str| w.is(0, s);
+    if is("commit") || is("end") {
+        if w.is(1, "prepared") {
+            Kind::CommitPrepared
+        } else {
+            Kind::Commit
+        }
+    } else if is("rollback") || is("abort") {
+        if w.is(1, "prepared") {
+            Kind::RollbackPrepared
+        } else if w.find0(1, &["to"]).is_some() {
+            Kind::RollbackToSavepoint
+        } else {
+            Kind::Rollback
+        }
+    } else if is("prepare") {
+        if w.is(1, "transaction") {
+            Kind::PrepareTransaction
+        } else {
+            Kind::Prepare
+        }
+    } else if is("set") {
+        if w.is(1, "transaction") || (w.is(1, "session") && w.is(2, "characteristics")) {
+            Kind::SetTransaction
+        } else if w.is(1, "constraints") {
+            Kind::SetConstraints
+        } else {
+            Kind::Set
+        }
+    } else {
+        Kind::Unknown
+    }
 }
 
 fn select_like(w: &Words) -> Kind {

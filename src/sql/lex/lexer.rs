@@ -84,6 +84,7 @@ pub(crate) fn tokenize(s: &[u8], opts: LexOptions) -> Vec<Token> {
     out
 }
 
+/// [`tokenize`] appending to `out` (a reused buffer).
 pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
     let n = s.len();
     let mut i = 0usize;
@@ -112,113 +113,22 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             i = scan_quoted_ident(s, i + 1);
             Tok::QIdent
         } else if is_ident_start(b) {
-            // string / identifier prefixes
-            let b1 = s.get(i + 1).copied();
-            match (b | 0x20, b1) {
-                (b'e', Some(b'\'')) => {
-                    i = scan_string(s, i + 2, true);
-                    Tok::Str
-                }
-                (b'n' | b'b' | b'x', Some(b'\'')) if b < 0x80 => {
-                    i = scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
-                    Tok::Str
-                }
-                (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'\'') => {
-                    i = scan_string(s, i + 3, false);
-                    i = skip_uescape(s, i);
-                    Tok::Str
-                }
-                (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'"') => {
-                    i = scan_quoted_ident(s, i + 3);
-                    i = skip_uescape(s, i);
-                    Tok::QIdent
-                }
-                _ => {
-                    i += 1;
-                    while i < n && is_ident_cont(s[i]) {
-                        i += 1;
-                    }
-                    Tok::Ident
-                }
-            }
+            let (e, kind) = scan_word(s, i, opts);
+            i = e;
+            kind
         } else if b.is_ascii_digit()
             || (b == b'.' && s.get(i + 1).is_some_and(|c| c.is_ascii_digit()))
         {
             i = scan_number(s, i);
             Tok::Num
         } else if b == b'$' {
-            match s.get(i + 1).copied() {
-                Some(c) if c.is_ascii_digit() => {
-                    i += 1;
-                    while i < n && s[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    Tok::Param
-                }
-                Some(c) if c == b'$' || (is_ident_start(c)) => match scan_dollar(s, i) {
-                    Some(e) => {
-                        i = e;
-                        Tok::Str
-                    }
-                    None => {
-                        i += 1;
-                        Tok::Other
-                    }
-                },
-                _ => {
-                    i += 1;
-                    Tok::Other
-                }
-            }
+            let (e, kind) = scan_dollar_token(s, i);
+            i = e;
+            kind
         } else if b == b':' {
-            match s.get(i + 1).copied() {
-                Some(b':') => {
-                    i += 2;
-                    Tok::DColon
-                }
-                Some(b'=') => {
-                    i += 2;
-                    Tok::Op
-                }
-                Some(c) if is_ident_start(c) => {
-                    i += 1;
-                    while i < n && is_ident_cont(s[i]) {
-                        i += 1;
-                    }
-                    Tok::PsqlVar
-                }
-                Some(q @ (b'\'' | b'"')) => {
-                    // :'var' or :"var"
-                    let mut j = i + 2;
-                    while j < n && is_ident_cont(s[j]) {
-                        j += 1;
-                    }
-                    if j > i + 2 && s.get(j) == Some(&q) {
-                        i = j + 1;
-                        Tok::PsqlVar
-                    } else {
-                        i += 1;
-                        Tok::Colon
-                    }
-                }
-                Some(b'{') if s.get(i + 2) == Some(&b'?') => {
-                    let mut j = i + 3;
-                    while j < n && is_ident_cont(s[j]) {
-                        j += 1;
-                    }
-                    if s.get(j) == Some(&b'}') {
-                        i = j + 1;
-                        Tok::PsqlVar
-                    } else {
-                        i += 1;
-                        Tok::Colon
-                    }
-                }
-                _ => {
-                    i += 1;
-                    Tok::Colon
-                }
-            }
+            let (e, kind) = scan_colon(s, i);
+            i = e;
+            kind
         } else if is_op_char(b) {
             i = scan_operator(s, i);
             Tok::Op
@@ -242,4 +152,128 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             end: i,
         });
     }
+}
+
+/// A word from `s[i]` (an identifier start): an identifier, or a string
+/// or quoted identifier with its `E`, `N`, `B`, `X` or `U&` prefix.
+#[inline]
+fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok) {
+    let n = s.len();
+    let b = s[i];
+    // string / identifier prefixes
+    let b1 = s.get(i + 1).copied();
+    let kind = match (b | 0x20, b1) {
+        (b'e', Some(b'\'')) => {
+            i = scan_string(s, i + 2, true);
+            Tok::Str
+        }
+        (b'n' | b'b' | b'x', Some(b'\'')) if b < 0x80 => {
+            i = scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
+            Tok::Str
+        }
+        (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'\'') => {
+            i = scan_string(s, i + 3, false);
+            i = skip_uescape(s, i);
+            Tok::Str
+        }
+        (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'"') => {
+            i = scan_quoted_ident(s, i + 3);
+            i = skip_uescape(s, i);
+            Tok::QIdent
+        }
+        _ => {
+            i += 1;
+            while i < n && is_ident_cont(s[i]) {
+                i += 1;
+            }
+            Tok::Ident
+        }
+    };
+    (i, kind)
+}
+
+/// A token from `s[i] == '$'`: a parameter, a dollar-quoted string or a
+/// lone `$`.
+#[inline]
+fn scan_dollar_token(s: &[u8], mut i: usize) -> (usize, Tok) {
+    let n = s.len();
+    let kind = match s.get(i + 1).copied() {
+        Some(c) if c.is_ascii_digit() => {
+            i += 1;
+            while i < n && s[i].is_ascii_digit() {
+                i += 1;
+            }
+            Tok::Param
+        }
+        Some(c) if c == b'$' || (is_ident_start(c)) => match scan_dollar(s, i) {
+            Some(e) => {
+                i = e;
+                Tok::Str
+            }
+            None => {
+                i += 1;
+                Tok::Other
+            }
+        },
+        _ => {
+            i += 1;
+            Tok::Other
+        }
+    };
+    (i, kind)
+}
+
+/// A token from `s[i] == ':'`: `::`, `:=`, a psql variable or a colon.
+#[inline]
+fn scan_colon(s: &[u8], mut i: usize) -> (usize, Tok) {
+    let n = s.len();
+    let kind = match s.get(i + 1).copied() {
+        Some(b':') => {
+            i += 2;
+            Tok::DColon
+        }
+        Some(b'=') => {
+            i += 2;
+            Tok::Op
+        }
+        Some(c) if is_ident_start(c) => {
+            i += 1;
+            while i < n && is_ident_cont(s[i]) {
+                i += 1;
+            }
+            Tok::PsqlVar
+        }
+        Some(q @ (b'\'' | b'"')) => {
+            // :'var' or :"var"
+            let mut j = i + 2;
+            while j < n && is_ident_cont(s[j]) {
+                j += 1;
+            }
+            if j > i + 2 && s.get(j) == Some(&q) {
+                i = j + 1;
+                Tok::PsqlVar
+            } else {
+                i += 1;
+                Tok::Colon
+            }
+        }
+        Some(b'{') if s.get(i + 2) == Some(&b'?') => {
+            let mut j = i + 3;
+            while j < n && is_ident_cont(s[j]) {
+                j += 1;
+            }
+            if s.get(j) == Some(&b'}') {
+                i = j + 1;
+                Tok::PsqlVar
+            } else {
+                i += 1;
+                Tok::Colon
+            }
+        }
+        _ => {
+            i += 1;
+            Tok::Colon
+        }
+    };
+    (i, kind)
 }

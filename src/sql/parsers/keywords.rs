@@ -43,6 +43,8 @@ fn name_at(src: &[u8], toks: &[Token], mut i: usize) -> Option<(String, usize)> 
     Some((name, i))
 }
 
+/// Objects and functions of one statement (`toks`: its significant tokens)
+/// by token heuristics.
 pub(crate) fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
     let mut ex = Extract::default();
     let kind = if kw.kind == Kind::Explain {
@@ -50,9 +52,17 @@ pub(crate) fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
     } else {
         kw.kind
     };
-    let mut target_at: Option<usize> = None;
+    let target_at = dml_target(src, toks, kind, &mut ex);
+    let ctes = cte_names(src, toks);
+    from_and_calls(src, toks, kind, target_at, &ctes, &mut ex);
+    ex
+}
+
+/// The DML target (TRUNCATE's list) into `ex`; the index of its first
+/// token, if there is one.
+fn dml_target(src: &[u8], toks: &[Token], kind: Kind, ex: &mut Extract) -> Option<usize> {
     let find = |w: &str| toks.iter().position(|t| is_kw(src, t, w));
-    let target = match kind {
+    let t = match kind {
         Kind::Insert => find("into").map(|i| i + 1),
         Kind::Update => find("update").map(|i| i + 1),
         Kind::Delete => find("delete").and_then(|d| {
@@ -64,62 +74,76 @@ pub(crate) fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
         Kind::CopyFrom | Kind::CopyTo => find("copy").map(|i| i + 1),
         Kind::Truncate => find("truncate").map(|i| i + 1),
         _ => None,
-    };
-    if let Some(t) = target {
-        if let Some((n, mut next)) = name_at(src, toks, t) {
-            target_at = Some(t);
-            if kind == Kind::CopyTo {
-                ex.reads.push((t as i64, n));
-            } else {
-                ex.writes.push((t as i64, n));
-                ex.nested_kind = Some(kind);
+    }?;
+    let (n, mut next) = name_at(src, toks, t)?;
+    if kind == Kind::CopyTo {
+        ex.reads.push((t as i64, n));
+    } else {
+        ex.writes.push((t as i64, n));
+        ex.nested_kind = Some(kind);
+    }
+    while kind == Kind::Truncate && toks.get(next).is_some_and(|t| t.kind == Tok::Comma) {
+        match name_at(src, toks, next + 1) {
+            Some((n, nx)) => {
+                ex.writes.push((next as i64, n));
+                next = nx;
             }
-            while kind == Kind::Truncate && toks.get(next).is_some_and(|t| t.kind == Tok::Comma) {
-                match name_at(src, toks, next + 1) {
-                    Some((n, nx)) => {
-                        ex.writes.push((next as i64, n));
-                        next = nx;
-                    }
-                    None => break,
-                }
-            }
+            None => break,
         }
     }
-    // CTE names: `name AS (` or `name (cols) AS (` after WITH.
+    Some(t)
+}
+
+/// CTE names: `name AS (` or `name (cols) AS (` after WITH.
+fn cte_names(src: &[u8], toks: &[Token]) -> Vec<String> {
     let mut ctes: Vec<String> = Vec::new();
-    if toks.first().is_some_and(|t| is_kw(src, t, "with")) {
-        for (i, t) in toks.iter().enumerate() {
-            if is_kw(src, t, "as")
-                && toks.get(i + 1).is_some_and(|n| {
-                    n.kind == Tok::LParen || is_kw(src, n, "not") || is_kw(src, n, "materialized")
-                })
-            {
-                let mut j = i;
-                if j > 0 && toks[j - 1].kind == Tok::RParen {
-                    // skip column list
-                    let mut d = 0usize;
-                    let floor = j.saturating_sub(256); // bounded look-back
-                    while j > floor {
-                        j -= 1;
-                        match toks[j].kind {
-                            Tok::RParen => d += 1,
-                            Tok::LParen => {
-                                d = d.saturating_sub(1);
-                                if d == 0 {
-                                    break;
-                                }
+    if !toks.first().is_some_and(|t| is_kw(src, t, "with")) {
+        return ctes;
+    }
+    for (i, t) in toks.iter().enumerate() {
+        if is_kw(src, t, "as")
+            && toks.get(i + 1).is_some_and(|n| {
+                n.kind == Tok::LParen || is_kw(src, n, "not") || is_kw(src, n, "materialized")
+            })
+        {
+            let mut j = i;
+            if j > 0 && toks[j - 1].kind == Tok::RParen {
+                // skip column list
+                let mut d = 0usize;
+                let floor = j.saturating_sub(256); // bounded look-back
+                while j > floor {
+                    j -= 1;
+                    match toks[j].kind {
+                        Tok::RParen => d += 1,
+                        Tok::LParen => {
+                            d = d.saturating_sub(1);
+                            if d == 0 {
+                                break;
                             }
-                            _ => {}
                         }
+                        _ => {}
                     }
                 }
-                if let Some(n) = j.checked_sub(1).and_then(|k| part(src, &toks[k])) {
-                    ctes.push(n);
-                }
+            }
+            if let Some(n) = j.checked_sub(1).and_then(|k| part(src, &toks[k])) {
+                ctes.push(n);
             }
         }
     }
-    // FROM / JOIN outside function parentheses; functions.
+    ctes
+}
+
+/// Relations after FROM and JOIN outside function parentheses (not the
+/// DML target at `target_at`, not CTE names, not table functions) and
+/// identifiers followed by `(` as functions, into `ex`.
+fn from_and_calls(
+    src: &[u8],
+    toks: &[Token],
+    kind: Kind,
+    target_at: Option<usize>,
+    ctes: &[String],
+    ex: &mut Extract,
+) {
     let mut parens: Vec<bool> = Vec::new(); // true: function-call parens
     for (i, t) in toks.iter().enumerate() {
         match t.kind {
@@ -165,7 +189,6 @@ pub(crate) fn extract(src: &[u8], toks: &[Token], kw: KwClass) -> Extract {
             _ => {}
         }
     }
-    ex
 }
 
 /// PL/pgSQL words that may precede `(` without being calls.
