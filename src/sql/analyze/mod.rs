@@ -1,79 +1,20 @@
-//! The uncached analysis of one text: lexer pass (split, normalise,
-//! redact), the parser paths, and the kind-based rules that turn what a
-//! path extracted into an [`Analysis`].
+//! The uncached analysis of one text: the lexer pass ([`pre`]: split,
+//! normalise, redact), the parser paths (here), and the kind-based rules
+//! ([`rules`]) that turn what a path extracted into an [`Analysis`].
+
+pub(crate) mod pre;
+mod rules;
 
 use crate::sql::analysis::{Analysis, AnalyzerConfig, Parser};
-use crate::sql::fingerprint::normalize;
-use crate::sql::fingerprint::redact;
 use crate::sql::kind::classify::{self, KwClass};
 use crate::sql::kind::{objtype, Kind};
-use crate::sql::lex::lexer::{self, LexOptions, Token};
-use crate::sql::lex::split::{self, StmtSpan};
+use crate::sql::lex::lexer::{self, Token};
+use crate::sql::lex::split::StmtSpan;
 use crate::sql::parsers::keywords as lexobj;
 use crate::sql::parsers::pg_query as pgq;
 use crate::sql::parsers::sqlparser as sqlp;
-mod rules;
-
 use crate::sql::parsers::Extract;
-use crate::sql::text::StatementText;
-
-/// Per-statement result of the lexer pass (what the cache never stores).
-pub(crate) struct Pre {
-    pub(crate) span: StmtSpan,
-    pub(crate) normalized: String,
-    pub(crate) fingerprint: u64,
-    pub(crate) statement: StatementText,
-}
-
-pub(crate) fn lex_opts(cfg: &AnalyzerConfig) -> LexOptions {
-    LexOptions {
-        standard_strings: cfg.standard_conforming_strings,
-    }
-}
-
-pub(crate) fn prelex(text: &[u8], toks: &[Token], cfg: &AnalyzerConfig) -> Vec<Pre> {
-    let spans = split::split(text, toks);
-    let mut buf: Vec<Token> = Vec::new();
-    spans
-        .into_iter()
-        .map(|span| {
-            let st = &toks[span.tok_start..span.tok_end];
-            let sig = significant(st, &mut buf);
-            let (normalized, fingerprint) = normalize::normalize_sig(text, sig);
-            make_pre(text, st, span, normalized, fingerprint, cfg)
-        })
-        .collect()
-}
-
-/// A [`Pre`] from the normalised text and fingerprint already computed
-/// (`st`: the statement's tokens, trivia included).
-pub(crate) fn make_pre(
-    text: &[u8],
-    st: &[Token],
-    span: StmtSpan,
-    normalized: String,
-    fingerprint: u64,
-    cfg: &AnalyzerConfig,
-) -> Pre {
-    let red = redact::redact(text, st, span.byte_start, span.byte_end, cfg.redaction);
-    Pre {
-        span,
-        normalized,
-        fingerprint,
-        statement: StatementText::from_bytes(&red),
-    }
-}
-
-/// The non-comment tokens of `st` (borrowed when there is no comment).
-pub(crate) fn significant<'a>(st: &'a [Token], buf: &'a mut Vec<Token>) -> &'a [Token] {
-    if st.iter().any(|t| t.kind.is_trivia()) {
-        buf.clear();
-        buf.extend(st.iter().copied().filter(|t| !t.kind.is_trivia()));
-        buf
-    } else {
-        st
-    }
-}
+use pre::{lex_opts, prelex, significant, Pre};
 
 /// Uncached analysis of a query text: one entry per statement, in order.
 pub fn analyze(text: &[u8], cfg: &AnalyzerConfig) -> Vec<Analysis> {

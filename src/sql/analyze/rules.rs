@@ -3,7 +3,7 @@
 //! whose CTE modifies data is a write, DDL targets are written.
 
 use crate::sql::analysis::{Analysis, Parser};
-use crate::sql::analyze::Pre;
+use crate::sql::analyze::pre::Pre;
 use crate::sql::kind::classify::KwClass;
 use crate::sql::kind::{AuditClass, Class, Kind};
 use crate::sql::parsers::Extract;

@@ -9,7 +9,8 @@ mod scratch;
 mod template;
 
 use crate::sql::analysis::{Analysis, AnalyzerConfig, Parser};
-use crate::sql::analyze::{complete, lex_opts, make_pre, significant};
+use crate::sql::analyze::complete;
+use crate::sql::analyze::pre::{lex_opts, make_pre, significant};
 use crate::sql::fingerprint::normalize::{self, Fnv};
 use crate::sql::lex::lexer::{self, LexOptions, Token};
 use crate::sql::lex::split::{self, StmtSpan};
@@ -208,7 +209,7 @@ impl Analyzer {
         };
         if cacheable {
             if let Some(e) = self.cache.get(key).filter(|e| e.kinds == kinds) {
-                if let Some(hit) = self.answer_from(text, s, &e.analyses) {
+                if let Some(hit) = answer::answer_from(self.cfg.redaction, text, s, &e.analyses) {
                     self.cache.hit();
                     self.remember(text, s, &hit, &e.analyses, &keys);
                     return hit;
@@ -251,7 +252,14 @@ impl Analyzer {
         }
         self.cache.hit();
         let fps = t.analyses.iter().map(|a| a.fingerprint);
-        let hit = self.with_texts(text, &s.toks, &t.spans, fps, &t.analyses);
+        let hit = answer::with_texts(
+            self.cfg.redaction,
+            text,
+            &s.toks,
+            &t.spans,
+            fps,
+            &t.analyses,
+        );
         if Arc::ptr_eq(&hit, &t.analyses) {
             self.put_exact(exact_key, text, &hit);
         }

@@ -1,12 +1,10 @@
-//! The per-thread buffers an [`Analyzer`] call works in.
+//! The per-thread buffers an `Analyzer` call works in.
 
-#[cfg(doc)]
-use crate::sql::analyzer::Analyzer;
 use crate::sql::lex::{StmtSpan, Token};
 use std::cell::Cell;
 use std::ops::Range;
 
-/// Per-thread buffers of [`Analyzer::analyze`], reused so that a cache
+/// Per-thread buffers of `Analyzer::analyze`, reused so that a cache
 /// lookup allocates nothing. Taken out of the thread-local for the call
 /// (a nested call would just start with empty buffers).
 #[derive(Default)]
@@ -21,7 +19,7 @@ pub(super) struct Scratch {
     pub(super) stmts: Vec<(usize, u64)>,
     /// The template key's input.
     pub(super) skel: Vec<u8>,
-    /// Byte ranges of the statements, for [`Analyzer::analyze_picked`].
+    /// Byte ranges of the statements, for `Analyzer::analyze_picked`.
     pub(super) ranges: Vec<Range<usize>>,
 }
 

@@ -3,7 +3,15 @@
 //! transaction, session and utility statements here; DCL, DDL, lexer-path
 //! and extraction traps in [`super::cases_ddl`].
 
-use super::Case;
+pub(super) type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
 
 pub(crate) const DML_CASES: &[Case] = &[
     // ---- SELECT and reads ----

@@ -1,7 +1,7 @@
 //! Test table, second half: DCL, DDL, text PostgreSQL rejects (lexer
-//! path) and extraction traps (same columns as [`super::Case`]).
+//! path) and extraction traps (same columns as [`super::cases::Case`]).
 
-use super::Case;
+use super::cases::Case;
 
 pub(crate) const DDL_CASES: &[Case] = &[
     // ---- DCL ----

@@ -1,5 +1,5 @@
 //! Unit tests of the whole analysis, in files of their own: the statement
-//! table ([`cases`] and [`cases_ddl`], one [`Case`] a row), table, kinds,
+//! table ([`cases`] and [`cases_ddl`], one [`cases::Case`] a row), table, kinds,
 //! paths and cache ([`analyze`]), property tests over statement templates
 //! ([`props`]), robustness and the pg_query corpus oracle ([`robust`]),
 //! one statement of a Query string analysed ([`picked`]).
@@ -12,18 +12,8 @@ mod picked;
 mod props;
 mod robust;
 
-pub(super) type Case = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-);
-
 /// Every case: [`cases::DML_CASES`] then [`cases_ddl::DDL_CASES`].
-pub(super) static CASES: std::sync::LazyLock<Vec<Case>> = std::sync::LazyLock::new(|| {
+pub(super) static CASES: std::sync::LazyLock<Vec<cases::Case>> = std::sync::LazyLock::new(|| {
     cases::DML_CASES
         .iter()
         .chain(cases_ddl::DDL_CASES)
