@@ -89,7 +89,7 @@ pub struct Analysis {
     pub explain_inner: Option<Kind>,
     pub explain_analyze: bool,
     /// True when everything literal-independent (kind, objects, `parser`,
-    /// `parser_note`, ...) came from [`Analyzer`]'s cache: `parser` and
+    /// `parser_note`, ...) came from [`Analyzer`](crate::sql::Analyzer)'s cache: `parser` and
     /// `parser_note` then describe the statement of the same shape (same
     /// fingerprint and normalised text) that was analysed.
     pub cached: bool,

@@ -7,10 +7,10 @@
 //! statement text after redaction.
 //!
 //! ## Three paths
-//! Every statement first goes through the token-level [`lexer`] (one pass,
+//! Every statement first goes through the token-level lexer (`lex/`: one pass,
 //! never fails, works on bytes). It gives the kind from the leading
-//! keywords (`classify::classify`), the normalised text and fingerprint, and
-//! the redacted text. Then, unless the statement is larger than
+//! keywords (`kind/classify`), the normalised text and fingerprint, and
+//! the redacted text (`fingerprint/`). Then, unless the statement is larger than
 //! `max_parse_bytes`, nested deeper than `max_nesting` or not valid UTF-8:
 //! 1. **sqlparser** (PostgreSqlDialect) for DML, queries, COPY, TRUNCATE,
 //!    transaction control and session statements, with a custom visitor
@@ -19,12 +19,12 @@
 //!    Other kinds skip it (`parser_note` says so).
 //! 2. **pg_query** (libpg_query, PostgreSQL 18's own grammar) for whatever
 //!    sqlparser rejects or does not handle: its protobuf tree is turned into
-//!    a compact generic tree through `serde` ([`tree`]) and walked
-//!    generically ([`pgq`]), so MERGE sources, RETURNING and FILTER
+//!    a compact generic tree through `serde` (`parsers/pg_query/tree`) and
+//!    walked generically (`parsers/pg_query/walk`), so MERGE sources, RETURNING and FILTER
 //!    subqueries are never missed, and DDL targets come from known fields.
 //! 3. **lexer**: text PostgreSQL itself rejects (and the oversized,
 //!    too-deep or non-UTF-8 cases) keeps the keyword kind and gets objects
-//!    from a token heuristic; `parser_note` tells why the parsers declined.
+//!    from a token heuristic (`parsers/keywords`); `parser_note` tells why the parsers declined.
 //!
 //! The kind always comes from the keyword classifier, so all paths agree on
 //! it; EXPLAIN ANALYZE of DML takes the class of the DML, plain EXPLAIN and
@@ -83,10 +83,15 @@
 //! tokens, spans and normalised texts go to per-thread buffers that are
 //! reused, and the statement text is compared before it is copied.
 //!
+//! [`Analyzer::analyze_picked`] serves the audit path: it splits a Query
+//! string once, lets the caller pick a statement by its byte range and
+//! analyses that statement from the tokens already lexed, through the same
+//! lookups as the statement's text alone.
+//!
 //! ## Modules
 //! The sub-modules depend on each other in this order, never back:
-//! `lex` < `fingerprint`, `kind` < `parsers` < `analysis` < `analyze` <
-//! `analyzer`.
+//! `lex` < `fingerprint`, `kind` < `parsers`, `analysis` (with `text`) <
+//! `analyze` < `analyzer`.
 //! - `lex/`: bytes to tokens to statements
 //!   - `lexer`: token kinds and the one-pass byte lexer
 //!   - `scan`: the lexer's byte classes and scanners (strings, numbers,
@@ -111,16 +116,19 @@
 //!   - `keywords`: objects by token heuristics (lexer path, DO bodies)
 //! - `analysis`: `Analysis`, `Parser`, `AnalyzerConfig`
 //! - `text`: `StatementText` (lossless recorded text)
-//! - `analyze/`: one uncached analysis (lexer pass, parser paths); `rules`:
-//!   the kind rules that turn an `Extract` into an `Analysis`
+//! - `analyze/`: one uncached analysis (the parser paths); `pre`: the
+//!   lexer pass (split, normalise, redact); `rules`: the kind rules that
+//!   turn an `Extract` into an `Analysis`
 //! - `analyzer/`: [`Analyzer`], the thread-safe analyser with the cache
 //!   - `cache`: bounded, sharded LRU (`u64` keys), seeded hashes
 //!   - `template`: the cache's template entries (same tokens up to
 //!     literals)
+//!   - `answer`: a hit's answer (this text's statement texts)
+//!   - `scratch`: the per-thread buffers
 //! - `tests/` (tests): the statement table (`cases`, `cases_ddl`), table,
 //!   kinds, paths and cache (`analyze`), properties over statement
 //!   templates (`props`), robustness and the pg_query corpus oracle
-//!   (`robust`)
+//!   (`robust`), one statement of a Query string (`picked`)
 //!
 //! ## Robustness
 //! No `unwrap` on input-derived data, parsers run under `catch_unwind`,

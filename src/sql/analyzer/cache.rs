@@ -192,7 +192,7 @@ impl<V: Clone> Lru<V> {
 }
 
 /// Cache statistics, and how the statements the cache did not answer were
-/// parsed (the analyzer fills `fallback_*`; [`Cache::stats`] leaves them 0).
+/// parsed (the analyzer fills `fallback_*`; `Cache::stats` leaves them 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct CacheStats {
     pub hits: u64,
