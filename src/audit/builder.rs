@@ -41,22 +41,17 @@ pub trait Classifier: Send + Sync {
         None
     }
 
-    /// Classifies the statement of a Query string that `pick` chooses
-    /// among the byte ranges of its statements (None: the whole text);
-    /// returns the range classified and its classification. By default
-    /// splits with [`crate::sql::statement_ranges`]; a classifier that
-    /// splits the text itself does it once.
+    /// The statement `pick` chooses by its byte range (None: all of `text`),
+    /// classified, with that range. The analyzer splits `text` only once.
     fn classify_picked(
         &self,
         text: &[u8],
         pick: &dyn Fn(&[Range<usize>]) -> Option<usize>,
     ) -> (Range<usize>, Classification) {
         let parts = crate::sql::statement_ranges(text);
-        let range = pick(&parts)
-            .and_then(|i| parts.get(i).cloned())
-            .unwrap_or(0..text.len());
-        let c = self.classify(&text[range.clone()]);
-        (range, c)
+        let range = pick(&parts).and_then(|i| parts.get(i).cloned());
+        let range = range.unwrap_or(0..text.len());
+        (range.clone(), self.classify(&text[range]))
     }
 }
 
@@ -193,10 +188,8 @@ impl RecordBuilder {
     fn statement(&mut self, e: StatementEvent) -> StatementRecord {
         let header = self.header(e.started_at);
         let position = e.failure.as_ref().and_then(|f| f.position);
+        let pick = |parts: &[_]| pick_statement(&e.text, parts, e.statement_index, position);
         let (range, c) = if may_hold_several(&e.text) {
-            let pick = |parts: &[Range<usize>]| {
-                pick_statement(&e.text, parts, e.statement_index, position)
-            };
             self.classifier.classify_picked(&e.text, &pick)
         } else {
             (0..e.text.len(), self.classifier.classify(&e.text))
@@ -304,14 +297,10 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
         return text;
     }
     let parts = crate::sql::statement_ranges(text);
-    match pick_statement(text, &parts, index, error_position) {
-        Some(i) => &text[parts[i].clone()],
-        None => text,
-    }
+    pick_statement(text, &parts, index, error_position).map_or(text, |i| &text[parts[i].clone()])
 }
 
-/// Which of a Query string's statements (`parts`, their byte ranges) a
-/// result belongs to, as [`own_statement`] picks it; None for the whole text.
+/// The statement (of `parts`) [`own_statement`] picks; None: the whole text.
 fn pick_statement(
     text: &[u8],
     parts: &[Range<usize>],

@@ -65,3 +65,42 @@ fn from_analysis(a: &Analysis) -> Classification {
         redacted_escaped: a.statement.escaped,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::AnalyzerConfig;
+
+    /// The trait's default `classify_picked`: split by `statement_ranges`,
+    /// then the statement's text alone through the analyzer.
+    struct SplitFirst(Analyzer);
+
+    impl Classifier for SplitFirst {
+        fn classify(&self, statement: &[u8]) -> Classification {
+            self.0.classify(statement)
+        }
+    }
+
+    #[test]
+    fn one_split_classifies_as_split_then_classify() {
+        let once = Analyzer::new(AnalyzerConfig::default());
+        let twice = SplitFirst(Analyzer::new(AnalyzerConfig::default()));
+        let texts: [&[u8]; 5] = [
+            b"SELECT 1; UPDATE t SET a = 'x;y' WHERE b = 2; -- c\nDELETE FROM u",
+            b"BEGIN; INSERT INTO t VALUES ($$;$$); COMMIT;",
+            b"CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1; END; SELECT f()",
+            b"SELECT '\xff'; SELECT 2",
+            b"SELECT 1 ;  ",
+        ];
+        for text in texts {
+            for index in 0..5 {
+                let pick = |parts: &[Range<usize>]| {
+                    Some(index).filter(|&i| i < parts.len() && parts.len() > 1)
+                };
+                let a = once.classify_picked(text, &pick);
+                let b = twice.classify_picked(text, &pick);
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{index}");
+            }
+        }
+    }
+}
