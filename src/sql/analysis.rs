@@ -6,7 +6,7 @@ use crate::sql::fingerprint::redact::Redaction;
 use crate::sql::kind::{AuditClass, Class, Crud, Kind};
 use crate::sql::text::StatementText;
 
-/// Analyser settings.
+/// Analyzer settings.
 #[derive(Debug, Clone)]
 pub struct AnalyzerConfig {
     pub redaction: Redaction,
@@ -91,6 +91,6 @@ pub struct Analysis {
     /// True when everything literal-independent (kind, objects, `parser`,
     /// `parser_note`, ...) came from [`Analyzer`](crate::sql::Analyzer)'s cache: `parser` and
     /// `parser_note` then describe the statement of the same shape (same
-    /// fingerprint and normalised text) that was analysed.
+    /// fingerprint and normalised text) that was analyzed.
     pub cached: bool,
 }

@@ -64,7 +64,7 @@
 //! same capacity maps exact texts (seeded hash of the bytes, confirmed by
 //! comparing them) to the analyses they got, so a text sent again (every
 //! Execute of a prepared statement) costs one hash, no lexing; a text is
-//! put there when it was analysed or when its shape's entry was returned
+//! put there when it was analyzed or when its shape's entry was returned
 //! as is. A third LRU holds templates (texts up to 1 KiB with their tokens):
 //! a text whose tokens equal a template's but for the values of literals
 //! of the same classes and comments takes its analyses after one lexer
@@ -75,7 +75,7 @@
 //! (statement text after redaction) are always recomputed from the text
 //! actually sent. Hit/miss counters are `AtomicU64`. No global state.
 //! Everything literal-independent comes from the entry, including `parser`
-//! and `parser_note`: they describe the first text of that shape analysed
+//! and `parser_note`: they describe the first text of that shape analyzed
 //! (`parser_note` may quote that text's literal in a parser's error),
 //! and `Analysis::cached` is set on every hit. A hit allocates only what
 //! the caller owns (the result's `Vec`s and `String`s when the text differs
@@ -119,7 +119,7 @@
 //! - `analyze/`: one uncached analysis (the parser paths); `pre`: the
 //!   lexer pass (split, normalise, redact); `rules`: the kind rules that
 //!   turn an `Extract` into an `Analysis`
-//! - `analyzer/`: [`Analyzer`], the thread-safe analyser with the cache
+//! - `analyzer/`: [`Analyzer`], the thread-safe analyzer with the cache
 //!   - `cache`: bounded, sharded LRU (`u64` keys), seeded hashes
 //!   - `template`: the cache's template entries (same tokens up to
 //!     literals)

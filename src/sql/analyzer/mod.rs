@@ -1,4 +1,4 @@
-//! [`Analyzer`]: the thread-safe analyser with the fingerprint-keyed cache
+//! [`Analyzer`]: the thread-safe analyzer with the fingerprint-keyed cache
 //! (the lookups, here), its LRUs ([`cache`]), template entries
 //! ([`template`]), a hit's answer (`answer`) and per-thread buffers
 //! (`scratch`).
@@ -45,7 +45,7 @@ struct Exact {
     analyses: Arc<[Analysis]>,
 }
 
-/// Thread-safe analyser with a bounded cache (`Send + Sync`).
+/// Thread-safe analyzer with a bounded cache (`Send + Sync`).
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     cache: cache::Cache<Entry>,
@@ -79,7 +79,7 @@ impl Analyzer {
         &self.cfg
     }
 
-    /// Analyse a text through the cache: an exact text seen before costs a
+    /// Analyze a text through the cache: an exact text seen before costs a
     /// hash and a compare; a text matching a template one lexer pass; one
     /// of a known shape a lexer pass and normalisation (see the module doc).
     /// The lookup allocates nothing (per-thread buffers).
@@ -91,12 +91,12 @@ impl Analyzer {
         out
     }
 
-    /// Analyse one statement of a Query string: the text is split once
+    /// Analyze one statement of a Query string: the text is split once
     /// (as [`statement_ranges`](crate::sql::statement_ranges) splits it),
     /// `pick` chooses among the statements' byte ranges, and the chosen
-    /// statement is analysed as [`analyze`](Self::analyze) would analyse
+    /// statement is analyzed as [`analyze`](Self::analyze) would analyze
     /// its text alone, from the tokens already lexed. `None` analyses the
-    /// whole text. Returns the range analysed and its analyses.
+    /// whole text. Returns the range analyzed and its analyses.
     pub fn analyze_picked(
         &self,
         text: &[u8],
@@ -122,7 +122,7 @@ impl Analyzer {
         s.ranges.clear();
         s.ranges
             .extend(s.spans.iter().map(|span| span.byte_start..span.byte_end));
-        // the analyzer's own lexer options differ: lex the text analysed again
+        // the analyzer's own lexer options differ: lex the text analyzed again
         let same_lexing = lex_opts(&self.cfg) == LexOptions::default();
         let Some(span) = pick(&s.ranges).and_then(|i| s.spans.get(i).copied()) else {
             let out = if same_lexing {
@@ -163,7 +163,7 @@ impl Analyzer {
 
     /// The exact-text lookup, then (after lexing `text` into `s.toks`
     /// unless `lexed`, when `s.spans` holds its statements too) the
-    /// template and shape lookups; a miss is analysed and cached.
+    /// template and shape lookups; a miss is analyzed and cached.
     fn lookup(&self, text: &[u8], s: &mut Scratch, lexed: bool) -> Arc<[Analysis]> {
         let cacheable = self.cfg.cache_entries > 0 && text.len() <= self.cfg.cache_max_text_bytes;
         let exact_key = if cacheable {
@@ -305,7 +305,7 @@ impl Analyzer {
         }
     }
 
-    /// Every statement of `s.spans` analysed (normalised texts from
+    /// Every statement of `s.spans` analyzed (normalised texts from
     /// `s.norm`); the fallback counters follow the paths taken.
     fn analyze_new(&self, text: &[u8], s: &Scratch) -> Arc<[Analysis]> {
         let mut from = 0;

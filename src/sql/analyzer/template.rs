@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub(super) const TEMPLATE_MAX_BYTES: usize = 1 << 10;
 pub(super) const TEMPLATE_MAX_TOKENS: usize = 256;
 
-/// A text analysed (or answered by its shape's entry) with its tokens and
+/// A text analyzed (or answered by its shape's entry) with its tokens and
 /// statement spans: another text with the same tokens but for the values
 /// of its string and number literals has the same normalised statements
 /// and fingerprints, so it takes the analyses without normalising again.

@@ -47,7 +47,7 @@ macro_rules! kinds {
             pub const ALL: &'static [Kind] = &[$(Kind::$v),*];
             pub fn as_str(self) -> &'static str { match self { $(Kind::$v => $s),* } }
             /// Default class of the kind (EXPLAIN ANALYZE and data-modifying
-            /// CTEs are adjusted by the analyser).
+            /// CTEs are adjusted by the analyzer).
             pub fn class(self) -> Class { match self { $(Kind::$v => Class::$class),* } }
             pub fn crud(self) -> Crud { match self { $(Kind::$v => Crud::$crud),* } }
             pub fn audit_class(self) -> AuditClass { match self { $(Kind::$v => AuditClass::$audit),* } }

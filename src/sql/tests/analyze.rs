@@ -225,7 +225,7 @@ fn cache_hits_and_fresh_statement_text() {
     assert_eq!(d[0].normalized, b[0].normalized);
     assert_eq!(d[0].fingerprint, b[0].fingerprint);
     assert!(d[0].cached);
-    // same shape, but a literal of another class: analysed again, since
+    // same shape, but a literal of another class: analyzed again, since
     // the grammar may take one and not the other (PASSWORD 1 vs 'x')
     let e = an.analyze(b"SELECT * FROM t WHERE id = 'x'");
     assert_eq!(e[0].fingerprint, b[0].fingerprint);

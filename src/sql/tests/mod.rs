@@ -2,7 +2,7 @@
 //! table ([`cases`] and [`cases_ddl`], one [`cases::Case`] a row), table, kinds,
 //! paths and cache ([`analyze`]), property tests over statement templates
 //! ([`props`]), robustness and the pg_query corpus oracle ([`robust`]),
-//! one statement of a Query string analysed ([`picked`]).
+//! one statement of a Query string analyzed ([`picked`]).
 //! Modules' own small tests stay in a `mod tests` at the end of their file.
 
 mod analyze;

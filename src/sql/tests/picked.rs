@@ -1,5 +1,5 @@
 //! [`Analyzer::analyze_picked`]: a Query string split once, the chosen
-//! statement analysed exactly as its text alone would be.
+//! statement analyzed exactly as its text alone would be.
 
 use super::CASES;
 use crate::sql::*;
@@ -31,7 +31,7 @@ fn check(text: &str, cfg: &AnalyzerConfig) {
 }
 
 #[test]
-fn picked_statement_is_analysed_as_alone() {
+fn picked_statement_is_analyzed_as_alone() {
     let std_off = AnalyzerConfig {
         standard_conforming_strings: false,
         ..AnalyzerConfig::default()

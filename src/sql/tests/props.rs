@@ -322,7 +322,7 @@ fn cached_answers_equal_uncached() {
                     sql = format!("/* r{round} */ {sql}");
                 }
                 for _ in 0..2 {
-                    // parser_note may quote a literal of the analysed text
+                    // parser_note may quote a literal of the analyzed text
                     let got: Vec<Analysis> = an
                         .analyze(sql.as_bytes())
                         .iter()
