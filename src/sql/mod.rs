@@ -7,10 +7,10 @@
 //! statement text after redaction.
 //!
 //! ## Three paths
-//! Every statement first goes through the token-level [`lexer`] (one pass,
+//! Every statement first goes through the token-level lexer (`lex/`: one pass,
 //! never fails, works on bytes). It gives the kind from the leading
-//! keywords (`classify::classify`), the normalised text and fingerprint, and
-//! the redacted text. Then, unless the statement is larger than
+//! keywords (`kind/classify`), the normalised text and fingerprint, and
+//! the redacted text (`fingerprint/`). Then, unless the statement is larger than
 //! `max_parse_bytes`, nested deeper than `max_nesting` or not valid UTF-8:
 //! 1. **sqlparser** (PostgreSqlDialect) for DML, queries, COPY, TRUNCATE,
 //!    transaction control and session statements, with a custom visitor
@@ -19,12 +19,12 @@
 //!    Other kinds skip it (`parser_note` says so).
 //! 2. **pg_query** (libpg_query, PostgreSQL 18's own grammar) for whatever
 //!    sqlparser rejects or does not handle: its protobuf tree is turned into
-//!    a compact generic tree through `serde` ([`tree`]) and walked
-//!    generically ([`pgq`]), so MERGE sources, RETURNING and FILTER
+//!    a compact generic tree through `serde` (`parsers/pg_query/tree`) and
+//!    walked generically (`parsers/pg_query/walk`), so MERGE sources, RETURNING and FILTER
 //!    subqueries are never missed, and DDL targets come from known fields.
 //! 3. **lexer**: text PostgreSQL itself rejects (and the oversized,
 //!    too-deep or non-UTF-8 cases) keeps the keyword kind and gets objects
-//!    from a token heuristic; `parser_note` tells why the parsers declined.
+//!    from a token heuristic (`parsers/keywords`); `parser_note` tells why the parsers declined.
 //!
 //! The kind always comes from the keyword classifier, so all paths agree on
 //! it; EXPLAIN ANALYZE of DML takes the class of the DML, plain EXPLAIN and
@@ -64,7 +64,7 @@
 //! same capacity maps exact texts (seeded hash of the bytes, confirmed by
 //! comparing them) to the analyses they got, so a text sent again (every
 //! Execute of a prepared statement) costs one hash, no lexing; a text is
-//! put there when it was analysed or when its shape's entry was returned
+//! put there when it was analyzed or when its shape's entry was returned
 //! as is. A third LRU holds templates (texts up to 1 KiB with their tokens):
 //! a text whose tokens equal a template's but for the values of literals
 //! of the same classes and comments takes its analyses after one lexer
@@ -75,7 +75,7 @@
 //! (statement text after redaction) are always recomputed from the text
 //! actually sent. Hit/miss counters are `AtomicU64`. No global state.
 //! Everything literal-independent comes from the entry, including `parser`
-//! and `parser_note`: they describe the first text of that shape analysed
+//! and `parser_note`: they describe the first text of that shape analyzed
 //! (`parser_note` may quote that text's literal in a parser's error),
 //! and `Analysis::cached` is set on every hit. A hit allocates only what
 //! the caller owns (the result's `Vec`s and `String`s when the text differs
@@ -83,31 +83,52 @@
 //! tokens, spans and normalised texts go to per-thread buffers that are
 //! reused, and the statement text is compared before it is copied.
 //!
+//! [`Analyzer::analyze_picked`] serves the audit path: it splits a Query
+//! string once, lets the caller pick a statement by its byte range and
+//! analyses that statement from the tokens already lexed, through the same
+//! lookups as the statement's text alone.
+//!
 //! ## Modules
-//! - `analyze`: the uncached analysis (lexer pass, parser paths, kind rules)
-//! - `analyzer`: [`Analyzer`], the thread-safe analyser with the cache
-//! - `cache`: bounded, sharded LRU (`u64` keys), seeded hashes
-//! - `classify`: leading-keyword classifier (kind, EXPLAIN inner kind)
-//! - `collapse`: IN/ARRAY/VALUES list collapsing for normalisation
-//! - `extract`: what a parser path extracts (`Extract`), `dedup`
-//! - `kind`: `Kind`, `Class`, `Crud`, `AuditClass`
-//! - `lexer`: token kinds and the one-pass byte lexer
-//! - `lexscan`: the lexer's scanners (strings, numbers, dollar quotes, ...)
-//! - `lexobj`: objects by token heuristics (lexer path, DO bodies)
-//! - `normalize`: normalised text, fingerprint (FNV-1a 64)
-//! - `objtype`: object types named by DDL/DCL keywords (`object_type`)
-//! - `pgq`: the pg_query path (parse, tree helpers, target fix-ups)
-//! - `pgq_walk`: the generic walk of pg_query's tree
-//! - `redact`: redaction of literals and credentials
-//! - `split`: splitting a text into statements
-//! - `sqlp`: the sqlparser path and its visitor
-//! - `template`: the cache's template entries (same tokens up to literals)
+//! The sub-modules depend on each other in this order, never back:
+//! `lex` < `fingerprint`, `kind` < `parsers`, `analysis` (with `text`) <
+//! `analyze` < `analyzer`.
+//! - `lex/`: bytes to tokens to statements
+//!   - `lexer`: token kinds and the one-pass byte lexer
+//!   - `scan`: the lexer's byte classes and scanners (strings, numbers,
+//!     dollar quotes, ...)
+//!   - `keywords`: keyword tests on tokens (`kw`, keywords before `(`)
+//!   - `split`: splitting a text into statements (`StmtSpan`)
+//! - `fingerprint/`: the texts computed from tokens alone
+//!   - `normalize`: normalised text, fingerprint (FNV-1a 64)
+//!   - `collapse`: IN/ARRAY/VALUES list collapsing for normalisation
+//!   - `redact`: redaction of literals and credentials
+//! - `kind/`: `Kind`, `Class`, `Crud`, `AuditClass`, and the keywords
+//!   that give them
+//!   - `words`: one statement's significant tokens, read word by word
+//!   - `classify`: leading-keyword classifier (kind, EXPLAIN inner kind)
+//!   - `objtype`: object types named by DDL/DCL keywords (`object_type`)
+//! - `parsers/`: what a parser path extracts (`Extract`) and why one
+//!   declines (`Declined`)
+//!   - `sqlparser`: the sqlparser path and its visitor
+//!   - `pg_query/`: the pg_query path (parse, target fix-ups); `tree`:
+//!     protobuf to a compact generic tree; `nodes`: reading its nodes;
+//!     `walk`: the generic walk
+//!   - `keywords`: objects by token heuristics (lexer path, DO bodies)
+//! - `analysis`: `Analysis`, `Parser`, `AnalyzerConfig`
 //! - `text`: `StatementText` (lossless recorded text)
-//! - `tree`: pg_query protobuf to a compact generic tree
-//! - `cases`, `cases_ddl` (tests): the statement table, DML and DDL halves
-//! - `tests` (tests): table, kinds, paths and cache tests
-//! - `robust_tests` (tests): robustness and the pg_query corpus oracle
-//! - `props` (tests): property tests over statement templates
+//! - `analyze/`: one uncached analysis (the parser paths); `pre`: the
+//!   lexer pass (split, normalise, redact); `rules`: the kind rules that
+//!   turn an `Extract` into an `Analysis`
+//! - `analyzer/`: [`Analyzer`], the thread-safe analyzer with the cache
+//!   - `cache`: bounded, sharded LRU (`u64` keys), seeded hashes
+//!   - `template`: the cache's template entries (same tokens up to
+//!     literals)
+//!   - `answer`: a hit's answer (this text's statement texts)
+//!   - `scratch`: the per-thread buffers
+//! - `tests/` (tests): the statement table (`cases`, `cases_ddl`), table,
+//!   kinds, paths and cache (`analyze`), properties over statement
+//!   templates (`props`), robustness and the pg_query corpus oracle
+//!   (`robust`), one statement of a Query string (`picked`)
 //!
 //! ## Robustness
 //! No `unwrap` on input-derived data, parsers run under `catch_unwind`,
@@ -121,152 +142,23 @@
 //! backslash is doubled and each invalid byte written `\xNN`, with
 //! `StatementText::escaped` set.
 
-pub mod analyze;
-pub mod analyzer;
-pub mod cache;
-pub mod classify;
-mod collapse;
-pub mod extract;
-pub mod kind;
-pub mod lexer;
-pub mod lexobj;
-mod lexscan;
-pub mod normalize;
-pub mod objtype;
-pub mod pgq;
-mod pgq_walk;
-pub mod redact;
-pub mod split;
-pub mod sqlp;
-mod template;
-pub mod text;
-pub mod tree;
+pub(crate) mod analysis;
+pub(crate) mod analyze;
+pub(crate) mod analyzer;
+pub(crate) mod fingerprint;
+pub(crate) mod kind;
+pub(crate) mod lex;
+pub(crate) mod parsers;
+pub(crate) mod text;
 
-#[cfg(test)]
-mod cases;
-#[cfg(test)]
-mod cases_ddl;
-#[cfg(test)]
-mod props;
-#[cfg(test)]
-mod robust_tests;
 #[cfg(test)]
 mod tests;
 
+pub use analysis::{Analysis, AnalyzerConfig, Parser};
 pub use analyze::{analyze, analyze_pg_query_only};
+pub use analyzer::cache::CacheStats;
 pub use analyzer::Analyzer;
-pub use cache::CacheStats;
-pub use classify::KwClass;
+pub use fingerprint::redact::Redaction;
 pub use kind::{AuditClass, Class, Crud, Kind};
-pub use redact::Redaction;
+pub use lex::statement_ranges;
 pub use text::StatementText;
-
-use lexer::{LexOptions, Tok};
-
-/// Analyser settings.
-#[derive(Debug, Clone)]
-pub struct AnalyzerConfig {
-    pub redaction: Redaction,
-    /// Statements larger than this are only lexed (default 1 MiB).
-    pub max_parse_bytes: usize,
-    /// Cache capacity in texts (default 10,000; 0 disables the cache).
-    pub cache_entries: usize,
-    /// Statements with `(`/`[` nesting deeper than this are only lexed
-    /// (default 200).
-    pub max_nesting: usize,
-    /// Texts larger than this are not cached (default 8 KiB). With
-    /// `cache_entries` this bounds the cache's memory: an entry holds about
-    /// three times its text (statement, normalised text, names), an
-    /// exact-text entry a copy of the text and a template (texts up to 1
-    /// KiB) the text and its tokens, and either may keep analyses alive
-    /// that the first LRU evicted, so at most ~70 KiB x `cache_entries`
-    /// (~700 MB worst case at the defaults, for adversarial 8 KiB texts; a
-    /// few MB for typical application statements).
-    pub cache_max_text_bytes: usize,
-    /// `standard_conforming_strings` (default true).
-    pub standard_conforming_strings: bool,
-}
-
-impl Default for AnalyzerConfig {
-    fn default() -> Self {
-        AnalyzerConfig {
-            redaction: Redaction::None,
-            max_parse_bytes: 1 << 20,
-            cache_entries: 10_000,
-            max_nesting: 200,
-            cache_max_text_bytes: 8 << 10,
-            standard_conforming_strings: true,
-        }
-    }
-}
-
-/// Which path classified the statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum Parser {
-    #[serde(rename = "sqlparser")]
-    Sqlparser,
-    #[serde(rename = "pg_query")]
-    PgQuery,
-    #[serde(rename = "lexer")]
-    Lexer,
-}
-
-impl Parser {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Parser::Sqlparser => "sqlparser",
-            Parser::PgQuery => "pg_query",
-            Parser::Lexer => "lexer",
-        }
-    }
-}
-
-/// Classification of one statement (the record contract's fields).
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
-pub struct Analysis {
-    pub kind: Kind,
-    pub class: Class,
-    pub crud: Crud,
-    pub audit_class: AuditClass,
-    pub objects_read: Vec<String>,
-    pub objects_written: Vec<String>,
-    pub functions: Vec<String>,
-    pub parser: Parser,
-    /// Why earlier paths declined (None when sqlparser answered).
-    pub parser_note: Option<String>,
-    pub fingerprint: u64,
-    pub normalized: String,
-    pub statement: StatementText,
-    /// SELECT ... FOR UPDATE/SHARE (anywhere) or LOCK.
-    pub locking: bool,
-    /// Type of the DDL/DCL/maintenance targets in `objects_written`
-    /// (`table`, `index`, `function`, `schema`, `role`, ...); None for DML.
-    pub object_type: Option<&'static str>,
-    /// For EXPLAIN: the explained statement's kind and whether ANALYZE runs it.
-    pub explain_inner: Option<Kind>,
-    pub explain_analyze: bool,
-    /// True when everything literal-independent (kind, objects, `parser`,
-    /// `parser_note`, ...) came from [`Analyzer`]'s cache: `parser` and
-    /// `parser_note` then describe the statement of the same shape (same
-    /// fingerprint and normalised text) that was analysed.
-    pub cached: bool,
-}
-
-/// True if the lexer sees any literal in `text` (used by redaction tests).
-pub fn has_literal(text: &[u8]) -> bool {
-    lexer::tokenize(text, LexOptions::default())
-        .iter()
-        .any(|t| t.kind == Tok::Str || t.kind == Tok::Num)
-}
-
-/// Byte ranges of the statements in a Query string, split as PostgreSQL
-/// does (quotes, comments, parentheses and `BEGIN ATOMIC` bodies protect
-/// semicolons; empty statements dropped; comments before a statement
-/// belong to it).
-pub fn statement_ranges(text: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let toks = lexer::tokenize(text, LexOptions::default());
-    split::split(text, &toks)
-        .into_iter()
-        .map(|s| s.byte_start..s.byte_end)
-        .collect()
-}

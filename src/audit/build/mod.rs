@@ -6,6 +6,7 @@ mod classify;
 pub mod role;
 mod transactions;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -45,6 +46,19 @@ pub trait Classifier: Send + Sync {
     /// Classification cache counters, if the classifier keeps a cache.
     fn cache_stats(&self) -> Option<crate::sql::CacheStats> {
         None
+    }
+
+    /// The statement `pick` chooses by its byte range (None: all of `text`),
+    /// classified, with that range. The analyzer splits `text` only once.
+    fn classify_picked(
+        &self,
+        text: &[u8],
+        pick: &dyn Fn(&[Range<usize>]) -> Option<usize>,
+    ) -> (Range<usize>, Classification) {
+        let parts = crate::sql::statement_ranges(text);
+        let range = pick(&parts).and_then(|i| parts.get(i).cloned());
+        let range = range.unwrap_or(0..text.len());
+        (range.clone(), self.classify(&text[range]))
     }
 }
 
@@ -202,8 +216,13 @@ impl RecordBuilder {
     fn statement(&mut self, e: StatementEvent) -> StatementRecord {
         let header = self.header(e.started_at);
         let position = e.failure.as_ref().and_then(|f| f.position);
-        let text = own_statement(&e.text, e.statement_index, position);
-        let c = self.classifier.classify(text);
+        let pick = |parts: &[_]| pick_statement(&e.text, parts, e.statement_index, position);
+        let (range, c) = if may_hold_several(&e.text) {
+            self.classifier.classify_picked(&e.text, &pick)
+        } else {
+            (0..e.text.len(), self.classifier.classify(&e.text))
+        };
+        let text = &e.text[range];
         let (statement, truncated, escaped) = match c.redacted {
             Some(r) => {
                 let (s, cut) = truncate(r, self.max_statement_bytes);
@@ -346,8 +365,18 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
         return text;
     }
     let parts = crate::sql::statement_ranges(text);
+    pick_statement(text, &parts, index, error_position).map_or(text, |i| &text[parts[i].clone()])
+}
+
+/// The statement (of `parts`) [`own_statement`] picks; None: the whole text.
+fn pick_statement(
+    text: &[u8],
+    parts: &[Range<usize>],
+    index: u32,
+    error_position: Option<u32>,
+) -> Option<usize> {
     if parts.len() <= 1 {
-        return text;
+        return None;
     }
     let by_position = error_position.and_then(|p| {
         let s = std::str::from_utf8(text).ok()?;
@@ -355,12 +384,9 @@ pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[
             .char_indices()
             .nth(p.checked_sub(1)? as usize)
             .map_or(s.len(), |(i, _)| i);
-        parts.iter().find(|r| offset < r.end).cloned()
+        parts.iter().position(|r| offset < r.end)
     });
-    match by_position.or_else(|| parts.get(index as usize).cloned()) {
-        Some(r) => &text[r],
-        None => text,
-    }
+    by_position.or_else(|| Some(index as usize).filter(|&i| i < parts.len()))
 }
 
 /// Most Query strings hold one statement, at most followed by `;`: those

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::audit::event::{TransactionEvent, TransactionOutcome, TxnRef, TxnStatus};
 use crate::audit::SessionInfo;
-use crate::sql::lexer::{tokenize, LexOptions, Tok};
+use crate::sql::lex::{tokenize, LexOptions, Tok};
 
 /// The transactions of one session.
 pub(super) struct Transactions {

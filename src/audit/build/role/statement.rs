@@ -1,7 +1,7 @@
 //! The role change a statement makes: `SET ROLE`, `SET SESSION
 //! AUTHORIZATION`, their `RESET` forms, `DISCARD ALL`.
 
-use crate::sql::lexer::{kw, tokenize, LexOptions, Tok, Token};
+use crate::sql::lex::{kw, tokenize, LexOptions, Tok, Token};
 
 /// What a statement does to the acting role.
 #[derive(Debug, Clone, PartialEq, Eq)]
