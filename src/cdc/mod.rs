@@ -5,13 +5,14 @@
 //! - [`lsn`]: WAL positions and their `X/Y` text form.
 //! - [`pgoutput`]: the plugin's messages, decoded without I/O.
 //! - [`relation`]: the Relation cache: tuples as named columns, key columns.
-//! - `replication` (next): the replication connection: login, slot commands,
+//! - [`replication`]: the replication connection: login, slot commands,
 //!   `START_REPLICATION`, XLogData and keepalives, standby status updates
 //!   that move the slot only to what the caller confirmed.
 
 pub mod lsn;
 pub mod pgoutput;
 pub mod relation;
+pub mod replication;
 
 pub use lsn::Lsn;
 pub use pgoutput::{Decoder, LogicalMessage};
