@@ -68,8 +68,9 @@ impl ReplicationStream {
     }
 
     /// The next message or keepalive. Sends the periodic status update
-    /// while it waits, answers keepalives that ask for one, and gives up
-    /// after `server_timeout` of silence. Cancel-safe: a frame is only
+    /// while it waits (asking for a reply once the server has been quiet
+    /// for half of `server_timeout`), answers keepalives that ask for one,
+    /// and gives up after `server_timeout` of silence. Cancel-safe: a frame is only
     /// taken from the buffer whole.
     pub async fn next(&mut self) -> Result<StreamEvent, ReplicationError> {
         loop {
@@ -78,7 +79,12 @@ impl ReplicationStream {
             let frame = tokio::select! {
                 frame = self.conn.read_frame() => frame?,
                 () = tokio::time::sleep_until(status_due) => {
-                    self.send_status(false).await?;
+                    // A caught-up walsender that hears from us sends
+                    // nothing (PostgreSQL 15 pings only after half its own
+                    // timeout without replies); ask it to answer, as
+                    // walreceiver does, once half our timeout passed.
+                    let ping = self.last_heard.elapsed() >= self.server_timeout / 2;
+                    self.send_status(ping).await?;
                     continue;
                 }
                 () = tokio::time::sleep_until(silent_at) => {
