@@ -172,4 +172,42 @@ async fn silent_server_is_detected_and_status_updates_keep_their_cadence() {
         (field(last, 1), field(last, 9), field(last, 17)),
         (0x5000, 0x4000, 0x4000)
     );
+    // Replies are asked for only once the server was quiet for half the
+    // timeout.
+    assert_eq!((updates[0][33], last[33]), (0, 1));
+}
+
+#[tokio::test]
+async fn idle_stream_outlives_the_timeout_by_asking_for_replies() {
+    let (pg, db) = fresh_db("cdc_idle");
+    connect(&pg.conn_string(&db))
+        .await
+        .batch_execute("CREATE TABLE t (id int); CREATE PUBLICATION pub FOR TABLE t")
+        .await
+        .unwrap();
+    let mut cfg = config(pg, &db);
+    cfg.status_interval = Duration::from_millis(300);
+    cfg.server_timeout = Duration::from_millis(1500);
+    let mut repl = ReplicationClient::connect(&cfg).await.unwrap();
+    repl.create_slot(&format!("s_{db}"), true).await.unwrap();
+    let mut stream = repl
+        .start(&options(&format!("s_{db}"), Lsn::INVALID))
+        .await
+        .unwrap();
+    // Caught up and confirmed, PostgreSQL 15 sends nothing unasked: the
+    // stream lives on the keepalives its pings ask for.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut keepalives = 0;
+    while tokio::time::Instant::now() < until {
+        match tokio::time::timeout_at(until, stream.next()).await {
+            Ok(Ok(StreamEvent::Keepalive { wal_end, .. })) => {
+                keepalives += 1;
+                stream.confirm(wal_end);
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => break,
+        }
+    }
+    assert!(keepalives >= 3, "{keepalives} keepalives");
+    stream.stop().await.unwrap();
 }

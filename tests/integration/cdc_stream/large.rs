@@ -1,5 +1,6 @@
 //! A transaction larger than `logical_decoding_work_mem`, streamed before
-//! it commits (protocol 2): blocks, xids on every change, one Stream Commit.
+//! it commits (protocol 2): blocks, xids on every change (a subtransaction's
+//! own), one Stream Commit.
 
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ struct Streamed {
     stops: usize,
     inserts: usize,
     inserts_with_xid: usize,
+    /// Xids other than the top-level one on inserts (subtransactions).
+    other_xids: std::collections::BTreeSet<Option<u32>>,
     begins: usize,
     commit_xid: Option<u32>,
 }
@@ -44,7 +47,11 @@ async fn count_streamed(stream: &mut ReplicationStream, xid: u32) -> Streamed {
                 LogicalMessage::StreamStop => seen.stops += 1,
                 LogicalMessage::Insert(i) => {
                     seen.inserts += 1;
-                    seen.inserts_with_xid += usize::from(i.xid == Some(xid));
+                    if i.xid == Some(xid) {
+                        seen.inserts_with_xid += 1;
+                    } else {
+                        seen.other_xids.insert(i.xid);
+                    }
                 }
                 LogicalMessage::Begin(_) => seen.begins += 1,
                 LogicalMessage::StreamCommit(c) => seen.commit_xid = Some(c.xid),
@@ -84,7 +91,10 @@ async fn large_transaction_streams_in_blocks_on_protocol_2() {
     repl.create_slot(&slot, true).await.unwrap();
     let xid = txn(
         &client,
-        "INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 50000) g",
+        "INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 45000) g;
+         SAVEPOINT a;
+         INSERT INTO big SELECT g, 'row ' || g FROM generate_series(45001, 50000) g;
+         RELEASE a",
         true,
     )
     .await;
@@ -95,7 +105,12 @@ async fn large_transaction_streams_in_blocks_on_protocol_2() {
     assert_eq!(seen.first_segments, 1);
     assert_eq!(seen.starts, seen.stops);
     assert_eq!(seen.inserts, 50_000);
-    assert_eq!(seen.inserts_with_xid, 50_000);
+    // Changes made in a subtransaction carry the subtransaction's xid,
+    // not txid_current()'s: only the block's Stream Start names the
+    // top-level transaction.
+    assert_eq!(seen.inserts_with_xid, 45_000);
+    assert_eq!(seen.other_xids.len(), 1, "{seen:?}");
+    assert!(!seen.other_xids.contains(&None));
     assert_eq!(seen.begins, 0);
     assert!(!stream.in_stream_block());
     stream.stop().await.unwrap();
