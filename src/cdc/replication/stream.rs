@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::wire::{self, CopyMessage, StandbyStatus};
@@ -11,6 +12,7 @@ use super::{server_error, unexpected, ReplicationError};
 use crate::cdc::pgoutput::{Decoder, LogicalMessage, PgTimestamp};
 use crate::cdc::Lsn;
 use crate::protocol::{build, tag, Frame};
+use crate::session::error::SessionError;
 use crate::session::stream::Framed;
 
 /// What [`ReplicationStream::next`] yields.
@@ -45,6 +47,11 @@ pub struct ReplicationStream {
     server_timeout: Duration,
     next_status: Instant,
     last_heard: Instant,
+    /// A frame on its way out and how much of it was written: kept across
+    /// calls so that a `next()` cancelled in the middle of a write
+    /// finishes that frame before anything else is sent.
+    out: Option<Bytes>,
+    out_pos: usize,
 }
 
 impl ReplicationStream {
@@ -64,15 +71,19 @@ impl ReplicationStream {
             server_timeout,
             next_status: now + status_interval,
             last_heard: now,
+            out: None,
+            out_pos: 0,
         }
     }
 
     /// The next message or keepalive. Sends the periodic status update
     /// while it waits (asking for a reply once the server has been quiet
     /// for half of `server_timeout`), answers keepalives that ask for one,
-    /// and gives up after `server_timeout` of silence. Cancel-safe: a frame is only
-    /// taken from the buffer whole.
+    /// and gives up after `server_timeout` of silence. Cancel-safe: a frame
+    /// is only taken from the buffer whole, and a status update cut off
+    /// by a cancel is finished by the next call.
     pub async fn next(&mut self) -> Result<StreamEvent, ReplicationError> {
+        self.finish_write().await?;
         loop {
             let status_due = self.next_status;
             let silent_at = self.last_heard + self.server_timeout;
@@ -181,13 +192,39 @@ impl ReplicationStream {
         Ok(())
     }
 
-    /// A write that gives up with the server's timeout: a server that
-    /// stops reading is as dead as a silent one.
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), ReplicationError> {
-        tokio::time::timeout(self.server_timeout, self.conn.write(bytes))
+    /// Sends `frame` after whatever is still on its way out.
+    async fn write(&mut self, frame: &[u8]) -> Result<(), ReplicationError> {
+        self.finish_write().await?;
+        self.out = Some(Bytes::copy_from_slice(frame));
+        self.out_pos = 0;
+        self.finish_write().await
+    }
+
+    /// Writes the rest of the frame on its way out, if any. Each write's
+    /// count is recorded before the next await, so a cancel loses nothing;
+    /// a server that stops reading for `server_timeout` is as dead as a
+    /// silent one.
+    async fn finish_write(&mut self) -> Result<(), ReplicationError> {
+        let timeout = self.server_timeout;
+        let write_out = async {
+            while let Some(out) = self.out.clone() {
+                let n = self.conn.stream.write(&out[self.out_pos..]).await;
+                let n = n.map_err(SessionError::from)?;
+                if n == 0 {
+                    return Err(ReplicationError::Connection(SessionError::Closed));
+                }
+                self.out_pos += n;
+                if self.out_pos >= out.len() {
+                    self.out = None;
+                    self.out_pos = 0;
+                }
+            }
+            self.conn.stream.flush().await.map_err(SessionError::from)?;
+            Ok(())
+        };
+        tokio::time::timeout(timeout, write_out)
             .await
-            .map_err(|_| ReplicationError::ServerSilent(self.server_timeout))?
-            .map_err(ReplicationError::from)
+            .map_err(|_| ReplicationError::ServerSilent(timeout))?
     }
 
     /// Ends the stream cleanly: a last status update with the confirmed
