@@ -199,26 +199,7 @@ impl ReplicationClient {
 
     /// The `START_REPLICATION` command for `options` on this server.
     pub fn start_command(&self, options: &StartOptions) -> String {
-        let streaming = options.streaming && self.server_major >= 14;
-        let mut args = vec![
-            format!("proto_version '{}'", if streaming { 2 } else { 1 }),
-            format!(
-                "publication_names {}",
-                wire::publication_names(&options.publications)
-            ),
-        ];
-        if options.messages {
-            args.push("messages 'true'".into());
-        }
-        if streaming {
-            args.push("streaming 'on'".into());
-        }
-        format!(
-            "START_REPLICATION SLOT {} LOGICAL {} ({})",
-            wire::quote_ident(&options.slot),
-            options.start,
-            args.join(", ")
-        )
+        start_command(options, self.server_major)
     }
 
     /// Starts streaming; the server answers CopyBothResponse, or an error
@@ -248,6 +229,31 @@ impl ReplicationClient {
             self.config.server_timeout,
         ))
     }
+}
+
+/// `START_REPLICATION`: protocol 2 with streaming when asked for and the
+/// server (14+) has it, otherwise protocol 1.
+pub fn start_command(options: &StartOptions, server_major: u32) -> String {
+    let streaming = options.streaming && server_major >= 14;
+    let mut args = vec![
+        format!("proto_version '{}'", if streaming { 2 } else { 1 }),
+        format!(
+            "publication_names {}",
+            wire::publication_names(&options.publications)
+        ),
+    ];
+    if options.messages {
+        args.push("messages 'true'".into());
+    }
+    if streaming {
+        args.push("streaming 'on'".into());
+    }
+    format!(
+        "START_REPLICATION SLOT {} LOGICAL {} ({})",
+        wire::quote_ident(&options.slot),
+        options.start,
+        args.join(", ")
+    )
 }
 
 /// TCP (with the connect timeout) and TLS per `upstream.tls`, as sessions
@@ -336,6 +342,34 @@ fn parsed<T: std::str::FromStr>(row: &Row, i: usize) -> Result<Option<T>, Replic
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn start_command_picks_the_protocol_by_server_version() {
+        let mut options = StartOptions {
+            slot: "s\"1".into(),
+            publications: vec!["p".into()],
+            start: Lsn(0x1_0000_00A0),
+            streaming: true,
+            messages: true,
+        };
+        assert_eq!(
+            start_command(&options, 15),
+            "START_REPLICATION SLOT \"s\"\"1\" LOGICAL 1/A0 (proto_version '2', \
+             publication_names '\"p\"', messages 'true', streaming 'on')"
+        );
+        assert_eq!(
+            start_command(&options, 13),
+            "START_REPLICATION SLOT \"s\"\"1\" LOGICAL 1/A0 (proto_version '1', \
+             publication_names '\"p\"', messages 'true')"
+        );
+        options.streaming = false;
+        options.messages = false;
+        assert!(
+            start_command(&options, 15).ends_with("(proto_version '1', publication_names '\"p\"')")
+        );
+    }
+
     #[test]
     fn major_version_from_server_version() {
         assert_eq!(super::major_version(b"15.4 (Debian 15.4-1)"), 15);

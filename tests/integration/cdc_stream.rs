@@ -220,6 +220,12 @@ async fn changes_decode_with_values_old_tuples_xids_and_resume_after_confirm() {
         })
         .collect();
     assert_eq!(begins, vec![xids.truncate]);
+    // The non-transactional message lies after the confirmed position:
+    // it comes again, as a consumer of markers must expect.
+    let resent = again.iter().any(|(_, m)| {
+        matches!(m, LogicalMessage::Message(msg) if !msg.transactional && &msg.content[..] == b"nt")
+    });
+    assert!(resent, "{again:?}");
     assert!(again
         .iter()
         .all(|(lsn, _)| !lsn.is_valid() || *lsn > confirm_at));
