@@ -19,6 +19,7 @@ use crate::harness::proxy::{connect, fresh_db};
 
 mod errors;
 mod large;
+mod tls;
 
 pub(crate) fn config(pg: &PgCluster, db: &str) -> ReplicationConfig {
     let upstream = UpstreamConfig {
