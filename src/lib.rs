@@ -18,6 +18,7 @@
 //! - [`tls`]: rustls acceptor and upstream connector (sslmode semantics).
 //! - [`sql`]: statement analysis: kind, class, objects, functions, fingerprint, redaction, cache.
 //! - [`audit`]: statement and session events, records, the writer thread, sinks.
+//! - [`cdc`]: row changes from logical decoding: the replication client, the pgoutput decoder.
 //! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cancel;
+pub mod cdc;
 pub mod config;
 pub mod config_file;
 pub mod context;

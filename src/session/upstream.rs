@@ -44,7 +44,7 @@ async fn open(ctx: &ProxyContext) -> Result<(Framed, SocketAddr), SessionError> 
     Ok((Framed::new(stream, BytesMut::new(), limits), addr))
 }
 
-async fn negotiate_tls(
+pub(crate) async fn negotiate_tls(
     mut tcp: TcpStream,
     connector: &tokio_rustls::TlsConnector,
     name: &rustls::pki_types::ServerName<'static>,

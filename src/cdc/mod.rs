@@ -1,0 +1,19 @@
+//! Row changes from PostgreSQL's logical decoding (issue 14): the
+//! replication connection and the `pgoutput` decoder. Nothing here knows
+//! about sessions or audit records yet; attribution comes later.
+//!
+//! - [`lsn`]: WAL positions and their `X/Y` text form.
+//! - [`pgoutput`]: the plugin's messages, decoded without I/O.
+//! - [`relation`]: the Relation cache: tuples as named columns, key columns.
+//! - [`replication`]: the replication connection: login, slot commands,
+//!   `START_REPLICATION`, XLogData and keepalives, standby status updates
+//!   that move the slot only to what the caller confirmed.
+
+pub mod lsn;
+pub mod pgoutput;
+pub mod relation;
+pub mod replication;
+
+pub use lsn::Lsn;
+pub use pgoutput::{Decoder, LogicalMessage};
+pub use relation::{Relation, RelationCache};
