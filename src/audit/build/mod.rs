@@ -4,21 +4,18 @@
 
 mod classify;
 pub mod role;
+mod session;
+mod statement;
 mod transactions;
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::event::{
-    AuditEvent, Param, SessionEvent, SessionEventType, StatementEvent, TransactionEvent,
-};
-use super::record::{
-    micros_since_epoch, GapRecord, Label, Record, RecordHeader, SessionRecord, StatementRecord,
-    TransactionRecord,
-};
-use crate::text::lossless;
+use super::event::AuditEvent;
+use super::record::{micros_since_epoch, GapRecord, Label, Record, RecordHeader};
 use role::RoleTracker;
+pub use statement::own_statement;
 
 /// Classification of one statement, as it lands in the record.
 #[derive(Debug, Clone, Default)]
@@ -212,190 +209,6 @@ impl RecordBuilder {
             .as_ref()
             .map_or_else(String::new, |(_, text)| text.clone())
     }
-
-    fn statement(&mut self, e: StatementEvent) -> StatementRecord {
-        let header = self.header(e.started_at);
-        let position = e.failure.as_ref().and_then(|f| f.position);
-        let pick = |parts: &[_]| pick_statement(&e.text, parts, e.statement_index, position);
-        let (range, c) = if may_hold_several(&e.text) {
-            self.classifier.classify_picked(&e.text, &pick)
-        } else {
-            (0..e.text.len(), self.classifier.classify(&e.text))
-        };
-        let text = &e.text[range];
-        let (statement, truncated, escaped) = match c.redacted {
-            Some(r) => {
-                let (s, cut) = truncate(r, self.max_statement_bytes);
-                (s, cut, c.redacted_escaped)
-            }
-            None => {
-                let (s, escaped) = lossless(text);
-                let (s, cut) = truncate(s.into_owned(), self.max_statement_bytes);
-                (s, cut, escaped)
-            }
-        };
-        let s = &e.session;
-        let (sqlstate, error_message) = match &e.failure {
-            Some(f) => (f.sqlstate.clone(), f.message.clone()),
-            None => (String::new(), String::new()),
-        };
-        let effective_role = self.roles.effective(s);
-        let command_tag = e.command_tag.unwrap_or_default();
-        let rows = e.rows.unwrap_or(0);
-        let written = match e.failure {
-            None => transactions::rows_written(&command_tag, rows, !c.objects_written.is_empty()),
-            Some(_) => 0,
-        };
-        self.transactions
-            .statement(&s.session_id, e.transaction, header.seq, written);
-        if e.failure.is_none() {
-            // Only SET, RESET and DISCARD change roles: other statements
-            // are not lexed again (the classifier already read them).
-            let may_change = matches!(&*c.kind, "set" | "reset" | "discard" | "unknown" | "");
-            let text = if may_change { text } else { &[] };
-            self.roles.after_statement(s, text, &command_tag);
-        }
-        StatementRecord {
-            header,
-            duration_us: e.duration_us,
-            session_id: s.session_id.clone(),
-            backend_pid: s.backend_pid,
-            user: s.user.clone(),
-            db_role: s.db_role.clone(),
-            effective_role,
-            database: s.database.clone(),
-            client_addr: self.client_addr(s.client_addr),
-            client_port: s.client_port,
-            application_name: e.application_name.to_string(),
-            protocol: e.protocol,
-            statement,
-            statement_truncated: truncated,
-            statement_escaped: escaped,
-            fingerprint: c.fingerprint,
-            normalized: c.normalized,
-            kind: c.kind,
-            class: c.class,
-            crud: c.crud,
-            audit_class: c.audit_class,
-            objects_read: c.objects_read,
-            objects_written: c.objects_written,
-            functions: c.functions,
-            parser: c.parser,
-            command_tag,
-            rows,
-            success: e.failure.is_none(),
-            sqlstate,
-            error_message,
-            txn_status: Label::Borrowed(e.txn_status.label()),
-            transaction_id: e.transaction.id,
-            params: e.params.map(|p| p.iter().map(render_param).collect()),
-        }
-    }
-
-    fn session(&mut self, e: SessionEvent) -> SessionRecord {
-        let header = self.header(e.at);
-        let s = &e.session;
-        let effective_role = self.roles.effective(s);
-        if matches!(
-            e.event_type,
-            SessionEventType::Disconnect | SessionEventType::AuthFailed
-        ) {
-            self.roles.end_session(&s.session_id);
-            self.transactions.end_session(&s.session_id);
-        }
-        SessionRecord {
-            header,
-            event_type: e.event_type,
-            session_id: s.session_id.clone(),
-            backend_pid: s.backend_pid,
-            user: s.user.clone(),
-            db_role: s.db_role.clone(),
-            effective_role,
-            database: s.database.clone(),
-            client_addr: self.client_addr(s.client_addr),
-            client_port: s.client_port,
-            application_name: s.application_name.clone(),
-            tls: s.tls,
-            auth_method: s.auth_method.clone(),
-            reason: e.reason.unwrap_or_default(),
-            bytes_in: e.bytes_in,
-            bytes_out: e.bytes_out,
-            statements: e.statements,
-            duration_us: e.duration_us,
-        }
-    }
-}
-
-impl RecordBuilder {
-    fn transaction(&mut self, e: TransactionEvent) -> TransactionRecord {
-        let header = self.header(SystemTime::now());
-        let s = &e.session;
-        let seqs = self.transactions.end(&s.session_id, &e);
-        TransactionRecord {
-            header,
-            transaction_id: e.transaction_id,
-            session_id: s.session_id.clone(),
-            backend_pid: s.backend_pid,
-            user: s.user.clone(),
-            db_role: s.db_role.clone(),
-            effective_role: self.roles.effective(s),
-            database: s.database.clone(),
-            client_addr: self.client_addr(s.client_addr),
-            client_port: s.client_port,
-            application_name: e.application_name.to_string(),
-            outcome: e.outcome,
-            statements: u64::from(e.statements),
-            first_seq: seqs.first_seq,
-            last_seq: seqs.last_seq,
-            started_at: micros_since_epoch(e.started_at),
-            duration_us: e.duration_us,
-            rows_changed: seqs.rows_changed,
-            xid: None,
-            undone_from_seq: seqs.undone_from_seq,
-            undone_to_seq: seqs.undone_to_seq,
-        }
-    }
-}
-
-/// The text of the statement a result belongs to. An error position (1-based,
-/// in characters) wins over the index, because PostgreSQL rejects a whole
-/// Query string for a syntax error in any one of its statements.
-pub fn own_statement(text: &[u8], index: u32, error_position: Option<u32>) -> &[u8] {
-    if !may_hold_several(text) {
-        return text;
-    }
-    let parts = crate::sql::statement_ranges(text);
-    pick_statement(text, &parts, index, error_position).map_or(text, |i| &text[parts[i].clone()])
-}
-
-/// The statement (of `parts`) [`own_statement`] picks; None: the whole text.
-fn pick_statement(
-    text: &[u8],
-    parts: &[Range<usize>],
-    index: u32,
-    error_position: Option<u32>,
-) -> Option<usize> {
-    if parts.len() <= 1 {
-        return None;
-    }
-    let by_position = error_position.and_then(|p| {
-        let s = std::str::from_utf8(text).ok()?;
-        let offset = s
-            .char_indices()
-            .nth(p.checked_sub(1)? as usize)
-            .map_or(s.len(), |(i, _)| i);
-        parts.iter().position(|r| offset < r.end)
-    });
-    by_position.or_else(|| Some(index as usize).filter(|&i| i < parts.len()))
-}
-
-/// Most Query strings hold one statement, at most followed by `;`: those
-/// need no lexing here (the analyzer lexes them anyway).
-fn may_hold_several(text: &[u8]) -> bool {
-    match text.iter().position(|&b| b == b';') {
-        Some(p) => !text[p + 1..].iter().all(|b| b.is_ascii_whitespace()),
-        None => false,
-    }
 }
 
 /// Mixed into the seq of a gap record that reuses a skipped record's seq,
@@ -407,67 +220,4 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
-}
-
-fn truncate(mut s: String, max: usize) -> (String, bool) {
-    if s.len() <= max {
-        return (s, false);
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    (s, true)
-}
-
-/// Text parameters as text (escaped if not UTF-8); binary ones in bytea hex form.
-fn render_param(p: &Param) -> Option<String> {
-    let v = p.value.as_ref()?;
-    if p.binary {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(2 + v.len() * 2);
-        s.push_str("\\x");
-        for b in v.iter() {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        Some(s)
-    } else {
-        Some(lossless(v).0.into_owned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn picks_statement_by_index_or_error_position() {
-        let text = b"SELECT 1; SELEC 2; SELECT 3";
-        assert_eq!(own_statement(text, 0, None), b"SELECT 1");
-        assert_eq!(own_statement(text, 2, None), b"SELECT 3");
-        assert_eq!(own_statement(text, 0, Some(11)), b"SELEC 2");
-        assert_eq!(own_statement(b"SELECT 1", 0, None), b"SELECT 1");
-        assert_eq!(own_statement(text, 9, None), &text[..]);
-    }
-
-    #[test]
-    fn renders_binary_params_as_bytea_hex_and_text_params_losslessly() {
-        let param = |value: Option<&'static [u8]>, binary| Param {
-            value: value.map(bytes::Bytes::from_static),
-            binary,
-        };
-        let binary = param(Some(&[0x00, 0x0f, 0xab, 0xff]), true);
-        assert_eq!(render_param(&binary).as_deref(), Some("\\x000fabff"));
-        let latin1 = param(Some(b"caf\xe9"), false);
-        assert_eq!(render_param(&latin1).as_deref(), Some("caf\\xE9"));
-        assert_eq!(render_param(&param(None, true)), None);
-    }
-
-    #[test]
-    fn truncates_at_char_boundary() {
-        assert_eq!(truncate("héllo".into(), 2), ("h".into(), true));
-        assert_eq!(truncate("abc".into(), 3), ("abc".into(), false));
-    }
 }

@@ -16,6 +16,9 @@ use clickhouse::Row;
 use serde::Serialize;
 use uuid::Uuid;
 
+mod legacy;
+pub use legacy::{SessionRowV1, StatementRowV1, StatementRowV2};
+
 use crate::audit::record::{
     GapRecord, Record, RecordHeader, SessionRecord, StatementRecord, TransactionRecord,
 };
@@ -128,121 +131,6 @@ pub struct GapRow<'a> {
     pub event_time: i64,
     pub missing_events: u64,
     pub reason: &'a str,
-}
-
-/// The columns of `statements` rows spooled by builds before
-/// `backend_pid` and `effective_role` (frame tag 1): inserted under this
-/// list, ClickHouse fills both with their defaults.
-pub struct StatementRowV1;
-
-impl Row for StatementRowV1 {
-    const COLUMN_NAMES: &'static [&'static str] = &[
-        "event_id",
-        "instance_id",
-        "seq",
-        "event_time",
-        "duration_us",
-        "session_id",
-        "user",
-        "db_role",
-        "database",
-        "client_addr",
-        "client_port",
-        "application_name",
-        "protocol",
-        "statement",
-        "statement_truncated",
-        "statement_escaped",
-        "fingerprint",
-        "normalized",
-        "kind",
-        "class",
-        "crud",
-        "audit_class",
-        "objects_read",
-        "objects_written",
-        "functions",
-        "parser",
-        "command_tag",
-        "rows",
-        "success",
-        "sqlstate",
-        "error_message",
-        "txn_status",
-        "params",
-    ];
-}
-
-/// The columns of `statements` rows spooled by builds before
-/// `transaction_id` (frame tag 4).
-pub struct StatementRowV2;
-
-impl Row for StatementRowV2 {
-    const COLUMN_NAMES: &'static [&'static str] = &[
-        "event_id",
-        "instance_id",
-        "seq",
-        "event_time",
-        "duration_us",
-        "session_id",
-        "backend_pid",
-        "user",
-        "db_role",
-        "effective_role",
-        "database",
-        "client_addr",
-        "client_port",
-        "application_name",
-        "protocol",
-        "statement",
-        "statement_truncated",
-        "statement_escaped",
-        "fingerprint",
-        "normalized",
-        "kind",
-        "class",
-        "crud",
-        "audit_class",
-        "objects_read",
-        "objects_written",
-        "functions",
-        "parser",
-        "command_tag",
-        "rows",
-        "success",
-        "sqlstate",
-        "error_message",
-        "txn_status",
-        "params",
-    ];
-}
-
-/// The columns of `sessions` rows spooled by builds before
-/// `backend_pid` and `effective_role` (frame tag 2).
-pub struct SessionRowV1;
-
-impl Row for SessionRowV1 {
-    const COLUMN_NAMES: &'static [&'static str] = &[
-        "event_id",
-        "instance_id",
-        "seq",
-        "event_time",
-        "event_type",
-        "session_id",
-        "user",
-        "db_role",
-        "database",
-        "client_addr",
-        "client_port",
-        "application_name",
-        "tls",
-        "auth_method",
-        "reason",
-        "bytes_in",
-        "bytes_out",
-        "statements",
-        "duration_us",
-    ];
 }
 
 /// A row for one of the contract's tables. It lives on the stack for one
