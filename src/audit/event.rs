@@ -120,6 +120,8 @@ pub struct TxnRef {
     pub id: uuid::Uuid,
     /// 0-based statement index within the transaction.
     pub index: u32,
+    /// A savepoint was open when it ran, so a ROLLBACK TO may undo it.
+    pub after_savepoint: bool,
 }
 
 /// How a transaction ended.

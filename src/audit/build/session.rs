@@ -43,7 +43,7 @@ impl RecordBuilder {
     pub(super) fn transaction(&mut self, e: TransactionEvent) -> TransactionRecord {
         let header = self.header(SystemTime::now());
         let s = &e.session;
-        let seqs = self.transactions.end(&s.session_id, &e);
+        let seqs = self.transactions.end(&e);
         TransactionRecord {
             header,
             transaction_id: e.transaction_id,

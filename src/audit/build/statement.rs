@@ -44,7 +44,7 @@ impl RecordBuilder {
             Some(_) => 0,
         };
         self.transactions
-            .statement(&s.session_id, e.transaction, header.seq, written);
+            .statement(e.transaction, header.seq, written);
         if e.failure.is_none() {
             // Only SET, RESET and DISCARD change roles: other statements
             // are not lexed again (the classifier already read them).

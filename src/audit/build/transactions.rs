@@ -6,19 +6,20 @@ use std::collections::HashMap;
 
 use crate::audit::event::{TransactionEvent, TransactionOutcome, TxnRef};
 
-/// Per session (one open transaction each), on the writer thread.
+/// Every open transaction, by id, on the writer thread.
 #[derive(Default)]
 pub(super) struct TransactionSeqs {
-    open: HashMap<String, Open>,
+    open: HashMap<uuid::Uuid, Open>,
 }
 
 struct Open {
-    id: uuid::Uuid,
     first_seq: u64,
     last_seq: u64,
-    /// (index in the transaction, seq, rows written) of each statement
-    /// record made.
-    statements: Vec<(u32, u64, u64)>,
+    /// Rows its statements wrote.
+    rows: u64,
+    /// (index in the transaction, seq, rows written) of the statements made
+    /// while a savepoint was open: only those can be undone by ROLLBACK TO.
+    after_savepoint: Vec<(u32, u64, u64)>,
 }
 
 /// What the `transactions` record takes from the statement records.
@@ -31,37 +32,25 @@ pub(super) struct Seqs {
 }
 
 impl TransactionSeqs {
-    /// A statement record of `session_id` was made with `seq`.
-    pub fn statement(&mut self, session_id: &str, txn: TxnRef, seq: u64, rows_written: u64) {
-        let open = match self.open.get_mut(session_id) {
-            Some(open) if open.id == txn.id => open,
-            // A new transaction (the end of the last one was not seen if
-            // one is left: a fail_open gap took its record).
-            _ => {
-                let fresh = Open {
-                    id: txn.id,
-                    first_seq: seq,
-                    last_seq: seq,
-                    statements: Vec::new(),
-                };
-                self.open.insert(session_id.to_string(), fresh);
-                match self.open.get_mut(session_id) {
-                    Some(open) => open,
-                    None => return,
-                }
-            }
-        };
+    /// A statement record of transaction `txn` was made with `seq`.
+    pub fn statement(&mut self, txn: TxnRef, seq: u64, rows_written: u64) {
+        let open = self.open.entry(txn.id).or_insert(Open {
+            first_seq: seq,
+            last_seq: seq,
+            rows: 0,
+            after_savepoint: Vec::new(),
+        });
         open.last_seq = seq;
-        open.statements.push((txn.index, seq, rows_written));
+        open.rows += rows_written;
+        if txn.after_savepoint {
+            open.after_savepoint.push((txn.index, seq, rows_written));
+        }
     }
 
     /// The transaction ended.
-    pub fn end(&mut self, session_id: &str, e: &TransactionEvent) -> Seqs {
-        let open = self
-            .open
-            .remove(session_id)
-            .filter(|o| o.id == e.transaction_id);
-        let Some(open) = open else {
+    pub fn end(&mut self, e: &TransactionEvent) -> Seqs {
+        let Some(open) = self.open.remove(&e.transaction_id) else {
+            // Its statement records were not kept (a fail_open gap).
             return Seqs {
                 first_seq: 0,
                 last_seq: 0,
@@ -71,19 +60,20 @@ impl TransactionSeqs {
             };
         };
         let undone = |index: u32| e.undone.iter().any(|&(a, b)| (a..=b).contains(&index));
+        let rows_undone: u64 = open
+            .after_savepoint
+            .iter()
+            .filter(|(i, ..)| undone(*i))
+            .map(|&(.., rows)| rows)
+            .sum();
         let rows_changed = match e.outcome {
-            TransactionOutcome::Committed => open
-                .statements
-                .iter()
-                .filter(|(i, ..)| !undone(*i))
-                .map(|&(.., rows)| rows)
-                .sum(),
+            TransactionOutcome::Committed => open.rows.saturating_sub(rows_undone),
             _ => 0,
         };
         let (mut from, mut to) = (Vec::new(), Vec::new());
         for &(a, b) in &e.undone {
             let seqs = open
-                .statements
+                .after_savepoint
                 .iter()
                 .filter(|(i, ..)| (a..=b).contains(i))
                 .map(|&(_, seq, _)| seq);
@@ -101,9 +91,17 @@ impl TransactionSeqs {
         }
     }
 
-    /// The session ended.
+    /// The session ended: transactions of it still open (their end record
+    /// was not kept) are forgotten. Transaction ids carry the session id's
+    /// upper 96 bits (`session::tracker`).
     pub fn end_session(&mut self, session_id: &str) {
-        self.open.remove(session_id);
+        if self.open.is_empty() {
+            return;
+        }
+        if let Ok(session) = uuid::Uuid::parse_str(session_id) {
+            let prefix = session.as_u128() >> 32;
+            self.open.retain(|id, _| id.as_u128() >> 32 != prefix);
+        }
     }
 }
 

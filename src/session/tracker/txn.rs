@@ -58,7 +58,12 @@ pub(super) struct Finished<'a> {
 
 impl Transactions {
     pub fn new(session: Arc<SessionInfo>) -> Self {
-        let base = uuid::Uuid::parse_str(&session.session_id).map_or(0, |u| u.as_u128());
+        // A session id that is no UUID (embedders, tests) gets a random
+        // base, so ids still differ between sessions.
+        let base = uuid::Uuid::parse_str(&session.session_id).map_or_else(
+            |_| u128::from(getrandom::u64().unwrap_or(0)) << 64,
+            |u| u.as_u128(),
+        );
         Transactions {
             session,
             base,
@@ -82,6 +87,7 @@ impl Transactions {
         let txn = TxnRef {
             id: open.id,
             index: open.statements,
+            after_savepoint: !open.savepoints.is_empty(),
         };
         open.statements += 1;
         open.failed |= s.failed;
