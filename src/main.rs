@@ -17,9 +17,11 @@ use pgtrail::config::{AuthMode, Config};
 use pgtrail::server::{Extensions, Server};
 
 mod cli {
+    pub mod cdc;
     pub mod error;
     pub mod user;
 }
+use cli::cdc::{cdc, CdcAction};
 use cli::error::CliError;
 use cli::user::{user, UserAction};
 
@@ -43,6 +45,11 @@ enum Command {
     },
     /// Print the ClickHouse DDL (database, tables, schema_migrations).
     Schema(SchemaArgs),
+    /// Row changes from PostgreSQL's logical decoding.
+    Cdc {
+        #[command(subcommand)]
+        action: CdcAction,
+    },
     /// Print the version.
     Version,
 }
@@ -88,6 +95,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::User { action } => user(action),
         Command::Schema(args) => schema(&args),
+        Command::Cdc { action } => cdc(action),
         Command::Version => {
             println!("pgtrail {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -46,6 +46,7 @@ pub fn config_holds_secrets(c: &Config) -> bool {
     let in_url = |u: &str| masked_url(u) != u;
     !c.auth.role_passwords.is_empty()
         || !c.audit.clickhouse.password.0.is_empty()
+        || !c.cdc.password.0.is_empty()
         || in_url(&c.upstream.url)
         || c.audit.clickhouse_url.as_deref().is_some_and(in_url)
 }

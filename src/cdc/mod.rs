@@ -8,11 +8,14 @@
 //! - [`replication`]: the replication connection: login, slot commands,
 //!   `START_REPLICATION`, XLogData and keepalives, standby status updates
 //!   that move the slot only to what the caller confirmed.
+//! - [`setup`]: `pgtrail cdc setup`: what the server needs, checked, and
+//!   the SQL that adds it.
 
 pub mod lsn;
 pub mod pgoutput;
 pub mod relation;
 pub mod replication;
+pub mod setup;
 
 pub use lsn::Lsn;
 pub use pgoutput::{Decoder, LogicalMessage};

@@ -43,6 +43,10 @@ pub enum CliError {
     ReadPassword(io::Error),
     /// `user add`: the first line of stdin is empty.
     EmptyPassword,
+    /// `cdc setup`: the check or the apply failed.
+    CdcSetup(Box<pgtrail::cdc::setup::SetupError>),
+    /// `cdc setup`: pieces only a person can add are missing.
+    CdcNeedsAPerson,
 }
 
 impl fmt::Display for CliError {
@@ -68,6 +72,10 @@ impl fmt::Display for CliError {
             CliError::NotInFile { name, path } => write!(f, "{name}: not in {}", path.display()),
             CliError::ReadPassword(e) => write!(f, "reading password from stdin: {e}"),
             CliError::EmptyPassword => f.write_str("empty password on stdin"),
+            CliError::CdcSetup(e) => write!(f, "cdc setup: {e}"),
+            CliError::CdcNeedsAPerson => {
+                f.write_str("cdc setup: some pieces need a person (lines NEEDS A PERSON above)")
+            }
         }
     }
 }
@@ -84,9 +92,11 @@ impl std::error::Error for CliError {
             CliError::CheckTls { source, .. } => Some(&**source),
             CliError::Method(e) => Some(e),
             CliError::Users(e) => Some(e),
-            CliError::ServerVersion(_) | CliError::NotInFile { .. } | CliError::EmptyPassword => {
-                None
-            }
+            CliError::CdcSetup(e) => Some(&**e),
+            CliError::ServerVersion(_)
+            | CliError::NotInFile { .. }
+            | CliError::EmptyPassword
+            | CliError::CdcNeedsAPerson => None,
         }
     }
 }
@@ -109,3 +119,9 @@ from!(
     Method(UnknownMethod),
     Users(UsersError),
 );
+
+impl From<pgtrail::cdc::setup::SetupError> for CliError {
+    fn from(e: pgtrail::cdc::setup::SetupError) -> Self {
+        CliError::CdcSetup(Box::new(e))
+    }
+}

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod audit;
+mod cdc;
 mod upstream;
 mod validate;
 pub use audit::{AuditConfig, ClickHouseConfig, Durability, FailurePolicy};
+pub use cdc::CdcConfig;
 pub use upstream::{UpstreamConfig, UpstreamTlsMode, UpstreamUrlError, UrlFault};
 
 /// A string that must not reach logs.
@@ -46,6 +48,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub analysis: AnalysisConfig,
     pub log: LogConfig,
+    pub cdc: CdcConfig,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             analysis: AnalysisConfig::default(),
             log: LogConfig::default(),
+            cdc: CdcConfig::default(),
         }
     }
 }

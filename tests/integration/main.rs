@@ -7,6 +7,7 @@ mod auth;
 mod backend_pid;
 mod backpressure;
 mod bad_input;
+mod cdc_setup;
 mod cdc_stream;
 mod ch_errors;
 mod clickhouse;
