@@ -384,10 +384,13 @@ fn run(args: &Args) -> Result<(), String> {
                 },
             )
             .map_err(|e| format!("spool {}: {e}", dir.display()))?;
-            SpooledClickHouseSink::start(&args.url, &config, spool.writer, spool.reader).map(|s| {
-                let stats = s.stats_handle();
-                (Box::new(s) as Box<dyn AuditSink>, stats)
-            })
+            let id = instance_id.clone();
+            SpooledClickHouseSink::start(&args.url, &config, spool.writer, spool.reader, id).map(
+                |s| {
+                    let stats = s.stats_handle();
+                    (Box::new(s) as Box<dyn AuditSink>, stats)
+                },
+            )
         }
     }
     .map_err(|e| format!("sink: {e}"))?;

@@ -314,6 +314,12 @@ fn clickhouse(e: &mut DescriptorEncoder, ch: &ClickHouseStats) -> fmt::Result {
         "Rows given up at shutdown.",
         load(&ch.rows_lost),
     )?;
+    counter(
+        e,
+        "clickhouse_rows_undecodable",
+        "Spooled frames this build could not read (unknown tag, JSON that does not parse); each was sent as a gap row.",
+        load(&ch.rows_undecodable),
+    )?;
     let m = e.encode_descriptor(
         "clickhouse_insert_seconds",
         "Time of each acknowledged batch (its INSERTs).",

@@ -196,8 +196,15 @@ fn clickhouse_sink(
             source,
         })?;
     gauges.spool = Some(writer.usage());
-    let sink =
-        SpooledClickHouseSink::start(url, &audit.clickhouse, writer, reader).map_err(fail)?;
+    // The id `start` gives the record builder: the configured one, else
+    // the spool's (always known here).
+    let instance_id = audit
+        .instance_id
+        .clone()
+        .or_else(|| start.spool_instance_id.clone())
+        .unwrap_or_default();
+    let sink = SpooledClickHouseSink::start(url, &audit.clickhouse, writer, reader, instance_id)
+        .map_err(fail)?;
     gauges.clickhouse = Some(sink.stats_handle());
     Ok((Box::new(sink), start))
 }

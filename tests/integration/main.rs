@@ -30,6 +30,7 @@ mod relay;
 mod reload;
 mod seq_mark;
 mod sighup;
+mod spool_tags;
 mod startup;
 mod tls;
 mod transactions;

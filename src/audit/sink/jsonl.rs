@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{AuditSink, Offer, Released, Room};
+use super::{AuditSink, Held, Offer, Released, Room};
 use crate::audit::disk::lockfile::{lock_path_for, PathLock};
 use crate::audit::record::{format_time, Record};
 use crate::audit::writer::gate::{AuditGate, Blocked};
@@ -48,12 +48,9 @@ pub struct JsonlSink {
     rotate_bytes: u64,
     /// Bytes in the current file (written; fsynced too when `durable`).
     size: u64,
-    /// Lines not written yet, and the seqs they account for:
-    /// `[first_seq, end_seq)`.
+    /// Lines not written yet, and the seqs they account for.
     buf: Vec<u8>,
-    buf_lines: u64,
-    first_seq: u64,
-    end_seq: u64,
+    held: Held,
     /// The line being encoded, reused so a record costs no allocation here.
     line: Vec<u8>,
     gate: Arc<AuditGate>,
@@ -81,9 +78,7 @@ impl JsonlSink {
             rotate_bytes,
             size,
             buf: Vec::with_capacity(WRITE_AT + 4096),
-            buf_lines: 0,
-            first_seq: 0,
-            end_seq: 0,
+            held: Held::default(),
             line: Vec::with_capacity(4096),
             gate: Arc::default(),
             failing: None,
@@ -133,11 +128,7 @@ impl JsonlSink {
         crate::audit::record::json::write_record(record, &mut self.line);
         self.line.push(b'\n');
         self.buf.extend_from_slice(&self.line);
-        if self.buf_lines == 0 {
-            self.first_seq = record.seq();
-        }
-        self.end_seq = end_seq;
-        self.buf_lines += 1;
+        self.held.add(record.seq(), end_seq);
     }
 
     /// Appends the buffered lines (and fsyncs them when `durable`); on
@@ -164,15 +155,12 @@ impl JsonlSink {
         self.size += len as u64;
         if len == self.buf.len() {
             self.buf.clear();
-            self.buf_lines = 0;
+            self.held.wrote(self.held.records(), None);
             return Ok(());
         }
         let lines = self.buf[..len].iter().filter(|&&b| b == b'\n').count() as u64;
         self.buf.drain(..len);
-        self.buf_lines -= lines;
-        if let Some(seq) = first_line_seq(&self.buf) {
-            self.first_seq = seq;
-        }
+        self.held.wrote(lines, first_line_seq(&self.buf));
         Ok(())
     }
 
@@ -300,16 +288,8 @@ impl AuditSink for JsonlSink {
     }
 
     fn release_held(&mut self) -> Option<Released> {
-        if self.buf_lines == 0 {
-            return None;
-        }
-        let released = Released {
-            first_seq: self.first_seq,
-            end_seq: self.end_seq,
-            records: self.buf_lines,
-        };
+        let released = self.held.release()?;
         self.buf.clear();
-        self.buf_lines = 0;
         Some(released)
     }
 
@@ -323,8 +303,8 @@ impl Drop for JsonlSink {
         // A last try now, whatever the retry pause.
         self.probe_wait = Duration::ZERO;
         let _ = self.flush();
-        if self.buf_lines > 0 {
-            tracing::error!(file = %self.path.display(), lines = self.buf_lines, "stopping while audit file writes fail: these records were not written");
+        if !self.held.is_empty() {
+            tracing::error!(file = %self.path.display(), lines = self.held.records(), "stopping while audit file writes fail: these records were not written");
         }
     }
 }

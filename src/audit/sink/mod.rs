@@ -7,7 +7,10 @@ use std::io;
 use super::record::Record;
 
 pub mod clickhouse;
+mod held;
 pub mod jsonl;
+
+pub use held::Held;
 
 /// What a sink did with a record it was offered.
 #[derive(Debug)]

@@ -32,7 +32,7 @@ use super::marker::sync_dir;
 use super::recover::segment_name;
 use super::Entry;
 use super::{Segment, Shared};
-use crate::audit::sink::{Offer, Released, Room};
+use crate::audit::sink::{Held, Offer, Released, Room};
 use crate::audit::writer::gate::{AuditGate, Blocked};
 
 /// Frames buffered beyond this are flushed without waiting for the round;
@@ -52,12 +52,8 @@ pub struct SpoolWriter {
     active_len: u64,
     buf: Vec<u8>,
     buf_last_seq: u64,
-    /// The seqs `buf` accounts for: `[buf_first_seq, buf_end_seq)` (a gap
-    /// frame accounts for the run it tells).
-    buf_first_seq: u64,
-    buf_end_seq: u64,
-    /// Records in `buf`.
-    buf_records: u64,
+    /// The seqs the frames in `buf` account for, and how many they are.
+    held: Held,
     /// Set when a failed write could not be cut back: stopped until restart.
     failed: Option<String>,
     /// The last write error while writes fail; retried (see module doc).
@@ -85,9 +81,7 @@ impl SpoolWriter {
             active_len: 0,
             buf: Vec::with_capacity(1 << 20),
             buf_last_seq: 0,
-            buf_first_seq: 0,
-            buf_end_seq: 0,
-            buf_records: 0,
+            held: Held::default(),
             failed: None,
             disk_error: None,
             probed: (Instant::now(), 0),
@@ -163,12 +157,8 @@ impl SpoolWriter {
     fn encode(&mut self, entry: Entry<'_>) -> io::Result<()> {
         let Entry { seq, end_seq, body } = entry;
         frame::encode(seq, &mut self.buf, body)?;
-        if self.buf_records == 0 {
-            self.buf_first_seq = seq;
-        }
         self.buf_last_seq = seq;
-        self.buf_end_seq = end_seq;
-        self.buf_records += 1;
+        self.held.add(seq, end_seq);
         Ok(())
     }
 
@@ -187,7 +177,7 @@ impl SpoolWriter {
     /// Writes `buf` to the active segment (starting one named after its
     /// first seq if there is none) and fsyncs it.
     fn write_out(&mut self) -> io::Result<()> {
-        let (len, last_seq, frames) = (self.buf.len(), self.buf_last_seq, self.buf_records);
+        let (len, last_seq, frames) = (self.buf.len(), self.buf_last_seq, self.held.records());
         self.write_prefix(len, last_seq, frames)
     }
 
@@ -198,7 +188,7 @@ impl SpoolWriter {
             return Ok(());
         }
         if self.file.is_none() {
-            if let Err(e) = self.open_segment(self.buf_first_seq) {
+            if let Err(e) = self.open_segment(self.held.first_seq()) {
                 return Err(self.on_write_error(e));
             }
         }
@@ -209,12 +199,9 @@ impl SpoolWriter {
         if let Err(e) = file.write_all(chunk).and_then(|()| file.sync_data()) {
             return Err(self.on_write_error(e));
         }
-        self.buf_records -= frames;
         self.active_len += len as u64;
         self.buf.drain(..len);
-        if let Some(next) = frame::seq_at(&self.buf, 0) {
-            self.buf_first_seq = next;
-        }
+        self.held.wrote(frames, frame::seq_at(&self.buf, 0));
         let n = len as u64;
         let mut st = self.shared.lock();
         if let Some(active) = st.active {
@@ -322,16 +309,8 @@ impl SpoolWriter {
 
     /// Gives up the records buffered and not written.
     pub fn release_held(&mut self) -> Option<Released> {
-        if self.buf_records == 0 {
-            return None;
-        }
-        let released = Released {
-            first_seq: self.buf_first_seq,
-            end_seq: self.buf_end_seq,
-            records: self.buf_records,
-        };
+        let released = self.held.release()?;
         self.buf.clear();
-        self.buf_records = 0;
         Some(released)
     }
 
@@ -340,9 +319,9 @@ impl SpoolWriter {
         // A last try now, whatever the retry pause.
         self.probe_wait = Duration::ZERO;
         let result = self.check().and_then(|()| self.seal());
-        if result.is_err() && self.buf_records > 0 {
+        if result.is_err() && !self.held.is_empty() {
             tracing::error!(
-                records = self.buf_records,
+                records = self.held.records(),
                 "stopping while spool writes fail: these records were not written"
             );
         }

@@ -1,7 +1,9 @@
 //! The ClickHouse sender thread: forms batches (rows, bytes or time,
 //! whichever comes first), sends them, retries (see `errors` for how
 //! failures are told apart), and in spooled mode moves the spool's marker
-//! after each acknowledged batch.
+//! after each acknowledged batch. A spooled frame this build cannot read
+//! is sent as a gap row telling it (`spool_rows::Undecodable`), counted in
+//! `rows_undecodable`.
 //!
 //! Idempotence: the tables deduplicate on `(instance_id, seq)` when they
 //! merge. On servers with `insert_deduplication_token` (22.2+) each INSERT
@@ -23,7 +25,8 @@ use super::retry::{self, Retry};
 use super::rowbinary::{row_header, EncodedRow, Table};
 use super::schema::{self, SchemaOptions, ServerVersion};
 use super::sink::Shared;
-use super::spool_rows;
+use super::spool_rows::{self, Undecodable};
+use crate::audit::record::micros_since_epoch;
 use crate::audit::spool::SpoolReader;
 use crate::config::ClickHouseConfig;
 
@@ -118,7 +121,14 @@ impl Sender {
     /// Spooled mode: tails the spool, sends batches, moves the marker after
     /// each acknowledged one. Ends when the writer has closed the spool and
     /// everything is sent, or when shutdown gives up (rest stays spooled).
-    pub fn run_spooled(mut self, mut reader: SpoolReader, rt: tokio::runtime::Runtime) {
+    /// `instance_id` is the spool's: the gap rows for frames this build
+    /// cannot read carry it.
+    pub fn run_spooled(
+        mut self,
+        mut reader: SpoolReader,
+        instance_id: &str,
+        rt: tokio::runtime::Runtime,
+    ) {
         if let Err(e) = rt.block_on(self.ensure_schema()) {
             tracing::error!(url = %self.url, error = %e, "ClickHouse is not ready; records stay in the spool and are retried");
         }
@@ -140,16 +150,16 @@ impl Sender {
                 }
             };
             for (seq, frame) in records.drain(..) {
-                match spool_rows::decode(frame) {
-                    Ok(row) => {
-                        first_row_at.get_or_insert_with(Instant::now);
-                        self.push(row.table, &row.row);
-                        last_seq = seq;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, seq, "spool frame not readable as a ClickHouse row; it is skipped");
-                    }
-                }
+                let row = match spool_rows::decode(seq, frame) {
+                    Ok(row) => row,
+                    Err(bad) => match self.undecodable(&bad, instance_id) {
+                        Some(row) => row,
+                        None => continue,
+                    },
+                };
+                first_row_at.get_or_insert_with(Instant::now);
+                self.push(row.table, &row.row);
+                last_seq = seq;
             }
             let at_end = n == 0 && reader.is_closed();
             let due = self.batch.is_full()
@@ -178,6 +188,24 @@ impl Sender {
                     (t + self.batch_wait).saturating_duration_since(Instant::now())
                 });
                 reader.wait(wait);
+            }
+        }
+    }
+
+    /// A spooled frame this build cannot read: counted, logged, and told by
+    /// the gap row returned, sent in its place.
+    fn undecodable(&self, bad: &Undecodable, instance_id: &str) -> Option<EncodedRow> {
+        let stats = &self.shared.stats;
+        stats.rows_undecodable.fetch_add(1, Ordering::Relaxed);
+        let now = micros_since_epoch(std::time::SystemTime::now());
+        match bad.gap_row(instance_id, uuid::Uuid::now_v7(), now) {
+            Ok(row) => {
+                tracing::error!(seq = bad.seq, tag = bad.tag, reason = %bad, "spool frame not readable as a ClickHouse row: a gap row is sent in its place");
+                Some(row)
+            }
+            Err(e) => {
+                tracing::error!(seq = bad.seq, tag = bad.tag, reason = %bad, error = %e, "spool frame not readable as a ClickHouse row, and its gap row could not be made: its record is not delivered");
+                None
             }
         }
     }

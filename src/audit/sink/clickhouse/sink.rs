@@ -86,6 +86,9 @@ pub struct ClickHouseStats {
     pub rows_sent: AtomicU64,
     /// Rows given up at shutdown after `SHUTDOWN_GRACE` of failures.
     pub rows_lost: AtomicU64,
+    /// Spooled frames this build could not read (an unknown tag, JSON that
+    /// does not parse): each was sent as a gap row telling it.
+    pub rows_undecodable: AtomicU64,
     /// Times `offer()` found the in-memory backlog full and had to wait.
     pub backlog_full: AtomicU64,
     /// Time of each acknowledged batch attempt (all its INSERTs).
@@ -134,14 +137,15 @@ pub(super) struct SenderThread {
 }
 
 impl SenderThread {
-    /// Starts the thread: it tails `reader` when given, else takes rows
-    /// from the returned channel (`MAX_PENDING_BATCHES * batch_rows`). The
+    /// Starts the thread: it tails `spool` when given (its reader and the
+    /// instance id of its records), else takes rows from the returned
+    /// channel (`MAX_PENDING_BATCHES * batch_rows`). The
     /// server is contacted there (version, schema), so pgtrail starts even
     /// when ClickHouse is down.
     pub fn start(
         url: &str,
         config: &ClickHouseConfig,
-        reader: Option<SpoolReader>,
+        spool: Option<(SpoolReader, String)>,
     ) -> io::Result<(SenderThread, SyncSender<EncodedRow>, usize)> {
         let capacity = config.batch_rows.saturating_mul(MAX_PENDING_BATCHES).max(1);
         let (tx, rx) = mpsc::sync_channel(capacity);
@@ -165,12 +169,12 @@ impl SenderThread {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let spool = reader.is_some();
-        let sender = Sender::new(admin, client, config, shared.clone(), url, spool);
+        let spooled = spool.is_some();
+        let sender = Sender::new(admin, client, config, shared.clone(), url, spooled);
         let thread = std::thread::Builder::new()
             .name("pgtrail-clickhouse".into())
-            .spawn(move || match reader {
-                Some(reader) => sender.run_spooled(reader, runtime),
+            .spawn(move || match spool {
+                Some((reader, instance_id)) => sender.run_spooled(reader, &instance_id, runtime),
                 None => sender.run(rx, runtime),
             })?;
         let handle = SenderThread {
@@ -212,6 +216,7 @@ impl SenderThread {
             batches_failed = s.batches_failed.load(Ordering::Relaxed),
             rows_sent = s.rows_sent.load(Ordering::Relaxed),
             rows_lost = s.rows_lost.load(Ordering::Relaxed),
+            rows_undecodable = s.rows_undecodable.load(Ordering::Relaxed),
             "ClickHouse sink stopped"
         );
     }

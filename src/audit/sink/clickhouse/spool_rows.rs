@@ -8,11 +8,17 @@
 //! Record` instead; the spool hands such a frame over with the JSON's
 //! first byte, `{`, as its tag (no `Table` has that tag), and `decode`
 //! turns the record into its RowBinary row.
+//!
+//! A frame this build cannot read (a tag it does not know, written by a
+//! newer build before a downgrade, or JSON that does not parse) is not
+//! skipped: `decode` says why (`Undecodable`), and the sender sends a gap
+//! row in its place (`Undecodable::gap_row`).
 
+use std::fmt;
 use std::io;
 
 use super::rowbinary::{encode_record, encode_row, EncodedRow, Table};
-use super::rows::AnyRow;
+use super::rows::{AnyRow, GapRow};
 use crate::audit::record::Record;
 use crate::audit::spool::SpooledFrame;
 
@@ -26,24 +32,85 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) -> io::Result<u8> {
     Ok(table as u8)
 }
 
-/// The row a spooled frame holds.
-pub fn decode(frame: SpooledFrame) -> io::Result<EncodedRow> {
-    if frame.tag == JSON_TAG {
+/// A spooled frame holding no row this build can send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    pub seq: u64,
+    pub tag: u8,
+    /// Why, after the tag: "which this build does not know ...".
+    pub why: String,
+}
+
+impl Undecodable {
+    /// The gap row's reason: the seq, the tag and why.
+    pub fn reason(&self) -> String {
+        format!(
+            "spool frame seq {} has tag {}, {}: its record is not delivered",
+            self.seq, self.tag, self.why
+        )
+    }
+
+    /// The gap row sent in place of the frame's record: the frame's seq,
+    /// one missing event.
+    ///
+    /// Made here, on the sender thread: the rule that the `RecordBuilder`
+    /// makes every gap is about the records the writer makes; this frame
+    /// was written earlier (by another build), and no builder exists on
+    /// this thread.
+    pub fn gap_row(
+        &self,
+        instance_id: &str,
+        event_id: uuid::Uuid,
+        event_time: i64,
+    ) -> io::Result<EncodedRow> {
+        let reason = self.reason();
+        let gap = GapRow {
+            event_id,
+            instance_id,
+            seq: self.seq,
+            event_time,
+            missing_events: 1,
+            reason: &reason,
+        };
+        let mut row = Vec::new();
+        let table = encode_row(&AnyRow::Gap(gap), &mut row)?;
+        Ok(EncodedRow { table, row })
+    }
+}
+
+impl fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())
+    }
+}
+
+/// The row the spooled frame of `seq` holds.
+pub fn decode(seq: u64, frame: SpooledFrame) -> Result<EncodedRow, Undecodable> {
+    let tag = frame.tag;
+    let undecodable = |why: String| Undecodable { seq, tag, why };
+    if tag == JSON_TAG {
         let mut json = Vec::with_capacity(1 + frame.body.len());
         json.push(JSON_TAG);
         json.extend_from_slice(&frame.body);
-        let record: Record = serde_json::from_slice(&json).map_err(io::Error::other)?;
-        return Ok(encode_record(&record)?);
+        let record: Record = serde_json::from_slice(&json).map_err(|e| {
+            undecodable(format!(
+                "a JSON record of an earlier build, which does not parse ({e})"
+            ))
+        })?;
+        return encode_record(&record).map_err(|e| {
+            undecodable(format!(
+                "a JSON record of an earlier build, which cannot be made a row ({e})"
+            ))
+        });
     }
-    match Table::from_tag(frame.tag) {
+    match Table::from_tag(tag) {
         Some(table) => Ok(EncodedRow {
             table,
             row: frame.body,
         }),
-        None => Err(io::Error::other(format!(
-            "spool frame of unknown kind {} (written by a newer pgtrail?)",
-            frame.tag
-        ))),
+        None => Err(undecodable(
+            "which this build does not know (written by a newer pgtrail?)".into(),
+        )),
     }
 }
 
@@ -59,12 +126,13 @@ mod tests {
     }
 
     /// The rows of the frames in `buf`, with their seqs.
-    fn read_all(buf: &[u8]) -> Vec<(u64, io::Result<EncodedRow>)> {
+    fn read_all(buf: &[u8]) -> Vec<(u64, Result<EncodedRow, Undecodable>)> {
         let mut r = buf;
         let mut p = Vec::new();
         let mut rows = Vec::new();
         while let Read1::Frame { seq, .. } = read_frame(&mut r, &mut p).unwrap() {
-            rows.push((seq, SpooledFrame::from_payload(&p).and_then(decode)));
+            let frame = SpooledFrame::from_payload(&p).unwrap();
+            rows.push((seq, decode(seq, frame)));
         }
         rows
     }
@@ -144,7 +212,7 @@ mod tests {
         payload.push(2);
         payload.extend_from_slice(&old_row);
         assert_eq!(
-            decode(SpooledFrame::from_payload(&payload).unwrap()).unwrap(),
+            decode(9, SpooledFrame::from_payload(&payload).unwrap()).unwrap(),
             EncodedRow {
                 table: Table::SessionsV1,
                 row: old_row
@@ -177,6 +245,74 @@ mod tests {
             tag: 9,
             body: rows[0].row.clone(),
         };
-        assert!(decode(unknown).is_err());
+        assert!(decode(7, unknown).is_err());
+    }
+
+    /// The gap row `gap_row` should make for the frame of `seq`.
+    fn expected_gap(seq: u64, reason: &str) -> EncodedRow {
+        let mut row = Vec::new();
+        let gap = GapRow {
+            event_id: uuid::Uuid::from_u128(1),
+            instance_id: "i1",
+            seq,
+            event_time: 5,
+            missing_events: 1,
+            reason,
+        };
+        let table = encode_row(&AnyRow::Gap(gap), &mut row).unwrap();
+        EncodedRow { table, row }
+    }
+
+    #[test]
+    fn a_frame_of_an_unknown_tag_reads_as_a_gap_row_telling_it() {
+        let mut buf = Vec::new();
+        write(41, &gap(41), &mut buf);
+        frame::encode(42, &mut buf, |out| {
+            out.extend_from_slice(b"a row of a newer layout");
+            Ok(9)
+        })
+        .unwrap();
+        let rows = read_all(&buf);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].1.is_ok());
+        let (seq, Err(bad)) = &rows[1] else {
+            panic!("tag 9 decoded: {:?}", rows[1]);
+        };
+        assert_eq!((*seq, bad.seq, bad.tag), (42, 42, 9));
+        let reason = "spool frame seq 42 has tag 9, which this build does not know \
+                      (written by a newer pgtrail?): its record is not delivered";
+        assert_eq!(bad.reason(), reason);
+        let row = bad.gap_row("i1", uuid::Uuid::from_u128(1), 5).unwrap();
+        assert_eq!(row, expected_gap(42, reason));
+        let (instance, seq, time) = super::super::rowbinary::row_header(&row.row).unwrap();
+        assert_eq!((instance, seq, time), (&b"i1"[..], 42, 5));
+    }
+
+    #[test]
+    fn a_json_frame_that_does_not_parse_reads_as_a_gap_row_telling_it() {
+        let mut buf = Vec::new();
+        frame::encode(7, &mut buf, |out| {
+            out.extend_from_slice(b"\"seq\": not json");
+            Ok(JSON_TAG)
+        })
+        .unwrap();
+        let rows = read_all(&buf);
+        let Err(bad) = &rows[0].1 else {
+            panic!("broken JSON decoded");
+        };
+        assert_eq!((bad.seq, bad.tag), (7, JSON_TAG));
+        let reason = bad.reason();
+        assert!(
+            reason.starts_with(
+                "spool frame seq 7 has tag 123, a JSON record of an earlier build, which does not parse ("
+            ),
+            "{reason}"
+        );
+        assert!(
+            reason.ends_with("): its record is not delivered"),
+            "{reason}"
+        );
+        let row = bad.gap_row("i1", uuid::Uuid::from_u128(1), 5).unwrap();
+        assert_eq!(row, expected_gap(7, &reason));
     }
 }

@@ -23,14 +23,18 @@ pub struct SpooledClickHouseSink {
 }
 
 impl SpooledClickHouseSink {
-    /// Starts the sender thread on `reader`; records are appended to `writer`.
+    /// Starts the sender thread on `reader`; records are appended to
+    /// `writer`. `instance_id` is the one the spool's records carry (the
+    /// gap row for a frame the sender cannot read carries it too).
     pub fn start(
         url: &str,
         config: &ClickHouseConfig,
         writer: SpoolWriter,
         reader: SpoolReader,
+        instance_id: String,
     ) -> io::Result<SpooledClickHouseSink> {
-        let (sender, _unused, _) = SenderThread::start(url, config, Some(reader))?;
+        let spool = Some((reader, instance_id));
+        let (sender, _unused, _) = SenderThread::start(url, config, spool)?;
         Ok(SpooledClickHouseSink {
             sender,
             spool: writer,
