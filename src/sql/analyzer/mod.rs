@@ -332,13 +332,18 @@ impl Analyzer {
     }
 
     /// What else decides a statement's path besides its shape: whether its
-    /// bytes are valid UTF-8 and whether it exceeds `max_parse_bytes`.
+    /// bytes are valid UTF-8, whether it exceeds `max_parse_bytes` and
+    /// whether it ends in an unterminated string, dollar quote, quoted
+    /// identifier or comment ([`Token::open`], set by the lexer: only a
+    /// statement's last token can be open).
     fn span_flags(&self, text: &[u8], st: &[Token]) -> u8 {
         let start = st.first().map_or(0, |t| t.start);
-        let end = st.last().map_or(0, |t| t.end);
+        let last = st.last();
+        let end = last.map_or(0, |t| t.end);
         let bytes = text.get(start..end).unwrap_or_default();
         u8::from(std::str::from_utf8(bytes).is_ok())
             | u8::from(bytes.len() > self.cfg.max_parse_bytes) << 1
+            | u8::from(last.is_some_and(|t| t.open)) << 2
     }
 
     fn put_template(&self, key: u64, text: &[u8], s: &Scratch, analyses: &Arc<[Analysis]>) {
