@@ -55,12 +55,12 @@
 //! grammar classes (string, bit, hex, national, int4, other number) and of
 //! whether each statement is valid UTF-8, within `max_parse_bytes` and
 //! ends in an unterminated string, dollar quote, quoted identifier or
-//! block comment (the lexer marks such a token as it scans it): those
-//! decide whether a parser accepts a statement (`PASSWORD 'x'` but not
-//! `PASSWORD 1`; `SELECT 'x'` but not `SELECT 'x`), so texts differing
-//! there never share an entry (nor a template). Known gap: a terminated
-//! literal whose escapes PostgreSQL rejects (`U&'\zzzz'`, `E'\xff'`, a
-//! bad `UESCAPE`) still shares its class with valid ones.
+//! block comment, and of the bytes of literals whose escapes decide their
+//! validity (`U&'...'`; `\x`, octal, `\u`, `\U` escapes): the lexer marks
+//! such tokens as it scans them. Those decide whether a parser accepts a
+//! statement (`PASSWORD 'x'` but not `PASSWORD 1`; `SELECT 'x'` but not
+//! `SELECT 'x` nor `SELECT E'\xff'`), so texts differing there never share
+//! an entry (nor a template).
 //!
 //! ## Cache
 //! [`Analyzer`] keeps a bounded, sharded LRU (`cache_entries`, 16 mutexed

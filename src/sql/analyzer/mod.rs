@@ -117,7 +117,7 @@ impl Analyzer {
     ) -> (Range<usize>, Arc<[Analysis]>) {
         // the split of `statement_ranges`: default lexer options
         s.toks.clear();
-        lexer::tokenize_into(text, LexOptions::default(), &mut s.toks);
+        s.escapes = lexer::tokenize_into(text, LexOptions::default(), &mut s.toks);
         split::split_into(text, &s.toks, &mut s.spans);
         s.ranges.clear();
         s.ranges
@@ -181,7 +181,7 @@ impl Analyzer {
             }
         }
         if !lexed {
-            lexer::tokenize_into(text, lex_opts(&self.cfg), &mut s.toks);
+            s.escapes = lexer::tokenize_into(text, lex_opts(&self.cfg), &mut s.toks);
         }
         let templated =
             cacheable && text.len() <= TEMPLATE_MAX_BYTES && s.toks.len() <= TEMPLATE_MAX_TOKENS;
@@ -281,6 +281,13 @@ impl Analyzer {
             key.bytes(&fp.to_le_bytes());
             kinds.bytes(&k.to_le_bytes());
             kinds.byte(self.span_flags(text, st));
+            if s.escapes {
+                // literals whose escapes decide their validity: by their bytes
+                for t in st.iter().filter(|t| t.escapes) {
+                    kinds.bytes(text.get(t.start..t.end).unwrap_or_default());
+                    kinds.byte(0xff);
+                }
+            }
         }
         // texts of one shape with other literal classes get their own entry
         key.bytes(&kinds.0.to_le_bytes());

@@ -9,7 +9,8 @@
 //! (with PostgreSQL's trailing `+`/`-` rule), `::`, punctuation and psql
 //! variables (`:name`, `:'name'`, `:"name"`, `:{?name}`), which stay text.
 //! It never fails: unterminated constructs run to the end of the input
-//! (their token is marked [`Token::open`]).
+//! (their token is marked [`Token::open`]). String constants whose escapes
+//! PostgreSQL may reject are marked [`Token::escapes`].
 
 use super::scan::{
     is_ident_cont, is_ident_start, is_op_char, is_space, scan_dollar, scan_number, scan_operator,
@@ -63,11 +64,16 @@ pub(crate) struct Token {
     /// token can be open). PostgreSQL rejects such a text, so it decides
     /// the cache key like the literal classes do.
     pub(crate) open: bool,
+    /// A string constant whose validity depends on its escapes' values
+    /// (`U&'...'`, and `\x`, octal, `\u`, `\U` escapes where backslashes
+    /// escape): PostgreSQL rejects `U&'\zzzz'` or `E'\xff'`, so the cache
+    /// keys such a literal by its bytes, not its class alone.
+    pub(crate) escapes: bool,
     pub(crate) start: usize,
     pub(crate) end: usize,
 }
 
-// the flag lives in the padding after `kind`
+// the flags live in the padding after `kind`
 const _: () = assert!(std::mem::size_of::<Token>() == 2 * std::mem::size_of::<usize>() + 8);
 
 /// Lexer options.
@@ -93,14 +99,17 @@ pub(crate) fn tokenize(s: &[u8], opts: LexOptions) -> Vec<Token> {
     out
 }
 
-/// [`tokenize`] appending to `out` (a reused buffer).
-pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
+/// [`tokenize`] appending to `out` (a reused buffer); whether any token
+/// is marked [`Token::escapes`].
+pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) -> bool {
     let n = s.len();
     let mut i = 0usize;
+    let mut any_escapes = false;
     while i < n {
         let start = i;
         let b = s[i];
         let mut open = false;
+        let mut escapes = false;
         let kind = if is_space(b) {
             // whitespace is not kept as a token (token offsets keep the
             // bytes between tokens recoverable)
@@ -117,14 +126,14 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             (i, open) = skip_block_comment(s, i);
             Tok::Comment
         } else if b == b'\'' {
-            (i, open) = scan_string(s, i + 1, !opts.standard_strings);
+            (i, open, escapes) = scan_string(s, i + 1, !opts.standard_strings);
             Tok::Str
         } else if b == b'"' {
             (i, open) = scan_quoted_ident(s, i + 1);
             Tok::QIdent
         } else if is_ident_start(b) {
             let kind;
-            (i, kind, open) = scan_word(s, i, opts);
+            (i, kind, open, escapes) = scan_word(s, i, opts);
             kind
         } else if b.is_ascii_digit()
             || (b == b'.' && s.get(i + 1).is_some_and(|c| c.is_ascii_digit()))
@@ -156,39 +165,45 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             }
         };
         debug_assert!(i > start);
+        any_escapes |= escapes;
         out.push(Token {
             kind,
             open,
+            escapes,
             start,
             end: i,
         });
     }
+    any_escapes
 }
 
 /// A word from `s[i]` (an identifier start): an identifier, or a string
 /// or quoted identifier with its `E`, `N`, `B`, `X` or `U&` prefix (end,
-/// kind, unterminated?).
+/// kind, unterminated?, [`Token::escapes`]).
 #[inline]
-fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok, bool) {
+fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok, bool, bool) {
     let n = s.len();
     let b = s[i];
     let mut open = false;
+    let mut escapes = false;
     // string / identifier prefixes
     let b1 = s.get(i + 1).copied();
     let kind = match (b | 0x20, b1) {
         (b'e', Some(b'\'')) => {
-            (i, open) = scan_string(s, i + 2, true);
+            (i, open, escapes) = scan_string(s, i + 2, true);
             Tok::Str
         }
         (b'n' | b'b' | b'x', Some(b'\'')) if b < 0x80 => {
-            (i, open) = scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
+            (i, open, escapes) =
+                scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
             Tok::Str
         }
         (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'\'') => {
-            (i, open) = scan_string(s, i + 3, false);
+            (i, open, _) = scan_string(s, i + 3, false);
             if !open {
                 (i, open) = skip_uescape(s, i);
             }
+            escapes = true;
             Tok::Str
         }
         (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'"') => {
@@ -206,7 +221,7 @@ fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok, bool) {
             Tok::Ident
         }
     };
-    (i, kind, open)
+    (i, kind, open, escapes)
 }
 
 /// A token from `s[i] == '$'`: a parameter, a dollar-quoted string or a

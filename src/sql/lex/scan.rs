@@ -76,15 +76,19 @@ pub(super) fn skip_block_comment(s: &[u8], mut i: usize) -> (usize, bool) {
 }
 
 /// Scan a `'`-quoted string body starting after the opening quote; returns
-/// the index after the closing quote (and any continuation segments), and
-/// whether a segment is unterminated (`'ab`, `'it''s`, `E'ab\'`).
-pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> (usize, bool) {
+/// the index after the closing quote (and any continuation segments),
+/// whether a segment is unterminated (`'ab`, `'it''s`, `E'ab\'`), and
+/// (with `backslash`) whether it has an escape whose value decides its
+/// validity (`\x`, octal, `\u`, `\U`: `E'\xff'` is rejected).
+pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> (usize, bool, bool) {
     let n = s.len();
+    let mut escapes = false;
     loop {
         let mut closed = false;
         while i < n {
             let c = s[i];
             if backslash && c == b'\\' {
+                escapes |= matches!(s.get(i + 1), Some(b'x' | b'u' | b'U' | b'0'..=b'7'));
                 i += 2;
                 continue;
             }
@@ -100,10 +104,10 @@ pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> (usize, bo
             i += 1;
         }
         if !closed {
-            return (n, true);
+            return (n, true, escapes);
         }
         if i >= n {
-            return (n, false);
+            return (n, false, escapes);
         }
         // continuation: whitespace containing a newline, then a quote
         let mut j = i;
@@ -116,7 +120,7 @@ pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> (usize, bo
             i = j + 1;
             continue;
         }
-        return (i, false);
+        return (i, false, escapes);
     }
 }
 
@@ -153,7 +157,8 @@ pub(super) fn skip_uescape(s: &[u8], i: usize) -> (usize, bool) {
             k += 1;
         }
         if s.get(k) == Some(&b'\'') {
-            return scan_string(s, k + 1, false);
+            let (e, open, _) = scan_string(s, k + 1, false);
+            return (e, open);
         }
     }
     (i, false)
