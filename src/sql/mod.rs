@@ -53,9 +53,14 @@
 //! The cache key of a whole text is FNV-1a 64 over the little-endian bytes
 //! of its statements' fingerprints, then of a signature of its literals'
 //! grammar classes (string, bit, hex, national, int4, other number) and of
-//! whether each statement is valid UTF-8 and within `max_parse_bytes`:
-//! those decide whether a parser accepts a statement (`PASSWORD 'x'` but
-//! not `PASSWORD 1`), so texts differing there never share an entry.
+//! whether each statement is valid UTF-8, within `max_parse_bytes` and
+//! ends in an unterminated string, dollar quote, quoted identifier or
+//! block comment, and of the bytes of literals whose escapes decide their
+//! validity (`U&'...'`; `\x`, octal, `\u`, `\U` escapes): the lexer marks
+//! such tokens as it scans them. Those decide whether a parser accepts a
+//! statement (`PASSWORD 'x'` but not `PASSWORD 1`; `SELECT 'x'` but not
+//! `SELECT 'x` nor `SELECT E'\xff'`), so texts differing there never share
+//! an entry (nor a template).
 //!
 //! ## Cache
 //! [`Analyzer`] keeps a bounded, sharded LRU (`cache_entries`, 16 mutexed
@@ -128,7 +133,8 @@
 //! - `tests/` (tests): the statement table (`cases`, `cases_ddl`), table,
 //!   kinds, paths and cache (`analyze`), properties over statement
 //!   templates (`props`), robustness and the pg_query corpus oracle
-//!   (`robust`), one statement of a Query string (`picked`)
+//!   (`robust`), one statement of a Query string (`picked`), texts ending
+//!   unterminated against valid ones of the same shape (`unterminated`)
 //!
 //! ## Robustness
 //! No `unwrap` on input-derived data, parsers run under `catch_unwind`,

@@ -117,7 +117,7 @@ impl Analyzer {
     ) -> (Range<usize>, Arc<[Analysis]>) {
         // the split of `statement_ranges`: default lexer options
         s.toks.clear();
-        lexer::tokenize_into(text, LexOptions::default(), &mut s.toks);
+        s.escapes = lexer::tokenize_into(text, LexOptions::default(), &mut s.toks);
         split::split_into(text, &s.toks, &mut s.spans);
         s.ranges.clear();
         s.ranges
@@ -181,7 +181,7 @@ impl Analyzer {
             }
         }
         if !lexed {
-            lexer::tokenize_into(text, lex_opts(&self.cfg), &mut s.toks);
+            s.escapes = lexer::tokenize_into(text, lex_opts(&self.cfg), &mut s.toks);
         }
         let templated =
             cacheable && text.len() <= TEMPLATE_MAX_BYTES && s.toks.len() <= TEMPLATE_MAX_TOKENS;
@@ -281,6 +281,13 @@ impl Analyzer {
             key.bytes(&fp.to_le_bytes());
             kinds.bytes(&k.to_le_bytes());
             kinds.byte(self.span_flags(text, st));
+            if s.escapes {
+                // literals whose escapes decide their validity: by their bytes
+                for t in st.iter().filter(|t| t.escapes) {
+                    kinds.bytes(text.get(t.start..t.end).unwrap_or_default());
+                    kinds.byte(0xff);
+                }
+            }
         }
         // texts of one shape with other literal classes get their own entry
         key.bytes(&kinds.0.to_le_bytes());
@@ -332,13 +339,18 @@ impl Analyzer {
     }
 
     /// What else decides a statement's path besides its shape: whether its
-    /// bytes are valid UTF-8 and whether it exceeds `max_parse_bytes`.
+    /// bytes are valid UTF-8, whether it exceeds `max_parse_bytes` and
+    /// whether it ends in an unterminated string, dollar quote, quoted
+    /// identifier or comment ([`Token::open`], set by the lexer: only a
+    /// statement's last token can be open).
     fn span_flags(&self, text: &[u8], st: &[Token]) -> u8 {
         let start = st.first().map_or(0, |t| t.start);
-        let end = st.last().map_or(0, |t| t.end);
+        let last = st.last();
+        let end = last.map_or(0, |t| t.end);
         let bytes = text.get(start..end).unwrap_or_default();
         u8::from(std::str::from_utf8(bytes).is_ok())
             | u8::from(bytes.len() > self.cfg.max_parse_bytes) << 1
+            | u8::from(last.is_some_and(|t| t.open)) << 2
     }
 
     fn put_template(&self, key: u64, text: &[u8], s: &Scratch, analyses: &Arc<[Analysis]>) {

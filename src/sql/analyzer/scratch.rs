@@ -10,6 +10,8 @@ use std::ops::Range;
 #[derive(Default)]
 pub(super) struct Scratch {
     pub(super) toks: Vec<Token>,
+    /// Whether a token of `toks` is marked `Token::escapes`.
+    pub(super) escapes: bool,
     pub(super) spans: Vec<StmtSpan>,
     /// Non-comment tokens of the current statement (when it has comments).
     pub(super) sig: Vec<Token>,

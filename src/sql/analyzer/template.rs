@@ -1,6 +1,7 @@
 //! Template entries of [`crate::sql::Analyzer`]'s cache: a text with its tokens
 //! and statement spans, matched by another text with the same tokens up to
-//! literal values (of the same grammar class) and comments.
+//! literal values (of the same grammar class; the same bytes for literals
+//! whose escapes decide their validity) and comments.
 
 use crate::sql::analysis::Analysis;
 use crate::sql::analyzer::cache;
@@ -36,6 +37,8 @@ impl Template {
                 r.kind == t.kind
                     && if r.kind.is_literal() {
                         literal_class(rb, r.kind) == literal_class(tb, t.kind)
+                            && r.escapes == t.escapes
+                            && (!r.escapes || rb == tb)
                     } else {
                         r.kind.is_trivia() || rb == tb
                     }

@@ -109,6 +109,8 @@ fn push_uniform_or_all(src: &[u8], items: &[Vec<Token>], out: &mut Vec<Token>) {
         if k > 0 {
             out.push(Token {
                 kind: Tok::Comma,
+                open: false,
+                escapes: false,
                 start: 0,
                 end: 0,
             });

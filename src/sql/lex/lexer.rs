@@ -8,7 +8,9 @@
 //! `0x`/`0o`/`0b`, `_` separators), positional parameters `$n`, operators
 //! (with PostgreSQL's trailing `+`/`-` rule), `::`, punctuation and psql
 //! variables (`:name`, `:'name'`, `:"name"`, `:{?name}`), which stay text.
-//! It never fails: unterminated constructs run to the end of the input.
+//! It never fails: unterminated constructs run to the end of the input
+//! (their token is marked [`Token::open`]). String constants whose escapes
+//! PostgreSQL may reject are marked [`Token::escapes`].
 
 use super::scan::{
     is_ident_cont, is_ident_start, is_op_char, is_space, scan_dollar, scan_number, scan_operator,
@@ -57,9 +59,22 @@ impl Tok {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token {
     pub(crate) kind: Tok,
+    /// An unterminated string, dollar quote, quoted identifier or block
+    /// comment (it runs to the end of the input, so only a text's last
+    /// token can be open). PostgreSQL rejects such a text, so it decides
+    /// the cache key like the literal classes do.
+    pub(crate) open: bool,
+    /// A string constant whose validity depends on its escapes' values
+    /// (`U&'...'`, and `\x`, octal, `\u`, `\U` escapes where backslashes
+    /// escape): PostgreSQL rejects `U&'\zzzz'` or `E'\xff'`, so the cache
+    /// keys such a literal by its bytes, not its class alone.
+    pub(crate) escapes: bool,
     pub(crate) start: usize,
     pub(crate) end: usize,
 }
+
+// the flags live in the padding after `kind`
+const _: () = assert!(std::mem::size_of::<Token>() == 2 * std::mem::size_of::<usize>() + 8);
 
 /// Lexer options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +99,17 @@ pub(crate) fn tokenize(s: &[u8], opts: LexOptions) -> Vec<Token> {
     out
 }
 
-/// [`tokenize`] appending to `out` (a reused buffer).
-pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
+/// [`tokenize`] appending to `out` (a reused buffer); whether any token
+/// is marked [`Token::escapes`].
+pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) -> bool {
     let n = s.len();
     let mut i = 0usize;
+    let mut any_escapes = false;
     while i < n {
         let start = i;
         let b = s[i];
+        let mut open = false;
+        let mut escapes = false;
         let kind = if is_space(b) {
             // whitespace is not kept as a token (token offsets keep the
             // bytes between tokens recoverable)
@@ -104,17 +123,17 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             }
             Tok::Comment
         } else if b == b'/' && s.get(i + 1) == Some(&b'*') {
-            i = skip_block_comment(s, i);
+            (i, open) = skip_block_comment(s, i);
             Tok::Comment
         } else if b == b'\'' {
-            i = scan_string(s, i + 1, !opts.standard_strings);
+            (i, open, escapes) = scan_string(s, i + 1, !opts.standard_strings);
             Tok::Str
         } else if b == b'"' {
-            i = scan_quoted_ident(s, i + 1);
+            (i, open) = scan_quoted_ident(s, i + 1);
             Tok::QIdent
         } else if is_ident_start(b) {
-            let (e, kind) = scan_word(s, i, opts);
-            i = e;
+            let kind;
+            (i, kind, open, escapes) = scan_word(s, i, opts);
             kind
         } else if b.is_ascii_digit()
             || (b == b'.' && s.get(i + 1).is_some_and(|c| c.is_ascii_digit()))
@@ -122,8 +141,8 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             i = scan_number(s, i);
             Tok::Num
         } else if b == b'$' {
-            let (e, kind) = scan_dollar_token(s, i);
-            i = e;
+            let kind;
+            (i, kind, open) = scan_dollar_token(s, i);
             kind
         } else if b == b':' {
             let (e, kind) = scan_colon(s, i);
@@ -146,39 +165,52 @@ pub(crate) fn tokenize_into(s: &[u8], opts: LexOptions, out: &mut Vec<Token>) {
             }
         };
         debug_assert!(i > start);
+        any_escapes |= escapes;
         out.push(Token {
             kind,
+            open,
+            escapes,
             start,
             end: i,
         });
     }
+    any_escapes
 }
 
 /// A word from `s[i]` (an identifier start): an identifier, or a string
-/// or quoted identifier with its `E`, `N`, `B`, `X` or `U&` prefix.
+/// or quoted identifier with its `E`, `N`, `B`, `X` or `U&` prefix (end,
+/// kind, unterminated?, [`Token::escapes`]).
 #[inline]
-fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok) {
+fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok, bool, bool) {
     let n = s.len();
     let b = s[i];
+    let mut open = false;
+    let mut escapes = false;
     // string / identifier prefixes
     let b1 = s.get(i + 1).copied();
     let kind = match (b | 0x20, b1) {
         (b'e', Some(b'\'')) => {
-            i = scan_string(s, i + 2, true);
+            (i, open, escapes) = scan_string(s, i + 2, true);
             Tok::Str
         }
         (b'n' | b'b' | b'x', Some(b'\'')) if b < 0x80 => {
-            i = scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
+            (i, open, escapes) =
+                scan_string(s, i + 2, !opts.standard_strings && (b | 0x20) == b'n');
             Tok::Str
         }
         (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'\'') => {
-            i = scan_string(s, i + 3, false);
-            i = skip_uescape(s, i);
+            (i, open, _) = scan_string(s, i + 3, false);
+            if !open {
+                (i, open) = skip_uescape(s, i);
+            }
+            escapes = true;
             Tok::Str
         }
         (b'u', Some(b'&')) if s.get(i + 2) == Some(&b'"') => {
-            i = scan_quoted_ident(s, i + 3);
-            i = skip_uescape(s, i);
+            (i, open) = scan_quoted_ident(s, i + 3);
+            if !open {
+                (i, open) = skip_uescape(s, i);
+            }
             Tok::QIdent
         }
         _ => {
@@ -189,14 +221,15 @@ fn scan_word(s: &[u8], mut i: usize, opts: LexOptions) -> (usize, Tok) {
             Tok::Ident
         }
     };
-    (i, kind)
+    (i, kind, open, escapes)
 }
 
 /// A token from `s[i] == '$'`: a parameter, a dollar-quoted string or a
-/// lone `$`.
+/// lone `$` (end, kind, unterminated?).
 #[inline]
-fn scan_dollar_token(s: &[u8], mut i: usize) -> (usize, Tok) {
+fn scan_dollar_token(s: &[u8], mut i: usize) -> (usize, Tok, bool) {
     let n = s.len();
+    let mut open = false;
     let kind = match s.get(i + 1).copied() {
         Some(c) if c.is_ascii_digit() => {
             i += 1;
@@ -207,7 +240,7 @@ fn scan_dollar_token(s: &[u8], mut i: usize) -> (usize, Tok) {
         }
         Some(c) if c == b'$' || (is_ident_start(c)) => match scan_dollar(s, i) {
             Some(e) => {
-                i = e;
+                (i, open) = e;
                 Tok::Str
             }
             None => {
@@ -220,7 +253,7 @@ fn scan_dollar_token(s: &[u8], mut i: usize) -> (usize, Tok) {
             Tok::Other
         }
     };
-    (i, kind)
+    (i, kind, open)
 }
 
 /// A token from `s[i] == ':'`: `::`, `:=`, a psql variable or a colon.

@@ -1,8 +1,10 @@
 //! The lexer's scanners for multi-byte constructs: nested block comments,
 //! quoted strings (with continuation and `UESCAPE`), quoted identifiers,
 //! numbers, dollar-quote tags and operators. Each takes the input and a
-//! start index and returns the index after the construct. The byte
-//! classes (space, identifier, operator characters) come first.
+//! start index and returns the index after the construct (and, for
+//! quoted constructs and comments, whether it is unterminated: it then
+//! runs to the end of the input). The byte classes (space, identifier,
+//! operator characters) come first.
 
 /// Whitespace, as PostgreSQL's lexer sees it.
 #[inline]
@@ -52,7 +54,8 @@ pub(crate) fn is_op_char(b: u8) -> bool {
     )
 }
 
-pub(super) fn skip_block_comment(s: &[u8], mut i: usize) -> usize {
+/// A block comment from `s[i..]` (`/*`, nesting): its end, unterminated?
+pub(super) fn skip_block_comment(s: &[u8], mut i: usize) -> (usize, bool) {
     let n = s.len();
     let mut depth = 0usize;
     while i < n {
@@ -63,23 +66,29 @@ pub(super) fn skip_block_comment(s: &[u8], mut i: usize) -> usize {
             depth = depth.saturating_sub(1);
             i += 2;
             if depth == 0 {
-                return i;
+                return (i, false);
             }
         } else {
             i += 1;
         }
     }
-    n
+    (n, true)
 }
 
 /// Scan a `'`-quoted string body starting after the opening quote; returns
-/// the index after the closing quote (and any continuation segments).
-pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> usize {
+/// the index after the closing quote (and any continuation segments),
+/// whether a segment is unterminated (`'ab`, `'it''s`, `E'ab\'`), and
+/// (with `backslash`) whether it has an escape whose value decides its
+/// validity (`\x`, octal, `\u`, `\U`: `E'\xff'` is rejected).
+pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> (usize, bool, bool) {
     let n = s.len();
+    let mut escapes = false;
     loop {
+        let mut closed = false;
         while i < n {
             let c = s[i];
             if backslash && c == b'\\' {
+                escapes |= matches!(s.get(i + 1), Some(b'x' | b'u' | b'U' | b'0'..=b'7'));
                 i += 2;
                 continue;
             }
@@ -89,12 +98,16 @@ pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> usize {
                     continue;
                 }
                 i += 1;
+                closed = true;
                 break;
             }
             i += 1;
         }
+        if !closed {
+            return (n, true, escapes);
+        }
         if i >= n {
-            return n;
+            return (n, false, escapes);
         }
         // continuation: whitespace containing a newline, then a quote
         let mut j = i;
@@ -107,11 +120,13 @@ pub(super) fn scan_string(s: &[u8], mut i: usize, backslash: bool) -> usize {
             i = j + 1;
             continue;
         }
-        return i;
+        return (i, false, escapes);
     }
 }
 
-pub(super) fn scan_quoted_ident(s: &[u8], mut i: usize) -> usize {
+/// A `"`-quoted identifier's body from after the opening quote: its end,
+/// unterminated?
+pub(super) fn scan_quoted_ident(s: &[u8], mut i: usize) -> (usize, bool) {
     let n = s.len();
     while i < n {
         if s[i] == b'"' {
@@ -119,15 +134,15 @@ pub(super) fn scan_quoted_ident(s: &[u8], mut i: usize) -> usize {
                 i += 2;
                 continue;
             }
-            return i + 1;
+            return (i + 1, false);
         }
         i += 1;
     }
-    n
+    (n, true)
 }
 
-/// After a U& literal: optional `UESCAPE 'c'`.
-pub(super) fn skip_uescape(s: &[u8], i: usize) -> usize {
+/// After a U& literal: optional `UESCAPE 'c'` (its string unterminated?).
+pub(super) fn skip_uescape(s: &[u8], i: usize) -> (usize, bool) {
     let n = s.len();
     let mut j = i;
     while j < n && is_space(s[j]) {
@@ -142,10 +157,11 @@ pub(super) fn skip_uescape(s: &[u8], i: usize) -> usize {
             k += 1;
         }
         if s.get(k) == Some(&b'\'') {
-            return scan_string(s, k + 1, false);
+            let (e, open, _) = scan_string(s, k + 1, false);
+            return (e, open);
         }
     }
-    i
+    (i, false)
 }
 
 fn scan_digits(s: &[u8], mut i: usize, ok: fn(u8) -> bool) -> usize {
@@ -189,8 +205,9 @@ pub(super) fn scan_number(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// `$tag$ ... $tag$` starting at `i` (which is `$`). None if not a valid tag.
-pub(super) fn scan_dollar(s: &[u8], i: usize) -> Option<usize> {
+/// `$tag$ ... $tag$` starting at `i` (which is `$`): its end, unterminated?
+/// None if not a valid tag.
+pub(super) fn scan_dollar(s: &[u8], i: usize) -> Option<(usize, bool)> {
     let n = s.len();
     let mut j = i + 1;
     while j < n && s[j] != b'$' {
@@ -207,11 +224,11 @@ pub(super) fn scan_dollar(s: &[u8], i: usize) -> Option<usize> {
     let mut k = body;
     while k < n {
         if s[k] == b'$' && s[k..].starts_with(tag) {
-            return Some(k + tag.len());
+            return Some((k + tag.len(), false));
         }
         k += 1;
     }
-    Some(n)
+    Some((n, true))
 }
 
 pub(super) fn scan_operator(s: &[u8], i: usize) -> usize {

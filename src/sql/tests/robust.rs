@@ -117,7 +117,7 @@ fn huge_statement_goes_to_lexer() {
 
 // ---------- pg_query oracle over the corpus ----------
 
-fn corpus() -> Option<String> {
+pub(super) fn corpus() -> Option<String> {
     for p in [
         "../shared/corpus/statements.jsonl",
         "/work/shared/corpus/statements.jsonl",
