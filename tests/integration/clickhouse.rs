@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::harness::clickhouse::ChServer;
 use crate::harness::proxy::{fresh_db, sessions, statements, Proxy};
+use crate::harness::spool::SpoolLeft;
 use pgtrail::audit::record::parse_time_micros;
 use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersion};
 
@@ -404,41 +405,19 @@ async fn spool_survives_outages_and_a_restart() {
 /// not reuse the seqs the damaged part held.
 #[tokio::test]
 async fn corrupt_spool_is_quarantined_with_a_gap_row() {
-    let ch = ChServer::start();
-    ch.kill();
-    let ch_db = unique_ch_db("spoolbad");
-    let (pg, db) = fresh_db("ch_spoolbad");
-    let spool = tempfile::tempdir().unwrap();
-    let tweak = |cfg: &mut pgtrail::config::Config| {
-        cfg.audit.clickhouse_url = Some(ch.http_url());
-        cfg.audit.clickhouse.database = ch_db.clone();
-        cfg.audit.clickhouse.batch_ms = 20;
-        cfg.audit.spool_dir = Some(spool.path().to_path_buf());
-    };
-    let proxy = Proxy::start_with(pg, tweak).await;
-    let client = proxy.connect(pg, &db).await;
-    for i in 0..20 {
-        client.simple_query(&format!("SELECT {i}")).await.unwrap();
-    }
-    drop(client);
-    let first = proxy.stop().await;
-    let segment = std::fs::read_dir(spool.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("spool-")
-        })
-        .expect("a spool segment");
-    let mut bytes = std::fs::read(&segment).unwrap();
+    let left = SpoolLeft::make("spoolbad", 20).await;
+    let SpoolLeft {
+        ch,
+        ch_db,
+        spool,
+        first,
+        segment,
+        ..
+    } = &left;
+    let mut bytes = std::fs::read(segment).unwrap();
     bytes[20] ^= 0xff; // inside the first frame, far from the tail
-    std::fs::write(&segment, &bytes).unwrap();
-    ch.restart();
-
-    let proxy = Proxy::start_with(pg, tweak).await;
-    let second = proxy.stop().await;
+    std::fs::write(segment, &bytes).unwrap();
+    let second = left.second_run().await;
     let first_max = first.iter().map(|r| r["seq"].as_u64().unwrap()).max();
     let gap = second
         .iter()

@@ -6,4 +6,5 @@ pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod raw;
+pub mod spool;
 pub mod tmpfs;
