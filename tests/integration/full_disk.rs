@@ -80,6 +80,27 @@ pub(crate) async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> 
     }
 }
 
+/// Waits until the full disk makes pgtrail refuse statements, runs
+/// `recover` (ClickHouse back, space freed), then waits up to `secs` until
+/// statements run again.
+pub(crate) async fn refused_then_running(
+    seen: &Seen,
+    recover: impl FnOnce(),
+    recovered: &str,
+    secs: u64,
+) {
+    wait_until("the disk never filled", 60, || {
+        seen.refused.load(Ordering::Relaxed) >= 8
+    })
+    .await;
+    let before = seen.ok_count();
+    recover();
+    wait_until(&format!("still refused after {recovered}"), secs, || {
+        seen.ok_count() > before + 200
+    })
+    .await;
+}
+
 pub(crate) async fn stop_clients(stop: &AtomicBool, tasks: Vec<tokio::task::JoinHandle<()>>) {
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -197,16 +218,7 @@ async fn full_spool_disk_fail_closed_refuses_then_drains_without_restart() {
     let first = PgtrailProcess::start(&config, dir.path()).await;
     let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));
     let tasks = start_clients(&conn(pg, &db, first.port), 4, &seen, &stop).await;
-    wait_until("the disk never filled", 60, || {
-        seen.refused.load(Ordering::Relaxed) >= 8
-    })
-    .await;
-    let before = seen.ok_count();
-    ch.restart();
-    wait_until("still refused after ClickHouse came back", 60, || {
-        seen.ok_count() > before + 200
-    })
-    .await;
+    refused_then_running(&seen, || ch.restart(), "ClickHouse came back", 60).await;
     stop_clients(&stop, tasks).await;
     let ok = std::mem::take(&mut *seen.ok.lock().unwrap());
     let ran = rows_in_t(pg, &db).await;
@@ -358,16 +370,7 @@ async fn full_audit_file_disk_fail_closed_recovers_when_space_returns() {
     let proc = PgtrailProcess::start(&config, dir.path()).await;
     let (seen, stop) = (Arc::new(Seen::default()), Arc::new(AtomicBool::new(false)));
     let tasks = start_clients(&conn(pg, &db, proc.port), 4, &seen, &stop).await;
-    wait_until("the disk never filled", 60, || {
-        seen.refused.load(Ordering::Relaxed) >= 8
-    })
-    .await;
-    let before = seen.ok_count();
-    mnt.free();
-    wait_until("still refused after space was freed", 30, || {
-        seen.ok_count() > before + 200
-    })
-    .await;
+    refused_then_running(&seen, || mnt.free(), "space was freed", 30).await;
     stop_clients(&stop, tasks).await;
     let ok = std::mem::take(&mut *seen.ok.lock().unwrap());
     let ran = rows_in_t(pg, &db).await;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::clickhouse::unique_ch_db;
 use crate::full_disk::{
-    conn, file_records, spool_config, spool_outage, start_clients, stop_clients, wait_until, Seen,
-    SpoolOutage,
+    conn, file_records, refused_then_running, spool_config, spool_outage, start_clients,
+    stop_clients, wait_until, Seen, SpoolOutage,
 };
 use crate::harness::clickhouse::ChServer;
 use crate::harness::process::PgtrailProcess;
@@ -137,16 +137,7 @@ async fn before_ack_with_the_spool_disk_full_loses_no_acknowledged_statement() {
         let args = (conn(pg, &db, first.port), seen.clone(), stop.clone());
         tasks.push(tokio::spawn(before_ack_client(args.0, who, args.1, args.2)));
     }
-    wait_until("the disk never filled", 60, || {
-        seen.refused.load(Ordering::Relaxed) >= 8
-    })
-    .await;
-    let before = seen.ok_count();
-    ch.restart();
-    wait_until("still refused after ClickHouse came back", 60, || {
-        seen.ok_count() > before + 200
-    })
-    .await;
+    refused_then_running(&seen, || ch.restart(), "ClickHouse came back", 60).await;
     stop_clients(&stop, tasks).await;
     drop(first); // SIGKILL: what is only in memory is gone
     let _second = PgtrailProcess::start(&config, dir.path()).await;
