@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::audit::event::{TransactionEvent, TransactionOutcome, TxnRef, TxnStatus};
 use crate::audit::SessionInfo;
-use crate::sql::lex::{tokenize, LexOptions, Tok};
+use crate::sql::lex::{identifier, tokenize, LexOptions, Tok};
 
 /// The transactions of one session.
 pub(super) struct Transactions {
@@ -203,38 +203,15 @@ impl Open {
 }
 
 /// The identifiers and keywords of a statement, folded as PostgreSQL folds
-/// them (unquoted ASCII letters to lower case; quoted as written).
+/// them (`sql::lex::identifier`); a `U&"..."` name as written.
 fn words(text: &[u8]) -> Vec<Vec<u8>> {
     tokenize(text, LexOptions::default())
-        .into_iter()
+        .iter()
         .filter_map(|t| {
-            let raw = &text[t.start..t.end];
-            match t.kind {
-                Tok::Ident => Some(raw.to_ascii_lowercase()),
-                Tok::QIdent => Some(unquote(raw)),
-                _ => None,
-            }
+            identifier(text, t)
+                .or_else(|| (t.kind == Tok::QIdent).then(|| text[t.start..t.end].to_vec()))
         })
         .collect()
-}
-
-/// `"a""b"` → `a"b`.
-fn unquote(raw: &[u8]) -> Vec<u8> {
-    let inner = raw
-        .strip_prefix(b"\"")
-        .and_then(|r| r.strip_suffix(b"\""))
-        .unwrap_or(raw);
-    let mut out = Vec::with_capacity(inner.len());
-    let mut quote = false;
-    for &b in inner {
-        if b == b'"' && quote {
-            quote = false;
-            continue;
-        }
-        quote = b == b'"';
-        out.push(b);
-    }
-    out
 }
 
 /// `SAVEPOINT x`, `RELEASE [SAVEPOINT] x`: the name.

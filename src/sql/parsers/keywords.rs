@@ -7,18 +7,15 @@
 
 use crate::sql::kind::classify::KwClass;
 use crate::sql::kind::Kind;
-use crate::sql::lex::{is_keyword_before_paren, kw as is_kw, Tok, Token};
+use crate::sql::lex::{identifier, is_keyword_before_paren, kw as is_kw, Tok, Token};
 use crate::sql::parsers::Extract;
 
 fn part(src: &[u8], t: &Token) -> Option<String> {
-    let b = &src[t.start..t.end];
-    match t.kind {
-        Tok::Ident => Some(String::from_utf8_lossy(b).to_ascii_lowercase()),
-        Tok::QIdent if b.len() >= 2 && b[0] == b'"' => {
-            Some(String::from_utf8_lossy(&b[1..b.len() - 1]).replace("\"\"", "\""))
-        }
-        _ => None,
-    }
+    let name = identifier(src, t)?;
+    Some(
+        String::from_utf8(name)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// Qualified name at `i`: returns (name, index after it).
