@@ -152,34 +152,34 @@ EOF
     AUDIT_ARGS=(--config "$TMP/pgtrail.toml")
 fi
 
-# --- pgtrail -----------------------------------------------------------------
+# --- pgtrail, and a second build for an A/B ---------------------------------
+# start_pgtrail BIN PORT LOG AUDIT_ARGS...: starts BIN in the background
+# (sets STARTED_PID) and waits for its port.
+start_pgtrail() {
+    local bin=$1 port=$2 log=$3
+    shift 3
+    svc_log "starting $bin on port $port"
+    # shellcheck disable=SC2086
+    setsid "$bin" run --listen "127.0.0.1:$port" \
+        --upstream "postgres://127.0.0.1:$PG_PORT" \
+        --auth passthrough \
+        "$@" ${PGTRAIL_EXTRA_ARGS:-} \
+        </dev/null >"$log" 2>&1 &
+    STARTED_PID=$!
+    svc_wait_port "$port" "$STARTED_PID" "$bin"
+}
+
 if has_target pgtrail; then
     PORT[pgtrail]=$(svc_free_port "$(svc_random_port)" "$PG_PORT")
-    svc_log "starting pgtrail on port ${PORT[pgtrail]}"
-    # shellcheck disable=SC2086
-    setsid "$PGTRAIL" run --listen "127.0.0.1:${PORT[pgtrail]}" \
-        --upstream "postgres://127.0.0.1:$PG_PORT" \
-        --auth passthrough \
-        "${AUDIT_ARGS[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
-        </dev/null >"$TMP/pgtrail.log" 2>&1 &
-    PGTRAIL_PID=$!
-    svc_wait_port "${PORT[pgtrail]}" "$PGTRAIL_PID" pgtrail
+    start_pgtrail "$PGTRAIL" "${PORT[pgtrail]}" "$TMP/pgtrail.log" "${AUDIT_ARGS[@]}"
+    PGTRAIL_PID=$STARTED_PID
 fi
-
-# --- a second pgtrail build (A/B) -------------------------------------------
 if has_target base; then
     PORT[base]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-}")
-    svc_log "starting $PGTRAIL_BASE on port ${PORT[base]}"
     base_args=("${AUDIT_ARGS[@]}")
     [[ "${base_args[0]}" == --audit-file ]] && base_args=(--audit-file "$TMP/audit-base.jsonl")
-    # shellcheck disable=SC2086
-    setsid "$PGTRAIL_BASE" run --listen "127.0.0.1:${PORT[base]}" \
-        --upstream "postgres://127.0.0.1:$PG_PORT" \
-        --auth passthrough \
-        "${base_args[@]}" ${PGTRAIL_EXTRA_ARGS:-} \
-        </dev/null >"$TMP/pgtrail-base.log" 2>&1 &
-    BASE_PID=$!
-    svc_wait_port "${PORT[base]}" "$BASE_PID" "pgtrail (base)"
+    start_pgtrail "$PGTRAIL_BASE" "${PORT[base]}" "$TMP/pgtrail-base.log" "${base_args[@]}"
+    BASE_PID=$STARTED_PID
 fi
 
 # --- copy proxy --------------------------------------------------------------
