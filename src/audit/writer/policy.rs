@@ -113,6 +113,16 @@ impl Destination {
         gaps: &RecordBuilder,
     ) -> io::Result<()> {
         self.tell(gaps, Room::WithinLimit);
+        if let Some(run) = self.skipped.last().copied() {
+            if gate.policy().when_full() == WhenFull::Skip {
+                // A run is still untold: the record joins it rather than
+                // going ahead of the run's gap record, so a sink never holds
+                // a seq above a gap it has not written yet (the spool acks
+                // and deletes by seq, in order).
+                self.skip(gate, record.seq(), end_seq, run.why);
+                return Ok(());
+            }
+        }
         let mut room = Room::WithinLimit;
         loop {
             let policy = gate.policy();

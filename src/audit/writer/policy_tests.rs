@@ -20,6 +20,8 @@ struct State {
 enum Refuse {
     Full,
     Failing,
+    /// Gap records fail, others are taken.
+    GapsOnly,
 }
 
 struct FakeSink(Arc<Mutex<State>>);
@@ -30,8 +32,10 @@ impl AuditSink for FakeSink {
     }
     fn offer(&mut self, record: &Record, end_seq: u64, _room: Room) -> Offer {
         let mut st = self.0.lock().unwrap();
+        let gap = matches!(record, Record::Gap(g) if g.reason != "r");
         match st.refuse {
-            None => {
+            Some(Refuse::GapsOnly) if gap => Offer::Failing(io::Error::other("disk full")),
+            None | Some(Refuse::GapsOnly) => {
                 // A gap record the policy made, not one the test wrote.
                 let gap = matches!(record, Record::Gap(g) if g.reason != "r");
                 st.taken.push((record.seq(), end_seq, gap));
@@ -163,4 +167,22 @@ fn stopping_with_a_full_sink_tries_past_its_limit_then_reports_the_loss() {
     // The fake refuses past the limit too: the record is reported, not hung on.
     r.state.lock().unwrap().waits = 10;
     assert!(r.write(1).is_err());
+}
+
+/// The sink takes records again before it takes the gap (its retry came
+/// due in between): the record still waits behind the gap, joining the run,
+/// so no sink holds a seq above a gap it has not written.
+#[test]
+fn a_record_never_goes_ahead_of_an_untold_gap() {
+    let mut r = rig(FailurePolicy::FailOpen);
+    r.refuse(Some(Refuse::Failing));
+    r.write(1).unwrap();
+    // The gap offer fails, the record's would succeed: simulate a retry
+    // that comes due between the two by failing only gap records.
+    r.state.lock().unwrap().refuse = Some(Refuse::GapsOnly);
+    r.write(2).unwrap();
+    r.refuse(None);
+    r.write(3).unwrap();
+    assert_eq!(r.taken(), vec![(1, 3, true), (3, 4, false)]);
+    assert_eq!(r.gate.dropped(), 2);
 }
