@@ -3,6 +3,8 @@
 //! about sessions or audit records yet; attribution comes later.
 //!
 //! - [`lsn`]: WAL positions and their `X/Y` text form.
+//! - [`marker`]: the signed attribution markers sessions leave in a
+//!   client's transaction, and their check.
 //! - [`pgoutput`]: the plugin's messages, decoded without I/O.
 //! - [`relation`]: the Relation cache: tuples as named columns, key columns.
 //! - [`replication`]: the replication connection: login, slot commands,
@@ -12,6 +14,7 @@
 //!   the SQL that adds it.
 
 pub mod lsn;
+pub mod marker;
 pub mod pgoutput;
 pub mod relation;
 pub mod replication;

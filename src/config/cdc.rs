@@ -1,14 +1,27 @@
-//! `[cdc]`: row changes from PostgreSQL's logical decoding. For now it
-//! names what `pgtrail cdc setup` prepares on the server; the decoding
-//! consumer reads the same section.
+//! `[cdc]`: row changes from PostgreSQL's logical decoding: what
+//! `pgtrail cdc setup` prepares on the server, and, with `enabled`, the
+//! decoding consumer and the markers sessions leave in transactions.
 
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 use super::Secret;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CdcConfig {
+    /// Consume the decoding stream into `changes` records, and mark each
+    /// client transaction that wrote so its changes name their person.
+    pub enabled: bool,
+    /// The key markers are signed with (created 0600 when absent): every
+    /// pgtrail instance in front of the same server must share it. Unset:
+    /// `marker.key` in `audit.spool_dir`, or beside `audit.file`.
+    pub marker_key_file: Option<PathBuf>,
+    /// Columns, `schema.table.column`, whose values are stored as a keyed
+    /// hash (equality stays visible, the value does not).
+    pub redact_columns: Vec<String>,
+    /// Values longer than this many bytes are cut (with a flag).
+    pub max_value_bytes: usize,
     /// The role of the replication connection: it needs the REPLICATION
     /// attribute (and to own the published tables, or be superuser, for
     /// `cdc setup --apply` to create the publication).
@@ -29,6 +42,10 @@ pub struct CdcConfig {
 impl Default for CdcConfig {
     fn default() -> Self {
         CdcConfig {
+            enabled: false,
+            marker_key_file: None,
+            redact_columns: Vec::new(),
+            max_value_bytes: 8192,
             user: "pgtrail_cdc".into(),
             password: Secret::default(),
             database: "postgres".into(),
