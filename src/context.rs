@@ -37,6 +37,9 @@ pub struct ProxyContext {
     /// Flips to true when sessions must close now (shutdown timeout).
     pub force_close: watch::Receiver<bool>,
     pub stats: ProxyStats,
+    /// Signs the attribution markers sessions leave in transactions that
+    /// wrote (`cdc.enabled`); `None` sends nothing of pgtrail's upstream.
+    pub markers: Option<Arc<crate::cdc::marker::MarkerSigner>>,
     /// What only `/metrics` reads.
     pub observed: Observed,
 }

@@ -50,6 +50,37 @@ impl Extensions {
     }
 }
 
+/// The marker signer when `cdc.enabled`: the key file named by
+/// `cdc.marker_key_file`, or `marker.key` in the spool directory or beside
+/// the audit file; made (0600) on first start.
+fn marker_signer(
+    config: &Config,
+) -> Result<Option<Arc<crate::cdc::marker::MarkerSigner>>, StartupError> {
+    use crate::cdc::marker::{MarkerKey, MarkerSigner};
+    if !config.cdc.enabled {
+        return Ok(None);
+    }
+    let path = match (
+        &config.cdc.marker_key_file,
+        &config.audit.spool_dir,
+        &config.audit.file,
+    ) {
+        (Some(p), _, _) => p.clone(),
+        (None, Some(dir), _) => dir.join("marker.key"),
+        (None, None, Some(file)) => file.with_file_name("marker.key"),
+        (None, None, None) => {
+            return Err(StartupError::Config(
+                "cdc.enabled needs cdc.marker_key_file, audit.spool_dir or audit.file".into(),
+            ))
+        }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let key = MarkerKey::load_or_create(&path).map_err(StartupError::MarkerKey)?;
+    Ok(Some(Arc::new(MarkerSigner::new(key))))
+}
+
 impl Server {
     /// Validates the configuration, loads what it names and binds the listener.
     pub async fn bind(config: Config, ext: Extensions) -> Result<Server, StartupError> {
@@ -63,6 +94,7 @@ impl Server {
             (AuthMode::Proxy, Some(path)) => Users::load(path).map_err(StartupError::Users)?,
             _ => Users::default(),
         };
+        let markers = marker_signer(&config)?;
         let classifier = ext.classifier.clone();
         let (audit, audit_worker, gauges) =
             crate::audit::start::start(&config, ext.classifier, ext.sinks)
@@ -87,6 +119,7 @@ impl Server {
             hooks: ext.hooks,
             force_close: force_rx,
             stats: ProxyStats::default(),
+            markers,
             observed: Observed {
                 instance_id: gauges.instance_id,
                 classifier,

@@ -17,6 +17,8 @@ pub enum StartupError {
     Users(UsersError),
     /// The audit destinations: file, spool, ClickHouse, the writer thread.
     Audit(crate::audit::start::AuditStartError),
+    /// `[cdc]`'s marker key file.
+    MarkerKey(crate::cdc::marker::MarkerKeyError),
     /// A listener could not be bound; `what` names the setting.
     Listen {
         what: &'static str,
@@ -32,6 +34,7 @@ impl fmt::Display for StartupError {
             StartupError::Audit(e) => e.fmt(f),
             StartupError::Tls(e) => e.fmt(f),
             StartupError::Users(e) => e.fmt(f),
+            StartupError::MarkerKey(e) => e.fmt(f),
             StartupError::Listen { what, addr, source } => write!(f, "{what} on {addr}: {source}"),
         }
     }
@@ -44,6 +47,7 @@ impl std::error::Error for StartupError {
             StartupError::Tls(e) => Some(e),
             StartupError::Users(e) => Some(e),
             StartupError::Audit(e) => Some(e),
+            StartupError::MarkerKey(e) => Some(e),
             StartupError::Config(_) => None,
         }
     }

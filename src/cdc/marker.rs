@@ -59,11 +59,9 @@ impl std::fmt::Display for MarkerKeyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MarkerKeyError::Read(p, e) => write!(f, "cannot read marker key {}: {e}", p.display()),
-            MarkerKeyError::Invalid(p) => write!(
-                f,
-                "marker key {} is not 64 hexadecimal digits",
-                p.display()
-            ),
+            MarkerKeyError::Invalid(p) => {
+                write!(f, "marker key {} is not 64 hexadecimal digits", p.display())
+            }
             MarkerKeyError::Random(e) => write!(f, "no randomness for a marker key: {e}"),
             MarkerKeyError::Write(e) => write!(f, "cannot write marker key: {e}"),
         }
