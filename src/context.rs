@@ -105,6 +105,8 @@ pub struct ProxyStats {
     pub upstream_last_connect_failed: AtomicBool,
     /// SIGHUP reloads: [applied, rejected].
     pub reloads: [AtomicU64; 2],
+    /// Attribution markers sent on clients' connections, and refused.
+    pub markers: Arc<crate::session::tracker::InternalStats>,
 }
 
 /// The `result` label of `pgtrail_cancels_total`: the key matched a session

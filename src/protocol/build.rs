@@ -152,6 +152,47 @@ pub fn terminate() -> Bytes {
     frame(b'X', |_| {})
 }
 
+/// Query ('Q'): a simple-protocol statement of pgtrail's own.
+pub fn query(sql: &[u8]) -> Bytes {
+    frame(b'Q', |b| put_cstr(b, sql))
+}
+
+/// Parse ('P') of a named statement without parameter types.
+pub fn parse(statement: &[u8], sql: &[u8]) -> Bytes {
+    frame(b'P', |b| {
+        put_cstr(b, statement);
+        put_cstr(b, sql);
+        b.put_i16(0);
+    })
+}
+
+/// Bind ('B') of a named statement without parameters, text results.
+pub fn bind(portal: &[u8], statement: &[u8]) -> Bytes {
+    frame(b'B', |b| {
+        put_cstr(b, portal);
+        put_cstr(b, statement);
+        b.put_i16(0);
+        b.put_i16(0);
+        b.put_i16(0);
+    })
+}
+
+/// Execute ('E') of a portal, all rows.
+pub fn execute(portal: &[u8]) -> Bytes {
+    frame(b'E', |b| {
+        put_cstr(b, portal);
+        b.put_i32(0);
+    })
+}
+
+/// Close ('C') of a prepared statement (its portals go with it).
+pub fn close_statement(statement: &[u8]) -> Bytes {
+    frame(b'C', |b| {
+        b.put_u8(b'S');
+        put_cstr(b, statement);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

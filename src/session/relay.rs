@@ -99,7 +99,10 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
     let max = ctx.config.limits.max_message_bytes;
     let shared = Shared {
         ctx,
-        tracker: Mutex::new(Tracker::new(info, clock, ctx.live().log_parameters)),
+        tracker: Mutex::new(
+            Tracker::new(info, clock, ctx.live().log_parameters)
+                .with_internal_stats(ctx.stats.markers.clone()),
+        ),
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
         writing_client: AtomicBool::new(false),
@@ -189,7 +192,18 @@ async fn relay_client(
             shared.replies_ready.notify_one();
         } else if scan.whole > 0 {
             let frames = buf.split_to(scan.whole);
-            to.write_all(&frames).await?;
+            match &scan.marker {
+                // pgtrail's marker goes just before the frame it precedes,
+                // in the same write.
+                Some((at, marker)) => {
+                    let mut out = BytesMut::with_capacity(frames.len() + marker.len());
+                    out.extend_from_slice(&frames[..*at]);
+                    out.extend_from_slice(marker);
+                    out.extend_from_slice(&frames[*at..]);
+                    to.write_all(&out).await?;
+                }
+                None => to.write_all(&frames).await?,
+            }
             shared
                 .bytes_in
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
@@ -240,6 +254,11 @@ async fn server_to_client(
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
         }
         write_replies(shared, to).await?;
+        if scan.swallow > 0 {
+            // An answer to pgtrail's own message: the client never sees it.
+            buf.advance(scan.swallow);
+            continue;
+        }
         if !open {
             return Ok(());
         }

@@ -24,6 +24,7 @@ mod hardening;
 mod identity;
 mod locks;
 mod log_colour;
+mod markers;
 mod metrics;
 mod python;
 mod relay;

@@ -5,7 +5,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use bytes::Bytes;
 use std::sync::MutexGuard;
+
+use crate::cdc::marker::{Marker, MarkerSigner};
+use crate::protocol::build;
+use crate::session::tracker::{MarkerForm, Route};
 
 use super::Shared;
 use crate::protocol::frame::{frame_len, Frame, FrameLimits};
@@ -23,6 +28,11 @@ pub(super) struct Scan {
     pub(super) terminate: bool,
     /// The frames are refused (dropped), not forwarded.
     pub(super) refused: bool,
+    /// pgtrail's marker, to be written at this offset of the frames.
+    pub(super) marker: Option<(usize, Bytes)>,
+    /// Server frames: after `whole`, this many bytes answer pgtrail's own
+    /// message and are dropped.
+    pub(super) swallow: usize,
 }
 
 /// A run of whole frames that are all forwarded, or all refused.
@@ -50,11 +60,17 @@ pub(super) fn scan_client(
             // This frame starts the next run: judge it again then.
             return Ok(Scan::run(off, 0, !refuse));
         }
+        let at = off;
         off += len;
         if refuse {
             count_refused(shared, frame.tag);
             continue;
         }
+        let marker = shared
+            .ctx
+            .markers
+            .as_deref()
+            .and_then(|m| marker_before(t, m, frame));
         if let Some(text) = statement_text(frame.tag, frame.body) {
             shared.ctx.hooks.on_statement(t.session(), text);
         }
@@ -64,8 +80,52 @@ pub(super) fn scan_client(
                 ..Scan::run(off, 0, false)
             });
         }
+        if let Some(marker) = marker {
+            // One marker per write: the run ends with the frame it precedes.
+            return Ok(Scan {
+                marker: Some((at, marker)),
+                ..Scan::run(off, 0, false)
+            });
+        }
     }
 }
+
+/// pgtrail's attribution marker to send just before `frame`, if its
+/// transaction ends there (`tracker::internal`); its answers are expected
+/// from then on.
+fn marker_before(t: &mut Tracker, signer: &MarkerSigner, frame: Frame<'_>) -> Option<Bytes> {
+    let form = t.marker_before(frame.tag, frame.body)?;
+    let session = t.session();
+    let marker = Marker {
+        transaction_id: t.marker_transaction(),
+        session_id: session.session_id.clone(),
+        user: session.user.clone(),
+        db_role: session.db_role.clone(),
+        client_addr: session.client_addr.to_string(),
+        application_name: t.application_name().to_string(),
+    };
+    let sql = signer.statement_sql(&marker);
+    t.marker_sent(form);
+    Some(match form {
+        MarkerForm::Simple => build::query(sql.as_bytes()),
+        MarkerForm::Extended => {
+            let name = MARKER_STATEMENT;
+            [
+                build::parse(name, sql.as_bytes()),
+                build::bind(name, name),
+                build::execute(name),
+                build::close_statement(name),
+            ]
+            .concat()
+            .into()
+        }
+    })
+}
+
+/// The statement and portal name of the extended-protocol marker: a
+/// control character no client names its statements with, so it never
+/// meets one of theirs.
+const MARKER_STATEMENT: &[u8] = b"\x01pgtrail_marker";
 
 impl Scan {
     /// `whole` bytes of frames judged alike, then `missing` bytes of a
@@ -76,6 +136,8 @@ impl Scan {
             missing,
             terminate: false,
             refused,
+            marker: None,
+            swallow: 0,
         }
     }
 }
@@ -138,38 +200,52 @@ pub(super) fn scan_server(
     let mut from = 0;
     if hold_errors {
         if let Some(held) = error_before_ready(buf, limits)? {
-            from = feed_server(&buf[..held.batch_start], shared, limits, &mut tracker, now)?.0;
+            let fed = feed_server(&buf[..held.batch_start], shared, limits, &mut tracker, now)?;
+            if fed.swallow > 0 {
+                return Ok(fed.scan());
+            }
+            from = fed.whole;
             // Asked after the earlier batches: only a ReadyForQuery that
             // needs nothing more from the client is worth waiting for.
             let t = tracker.get_or_insert_with(|| shared.tracker());
             if t.ready_follows_an_error() {
-                return Ok(Scan {
-                    whole: from,
-                    missing: held.missing,
-                    terminate: false,
-                    refused: false,
-                });
+                return Ok(Scan::run(from, held.missing, false));
             }
         }
     }
-    let (whole, missing) = feed_server(&buf[from..], shared, limits, &mut tracker, now)?;
+    let fed = feed_server(&buf[from..], shared, limits, &mut tracker, now)?;
     Ok(Scan {
-        whole: from + whole,
-        missing,
-        terminate: false,
-        refused: false,
+        whole: from + fed.whole,
+        ..fed.scan()
     })
 }
 
-/// Feeds the whole frames at the front of `buf` to the tracker: how many
-/// bytes they take, and what is missing after them.
+/// What `feed_server` walked: whole frames for the client, then what is
+/// missing, or the length of an answer to pgtrail's own message.
+struct Fed {
+    whole: usize,
+    missing: usize,
+    swallow: usize,
+}
+
+impl Fed {
+    fn scan(&self) -> Scan {
+        Scan {
+            swallow: self.swallow,
+            ..Scan::run(self.whole, self.missing, false)
+        }
+    }
+}
+
+/// Feeds the whole frames at the front of `buf` to the tracker, up to the
+/// first answer to pgtrail's own message.
 fn feed_server<'a>(
     buf: &[u8],
     shared: &'a Shared<'_>,
     limits: &FrameLimits,
     tracker: &mut Option<MutexGuard<'a, Tracker>>,
     now: Instant,
-) -> Result<(usize, usize), SessionError> {
+) -> Result<Fed, SessionError> {
     let mut off = 0;
     loop {
         match frame_len(&buf[off..], limits)? {
@@ -179,11 +255,23 @@ fn feed_server<'a>(
                 // tracker nothing but a row count: skip the lock for CopyData.
                 if frame.tag != tag::backend::COPY_DATA {
                     let t = tracker.get_or_insert_with(|| shared.tracker());
-                    t.server_frame(frame.tag, frame.body, now)?;
+                    if t.server_frame(frame.tag, frame.body, now)? == Route::Swallow {
+                        return Ok(Fed {
+                            whole: off,
+                            missing: 0,
+                            swallow: len,
+                        });
+                    }
                 }
                 off += len;
             }
-            Err(missing) => return Ok((off, missing)),
+            Err(missing) => {
+                return Ok(Fed {
+                    whole: off,
+                    missing,
+                    swallow: 0,
+                })
+            }
         }
     }
 }

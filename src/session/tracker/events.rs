@@ -137,7 +137,8 @@ impl Tracker {
             Some(Expect::Describe | Expect::Close) => {
                 self.expected.pop_front();
             }
-            Some(Expect::Sync) | None => return,
+            // pgtrail's own messages are answered in `internal.rs`.
+            Some(Expect::Sync | Expect::Internal(_)) | None => return,
         }
         self.skip_to_sync();
     }

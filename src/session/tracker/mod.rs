@@ -18,8 +18,10 @@ use crate::audit::{AuditEvent, SessionInfo};
 use crate::protocol::{backend, tag, Malformed};
 
 mod events;
+mod internal;
 mod queue;
 mod txn;
+pub use internal::{InternalStats, MarkerForm, Route};
 use queue::{Expect, Portal};
 use txn::Transactions;
 
@@ -76,6 +78,11 @@ pub struct Tracker {
     /// Between CopyInResponse and ReadyForQuery: the server waits for the
     /// client's COPY data, even after an error.
     copy_in: bool,
+    /// A marker was sent for the next client frame (`internal.rs`).
+    marked_next: bool,
+    /// An Execute since the last Sync ran a statement that may write.
+    may_have_written: bool,
+    internal: Arc<InternalStats>,
 }
 
 impl Tracker {
@@ -98,11 +105,26 @@ impl Tracker {
             statements: 0,
             server_fatal: None,
             copy_in: false,
+            marked_next: false,
+            may_have_written: false,
+            internal: Arc::default(),
         }
+    }
+
+    /// Counts pgtrail's own statements into `stats` (shared by a server's
+    /// sessions) instead of a private counter.
+    pub fn with_internal_stats(mut self, stats: Arc<InternalStats>) -> Self {
+        self.internal = stats;
+        self
     }
 
     pub fn session(&self) -> &SessionInfo {
         &self.session
+    }
+
+    /// The session's `application_name` as the server last reported it.
+    pub fn application_name(&self) -> &str {
+        &self.application_name
     }
 
     /// Statements that got a result so far.
@@ -140,7 +162,11 @@ impl Tracker {
             return false;
         }
         match self.expected.front() {
-            Some(Expect::Simple { .. } | Expect::FunctionCall { .. }) => true,
+            Some(
+                Expect::Simple { .. }
+                | Expect::FunctionCall { .. }
+                | Expect::Internal(internal::Step::Query),
+            ) => true,
             _ => self.expected.iter().any(|e| matches!(e, Expect::Sync)),
         }
     }
@@ -160,7 +186,13 @@ impl Tracker {
     }
 
     /// A whole frame from the server; `body` excludes the 5-byte header.
-    pub fn server_frame(&mut self, tag: u8, body: &[u8], now: Instant) -> Result<(), Malformed> {
+    /// Answers to pgtrail's own messages are to be swallowed.
+    pub fn server_frame(&mut self, tag: u8, body: &[u8], now: Instant) -> Result<Route, Malformed> {
+        if let Some(Expect::Internal(step)) = self.expected.front() {
+            if let Some(route) = self.internal_frame(*step, tag, body)? {
+                return Ok(route);
+            }
+        }
         match tag {
             tag::backend::DATA_ROW => self.rows_seen += 1,
             tag::backend::COMMAND_COMPLETE => {
@@ -194,7 +226,7 @@ impl Tracker {
             }
             _ => {}
         }
-        Ok(())
+        Ok(Route::Client)
     }
 }
 

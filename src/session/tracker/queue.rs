@@ -8,6 +8,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::internal::Step;
 use super::{ClientFrame, Tracker};
 use crate::audit::{AuditEvent, Param};
 use crate::protocol::{frontend, tag, Malformed};
@@ -44,12 +45,20 @@ pub(super) enum Expect {
         sent: Instant,
     },
     Sync,
+    /// pgtrail's own message (`internal.rs`): answered, never recorded.
+    Internal(super::internal::Step),
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct Portal {
     text: Bytes,
     params: Option<Arc<Vec<Param>>>,
+}
+
+impl Portal {
+    pub(super) fn text(&self) -> &[u8] {
+        &self.text
+    }
 }
 
 impl Tracker {
@@ -88,6 +97,7 @@ impl Tracker {
                     Some(p) => (p.text.clone(), p.params.clone()),
                     None => (Bytes::new(), None),
                 };
+                self.may_have_written |= super::internal::may_write(&text);
                 self.expected.push_back(Expect::Execute {
                     text,
                     params,
@@ -106,7 +116,10 @@ impl Tracker {
                 };
                 self.expected.push_back(Expect::Close);
             }
-            tag::frontend::SYNC => self.expected.push_back(Expect::Sync),
+            tag::frontend::SYNC => {
+                self.may_have_written = false;
+                self.expected.push_back(Expect::Sync)
+            }
             tag::frontend::FUNCTION_CALL => {
                 let oid = frontend::function_call_oid(body)?;
                 self.expected
@@ -183,7 +196,8 @@ impl Tracker {
                 | Expect::Bind { .. }
                 | Expect::Describe
                 | Expect::Close
-                | Expect::Execute { .. } => {
+                | Expect::Execute { .. }
+                | Expect::Internal(Step::Parse | Step::Bind | Step::Execute | Step::Close) => {
                     if let Some(Expect::Parse { name, previous, .. }) = self.expected.pop_front() {
                         match previous {
                             Some(p) => self.prepared.insert(name, p),

@@ -116,6 +116,16 @@ impl Transactions {
         (txn, end.and_then(|outcome| self.end(outcome, app, now)))
     }
 
+    /// The open transaction's id, or the one the next statement opens.
+    pub fn current_or_next(&self) -> uuid::Uuid {
+        match &self.open {
+            Some(open) => open.id,
+            None => uuid::Uuid::from_u128(
+                (self.base & !0xffff_ffff) | u128::from(self.count.wrapping_add(1)),
+            ),
+        }
+    }
+
     /// ReadyForQuery: at `I` nothing is open any more.
     pub fn ready(
         &mut self,

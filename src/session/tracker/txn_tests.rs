@@ -19,7 +19,7 @@ fn query(
         match r {
             Ok(tag) => t.server_frame(b'C', &cstr(tag), now).unwrap(),
             Err(code) => t.server_frame(b'E', &error(code, None), now).unwrap(),
-        }
+        };
     }
     t.server_frame(b'Z', &[status], now).unwrap();
     t.take_finished()

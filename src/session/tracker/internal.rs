@@ -1,0 +1,322 @@
+//! pgtrail's own messages on a client's connection: the attribution
+//! markers (`cdc::marker`) sent just before a client's transaction ends.
+//!
+//! They ride the same FIFO as the client's messages, as `Expect::Internal`
+//! entries, so the server's answers to them are known by position: they
+//! are swallowed (never reach the client, never become records), an error
+//! earlier in a pipeline skips them as the server does, and the client's
+//! own answers around them are untouched. Where the transaction a marker
+//! would land in cannot be told from here (several Syncs or Query strings
+//! in flight), no marker is sent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::queue::Expect;
+use super::Tracker;
+use crate::audit::event::TxnStatus;
+use crate::protocol::{backend, frontend, tag, Malformed};
+
+/// Where a server frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Client,
+    /// An answer to pgtrail's own message: dropped.
+    Swallow,
+}
+
+/// One of pgtrail's messages the server will answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// A Query string: its results, then ReadyForQuery.
+    Query,
+    Parse,
+    Bind,
+    Execute,
+    Close,
+}
+
+/// How a marker goes to the server: a Query in the simple protocol (the
+/// client sent a Query), or Parse/Bind/Execute/Close in the extended one,
+/// which leave the client's unnamed statement and portal alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerForm {
+    Simple,
+    Extended,
+}
+
+/// Counts of pgtrail's own statements, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct InternalStats {
+    pub markers_sent: AtomicU64,
+    /// A marker the server answered with an error (the client's
+    /// transaction is then aborted: this should never happen).
+    pub markers_failed: AtomicU64,
+}
+
+impl Tracker {
+    /// Whether a marker goes to the server just before this client frame,
+    /// and in which form. Called once per frame, before `client_frame`.
+    pub fn marker_before(&mut self, tag: u8, body: &[u8]) -> Option<MarkerForm> {
+        if std::mem::take(&mut self.marked_next) {
+            return None;
+        }
+        let one_transaction_in_flight = !self
+            .expected
+            .iter()
+            .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }));
+        match tag {
+            // A COMMIT (END, PREPARE TRANSACTION) of an open block, sent
+            // when nothing else is in flight.
+            tag::frontend::QUERY => {
+                let text = frontend::query(body).ok()?;
+                let open_block = self.txn_status == TxnStatus::InBlock;
+                (open_block && self.expected.is_empty() && words::ends_transaction(text))
+                    .then_some(MarkerForm::Simple)
+            }
+            tag::frontend::EXECUTE => {
+                let portal = frontend::execute(body).ok()?.portal;
+                let text = self.portals.get(portal)?.text();
+                let usable = self.txn_status != TxnStatus::Failed;
+                (usable && one_transaction_in_flight && words::ends_transaction(text))
+                    .then_some(MarkerForm::Extended)
+            }
+            // The Sync that ends an implicit transaction which may have written.
+            tag::frontend::SYNC => {
+                let implicit = self.txn_status == TxnStatus::Idle;
+                (implicit && self.may_have_written && one_transaction_in_flight)
+                    .then_some(MarkerForm::Extended)
+            }
+            _ => None,
+        }
+    }
+
+    /// The marker chosen by `marker_before` is on its way: its answers are
+    /// expected next, before the client frame's.
+    pub fn marker_sent(&mut self, form: MarkerForm) {
+        self.marked_next = true;
+        self.may_have_written = false;
+        let steps: &[Step] = match form {
+            MarkerForm::Simple => &[Step::Query],
+            MarkerForm::Extended => &[Step::Parse, Step::Bind, Step::Execute, Step::Close],
+        };
+        for step in steps {
+            self.expected.push_back(Expect::Internal(*step));
+        }
+        self.internal.markers_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The transaction a marker sent now lands in: the open one, or the
+    /// next (nothing in flight can open another first: see `marker_before`).
+    pub fn marker_transaction(&self) -> uuid::Uuid {
+        self.transactions.current_or_next()
+    }
+
+    /// A server frame while pgtrail's own message is at the front: `None`
+    /// when the frame is not an answer to it (asynchronous messages:
+    /// notices, notifications, parameter changes go to the client).
+    pub(super) fn internal_frame(
+        &mut self,
+        step: Step,
+        tag: u8,
+        body: &[u8],
+    ) -> Result<Option<Route>, Malformed> {
+        use tag::backend as b;
+        let done = match (step, tag) {
+            (_, b::NOTIFICATION_RESPONSE | b::NOTICE_RESPONSE | b::PARAMETER_STATUS) => {
+                return Ok(None)
+            }
+            (_, b::ERROR_RESPONSE) => {
+                self.internal_failed(body)?;
+                return Ok(Some(Route::Swallow));
+            }
+            (Step::Query, b::READY_FOR_QUERY) => true,
+            (Step::Query, _) => false,
+            (Step::Parse, b::PARSE_COMPLETE)
+            | (Step::Bind, b::BIND_COMPLETE)
+            | (Step::Execute, b::COMMAND_COMPLETE)
+            | (Step::Close, b::CLOSE_COMPLETE) => true,
+            (Step::Execute, b::DATA_ROW) => false,
+            _ => {
+                tracing::warn!(tag, ?step, "unexpected answer to pgtrail's marker");
+                return Ok(None);
+            }
+        };
+        if done {
+            self.expected.pop_front();
+        }
+        Ok(Some(Route::Swallow))
+    }
+
+    /// The server refused pgtrail's marker. The client's transaction is
+    /// aborted by it (its COMMIT will answer ROLLBACK): say so loudly.
+    fn internal_failed(&mut self, body: &[u8]) -> Result<(), Malformed> {
+        let fields = backend::error_fields(body)?;
+        self.internal.markers_failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            session_id = %self.session.session_id,
+            sqlstate = %fields.code,
+            message = %fields.message,
+            "the server refused pgtrail's attribution marker"
+        );
+        // A Query string still answers ReadyForQuery; the extended
+        // protocol skips to the client's Sync.
+        if !matches!(self.expected.front(), Some(Expect::Internal(Step::Query))) {
+            self.skip_to_sync();
+        }
+        Ok(())
+    }
+}
+
+/// The leading words of a statement, enough to tell a transaction's end and
+/// statements that only read.
+mod words {
+    /// `COMMIT`, `END`, `PREPARE TRANSACTION` (not `PREPARE name AS`).
+    pub fn ends_transaction(text: &[u8]) -> bool {
+        let (first, second) = leading_words(text);
+        eq(first, b"commit")
+            || eq(first, b"end")
+            || eq(first, b"prepare") && eq(second, b"transaction")
+    }
+
+    /// Anything but the statements that cannot change a table's rows
+    /// (a function called by a `SELECT` can: such changes are attributed
+    /// only when the transaction is explicit).
+    pub fn may_write(text: &[u8]) -> bool {
+        const READS: &[&[u8]] = &[
+            b"select",
+            b"show",
+            b"values",
+            b"table",
+            b"fetch",
+            b"move",
+            b"begin",
+            b"start",
+            b"set",
+            b"reset",
+            b"savepoint",
+            b"release",
+            b"rollback",
+            b"abort",
+            b"commit",
+            b"end",
+            b"listen",
+            b"unlisten",
+            b"deallocate",
+            b"discard",
+            b"close",
+            b"declare",
+            b"prepare",
+        ];
+        let (first, _) = leading_words(text);
+        !first.is_empty() && !READS.iter().any(|r| eq(first, r))
+    }
+
+    fn eq(word: &[u8], lower: &[u8]) -> bool {
+        word.eq_ignore_ascii_case(lower)
+    }
+
+    /// The first two words, after spaces, comments and opening parentheses.
+    fn leading_words(text: &[u8]) -> (&[u8], &[u8]) {
+        let (first, rest) = word(text);
+        (first, word(rest).0)
+    }
+
+    fn word(text: &[u8]) -> (&[u8], &[u8]) {
+        let start = skip_noise(text);
+        let t = &text[start..];
+        let len = t
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .unwrap_or(t.len());
+        (&t[..len], &t[len..])
+    }
+
+    fn skip_noise(t: &[u8]) -> usize {
+        let mut i = 0;
+        loop {
+            match t.get(i..) {
+                Some([b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'(', ..]) => i += 1,
+                Some([b'-', b'-', ..]) => {
+                    i += t[i..]
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .unwrap_or(t.len() - i)
+                }
+                Some([b'/', b'*', ..]) => i += block_comment(&t[i..]),
+                _ => return i,
+            }
+        }
+    }
+
+    /// The length of a (nested) block comment at the start of `t`.
+    fn block_comment(t: &[u8]) -> usize {
+        let (mut depth, mut i) = (0usize, 0);
+        while i + 1 < t.len() {
+            match &t[i..i + 2] {
+                b"/*" => (depth, i) = (depth + 1, i + 2),
+                b"*/" => {
+                    (depth, i) = (depth - 1, i + 2);
+                    if depth == 0 {
+                        return i;
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        t.len()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn transaction_ends() {
+            for t in [
+                "COMMIT",
+                " commit;",
+                "END",
+                "/* x /* y */ */ COMMIT",
+                "-- c\nEND WORK",
+                "PREPARE TRANSACTION 'a'",
+            ] {
+                assert!(ends_transaction(t.as_bytes()), "{t}");
+            }
+            for t in [
+                "COMMITTED",
+                "PREPARE q AS SELECT 1",
+                "ROLLBACK",
+                "",
+                "/* COMMIT",
+            ] {
+                assert!(!ends_transaction(t.as_bytes()), "{t}");
+            }
+        }
+
+        #[test]
+        fn writes() {
+            for t in [
+                "INSERT INTO t VALUES (1)",
+                "(  update t set a = 1)",
+                "WITH d AS (DELETE FROM t) SELECT 1",
+                "COPY t FROM STDIN",
+                "CALL p()",
+                "MERGE INTO t",
+            ] {
+                assert!(may_write(t.as_bytes()), "{t}");
+            }
+            for t in [
+                "SELECT 1",
+                " select * from t",
+                "SHOW x",
+                "BEGIN",
+                "",
+                "-- only a comment",
+            ] {
+                assert!(!may_write(t.as_bytes()), "{t}");
+            }
+        }
+    }
+}
+
+pub(super) use words::may_write;

@@ -1,0 +1,176 @@
+//! Attribution markers (`cdc.enabled`): every client transaction that
+//! wrote through pgtrail carries exactly one signed `pgtrail` message in
+//! the decoding stream, naming the transaction its statements' records
+//! name; read-only and failed transactions carry none; the client sees
+//! the same results as without pgtrail, and no record tells of the marker.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use pgtrail::cdc::marker::{MarkerKey, MarkerSigner};
+use pgtrail::cdc::pgoutput::LogicalMessage;
+use pgtrail::cdc::Decoder;
+
+use crate::harness::proxy::{connect, fresh_db, statements, Proxy};
+
+/// One decoded transaction: its inserted first-column values and the
+/// content of its `pgtrail` messages.
+#[derive(Debug, Default)]
+struct Decoded {
+    inserted: Vec<String>,
+    markers: Vec<Bytes>,
+}
+
+async fn decoded(direct: &tokio_postgres::Client, slot: &str) -> Vec<Decoded> {
+    let rows = direct
+        .query(
+            "SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, \
+             'proto_version', '1', 'publication_names', 'p', 'messages', 'true')",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+    let mut decoder = Decoder::new();
+    let mut out = Vec::new();
+    let mut current = Decoded::default();
+    for row in rows {
+        let data: Vec<u8> = row.get(0);
+        match decoder.decode(Bytes::from(data)).unwrap() {
+            LogicalMessage::Begin(_) => current = Decoded::default(),
+            LogicalMessage::Insert(i) => {
+                let first = format!("{:?}", i.new.0.first());
+                current.inserted.push(first);
+            }
+            LogicalMessage::Message(m) if m.prefix == "pgtrail" => {
+                assert!(m.transactional, "markers are transactional");
+                current.markers.push(m.content);
+            }
+            LogicalMessage::Commit(_) => out.push(std::mem::take(&mut current)),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_writing_transaction_carries_one_signed_marker() {
+    let (pg, db) = fresh_db("markers");
+    let direct = connect(&pg.conn_string(&db)).await;
+    direct
+        .batch_execute("CREATE TABLE t (v text); CREATE PUBLICATION p FOR TABLE t")
+        .await
+        .unwrap();
+    // Slots are the cluster's: named after the test's own database.
+    let slot = db.clone();
+    direct
+        .execute(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+    let proxy = Proxy::start_with(pg, |cfg| cfg.cdc.enabled = true).await;
+    let c = proxy.connect(pg, &db).await;
+
+    // Explicit, simple protocol.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("INSERT INTO t VALUES ('simple-block')")
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    // Implicit, extended protocol (Parse/Bind/Execute/Sync).
+    let n = c
+        .execute("INSERT INTO t VALUES ($1)", &[&"extended-implicit"])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Explicit, extended protocol COMMIT.
+    c.execute("BEGIN", &[]).await.unwrap();
+    c.execute("INSERT INTO t VALUES ($1)", &[&"extended-block"])
+        .await
+        .unwrap();
+    c.execute("COMMIT", &[]).await.unwrap();
+    // Read-only block, failed block: no marker may be left.
+    c.batch_execute("BEGIN; SELECT count(*) FROM t")
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    c.batch_execute("BEGIN; INSERT INTO t VALUES ('failed')")
+        .await
+        .unwrap();
+    let err = c.batch_execute("SELECT 1/0").await.unwrap_err();
+    assert_eq!(err.code().map(|s| s.code()), Some("22012"));
+    c.batch_execute("COMMIT").await.unwrap();
+    // The client's view is untouched: the block's rows, and idle status.
+    let rows = c.query("SELECT v FROM t ORDER BY v", &[]).await.unwrap();
+    let seen: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        seen,
+        ["extended-block", "extended-implicit", "simple-block"]
+    );
+    drop(c);
+    // The harness runs with synchronous_commit = off: a synchronous commit
+    // flushes the WAL that decoding reads up to.
+    direct
+        .batch_execute("SET synchronous_commit = on; CREATE TABLE flush_wal ()")
+        .await
+        .unwrap();
+    let key_file = proxy.audit_path.with_file_name("marker.key");
+    let signer = MarkerSigner::new(MarkerKey::load_or_create(&key_file).unwrap());
+    let records = proxy.stop().await;
+
+    let txns = decoded(&direct, &slot).await;
+    direct
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .unwrap();
+    let writing: Vec<&Decoded> = txns.iter().filter(|t| !t.inserted.is_empty()).collect();
+    assert_eq!(writing.len(), 3, "{txns:?}");
+    assert!(
+        txns.iter()
+            .filter(|t| t.inserted.is_empty())
+            .all(|t| t.markers.is_empty()),
+        "a transaction that wrote nothing left a marker: {txns:?}"
+    );
+    // Each marker verifies and names the transaction of the INSERT's record.
+    let txn_of: Vec<(String, String)> = statements(&records)
+        .iter()
+        .filter(|s| s["statement"].as_str().unwrap_or("").starts_with("INSERT"))
+        .map(|s| {
+            (
+                s["statement"].as_str().unwrap().to_string(),
+                s["transaction_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut named = Vec::new();
+    for t in &writing {
+        assert_eq!(t.markers.len(), 1, "{t:?}");
+        let m = signer.verify(&t.markers[0]).expect("marker verifies");
+        assert_eq!(m.user, pg.superuser());
+        assert_eq!(m.client_addr, "127.0.0.1");
+        named.push(m.transaction_id.to_string());
+    }
+    let mut want: Vec<String> = txn_of
+        .iter()
+        .filter(|(text, _)| !text.contains("failed"))
+        .map(|(_, id)| id.clone())
+        .collect();
+    want.sort();
+    named.sort();
+    assert_eq!(named, want);
+    // pgtrail's own statements are in no record.
+    assert!(!records
+        .iter()
+        .any(|r: &Value| r.to_string().contains("pg_logical_emit_message")));
+    let statements_count = statements(&records).len();
+    assert_eq!(
+        statements_count,
+        15,
+        "{:#?}",
+        statements(&records)
+            .iter()
+            .map(|s| &s["statement"])
+            .collect::<Vec<_>>()
+    );
+}
