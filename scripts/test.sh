@@ -26,6 +26,10 @@ cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets"
 cargo test --all-targets
 
+step "transparency suites again with attribution markers on (PGTRAIL_TEST_CDC=1)"
+PGTRAIL_TEST_CDC=1 cargo test --test integration -- \
+    relay:: clients:: python:: markers events:: transactions
+
 if [[ -f docker-compose.yml ]]; then
     step "docker-compose config -q"
     if command -v docker-compose >/dev/null 2>&1; then

@@ -240,7 +240,11 @@ async fn server_to_client(
         let events = shared.tracker().take_finished();
         send_events(shared, events).await?;
         if scan.whole > 0 {
-            let frames = buf.split_to(scan.whole);
+            let mut frames = buf.split_to(scan.whole);
+            if !scan.cuts.is_empty() {
+                // Answers to pgtrail's own message: the client never sees them.
+                frames = scan::without(&frames, &scan.cuts);
+            }
             shared.writing_client.store(true, Ordering::Relaxed);
             to.write_all(&frames).await?;
             shared.writing_client.store(false, Ordering::Relaxed);
@@ -254,11 +258,6 @@ async fn server_to_client(
                 .fetch_add(frames.len() as u64, Ordering::Relaxed);
         }
         write_replies(shared, to).await?;
-        if scan.swallow > 0 {
-            // An answer to pgtrail's own message: the client never sees it.
-            buf.advance(scan.swallow);
-            continue;
-        }
         if !open {
             return Ok(());
         }

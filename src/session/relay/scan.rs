@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::sync::MutexGuard;
 
 use crate::cdc::marker::{Marker, MarkerSigner};
@@ -30,9 +30,9 @@ pub(super) struct Scan {
     pub(super) refused: bool,
     /// pgtrail's marker, to be written at this offset of the frames.
     pub(super) marker: Option<(usize, Bytes)>,
-    /// Server frames: after `whole`, this many bytes answer pgtrail's own
-    /// message and are dropped.
-    pub(super) swallow: usize,
+    /// Server frames within `whole` that answer pgtrail's own message:
+    /// `(offset, length)`, dropped, not written to the client.
+    pub(super) cuts: Vec<(usize, usize)>,
 }
 
 /// A run of whole frames that are all forwarded, or all refused.
@@ -137,7 +137,7 @@ impl Scan {
             terminate: false,
             refused,
             marker: None,
-            swallow: 0,
+            cuts: Vec::new(),
         }
     }
 }
@@ -197,55 +197,47 @@ pub(super) fn scan_server(
 ) -> Result<Scan, SessionError> {
     let now = Instant::now();
     let mut tracker = None;
-    let mut from = 0;
+    let mut scan = Scan::run(0, 0, false);
     if hold_errors {
         if let Some(held) = error_before_ready(buf, limits)? {
-            let fed = feed_server(&buf[..held.batch_start], shared, limits, &mut tracker, now)?;
-            if fed.swallow > 0 {
-                return Ok(fed.scan());
-            }
-            from = fed.whole;
+            let head = &buf[..held.batch_start];
+            scan.whole = feed_server(head, 0, shared, limits, &mut tracker, now, &mut scan.cuts)?.0;
             // Asked after the earlier batches: only a ReadyForQuery that
             // needs nothing more from the client is worth waiting for.
             let t = tracker.get_or_insert_with(|| shared.tracker());
             if t.ready_follows_an_error() {
-                return Ok(Scan::run(from, held.missing, false));
+                scan.missing = held.missing;
+                return Ok(scan);
             }
         }
     }
-    let fed = feed_server(&buf[from..], shared, limits, &mut tracker, now)?;
-    Ok(Scan {
-        whole: from + fed.whole,
-        ..fed.scan()
-    })
+    let from = scan.whole;
+    let (whole, missing) = feed_server(
+        &buf[from..],
+        from,
+        shared,
+        limits,
+        &mut tracker,
+        now,
+        &mut scan.cuts,
+    )?;
+    scan.whole = from + whole;
+    scan.missing = missing;
+    Ok(scan)
 }
 
-/// What `feed_server` walked: whole frames for the client, then what is
-/// missing, or the length of an answer to pgtrail's own message.
-struct Fed {
-    whole: usize,
-    missing: usize,
-    swallow: usize,
-}
-
-impl Fed {
-    fn scan(&self) -> Scan {
-        Scan {
-            swallow: self.swallow,
-            ..Scan::run(self.whole, self.missing, false)
-        }
-    }
-}
-
-/// Feeds the whole frames at the front of `buf` to the tracker, up to the
-/// first answer to pgtrail's own message.
+/// Feeds the whole frames at the front of `buf` to the tracker: how many
+/// bytes they take, and what is missing after them. Answers to pgtrail's
+/// own messages go to `cuts` (offsets from `base`).
 fn feed_server<'a>(
     buf: &[u8],
+    base: usize,
     shared: &'a Shared<'_>,
     limits: &FrameLimits,
     tracker: &mut Option<MutexGuard<'a, Tracker>>,
     now: Instant,
-) -> Result<Fed, SessionError> {
+    cuts: &mut Vec<(usize, usize)>,
+) -> Result<(usize, usize), SessionError> {
     let mut off = 0;
     loop {
         match frame_len(&buf[off..], limits)? {
@@ -256,24 +248,26 @@ fn feed_server<'a>(
                 if frame.tag != tag::backend::COPY_DATA {
                     let t = tracker.get_or_insert_with(|| shared.tracker());
                     if t.server_frame(frame.tag, frame.body, now)? == Route::Swallow {
-                        return Ok(Fed {
-                            whole: off,
-                            missing: 0,
-                            swallow: len,
-                        });
+                        cuts.push((base + off, len));
                     }
                 }
                 off += len;
             }
-            Err(missing) => {
-                return Ok(Fed {
-                    whole: off,
-                    missing,
-                    swallow: 0,
-                })
-            }
+            Err(missing) => return Ok((off, missing)),
         }
     }
+}
+
+/// `frames` without the `cuts` (in order, within `frames`).
+pub(super) fn without(frames: &[u8], cuts: &[(usize, usize)]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(frames.len());
+    let mut from = 0;
+    for &(at, len) in cuts {
+        out.extend_from_slice(&frames[from..at]);
+        from = at + len;
+    }
+    out.extend_from_slice(&frames[from..]);
+    out
 }
 
 /// The statement text a Query or Parse message carries; `None` for other

@@ -57,13 +57,13 @@ impl Tracker {
     /// Whether a marker goes to the server just before this client frame,
     /// and in which form. Called once per frame, before `client_frame`.
     pub fn marker_before(&mut self, tag: u8, body: &[u8]) -> Option<MarkerForm> {
-        if std::mem::take(&mut self.marked_next) {
-            return None;
-        }
-        let one_transaction_in_flight = !self
-            .expected
-            .iter()
-            .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }));
+        // A COPY's Execute puts the server in COPY mode, where a message of
+        // pgtrail's would break the protocol: no marker in its batch.
+        let one_transaction_in_flight = !self.copy_in_batch
+            && !self
+                .expected
+                .iter()
+                .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }));
         match tag {
             // A COMMIT (END, PREPARE TRANSACTION) of an open block, sent
             // when nothing else is in flight.
@@ -90,10 +90,9 @@ impl Tracker {
         }
     }
 
-    /// The marker chosen by `marker_before` is on its way: its answers are
-    /// expected next, before the client frame's.
+    /// The marker chosen by `marker_before` goes out just before its client
+    /// frame: its answers are expected first.
     pub fn marker_sent(&mut self, form: MarkerForm) {
-        self.marked_next = true;
         self.may_have_written = false;
         let steps: &[Step] = match form {
             MarkerForm::Simple => &[Step::Query],
@@ -176,6 +175,11 @@ mod words {
         eq(first, b"commit")
             || eq(first, b"end")
             || eq(first, b"prepare") && eq(second, b"transaction")
+    }
+
+    /// `COPY`, whose Execute may start COPY IN.
+    pub fn is_copy(text: &[u8]) -> bool {
+        eq(leading_words(text).0, b"copy")
     }
 
     /// Anything but the statements that cannot change a table's rows
@@ -319,4 +323,4 @@ mod words {
     }
 }
 
-pub(super) use words::may_write;
+pub(super) use words::{is_copy, may_write};

@@ -78,10 +78,10 @@ pub struct Tracker {
     /// Between CopyInResponse and ReadyForQuery: the server waits for the
     /// client's COPY data, even after an error.
     copy_in: bool,
-    /// A marker was sent for the next client frame (`internal.rs`).
-    marked_next: bool,
     /// An Execute since the last Sync ran a statement that may write.
     may_have_written: bool,
+    /// An Execute since the last Sync ran a COPY.
+    copy_in_batch: bool,
     internal: Arc<InternalStats>,
 }
 
@@ -105,8 +105,8 @@ impl Tracker {
             statements: 0,
             server_fatal: None,
             copy_in: false,
-            marked_next: false,
             may_have_written: false,
+            copy_in_batch: false,
             internal: Arc::default(),
         }
     }
@@ -230,5 +230,7 @@ impl Tracker {
     }
 }
 
+#[cfg(test)]
+mod internal_tests;
 #[cfg(test)]
 mod tests;

@@ -98,6 +98,7 @@ impl Tracker {
                     None => (Bytes::new(), None),
                 };
                 self.may_have_written |= super::internal::may_write(&text);
+                self.copy_in_batch |= super::internal::is_copy(&text);
                 self.expected.push_back(Expect::Execute {
                     text,
                     params,
@@ -118,6 +119,7 @@ impl Tracker {
             }
             tag::frontend::SYNC => {
                 self.may_have_written = false;
+                self.copy_in_batch = false;
                 self.expected.push_back(Expect::Sync)
             }
             tag::frontend::FUNCTION_CALL => {

@@ -19,7 +19,7 @@ fn session() -> Arc<SessionInfo> {
 }
 
 /// The statement events finished so far (transaction events dropped).
-fn statements(t: &mut Tracker) -> Vec<StatementEvent> {
+pub(super) fn statements(t: &mut Tracker) -> Vec<StatementEvent> {
     t.take_finished()
         .into_iter()
         .filter_map(|e| match e {
@@ -29,17 +29,17 @@ fn statements(t: &mut Tracker) -> Vec<StatementEvent> {
         .collect()
 }
 
-fn tracker() -> Tracker {
+pub(super) fn tracker() -> Tracker {
     Tracker::new(session(), SessionClock::now(), true)
 }
 
-fn cstr(s: &str) -> Vec<u8> {
+pub(super) fn cstr(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
     v.push(0);
     v
 }
 
-fn error(code: &str, position: Option<u32>) -> Vec<u8> {
+pub(super) fn error(code: &str, position: Option<u32>) -> Vec<u8> {
     let mut b = b"SERROR\0VERROR\0".to_vec();
     b.extend(b"C");
     b.extend(cstr(code));
@@ -52,14 +52,14 @@ fn error(code: &str, position: Option<u32>) -> Vec<u8> {
     b
 }
 
-fn parse(name: &str, q: &str) -> Vec<u8> {
+pub(super) fn parse(name: &str, q: &str) -> Vec<u8> {
     let mut b = cstr(name);
     b.extend(cstr(q));
     b.extend(0i16.to_be_bytes());
     b
 }
 
-fn bind(portal: &str, stmt: &str, params: &[&str]) -> Vec<u8> {
+pub(super) fn bind(portal: &str, stmt: &str, params: &[&str]) -> Vec<u8> {
     let mut b = cstr(portal);
     b.extend(cstr(stmt));
     b.extend(0i16.to_be_bytes());
@@ -72,7 +72,7 @@ fn bind(portal: &str, stmt: &str, params: &[&str]) -> Vec<u8> {
     b
 }
 
-fn execute(portal: &str, max_rows: i32) -> Vec<u8> {
+pub(super) fn execute(portal: &str, max_rows: i32) -> Vec<u8> {
     let mut b = cstr(portal);
     b.extend(max_rows.to_be_bytes());
     b

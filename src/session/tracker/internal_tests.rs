@@ -1,0 +1,154 @@
+//! pgtrail's markers in the tracker's FIFO: when one is sent, and that its
+//! answers are swallowed by position, also when the server skips them.
+
+use super::tests::{bind, cstr, error, execute, parse, statements, tracker};
+use super::*;
+
+const Z_IDLE: &[u8] = b"I";
+const Z_BLOCK: &[u8] = b"T";
+
+fn run(t: &mut Tracker, frames: &[(u8, &[u8])]) -> Vec<Route> {
+    let now = Instant::now();
+    frames
+        .iter()
+        .map(|(tag, body)| t.server_frame(*tag, body, now).unwrap())
+        .collect()
+}
+
+#[test]
+fn simple_commit_of_a_block_gets_a_marker_and_its_answers_are_swallowed() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    assert_eq!(t.marker_before(b'Q', &cstr("SELECT 1")), None);
+    let commit = cstr("COMMIT");
+    assert_eq!(t.marker_before(b'Q', &commit), Some(MarkerForm::Simple));
+    t.marker_sent(MarkerForm::Simple);
+    t.client_frame(b'Q', &commit, now).unwrap();
+    let routes = run(
+        &mut t,
+        &[
+            (b'T', b"\0\0"),
+            (b'D', b"\0\0"),
+            (b'A', b"\0\0\0\x01x\0\0"),
+            (b'C', &cstr("SELECT 1")),
+            (b'Z', Z_BLOCK),
+            (b'C', &cstr("COMMIT")),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    use Route::{Client, Swallow};
+    assert_eq!(
+        routes,
+        [Swallow, Swallow, Client, Swallow, Swallow, Client, Client]
+    );
+    let texts: Vec<_> = statements(&mut t).into_iter().map(|s| s.text).collect();
+    assert_eq!(texts, ["BEGIN", "COMMIT"]);
+}
+
+#[test]
+fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
+    let mut t = tracker();
+    let now = Instant::now();
+    for round in 0..2 {
+        t.client_frame(b'P', &parse("", "INSERT INTO t VALUES (1)"), now)
+            .unwrap();
+        t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+        t.client_frame(b'E', &execute("", 0), now).unwrap();
+        assert_eq!(t.marker_before(b'S', b""), Some(MarkerForm::Extended));
+        t.marker_sent(MarkerForm::Extended);
+        t.client_frame(b'S', b"", now).unwrap();
+        let routes = if round == 0 {
+            run(
+                &mut t,
+                &[
+                    (b'1', b""),
+                    (b'2', b""),
+                    (b'C', &cstr("INSERT 0 1")),
+                    (b'1', b""),
+                    (b'2', b""),
+                    (b'D', b"\0\x01\xff\xff\xff\xff"),
+                    (b'C', &cstr("SELECT 1")),
+                    (b'3', b""),
+                    (b'Z', Z_IDLE),
+                ],
+            )
+        } else {
+            // The INSERT fails: the server skips the marker up to the Sync.
+            run(
+                &mut t,
+                &[
+                    (b'1', b""),
+                    (b'2', b""),
+                    (b'E', &error("23505", None)),
+                    (b'Z', Z_IDLE),
+                ],
+            )
+        };
+        let swallowed = routes.iter().filter(|r| **r == Route::Swallow).count();
+        assert_eq!(swallowed, if round == 0 { 5 } else { 0 });
+        let events = statements(&mut t);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].failure.is_some(), round == 1);
+        assert!(t.is_idle());
+    }
+}
+
+#[test]
+fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
+    let mut t = tracker();
+    let now = Instant::now();
+    // A read before Sync.
+    t.client_frame(b'P', &parse("", "SELECT 1"), now).unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    assert_eq!(t.marker_before(b'S', b""), None);
+    t.client_frame(b'S', b"", now).unwrap();
+    // A write queued behind that Sync: two transactions in flight.
+    t.client_frame(b'P', &parse("", "DELETE FROM t"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    assert_eq!(t.marker_before(b'S', b""), None);
+    t.client_frame(b'S', b"", now).unwrap();
+    run(
+        &mut t,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'C', &cstr("SELECT 1")),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    run(
+        &mut t,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'C', &cstr("DELETE 0")),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    // COPY FROM STDIN: the server would be in COPY mode.
+    t.client_frame(b'P', &parse("", "COPY t FROM STDIN"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    assert_eq!(t.marker_before(b'S', b""), None);
+    t.client_frame(b'S', b"", now).unwrap();
+    run(
+        &mut t,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'G', b"\0\0\0"),
+            (b'E', &error("57014", None)),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    // An aborted block: its COMMIT answers ROLLBACK; a marker would fail.
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', b"E")]);
+    assert_eq!(t.marker_before(b'Q', &cstr("COMMIT")), None);
+}
