@@ -193,15 +193,8 @@ async fn relay_client(
         } else if scan.whole > 0 {
             let frames = buf.split_to(scan.whole);
             match &scan.marker {
-                // pgtrail's marker goes just before the frame it precedes,
-                // in the same write.
-                Some((at, marker)) => {
-                    let mut out = BytesMut::with_capacity(frames.len() + marker.len());
-                    out.extend_from_slice(&frames[..*at]);
-                    out.extend_from_slice(marker);
-                    out.extend_from_slice(&frames[*at..]);
-                    to.write_all(&out).await?;
-                }
+                // pgtrail's marker goes around its frame, in the same write.
+                Some(marker) => to.write_all(&marker.around(&frames)).await?,
                 None => to.write_all(&frames).await?,
             }
             shared

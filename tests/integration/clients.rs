@@ -62,6 +62,20 @@ ROLLBACK;
 SELECT id, name FROM t2 ORDER BY id DESC LIMIT 2;
 \copy (SELECT id FROM t2 WHERE id > 5 ORDER BY id) TO STDOUT
 SELECT E'caf\u00e9', NULL::text AS nothing, '' AS empty;
+UPDATE t2 SET name = upper(name) WHERE id > 5 RETURNING id, name;
+UPDATE t2 SET name = name WHERE false;
+INSERT INTO t2 VALUES (1/0, 'never');
+DELETE FROM t2 WHERE id = 7;
+CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (p int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO child VALUES (99);
+INSERT INTO child SELECT 98 RETURNING p;
+CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'row %', NEW.id; RETURN NEW; END $$;
+CREATE TRIGGER shout BEFORE INSERT ON t2 FOR EACH ROW EXECUTE FUNCTION shout();
+INSERT INTO t2 VALUES (8, 'eight'), (9, 'nine');
+MERGE INTO t2 USING (VALUES (9, 'NINE')) AS v(id, name) ON t2.id = v.id WHEN MATCHED THEN UPDATE SET name = v.name;
+WITH gone AS (DELETE FROM t2 WHERE id = 8 RETURNING id) SELECT count(*) FROM gone;
+SELECT id, name FROM t2 ORDER BY id;
 "#;
 
 #[tokio::test]

@@ -13,8 +13,8 @@ use pgtrail::cdc::Decoder;
 
 use crate::harness::proxy::{connect, fresh_db, statements, Proxy};
 
-/// One decoded transaction: its inserted first-column values and the
-/// content of its `pgtrail` messages.
+/// One decoded transaction: its inserted first-column values (and
+/// `(update)` per updated row), and the content of its `pgtrail` messages.
 #[derive(Debug, Default)]
 struct Decoded {
     inserted: Vec<String>,
@@ -41,6 +41,7 @@ async fn decoded(direct: &tokio_postgres::Client, slot: &str) -> Vec<Decoded> {
                 let first = format!("{:?}", i.new.0.first());
                 current.inserted.push(first);
             }
+            LogicalMessage::Update(_) => current.inserted.push("(update)".into()),
             LogicalMessage::Message(m) if m.prefix == "pgtrail" => {
                 assert!(m.transactional, "markers are transactional");
                 current.markers.push(m.content);
@@ -57,7 +58,13 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     let (pg, db) = fresh_db("markers");
     let direct = connect(&pg.conn_string(&db)).await;
     direct
-        .batch_execute("CREATE TABLE t (v text); CREATE PUBLICATION p FOR TABLE t")
+        .batch_execute(
+            "CREATE TABLE t (v text);
+             ALTER TABLE t REPLICA IDENTITY FULL;
+             CREATE TABLE parent (id int PRIMARY KEY);
+             CREATE TABLE child (p int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);
+             CREATE PUBLICATION p FOR TABLE t, child",
+        )
         .await
         .unwrap();
     // Slots are the cluster's: named after the test's own database.
@@ -101,13 +108,42 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     let err = c.batch_execute("SELECT 1/0").await.unwrap_err();
     assert_eq!(err.code().map(|s| s.code()), Some("22012"));
     c.batch_execute("COMMIT").await.unwrap();
-    // The client's view is untouched: the block's rows, and idle status.
+    // Autocommit writes as Query strings: wrapped in a block of pgtrail's.
+    c.batch_execute("INSERT INTO t VALUES ('simple-autocommit')")
+        .await
+        .unwrap();
+    let rows = c
+        .simple_query("UPDATE t SET v = v WHERE v = 'simple-autocommit' RETURNING v")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3, "columns, one row, the completion");
+    let err = c
+        .batch_execute("INSERT INTO t SELECT (1/0)::text")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|s| s.code()), Some("22012"));
+    c.batch_execute("UPDATE t SET v = v WHERE false")
+        .await
+        .unwrap();
+    // A deferred constraint fails at the commit: the statement's error.
+    let err = c
+        .batch_execute("INSERT INTO child VALUES (99)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|s| s.code()), Some("23503"));
+    // The client's view is untouched: the rows, and an idle session.
     let rows = c.query("SELECT v FROM t ORDER BY v", &[]).await.unwrap();
     let seen: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(
         seen,
-        ["extended-block", "extended-implicit", "simple-block"]
+        [
+            "extended-block",
+            "extended-implicit",
+            "simple-autocommit",
+            "simple-block"
+        ]
     );
+    assert!(c.is_closed() || c.batch_execute("BEGIN; ROLLBACK").await.is_ok());
     drop(c);
     // The harness runs with synchronous_commit = off: a synchronous commit
     // flushes the WAL that decoding reads up to.
@@ -125,7 +161,9 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         .await
         .unwrap();
     let writing: Vec<&Decoded> = txns.iter().filter(|t| !t.inserted.is_empty()).collect();
-    assert_eq!(writing.len(), 3, "{txns:?}");
+    // Three through the extended protocol or blocks, two wrapped (the
+    // INSERT and the UPDATE that changed a row).
+    assert_eq!(writing.len(), 5, "{txns:?}");
     assert!(
         txns.iter()
             .filter(|t| t.inserted.is_empty())
@@ -135,7 +173,11 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     // Each marker verifies and names the transaction of the INSERT's record.
     let txn_of: Vec<(String, String)> = statements(&records)
         .iter()
-        .filter(|s| s["statement"].as_str().unwrap_or("").starts_with("INSERT"))
+        .filter(|s| {
+            let text = s["statement"].as_str().unwrap_or("");
+            (text.starts_with("INSERT") || text.starts_with("UPDATE t SET v = v WHERE v"))
+                && s["success"] == true
+        })
         .map(|s| {
             (
                 s["statement"].as_str().unwrap().to_string(),
@@ -153,7 +195,7 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     }
     let mut want: Vec<String> = txn_of
         .iter()
-        .filter(|(text, _)| !text.contains("failed"))
+        .filter(|(text, _)| !text.contains("failed") && !text.contains("child"))
         .map(|(_, id)| id.clone())
         .collect();
     want.sort();
@@ -163,10 +205,19 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     assert!(!records
         .iter()
         .any(|r: &Value| r.to_string().contains("pg_logical_emit_message")));
+    let failed: Vec<(&Value, &Value)> = statements(&records)
+        .iter()
+        .filter(|s| s["success"] == false)
+        .map(|s| (&s["statement"], &s["sqlstate"]))
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert!(failed
+        .iter()
+        .any(|(t, code)| t.as_str().unwrap().contains("child") && *code == "23503"));
     let statements_count = statements(&records).len();
     assert_eq!(
         statements_count,
-        15,
+        22,
         "{:#?}",
         statements(&records)
             .iter()

@@ -20,6 +20,27 @@ use crate::session::refuse::{Refuser, Verdict};
 use crate::session::tracker::ClientFrame;
 use crate::session::tracker::Tracker;
 
+/// pgtrail's own messages around a client frame: `before` it (at offset
+/// `at` of the run), and `after` it (the run ends with it).
+pub(super) struct Injection {
+    pub(super) at: usize,
+    pub(super) before: Bytes,
+    pub(super) after: Bytes,
+}
+
+impl Injection {
+    /// The run's frames with the injection in place.
+    pub(super) fn around(&self, frames: &[u8]) -> BytesMut {
+        let len = frames.len() + self.before.len() + self.after.len();
+        let mut out = BytesMut::with_capacity(len);
+        out.extend_from_slice(&frames[..self.at]);
+        out.extend_from_slice(&self.before);
+        out.extend_from_slice(&frames[self.at..]);
+        out.extend_from_slice(&self.after);
+        out
+    }
+}
+
 /// Whole frames at the front of a buffer, and what is missing after them
 /// (0 when the scan stopped early at a frame judged differently).
 pub(super) struct Scan {
@@ -28,11 +49,12 @@ pub(super) struct Scan {
     pub(super) terminate: bool,
     /// The frames are refused (dropped), not forwarded.
     pub(super) refused: bool,
-    /// pgtrail's marker, to be written at this offset of the frames.
-    pub(super) marker: Option<(usize, Bytes)>,
+    /// pgtrail's marker, to be written around the run's last frame.
+    pub(super) marker: Option<Injection>,
     /// Server frames within `whole` that answer pgtrail's own message:
-    /// `(offset, length)`, dropped, not written to the client.
-    pub(super) cuts: Vec<(usize, usize)>,
+    /// `(offset, length)`, dropped, not written to the client, or replaced
+    /// by a held frame.
+    pub(super) cuts: Vec<Cut>,
 }
 
 /// A run of whole frames that are all forwarded, or all refused.
@@ -70,7 +92,7 @@ pub(super) fn scan_client(
             .ctx
             .markers
             .as_deref()
-            .and_then(|m| marker_before(t, m, frame));
+            .and_then(|m| marker_around(t, m, frame, at));
         if let Some(text) = statement_text(frame.tag, frame.body) {
             shared.ctx.hooks.on_statement(t.session(), text);
         }
@@ -80,20 +102,25 @@ pub(super) fn scan_client(
                 ..Scan::run(off, 0, false)
             });
         }
-        if let Some(marker) = marker {
-            // One marker per write: the run ends with the frame it precedes.
+        if marker.is_some() {
+            // One marker per write: the run ends with its frame.
             return Ok(Scan {
-                marker: Some((at, marker)),
+                marker,
                 ..Scan::run(off, 0, false)
             });
         }
     }
 }
 
-/// pgtrail's attribution marker to send just before `frame`, if its
-/// transaction ends there (`tracker::internal`); its answers are expected
-/// from then on.
-fn marker_before(t: &mut Tracker, signer: &MarkerSigner, frame: Frame<'_>) -> Option<Bytes> {
+/// pgtrail's attribution marker to send with `frame` (at offset `at`), if
+/// its transaction ends there (`tracker::internal`); its answers are
+/// expected from then on.
+fn marker_around(
+    t: &mut Tracker,
+    signer: &MarkerSigner,
+    frame: Frame<'_>,
+    at: usize,
+) -> Option<Injection> {
     let form = t.marker_before(frame.tag, frame.body)?;
     let session = t.session();
     let marker = Marker {
@@ -106,20 +133,24 @@ fn marker_before(t: &mut Tracker, signer: &MarkerSigner, frame: Frame<'_>) -> Op
     };
     let sql = signer.statement_sql(&marker);
     t.marker_sent(form);
-    Some(match form {
-        MarkerForm::Simple => build::query(sql.as_bytes()),
+    let name = MARKER_STATEMENT;
+    let (before, after): (Bytes, Bytes) = match form {
+        MarkerForm::Simple => (build::query(sql.as_bytes()), Bytes::new()),
         MarkerForm::Extended => {
-            let name = MARKER_STATEMENT;
-            [
+            let before = [
                 build::parse(name, sql.as_bytes()),
                 build::bind(name, name),
                 build::execute(name),
                 build::close_statement(name),
-            ]
-            .concat()
-            .into()
+            ];
+            (before.concat().into(), Bytes::new())
         }
-    })
+        MarkerForm::Wrapped => {
+            let after = [build::query(sql.as_bytes()), build::query(b"COMMIT")];
+            (build::query(b"BEGIN"), after.concat().into())
+        }
+    };
+    Some(Injection { at, before, after })
 }
 
 /// The statement and portal name of the extended-protocol marker: a
@@ -236,7 +267,7 @@ fn feed_server<'a>(
     limits: &FrameLimits,
     tracker: &mut Option<MutexGuard<'a, Tracker>>,
     now: Instant,
-    cuts: &mut Vec<(usize, usize)>,
+    cuts: &mut Vec<Cut>,
 ) -> Result<(usize, usize), SessionError> {
     let mut off = 0;
     loop {
@@ -247,8 +278,19 @@ fn feed_server<'a>(
                 // tracker nothing but a row count: skip the lock for CopyData.
                 if frame.tag != tag::backend::COPY_DATA {
                     let t = tracker.get_or_insert_with(|| shared.tracker());
-                    if t.server_frame(frame.tag, frame.body, now)? == Route::Swallow {
-                        cuts.push((base + off, len));
+                    let at = base + off;
+                    match t.server_frame(frame.tag, frame.body, now)? {
+                        Route::Client => {}
+                        Route::Swallow => cuts.push(Cut {
+                            at,
+                            len,
+                            instead: None,
+                        }),
+                        Route::Replace(held) => cuts.push(Cut {
+                            at,
+                            len,
+                            instead: Some(held),
+                        }),
                     }
                 }
                 off += len;
@@ -258,13 +300,24 @@ fn feed_server<'a>(
     }
 }
 
-/// `frames` without the `cuts` (in order, within `frames`).
-pub(super) fn without(frames: &[u8], cuts: &[(usize, usize)]) -> BytesMut {
+/// A server frame the client does not get as it came.
+pub(super) struct Cut {
+    at: usize,
+    len: usize,
+    /// Written in its place.
+    instead: Option<Bytes>,
+}
+
+/// `frames` with the `cuts` (in order, within `frames`) applied.
+pub(super) fn without(frames: &[u8], cuts: &[Cut]) -> BytesMut {
     let mut out = BytesMut::with_capacity(frames.len());
     let mut from = 0;
-    for &(at, len) in cuts {
-        out.extend_from_slice(&frames[from..at]);
-        from = at + len;
+    for cut in cuts {
+        out.extend_from_slice(&frames[from..cut.at]);
+        if let Some(instead) = &cut.instead {
+            out.extend_from_slice(instead);
+        }
+        from = cut.at + cut.len;
     }
     out.extend_from_slice(&frames[from..]);
     out

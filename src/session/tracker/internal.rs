@@ -17,11 +17,14 @@ use crate::audit::event::TxnStatus;
 use crate::protocol::{backend, frontend, tag, Malformed};
 
 /// Where a server frame goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Client,
     /// An answer to pgtrail's own message: dropped.
     Swallow,
+    /// Dropped, and these bytes (a frame held back, `wrap.rs`) written
+    /// in its place.
+    Replace(bytes::Bytes),
 }
 
 /// One of pgtrail's messages the server will answer.
@@ -37,11 +40,14 @@ pub(super) enum Step {
 
 /// How a marker goes to the server: a Query in the simple protocol (the
 /// client sent a Query), or Parse/Bind/Execute/Close in the extended one,
-/// which leave the client's unnamed statement and portal alone.
+/// which leave the client's unnamed statement and portal alone; or, for a
+/// write sent as a Query outside a transaction, `BEGIN` before it and the
+/// marker and `COMMIT` after it (`wrap.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkerForm {
     Simple,
     Extended,
+    Wrapped,
 }
 
 /// Counts of pgtrail's own statements, for `/metrics`.
@@ -67,11 +73,17 @@ impl Tracker {
         match tag {
             // A COMMIT (END, PREPARE TRANSACTION) of an open block, sent
             // when nothing else is in flight.
+            // Or a lone write outside a transaction, to be wrapped.
             tag::frontend::QUERY => {
                 let text = frontend::query(body).ok()?;
-                let open_block = self.txn_status == TxnStatus::InBlock;
-                (open_block && self.expected.is_empty() && words::ends_transaction(text))
-                    .then_some(MarkerForm::Simple)
+                if !self.expected.is_empty() {
+                    return None;
+                }
+                match self.txn_status {
+                    TxnStatus::InBlock if words::ends_transaction(text) => Some(MarkerForm::Simple),
+                    TxnStatus::Idle if words::wrappable(text) => Some(MarkerForm::Wrapped),
+                    _ => None,
+                }
             }
             tag::frontend::EXECUTE => {
                 let portal = frontend::execute(body).ok()?.portal;
@@ -97,6 +109,10 @@ impl Tracker {
         let steps: &[Step] = match form {
             MarkerForm::Simple => &[Step::Query],
             MarkerForm::Extended => &[Step::Parse, Step::Bind, Step::Execute, Step::Close],
+            MarkerForm::Wrapped => {
+                self.wrap = Some(super::wrap::Wrap::new());
+                &[]
+            }
         };
         for step in steps {
             self.expected.push_back(Expect::Internal(*step));
@@ -175,6 +191,21 @@ mod words {
         eq(first, b"commit")
             || eq(first, b"end")
             || eq(first, b"prepare") && eq(second, b"transaction")
+    }
+
+    /// One `INSERT`, `UPDATE`, `DELETE` or `MERGE` (or a `WITH` naming one
+    /// of them): a Query worth wrapping in a transaction (`wrap.rs`).
+    /// Nothing that cannot run in a block (`VACUUM`, `CALL` of a procedure
+    /// that commits, `COPY` and its copy mode) qualifies.
+    pub fn wrappable(text: &[u8]) -> bool {
+        const DML: &[&[u8]] = &[b"insert", b"update", b"delete", b"merge"];
+        let (first, _) = leading_words(text);
+        let dml = DML.iter().any(|w| eq(first, w))
+            || eq(first, b"with")
+                && text
+                    .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                    .any(|w| DML.iter().any(|d| eq(w, d)));
+        dml && crate::sql::lex::statement_ranges(text).len() == 1
     }
 
     /// `COPY`, whose Execute may start COPY IN.

@@ -152,3 +152,68 @@ fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
     run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', b"E")]);
     assert_eq!(t.marker_before(b'Q', &cstr("COMMIT")), None);
 }
+
+#[test]
+fn a_wrapped_write_shows_its_own_answers_once_the_commit_is_done() {
+    use Route::{Client, Swallow};
+    let now = Instant::now();
+    let insert = cstr("INSERT INTO t VALUES (1)");
+    for commit_fails in [false, true] {
+        let mut t = tracker();
+        assert_eq!(t.marker_before(b'Q', &insert), Some(MarkerForm::Wrapped));
+        t.marker_sent(MarkerForm::Wrapped);
+        t.client_frame(b'Q', &insert, now).unwrap();
+        let done: (u8, Vec<u8>) = match commit_fails {
+            false => (b'C', cstr("COMMIT")),
+            true => (b'E', error("23503", None)),
+        };
+        let routes = run(
+            &mut t,
+            &[
+                (b'C', &cstr("BEGIN")),
+                (b'Z', Z_BLOCK),
+                (b'N', b"SNOTICE\0Mfrom a trigger\0\0"),
+                (b'C', &cstr("INSERT 0 1")),
+                (b'Z', Z_BLOCK),
+                (b'T', b"\0\0"),
+                (b'D', b"\0\0"),
+                (b'C', &cstr("SELECT 1")),
+                (b'Z', Z_BLOCK),
+                (done.0, &done.1),
+                (b'Z', Z_IDLE),
+            ],
+        );
+        let held = frame_of(b'C', &cstr("INSERT 0 1"));
+        let last = match commit_fails {
+            false => Route::Replace(held),
+            true => Client,
+        };
+        let want = [
+            Swallow, Swallow, Client, Swallow, Swallow, Swallow, Swallow, Swallow, Swallow, last,
+            Client,
+        ];
+        assert_eq!(routes, want);
+        let events = statements(&mut t);
+        assert_eq!(events.len(), 1);
+        let s = &events[0];
+        assert_eq!(s.failure.is_some(), commit_fails);
+        assert_eq!(s.txn_status, TxnStatus::Idle);
+        assert!(t.is_idle());
+    }
+    // Not wrapped: two statements, a read, a COPY, inside a block.
+    for text in [
+        "INSERT INTO t VALUES (1); SELECT 1",
+        "SELECT 1",
+        "COPY t FROM STDIN",
+        "VACUUM t",
+    ] {
+        assert_eq!(tracker().marker_before(b'Q', &cstr(text)), None, "{text}");
+    }
+}
+
+fn frame_of(tag: u8, body: &[u8]) -> bytes::Bytes {
+    let mut out = vec![tag];
+    out.extend((body.len() as u32 + 4).to_be_bytes());
+    out.extend(body);
+    out.into()
+}

@@ -21,6 +21,7 @@ mod events;
 mod internal;
 mod queue;
 mod txn;
+mod wrap;
 pub use internal::{InternalStats, MarkerForm, Route};
 use queue::{Expect, Portal};
 use txn::Transactions;
@@ -82,6 +83,8 @@ pub struct Tracker {
     may_have_written: bool,
     /// An Execute since the last Sync ran a COPY.
     copy_in_batch: bool,
+    /// A wrapped Query being answered (`wrap.rs`).
+    wrap: Option<wrap::Wrap>,
     internal: Arc<InternalStats>,
 }
 
@@ -107,6 +110,7 @@ impl Tracker {
             copy_in: false,
             may_have_written: false,
             copy_in_batch: false,
+            wrap: None,
             internal: Arc::default(),
         }
     }
@@ -188,11 +192,20 @@ impl Tracker {
     /// A whole frame from the server; `body` excludes the 5-byte header.
     /// Answers to pgtrail's own messages are to be swallowed.
     pub fn server_frame(&mut self, tag: u8, body: &[u8], now: Instant) -> Result<Route, Malformed> {
+        if let Some(route) = self.wrap_frame(tag, body, now)? {
+            return Ok(route);
+        }
         if let Some(Expect::Internal(step)) = self.expected.front() {
             if let Some(route) = self.internal_frame(*step, tag, body)? {
                 return Ok(route);
             }
         }
+        self.plain_frame(tag, body, now)?;
+        Ok(Route::Client)
+    }
+
+    /// A server frame the client gets.
+    fn plain_frame(&mut self, tag: u8, body: &[u8], now: Instant) -> Result<(), Malformed> {
         match tag {
             tag::backend::DATA_ROW => self.rows_seen += 1,
             tag::backend::COMMAND_COMPLETE => {
@@ -226,7 +239,7 @@ impl Tracker {
             }
             _ => {}
         }
-        Ok(Route::Client)
+        Ok(())
     }
 }
 

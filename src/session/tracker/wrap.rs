@@ -1,0 +1,118 @@
+//! A write sent as a simple Query outside a transaction runs in an
+//! implicit transaction that ends with the Query: nothing of pgtrail's can
+//! join it. With markers on, such a Query (one `INSERT`, `UPDATE`,
+//! `DELETE` or `MERGE`) is wrapped: `BEGIN` goes before it, the marker and
+//! `COMMIT` (two Query messages, so that `COMMIT` runs even when the
+//! statement or the marker failed) right after it, in the same write.
+//!
+//! What the client sees is what the implicit transaction would have
+//! given, and only after the `COMMIT` is done: the statement's rows as
+//! they come; its CommandComplete or ErrorResponse held until `COMMIT`
+//! answers, then released, or replaced by `COMMIT`'s error (a deferred
+//! constraint fails at commit, and PostgreSQL then reports only the error);
+//! the `COMMIT`'s ReadyForQuery `I` as the Query's. Everything else of
+//! pgtrail's is swallowed. The tracker is fed exactly the frames the client
+//! gets, so records read as without the wrap.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::time::Instant;
+
+use super::internal::Route;
+use super::Tracker;
+use crate::protocol::{tag, Malformed};
+
+/// Where a wrapped Query stands, by the answers read so far.
+#[derive(Debug)]
+pub(super) struct Wrap {
+    phase: Phase,
+    /// The statement's CommandComplete or ErrorResponse, held back.
+    held: Option<Bytes>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// pgtrail's `BEGIN`.
+    Begin,
+    /// The client's statement.
+    Client,
+    /// pgtrail's marker.
+    Marker,
+    /// pgtrail's `COMMIT` (answered `ROLLBACK` when the block failed).
+    Commit,
+}
+
+impl Wrap {
+    pub(super) fn new() -> Self {
+        Wrap {
+            phase: Phase::Begin,
+            held: None,
+        }
+    }
+}
+
+impl Tracker {
+    /// A server frame while a wrapped Query is answered: `None` to process
+    /// and forward it as usual.
+    pub(super) fn wrap_frame(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        now: Instant,
+    ) -> Result<Option<Route>, Malformed> {
+        use tag::backend as b;
+        let Some(wrap) = self.wrap.as_mut() else {
+            return Ok(None);
+        };
+        if matches!(tag, b::NOTIFICATION_RESPONSE | b::PARAMETER_STATUS) {
+            return Ok(None);
+        }
+        let route = match (wrap.phase, tag) {
+            (Phase::Client, b::COMMAND_COMPLETE | b::ERROR_RESPONSE) => {
+                wrap.held = Some(frame(tag, body));
+                Route::Swallow
+            }
+            (Phase::Client, b::READY_FOR_QUERY) => {
+                wrap.phase = Phase::Marker;
+                Route::Swallow
+            }
+            (Phase::Client, _) => return Ok(None),
+            (Phase::Begin, b::READY_FOR_QUERY) => {
+                wrap.phase = Phase::Client;
+                Route::Swallow
+            }
+            (Phase::Marker, b::READY_FOR_QUERY) => {
+                wrap.phase = Phase::Commit;
+                Route::Swallow
+            }
+            (Phase::Begin | Phase::Marker, _) => Route::Swallow,
+            (Phase::Commit, b::COMMAND_COMPLETE) => match wrap.held.take() {
+                Some(held) => {
+                    self.plain_frame(held[0], &held[5..], now)?;
+                    Route::Replace(held)
+                }
+                None => Route::Swallow,
+            },
+            // The commit failed (a deferred constraint): its error is the
+            // statement's, in place of the held CommandComplete.
+            (Phase::Commit, b::ERROR_RESPONSE) => {
+                wrap.held = None;
+                return Ok(None);
+            }
+            (Phase::Commit, b::READY_FOR_QUERY) => {
+                self.wrap = None;
+                return Ok(None);
+            }
+            (Phase::Commit, _) => Route::Swallow,
+        };
+        Ok(Some(route))
+    }
+}
+
+/// A whole frame from its tag and body.
+fn frame(tag: u8, body: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(body.len() + 5);
+    out.put_u8(tag);
+    out.put_u32(body.len() as u32 + 4);
+    out.put_slice(body);
+    out.freeze()
+}
