@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: pgbench -S through a direct connection, pgtrail,
+# End-to-end benchmark: pgbench -S (or -N) through a direct connection, pgtrail,
 # PgBouncer (session mode) and a proxy that only copies bytes, and directly
 # with PostgreSQL auditing itself (pgAudit logging every statement, and
 # log_statement = 'all'), side by side on this machine.
@@ -25,6 +25,9 @@
 # (`-c log_statement=all`); both write to the server's log file.
 #
 # Environment:
+#   SCRIPT=select         select: pgbench -S (1 statement per transaction);
+#                         write: pgbench -N (BEGIN, UPDATE, SELECT, INSERT,
+#                         END: 5 statements, 2 changed rows)
 #   DURATION=20           seconds per run
 #   SCALE=10              pgbench -i scale
 #   MODES="simple extended prepared"
@@ -34,7 +37,14 @@
 #                         (e.g. TARGETS="direct pgbouncer"); add `base` to
 #                         run a second pgtrail, PGTRAIL_BASE_BIN (another
 #                         build, e.g. the last release), beside the first:
-#                         an A/B in the same run, so the noise is shared
+#                         an A/B in the same run, so the noise is shared;
+#                         add `cdc` to run a second pgtrail of the same
+#                         build with [cdc] enabled: attribution markers on
+#                         every connection and the decoding consumer
+#                         writing `changes` records (its own audit file,
+#                         a publication for all tables, slot pgtrail_bench);
+#                         the report adds its slot lag (max during the
+#                         runs) and the changes it wrote
 #   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
 #                         spool instead of to a JSON Lines file
 #   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
@@ -50,6 +60,12 @@ SVC_NAME=e2e
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
 
+SCRIPT=${SCRIPT:-select}
+case $SCRIPT in
+select) PGBENCH_SCRIPT=-S STMTS_PER_XACT=1 ;;
+write) PGBENCH_SCRIPT=-N STMTS_PER_XACT=5 ;;
+*) echo "SCRIPT must be select or write" >&2 && exit 2 ;;
+esac
 DURATION=${DURATION:-20}
 SCALE=${SCALE:-10}
 MODES=${MODES:-simple extended prepared}
@@ -87,6 +103,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgtrail-e2e.XXXXXX")
 chmod 755 "$TMP" # the PostgreSQL/PgBouncer user must traverse it when we run as root
 PGTRAIL_PID=
 BASE_PID=
+CDC_PID=
+LAG_PID=
 COPY_PID=
 PG_DIR=
 BOUNCER_PID_FILE=$TMP/pgbouncer/pgbouncer.pid
@@ -95,6 +113,8 @@ cleanup() {
     set +e
     svc_stop "$PGTRAIL_PID" 5
     svc_stop "$BASE_PID" 5
+    svc_stop "$CDC_PID" 5
+    [[ -n "$LAG_PID" ]] && kill "$LAG_PID" 2>/dev/null
     if [[ -n "$COPY_PID" ]]; then
         kill -KILL "$COPY_PID" 2>/dev/null
         wait "$COPY_PID" 2>/dev/null
@@ -182,6 +202,33 @@ if has_target base; then
     BASE_PID=$STARTED_PID
 fi
 
+if has_target cdc; then
+    PORT[cdc]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-}")
+    "${PSQL[@]}" -c 'CREATE PUBLICATION pgtrail_bench FOR ALL TABLES' >/dev/null
+    "${PSQL[@]}" -c "SELECT pg_create_logical_replication_slot('pgtrail_bench', 'pgoutput')" >/dev/null
+    cat >"$TMP/pgtrail-cdc.toml" <<EOF
+[audit]
+file = "$TMP/audit-cdc.jsonl"
+
+[cdc]
+enabled = true
+user = "postgres"
+password = "$PASSWORD"
+database = "postgres"
+slot = "pgtrail_bench"
+publication = "pgtrail_bench"
+EOF
+    start_pgtrail "$PGTRAIL" "${PORT[cdc]}" "$TMP/pgtrail-cdc.log" --config "$TMP/pgtrail-cdc.toml"
+    CDC_PID=$STARTED_PID
+    # The slot's lag behind the server's WAL, in bytes, once a second.
+    (
+        while sleep 1; do
+            "${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'" 2>/dev/null
+        done
+    ) >"$TMP/slot_lag" &
+    LAG_PID=$!
+fi
+
 # --- copy proxy --------------------------------------------------------------
 if has_target copy; then
     PORT[copy]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-}")
@@ -261,7 +308,7 @@ run_pgbench() { # target mode clients -> sets TPS XACTS; appends latencies
     local target=$1 mode=$2 clients=$3 jobs prefix out
     jobs=$((clients < 2 ? clients : 2))
     prefix="$TMP/logs/$mode-$clients-$target"
-    out=$(PGOPTIONS="${OPTIONS[$target]:-}" "$PG_BIN/pgbench" -n -S -M "$mode" -c "$clients" -j "$jobs" -T "$DURATION" \
+    out=$(PGOPTIONS="${OPTIONS[$target]:-}" "$PG_BIN/pgbench" -n "$PGBENCH_SCRIPT" -M "$mode" -c "$clients" -j "$jobs" -T "$DURATION" \
         --log --log-prefix="$prefix" \
         -h 127.0.0.1 -p "${PORT[$target]}" -U postgres postgres 2>&1) ||
         {
@@ -279,6 +326,7 @@ proxy_pid() {
     case $1 in
     pgtrail) echo "$PGTRAIL_PID" ;;
     base) echo "$BASE_PID" ;;
+    cdc) echo "$CDC_PID" ;;
     copy) echo "$COPY_PID" ;;
     pgbouncer) cat "$BOUNCER_PID_FILE" 2>/dev/null || true ;;
     esac
@@ -293,15 +341,17 @@ for round in $(seq 1 "$ROUNDS"); do
         for clients in $CLIENTS; do
             for target in $TARGETS; do
                 key=$mode-$clients-$target
-                svc_log "round $round/$ROUNDS: pgbench -S -M $mode -c $clients -T $DURATION -> $target"
+                svc_log "round $round/$ROUNDS: pgbench $PGBENCH_SCRIPT -M $mode -c $clients -T $DURATION -> $target"
                 pid=$(proxy_pid "$target")
                 before=0
                 [[ -n "$pid" ]] && before=$(svc_cpu_ticks "$pid")
                 pg_before=$(svc_tree_cpu_ticks "$PG_PID")
+                [[ $target == cdc ]] && echo start >>"$TMP/slot_lag"
                 run_pgbench "$target" "$mode" "$clients"
+                [[ $target == cdc ]] && echo stop >>"$TMP/slot_lag"
                 sleep 0.2 # the postmaster reaps the run's backends
                 PG_TICKS_OF[$key]=$((${PG_TICKS_OF[$key]:-0} + $(svc_tree_cpu_ticks "$PG_PID") - pg_before))
-                XACTS_OF[$key]=$((${XACTS_OF[$key]:-0} + XACTS))
+                XACTS_OF[$key]=$((${XACTS_OF[$key]:-0} + XACTS * STMTS_PER_XACT))
                 TPS_OF[$key]="${TPS_OF[$key]:-} $TPS"
                 if [[ -n "$pid" ]]; then
                     after=$(svc_cpu_ticks "$pid")
@@ -315,7 +365,7 @@ done
 
 # --- report ------------------------------------------------------------------
 echo
-echo "pgbench -S, scale $SCALE, ${DURATION}s per run, median of $ROUNDS rounds, PostgreSQL $PG_VERSION, $(nproc) CPUs$([[ "$WITH_CLICKHOUSE" == 1 ]] && echo ", pgtrail auditing to ClickHouse through a spool, durability $DURABILITY")"
+echo "pgbench $PGBENCH_SCRIPT, scale $SCALE, ${DURATION}s per run, median of $ROUNDS rounds, PostgreSQL $PG_VERSION, $(nproc) CPUs$([[ "$WITH_CLICKHOUSE" == 1 ]] && echo ", pgtrail auditing to ClickHouse through a spool, durability $DURABILITY")"
 printf '%-9s %7s  %-9s %11s %9s %9s %9s %9s %12s\n' mode clients target tps "avg ms" "p50 ms" "p99 ms" "vs direct" "p50 added us"
 [[ -n "${RESULTS_CSV:-}" ]] && echo "mode,clients,target,tps,avg_latency_ms,p50_ms,p99_ms,ratio_to_direct,p50_added_us" >"$RESULTS_CSV"
 for mode in $MODES; do
@@ -362,6 +412,24 @@ for mode in $MODES; do
         done
     done
 done
+if has_target cdc; then
+    # Let the consumer catch up, then report what it wrote and how far
+    # behind the slot was while the cdc runs went on.
+    waited=0
+    for waited in $(seq 0 60); do
+        lag=$("${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'")
+        ((lag < 65536)) && break
+        sleep 1
+    done
+    changes=$(cat "$TMP"/audit-cdc.jsonl* | grep -c '"record":"changes"' || true)
+    attributed=$(cat "$TMP"/audit-cdc.jsonl* | grep '"record":"changes"' | grep -vc '"attribution":"none"' || true)
+    echo
+    echo "cdc: $changes changes records, $attributed attributed to a pgtrail session (the rest are the other targets' writes)"
+    awk 'BEGIN { max = 0 } $1 == "start" { on = 1; next } $1 == "stop" { on = 0; next }
+         on && $1 + 0 > max { max = $1 + 0 }
+         END { printf "cdc: slot lag sampled each second during the cdc runs: max %.2f MiB\n", max / 1048576 }' "$TMP/slot_lag"
+    echo "cdc: caught up ${waited}s after the last run (lag now $lag bytes)"
+fi
 if [[ -f "$TMP/audit.jsonl" ]]; then
     # audit.jsonl.<time> are the files rotated at audit.file_rotate_bytes.
     echo "audit records written to the JSON Lines files: $(cat "$TMP"/audit.jsonl* | wc -l)"
