@@ -214,9 +214,6 @@ async fn connect_and_run(
     let cdc = &config.cdc;
     let mut rc = ReplicationConfig::new(config.upstream.clone(), &cdc.user, &cdc.database);
     rc.password = Some(cdc.password.0.clone()).filter(|p| !p.is_empty());
-    let client = ReplicationClient::connect(&rc)
-        .await
-        .map_err(ConsumerError::Replication)?;
     let options = StartOptions {
         slot: cdc.slot.clone(),
         publications: vec![cdc.publication.clone()],
@@ -226,10 +223,15 @@ async fn connect_and_run(
         streaming: false,
         messages: true,
     };
-    let stream = client
-        .start(&options)
-        .await
-        .map_err(ConsumerError::Replication)?;
+    let open = async {
+        let client = ReplicationClient::connect(&rc).await?;
+        client.start(&options).await
+    };
+    // A stop must not wait for a connect timeout.
+    let stream = tokio::select! {
+        stream = open => stream.map_err(ConsumerError::Replication)?,
+        _ = stop.changed() => return Ok(()),
+    };
     shared
         .stats
         .connected

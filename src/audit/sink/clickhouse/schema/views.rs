@@ -129,7 +129,7 @@ fn row_history(v: ServerVersion, db: &str) -> String {
         "seq",
     ]);
     format!(
-        "SELECT {ts} AS ts, toDate(ts) AS day, {cols},\n    arrayStringConcat(arrayMap((n, x) -> concat(n, '=', ifNull(x, 'NULL')), `key.name`, `key.value`), ',') AS row_key,\n    statements_from_seq, statements_to_seq\nFROM (\n    SELECT *, ifNull(transaction_id, toUUID('00000000-0000-0000-0000-000000000000')) AS txn_key\n    FROM {db}.`changes` FINAL\n)\nANY LEFT JOIN (\n    SELECT transaction_id AS txn_key, first_seq AS statements_from_seq, last_seq AS statements_to_seq\n    FROM {db}.`transactions` FINAL\n) USING txn_key"
+        "SELECT {ts} AS ts, toDate(ts) AS day, {cols},\n    arrayStringConcat(arrayMap((n, x) -> concat(n, '=', ifNull(x, 'NULL')), `key.name`, `key.value`), ',') AS row_key,\n    statements_from_seq, statements_to_seq\nFROM (\n    SELECT *, ifNull(transaction_id, toUUID('00000000-0000-0000-0000-000000000000')) AS txn_key\n    FROM {db}.`changes` FINAL\n) AS c\nANY LEFT JOIN (\n    SELECT transaction_id AS txn_key, first_seq AS statements_from_seq, last_seq AS statements_to_seq\n    FROM {db}.`transactions` FINAL\n) AS t USING txn_key"
     )
 }
 
