@@ -54,6 +54,8 @@ pub struct Observed {
     pub clickhouse: Option<Arc<ClickHouseStats>>,
     /// The spool's size, when `audit.spool_dir` is in use.
     pub spool: Option<crate::audit::spool::SpoolUsage>,
+    /// The decoding consumer's counters, when `cdc.enabled`.
+    pub cdc: Option<Arc<crate::cdc::consumer::CdcStats>>,
 }
 
 /// The settings a reload applies to new sessions; sessions already open

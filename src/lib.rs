@@ -18,7 +18,7 @@
 //! - [`tls`]: rustls acceptor and upstream connector (sslmode semantics).
 //! - [`sql`]: statement analysis: kind, class, objects, functions, fingerprint, redaction, cache.
 //! - [`audit`]: statement and session events, records, the writer thread, sinks.
-//! - [`cdc`]: row changes from logical decoding: the replication client, the pgoutput decoder.
+//! - [`cdc`]: row changes from logical decoding: the replication client, the pgoutput decoder, attribution markers, and the consumer that writes `changes` records.
 //! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.

@@ -1,6 +1,6 @@
 //! The accept loop: one task per connection, a connection limit, and
 //! graceful shutdown (stop accepting, let sessions finish, then close them
-//! with 57P01, then drain the audit queue).
+//! with 57P01, stop the decoding consumer, then drain the audit queue).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,6 +95,7 @@ impl Server {
             _ => Users::default(),
         };
         let markers = marker_signer(&config)?;
+        let cdc_stats = markers.as_ref().map(|_| Arc::default());
         let classifier = ext.classifier.clone();
         let (audit, audit_worker, gauges) =
             crate::audit::start::start(&config, ext.classifier, ext.sinks)
@@ -125,6 +126,7 @@ impl Server {
                 classifier,
                 clickhouse: gauges.clickhouse,
                 spool: gauges.spool,
+                cdc: cdc_stats,
             },
         };
         Ok(Server {
@@ -167,6 +169,7 @@ impl Server {
                 let _ = admin_stopped.await;
             }))
         });
+        let consumer = start_consumer(&ctx);
         let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
@@ -201,6 +204,11 @@ impl Server {
             let _ = force_close.send(true);
             drain(&mut sessions).await;
         }
+        // The consumer's last records are acknowledged by the writer, so
+        // it stops before the writer does.
+        if let Some(consumer) = consumer {
+            consumer.stop().await;
+        }
         // Every session is gone: nothing more can be queued.
         ctx.audit.close().await;
         if tokio::task::spawn_blocking(move || audit_worker.join())
@@ -215,6 +223,19 @@ impl Server {
         }
         tracing::info!("pgtrail stopped");
     }
+}
+
+/// The decoding consumer, when `cdc.enabled` (the signer and its stats
+/// exist exactly then).
+fn start_consumer(ctx: &Arc<ProxyContext>) -> Option<crate::cdc::consumer::ConsumerHandle> {
+    let signer = ctx.markers.clone()?;
+    let stats = ctx.observed.cdc.clone()?;
+    Some(crate::cdc::consumer::start(
+        ctx.config.clone(),
+        ctx.audit.clone(),
+        signer,
+        stats,
+    ))
 }
 
 async fn drain(sessions: &mut JoinSet<()>) {

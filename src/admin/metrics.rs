@@ -40,12 +40,12 @@ fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+pub(super) fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
     let m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
     ConstCounter::new(v).encode(m)
 }
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt::Result {
+pub(super) fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt::Result {
     let m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     ConstGauge::new(v).encode(m)
 }
@@ -61,7 +61,7 @@ fn age_seconds(micros: u64) -> f64 {
     now.saturating_sub(micros) as f64 / 1e6
 }
 
-fn as_i64(v: u64) -> i64 {
+pub(super) fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -79,6 +79,9 @@ impl Collector for Metrics {
         }
         if let Some(cache) = observed.classifier.cache_stats() {
             classification(&mut e, &cache)?;
+        }
+        if let Some(cdc) = &observed.cdc {
+            super::cdc_metrics::cdc(&mut e, cdc)?;
         }
         Ok(())
     }

@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 
 use crate::context::ProxyContext;
 
+mod cdc_metrics;
 mod metrics;
 pub use metrics::metrics_text;
 

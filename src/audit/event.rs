@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use super::change_event::{Attribution, ChangeEvent, ChangeOp, Columns};
+
 /// Facts about one client session that every event of it shares.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -218,6 +220,15 @@ pub enum AuditEvent {
     Statement(Box<StatementEvent>),
     Session(Box<SessionEvent>),
     Transaction(Box<TransactionEvent>),
+    /// A row change from the decoding consumer (`cdc::consumer`).
+    Change(Box<ChangeEvent>),
+    /// Records that cannot exist, told by a component other than the
+    /// writer (the decoding consumer, when its slot is gone): written as a
+    /// `gaps` record by the writer, which numbers it.
+    Gap {
+        missing_events: u64,
+        reason: String,
+    },
 }
 
 #[cfg(test)]

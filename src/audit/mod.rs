@@ -4,7 +4,7 @@
 //!
 //! | module | job |
 //! | --- | --- |
-//! | `event` | what a session sends: statement and session events |
+//! | `event` | what a session sends: statement and session events; `change_event`, what the decoding consumer sends |
 //! | `writer` | the bounded queue from every session, the writer thread, the failure policy (`policy`) and the gate (`gate`) |
 //! | `build` | event → record: seq, ids, text policy, classification, the acting role |
 //! | `record` | the record types and their JSON encoding |
@@ -14,6 +14,7 @@
 //! | `start` | assembling all of it from `[audit]` |
 
 pub mod build;
+pub mod change_event;
 pub mod disk;
 pub mod event;
 pub mod record;

@@ -111,7 +111,7 @@ pub fn start(
     let audit = &config.audit;
     let gate = Arc::new(AuditGate::default());
     if let Some(path) = &audit.file {
-        sinks.push(file_sink(audit, path, &gate)?);
+        sinks.push(file_sink(audit, path, &gate, config.cdc.enabled)?);
     }
     let mut gauges = AuditGauges::default();
     let mut seq = SeqStart::default();
@@ -157,9 +157,13 @@ fn file_sink(
     audit: &AuditConfig,
     path: &Path,
     gate: &Arc<AuditGate>,
+    cdc_enabled: bool,
 ) -> Result<Box<dyn AuditSink>, AuditStartError> {
-    // before_ack without a spool makes the file the durable copy.
-    let durable = audit.durability == Durability::BeforeAck && audit.spool_dir.is_none();
+    // before_ack without a spool makes the file the durable copy; so does
+    // the decoding consumer, which confirms its slot only once its records
+    // are durable.
+    let durable =
+        (audit.durability == Durability::BeforeAck || cdc_enabled) && audit.spool_dir.is_none();
     let mut sink = JsonlSink::open(path, durable, audit.file_rotate_bytes).map_err(|source| {
         AuditStartError::File {
             path: path.to_path_buf(),

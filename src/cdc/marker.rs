@@ -34,6 +34,9 @@ pub const PREFIX: &str = "pgtrail";
 const VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
 const KEY_LEN: usize = 32;
+/// What `keyed_hash` puts before a value (NUL-terminated, so no value can
+/// extend it).
+const REDACT_DOMAIN: &[u8] = b"pgtrail column redaction v1\0";
 
 /// The key markers are signed with: 32 random bytes, kept hex-encoded in a
 /// file created 0600 on first use.
@@ -187,6 +190,20 @@ impl MarkerSigner {
         )
     }
 
+    /// A keyed hash of a column value for `cdc.redact_columns`: `hmac:` and
+    /// the hex HMAC-SHA256 of the value under the marker key, after a
+    /// domain-separation prefix so that no hash can pass for a marker's
+    /// signature (whose input starts with the version byte 1). Equal values
+    /// hash equal, so a redacted column still shows when it changed.
+    pub fn keyed_hash(&self, value: &[u8]) -> String {
+        let mut mac = self.key.mac();
+        mac.update(REDACT_DOMAIN);
+        mac.update(value);
+        let mut out = String::from("hmac:");
+        out.push_str(&hex(&mac.finalize().into_bytes()));
+        out
+    }
+
     /// Checks a decoded message's content.
     pub fn verify(&self, content: &[u8]) -> Result<Marker, Forged> {
         if content.len() < 1 + 16 + TAG_LEN || content[0] != VERSION {
@@ -275,6 +292,20 @@ mod tests {
         assert!(sql.contains(&content));
         assert!(sql.contains("pg_catalog.pg_logical_emit_message(true, 'pgtrail'"));
         assert!(sql.is_ascii());
+    }
+
+    #[test]
+    fn keyed_hash_is_stable_per_key_and_not_a_signature() {
+        let signer = MarkerSigner::new(MarkerKey::from_bytes([7; 32]));
+        let other = MarkerSigner::new(MarkerKey::from_bytes([8; 32]));
+        let h = signer.keyed_hash(b"4111 1111 1111 1111");
+        assert!(h.starts_with("hmac:") && h.len() == 5 + 64, "{h}");
+        assert_eq!(h, signer.keyed_hash(b"4111 1111 1111 1111"));
+        assert_ne!(h, signer.keyed_hash(b"4111 1111 1111 1112"));
+        assert_ne!(h, other.keyed_hash(b"4111 1111 1111 1111"));
+        let mut mac = signer.key.mac();
+        mac.update(b"4111 1111 1111 1111");
+        assert_ne!(h[5..], hex(&mac.finalize().into_bytes()));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Row changes from PostgreSQL's logical decoding (issue 14): the
-//! replication connection and the `pgoutput` decoder. Nothing here knows
-//! about sessions or audit records yet; attribution comes later.
+//! replication connection, the `pgoutput` decoder, and the consumer that
+//! turns the stream into `changes` records attributed by markers.
 //!
+//! - [`consumer`]: the decoding consumer task (`cdc.enabled`).
 //! - [`lsn`]: WAL positions and their `X/Y` text form.
 //! - [`marker`]: the signed attribution markers sessions leave in a
 //!   client's transaction, and their check.
@@ -13,6 +14,7 @@
 //! - [`setup`]: `pgtrail cdc setup`: what the server needs, checked, and
 //!   the SQL that adds it.
 
+pub mod consumer;
 pub mod lsn;
 pub mod marker;
 pub mod pgoutput;

@@ -29,7 +29,7 @@ fn old_schema_applies_idempotently_on_the_local_server() {
     ch.query(&schema::record_migrations(&opts, &[]).unwrap());
     assert_eq!(
         ch.query(&schema::applied_migrations_query(&opts)),
-        "1\n2\n3\n4\n5"
+        "1\n2\n3\n4\n5\n6"
     );
     for table in ["statements", "sessions", "gaps"] {
         let got = ch.query(&format!(
@@ -257,7 +257,7 @@ async fn workload_lands_in_clickhouse_exactly_once() {
     let migrations = ch.query(&format!(
         "SELECT version FROM `{ch_db}`.schema_migrations ORDER BY version"
     ));
-    assert_eq!(migrations, "1\n2\n3\n4\n5");
+    assert_eq!(migrations, "1\n2\n3\n4\n5\n6");
 }
 
 /// ClickHouse killed mid-workload and started again: the held batches are

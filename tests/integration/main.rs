@@ -10,6 +10,7 @@ mod bad_input;
 mod cdc_setup;
 mod cdc_stream;
 mod ch_errors;
+mod changes;
 mod clickhouse;
 mod clients;
 mod cookbook;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::event::AuditEvent;
-use super::record::{micros_since_epoch, GapRecord, Label, Record, RecordHeader};
+use super::record::{micros_since_epoch, ChangeRecord, GapRecord, Label, Record, RecordHeader};
 use role::RoleTracker;
 pub use statement::own_statement;
 
@@ -142,6 +142,11 @@ impl RecordBuilder {
             AuditEvent::Statement(s) => Record::Statement(Box::new(self.statement(*s))),
             AuditEvent::Session(s) => Record::Session(Box::new(self.session(*s))),
             AuditEvent::Transaction(t) => Record::Transaction(Box::new(self.transaction(*t))),
+            AuditEvent::Change(c) => Record::Change(Box::new(self.change(*c))),
+            AuditEvent::Gap {
+                missing_events,
+                reason,
+            } => self.gap(missing_events, &reason),
         }
     }
 
@@ -170,6 +175,13 @@ impl RecordBuilder {
             missing_events: missing,
             reason,
         })
+    }
+
+    /// A change's record: numbered now, timed at its commit.
+    fn change(&mut self, change: crate::audit::event::ChangeEvent) -> ChangeRecord {
+        let mut header = self.header(SystemTime::now());
+        header.event_time = change.commit_time;
+        ChangeRecord { header, change }
     }
 
     fn header(&mut self, at: SystemTime) -> RecordHeader {

@@ -17,6 +17,7 @@ pub fn write_record(record: &Record, out: &mut Vec<u8>) {
         Record::Session(s) => session(s, out),
         Record::Gap(g) => gap(g, out),
         Record::Transaction(t) => transaction(t, out),
+        Record::Change(c) => change::change(c, out),
     }
     out.push(b'}');
 }
@@ -265,11 +266,13 @@ impl<'a> Object<'a> {
     fn opt_u64(&mut self, key: &str, value: Option<u64>) {
         match value {
             Some(v) => self.u64(key, v),
-            None => {
-                self.key(key);
-                self.out.extend_from_slice(b"null");
-            }
+            None => self.null(key),
         }
+    }
+
+    fn null(&mut self, key: &str) {
+        self.key(key);
+        self.out.extend_from_slice(b"null");
     }
 
     fn u64s(&mut self, key: &str, values: &[u64]) {
@@ -367,6 +370,9 @@ fn escape(out: &mut Vec<u8>, b: u8) {
         ]),
     }
 }
+
+#[path = "json_change.rs"]
+mod change;
 
 #[cfg(test)]
 #[path = "json_tests.rs"]

@@ -1,5 +1,6 @@
 use super::*;
 use crate::audit::event::{Protocol, SessionEventType};
+use crate::audit::record::ChangeRecord;
 
 /// Texts that exercise every escape, at every offset of the eight-byte steps.
 fn awkward_texts() -> Vec<String> {
@@ -120,6 +121,45 @@ fn session(text: &str, event_type: SessionEventType) -> Record {
     }))
 }
 
+pub(crate) fn change(text: &str, i: u64) -> Record {
+    use crate::audit::change_event::{Attribution, ChangeEvent, ChangeOp};
+    let ops = ChangeOp::ALL;
+    let attributions = [Attribution::None, Attribution::Transaction];
+    Record::Change(Box::new(ChangeRecord {
+        header: header(i),
+        change: ChangeEvent {
+            commit_lsn: 0x16_B374_D848 + i,
+            lsn: 0x16_B374_D000,
+            change_index: i as u32,
+            xid: 742,
+            commit_time: 1_795_000_000_000_001,
+            database: "shop".into(),
+            schema: "public".into(),
+            table: text.into(),
+            op: ops[i as usize % ops.len()],
+            key: vec![("id".into(), Some("7".into()))],
+            old: vec![(text.into(), None), ("pan".into(), Some(text.into()))],
+            new: (0..i % 3)
+                .map(|c| (format!("c{c}"), (c % 2 == 0).then(|| text.to_string())))
+                .collect(),
+            old_complete: i.is_multiple_of(2),
+            changed_columns: vec![text.into()],
+            truncated_columns: vec![],
+            transaction_id: i
+                .is_multiple_of(2)
+                .then(|| uuid::Uuid::from_u128(u128::from(i))),
+            statement_seq: None,
+            session_id: text.into(),
+            user: "alice".into(),
+            db_role: "app".into(),
+            client_addr: "10.0.0.7".into(),
+            application_name: text.into(),
+            attribution: attributions[i as usize % 2],
+            forged_marker: i % 3 == 1,
+        },
+    }))
+}
+
 fn assert_same_as_serde(record: &Record) {
     let mut ours = Vec::new();
     write_record(record, &mut ours);
@@ -147,12 +187,30 @@ fn every_record_type_matches_the_serde_encoding() {
         assert_same_as_serde(&statement(text, params));
         assert_same_as_serde(&session(text, types[i % types.len()]));
         assert_same_as_serde(&transaction(text, i as u64));
+        assert_same_as_serde(&change(text, i as u64));
         assert_same_as_serde(&Record::Gap(GapRecord {
             header: header(i as u64),
             missing_events: i as u64,
             reason: text.clone(),
         }));
     }
+}
+
+#[test]
+fn a_change_record_reads_back_with_its_column_order_and_nulls() {
+    let record = change("zeta", 2);
+    let mut ours = Vec::new();
+    write_record(&record, &mut ours);
+    let back: Record = serde_json::from_slice(&ours).unwrap();
+    let (Record::Change(a), Record::Change(b)) = (&record, &back) else {
+        panic!("not a change: {back:?}");
+    };
+    assert_eq!(a.change, b.change);
+    let text = String::from_utf8(ours).unwrap();
+    assert!(
+        text.contains(r#""old":{"zeta":null,"pan":"zeta"}"#),
+        "{text}"
+    );
 }
 
 #[test]

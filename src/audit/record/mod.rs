@@ -167,6 +167,16 @@ pub struct GapRecord {
     pub reason: String,
 }
 
+/// One row of `changes`: a row change decoded from PostgreSQL's logical
+/// decoding; `event_time` is its transaction's commit time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    #[serde(flatten)]
+    pub header: RecordHeader,
+    #[serde(flatten)]
+    pub change: crate::audit::change_event::ChangeEvent,
+}
+
 /// What a sink writes; `record` in JSON names the table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
@@ -179,6 +189,8 @@ pub enum Record {
     Gap(GapRecord),
     #[serde(rename = "transactions")]
     Transaction(Box<TransactionRecord>),
+    #[serde(rename = "changes")]
+    Change(Box<ChangeRecord>),
 }
 
 impl Record {
@@ -188,6 +200,7 @@ impl Record {
             Record::Session(s) => &s.header,
             Record::Gap(g) => &g.header,
             Record::Transaction(t) => &t.header,
+            Record::Change(c) => &c.header,
         }
     }
 
@@ -208,12 +221,12 @@ fn uuid_of_text<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
     Ok(Uuid::parse_str(&text).unwrap_or_default())
 }
 
-fn time_text<S: Serializer>(micros: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn time_text<S: Serializer>(micros: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_micros(*micros))
 }
 
 /// Text that is no time reads as 0 (1970-01-01), for the same reason.
-fn time_of_text<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn time_of_text<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let text = String::deserialize(d)?;
     Ok(parse_time_micros(&text).unwrap_or(0))
 }

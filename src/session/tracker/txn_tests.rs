@@ -33,7 +33,7 @@ fn split(events: &[AuditEvent]) -> (Vec<uuid::Uuid>, Vec<&TransactionEvent>) {
         match e {
             AuditEvent::Statement(s) => ids.push(s.transaction.id),
             AuditEvent::Transaction(t) => ended.push(&**t),
-            AuditEvent::Session(_) => {}
+            _ => {}
         }
     }
     (ids, ended)

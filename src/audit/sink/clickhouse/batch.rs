@@ -13,7 +13,8 @@ use clickhouse::{Client, Row};
 use super::errors::SendError;
 use super::rowbinary::{row_header, RawRow, Table};
 use super::rows::{
-    GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1, StatementRowV2, TransactionRow,
+    ChangeRow, GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1, StatementRowV2,
+    TransactionRow,
 };
 use super::schema::ServerVersion;
 
@@ -107,6 +108,7 @@ pub(super) struct Batch {
     sessions: TableBatch,
     gaps: TableBatch,
     transactions: TableBatch,
+    changes: TableBatch,
     /// Spooled rows of the layouts before `effective_role`, and before
     /// `transaction_id`.
     statements_v1: TableBatch,
@@ -125,6 +127,7 @@ impl Batch {
             sessions: TableBatch::default(),
             gaps: TableBatch::default(),
             transactions: TableBatch::default(),
+            changes: TableBatch::default(),
             statements_v1: TableBatch::default(),
             sessions_v1: TableBatch::default(),
             statements_v2: TableBatch::default(),
@@ -145,18 +148,20 @@ impl Batch {
             Table::Sessions => self.sessions.push(row),
             Table::Gaps => self.gaps.push(row),
             Table::Transactions => self.transactions.push(row),
+            Table::Changes => self.changes.push(row),
             Table::StatementsV1 => self.statements_v1.push(row),
             Table::SessionsV1 => self.sessions_v1.push(row),
             Table::StatementsV2 => self.statements_v2.push(row),
         }
     }
 
-    fn all(&self) -> [&TableBatch; 7] {
+    fn all(&self) -> [&TableBatch; 8] {
         [
             &self.statements,
             &self.sessions,
             &self.gaps,
             &self.transactions,
+            &self.changes,
             &self.statements_v1,
             &self.sessions_v1,
             &self.statements_v2,
@@ -176,6 +181,7 @@ impl Batch {
         self.sessions.clear();
         self.gaps.clear();
         self.transactions.clear();
+        self.changes.clear();
         self.statements_v1.clear();
         self.sessions_v1.clear();
         self.statements_v2.clear();
@@ -206,6 +212,9 @@ impl Batch {
             .await?;
         self.transactions
             .insert::<TransactionRow<'static>>(client, version, "transactions")
+            .await?;
+        self.changes
+            .insert::<ChangeRow<'static>>(client, version, "changes")
             .await?;
         self.gaps
             .insert::<GapRow<'static>>(client, version, "gaps")

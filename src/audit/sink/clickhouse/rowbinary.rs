@@ -32,7 +32,8 @@ use crate::audit::record::Record;
 /// layout: drain the spool before a downgrade. `b'{'` is never a tag: the
 /// JSON frames of earlier builds read under it.
 ///
-/// Tags so far: this build writes 3, 5, 6 and 7; 1 and 2 are the layouts
+/// Tags so far: this build writes 3, 5, 6, 7 and 8 (`changes`, schema
+/// version 6); 1 and 2 are the layouts
 /// before schema version 4 (no `backend_pid`, no `effective_role`), 4 the
 /// `statements` layout before schema version 5 (no `transaction_id`), all
 /// still read and inserted under their own column lists.
@@ -48,6 +49,7 @@ pub enum Table {
     Sessions = 5,
     Statements = 6,
     Transactions = 7,
+    Changes = 8,
 }
 
 impl Table {
@@ -60,6 +62,7 @@ impl Table {
             5 => Some(Table::Sessions),
             6 => Some(Table::Statements),
             7 => Some(Table::Transactions),
+            8 => Some(Table::Changes),
             _ => None,
         }
     }
@@ -88,6 +91,7 @@ pub fn encode_row(row: &AnyRow, out: &mut Vec<u8>) -> Result<Table, EncodeError>
         AnyRow::Session(r) => r.serialize(&mut ser).map(|()| Table::Sessions),
         AnyRow::Gap(r) => r.serialize(&mut ser).map(|()| Table::Gaps),
         AnyRow::Transaction(r) => r.serialize(&mut ser).map(|()| Table::Transactions),
+        AnyRow::Change(r) => r.serialize(&mut ser).map(|()| Table::Changes),
     }
 }
 

@@ -16,7 +16,9 @@ use clickhouse::Row;
 use serde::Serialize;
 use uuid::Uuid;
 
+mod change;
 mod legacy;
+pub use change::ChangeRow;
 pub use legacy::{SessionRowV1, StatementRowV1, StatementRowV2};
 
 use crate::audit::record::{
@@ -143,6 +145,7 @@ pub enum AnyRow<'a> {
     Session(SessionRow<'a>),
     Gap(GapRow<'a>),
     Transaction(TransactionRow<'a>),
+    Change(ChangeRow<'a>),
 }
 
 impl<'a> AnyRow<'a> {
@@ -152,6 +155,7 @@ impl<'a> AnyRow<'a> {
             Record::Session(s) => AnyRow::Session(session_row(s)),
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
             Record::Transaction(t) => AnyRow::Transaction(transaction_row(t)),
+            Record::Change(c) => AnyRow::Change(change::change_row(c)),
         }
     }
 }
@@ -282,6 +286,7 @@ mod tests {
         assert_eq!(SessionRow::COLUMN_NAMES, column_names("sessions"));
         assert_eq!(GapRow::COLUMN_NAMES, column_names("gaps"));
         assert_eq!(TransactionRow::COLUMN_NAMES, column_names("transactions"));
+        assert_eq!(ChangeRow::COLUMN_NAMES, column_names("changes"));
     }
 
     #[test]

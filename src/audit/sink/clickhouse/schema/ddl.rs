@@ -38,6 +38,14 @@ pub(super) fn ty(t: Ty, v: ServerVersion) -> String {
         (Ty::Seqs, true) => "Array(UInt64) CODEC(ZSTD(1))",
         (Ty::Params, false) => "Array(Nullable(String))",
         (Ty::Params, true) => "Array(Nullable(String)) CODEC(ZSTD(3))",
+        (Ty::Lsn, false) => "UInt64",
+        (Ty::Lsn, true) => "UInt64 CODEC(Delta, ZSTD(1))",
+        (Ty::U32, _) => "UInt32",
+        (Ty::Names, false) => "Array(String)",
+        (Ty::Names, true) => "Array(LowCardinality(String))",
+        (Ty::Values, false) => "Array(Nullable(String))",
+        (Ty::Values, true) => "Array(Nullable(String)) CODEC(ZSTD(3))",
+        (Ty::OptUuid, _) => "Nullable(UUID)",
     };
     s.to_string()
 }

@@ -10,8 +10,10 @@ use super::{SchemaOptions, ServerVersion};
 /// 1: `statements`, `sessions`, `gaps`; 2: the compliance views; 3: the
 /// deduplication window; 4: `backend_pid` and `effective_role` in
 /// `statements` and `sessions`; 5: `transactions`, `transaction_id` in
-/// `statements`, the views `transaction_log` and `rolled_back_statements`.
-pub const SCHEMA_VERSION: u32 = 5;
+/// `statements`, the views `transaction_log` and `rolled_back_statements`;
+/// 6: `changes` (row changes from logical decoding), the views `row_history`
+/// and `changes_outside_pgtrail`.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Every schema version and what it introduced, oldest first; the last is
 /// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
@@ -23,6 +25,10 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (
         5,
         "transactions table, transaction_id column, rolled_back_statements view",
+    ),
+    (
+        6,
+        "changes table, row_history and changes_outside_pgtrail views",
     ),
 ];
 

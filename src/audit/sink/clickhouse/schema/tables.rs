@@ -26,6 +26,14 @@ pub(super) enum Ty {
     OptCount,
     /// Lists of seqs.
     Seqs,
+    /// A WAL position (`pg_lsn` as a number).
+    Lsn,
+    U32,
+    /// The names of a Nested column-to-value list.
+    Names,
+    /// Its values, text or NULL.
+    Values,
+    OptUuid,
 }
 
 pub(super) const STATEMENTS: &[(&str, Ty)] = &[
@@ -118,6 +126,42 @@ pub(super) const TRANSACTIONS: &[(&str, Ty)] = &[
     ("undone_to_seq", Ty::Seqs),
 ];
 
+/// `key`, `old` and `new` are Nested (name, value) on the server: each is
+/// two array columns, `<field>.name` and `<field>.value`.
+pub(super) const CHANGES: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("commit_lsn", Ty::Lsn),
+    ("lsn", Ty::Lsn),
+    ("change_index", Ty::U32),
+    ("xid", Ty::U32),
+    ("commit_time", Ty::Time),
+    ("database", Ty::Label),
+    ("schema", Ty::Label),
+    ("table", Ty::Label),
+    ("op", Ty::Label),
+    ("key.name", Ty::Names),
+    ("key.value", Ty::Values),
+    ("old.name", Ty::Names),
+    ("old.value", Ty::Values),
+    ("new.name", Ty::Names),
+    ("new.value", Ty::Values),
+    ("old_complete", Ty::Bool),
+    ("changed_columns", Ty::Labels),
+    ("truncated_columns", Ty::Labels),
+    ("transaction_id", Ty::OptUuid),
+    ("statement_seq", Ty::OptCount),
+    ("session_id", Ty::Id),
+    ("user", Ty::Label),
+    ("db_role", Ty::Label),
+    ("client_addr", Ty::Label),
+    ("application_name", Ty::Label),
+    ("attribution", Ty::Label),
+    ("forged_marker", Ty::Bool),
+];
+
 const GAPS: &[(&str, Ty)] = &[
     ("event_id", Ty::Uuid),
     ("instance_id", Ty::Label),
@@ -130,7 +174,8 @@ const GAPS: &[(&str, Ty)] = &[
 pub(super) struct TableSpec {
     pub name: &'static str,
     pub columns: &'static [(&'static str, Ty)],
-    /// Sorting key, `instance_id, seq` last (see the module docs).
+    /// Sorting key, `instance_id, seq` last (see the module docs), except
+    /// for `changes`.
     pub order_by: &'static str,
     /// Modern-only skip indexes: (name, expression, type, granularity).
     pub indexes: &'static [(&'static str, &'static str, &'static str, u32)],
@@ -186,6 +231,20 @@ pub(super) const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "changes",
+        columns: CHANGES,
+        // Not `instance_id, seq`: a change replayed after a crash (before
+        // its position was kept) gets a new seq, and must collapse with its
+        // first copy; `commit_lsn, change_index` names a change uniquely in
+        // one PostgreSQL cluster. Table first: "what happened to this row".
+        order_by: "`database`, `schema`, `table`, commit_lsn, change_index",
+        indexes: &[
+            ("attribution_idx", "attribution", "set(8)", 4),
+            ("transaction_idx", "transaction_id", "bloom_filter(0.01)", 4),
+            ("user_idx", "`user`", "bloom_filter(0.01)", 4),
+        ],
+    },
+    TableSpec {
         name: "gaps",
         columns: GAPS,
         order_by: "instance_id, seq",
@@ -220,5 +279,6 @@ mod tests {
         assert_eq!(column_names("sessions").len(), 21);
         assert_eq!(column_names("gaps").len(), 6);
         assert_eq!(column_names("transactions").len(), 24);
+        assert_eq!(column_names("changes").len(), 31);
     }
 }

@@ -20,6 +20,8 @@
 //! | `audit_sequence` | `(instance_id, seq)` of every table, for finding holes in the trail |
 //! | `transaction_log` | every transaction, deduplicated, with `started` (`DateTime('UTC')`) |
 //! | `rolled_back_statements` | successful statements whose effects were undone: their transaction rolled back or failed at COMMIT, or a ROLLBACK TO SAVEPOINT undid them (`undone_by`) |
+//! | `row_history` | every row change, deduplicated, with `row_key` (`col=value,...` of its key columns) and, for changes made through pgtrail, the seqs of its transaction's first and last statements (`statements_from_seq`, `statements_to_seq`; 0 when unattributed) |
+//! | `changes_outside_pgtrail` | the rows of `row_history` whose transaction carried no verified pgtrail marker (`attribution = 'none'`) |
 //!
 //! Why `FINAL` and not `LIMIT 1 BY instance_id, seq`: both work on 18.16,
 //! but `FINAL` merges the sorted parts as it reads (memory bounded),
@@ -47,6 +49,8 @@ pub const VIEW_NAMES: &[&str] = &[
     "audit_sequence",
     "transaction_log",
     "rolled_back_statements",
+    "row_history",
+    "changes_outside_pgtrail",
 ];
 
 /// `started DateTime('UTC')` from a transaction's `started_at`.
@@ -86,6 +90,49 @@ const WHO_WHEN: &[&str] = &[
     "application_name",
 ];
 
+/// Every change, deduplicated (replays share `commit_lsn, change_index`,
+/// the sorting key), joined to its pgtrail transaction's statement seqs.
+/// The join key is not Nullable (18.16 joins no Nullable keys): changes
+/// without a transaction join on the nil UUID, which no transaction has.
+fn row_history(v: ServerVersion, db: &str) -> String {
+    let ts = ts_expr(v);
+    let cols = column_list(&[
+        "event_time",
+        "commit_time",
+        "database",
+        "schema",
+        "table",
+        "op",
+        "key.name",
+        "key.value",
+        "old.name",
+        "old.value",
+        "new.name",
+        "new.value",
+        "old_complete",
+        "changed_columns",
+        "truncated_columns",
+        "attribution",
+        "forged_marker",
+        "transaction_id",
+        "statement_seq",
+        "session_id",
+        "user",
+        "db_role",
+        "client_addr",
+        "application_name",
+        "commit_lsn",
+        "lsn",
+        "change_index",
+        "xid",
+        "instance_id",
+        "seq",
+    ]);
+    format!(
+        "SELECT {ts} AS ts, toDate(ts) AS day, {cols},\n    arrayStringConcat(arrayMap((n, x) -> concat(n, '=', ifNull(x, 'NULL')), `key.name`, `key.value`), ',') AS row_key,\n    statements_from_seq, statements_to_seq\nFROM (\n    SELECT *, ifNull(transaction_id, toUUID('00000000-0000-0000-0000-000000000000')) AS txn_key\n    FROM {db}.`changes` FINAL\n) AS c\nANY LEFT JOIN (\n    SELECT transaction_id AS txn_key, first_seq AS statements_from_seq, last_seq AS statements_to_seq\n    FROM {db}.`transactions` FINAL\n) AS t USING txn_key"
+    )
+}
+
 /// `CREATE VIEW IF NOT EXISTS` statements (see the module docs).
 pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) -> Vec<String> {
     let db = q(&opts.database);
@@ -93,7 +140,7 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
     let all = |cols: &[(&str, Ty)]| column_list(&cols.iter().map(|(n, _)| *n).collect::<Vec<_>>());
     let who = column_list(WHO_WHEN);
     let stmt_cols = |extra: &[&str]| format!("{who}, {}", column_list(extra));
-    let bodies: [(&str, String); 11] = [
+    let bodies: [(&str, String); 13] = [
         (
             "statement_log",
             format!(
@@ -171,6 +218,11 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
                 stmt_cols(&["kind", "class", "objects_written", "command_tag", "rows"])
             ),
         ),
+        ("row_history", row_history(v, &db)),
+        (
+            "changes_outside_pgtrail",
+            format!("SELECT *\nFROM {db}.`row_history`\nWHERE attribution = 'none'"),
+        ),
     ];
     debug_assert!(bodies
         .iter()
@@ -236,9 +288,9 @@ mod tests {
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
         assert_eq!(
             record_migrations(&opts, &[3]).as_deref(),
-            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view')")
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views')")
         );
-        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5]), None);
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6]), None);
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 }
