@@ -226,8 +226,11 @@ impl Server {
 }
 
 /// The decoding consumer, when `cdc.enabled` (the signer and its stats
-/// exist exactly then).
+/// exist exactly then) and `cdc.consume`.
 fn start_consumer(ctx: &Arc<ProxyContext>) -> Option<crate::cdc::consumer::ConsumerHandle> {
+    if !ctx.config.cdc.consume {
+        return None;
+    }
     let signer = ctx.markers.clone()?;
     let stats = ctx.observed.cdc.clone()?;
     Some(crate::cdc::consumer::start(

@@ -111,7 +111,12 @@ pub fn start(
     let audit = &config.audit;
     let gate = Arc::new(AuditGate::default());
     if let Some(path) = &audit.file {
-        sinks.push(file_sink(audit, path, &gate, config.cdc.enabled)?);
+        sinks.push(file_sink(
+            audit,
+            path,
+            &gate,
+            config.cdc.enabled && config.cdc.consume,
+        )?);
     }
     let mut gauges = AuditGauges::default();
     let mut seq = SeqStart::default();

@@ -13,6 +13,10 @@ pub struct CdcConfig {
     /// Consume the decoding stream into `changes` records, and mark each
     /// client transaction that wrote so its changes name their person.
     pub enabled: bool,
+    /// With `enabled`: run the decoding consumer here. Several pgtrail
+    /// instances in front of one server all mark transactions, but a slot
+    /// has one reader: set `false` on all but one.
+    pub consume: bool,
     /// The key markers are signed with (created 0600 when absent): every
     /// pgtrail instance in front of the same server must share it. Unset:
     /// `marker.key` in `audit.spool_dir`, or beside `audit.file`.
@@ -43,6 +47,7 @@ impl Default for CdcConfig {
     fn default() -> Self {
         CdcConfig {
             enabled: false,
+            consume: true,
             marker_key_file: None,
             redact_columns: Vec::new(),
             max_value_bytes: 8192,

@@ -87,7 +87,11 @@ impl Config {
                 "audit.instance_id with audit.clickhouse_url needs audit.spool_dir: without a spool seq starts again at 1 on every start, and ClickHouse would deduplicate different records that share (instance_id, seq); set audit.spool_dir, or leave audit.instance_id unset (a new id per start)".into(),
             ));
         }
-        if self.cdc.enabled && a.clickhouse_url.is_some() && a.spool_dir.is_none() {
+        if self.cdc.enabled
+            && self.cdc.consume
+            && a.clickhouse_url.is_some()
+            && a.spool_dir.is_none()
+        {
             // The slot moves once the change records are durable; in memory
             // they are not, and a crash would lose changes for good.
             return Err(ConfigError(

@@ -25,6 +25,7 @@ use crate::harness::proxy::{connect, fresh_db, read_records, Proxy};
 /// by the library's `cdc setup --apply`.
 async fn cdc_setup(pg: &PgCluster, db: &str, slot: &str, key: &Path, cfg: &mut Config) {
     cfg.cdc.enabled = true;
+    cfg.cdc.consume = true;
     cfg.cdc.user = pg.superuser().to_string();
     cfg.cdc.password = Secret(pg.password().to_string());
     cfg.cdc.database = db.to_string();

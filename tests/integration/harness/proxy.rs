@@ -36,7 +36,9 @@ pub fn config_for(pg: &PgCluster, dir: &std::path::Path) -> Config {
     c.limits.shutdown_timeout_ms = 2000;
     // The transparency suites run a second time with attribution markers on
     // (scripts/test.sh): the client must see the same bytes either way.
+    // No consumer: these tests set up no slot.
     c.cdc.enabled = std::env::var_os("PGTRAIL_TEST_CDC").is_some();
+    c.cdc.consume = false;
     c
 }
 
