@@ -106,9 +106,13 @@ pub struct ChangeEvent {
     pub truncated_columns: Vec<String>,
     #[serde(with = "opt_uuid")]
     pub transaction_id: Option<uuid::Uuid>,
-    /// The statement that made the change (null until statements carry
-    /// markers of their own).
+    /// The statement that made the change, when its marker says exactly
+    /// which one (`attribution = statement`).
     pub statement_seq: Option<u64>,
+    /// That statement's index within its transaction, from the marker; the
+    /// writer turns it into `statement_seq` (not a record field).
+    #[serde(skip)]
+    pub statement_index: Option<u32>,
     pub session_id: String,
     pub user: String,
     pub db_role: String,

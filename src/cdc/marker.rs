@@ -16,7 +16,8 @@
 //! its transaction's changes are not attributed by it.
 //!
 //! Content, all integers big-endian:
-//! `version (1) | transaction_id (16) | session_id len (u16) + bytes |
+//! `version (1) | transaction_id (16) | boundary kind (1) + statement index
+//!  (u32, all ones for none) | session_id len (u16) + bytes |
 //!  user | db_role | client_addr | application_name (each u16 len + bytes) |
 //!  HMAC-SHA256 of everything before (32)`.
 
@@ -127,10 +128,50 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Which of the transaction's changes a marker speaks for: those decoded
+/// since the previous marker. `After` follows one statement; `End` comes
+/// just before the transaction ends. The index (the statement's, within
+/// its transaction) is there only when those changes can be that one
+/// statement's and no other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    End(Option<u32>),
+    After(Option<u32>),
+}
+
+impl Boundary {
+    /// The statement the changes before this marker are exactly from.
+    pub fn statement(self) -> Option<u32> {
+        match self {
+            Boundary::End(s) | Boundary::After(s) => s,
+        }
+    }
+
+    fn encode(self, out: &mut Vec<u8>) {
+        let (kind, index) = match self {
+            Boundary::End(i) => (0u8, i),
+            Boundary::After(i) => (1u8, i),
+        };
+        out.push(kind);
+        out.extend_from_slice(&index.unwrap_or(u32::MAX).to_be_bytes());
+    }
+
+    fn decode(raw: &[u8]) -> Option<Boundary> {
+        let index = u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?);
+        let index = (index != u32::MAX).then_some(index);
+        match raw.first()? {
+            0 => Some(Boundary::End(index)),
+            1 => Some(Boundary::After(index)),
+            _ => None,
+        }
+    }
+}
+
 /// Who a marker says made a transaction's changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
     pub transaction_id: uuid::Uuid,
+    pub boundary: Boundary,
     pub session_id: String,
     pub user: String,
     pub db_role: String,
@@ -144,6 +185,8 @@ pub struct Marker {
 pub enum Forged {
     Malformed,
     BadSignature,
+    /// A genuine marker of another transaction: captured and emitted again.
+    Replayed,
 }
 
 /// Signs markers and checks them: one per server, shared by its sessions
@@ -163,6 +206,7 @@ impl MarkerSigner {
         let mut out = Vec::with_capacity(96 + marker.session_id.len() + marker.user.len());
         out.push(VERSION);
         out.extend_from_slice(marker.transaction_id.as_bytes());
+        marker.boundary.encode(&mut out);
         for field in fields(marker) {
             // A field longer than 65,535 bytes is cut (names and addresses
             // never are; the signature covers what is written).
@@ -206,7 +250,7 @@ impl MarkerSigner {
 
     /// Checks a decoded message's content.
     pub fn verify(&self, content: &[u8]) -> Result<Marker, Forged> {
-        if content.len() < 1 + 16 + TAG_LEN || content[0] != VERSION {
+        if content.len() < 1 + 16 + 5 + TAG_LEN || content[0] != VERSION {
             return Err(Forged::Malformed);
         }
         let (signed, tag) = content.split_at(content.len() - TAG_LEN);
@@ -232,7 +276,8 @@ fn fields(m: &Marker) -> [&str; 5] {
 
 fn parse(signed: &[u8]) -> Option<Marker> {
     let id: [u8; 16] = signed.get(1..17)?.try_into().ok()?;
-    let mut rest = &signed[17..];
+    let boundary = Boundary::decode(signed.get(17..22)?)?;
+    let mut rest = &signed[22..];
     let mut text = || -> Option<String> {
         let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
         let value = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_string();
@@ -241,6 +286,7 @@ fn parse(signed: &[u8]) -> Option<Marker> {
     };
     let marker = Marker {
         transaction_id: uuid::Uuid::from_bytes(id),
+        boundary,
         session_id: text()?,
         user: text()?,
         db_role: text()?,
@@ -257,6 +303,7 @@ mod tests {
     fn marker() -> Marker {
         Marker {
             transaction_id: uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0007),
+            boundary: Boundary::After(Some(3)),
             session_id: "0192aaaa-0000-7000-8000-000000000001".into(),
             user: "alice".into(),
             db_role: "app".into(),

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use pgtrail::cdc::marker::{Marker, MarkerKey, MarkerSigner};
+use pgtrail::cdc::marker::{Boundary, Marker, MarkerKey, MarkerSigner};
 use pgtrail::cdc::setup;
 use pgtrail::config::{Config, Secret};
 
@@ -64,6 +64,7 @@ async fn wait_changes(audit: &Path, n: usize) -> Vec<Value> {
 fn marker() -> Marker {
     Marker {
         transaction_id: uuid::Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0042),
+        boundary: Boundary::End(None),
         session_id: "0192aaaa-0000-7000-8000-000000000001".into(),
         user: "alice".into(),
         db_role: "app".into(),

@@ -3,6 +3,7 @@
 //! statement's classification.
 
 mod classify;
+mod recent;
 pub mod role;
 mod session;
 mod statement;
@@ -83,6 +84,9 @@ pub struct RecordBuilder {
     last_addr: Option<(std::net::IpAddr, String)>,
     roles: RoleTracker,
     transactions: transactions::TransactionSeqs,
+    /// Statement seqs by transaction and index, for changes' markers
+    /// (`with_statement_seqs`, when the decoding consumer runs).
+    recent: Option<recent::RecentStatements>,
     /// Persists the seq high-water mark before seqs are used (with a spool).
     seq_mark: Option<crate::audit::disk::seqmark::SeqMark>,
 }
@@ -108,6 +112,7 @@ impl RecordBuilder {
             last_addr: None,
             roles: RoleTracker::default(),
             transactions: Default::default(),
+            recent: None,
             seq_mark: None,
         }
     }
@@ -177,8 +182,24 @@ impl RecordBuilder {
         })
     }
 
-    /// A change's record: numbered now, timed at its commit.
-    fn change(&mut self, change: crate::audit::event::ChangeEvent) -> ChangeRecord {
+    /// Keeps the seqs of the last `capacity` statement records by
+    /// transaction and index, so a change whose marker names its statement
+    /// gets that statement's seq.
+    pub fn with_statement_seqs(mut self, capacity: usize) -> Self {
+        self.recent = Some(recent::RecentStatements::new(capacity));
+        self
+    }
+
+    /// A change's record: numbered now, timed at its commit; the seq of the
+    /// statement its marker names, when that record is still known (else
+    /// the change is the transaction's).
+    fn change(&mut self, mut change: crate::audit::event::ChangeEvent) -> ChangeRecord {
+        if let (Some(txn), Some(index)) = (change.transaction_id, change.statement_index) {
+            change.statement_seq = self.recent.as_ref().and_then(|r| r.seq(txn, index));
+            if change.statement_seq.is_none() {
+                change.attribution = crate::audit::event::Attribution::Transaction;
+            }
+        }
         let mut header = self.header(SystemTime::now());
         header.event_time = change.commit_time;
         ChangeRecord { header, change }

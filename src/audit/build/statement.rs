@@ -45,6 +45,9 @@ impl RecordBuilder {
         };
         self.transactions
             .statement(e.transaction, header.seq, written);
+        if let Some(recent) = &mut self.recent {
+            recent.insert(e.transaction.id, e.transaction.index, header.seq);
+        }
         if e.failure.is_none() {
             // Only SET, RESET and DISCARD change roles: other statements
             // are not lexed again (the classifier already read them).

@@ -32,6 +32,7 @@ pub(super) fn change(r: &ChangeRecord, out: &mut Vec<u8>) {
         application_name,
         attribution,
         forged_marker,
+        statement_index: _,
     } = change;
     let mut o = Object::start(out, "changes", header);
     o.u64("commit_lsn", *commit_lsn);

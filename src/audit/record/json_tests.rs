@@ -149,6 +149,7 @@ pub(crate) fn change(text: &str, i: u64) -> Record {
                 .is_multiple_of(2)
                 .then(|| uuid::Uuid::from_u128(u128::from(i))),
             statement_seq: None,
+            statement_index: None,
             session_id: text.into(),
             user: "alice".into(),
             db_role: "app".into(),

@@ -1,7 +1,11 @@
 //! Who made a decoded transaction's changes: the `pgtrail` messages inside
-//! it, checked with the marker key. A verified marker attributes every
-//! change of the transaction to its session; a message that fails the
-//! check marks the changes `forged_marker` and attributes nothing.
+//! it, checked with the marker key. A marker speaks for the changes decoded
+//! between the previous marker and itself: for one statement when its
+//! boundary names it (`attribution = statement`), else for the transaction.
+//! Changes after the last marker (a statement that may write but had no
+//! marker after it) are the transaction's. A message that fails the check,
+//! or verified markers naming different transactions (a captured marker
+//! replayed), mark the changes `forged_marker` and attribute nothing.
 
 use crate::audit::event::{Attribution, ChangeEvent};
 use crate::cdc::marker::{self, Forged, Marker, MarkerSigner};
@@ -9,8 +13,9 @@ use crate::cdc::marker::{self, Forged, Marker, MarkerSigner};
 /// What the transaction's messages said so far.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Markers {
-    /// The first verified marker.
-    pub verified: Option<Marker>,
+    /// The markers that verified, each with the number of changes decoded
+    /// before it.
+    verified: Vec<(u32, Marker)>,
     /// Messages with pgtrail's prefix that did not verify.
     pub forged: u32,
 }
@@ -25,16 +30,29 @@ pub enum Seen {
 }
 
 impl Markers {
-    /// Takes one transactional message of the transaction into account.
-    pub fn message(&mut self, signer: &MarkerSigner, prefix: &str, content: &[u8]) -> Seen {
+    /// Takes one transactional message of the transaction into account;
+    /// `changes_before` changes of it were decoded before the message.
+    pub fn message(
+        &mut self,
+        signer: &MarkerSigner,
+        prefix: &str,
+        content: &[u8],
+        changes_before: u32,
+    ) -> Seen {
         if prefix != marker::PREFIX {
             return Seen::Foreign;
         }
         match signer.verify(content) {
             Ok(m) => {
-                // Sessions leave one per transaction; a second (a client
-                // replaying a captured marker) cannot change the first.
-                self.verified.get_or_insert(m);
+                let same_txn = self
+                    .verified
+                    .first()
+                    .is_none_or(|(_, first)| first.transaction_id == m.transaction_id);
+                if !same_txn {
+                    self.forged += 1;
+                    return Seen::Forged(Forged::Replayed);
+                }
+                self.verified.push((changes_before, m));
                 Seen::Verified
             }
             Err(f) => {
@@ -47,18 +65,36 @@ impl Markers {
     /// Fills in `change`'s attribution fields.
     pub fn apply(&self, change: &mut ChangeEvent) {
         change.forged_marker = self.forged > 0;
-        match &self.verified {
-            Some(m) => {
-                change.attribution = Attribution::Transaction;
-                change.transaction_id = Some(m.transaction_id);
-                change.session_id.clone_from(&m.session_id);
-                change.user.clone_from(&m.user);
-                change.db_role.clone_from(&m.db_role);
-                change.client_addr.clone_from(&m.client_addr);
-                change.application_name.clone_from(&m.application_name);
-            }
-            None => change.attribution = Attribution::None,
+        let Some((_, first)) = self.verified.first() else {
+            change.attribution = Attribution::None;
+            return;
+        };
+        if self
+            .verified
+            .iter()
+            .any(|(_, m)| m.transaction_id != first.transaction_id)
+        {
+            change.attribution = Attribution::None;
+            return;
         }
+        // The first marker decoded after the change speaks for it.
+        let speaker = self
+            .verified
+            .iter()
+            .find(|(before, _)| *before > change.change_index)
+            .map(|(_, m)| m);
+        let m = speaker.unwrap_or(first);
+        change.statement_index = speaker.and_then(|m| m.boundary.statement());
+        change.attribution = match change.statement_index {
+            Some(_) => Attribution::Statement,
+            None => Attribution::Transaction,
+        };
+        change.transaction_id = Some(m.transaction_id);
+        change.session_id.clone_from(&m.session_id);
+        change.user.clone_from(&m.user);
+        change.db_role.clone_from(&m.db_role);
+        change.client_addr.clone_from(&m.client_addr);
+        change.application_name.clone_from(&m.application_name);
     }
 }
 
@@ -66,11 +102,12 @@ impl Markers {
 mod tests {
     use super::*;
     use crate::cdc::consumer::buffer::tests::change;
-    use crate::cdc::marker::MarkerKey;
+    use crate::cdc::marker::{Boundary, MarkerKey};
 
     fn marker(user: &str) -> Marker {
         Marker {
             transaction_id: uuid::Uuid::from_u128(77),
+            boundary: Boundary::End(None),
             session_id: "s1".into(),
             user: user.into(),
             db_role: "app".into(),
@@ -95,13 +132,14 @@ mod tests {
     fn a_verified_marker_names_the_session() {
         let s = signer(1);
         let mut m = Markers::default();
-        assert_eq!(m.message(&s, "other", b"x"), Seen::Foreign);
+        assert_eq!(m.message(&s, "other", b"x", 0), Seen::Foreign);
         assert_eq!(
-            m.message(&s, "pgtrail", &s.sign(&marker("alice"))),
+            m.message(&s, "pgtrail", &s.sign(&marker("alice")), 1),
             Seen::Verified
         );
-        // A later marker does not replace the first.
-        m.message(&s, "pgtrail", &s.sign(&marker("mallory")));
+        // A later marker of the same transaction speaks for the changes
+        // after the first's, not for change 0.
+        m.message(&s, "pgtrail", &s.sign(&marker("mallory")), 2);
         let mut c = change(0);
         m.apply(&mut c);
         assert_eq!(c.attribution, Attribution::Transaction);
@@ -123,11 +161,11 @@ mod tests {
         let mut m = Markers::default();
         let other_key = signer(2).sign(&marker("mallory"));
         assert_eq!(
-            m.message(&s, "pgtrail", &other_key),
+            m.message(&s, "pgtrail", &other_key, 0),
             Seen::Forged(Forged::BadSignature)
         );
         assert_eq!(
-            m.message(&s, "pgtrail", b"alice did it"),
+            m.message(&s, "pgtrail", b"alice did it", 0),
             Seen::Forged(Forged::Malformed)
         );
         let mut c = change(0);
@@ -136,10 +174,68 @@ mod tests {
         assert!(c.forged_marker && c.user.is_empty());
         // With a genuine one beside it, the genuine one attributes and
         // the flag stays.
-        m.message(&s, "pgtrail", &s.sign(&marker("alice")));
+        m.message(&s, "pgtrail", &s.sign(&marker("alice")), 0);
         let mut c = change(0);
         m.apply(&mut c);
         assert_eq!(c.attribution, Attribution::Transaction);
+        assert!(c.forged_marker);
+    }
+
+    #[test]
+    fn each_marker_speaks_for_the_changes_before_it() {
+        let s = signer(1);
+        let mut m = Markers::default();
+        let at = |user: &str, boundary| Marker {
+            boundary,
+            ..marker(user)
+        };
+        // Changes 0 and 1, then statement 1's marker; change 2, then an
+        // inexact one; change 3, then the end naming nothing; change 4
+        // after every marker.
+        m.message(
+            &s,
+            "pgtrail",
+            &s.sign(&at("a", Boundary::After(Some(1)))),
+            2,
+        );
+        m.message(&s, "pgtrail", &s.sign(&at("a", Boundary::After(None))), 3);
+        m.message(&s, "pgtrail", &s.sign(&at("a", Boundary::End(Some(5)))), 4);
+        let got: Vec<_> = (0..6)
+            .map(|i| {
+                let mut c = change(i);
+                m.apply(&mut c);
+                (c.attribution, c.statement_index)
+            })
+            .collect();
+        use Attribution::{Statement, Transaction};
+        assert_eq!(
+            got,
+            [
+                (Statement, Some(1)),
+                (Statement, Some(1)),
+                (Transaction, None),
+                (Statement, Some(5)),
+                (Transaction, None),
+                (Transaction, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn markers_of_another_transaction_are_a_replay() {
+        let s = signer(1);
+        let mut m = Markers::default();
+        m.message(&s, "pgtrail", &s.sign(&marker("alice")), 0);
+        let other = Marker {
+            transaction_id: uuid::Uuid::from_u128(78),
+            ..marker("alice")
+        };
+        assert_eq!(
+            m.message(&s, "pgtrail", &s.sign(&other), 0),
+            Seen::Forged(Forged::Replayed)
+        );
+        let mut c = change(0);
+        m.apply(&mut c);
         assert!(c.forged_marker);
     }
 }

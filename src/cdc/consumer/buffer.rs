@@ -188,6 +188,7 @@ pub(crate) mod tests {
             truncated_columns: vec![],
             transaction_id: None,
             statement_seq: None,
+            statement_index: None,
             session_id: String::new(),
             user: String::new(),
             db_role: String::new(),

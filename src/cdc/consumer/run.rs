@@ -262,7 +262,7 @@ impl Connection<'_> {
         }
         let seen = txn
             .markers
-            .message(&self.shared.signer, &m.prefix, &m.content);
+            .message(&self.shared.signer, &m.prefix, &m.content, txn.next_index);
         if let Seen::Forged(why) = seen {
             stats.forged_markers.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(xid = txn.begin.xid, lsn = %m.lsn, ?why, "a pgtrail message that does not verify: its transaction's changes are marked forged_marker and not attributed by it");

@@ -189,6 +189,7 @@ fn blank(database: &str, rel: &Relation, at: Position) -> ChangeEvent {
         truncated_columns: Vec::new(),
         transaction_id: None,
         statement_seq: None,
+        statement_index: None,
         session_id: String::new(),
         user: String::new(),
         db_role: String::new(),

@@ -10,7 +10,7 @@ use std::sync::MutexGuard;
 
 use crate::cdc::marker::{Marker, MarkerSigner};
 use crate::protocol::build;
-use crate::session::tracker::{MarkerForm, Route};
+use crate::session::tracker::{MarkerForm, MarkerPlan, Route};
 
 use super::Shared;
 use crate::protocol::frame::{frame_len, Frame, FrameLimits};
@@ -88,11 +88,15 @@ pub(super) fn scan_client(
             count_refused(shared, frame.tag);
             continue;
         }
-        let marker = shared
-            .ctx
-            .markers
-            .as_deref()
-            .and_then(|m| marker_around(t, m, frame, at));
+        let signer = shared.ctx.markers.as_deref();
+        let plan = signer.and_then(|_| t.marker_for(frame.tag, frame.body));
+        let mut marker = None;
+        if let (Some(signer), Some(plan)) = (signer, plan) {
+            marker = Some(injection(t, signer, plan, at));
+            if !plan.form.after() {
+                t.marker_sent(plan.form);
+            }
+        }
         if let Some(text) = statement_text(frame.tag, frame.body) {
             shared.ctx.hooks.on_statement(t.session(), text);
         }
@@ -101,6 +105,10 @@ pub(super) fn scan_client(
                 terminate: true,
                 ..Scan::run(off, 0, false)
             });
+        }
+        if let Some(plan) = plan.filter(|p| p.form.after()) {
+            // Its answers come after the client frame's.
+            t.marker_sent(plan.form);
         }
         if marker.is_some() {
             // One marker per write: the run ends with its frame.
@@ -112,19 +120,14 @@ pub(super) fn scan_client(
     }
 }
 
-/// pgtrail's attribution marker to send with `frame` (at offset `at`), if
-/// its transaction ends there (`tracker::internal`); its answers are
-/// expected from then on.
-fn marker_around(
-    t: &mut Tracker,
-    signer: &MarkerSigner,
-    frame: Frame<'_>,
-    at: usize,
-) -> Option<Injection> {
-    let form = t.marker_before(frame.tag, frame.body)?;
+/// pgtrail's attribution marker for the client frame at offset `at`, as
+/// `plan` says (`tracker::internal`): the bytes that go before and after
+/// the frame.
+fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) -> Injection {
     let session = t.session();
     let marker = Marker {
         transaction_id: t.marker_transaction(),
+        boundary: plan.boundary,
         session_id: session.session_id.clone(),
         user: session.user.clone(),
         db_role: session.db_role.clone(),
@@ -132,25 +135,27 @@ fn marker_around(
         application_name: t.application_name().to_string(),
     };
     let sql = signer.statement_sql(&marker);
-    t.marker_sent(form);
     let name = MARKER_STATEMENT;
-    let (before, after): (Bytes, Bytes) = match form {
+    let extended = || -> Bytes {
+        let frames = [
+            build::parse(name, sql.as_bytes()),
+            build::bind(name, name),
+            build::execute(name),
+            build::close_statement(name),
+        ];
+        frames.concat().into()
+    };
+    let (before, after): (Bytes, Bytes) = match plan.form {
         MarkerForm::Simple => (build::query(sql.as_bytes()), Bytes::new()),
-        MarkerForm::Extended => {
-            let before = [
-                build::parse(name, sql.as_bytes()),
-                build::bind(name, name),
-                build::execute(name),
-                build::close_statement(name),
-            ];
-            (before.concat().into(), Bytes::new())
-        }
+        MarkerForm::Extended => (extended(), Bytes::new()),
+        MarkerForm::SimpleAfter => (Bytes::new(), build::query(sql.as_bytes())),
+        MarkerForm::ExtendedAfter => (Bytes::new(), extended()),
         MarkerForm::Wrapped => {
             let after = [build::query(sql.as_bytes()), build::query(b"COMMIT")];
             (build::query(b"BEGIN"), after.concat().into())
         }
     };
-    Some(Injection { at, before, after })
+    Injection { at, before, after }
 }
 
 /// The statement and portal name of the extended-protocol marker: a

@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::queue::Expect;
 use super::Tracker;
 use crate::audit::event::TxnStatus;
+pub use crate::cdc::marker::Boundary;
 use crate::protocol::{backend, frontend, tag, Malformed};
+
+/// `25P02`: a statement sent into an aborted block.
+const IN_FAILED_TRANSACTION: &str = "25P02";
 
 /// Where a server frame goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +44,35 @@ pub(super) enum Step {
 
 /// How a marker goes to the server: a Query in the simple protocol (the
 /// client sent a Query), or Parse/Bind/Execute/Close in the extended one,
-/// which leave the client's unnamed statement and portal alone; or, for a
-/// write sent as a Query outside a transaction, `BEGIN` before it and the
-/// marker and `COMMIT` after it (`wrap.rs`).
+/// which leave the client's unnamed statement and portal alone; before
+/// the client's frame (the transaction ends there) or after it (a statement
+/// that may write, in a block). A write sent as a Query outside a
+/// transaction is wrapped: `BEGIN` before it, the marker and `COMMIT` after
+/// it (`wrap.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkerForm {
     Simple,
     Extended,
+    SimpleAfter,
+    ExtendedAfter,
     Wrapped,
+}
+
+impl MarkerForm {
+    /// Sent after the client's frame (its answers come after the frame's).
+    pub fn after(self) -> bool {
+        matches!(
+            self,
+            MarkerForm::SimpleAfter | MarkerForm::ExtendedAfter | MarkerForm::Wrapped
+        )
+    }
+}
+
+/// A marker to send with a client frame: how, and what it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerPlan {
+    pub form: MarkerForm,
+    pub boundary: Boundary,
 }
 
 /// Counts of pgtrail's own statements, for `/metrics`.
@@ -60,55 +85,129 @@ pub struct InternalStats {
 }
 
 impl Tracker {
-    /// Whether a marker goes to the server just before this client frame,
-    /// and in which form. Called once per frame, before `client_frame`.
-    pub fn marker_before(&mut self, tag: u8, body: &[u8]) -> Option<MarkerForm> {
-        // A COPY's Execute puts the server in COPY mode, where a message of
-        // pgtrail's would break the protocol: no marker in its batch.
-        let one_transaction_in_flight = !self.copy_in_batch
-            && !self
-                .expected
-                .iter()
-                .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }));
-        match tag {
-            // A COMMIT (END, PREPARE TRANSACTION) of an open block, sent
-            // when nothing else is in flight.
-            // Or a lone write outside a transaction, to be wrapped.
-            tag::frontend::QUERY => {
-                let text = frontend::query(body).ok()?;
-                if !self.expected.is_empty() {
-                    return None;
-                }
-                match self.txn_status {
-                    TxnStatus::InBlock if words::ends_transaction(text) => Some(MarkerForm::Simple),
-                    TxnStatus::Idle if words::wrappable(text) => Some(MarkerForm::Wrapped),
-                    _ => None,
-                }
-            }
+    /// Whether a marker goes to the server with this client frame, how,
+    /// and what it says. Called once per frame, before `client_frame`; it
+    /// also notes the statements that may write (`writes.rs`).
+    pub fn marker_for(&mut self, tag: u8, body: &[u8]) -> Option<MarkerPlan> {
+        let plan = match tag {
+            tag::frontend::QUERY => self.query_marker(frontend::query(body).ok()?),
             tag::frontend::EXECUTE => {
-                let portal = frontend::execute(body).ok()?.portal;
-                let text = self.portals.get(portal)?.text();
-                let usable = self.txn_status != TxnStatus::Failed;
-                (usable && one_transaction_in_flight && words::ends_transaction(text))
-                    .then_some(MarkerForm::Extended)
+                let e = frontend::execute(body).ok()?;
+                let text = self.portals.get(e.portal)?.text().to_vec();
+                self.execute_marker(&text, e.max_rows)
             }
             // The Sync that ends an implicit transaction which may have written.
             tag::frontend::SYNC => {
                 let implicit = self.txn_status == TxnStatus::Idle;
-                (implicit && self.may_have_written && one_transaction_in_flight)
-                    .then_some(MarkerForm::Extended)
+                (implicit && self.may_have_written && self.one_transaction_in_flight())
+                    .then(|| self.end_plan(MarkerForm::Extended))
             }
             _ => None,
+        };
+        plan
+    }
+
+    /// A Query: the end of a block, a write in a block, or a lone write
+    /// outside one; only when nothing of the client's is in flight, so the
+    /// transaction and the statement's index are known.
+    fn query_marker(&mut self, text: &[u8]) -> Option<MarkerPlan> {
+        let quiet = self
+            .expected
+            .iter()
+            .all(|e| matches!(e, Expect::Internal(_)));
+        let index = self.statement_index();
+        let status = self.txn_status;
+        if status == TxnStatus::InBlock && quiet && words::ends_transaction(text) {
+            return (!self.writes.after_marked()).then(|| self.end_plan(MarkerForm::Simple));
+        }
+        if !words::may_write(text) {
+            return None;
+        }
+        let single = words::single_statement(text);
+        let plan = match status {
+            TxnStatus::InBlock if quiet && single => Some(MarkerPlan {
+                form: MarkerForm::SimpleAfter,
+                boundary: Boundary::After(self.writes.exact_after(index)),
+            }),
+            TxnStatus::Idle if quiet && single && words::wrappable(text) => Some(MarkerPlan {
+                form: MarkerForm::Wrapped,
+                boundary: Boundary::End(Some(0)),
+            }),
+            _ => None,
+        };
+        match plan {
+            Some(_) => self.writes.statement(Some(index), true),
+            None => self
+                .writes
+                .statement((quiet && single).then_some(index), false),
+        }
+        plan
+    }
+
+    /// An Execute: the end of a block, or a write in one.
+    fn execute_marker(&mut self, text: &[u8], max_rows: i32) -> Option<MarkerPlan> {
+        if !self.one_transaction_in_flight() || self.txn_status == TxnStatus::Failed {
+            return None;
+        }
+        if words::ends_transaction(text) {
+            return (!self.writes.after_marked()).then(|| self.end_plan(MarkerForm::Extended));
+        }
+        if !words::may_write(text) {
+            return None;
+        }
+        let index = self.statement_index();
+        // A portal run in parts is one statement answered several times.
+        let marked =
+            self.txn_status == TxnStatus::InBlock && max_rows == 0 && !words::is_copy(text);
+        let boundary = Boundary::After(self.writes.exact_after(index));
+        self.writes.statement(Some(index), marked);
+        marked.then_some(MarkerPlan {
+            form: MarkerForm::ExtendedAfter,
+            boundary,
+        })
+    }
+
+    fn end_plan(&self, form: MarkerForm) -> MarkerPlan {
+        MarkerPlan {
+            form,
+            boundary: Boundary::End(self.writes.single_writer()),
         }
     }
 
-    /// The marker chosen by `marker_before` goes out just before its client
-    /// frame: its answers are expected first.
+    /// The index within its transaction of a statement sent now: after the
+    /// ones the transaction has, and those still in flight.
+    fn statement_index(&self) -> u32 {
+        let in_flight = self
+            .expected
+            .iter()
+            .filter(|e| matches!(e, Expect::Execute { .. } | Expect::Simple { .. }))
+            .count() as u32;
+        self.transactions.next_index() + in_flight
+    }
+
+    /// Nothing in flight can end the transaction a marker would land in.
+    /// A COPY's Execute puts the server in COPY mode, where a message of
+    /// pgtrail's would break the protocol: no marker in its batch.
+    fn one_transaction_in_flight(&self) -> bool {
+        !self.copy_in_batch
+            && !self
+                .expected
+                .iter()
+                .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }))
+    }
+
+    /// The marker chosen by `marker_for` goes out: called before the client
+    /// frame is fed for a marker that goes before it, after for one that
+    /// goes after it, so its answers are expected in that order.
     pub fn marker_sent(&mut self, form: MarkerForm) {
-        self.may_have_written = false;
+        if !form.after() {
+            self.may_have_written = false;
+        }
         let steps: &[Step] = match form {
-            MarkerForm::Simple => &[Step::Query],
-            MarkerForm::Extended => &[Step::Parse, Step::Bind, Step::Execute, Step::Close],
+            MarkerForm::Simple | MarkerForm::SimpleAfter => &[Step::Query],
+            MarkerForm::Extended | MarkerForm::ExtendedAfter => {
+                &[Step::Parse, Step::Bind, Step::Execute, Step::Close]
+            }
             MarkerForm::Wrapped => {
                 self.wrap = Some(super::wrap::Wrap::new());
                 &[]
@@ -166,6 +265,12 @@ impl Tracker {
     /// aborted by it (its COMMIT will answer ROLLBACK): say so loudly.
     fn internal_failed(&mut self, body: &[u8]) -> Result<(), Malformed> {
         let fields = backend::error_fields(body)?;
+        if fields.code == IN_FAILED_TRANSACTION {
+            // A marker after a statement that failed: the block was
+            // already aborted, nothing of the client's changes.
+            self.skip_internal_after_error();
+            return Ok(());
+        }
         self.internal.markers_failed.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             session_id = %self.session.session_id,
@@ -173,12 +278,16 @@ impl Tracker {
             message = %fields.message,
             "the server refused pgtrail's attribution marker"
         );
-        // A Query string still answers ReadyForQuery; the extended
-        // protocol skips to the client's Sync.
+        self.skip_internal_after_error();
+        Ok(())
+    }
+
+    /// A Query string still answers ReadyForQuery; the extended protocol
+    /// skips to the client's Sync.
+    fn skip_internal_after_error(&mut self) {
         if !matches!(self.expected.front(), Some(Expect::Internal(Step::Query))) {
             self.skip_to_sync();
         }
-        Ok(())
     }
 }
 
@@ -193,6 +302,11 @@ mod words {
             || eq(first, b"prepare") && eq(second, b"transaction")
     }
 
+    /// One statement (semicolons inside quotes and bodies do not count).
+    pub fn single_statement(text: &[u8]) -> bool {
+        !text.contains(&b';') || crate::sql::lex::statement_ranges(text).len() == 1
+    }
+
     /// One `INSERT`, `UPDATE`, `DELETE` or `MERGE` (or a `WITH` naming one
     /// of them): a Query worth wrapping in a transaction (`wrap.rs`).
     /// Nothing that cannot run in a block (`VACUUM`, `CALL` of a procedure
@@ -205,7 +319,7 @@ mod words {
                 && text
                     .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
                     .any(|w| DML.iter().any(|d| eq(w, d)));
-        dml && crate::sql::lex::statement_ranges(text).len() == 1
+        dml && single_statement(text)
     }
 
     /// `COPY`, whose Execute may start COPY IN.

@@ -5,6 +5,10 @@ use super::tests::{bind, cstr, error, execute, parse, statements, tracker};
 use super::*;
 
 const Z_IDLE: &[u8] = b"I";
+
+fn form(t: &mut Tracker, tag: u8, body: &[u8]) -> Option<MarkerForm> {
+    t.marker_for(tag, body).map(|p| p.form)
+}
 const Z_BLOCK: &[u8] = b"T";
 
 fn run(t: &mut Tracker, frames: &[(u8, &[u8])]) -> Vec<Route> {
@@ -21,9 +25,9 @@ fn simple_commit_of_a_block_gets_a_marker_and_its_answers_are_swallowed() {
     let now = Instant::now();
     t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
     run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
-    assert_eq!(t.marker_before(b'Q', &cstr("SELECT 1")), None);
+    assert_eq!(form(&mut t, b'Q', &cstr("SELECT 1")), None);
     let commit = cstr("COMMIT");
-    assert_eq!(t.marker_before(b'Q', &commit), Some(MarkerForm::Simple));
+    assert_eq!(form(&mut t, b'Q', &commit), Some(MarkerForm::Simple));
     t.marker_sent(MarkerForm::Simple);
     t.client_frame(b'Q', &commit, now).unwrap();
     let routes = run(
@@ -56,7 +60,7 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
             .unwrap();
         t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
         t.client_frame(b'E', &execute("", 0), now).unwrap();
-        assert_eq!(t.marker_before(b'S', b""), Some(MarkerForm::Extended));
+        assert_eq!(form(&mut t, b'S', b""), Some(MarkerForm::Extended));
         t.marker_sent(MarkerForm::Extended);
         t.client_frame(b'S', b"", now).unwrap();
         let routes = if round == 0 {
@@ -103,14 +107,14 @@ fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
     t.client_frame(b'P', &parse("", "SELECT 1"), now).unwrap();
     t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
     t.client_frame(b'E', &execute("", 0), now).unwrap();
-    assert_eq!(t.marker_before(b'S', b""), None);
+    assert_eq!(form(&mut t, b'S', b""), None);
     t.client_frame(b'S', b"", now).unwrap();
     // A write queued behind that Sync: two transactions in flight.
     t.client_frame(b'P', &parse("", "DELETE FROM t"), now)
         .unwrap();
     t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
     t.client_frame(b'E', &execute("", 0), now).unwrap();
-    assert_eq!(t.marker_before(b'S', b""), None);
+    assert_eq!(form(&mut t, b'S', b""), None);
     t.client_frame(b'S', b"", now).unwrap();
     run(
         &mut t,
@@ -135,7 +139,7 @@ fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
         .unwrap();
     t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
     t.client_frame(b'E', &execute("", 0), now).unwrap();
-    assert_eq!(t.marker_before(b'S', b""), None);
+    assert_eq!(form(&mut t, b'S', b""), None);
     t.client_frame(b'S', b"", now).unwrap();
     run(
         &mut t,
@@ -150,7 +154,7 @@ fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
     // An aborted block: its COMMIT answers ROLLBACK; a marker would fail.
     t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
     run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', b"E")]);
-    assert_eq!(t.marker_before(b'Q', &cstr("COMMIT")), None);
+    assert_eq!(form(&mut t, b'Q', &cstr("COMMIT")), None);
 }
 
 #[test]
@@ -160,7 +164,7 @@ fn a_wrapped_write_shows_its_own_answers_once_the_commit_is_done() {
     let insert = cstr("INSERT INTO t VALUES (1)");
     for commit_fails in [false, true] {
         let mut t = tracker();
-        assert_eq!(t.marker_before(b'Q', &insert), Some(MarkerForm::Wrapped));
+        assert_eq!(form(&mut t, b'Q', &insert), Some(MarkerForm::Wrapped));
         t.marker_sent(MarkerForm::Wrapped);
         t.client_frame(b'Q', &insert, now).unwrap();
         let done: (u8, Vec<u8>) = match commit_fails {
@@ -207,7 +211,7 @@ fn a_wrapped_write_shows_its_own_answers_once_the_commit_is_done() {
         "COPY t FROM STDIN",
         "VACUUM t",
     ] {
-        assert_eq!(tracker().marker_before(b'Q', &cstr(text)), None, "{text}");
+        assert_eq!(form(&mut tracker(), b'Q', &cstr(text)), None, "{text}");
     }
 }
 

@@ -22,7 +22,8 @@ mod internal;
 mod queue;
 mod txn;
 mod wrap;
-pub use internal::{InternalStats, MarkerForm, Route};
+mod writes;
+pub use internal::{InternalStats, MarkerForm, MarkerPlan, Route};
 use queue::{Expect, Portal};
 use txn::Transactions;
 
@@ -85,6 +86,8 @@ pub struct Tracker {
     copy_in_batch: bool,
     /// A wrapped Query being answered (`wrap.rs`).
     wrap: Option<wrap::Wrap>,
+    /// The statements of the current transaction that may write.
+    writes: writes::Writes,
     internal: Arc<InternalStats>,
 }
 
@@ -111,6 +114,7 @@ impl Tracker {
             may_have_written: false,
             copy_in_batch: false,
             wrap: None,
+            writes: writes::Writes::default(),
             internal: Arc::default(),
         }
     }
@@ -223,6 +227,9 @@ impl Tracker {
             tag::backend::READY_FOR_QUERY => {
                 self.copy_in = false;
                 self.txn_status = backend::ready_status(body)?;
+                if self.txn_status == TxnStatus::Idle {
+                    self.writes.reset();
+                }
                 self.ready_for_query(now);
             }
             tag::backend::PARSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Parse { .. })),

@@ -116,6 +116,11 @@ impl Transactions {
         (txn, end.and_then(|outcome| self.end(outcome, app, now)))
     }
 
+    /// The index the next statement gets in its transaction.
+    pub fn next_index(&self) -> u32 {
+        self.open.as_ref().map_or(0, |o| o.statements)
+    }
+
     /// The open transaction's id, or the one the next statement opens.
     pub fn current_or_next(&self) -> uuid::Uuid {
         match &self.open {
