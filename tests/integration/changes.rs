@@ -23,7 +23,20 @@ use crate::harness::proxy::{connect, fresh_db, read_records, Proxy};
 
 /// `[cdc]` for `db`, and the publication, replica identity and slot made
 /// by the library's `cdc setup --apply`.
-async fn cdc_setup(pg: &PgCluster, db: &str, slot: &str, key: &Path, cfg: &mut Config) {
+pub(crate) async fn cdc_setup(pg: &PgCluster, db: &str, slot: &str, key: &Path, cfg: &mut Config) {
+    cdc_setup_full(pg, db, slot, key, cfg, "public.cards").await;
+    cfg.cdc.redact_columns = vec!["public.cards.pan".into()];
+}
+
+/// As `cdc_setup`, with `full` (`schema.table`) REPLICA IDENTITY FULL.
+pub(crate) async fn cdc_setup_full(
+    pg: &PgCluster,
+    db: &str,
+    slot: &str,
+    key: &Path,
+    cfg: &mut Config,
+    full: &str,
+) {
     cfg.cdc.enabled = true;
     cfg.cdc.consume = true;
     cfg.cdc.user = pg.superuser().to_string();
@@ -31,8 +44,7 @@ async fn cdc_setup(pg: &PgCluster, db: &str, slot: &str, key: &Path, cfg: &mut C
     cfg.cdc.database = db.to_string();
     cfg.cdc.slot = slot.to_string();
     cfg.cdc.publication = "audit_pub".into();
-    cfg.cdc.replica_identity_full = vec!["public.cards".into()];
-    cfg.cdc.redact_columns = vec!["public.cards.pan".into()];
+    cfg.cdc.replica_identity_full = vec![full.into()];
     cfg.cdc.marker_key_file = Some(key.to_path_buf());
     let mut client = setup::connect(cfg).await.unwrap();
     let plan = setup::check(&mut client, &cfg.cdc).await.unwrap();
@@ -40,14 +52,14 @@ async fn cdc_setup(pg: &PgCluster, db: &str, slot: &str, key: &Path, cfg: &mut C
     assert!(after.is_ready(), "{}", after.script(&cfg.cdc));
 }
 
-fn changes(records: &[Value]) -> Vec<&Value> {
+pub(crate) fn changes(records: &[Value]) -> Vec<&Value> {
     records
         .iter()
         .filter(|r| r["record"] == "changes")
         .collect()
 }
 
-async fn wait_changes(audit: &Path, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_changes(audit: &Path, n: usize) -> Vec<Value> {
     for _ in 0..600 {
         let records = read_records(audit);
         if changes(&records).len() >= n {

@@ -3,6 +3,7 @@
 mod harness;
 
 mod ack_order;
+mod attribution;
 mod auth;
 mod backend_pid;
 mod backpressure;

@@ -125,7 +125,8 @@ impl Tracker {
         }
         let single = words::single_statement(text);
         let plan = match status {
-            TxnStatus::InBlock if quiet && single => Some(MarkerPlan {
+            // Not after a COPY: the server would be in COPY mode.
+            TxnStatus::InBlock if quiet && single && !words::is_copy(text) => Some(MarkerPlan {
                 form: MarkerForm::SimpleAfter,
                 boundary: Boundary::After(self.writes.exact_after(index)),
             }),
@@ -146,25 +147,26 @@ impl Tracker {
 
     /// An Execute: the end of a block, or a write in one.
     fn execute_marker(&mut self, text: &[u8], max_rows: i32) -> Option<MarkerPlan> {
-        if !self.one_transaction_in_flight() || self.txn_status == TxnStatus::Failed {
-            return None;
-        }
+        let usable = self.one_transaction_in_flight() && self.txn_status != TxnStatus::Failed;
         if words::ends_transaction(text) {
-            return (!self.writes.after_marked()).then(|| self.end_plan(MarkerForm::Extended));
+            let end = usable && !self.writes.after_marked();
+            return end.then(|| self.end_plan(MarkerForm::Extended));
         }
         if !words::may_write(text) {
             return None;
         }
-        let index = self.statement_index();
+        let index = usable.then(|| self.statement_index());
         // A portal run in parts is one statement answered several times.
-        let marked =
-            self.txn_status == TxnStatus::InBlock && max_rows == 0 && !words::is_copy(text);
-        let boundary = Boundary::After(self.writes.exact_after(index));
-        self.writes.statement(Some(index), marked);
-        marked.then_some(MarkerPlan {
+        let marked = usable
+            && self.txn_status == TxnStatus::InBlock
+            && max_rows == 0
+            && !words::is_copy(text);
+        let plan = index.filter(|_| marked).map(|i| MarkerPlan {
             form: MarkerForm::ExtendedAfter,
-            boundary,
-        })
+            boundary: Boundary::After(self.writes.exact_after(i)),
+        });
+        self.writes.statement(index, marked);
+        plan
     }
 
     fn end_plan(&self, form: MarkerForm) -> MarkerPlan {
@@ -327,17 +329,13 @@ mod words {
         eq(leading_words(text).0, b"copy")
     }
 
-    /// Anything but the statements that cannot change a table's rows
-    /// (a function called by a `SELECT` can: such changes are attributed
-    /// only when the transaction is explicit).
+    /// Anything but the statements that cannot change a table's rows. A
+    /// `SELECT` (`VALUES`, `TABLE`) can only through a function: it counts
+    /// as a read when its text calls none (no parenthesis). A view whose
+    /// definition calls a function that writes is the case this misses.
     pub fn may_write(text: &[u8]) -> bool {
-        const READS: &[&[u8]] = &[
-            b"select",
+        const NEVER: &[&[u8]] = &[
             b"show",
-            b"values",
-            b"table",
-            b"fetch",
-            b"move",
             b"begin",
             b"start",
             b"set",
@@ -353,11 +351,14 @@ mod words {
             b"deallocate",
             b"discard",
             b"close",
-            b"declare",
             b"prepare",
         ];
+        const UNLESS_CALLING: &[&[u8]] = &[b"select", b"values", b"table"];
         let (first, _) = leading_words(text);
-        !first.is_empty() && !READS.iter().any(|r| eq(first, r))
+        if first.is_empty() || NEVER.iter().any(|r| eq(first, r)) {
+            return false;
+        }
+        !UNLESS_CALLING.iter().any(|r| eq(first, r)) || text.contains(&b'(')
     }
 
     fn eq(word: &[u8], lower: &[u8]) -> bool {
@@ -451,6 +452,8 @@ mod words {
                 "COPY t FROM STDIN",
                 "CALL p()",
                 "MERGE INTO t",
+                "SELECT f(1)",
+                "FETCH 10 FROM c",
             ] {
                 assert!(may_write(t.as_bytes()), "{t}");
             }
@@ -461,6 +464,7 @@ mod words {
                 "BEGIN",
                 "",
                 "-- only a comment",
+                "SELECT abalance FROM a WHERE aid = 3",
             ] {
                 assert!(!may_write(t.as_bytes()), "{t}");
             }

@@ -221,3 +221,23 @@ fn frame_of(tag: u8, body: &[u8]) -> bytes::Bytes {
     out.extend(body);
     out.into()
 }
+
+#[test]
+fn a_function_call_in_a_block_gets_a_marker_after_it() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    let p = parse("s0", "SELECT bump($1, $2)");
+    assert_eq!(form(&mut t, b'P', &p), None);
+    t.client_frame(b'P', &p, now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    run(&mut t, &[(b'1', b""), (b'Z', Z_BLOCK)]);
+    let b = bind("", "s0", &["1", "x"]);
+    assert_eq!(form(&mut t, b'B', &b), None);
+    t.client_frame(b'B', &b, now).unwrap();
+    assert_eq!(
+        form(&mut t, b'E', &execute("", 0)),
+        Some(MarkerForm::ExtendedAfter)
+    );
+}
