@@ -185,11 +185,20 @@ pub fn execute(portal: &[u8]) -> Bytes {
     })
 }
 
-/// Close ('C') of a prepared statement (its portals go with it).
+/// Close ('C') of a prepared statement.
 pub fn close_statement(statement: &[u8]) -> Bytes {
     frame(b'C', |b| {
         b.put_u8(b'S');
         put_cstr(b, statement);
+    })
+}
+
+/// Close ('C') of a portal (in a transaction block a portal outlives the
+/// Close of its statement).
+pub fn close_portal(portal: &[u8]) -> Bytes {
+    frame(b'C', |b| {
+        b.put_u8(b'P');
+        put_cstr(b, portal);
     })
 }
 

@@ -141,6 +141,7 @@ fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) ->
             build::parse(name, sql.as_bytes()),
             build::bind(name, name),
             build::execute(name),
+            build::close_portal(name),
             build::close_statement(name),
         ];
         frames.concat().into()

@@ -207,9 +207,13 @@ impl Tracker {
         }
         let steps: &[Step] = match form {
             MarkerForm::Simple | MarkerForm::SimpleAfter => &[Step::Query],
-            MarkerForm::Extended | MarkerForm::ExtendedAfter => {
-                &[Step::Parse, Step::Bind, Step::Execute, Step::Close]
-            }
+            MarkerForm::Extended | MarkerForm::ExtendedAfter => &[
+                Step::Parse,
+                Step::Bind,
+                Step::Execute,
+                Step::Close,
+                Step::Close,
+            ],
             MarkerForm::Wrapped => {
                 self.wrap = Some(super::wrap::Wrap::new());
                 &[]

@@ -75,6 +75,7 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
                     (b'D', b"\0\x01\xff\xff\xff\xff"),
                     (b'C', &cstr("SELECT 1")),
                     (b'3', b""),
+                    (b'3', b""),
                     (b'Z', Z_IDLE),
                 ],
             )
@@ -91,7 +92,7 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
             )
         };
         let swallowed = routes.iter().filter(|r| **r == Route::Swallow).count();
-        assert_eq!(swallowed, if round == 0 { 5 } else { 0 });
+        assert_eq!(swallowed, if round == 0 { 6 } else { 0 });
         let events = statements(&mut t);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].failure.is_some(), round == 1);
