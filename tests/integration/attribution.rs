@@ -80,6 +80,13 @@ async fn session_work(c: &tokio_postgres::Client, who: &str, n: u32) {
         .await
         .unwrap();
     c.batch_execute("COMMIT").await.unwrap();
+    // A Query string of two writes outside a block (wrapped as one).
+    c.batch_execute(&format!(
+        "INSERT INTO acct VALUES ({i}, '{who}', 130); UPDATE acct SET balance = 131 WHERE id = {i}",
+        i = id(13)
+    ))
+    .await
+    .unwrap();
     // A pipeline in a block: three Executes in flight at once.
     c.batch_execute("BEGIN").await.unwrap();
     let insert = c
@@ -179,10 +186,10 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
         .await
         .unwrap();
 
-    // Per session: rows 1, 2, 3, 4, 6, 9(log), 10, 11, 12 and the trigger's
-    // log row for each acct insert (8 of them): 16 changes plus the UPDATE.
+    // Per session: acct rows 1, 2, 3, 4, 6, 10, 11, 12, 13, the trigger's
+    // log row for each, two UPDATEs (1, 13) and the function's log row (9).
     let sessions = PEOPLE.len() as u32 * SESSIONS_EACH;
-    let want = sessions as usize * (8 + 8 + 1 + 1) + 2 + 2;
+    let want = sessions as usize * (9 + 9 + 2 + 1) + 2 + 2;
     let records = wait_changes(&proxy.audit_path, want).await;
     let by_seq: HashMap<u64, &Value> = records
         .iter()

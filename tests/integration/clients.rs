@@ -75,6 +75,9 @@ CREATE TRIGGER shout BEFORE INSERT ON t2 FOR EACH ROW EXECUTE FUNCTION shout();
 INSERT INTO t2 VALUES (8, 'eight'), (9, 'nine');
 MERGE INTO t2 USING (VALUES (9, 'NINE')) AS v(id, name) ON t2.id = v.id WHEN MATCHED THEN UPDATE SET name = v.name;
 WITH gone AS (DELETE FROM t2 WHERE id = 8 RETURNING id) SELECT count(*) FROM gone;
+INSERT INTO t2 VALUES (10, 'ten') \; UPDATE t2 SET name = 'TEN' WHERE id = 10 \; SELECT count(*) FROM t2;
+INSERT INTO t2 VALUES (11, 'x') \; SELECT 1/0 \; INSERT INTO t2 VALUES (12, 'y');
+INSERT INTO child VALUES (97) \; SELECT 'deferred' AS last;
 SELECT id, name FROM t2 ORDER BY id;
 "#;
 

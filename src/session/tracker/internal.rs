@@ -120,28 +120,25 @@ impl Tracker {
         if status == TxnStatus::InBlock && quiet && words::ends_transaction(text) {
             return (!self.writes.after_marked()).then(|| self.end_plan(MarkerForm::Simple));
         }
-        if !words::may_write(text) {
-            return None;
+        if status == TxnStatus::Idle && quiet {
+            let wrap = words::wrappable(text);
+            return wrap.map(|writer| MarkerPlan {
+                form: MarkerForm::Wrapped,
+                boundary: Boundary::End(writer),
+            });
         }
         let single = words::single_statement(text);
-        let plan = match status {
-            // Not after a COPY: the server would be in COPY mode.
-            TxnStatus::InBlock if quiet && single && !words::is_copy(text) => Some(MarkerPlan {
-                form: MarkerForm::SimpleAfter,
-                boundary: Boundary::After(self.writes.exact_after(index)),
-            }),
-            TxnStatus::Idle if quiet && single && words::wrappable(text) => Some(MarkerPlan {
-                form: MarkerForm::Wrapped,
-                boundary: Boundary::End(Some(0)),
-            }),
-            _ => None,
-        };
-        match plan {
-            Some(_) => self.writes.statement(Some(index), true),
-            None => self
-                .writes
-                .statement((quiet && single).then_some(index), false),
+        if !words::may_write(text) && single {
+            return None;
         }
+        // Not after a COPY: the server would be in COPY mode.
+        let marked = status == TxnStatus::InBlock && quiet && single && !words::is_copy(text);
+        let plan = marked.then(|| MarkerPlan {
+            form: MarkerForm::SimpleAfter,
+            boundary: Boundary::After(self.writes.exact_after(index)),
+        });
+        let index = (quiet && single).then_some(index);
+        self.writes.statement(index, marked);
         plan
     }
 
@@ -314,18 +311,44 @@ mod words {
     }
 
     /// One `INSERT`, `UPDATE`, `DELETE` or `MERGE` (or a `WITH` naming one
-    /// of them): a Query worth wrapping in a transaction (`wrap.rs`).
-    /// Nothing that cannot run in a block (`VACUUM`, `CALL` of a procedure
-    /// that commits, `COPY` and its copy mode) qualifies.
-    pub fn wrappable(text: &[u8]) -> bool {
+    /// of them).
+    fn is_dml(text: &[u8]) -> bool {
         const DML: &[&[u8]] = &[b"insert", b"update", b"delete", b"merge"];
         let (first, _) = leading_words(text);
-        let dml = DML.iter().any(|w| eq(first, w))
+        DML.iter().any(|w| eq(first, w))
             || eq(first, b"with")
                 && text
                     .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-                    .any(|w| DML.iter().any(|d| eq(w, d)));
-        dml && single_statement(text)
+                    .any(|w| DML.iter().any(|d| eq(w, d)))
+    }
+
+    /// A Query string worth wrapping in a transaction (`wrap.rs`): DML
+    /// statements, and reads beside them, at least one DML. Nothing that
+    /// cannot run in a block or behaves otherwise there (`VACUUM`, `CALL` of
+    /// a procedure that commits, transaction control, `COPY` and its copy
+    /// mode) qualifies. `Some` with the index of the one statement that may
+    /// write, if there is one.
+    pub fn wrappable(text: &[u8]) -> Option<Option<u32>> {
+        const READS: &[&[u8]] = &[b"select", b"values", b"table"];
+        if single_statement(text) {
+            return is_dml(text).then_some(Some(0));
+        }
+        let mut writers = Vec::new();
+        for (i, range) in crate::sql::lex::statement_ranges(text)
+            .into_iter()
+            .enumerate()
+        {
+            let s = &text[range];
+            if is_dml(s) || READS.iter().any(|r| eq(leading_words(s).0, r)) {
+                if may_write(s) {
+                    writers.push(i as u32);
+                }
+            } else {
+                return None;
+            }
+        }
+        let dml = !writers.is_empty();
+        dml.then(|| (writers.len() == 1).then(|| writers[0]))
     }
 
     /// `COPY`, whose Execute may start COPY IN.

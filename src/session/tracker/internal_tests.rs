@@ -3,6 +3,7 @@
 
 use super::tests::{bind, cstr, error, execute, parse, statements, tracker};
 use super::*;
+use crate::cdc::marker::Boundary;
 
 const Z_IDLE: &[u8] = b"I";
 
@@ -207,7 +208,8 @@ fn a_wrapped_write_shows_its_own_answers_once_the_commit_is_done() {
     }
     // Not wrapped: two statements, a read, a COPY, inside a block.
     for text in [
-        "INSERT INTO t VALUES (1); SELECT 1",
+        "INSERT INTO t VALUES (1); VACUUM t",
+        "BEGIN; INSERT INTO t VALUES (1)",
         "SELECT 1",
         "COPY t FROM STDIN",
         "VACUUM t",
@@ -241,4 +243,56 @@ fn a_function_call_in_a_block_gets_a_marker_after_it() {
         form(&mut t, b'E', &execute("", 0)),
         Some(MarkerForm::ExtendedAfter)
     );
+}
+
+#[test]
+fn a_wrapped_query_string_releases_each_result_but_the_last_at_once() {
+    use Route::{Client, Swallow};
+    let now = Instant::now();
+    let text = cstr("INSERT INTO t VALUES (1); SELECT 2; UPDATE t SET a = 3");
+    let mut t = tracker();
+    let plan = t.marker_for(b'Q', &text).unwrap();
+    assert_eq!(plan.form, MarkerForm::Wrapped);
+    // Two statements may write: the end marker names neither.
+    assert_eq!(plan.boundary, Boundary::End(None));
+    t.marker_sent(MarkerForm::Wrapped);
+    t.client_frame(b'Q', &text, now).unwrap();
+    let routes = run(
+        &mut t,
+        &[
+            (b'C', &cstr("BEGIN")),
+            (b'Z', Z_BLOCK),
+            (b'C', &cstr("INSERT 0 1")),
+            (b'T', b"\0\0"),
+            (b'D', b"\0\0"),
+            (b'C', &cstr("SELECT 1")),
+            (b'C', &cstr("UPDATE 1")),
+            (b'Z', Z_BLOCK),
+            (b'Z', Z_BLOCK),
+            (b'C', &cstr("COMMIT")),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    let insert_then_columns =
+        [frame_of(b'C', &cstr("INSERT 0 1")), frame_of(b'T', b"\0\0")].concat();
+    let want = [
+        Swallow,
+        Swallow,
+        Swallow,
+        // The next statement's rows go after the result held before them.
+        Route::Replace(insert_then_columns.into()),
+        Client,
+        Swallow,
+        Route::Replace(frame_of(b'C', &cstr("SELECT 1"))),
+        Swallow,
+        Swallow,
+        Route::Replace(frame_of(b'C', &cstr("UPDATE 1"))),
+        Client,
+    ];
+    assert_eq!(routes, want);
+    let texts: Vec<_> = statements(&mut t)
+        .into_iter()
+        .map(|s| s.statement_index)
+        .collect();
+    assert_eq!(texts, [0, 1, 2]);
 }

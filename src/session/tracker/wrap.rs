@@ -1,13 +1,13 @@
 //! A write sent as a simple Query outside a transaction runs in an
 //! implicit transaction that ends with the Query: nothing of pgtrail's can
-//! join it. With markers on, such a Query (one `INSERT`, `UPDATE`,
-//! `DELETE` or `MERGE`) is wrapped: `BEGIN` goes before it, the marker and
+//! join it. With markers on, such a Query (`INSERT`, `UPDATE`, `DELETE` or
+//! `MERGE` statements, with reads beside them) is wrapped: `BEGIN` goes before it, the marker and
 //! `COMMIT` (two Query messages, so that `COMMIT` runs even when the
 //! statement or the marker failed) right after it, in the same write.
 //!
 //! What the client sees is what the implicit transaction would have
-//! given, and only after the `COMMIT` is done: the statement's rows as
-//! they come; its CommandComplete or ErrorResponse held until `COMMIT`
+//! given, and only after the `COMMIT` is done: the statements' rows as
+//! they come; the last CommandComplete or ErrorResponse held until `COMMIT`
 //! answers, then released, or replaced by `COMMIT`'s error (a deferred
 //! constraint fails at commit, and PostgreSQL then reports only the error);
 //! the `COMMIT`'s ReadyForQuery `I` as the Query's. Everything else of
@@ -67,15 +67,33 @@ impl Tracker {
             return Ok(None);
         }
         let route = match (wrap.phase, tag) {
+            // The last result is held; one before it (a Query string of
+            // several statements) goes on when the next arrives.
             (Phase::Client, b::COMMAND_COMPLETE | b::ERROR_RESPONSE) => {
-                wrap.held = Some(frame(tag, body));
-                Route::Swallow
+                match wrap.held.replace(frame(tag, body)) {
+                    Some(earlier) => {
+                        self.plain_frame(earlier[0], &earlier[5..], now)?;
+                        Route::Replace(earlier)
+                    }
+                    None => Route::Swallow,
+                }
             }
             (Phase::Client, b::READY_FOR_QUERY) => {
                 wrap.phase = Phase::Marker;
                 Route::Swallow
             }
-            (Phase::Client, _) => return Ok(None),
+            // Anything else of the statements' (the next one's rows, a
+            // notice) goes after the result held before it.
+            (Phase::Client, _) => match wrap.held.take() {
+                Some(earlier) => {
+                    self.plain_frame(earlier[0], &earlier[5..], now)?;
+                    self.plain_frame(tag, body, now)?;
+                    let mut both = BytesMut::from(&earlier[..]);
+                    both.extend_from_slice(&frame(tag, body));
+                    Route::Replace(both.freeze())
+                }
+                None => return Ok(None),
+            },
             (Phase::Begin, b::READY_FOR_QUERY) => {
                 wrap.phase = Phase::Client;
                 Route::Swallow
