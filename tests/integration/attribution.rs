@@ -15,7 +15,9 @@ use pgtrail::config::Config;
 
 use crate::cdc_stream::SlotGuard;
 use crate::changes::{cdc_setup_full, changes, wait_changes};
-use crate::harness::proxy::{connect, fresh_db, read_records, Proxy};
+use crate::cookbook::{cookbook, fill};
+use crate::harness::clickhouse::{unique_ch_db, ChServer};
+use crate::harness::proxy::{connect, fresh_db, Proxy};
 
 const PEOPLE: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const SESSIONS_EACH: u32 = 4;
@@ -87,6 +89,10 @@ async fn session_work(c: &tokio_postgres::Client, who: &str, n: u32) {
     ))
     .await
     .unwrap();
+    // A DELETE in autocommit (its row's old values are the auditor's).
+    c.batch_execute(&format!("DELETE FROM acct WHERE id = {}", id(3)))
+        .await
+        .unwrap();
     // A pipeline in a block: three Executes in flight at once.
     c.batch_execute("BEGIN").await.unwrap();
     let insert = c
@@ -141,7 +147,16 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
     let mut base = Config::default();
     base.upstream.url = format!("postgres://127.0.0.1:{}", pg.port());
     cdc_setup_full(pg, &db, &slot, &key, &mut base, "public.acct").await;
-    let proxy = Proxy::start_with(pg, |cfg| cfg.cdc = base.cdc.clone()).await;
+    let ch = ChServer::shared();
+    let ch_db = unique_ch_db("attribution");
+    let proxy = Proxy::start_with(pg, |cfg| {
+        cfg.cdc = base.cdc.clone();
+        cfg.audit.clickhouse_url = Some(ch.http_url());
+        cfg.audit.clickhouse.database = ch_db.clone();
+        cfg.audit.clickhouse.batch_ms = 50;
+        cfg.audit.spool_dir = cfg.audit.file.as_ref().map(|f| f.with_file_name("spool"));
+    })
+    .await;
 
     let mut work = Vec::new();
     for (i, who) in PEOPLE.iter().enumerate() {
@@ -187,9 +202,10 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
         .unwrap();
 
     // Per session: acct rows 1, 2, 3, 4, 6, 10, 11, 12, 13, the trigger's
-    // log row for each, two UPDATEs (1, 13) and the function's log row (9).
+    // log row for each, two UPDATEs (1, 13), the function's log row (9) and
+    // the DELETE of row 3.
     let sessions = PEOPLE.len() as u32 * SESSIONS_EACH;
-    let want = sessions as usize * (9 + 9 + 2 + 1) + 2 + 2;
+    let want = sessions as usize * (9 + 9 + 2 + 1 + 1) + 2 + 2;
     let records = wait_changes(&proxy.audit_path, want).await;
     let by_seq: HashMap<u64, &Value> = records
         .iter()
@@ -210,7 +226,7 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
         }
     }
     for ch in &all {
-        let row = &ch["new"];
+        let row = if ch["op"] == "delete" { &ch["old"] } else { &ch["new"] };
         let id_column = if ch["table"] == "log" { "acct" } else { "id" };
         let id = row[id_column].as_str().unwrap().parse::<u32>().unwrap();
         let owner = row["owner"].as_str().unwrap();
@@ -234,6 +250,10 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
         assert_eq!(ch["forged_marker"], false, "{ch}");
         let k = id % 100;
         assert!(![5, 7, 8].contains(&k), "undone work has no change: {ch}");
+        if ch["op"] == "delete" {
+            assert_eq!(attribution, "statement", "{ch}");
+            continue;
+        }
         // Exact where one statement can be the only source.
         let exact = matches!(k, 1..=4 | 6 | 9 | 10);
         if exact {
@@ -254,9 +274,88 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
     drop(direct);
     drop(alice);
     let _ = proxy.stop().await;
-    let _ = read_records;
+    cookbook_answers(ch, &ch_db, &records, want);
     assert!(
         kinds.get("statement").copied().unwrap_or(0) > all.len() / 2,
         "{kinds:?}"
+    );
+}
+
+/// The row-change entries of docs/compliance.md, on this workload in
+/// ClickHouse: alice's updates with their old values, the row her first
+/// session's DELETE removed, the direct writes, and row 101's history.
+fn cookbook_answers(ch: &ChServer, db: &str, records: &[Value], want: usize) {
+    let count = format!("SELECT count() FROM `{db}`.`changes` FINAL");
+    for _ in 0..200 {
+        if ch.query(&count).trim() == want.to_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(ch.query(&count).trim(), want.to_string());
+    let delete_seq = records
+        .iter()
+        .find(|r| {
+            r["record"] == "statements" && r["statement"] == "DELETE FROM acct WHERE id = 103"
+        })
+        .and_then(|r| r["seq"].as_u64())
+        .expect("the DELETE's record");
+    let today = ch.query("SELECT toString(today())").trim().to_string();
+    let params = [
+        ("from", today.clone()),
+        ("to", today),
+        ("table", "acct".to_string()),
+        ("person", "alice".to_string()),
+        ("statement_seq", delete_seq.to_string()),
+        ("key_column", "id".to_string()),
+        ("key_value", "101".to_string()),
+    ];
+    let queries = cookbook();
+    let run = |id: &str| -> Vec<Value> {
+        let sql = &queries.iter().find(|(i, _)| i == id).expect(id).1;
+        let out = ch.query(&format!("{} FORMAT JSONEachRow", fill(sql, db, &params)));
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // alice's updates: rows 1 and 13 of each of her sessions, old values.
+    let updates = run("changes-old-values");
+    assert_eq!(updates.len(), 2 * SESSIONS_EACH as usize, "{updates:#?}");
+    for u in &updates {
+        let old: Vec<String> = serde_json::from_value(u["old.value"].clone()).unwrap();
+        assert!(
+            old.contains(&"10".into()) || old.contains(&"130".into()),
+            "{u}"
+        );
+        assert_eq!(u["old_complete"], 1);
+    }
+    let removed = run("changes-by-statement");
+    assert_eq!(removed.len(), 1, "{removed:#?}");
+    let old: Vec<String> = serde_json::from_value(removed[0]["old.value"].clone()).unwrap();
+    assert_eq!(old, ["103", "alice", "30"]);
+    let outside = run("changes-outside-pgtrail");
+    assert_eq!(outside.len(), 2, "{outside:#?}");
+    let history = run("changes-row-history");
+    let seen: Vec<(String, String, String)> = history
+        .iter()
+        .map(|h| {
+            let text = h["statement"].as_str().unwrap_or_default();
+            (h["op"].to_string(), h["user"].to_string(), text.to_string())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "\"insert\"".to_string(),
+                "\"alice\"".to_string(),
+                "INSERT INTO acct VALUES (101, 'alice', 10)".to_string()
+            ),
+            (
+                "\"update\"".to_string(),
+                "\"alice\"".to_string(),
+                "UPDATE acct SET balance = 11 WHERE id = 101".to_string()
+            ),
+        ]
     );
 }

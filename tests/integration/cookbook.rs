@@ -78,6 +78,9 @@ pub(crate) fn november_params(person: &str, session_id: &str) -> Vec<(&'static s
         ("work_end", "19".to_string()),
         ("person", person.to_string()),
         ("session_id", session_id.to_string()),
+        ("statement_seq", "1".to_string()),
+        ("key_column", "id".to_string()),
+        ("key_value", "1".to_string()),
     ]
 }
 
@@ -346,6 +349,10 @@ async fn cookbook_answers_on_the_local_server() {
         ("work_end", work_end.to_string()),
         ("person", "bob".to_string()),
         ("session_id", bob_session.clone()),
+        // Row changes: run on a real workload in attribution.rs.
+        ("statement_seq", "1".to_string()),
+        ("key_column", "id".to_string()),
+        ("key_value", "1".to_string()),
     ];
 
     let queries = cookbook();
@@ -371,6 +378,10 @@ async fn cookbook_answers_on_the_local_server() {
             "top-fingerprints",
             "cancelled-statements",
             "undone-work",
+            "changes-old-values",
+            "changes-by-statement",
+            "changes-outside-pgtrail",
+            "changes-row-history",
         ]
     );
     let by_id: BTreeMap<&str, String> = queries
@@ -814,6 +825,10 @@ fn cookbook_runs_on_a_modern_engine() {
         ("top-fingerprints", 1),
         ("cancelled-statements", 0),
         ("undone-work", 0),
+        ("changes-old-values", 0),
+        ("changes-by-statement", 0),
+        ("changes-outside-pgtrail", 0),
+        ("changes-row-history", 0),
     ]
     .into_iter()
     .collect();
