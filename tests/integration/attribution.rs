@@ -226,7 +226,11 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
         }
     }
     for ch in &all {
-        let row = if ch["op"] == "delete" { &ch["old"] } else { &ch["new"] };
+        let row = if ch["op"] == "delete" {
+            &ch["old"]
+        } else {
+            &ch["new"]
+        };
         let id_column = if ch["table"] == "log" { "acct" } else { "id" };
         let id = row[id_column].as_str().unwrap().parse::<u32>().unwrap();
         let owner = row["owner"].as_str().unwrap();

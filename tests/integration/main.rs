@@ -12,6 +12,7 @@ mod cdc_setup;
 mod cdc_stream;
 mod ch_errors;
 mod changes;
+mod changes_crash;
 mod clickhouse;
 mod clients;
 mod cookbook;
