@@ -45,6 +45,10 @@
 #                         a publication for all tables, slot pgtrail_bench);
 #                         the report adds its slot lag (max during the
 #                         runs) and the changes it wrote
+#   CDC_ATTRIBUTION=statement  or transaction: cdc.attribution of target cdc
+#   CDC_CONSUME=true      false: target cdc only marks transactions (no
+#                         consumer), to tell the markers' cost from the
+#                         decoding's
 #   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
 #                         spool instead of to a JSON Lines file
 #   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
@@ -217,15 +221,20 @@ password = "$PASSWORD"
 database = "postgres"
 slot = "pgtrail_bench"
 publication = "pgtrail_bench"
+consume = ${CDC_CONSUME:-true}
+attribution = "${CDC_ATTRIBUTION:-statement}"
 EOF
+    chmod 600 "$TMP/pgtrail-cdc.toml" # it holds a password
     start_pgtrail "$PGTRAIL" "${PORT[cdc]}" "$TMP/pgtrail-cdc.log" --config "$TMP/pgtrail-cdc.toml"
     CDC_PID=$STARTED_PID
-    # The slot's lag behind the server's WAL, in bytes, once a second.
+    # The slot's lag behind the server's WAL, in bytes, once a second
+    # (appended, as the runs' start and stop lines are).
+    : >"$TMP/slot_lag"
     (
         while sleep 1; do
             "${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'" 2>/dev/null
         done
-    ) >"$TMP/slot_lag" &
+    ) >>"$TMP/slot_lag" &
     LAG_PID=$!
 fi
 
@@ -412,7 +421,7 @@ for mode in $MODES; do
         done
     done
 done
-if has_target cdc; then
+if has_target cdc && [[ ${CDC_CONSUME:-true} == true ]]; then
     # Let the consumer catch up, then report what it wrote and how far
     # behind the slot was while the cdc runs went on.
     waited=0
@@ -427,7 +436,8 @@ if has_target cdc; then
     echo "cdc: $changes changes records, $attributed attributed to a pgtrail session (the rest are the other targets' writes)"
     awk 'BEGIN { max = 0 } $1 == "start" { on = 1; next } $1 == "stop" { on = 0; next }
          on && $1 + 0 > max { max = $1 + 0 }
-         END { printf "cdc: slot lag sampled each second during the cdc runs: max %.2f MiB\n", max / 1048576 }' "$TMP/slot_lag"
+         on && NF == 1 { n++; sum += $1 }
+         END { printf "cdc: slot lag sampled each second during the cdc runs: max %.1f KiB, mean %.1f KiB over %d samples\n", max / 1024, (n ? sum / n : 0) / 1024, n }' "$TMP/slot_lag"
     echo "cdc: caught up ${waited}s after the last run (lag now $lag bytes)"
 fi
 if [[ -f "$TMP/audit.jsonl" ]]; then

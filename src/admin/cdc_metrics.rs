@@ -13,8 +13,9 @@ use prometheus_client::metrics::MetricType;
 use super::metrics::{as_i64, counter, gauge};
 use crate::audit::event::ChangeOp;
 use crate::cdc::consumer::CdcStats;
+use crate::session::tracker::InternalStats;
 
-pub(super) fn cdc(e: &mut DescriptorEncoder, s: &CdcStats) -> fmt::Result {
+pub(super) fn cdc(e: &mut DescriptorEncoder, s: &CdcStats, markers: &InternalStats) -> fmt::Result {
     {
         let mut f = e.encode_descriptor(
             "cdc_changes",
@@ -38,6 +39,18 @@ pub(super) fn cdc(e: &mut DescriptorEncoder, s: &CdcStats) -> fmt::Result {
         "cdc_forged_markers",
         "pgtrail logical messages that failed verification.",
         load(&s.forged_markers),
+    )?;
+    counter(
+        e,
+        "cdc_markers_sent",
+        "Attribution markers sessions sent on clients' connections.",
+        load(&markers.markers_sent),
+    )?;
+    counter(
+        e,
+        "cdc_markers_refused",
+        "Attribution markers the server answered with an error (the client's transaction was aborted by it): should stay 0.",
+        load(&markers.markers_failed),
     )?;
     counter(
         e,

@@ -81,7 +81,7 @@ impl Collector for Metrics {
             classification(&mut e, &cache)?;
         }
         if let Some(cdc) = &observed.cdc {
-            super::cdc_metrics::cdc(&mut e, cdc)?;
+            super::cdc_metrics::cdc(&mut e, cdc, &self.0.stats.markers)?;
         }
         Ok(())
     }

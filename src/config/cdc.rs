@@ -7,6 +7,14 @@ use std::path::PathBuf;
 
 use super::Secret;
 
+/// How finely the markers attribute changes (`cdc.attribution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributionLevel {
+    Statement,
+    Transaction,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CdcConfig {
@@ -17,6 +25,12 @@ pub struct CdcConfig {
     /// instances in front of one server all mark transactions, but a slot
     /// has one reader: set `false` on all but one.
     pub consume: bool,
+    /// `statement`: a marker after each statement that may write in a
+    /// block, so changes name their statement; `transaction`: one marker
+    /// per transaction that wrote (about half the cost on short write
+    /// transactions), changes name their transaction, and their statement
+    /// only when it was the one that may write.
+    pub attribution: AttributionLevel,
     /// The key markers are signed with (created 0600 when absent): every
     /// pgtrail instance in front of the same server must share it. Unset:
     /// `marker.key` in `audit.spool_dir`, or beside `audit.file`.
@@ -48,6 +62,7 @@ impl Default for CdcConfig {
         CdcConfig {
             enabled: false,
             consume: true,
+            attribution: AttributionLevel::Statement,
             marker_key_file: None,
             redact_columns: Vec::new(),
             max_value_bytes: 8192,

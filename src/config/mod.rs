@@ -15,7 +15,7 @@ mod cdc;
 mod upstream;
 mod validate;
 pub use audit::{AuditConfig, ClickHouseConfig, Durability, FailurePolicy};
-pub use cdc::CdcConfig;
+pub use cdc::{AttributionLevel, CdcConfig};
 pub use upstream::{UpstreamConfig, UpstreamTlsMode, UpstreamUrlError, UrlFault};
 
 /// A string that must not reach logs.

@@ -99,10 +99,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
     let max = ctx.config.limits.max_message_bytes;
     let shared = Shared {
         ctx,
-        tracker: Mutex::new(
-            Tracker::new(info, clock, ctx.live().log_parameters)
-                .with_internal_stats(ctx.stats.markers.clone()),
-        ),
+        tracker: Mutex::new(tracker(ctx, info, clock)),
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
         writing_client: AtomicBool::new(false),
@@ -157,6 +154,19 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         bytes_in: shared.bytes_in.load(Ordering::Relaxed),
         bytes_out: shared.bytes_out.load(Ordering::Relaxed),
         statements,
+    }
+}
+
+fn tracker(
+    ctx: &ProxyContext,
+    info: std::sync::Arc<crate::audit::SessionInfo>,
+    clock: SessionClock,
+) -> Tracker {
+    let t = Tracker::new(info, clock, ctx.live().log_parameters)
+        .with_internal_stats(ctx.stats.markers.clone());
+    match ctx.config.cdc.attribution {
+        crate::config::AttributionLevel::Statement => t,
+        crate::config::AttributionLevel::Transaction => t.transaction_markers_only(),
     }
 }
 

@@ -89,11 +89,11 @@ impl Tracker {
     /// and what it says. Called once per frame, before `client_frame`; it
     /// also notes the statements that may write (`writes.rs`).
     pub fn marker_for(&mut self, tag: u8, body: &[u8]) -> Option<MarkerPlan> {
-        let plan = match tag {
+        match tag {
             tag::frontend::QUERY => self.query_marker(frontend::query(body).ok()?),
             tag::frontend::EXECUTE => {
                 let e = frontend::execute(body).ok()?;
-                let text = self.portals.get(e.portal)?.text().to_vec();
+                let text = self.portals.get(e.portal)?.shared_text();
                 self.execute_marker(&text, e.max_rows)
             }
             // The Sync that ends an implicit transaction which may have written.
@@ -103,8 +103,7 @@ impl Tracker {
                     .then(|| self.end_plan(MarkerForm::Extended))
             }
             _ => None,
-        };
-        plan
+        }
     }
 
     /// A Query: the end of a block, a write in a block, or a lone write
@@ -132,7 +131,11 @@ impl Tracker {
             return None;
         }
         // Not after a COPY: the server would be in COPY mode.
-        let marked = status == TxnStatus::InBlock && quiet && single && !words::is_copy(text);
+        let marked = self.statement_markers
+            && status == TxnStatus::InBlock
+            && quiet
+            && single
+            && !words::is_copy(text);
         let plan = marked.then(|| MarkerPlan {
             form: MarkerForm::SimpleAfter,
             boundary: Boundary::After(self.writes.exact_after(index)),
@@ -155,6 +158,7 @@ impl Tracker {
         let index = usable.then(|| self.statement_index());
         // A portal run in parts is one statement answered several times.
         let marked = usable
+            && self.statement_markers
             && self.txn_status == TxnStatus::InBlock
             && max_rows == 0
             && !words::is_copy(text);

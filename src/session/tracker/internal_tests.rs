@@ -296,3 +296,19 @@ fn a_wrapped_query_string_releases_each_result_but_the_last_at_once() {
         .collect();
     assert_eq!(texts, [0, 1, 2]);
 }
+
+#[test]
+fn transaction_attribution_marks_only_the_end() {
+    let mut t = tracker().transaction_markers_only();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    let insert = cstr("INSERT INTO t VALUES (1)");
+    assert_eq!(form(&mut t, b'Q', &insert), None);
+    t.client_frame(b'Q', &insert, now).unwrap();
+    run(&mut t, &[(b'C', &cstr("INSERT 0 1")), (b'Z', Z_BLOCK)]);
+    // The one statement that may write is named: index 1, after BEGIN.
+    let plan = t.marker_for(b'Q', &cstr("COMMIT")).unwrap();
+    assert_eq!(plan.form, MarkerForm::Simple);
+    assert_eq!(plan.boundary, Boundary::End(Some(1)));
+}

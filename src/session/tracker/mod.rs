@@ -86,6 +86,8 @@ pub struct Tracker {
     copy_in_batch: bool,
     /// A wrapped Query being answered (`wrap.rs`).
     wrap: Option<wrap::Wrap>,
+    /// Markers after statements that may write, not only at the end.
+    statement_markers: bool,
     /// The statements of the current transaction that may write.
     writes: writes::Writes,
     internal: Arc<InternalStats>,
@@ -114,6 +116,7 @@ impl Tracker {
             may_have_written: false,
             copy_in_batch: false,
             wrap: None,
+            statement_markers: true,
             writes: writes::Writes::default(),
             internal: Arc::default(),
         }
@@ -123,6 +126,13 @@ impl Tracker {
     /// sessions) instead of a private counter.
     pub fn with_internal_stats(mut self, stats: Arc<InternalStats>) -> Self {
         self.internal = stats;
+        self
+    }
+
+    /// Markers only where transactions end (`cdc.attribution =
+    /// "transaction"`), none after statements.
+    pub fn transaction_markers_only(mut self) -> Self {
+        self.statement_markers = false;
         self
     }
 

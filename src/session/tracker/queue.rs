@@ -56,8 +56,9 @@ pub(super) struct Portal {
 }
 
 impl Portal {
-    pub(super) fn text(&self) -> &[u8] {
-        &self.text
+    /// The portal's statement text (shared, not copied).
+    pub(super) fn shared_text(&self) -> Bytes {
+        self.text.clone()
     }
 }
 
