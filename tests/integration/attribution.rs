@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use pgtrail::config::Config;
 
 use crate::cdc_stream::SlotGuard;
-use crate::changes::{cdc_setup_full, changes, wait_changes};
+use crate::changes::{cdc_setup_full, changes, to_clickhouse, wait_changes};
 use crate::cookbook::{cookbook, fill};
 use crate::harness::clickhouse::{unique_ch_db, ChServer};
 use crate::harness::proxy::{connect, fresh_db, Proxy};
@@ -149,14 +149,7 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
     cdc_setup_full(pg, &db, &slot, &key, &mut base, "public.acct").await;
     let ch = ChServer::shared();
     let ch_db = unique_ch_db("attribution");
-    let proxy = Proxy::start_with(pg, |cfg| {
-        cfg.cdc = base.cdc.clone();
-        cfg.audit.clickhouse_url = Some(ch.http_url());
-        cfg.audit.clickhouse.database = ch_db.clone();
-        cfg.audit.clickhouse.batch_ms = 50;
-        cfg.audit.spool_dir = cfg.audit.file.as_ref().map(|f| f.with_file_name("spool"));
-    })
-    .await;
+    let proxy = Proxy::start_with(pg, |cfg| to_clickhouse(cfg, &base, ch, &ch_db)).await;
 
     let mut work = Vec::new();
     for (i, who) in PEOPLE.iter().enumerate() {

@@ -52,6 +52,16 @@ pub(crate) async fn cdc_setup_full(
     assert!(after.is_ready(), "{}", after.script(&cfg.cdc));
 }
 
+/// `base`'s `[cdc]`, auditing to `ch_db` on `ch` through a spool beside the
+/// audit file.
+pub(crate) fn to_clickhouse(cfg: &mut Config, base: &Config, ch: &ChServer, ch_db: &str) {
+    cfg.cdc = base.cdc.clone();
+    cfg.audit.clickhouse_url = Some(ch.http_url());
+    cfg.audit.clickhouse.database = ch_db.to_string();
+    cfg.audit.clickhouse.batch_ms = 50;
+    cfg.audit.spool_dir = cfg.audit.file.as_ref().map(|f| f.with_file_name("spool"));
+}
+
 pub(crate) fn changes(records: &[Value]) -> Vec<&Value> {
     records
         .iter()
@@ -106,14 +116,7 @@ async fn direct_writes_forged_and_genuine_markers_are_recorded() {
     let mut base = Config::default();
     base.upstream.url = format!("postgres://127.0.0.1:{}", pg.port());
     cdc_setup(pg, &db, &slot, &key, &mut base).await;
-    let proxy = Proxy::start_with(pg, |cfg| {
-        cfg.cdc = base.cdc.clone();
-        cfg.audit.clickhouse_url = Some(ch.http_url());
-        cfg.audit.clickhouse.database = ch_db.clone();
-        cfg.audit.clickhouse.batch_ms = 50;
-        cfg.audit.spool_dir = cfg.audit.file.as_ref().map(|f| f.with_file_name("spool"));
-    })
-    .await;
+    let proxy = Proxy::start_with(pg, |cfg| to_clickhouse(cfg, &base, ch, &ch_db)).await;
 
     // Incompressible past the TOAST threshold: stored out of line, so an
     // update that leaves it alone does not send it.
