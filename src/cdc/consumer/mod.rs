@@ -31,8 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch};
 
 use crate::audit::event::AuditEvent;
 use crate::audit::AuditSender;
@@ -88,18 +87,23 @@ impl std::fmt::Display for ConsumerError {
 
 impl std::error::Error for ConsumerError {}
 
+/// How often the consumer tells the server what is durable.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The running consumer; `stop` ends it.
 pub struct ConsumerHandle {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// Answered (or dropped) when the consumer's thread is done.
+    done: oneshot::Receiver<()>,
 }
 
 impl ConsumerHandle {
-    /// Stops decoding, confirms what became durable, and waits for the task.
+    /// Stops decoding, confirms what became durable, and waits for the
+    /// consumer's thread.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if self.task.await.is_err() {
-            tracing::error!("cdc consumer task panicked");
+        if self.done.await.is_err() {
+            tracing::error!("cdc consumer thread ended without finishing (a panic)");
         }
     }
 }
@@ -128,8 +132,25 @@ pub fn start(
         spill_dir,
     };
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(serve(config, shared, stopped));
-    ConsumerHandle { stop, task }
+    let (finished, done) = oneshot::channel();
+    // A thread and runtime of its own: decoding a burst of WAL never
+    // stalls the sessions on the relay threads.
+    let thread = std::thread::Builder::new()
+        .name("pgtrail-cdc".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(serve(config, shared, stopped)),
+                Err(e) => tracing::error!(error = %e, "cdc: no runtime for the consumer"),
+            }
+            let _ = finished.send(());
+        });
+    if let Err(e) = thread {
+        tracing::error!(error = %e, "cdc: the consumer's thread did not start");
+    }
+    ConsumerHandle { stop, done }
 }
 
 /// Where large transactions spill: the spool directory, the audit file's
@@ -214,6 +235,9 @@ async fn connect_and_run(
     let cdc = &config.cdc;
     let mut rc = ReplicationConfig::new(config.upstream.clone(), &cdc.user, &cdc.database);
     rc.password = Some(cdc.password.0.clone()).filter(|p| !p.is_empty());
+    // The slot's confirmed position is what PostgreSQL keeps WAL for and
+    // what its lag views show: tell it each second, not each ten.
+    rc.status_interval = STATUS_INTERVAL;
     let options = StartOptions {
         slot: cdc.slot.clone(),
         publications: vec![cdc.publication.clone()],
