@@ -64,6 +64,11 @@ struct Shared<'a> {
     /// pgtrail's own messages for the client, and the bell for them.
     replies: Mutex<BytesMut>,
     replies_ready: Notify,
+    /// pgtrail's own messages for the server that the server direction
+    /// asked for (the end of a wrapped COPY that never started), written
+    /// by the client direction between whole frames.
+    upstream: Mutex<BytesMut>,
+    upstream_ready: Notify,
 }
 
 impl Shared<'_> {
@@ -107,6 +112,8 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         server_buffer: AtomicU64::new(0),
         replies: Mutex::new(BytesMut::new()),
         replies_ready: Notify::new(),
+        upstream: Mutex::new(BytesMut::new()),
+        upstream_ready: Notify::new(),
     };
     let end = {
         let c2s = client_to_server(
@@ -222,10 +229,30 @@ async fn relay_client(
         if scan.missing == 0 {
             continue; // more whole frames, judged differently
         }
-        if !fill(from, buf, scan.missing, shared, &shared.client_buffer).await? {
-            return Ok(ClientEnd::Eof);
+        tokio::select! {
+            more = fill(from, buf, scan.missing, shared, &shared.client_buffer) => {
+                if !more? {
+                    return Ok(ClientEnd::Eof);
+                }
+            }
+            () = shared.upstream_ready.notified() => write_upstream(shared, to).await?,
         }
     }
+}
+
+/// Writes what the server direction asked pgtrail to send upstream.
+async fn write_upstream(
+    shared: &Shared<'_>,
+    to: &mut (impl AsyncWrite + Unpin),
+) -> Result<(), SessionError> {
+    let bytes = {
+        let mut queued = shared.upstream.lock().unwrap_or_else(|p| p.into_inner());
+        queued.split()
+    };
+    if !bytes.is_empty() {
+        to.write_all(&bytes).await?;
+    }
+    Ok(())
 }
 
 async fn server_to_client(
@@ -240,7 +267,15 @@ async fn server_to_client(
         let scan = scan_server(buf, shared, &limits, open)?;
         // Every statement whose result is in these frames is queued (and
         // under before_ack made durable) before any of them is written.
-        let events = shared.tracker().take_finished();
+        let (events, upstream) = {
+            let mut t = shared.tracker();
+            (t.take_finished(), t.take_upstream())
+        };
+        if let Some(bytes) = upstream {
+            let mut queued = shared.upstream.lock().unwrap_or_else(|p| p.into_inner());
+            queued.extend_from_slice(&bytes);
+            shared.upstream_ready.notify_one();
+        }
         send_events(shared, events).await?;
         if scan.whole > 0 {
             let mut frames = buf.split_to(scan.whole);

@@ -144,6 +144,37 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         ]
     );
     assert!(c.is_closed() || c.batch_execute("BEGIN; ROLLBACK").await.is_ok());
+    // COPY FROM STDIN as psql's \copy sends it (a Query string), and one
+    // that fails before it starts: neither may hang or show pgtrail's block.
+    let psql = |input: &'static str| {
+        let mut cmd = std::process::Command::new(pg.bin("psql"));
+        cmd.args(["-X", "-h", "127.0.0.1", "-p", &proxy.port().to_string()])
+            .args(["-U", pg.superuser(), "-d", &db, "-v", "ON_ERROR_STOP=0"])
+            .env("PGPASSWORD", pg.password())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child
+    };
+    let copy = psql("COPY t FROM STDIN;\ncopied\n\\.\nCOPY nosuch FROM STDIN;\nSELECT 'after';\n");
+    let out = tokio::task::spawn_blocking(move || copy.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("COPY 1") && stdout.contains("after"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("\"nosuch\" does not exist"), "{stderr}");
     drop(c);
     // The harness runs with synchronous_commit = off: a synchronous commit
     // flushes the WAL that decoding reads up to.
@@ -161,9 +192,9 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         .await
         .unwrap();
     let writing: Vec<&Decoded> = txns.iter().filter(|t| !t.inserted.is_empty()).collect();
-    // Three through the extended protocol or blocks, two wrapped (the
-    // INSERT and the UPDATE that changed a row).
-    assert_eq!(writing.len(), 5, "{txns:?}");
+    // Three through the extended protocol or blocks, three wrapped (the
+    // INSERT, the UPDATE that changed a row, the COPY).
+    assert_eq!(writing.len(), 6, "{txns:?}");
     assert!(
         txns.iter()
             .filter(|t| t.inserted.is_empty())
@@ -175,7 +206,9 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         .iter()
         .filter(|s| {
             let text = s["statement"].as_str().unwrap_or("");
-            (text.starts_with("INSERT") || text.starts_with("UPDATE t SET v = v WHERE v"))
+            (text.starts_with("INSERT")
+                || text.starts_with("UPDATE t SET v = v WHERE v")
+                || text.starts_with("COPY t "))
                 && s["success"] == true
         })
         .map(|s| {
@@ -210,14 +243,14 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         .filter(|s| s["success"] == false)
         .map(|s| (&s["statement"], &s["sqlstate"]))
         .collect();
-    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert_eq!(failed.len(), 4, "{failed:?}");
     assert!(failed
         .iter()
         .any(|(t, code)| t.as_str().unwrap().contains("child") && *code == "23503"));
     let statements_count = statements(&records).len();
     assert_eq!(
         statements_count,
-        22,
+        25,
         "{:#?}",
         statements(&records)
             .iter()

@@ -90,7 +90,11 @@ pub(super) fn scan_client(
         }
         let signer = shared.ctx.markers.as_deref();
         let plan = signer.and_then(|_| t.marker_for(frame.tag, frame.body));
-        let mut marker = None;
+        let mut marker = t.copy_end_after(frame.tag).map(|after| Injection {
+            at,
+            before: Bytes::new(),
+            after,
+        });
         if let (Some(signer), Some(plan)) = (signer, plan) {
             marker = Some(injection(t, signer, plan, at));
             if !plan.form.after() {
@@ -109,6 +113,10 @@ pub(super) fn scan_client(
         if let Some(plan) = plan.filter(|p| p.form.after()) {
             // Its answers come after the client frame's.
             t.marker_sent(plan.form);
+            if plan.form == MarkerForm::WrappedCopy {
+                let end = copy_end(t, signer, plan);
+                t.set_copy_end(end);
+            }
         }
         if marker.is_some() {
             // One marker per write: the run ends with its frame.
@@ -120,12 +128,10 @@ pub(super) fn scan_client(
     }
 }
 
-/// pgtrail's attribution marker for the client frame at offset `at`, as
-/// `plan` says (`tracker::internal`): the bytes that go before and after
-/// the frame.
-fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) -> Injection {
+/// What a marker sent now says, as `plan` has it.
+fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
     let session = t.session();
-    let marker = Marker {
+    Marker {
         transaction_id: t.marker_transaction(),
         boundary: plan.boundary,
         session_id: session.session_id.clone(),
@@ -133,8 +139,14 @@ fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) ->
         db_role: session.db_role.clone(),
         client_addr: session.client_addr.to_string(),
         application_name: t.application_name().to_string(),
-    };
-    let sql = signer.statement_sql(&marker);
+    }
+}
+
+/// pgtrail's attribution marker for the client frame at offset `at`, as
+/// `plan` says (`tracker::internal`): the bytes that go before and after
+/// the frame.
+fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) -> Injection {
+    let sql = signer.statement_sql(&marker_of(t, plan));
     let name = MARKER_STATEMENT;
     let extended = || -> Bytes {
         let frames = [
@@ -155,8 +167,21 @@ fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) ->
             let after = [build::query(sql.as_bytes()), build::query(b"COMMIT")];
             (build::query(b"BEGIN"), after.concat().into())
         }
+        // The end goes after the client's CopyDone (`Tracker::set_copy_end`).
+        MarkerForm::WrappedCopy => (build::query(b"BEGIN"), Bytes::new()),
     };
     Injection { at, before, after }
+}
+
+/// The marker and `COMMIT` that end a wrapped COPY's block.
+fn copy_end(t: &Tracker, signer: Option<&MarkerSigner>, plan: MarkerPlan) -> Bytes {
+    let Some(signer) = signer else {
+        return Bytes::new();
+    };
+    let sql = signer.statement_sql(&marker_of(t, plan));
+    [build::query(sql.as_bytes()), build::query(b"COMMIT")]
+        .concat()
+        .into()
 }
 
 /// The statement and portal name of the extended-protocol marker: a

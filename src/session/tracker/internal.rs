@@ -56,6 +56,9 @@ pub enum MarkerForm {
     SimpleAfter,
     ExtendedAfter,
     Wrapped,
+    /// A wrapped `COPY ... FROM`: `BEGIN` before it; the marker and
+    /// `COMMIT` after the client's CopyDone (`wrap.rs`).
+    WrappedCopy,
 }
 
 impl MarkerForm {
@@ -63,7 +66,10 @@ impl MarkerForm {
     pub fn after(self) -> bool {
         matches!(
             self,
-            MarkerForm::SimpleAfter | MarkerForm::ExtendedAfter | MarkerForm::Wrapped
+            MarkerForm::SimpleAfter
+                | MarkerForm::ExtendedAfter
+                | MarkerForm::Wrapped
+                | MarkerForm::WrappedCopy
         )
     }
 }
@@ -120,6 +126,12 @@ impl Tracker {
             return (!self.writes.after_marked()).then(|| self.end_plan(MarkerForm::Simple));
         }
         if status == TxnStatus::Idle && quiet {
+            if words::is_copy_from(text) {
+                return Some(MarkerPlan {
+                    form: MarkerForm::WrappedCopy,
+                    boundary: Boundary::End(Some(0)),
+                });
+            }
             let wrap = words::wrappable(text);
             return wrap.map(|writer| MarkerPlan {
                 form: MarkerForm::Wrapped,
@@ -217,6 +229,10 @@ impl Tracker {
             ],
             MarkerForm::Wrapped => {
                 self.wrap = Some(super::wrap::Wrap::new());
+                &[]
+            }
+            MarkerForm::WrappedCopy => {
+                self.wrap = Some(super::wrap::Wrap::copy());
                 &[]
             }
         };
@@ -353,6 +369,18 @@ mod words {
         }
         let dml = !writers.is_empty();
         dml.then(|| (writers.len() == 1).then(|| writers[0]))
+    }
+
+    /// One `COPY ... FROM` statement (from the client or a server file).
+    pub fn is_copy_from(text: &[u8]) -> bool {
+        is_copy(text)
+            && single_statement(text)
+            && text
+                .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .any(|w| eq(w, b"from"))
+            && !text
+                .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .any(|w| eq(w, b"to"))
     }
 
     /// `COPY`, whose Execute may start COPY IN.

@@ -206,12 +206,12 @@ fn a_wrapped_write_shows_its_own_answers_once_the_commit_is_done() {
         assert_eq!(s.txn_status, TxnStatus::Idle);
         assert!(t.is_idle());
     }
-    // Not wrapped: two statements, a read, a COPY, inside a block.
+    // Not wrapped: a VACUUM beside a write, a read, a COPY TO, a VACUUM.
     for text in [
         "INSERT INTO t VALUES (1); VACUUM t",
+        "COPY t TO STDOUT",
         "BEGIN; INSERT INTO t VALUES (1)",
         "SELECT 1",
-        "COPY t FROM STDIN",
         "VACUUM t",
     ] {
         assert_eq!(form(&mut tracker(), b'Q', &cstr(text)), None, "{text}");
@@ -311,4 +311,43 @@ fn transaction_attribution_marks_only_the_end() {
     let plan = t.marker_for(b'Q', &cstr("COMMIT")).unwrap();
     assert_eq!(plan.form, MarkerForm::Simple);
     assert_eq!(plan.boundary, Boundary::End(Some(1)));
+}
+
+#[test]
+fn a_wrapped_copy_ends_its_block_after_copy_done_or_from_the_server_side() {
+    use Route::{Client, Swallow};
+    let now = Instant::now();
+    for started in [true, false] {
+        let mut t = tracker();
+        let copy = cstr("COPY t FROM STDIN");
+        assert_eq!(form(&mut t, b'Q', &copy), Some(MarkerForm::WrappedCopy));
+        t.client_frame(b'Q', &copy, now).unwrap();
+        t.marker_sent(MarkerForm::WrappedCopy);
+        t.set_copy_end(bytes::Bytes::from_static(b"end"));
+        run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+        if started {
+            assert_eq!(run(&mut t, &[(b'G', b"\0\0\0")]), [Client]);
+            assert_eq!(t.copy_end_after(b'd'), None, "not after CopyData");
+            assert_eq!(t.copy_end_after(b'c').as_deref(), Some(&b"end"[..]));
+            let routes = run(&mut t, &[(b'C', &cstr("COPY 1")), (b'Z', Z_BLOCK)]);
+            assert_eq!(routes, [Swallow, Swallow]);
+            assert_eq!(t.take_upstream(), None, "already sent after CopyDone");
+        } else {
+            let routes = run(&mut t, &[(b'E', &error("42P01", None)), (b'Z', b"E")]);
+            assert_eq!(routes, [Swallow, Swallow]);
+            assert_eq!(t.take_upstream().as_deref(), Some(&b"end"[..]));
+        }
+        run(&mut t, &[(b'E', &error("25P02", None)), (b'Z', b"E")]);
+        let done: (u8, Vec<u8>) = match started {
+            true => (b'C', cstr("COMMIT")),
+            false => (b'C', cstr("ROLLBACK")),
+        };
+        let routes = run(&mut t, &[(done.0, &done.1), (b'Z', Z_IDLE)]);
+        assert!(matches!(routes[0], Route::Replace(_)), "{routes:?}");
+        assert_eq!(routes[1], Client);
+        let events = statements(&mut t);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].failure.is_some(), !started);
+        assert!(t.is_idle());
+    }
 }

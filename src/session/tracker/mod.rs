@@ -88,6 +88,9 @@ pub struct Tracker {
     wrap: Option<wrap::Wrap>,
     /// Markers after statements that may write, not only at the end.
     statement_markers: bool,
+    /// pgtrail's bytes for the server, asked for by the server side
+    /// (`wrap.rs`), taken by the relay.
+    upstream: Option<bytes::Bytes>,
     /// The statements of the current transaction that may write.
     writes: writes::Writes,
     internal: Arc<InternalStats>,
@@ -117,6 +120,7 @@ impl Tracker {
             copy_in_batch: false,
             wrap: None,
             statement_markers: true,
+            upstream: None,
             writes: writes::Writes::default(),
             internal: Arc::default(),
         }

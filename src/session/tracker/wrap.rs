@@ -11,7 +11,14 @@
 //! answers, then released, or replaced by `COMMIT`'s error (a deferred
 //! constraint fails at commit, and PostgreSQL then reports only the error);
 //! the `COMMIT`'s ReadyForQuery `I` as the Query's. Everything else of
-//! pgtrail's is swallowed. The tracker is fed exactly the frames the client
+//! pgtrail's is swallowed.
+//!
+//! A `COPY ... FROM` Query is wrapped too, but its marker and `COMMIT` can
+//! only follow the client's CopyDone or CopyFail (the server is in COPY mode
+//! until then): they go right after that frame, or, when the COPY failed
+//! before it started (no CopyInResponse, so no CopyDone will come), from
+//! the server side once the statement's ReadyForQuery is read
+//! (`take_upstream`). The tracker is fed exactly the frames the client
 //! gets, so records read as without the wrap.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -27,6 +34,19 @@ pub(super) struct Wrap {
     phase: Phase,
     /// The statement's CommandComplete or ErrorResponse, held back.
     held: Option<Bytes>,
+    /// A wrapped COPY: the marker and `COMMIT` still to send.
+    copy: Option<CopyEnd>,
+}
+
+/// The end of a wrapped COPY's block.
+#[derive(Debug)]
+struct CopyEnd {
+    /// The marker and `COMMIT`, once `set_copy_end` gave them.
+    bytes: Bytes,
+    /// The server answered CopyInResponse: the client's CopyDone or
+    /// CopyFail will come.
+    started: bool,
+    sent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +66,18 @@ impl Wrap {
         Wrap {
             phase: Phase::Begin,
             held: None,
+            copy: None,
+        }
+    }
+
+    pub(super) fn copy() -> Self {
+        Wrap {
+            copy: Some(CopyEnd {
+                bytes: Bytes::new(),
+                started: false,
+                sent: false,
+            }),
+            ..Wrap::new()
         }
     }
 }
@@ -80,7 +112,19 @@ impl Tracker {
             }
             (Phase::Client, b::READY_FOR_QUERY) => {
                 wrap.phase = Phase::Marker;
+                // A COPY that never started: no CopyDone will carry the
+                // block's end, so it goes from here.
+                if let Some(end) = wrap.copy.as_mut().filter(|c| !c.sent) {
+                    end.sent = true;
+                    self.upstream = Some(end.bytes.clone());
+                }
                 Route::Swallow
+            }
+            (Phase::Client, b::COPY_IN_RESPONSE) => {
+                if let Some(end) = wrap.copy.as_mut() {
+                    end.started = true;
+                }
+                return Ok(None);
             }
             // Anything else of the statements' (the next one's rows, a
             // notice) goes after the result held before it.
@@ -123,6 +167,34 @@ impl Tracker {
             (Phase::Commit, _) => Route::Swallow,
         };
         Ok(Some(route))
+    }
+}
+
+impl Tracker {
+    /// Gives a wrapped COPY the marker and `COMMIT` that end its block.
+    pub fn set_copy_end(&mut self, bytes: Bytes) {
+        if let Some(end) = self.wrap.as_mut().and_then(|w| w.copy.as_mut()) {
+            end.bytes = bytes;
+        }
+    }
+
+    /// The client's CopyDone or CopyFail of a wrapped COPY: the block's end
+    /// goes right after it.
+    pub fn copy_end_after(&mut self, tag: u8) -> Option<Bytes> {
+        use tag::frontend as f;
+        if !matches!(tag, f::COPY_DONE | f::COPY_FAIL) {
+            return None;
+        }
+        let end = self.wrap.as_mut()?.copy.as_mut()?;
+        (end.started && !end.sent).then(|| {
+            end.sent = true;
+            end.bytes.clone()
+        })
+    }
+
+    /// Bytes of pgtrail's that the server side asks to be sent upstream.
+    pub fn take_upstream(&mut self) -> Option<Bytes> {
+        self.upstream.take()
     }
 }
 
