@@ -248,6 +248,13 @@ impl MarkerSigner {
         out
     }
 
+    /// The marker as a statement prepared once per session: the signed
+    /// content goes as its one `bytea` parameter (in binary), so each
+    /// marker is a Bind and an Execute, not a parse and a plan.
+    pub const PREPARED_SQL: &'static str =
+        "SELECT CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL \
+         THEN pg_catalog.pg_logical_emit_message(true, 'pgtrail', $1) END";
+
     /// Checks a decoded message's content.
     pub fn verify(&self, content: &[u8]) -> Result<Marker, Forged> {
         if content.len() < 1 + 16 + 5 + TAG_LEN || content[0] != VERSION {

@@ -177,6 +177,39 @@ pub fn bind(portal: &[u8], statement: &[u8]) -> Bytes {
     })
 }
 
+/// Parse ('P') of a named statement with the given parameter type oids.
+pub fn parse_typed(statement: &[u8], sql: &[u8], types: &[u32]) -> Bytes {
+    frame(b'P', |b| {
+        put_cstr(b, statement);
+        put_cstr(b, sql);
+        b.put_i16(types.len() as i16);
+        for t in types {
+            b.put_u32(*t);
+        }
+    })
+}
+
+/// Bind ('B') of a named statement with binary parameters, text results.
+pub fn bind_binary(portal: &[u8], statement: &[u8], params: &[&[u8]]) -> Bytes {
+    frame(b'B', |b| {
+        put_cstr(b, portal);
+        put_cstr(b, statement);
+        b.put_i16(1);
+        b.put_i16(1);
+        b.put_i16(params.len() as i16);
+        for p in params {
+            b.put_i32(p.len() as i32);
+            b.put_slice(p);
+        }
+        b.put_i16(0);
+    })
+}
+
+/// Sync ('S').
+pub fn sync() -> Bytes {
+    frame(b'S', |_| {})
+}
+
 /// Execute ('E') of a portal, all rows.
 pub fn execute(portal: &[u8]) -> Bytes {
     frame(b'E', |b| {

@@ -95,10 +95,12 @@ pub(super) fn scan_client(
             before: Bytes::new(),
             after,
         });
+        let mut with_parse = false;
         if let (Some(signer), Some(plan)) = (signer, plan) {
-            marker = Some(injection(t, signer, plan, at));
+            let (injected, parse) = injection(t, signer, plan, at);
+            (marker, with_parse) = (Some(injected), parse);
             if !plan.form.after() {
-                t.marker_sent(plan.form);
+                t.marker_sent(plan.form, with_parse);
             }
         }
         if let Some(text) = statement_text(frame.tag, frame.body) {
@@ -112,7 +114,7 @@ pub(super) fn scan_client(
         }
         if let Some(plan) = plan.filter(|p| p.form.after()) {
             // Its answers come after the client frame's.
-            t.marker_sent(plan.form);
+            t.marker_sent(plan.form, with_parse);
             if plan.form == MarkerForm::WrappedCopy {
                 let end = copy_end(t, signer, plan);
                 t.set_copy_end(end);
@@ -145,33 +147,54 @@ fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
 /// pgtrail's attribution marker for the client frame at offset `at`, as
 /// `plan` says (`tracker::internal`): the bytes that go before and after
 /// the frame.
-fn injection(t: &Tracker, signer: &MarkerSigner, plan: MarkerPlan, at: usize) -> Injection {
-    let sql = signer.statement_sql(&marker_of(t, plan));
+/// The marker goes as Bind, Execute and Close of a portal of the session's
+/// marker statement (Parse first, once per session, `PREPARED_SQL`), plus a
+/// Sync where the client's turn is the simple protocol's; a wrapped write's
+/// as a Query string in its block. Also says whether it prepares the
+/// statement.
+fn injection(
+    t: &mut Tracker,
+    signer: &MarkerSigner,
+    plan: MarkerPlan,
+    at: usize,
+) -> (Injection, bool) {
+    let marker = marker_of(t, plan);
+    let wrapped = matches!(plan.form, MarkerForm::Wrapped | MarkerForm::WrappedCopy);
+    let parse = !wrapped && t.marker_parse_needed();
     let name = MARKER_STATEMENT;
-    let extended = || -> Bytes {
-        let frames = [
-            build::parse(name, sql.as_bytes()),
-            build::bind(name, name),
-            build::execute(name),
-            build::close_portal(name),
-            build::close_statement(name),
-        ];
+    let prepared = |sync: bool| -> Bytes {
+        let content = signer.sign(&marker);
+        let mut frames = Vec::with_capacity(5);
+        if parse {
+            let sql = MarkerSigner::PREPARED_SQL.as_bytes();
+            frames.push(build::parse_typed(name, sql, &[BYTEA]));
+        }
+        frames.push(build::bind_binary(name, name, &[&content]));
+        frames.push(build::execute(name));
+        frames.push(build::close_portal(name));
+        if sync {
+            frames.push(build::sync());
+        }
         frames.concat().into()
     };
     let (before, after): (Bytes, Bytes) = match plan.form {
-        MarkerForm::Simple => (build::query(sql.as_bytes()), Bytes::new()),
-        MarkerForm::Extended => (extended(), Bytes::new()),
-        MarkerForm::SimpleAfter => (Bytes::new(), build::query(sql.as_bytes())),
-        MarkerForm::ExtendedAfter => (Bytes::new(), extended()),
+        MarkerForm::Simple => (prepared(true), Bytes::new()),
+        MarkerForm::Extended => (prepared(false), Bytes::new()),
+        MarkerForm::SimpleAfter => (Bytes::new(), prepared(true)),
+        MarkerForm::ExtendedAfter => (Bytes::new(), prepared(false)),
         MarkerForm::Wrapped => {
+            let sql = signer.statement_sql(&marker);
             let after = [build::query(sql.as_bytes()), build::query(b"COMMIT")];
             (build::query(b"BEGIN"), after.concat().into())
         }
         // The end goes after the client's CopyDone (`Tracker::set_copy_end`).
         MarkerForm::WrappedCopy => (build::query(b"BEGIN"), Bytes::new()),
     };
-    Injection { at, before, after }
+    (Injection { at, before, after }, parse)
 }
+
+/// The type oid of `bytea`.
+const BYTEA: u32 = 17;
 
 /// The marker and `COMMIT` that end a wrapped COPY's block.
 fn copy_end(t: &Tracker, signer: Option<&MarkerSigner>, plan: MarkerPlan) -> Bytes {

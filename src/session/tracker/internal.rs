@@ -34,12 +34,13 @@ pub enum Route {
 /// One of pgtrail's messages the server will answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
-    /// A Query string: its results, then ReadyForQuery.
-    Query,
     Parse,
     Bind,
     Execute,
     Close,
+    /// pgtrail's own Sync (a marker sent in the simple protocol's turn):
+    /// answered with ReadyForQuery.
+    Sync,
 }
 
 /// How a marker goes to the server: a Query in the simple protocol (the
@@ -211,22 +212,30 @@ impl Tracker {
                 .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }))
     }
 
-    /// The marker chosen by `marker_for` goes out: called before the client
-    /// frame is fed for a marker that goes before it, after for one that
-    /// goes after it, so its answers are expected in that order.
-    pub fn marker_sent(&mut self, form: MarkerForm) {
+    /// Whether the marker being built must prepare the session's marker
+    /// statement first; from now on it counts as prepared.
+    pub fn marker_parse_needed(&mut self) -> bool {
+        !std::mem::replace(&mut self.marker_prepared, true)
+    }
+
+    /// The marker chosen by `marker_for` goes out (`with_parse`: as
+    /// `marker_parse_needed` said): called before the client frame is fed
+    /// for a marker that goes before it, after for one that goes after it,
+    /// so its answers are expected in that order.
+    pub fn marker_sent(&mut self, form: MarkerForm, with_parse: bool) {
         if !form.after() {
             self.may_have_written = false;
         }
+        if with_parse {
+            self.expected.push_back(Expect::Internal(Step::Parse));
+        }
         let steps: &[Step] = match form {
-            MarkerForm::Simple | MarkerForm::SimpleAfter => &[Step::Query],
-            MarkerForm::Extended | MarkerForm::ExtendedAfter => &[
-                Step::Parse,
-                Step::Bind,
-                Step::Execute,
-                Step::Close,
-                Step::Close,
-            ],
+            MarkerForm::Simple | MarkerForm::SimpleAfter => {
+                &[Step::Bind, Step::Execute, Step::Close, Step::Sync]
+            }
+            MarkerForm::Extended | MarkerForm::ExtendedAfter => {
+                &[Step::Bind, Step::Execute, Step::Close]
+            }
             MarkerForm::Wrapped => {
                 self.wrap = Some(super::wrap::Wrap::new());
                 &[]
@@ -266,8 +275,7 @@ impl Tracker {
                 self.internal_failed(body)?;
                 return Ok(Some(Route::Swallow));
             }
-            (Step::Query, b::READY_FOR_QUERY) => true,
-            (Step::Query, _) => false,
+            (Step::Sync, b::READY_FOR_QUERY) => true,
             (Step::Parse, b::PARSE_COMPLETE)
             | (Step::Bind, b::BIND_COMPLETE)
             | (Step::Execute, b::COMMAND_COMPLETE)
@@ -288,6 +296,10 @@ impl Tracker {
     /// aborted by it (its COMMIT will answer ROLLBACK): say so loudly.
     fn internal_failed(&mut self, body: &[u8]) -> Result<(), Malformed> {
         let fields = backend::error_fields(body)?;
+        if matches!(self.expected.front(), Some(Expect::Internal(Step::Parse))) {
+            // The marker statement was not made: prepare it next time.
+            self.marker_prepared = false;
+        }
         if fields.code == IN_FAILED_TRANSACTION {
             // A marker after a statement that failed: the block was
             // already aborted, nothing of the client's changes.
@@ -305,12 +317,10 @@ impl Tracker {
         Ok(())
     }
 
-    /// A Query string still answers ReadyForQuery; the extended protocol
-    /// skips to the client's Sync.
+    /// The server skips the rest up to the next Sync, the client's or
+    /// pgtrail's own.
     fn skip_internal_after_error(&mut self) {
-        if !matches!(self.expected.front(), Some(Expect::Internal(Step::Query))) {
-            self.skip_to_sync();
-        }
+        self.skip_to_sync();
     }
 }
 

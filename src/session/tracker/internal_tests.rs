@@ -29,15 +29,19 @@ fn simple_commit_of_a_block_gets_a_marker_and_its_answers_are_swallowed() {
     assert_eq!(form(&mut t, b'Q', &cstr("SELECT 1")), None);
     let commit = cstr("COMMIT");
     assert_eq!(form(&mut t, b'Q', &commit), Some(MarkerForm::Simple));
-    t.marker_sent(MarkerForm::Simple);
+    // The session's first marker prepares the marker statement.
+    assert!(t.marker_parse_needed());
+    t.marker_sent(MarkerForm::Simple, true);
     t.client_frame(b'Q', &commit, now).unwrap();
     let routes = run(
         &mut t,
         &[
-            (b'T', b"\0\0"),
+            (b'1', b""),
+            (b'2', b""),
             (b'D', b"\0\0"),
             (b'A', b"\0\0\0\x01x\0\0"),
             (b'C', &cstr("SELECT 1")),
+            (b'3', b""),
             (b'Z', Z_BLOCK),
             (b'C', &cstr("COMMIT")),
             (b'Z', Z_IDLE),
@@ -46,8 +50,9 @@ fn simple_commit_of_a_block_gets_a_marker_and_its_answers_are_swallowed() {
     use Route::{Client, Swallow};
     assert_eq!(
         routes,
-        [Swallow, Swallow, Client, Swallow, Swallow, Client, Client]
+        [Swallow, Swallow, Swallow, Client, Swallow, Swallow, Swallow, Client, Client]
     );
+    assert!(!t.marker_parse_needed(), "prepared once per session");
     let texts: Vec<_> = statements(&mut t).into_iter().map(|s| s.text).collect();
     assert_eq!(texts, ["BEGIN", "COMMIT"]);
 }
@@ -62,7 +67,9 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
         t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
         t.client_frame(b'E', &execute("", 0), now).unwrap();
         assert_eq!(form(&mut t, b'S', b""), Some(MarkerForm::Extended));
-        t.marker_sent(MarkerForm::Extended);
+        let parse = t.marker_parse_needed();
+        assert_eq!(parse, round == 0);
+        t.marker_sent(MarkerForm::Extended, parse);
         t.client_frame(b'S', b"", now).unwrap();
         let routes = if round == 0 {
             run(
@@ -75,7 +82,6 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
                     (b'2', b""),
                     (b'D', b"\0\x01\xff\xff\xff\xff"),
                     (b'C', &cstr("SELECT 1")),
-                    (b'3', b""),
                     (b'3', b""),
                     (b'Z', Z_IDLE),
                 ],
@@ -93,7 +99,7 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
             )
         };
         let swallowed = routes.iter().filter(|r| **r == Route::Swallow).count();
-        assert_eq!(swallowed, if round == 0 { 6 } else { 0 });
+        assert_eq!(swallowed, if round == 0 { 5 } else { 0 });
         let events = statements(&mut t);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].failure.is_some(), round == 1);
@@ -167,7 +173,7 @@ fn a_wrapped_write_shows_its_own_answers_once_the_commit_is_done() {
     for commit_fails in [false, true] {
         let mut t = tracker();
         assert_eq!(form(&mut t, b'Q', &insert), Some(MarkerForm::Wrapped));
-        t.marker_sent(MarkerForm::Wrapped);
+        t.marker_sent(MarkerForm::Wrapped, false);
         t.client_frame(b'Q', &insert, now).unwrap();
         let done: (u8, Vec<u8>) = match commit_fails {
             false => (b'C', cstr("COMMIT")),
@@ -255,7 +261,7 @@ fn a_wrapped_query_string_releases_each_result_but_the_last_at_once() {
     assert_eq!(plan.form, MarkerForm::Wrapped);
     // Two statements may write: the end marker names neither.
     assert_eq!(plan.boundary, Boundary::End(None));
-    t.marker_sent(MarkerForm::Wrapped);
+    t.marker_sent(MarkerForm::Wrapped, false);
     t.client_frame(b'Q', &text, now).unwrap();
     let routes = run(
         &mut t,
@@ -322,7 +328,7 @@ fn a_wrapped_copy_ends_its_block_after_copy_done_or_from_the_server_side() {
         let copy = cstr("COPY t FROM STDIN");
         assert_eq!(form(&mut t, b'Q', &copy), Some(MarkerForm::WrappedCopy));
         t.client_frame(b'Q', &copy, now).unwrap();
-        t.marker_sent(MarkerForm::WrappedCopy);
+        t.marker_sent(MarkerForm::WrappedCopy, false);
         t.set_copy_end(bytes::Bytes::from_static(b"end"));
         run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
         if started {
@@ -350,4 +356,35 @@ fn a_wrapped_copy_ends_its_block_after_copy_done_or_from_the_server_side() {
         assert_eq!(events[0].failure.is_some(), !started);
         assert!(t.is_idle());
     }
+}
+
+#[test]
+fn the_marker_statement_is_prepared_again_after_discard_all_or_a_skipped_parse() {
+    let now = Instant::now();
+    let mut t = tracker();
+    assert!(t.marker_parse_needed());
+    assert!(!t.marker_parse_needed());
+    t.client_frame(b'Q', &cstr("DISCARD ALL"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("DISCARD ALL")), (b'Z', Z_IDLE)]);
+    assert!(t.marker_parse_needed(), "DISCARD ALL dropped it");
+    // An error before pgtrail's Parse in a pipeline: the server skips it.
+    let mut t = tracker();
+    t.client_frame(b'P', &parse("", "INSERT INTO t VALUES (1)"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    assert_eq!(form(&mut t, b'S', b""), Some(MarkerForm::Extended));
+    assert!(t.marker_parse_needed());
+    t.marker_sent(MarkerForm::Extended, true);
+    t.client_frame(b'S', b"", now).unwrap();
+    run(
+        &mut t,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'E', &error("23505", None)),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    assert!(t.marker_parse_needed(), "the skipped Parse made nothing");
 }

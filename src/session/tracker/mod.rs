@@ -88,6 +88,8 @@ pub struct Tracker {
     wrap: Option<wrap::Wrap>,
     /// Markers after statements that may write, not only at the end.
     statement_markers: bool,
+    /// The session's marker statement exists on the server.
+    marker_prepared: bool,
     /// pgtrail's bytes for the server, asked for by the server side
     /// (`wrap.rs`), taken by the relay.
     upstream: Option<bytes::Bytes>,
@@ -121,6 +123,7 @@ impl Tracker {
             wrap: None,
             statement_markers: true,
             upstream: None,
+            marker_prepared: false,
             writes: writes::Writes::default(),
             internal: Arc::default(),
         }
@@ -184,12 +187,11 @@ impl Tracker {
             return false;
         }
         match self.expected.front() {
-            Some(
-                Expect::Simple { .. }
-                | Expect::FunctionCall { .. }
-                | Expect::Internal(internal::Step::Query),
-            ) => true,
-            _ => self.expected.iter().any(|e| matches!(e, Expect::Sync)),
+            Some(Expect::Simple { .. } | Expect::FunctionCall { .. }) => true,
+            _ => self
+                .expected
+                .iter()
+                .any(|e| matches!(e, Expect::Sync | Expect::Internal(internal::Step::Sync))),
         }
     }
 
@@ -228,6 +230,10 @@ impl Tracker {
             tag::backend::DATA_ROW => self.rows_seen += 1,
             tag::backend::COMMAND_COMPLETE => {
                 let tag = backend::command_tag(body)?;
+                if tag == b"DEALLOCATE ALL" || tag == b"DISCARD ALL" {
+                    // pgtrail's marker statement went with the client's.
+                    self.marker_prepared = false;
+                }
                 self.complete(now, Some(tag), None);
             }
             tag::backend::PORTAL_SUSPENDED => self.complete(now, None, None),

@@ -201,11 +201,16 @@ impl Tracker {
                 | Expect::Close
                 | Expect::Execute { .. }
                 | Expect::Internal(Step::Parse | Step::Bind | Step::Execute | Step::Close) => {
-                    if let Some(Expect::Parse { name, previous, .. }) = self.expected.pop_front() {
-                        match previous {
-                            Some(p) => self.prepared.insert(name, p),
-                            None => self.prepared.remove(&name),
-                        };
+                    match self.expected.pop_front() {
+                        Some(Expect::Parse { name, previous, .. }) => {
+                            match previous {
+                                Some(p) => self.prepared.insert(name, p),
+                                None => self.prepared.remove(&name),
+                            };
+                        }
+                        // The server skipped pgtrail's Parse too.
+                        Some(Expect::Internal(Step::Parse)) => self.marker_prepared = false,
+                        _ => {}
                     }
                 }
                 _ => break,
