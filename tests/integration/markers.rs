@@ -108,6 +108,22 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     let err = c.batch_execute("SELECT 1/0").await.unwrap_err();
     assert_eq!(err.code().map(|s| s.code()), Some("22012"));
     c.batch_execute("COMMIT").await.unwrap();
+    // An autocommit pipeline: three Executes, each with its Sync, in flight
+    // at once; each transaction gets its own marker.
+    let insert = c.prepare("INSERT INTO t VALUES ($1)").await.unwrap();
+    let (p1, p2, p3) = (
+        "piped-1".to_string(),
+        "piped-2".to_string(),
+        "piped-3".to_string(),
+    );
+    type Param<'a> = [&'a (dyn tokio_postgres::types::ToSql + Sync); 1];
+    let (a1, a2, a3): (Param, Param, Param) = ([&p1], [&p2], [&p3]);
+    let (r1, r2, r3) = tokio::join!(
+        c.execute(&insert, &a1),
+        c.execute(&insert, &a2),
+        c.execute(&insert, &a3),
+    );
+    assert_eq!((r1.unwrap(), r2.unwrap(), r3.unwrap()), (1, 1, 1));
     // Autocommit writes as Query strings: wrapped in a block of pgtrail's.
     c.batch_execute("INSERT INTO t VALUES ('simple-autocommit')")
         .await
@@ -139,6 +155,9 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         [
             "extended-block",
             "extended-implicit",
+            "piped-1",
+            "piped-2",
+            "piped-3",
             "simple-autocommit",
             "simple-block"
         ]
@@ -192,9 +211,9 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         .await
         .unwrap();
     let writing: Vec<&Decoded> = txns.iter().filter(|t| !t.inserted.is_empty()).collect();
-    // Three through the extended protocol or blocks, three wrapped (the
-    // INSERT, the UPDATE that changed a row, the COPY).
-    assert_eq!(writing.len(), 6, "{txns:?}");
+    // Three through the extended protocol or blocks, three pipelined,
+    // three wrapped (the INSERT, the UPDATE that changed a row, the COPY).
+    assert_eq!(writing.len(), 9, "{txns:?}");
     assert!(
         txns.iter()
             .filter(|t| t.inserted.is_empty())
@@ -250,7 +269,7 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     let statements_count = statements(&records).len();
     assert_eq!(
         statements_count,
-        25,
+        28,
         "{:#?}",
         statements(&records)
             .iter()

@@ -96,6 +96,7 @@ impl Tracker {
     /// and what it says. Called once per frame, before `client_frame`; it
     /// also notes the statements that may write (`writes.rs`).
     pub fn marker_for(&mut self, tag: u8, body: &[u8]) -> Option<MarkerPlan> {
+        self.marker_txn = None;
         match tag {
             tag::frontend::QUERY => self.query_marker(frontend::query(body).ok()?),
             tag::frontend::EXECUTE => {
@@ -104,11 +105,7 @@ impl Tracker {
                 self.execute_marker(&text, e.max_rows)
             }
             // The Sync that ends an implicit transaction which may have written.
-            tag::frontend::SYNC => {
-                let implicit = self.txn_status == TxnStatus::Idle;
-                (implicit && self.may_have_written && self.one_transaction_in_flight())
-                    .then(|| self.end_plan(MarkerForm::Extended))
-            }
+            tag::frontend::SYNC => self.sync_marker(),
             _ => None,
         }
     }
@@ -183,6 +180,52 @@ impl Tracker {
         plan
     }
 
+    /// The Sync that ends an implicit transaction which may have written,
+    /// also behind other batches of a pipeline: their transactions open
+    /// first, one per batch with an Execute, so this one's id is known.
+    /// Behind other batches the marker names the transaction only.
+    fn sync_marker(&mut self) -> Option<MarkerPlan> {
+        let implicit = self.txn_status == TxnStatus::Idle;
+        if !implicit || !self.may_have_written || self.copy_in_batch {
+            return None;
+        }
+        let (batches, new) = self.batches_ahead()?;
+        if batches == 0 {
+            return Some(self.end_plan(MarkerForm::Extended));
+        }
+        self.marker_txn = Some(self.transactions.after_new(new));
+        Some(MarkerPlan {
+            form: MarkerForm::Extended,
+            boundary: Boundary::End(None),
+        })
+    }
+
+    /// The pipeline's batches ahead (ended by a Sync in flight), and how many
+    /// of them will open a transaction of their own; `None` when one may
+    /// start or end a block, or a Query string is in flight.
+    fn batches_ahead(&self) -> Option<(u32, u32)> {
+        let (mut batches, mut new, mut pending) = (0, 0, false);
+        for e in &self.expected {
+            match e {
+                Expect::Simple { .. } | Expect::FunctionCall { .. } => return None,
+                Expect::Execute { text, .. } => {
+                    if words::ends_transaction(text) || words::begins_block(text) {
+                        return None;
+                    }
+                    pending = true;
+                }
+                Expect::Sync => {
+                    // The front batch may be open already: its answers began.
+                    let opened = batches == 0 && self.transactions.is_open();
+                    new += u32::from(pending && !opened);
+                    (batches, pending) = (batches + 1, false);
+                }
+                _ => {}
+            }
+        }
+        Some((batches, new))
+    }
+
     fn end_plan(&self, form: MarkerForm) -> MarkerPlan {
         MarkerPlan {
             form,
@@ -254,7 +297,8 @@ impl Tracker {
     /// The transaction a marker sent now lands in: the open one, or the
     /// next (nothing in flight can open another first: see `marker_before`).
     pub fn marker_transaction(&self) -> uuid::Uuid {
-        self.transactions.current_or_next()
+        self.marker_txn
+            .unwrap_or_else(|| self.transactions.current_or_next())
     }
 
     /// A server frame while pgtrail's own message is at the front: `None`
@@ -391,6 +435,12 @@ mod words {
             && !text
                 .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
                 .any(|w| eq(w, b"to"))
+    }
+
+    /// `BEGIN` or `START TRANSACTION`.
+    pub fn begins_block(text: &[u8]) -> bool {
+        let (first, _) = leading_words(text);
+        eq(first, b"begin") || eq(first, b"start")
     }
 
     /// `COPY`, whose Execute may start COPY IN.

@@ -108,7 +108,7 @@ fn implicit_write_gets_a_marker_before_sync_and_an_error_skips_it() {
 }
 
 #[test]
-fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
+fn no_marker_for_reads_copies_or_aborted_blocks_and_a_pipeline_predicted() {
     let mut t = tracker();
     let now = Instant::now();
     // A read before Sync.
@@ -117,12 +117,16 @@ fn no_marker_for_reads_copies_aborted_blocks_or_several_transactions() {
     t.client_frame(b'E', &execute("", 0), now).unwrap();
     assert_eq!(form(&mut t, b'S', b""), None);
     t.client_frame(b'S', b"", now).unwrap();
-    // A write queued behind that Sync: two transactions in flight.
+    // A write queued behind that Sync (a pipeline): its transaction is the
+    // one after the read's, named without a statement.
     t.client_frame(b'P', &parse("", "DELETE FROM t"), now)
         .unwrap();
     t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
     t.client_frame(b'E', &execute("", 0), now).unwrap();
-    assert_eq!(form(&mut t, b'S', b""), None);
+    let plan = t.marker_for(b'S', b"").unwrap();
+    assert_eq!(plan.boundary, Boundary::End(None));
+    let second = t.marker_transaction();
+    assert_eq!(second.as_u128() & 0xffff_ffff, 2, "the read's is 1");
     t.client_frame(b'S', b"", now).unwrap();
     run(
         &mut t,

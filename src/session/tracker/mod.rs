@@ -88,6 +88,9 @@ pub struct Tracker {
     wrap: Option<wrap::Wrap>,
     /// Markers after statements that may write, not only at the end.
     statement_markers: bool,
+    /// The transaction the marker being built lands in, when it is not the
+    /// open or next one (`sync_marker`).
+    marker_txn: Option<uuid::Uuid>,
     /// The session's marker statement exists on the server.
     marker_prepared: bool,
     /// pgtrail's bytes for the server, asked for by the server side
@@ -124,6 +127,7 @@ impl Tracker {
             statement_markers: true,
             upstream: None,
             marker_prepared: false,
+            marker_txn: None,
             writes: writes::Writes::default(),
             internal: Arc::default(),
         }

@@ -131,6 +131,17 @@ impl Transactions {
         }
     }
 
+    /// The id of the transaction that opens after `new` more have opened
+    /// (the batches of a pipeline ahead of the one asking).
+    pub fn after_new(&self, new: u32) -> uuid::Uuid {
+        let n = self.count.wrapping_add(new).wrapping_add(1);
+        uuid::Uuid::from_u128((self.base & !0xffff_ffff) | u128::from(n))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// ReadyForQuery: at `I` nothing is open any more.
     pub fn ready(
         &mut self,
