@@ -1,13 +1,15 @@
 //! pgtrail's own messages on a client's connection: the attribution
-//! markers (`cdc::marker`) sent just before a client's transaction ends.
+//! markers (`cdc::marker`), sent after a statement that may write in a
+//! block and just before a client's transaction ends (ARCHITECTURE.md,
+//! "Attribution markers").
 //!
 //! They ride the same FIFO as the client's messages, as `Expect::Internal`
 //! entries, so the server's answers to them are known by position: they
 //! are swallowed (never reach the client, never become records), an error
 //! earlier in a pipeline skips them as the server does, and the client's
 //! own answers around them are untouched. Where the transaction a marker
-//! would land in cannot be told from here (several Syncs or Query strings
-//! in flight), no marker is sent.
+//! would land in cannot be told from here (a Query string in flight, a
+//! batch ahead that starts or ends a block), no marker is sent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,11 +45,11 @@ pub(super) enum Step {
     Sync,
 }
 
-/// How a marker goes to the server: a Query in the simple protocol (the
-/// client sent a Query), or Parse/Bind/Execute/Close in the extended one,
-/// which leave the client's unnamed statement and portal alone; before
-/// the client's frame (the transaction ends there) or after it (a statement
-/// that may write, in a block). A write sent as a Query outside a
+/// How a marker goes to the server: Bind/Execute/Close of the session's
+/// marker statement, with a Sync of pgtrail's when the client's turn is
+/// the simple protocol's (`Simple`), without (`Extended`: the client's Sync
+/// follows); before the client's frame (the transaction ends there) or
+/// after it (a statement that may write, in a block). A write sent as a Query outside a
 /// transaction is wrapped: `BEGIN` before it, the marker and `COMMIT` after
 /// it (`wrap.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
