@@ -30,6 +30,7 @@ use crate::context::ProxyContext;
 use crate::protocol::frame::FrameLimits;
 
 mod end;
+mod inject;
 mod scan;
 use end::{finish, terminate, ClientEnd, End};
 use scan::{scan_client, scan_server};

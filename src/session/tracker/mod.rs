@@ -21,6 +21,7 @@ mod events;
 mod internal;
 mod queue;
 mod txn;
+mod words;
 mod wrap;
 mod writes;
 pub use internal::{InternalStats, MarkerForm, MarkerPlan, Route};

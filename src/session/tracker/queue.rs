@@ -98,8 +98,8 @@ impl Tracker {
                     Some(p) => (p.text.clone(), p.params.clone()),
                     None => (Bytes::new(), None),
                 };
-                self.may_have_written |= super::internal::may_write(&text);
-                self.copy_in_batch |= super::internal::is_copy(&text);
+                self.may_have_written |= super::words::may_write(&text);
+                self.copy_in_batch |= super::words::is_copy(&text);
                 self.expected.push_back(Expect::Execute {
                     text,
                     params,

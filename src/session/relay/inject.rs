@@ -1,0 +1,111 @@
+//! pgtrail's attribution markers as bytes on the wire: what goes before and
+//! after a client frame (`tracker::internal` decides where; `cdc::marker`
+//! signs what they say).
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cdc::marker::{Marker, MarkerSigner};
+use crate::protocol::build;
+use crate::session::tracker::{MarkerForm, MarkerPlan, Tracker};
+
+/// pgtrail's own messages around a client frame: `before` it (at offset
+/// `at` of the run), and `after` it (the run ends with it).
+pub(super) struct Injection {
+    pub(super) at: usize,
+    pub(super) before: Bytes,
+    pub(super) after: Bytes,
+}
+
+impl Injection {
+    /// The run's frames with the injection in place.
+    pub(super) fn around(&self, frames: &[u8]) -> BytesMut {
+        let len = frames.len() + self.before.len() + self.after.len();
+        let mut out = BytesMut::with_capacity(len);
+        out.extend_from_slice(&frames[..self.at]);
+        out.extend_from_slice(&self.before);
+        out.extend_from_slice(&frames[self.at..]);
+        out.extend_from_slice(&self.after);
+        out
+    }
+}
+
+/// What a marker sent now says, as `plan` has it.
+fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
+    let session = t.session();
+    Marker {
+        transaction_id: t.marker_transaction(),
+        boundary: plan.boundary,
+        session_id: session.session_id.clone(),
+        user: session.user.clone(),
+        db_role: session.db_role.clone(),
+        client_addr: session.client_addr.to_string(),
+        application_name: t.application_name().to_string(),
+    }
+}
+
+/// pgtrail's attribution marker for the client frame at offset `at`, as
+/// `plan` says (`tracker::internal`): the bytes that go before and after
+/// the frame. The marker goes as Bind, Execute and Close of a portal of the session's
+/// marker statement (Parse first, once per session, `PREPARED_SQL`), plus a
+/// Sync where the client's turn is the simple protocol's; a wrapped write's
+/// as a Query string in its block. Also says whether it prepares the
+/// statement.
+pub(super) fn injection(
+    t: &mut Tracker,
+    signer: &MarkerSigner,
+    plan: MarkerPlan,
+    at: usize,
+) -> (Injection, bool) {
+    let marker = marker_of(t, plan);
+    let wrapped = matches!(plan.form, MarkerForm::Wrapped | MarkerForm::WrappedCopy);
+    let parse = !wrapped && t.marker_parse_needed();
+    let name = MARKER_STATEMENT;
+    let prepared = |sync: bool| -> Bytes {
+        let content = signer.sign(&marker);
+        let mut frames = Vec::with_capacity(5);
+        if parse {
+            let sql = MarkerSigner::PREPARED_SQL.as_bytes();
+            frames.push(build::parse_typed(name, sql, &[BYTEA]));
+        }
+        frames.push(build::bind_binary(name, name, &[&content]));
+        frames.push(build::execute(name));
+        frames.push(build::close_portal(name));
+        if sync {
+            frames.push(build::sync());
+        }
+        frames.concat().into()
+    };
+    let (before, after): (Bytes, Bytes) = match plan.form {
+        MarkerForm::Simple => (prepared(true), Bytes::new()),
+        MarkerForm::Extended => (prepared(false), Bytes::new()),
+        MarkerForm::SimpleAfter => (Bytes::new(), prepared(true)),
+        MarkerForm::ExtendedAfter => (Bytes::new(), prepared(false)),
+        MarkerForm::Wrapped => {
+            let sql = signer.statement_sql(&marker);
+            let after = [build::query(sql.as_bytes()), build::query(b"COMMIT")];
+            (build::query(b"BEGIN"), after.concat().into())
+        }
+        // The end goes after the client's CopyDone (`Tracker::set_copy_end`).
+        MarkerForm::WrappedCopy => (build::query(b"BEGIN"), Bytes::new()),
+    };
+    (Injection { at, before, after }, parse)
+}
+
+/// The type oid of `bytea`.
+const BYTEA: u32 = 17;
+
+/// The marker and `COMMIT` that end a wrapped COPY's block.
+pub(super) fn copy_end(t: &Tracker, signer: Option<&MarkerSigner>, plan: MarkerPlan) -> Bytes {
+    let Some(signer) = signer else {
+        return Bytes::new();
+    };
+    let sql = signer.statement_sql(&marker_of(t, plan));
+    [build::query(sql.as_bytes()), build::query(b"COMMIT")]
+        .concat()
+        .into()
+}
+
+/// The statement and portal name of the extended-protocol marker: a
+/// control character no client names its statements with, so it never
+/// meets one of theirs.
+const MARKER_STATEMENT: &[u8] = b"\x01pgtrail_marker";

@@ -1,0 +1,220 @@
+//! The leading words of a statement, enough to tell a transaction's end,
+//! statements that only read, and Query strings worth wrapping
+//! (`internal.rs`, `wrap.rs`).
+
+/// `COMMIT`, `END`, `PREPARE TRANSACTION` (not `PREPARE name AS`).
+pub fn ends_transaction(text: &[u8]) -> bool {
+    let (first, second) = leading_words(text);
+    eq(first, b"commit") || eq(first, b"end") || eq(first, b"prepare") && eq(second, b"transaction")
+}
+
+/// One statement (semicolons inside quotes and bodies do not count).
+pub fn single_statement(text: &[u8]) -> bool {
+    !text.contains(&b';') || crate::sql::lex::statement_ranges(text).len() == 1
+}
+
+/// One `INSERT`, `UPDATE`, `DELETE` or `MERGE` (or a `WITH` naming one
+/// of them).
+fn is_dml(text: &[u8]) -> bool {
+    const DML: &[&[u8]] = &[b"insert", b"update", b"delete", b"merge"];
+    let (first, _) = leading_words(text);
+    DML.iter().any(|w| eq(first, w))
+        || eq(first, b"with")
+            && text
+                .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .any(|w| DML.iter().any(|d| eq(w, d)))
+}
+
+/// A Query string worth wrapping in a transaction (`wrap.rs`): DML
+/// statements, and reads beside them, at least one DML. Nothing that
+/// cannot run in a block or behaves otherwise there (`VACUUM`, `CALL` of
+/// a procedure that commits, transaction control, `COPY` and its copy
+/// mode) qualifies. `Some` with the index of the one statement that may
+/// write, if there is one.
+pub fn wrappable(text: &[u8]) -> Option<Option<u32>> {
+    const READS: &[&[u8]] = &[b"select", b"values", b"table"];
+    if single_statement(text) {
+        return is_dml(text).then_some(Some(0));
+    }
+    let mut writers = Vec::new();
+    for (i, range) in crate::sql::lex::statement_ranges(text)
+        .into_iter()
+        .enumerate()
+    {
+        let s = &text[range];
+        if is_dml(s) || READS.iter().any(|r| eq(leading_words(s).0, r)) {
+            if may_write(s) {
+                writers.push(i as u32);
+            }
+        } else {
+            return None;
+        }
+    }
+    let dml = !writers.is_empty();
+    dml.then(|| (writers.len() == 1).then(|| writers[0]))
+}
+
+/// One `COPY ... FROM` statement (from the client or a server file).
+pub fn is_copy_from(text: &[u8]) -> bool {
+    is_copy(text)
+        && single_statement(text)
+        && text
+            .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .any(|w| eq(w, b"from"))
+        && !text
+            .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .any(|w| eq(w, b"to"))
+}
+
+/// `BEGIN` or `START TRANSACTION`.
+pub fn begins_block(text: &[u8]) -> bool {
+    let (first, _) = leading_words(text);
+    eq(first, b"begin") || eq(first, b"start")
+}
+
+/// `COPY`, whose Execute may start COPY IN.
+pub fn is_copy(text: &[u8]) -> bool {
+    eq(leading_words(text).0, b"copy")
+}
+
+/// Anything but the statements that cannot change a table's rows. A
+/// `SELECT` (`VALUES`, `TABLE`) can only through a function: it counts
+/// as a read when its text calls none (no parenthesis). A view whose
+/// definition calls a function that writes is the case this misses.
+pub fn may_write(text: &[u8]) -> bool {
+    const NEVER: &[&[u8]] = &[
+        b"show",
+        b"begin",
+        b"start",
+        b"set",
+        b"reset",
+        b"savepoint",
+        b"release",
+        b"rollback",
+        b"abort",
+        b"commit",
+        b"end",
+        b"listen",
+        b"unlisten",
+        b"deallocate",
+        b"discard",
+        b"close",
+        b"prepare",
+    ];
+    const UNLESS_CALLING: &[&[u8]] = &[b"select", b"values", b"table"];
+    let (first, _) = leading_words(text);
+    if first.is_empty() || NEVER.iter().any(|r| eq(first, r)) {
+        return false;
+    }
+    !UNLESS_CALLING.iter().any(|r| eq(first, r)) || text.contains(&b'(')
+}
+
+fn eq(word: &[u8], lower: &[u8]) -> bool {
+    word.eq_ignore_ascii_case(lower)
+}
+
+/// The first two words, after spaces, comments and opening parentheses.
+fn leading_words(text: &[u8]) -> (&[u8], &[u8]) {
+    let (first, rest) = word(text);
+    (first, word(rest).0)
+}
+
+fn word(text: &[u8]) -> (&[u8], &[u8]) {
+    let start = skip_noise(text);
+    let t = &text[start..];
+    let len = t
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .unwrap_or(t.len());
+    (&t[..len], &t[len..])
+}
+
+fn skip_noise(t: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match t.get(i..) {
+            Some([b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'(', ..]) => i += 1,
+            Some([b'-', b'-', ..]) => {
+                i += t[i..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .unwrap_or(t.len() - i)
+            }
+            Some([b'/', b'*', ..]) => i += block_comment(&t[i..]),
+            _ => return i,
+        }
+    }
+}
+
+/// The length of a (nested) block comment at the start of `t`.
+fn block_comment(t: &[u8]) -> usize {
+    let (mut depth, mut i) = (0usize, 0);
+    while i + 1 < t.len() {
+        match &t[i..i + 2] {
+            b"/*" => (depth, i) = (depth + 1, i + 2),
+            b"*/" => {
+                (depth, i) = (depth - 1, i + 2);
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    t.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_ends() {
+        for t in [
+            "COMMIT",
+            " commit;",
+            "END",
+            "/* x /* y */ */ COMMIT",
+            "-- c\nEND WORK",
+            "PREPARE TRANSACTION 'a'",
+        ] {
+            assert!(ends_transaction(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "COMMITTED",
+            "PREPARE q AS SELECT 1",
+            "ROLLBACK",
+            "",
+            "/* COMMIT",
+        ] {
+            assert!(!ends_transaction(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn writes() {
+        for t in [
+            "INSERT INTO t VALUES (1)",
+            "(  update t set a = 1)",
+            "WITH d AS (DELETE FROM t) SELECT 1",
+            "COPY t FROM STDIN",
+            "CALL p()",
+            "MERGE INTO t",
+            "SELECT f(1)",
+            "FETCH 10 FROM c",
+        ] {
+            assert!(may_write(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "SELECT 1",
+            " select * from t",
+            "SHOW x",
+            "BEGIN",
+            "",
+            "-- only a comment",
+            "SELECT abalance FROM a WHERE aid = 3",
+        ] {
+            assert!(!may_write(t.as_bytes()), "{t}");
+        }
+    }
+}
