@@ -33,7 +33,7 @@ impl Injection {
 fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
     let session = t.session();
     Marker {
-        transaction_id: t.marker_transaction(),
+        transaction_id: plan.transaction_id,
         boundary: plan.boundary,
         session_id: session.session_id.clone(),
         user: session.user.clone(),

@@ -82,6 +82,8 @@ impl MarkerForm {
 pub struct MarkerPlan {
     pub form: MarkerForm,
     pub boundary: Boundary,
+    /// The transaction it lands in.
+    pub transaction_id: uuid::Uuid,
 }
 
 /// Counts of pgtrail's own statements, for `/metrics`.
@@ -98,16 +100,27 @@ impl Tracker {
     /// and what it says. Called once per frame, before `client_frame`; it
     /// also notes the statements that may write (`writes.rs`).
     pub fn marker_for(&mut self, tag: u8, body: &[u8]) -> Option<MarkerPlan> {
-        self.marker_txn = None;
         match tag {
             tag::frontend::QUERY => self.query_marker(frontend::query(body).ok()?),
             tag::frontend::EXECUTE => {
                 let e = frontend::execute(body).ok()?;
                 let text = self.portals.get(e.portal)?.shared_text();
-                self.execute_marker(&text, e.max_rows)
+                let may_write = words::may_write(&text);
+                let plan = self.execute_marker(&text, may_write, e.max_rows);
+                // What the batch's Sync will go by (after this Execute's
+                // own plan, which goes by the Executes before it).
+                self.may_have_written |= may_write;
+                self.copy_in_batch |= words::is_copy(&text);
+                plan
             }
-            // The Sync that ends an implicit transaction which may have written.
-            tag::frontend::SYNC => self.sync_marker(),
+            // The Sync that ends an implicit transaction which may have
+            // written; the next batch starts afresh.
+            tag::frontend::SYNC => {
+                let plan = self.sync_marker();
+                self.may_have_written = false;
+                self.copy_in_batch = false;
+                plan
+            }
             _ => None,
         }
     }
@@ -127,16 +140,10 @@ impl Tracker {
         }
         if status == TxnStatus::Idle && quiet {
             if words::is_copy_from(text) {
-                return Some(MarkerPlan {
-                    form: MarkerForm::WrappedCopy,
-                    boundary: Boundary::End(Some(0)),
-                });
+                return Some(self.plan(MarkerForm::WrappedCopy, Boundary::End(Some(0))));
             }
             let wrap = words::wrappable(text);
-            return wrap.map(|writer| MarkerPlan {
-                form: MarkerForm::Wrapped,
-                boundary: Boundary::End(writer),
-            });
+            return wrap.map(|writer| self.plan(MarkerForm::Wrapped, Boundary::End(writer)));
         }
         let single = words::single_statement(text);
         if !words::may_write(text) && single {
@@ -148,9 +155,11 @@ impl Tracker {
             && quiet
             && single
             && !words::is_copy(text);
-        let plan = marked.then(|| MarkerPlan {
-            form: MarkerForm::SimpleAfter,
-            boundary: Boundary::After(self.writes.exact_after(index)),
+        let plan = marked.then(|| {
+            self.plan(
+                MarkerForm::SimpleAfter,
+                Boundary::After(self.writes.exact_after(index)),
+            )
         });
         let index = (quiet && single).then_some(index);
         self.writes.statement(index, marked);
@@ -158,13 +167,18 @@ impl Tracker {
     }
 
     /// An Execute: the end of a block, or a write in one.
-    fn execute_marker(&mut self, text: &[u8], max_rows: i32) -> Option<MarkerPlan> {
+    fn execute_marker(
+        &mut self,
+        text: &[u8],
+        may_write: bool,
+        max_rows: i32,
+    ) -> Option<MarkerPlan> {
         let usable = self.one_transaction_in_flight() && self.txn_status != TxnStatus::Failed;
         if words::ends_transaction(text) {
             let end = usable && !self.writes.after_marked();
             return end.then(|| self.end_plan(MarkerForm::Extended));
         }
-        if !words::may_write(text) {
+        if !may_write {
             return None;
         }
         let index = usable.then(|| self.statement_index());
@@ -174,9 +188,11 @@ impl Tracker {
             && self.txn_status == TxnStatus::InBlock
             && max_rows == 0
             && !words::is_copy(text);
-        let plan = index.filter(|_| marked).map(|i| MarkerPlan {
-            form: MarkerForm::ExtendedAfter,
-            boundary: Boundary::After(self.writes.exact_after(i)),
+        let plan = index.filter(|_| marked).map(|i| {
+            self.plan(
+                MarkerForm::ExtendedAfter,
+                Boundary::After(self.writes.exact_after(i)),
+            )
         });
         self.writes.statement(index, marked);
         plan
@@ -195,10 +211,9 @@ impl Tracker {
         if batches == 0 {
             return Some(self.end_plan(MarkerForm::Extended));
         }
-        self.marker_txn = Some(self.transactions.after_new(new));
         Some(MarkerPlan {
-            form: MarkerForm::Extended,
-            boundary: Boundary::End(None),
+            transaction_id: self.transactions.after_new(new),
+            ..self.plan(MarkerForm::Extended, Boundary::End(None))
         })
     }
 
@@ -229,9 +244,16 @@ impl Tracker {
     }
 
     fn end_plan(&self, form: MarkerForm) -> MarkerPlan {
+        self.plan(form, Boundary::End(self.writes.single_writer()))
+    }
+
+    /// A plan for a marker in the open transaction, or the next one
+    /// (nothing in flight can open another first).
+    fn plan(&self, form: MarkerForm, boundary: Boundary) -> MarkerPlan {
         MarkerPlan {
             form,
-            boundary: Boundary::End(self.writes.single_writer()),
+            boundary,
+            transaction_id: self.transactions.current_or_next(),
         }
     }
 
@@ -294,13 +316,6 @@ impl Tracker {
             self.expected.push_back(Expect::Internal(*step));
         }
         self.internal.markers_sent.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The transaction a marker sent now lands in: the open one, or the
-    /// next (nothing in flight can open another first: see `marker_before`).
-    pub fn marker_transaction(&self) -> uuid::Uuid {
-        self.marker_txn
-            .unwrap_or_else(|| self.transactions.current_or_next())
     }
 
     /// A server frame while pgtrail's own message is at the front: `None`

@@ -81,7 +81,8 @@ pub struct Tracker {
     /// Between CopyInResponse and ReadyForQuery: the server waits for the
     /// client's COPY data, even after an error.
     copy_in: bool,
-    /// An Execute since the last Sync ran a statement that may write.
+    /// An Execute since the last Sync ran a statement that may write
+    /// (followed by `marker_for`, only while markers are on).
     may_have_written: bool,
     /// An Execute since the last Sync ran a COPY.
     copy_in_batch: bool,
@@ -89,9 +90,6 @@ pub struct Tracker {
     wrap: Option<wrap::Wrap>,
     /// Markers after statements that may write, not only at the end.
     statement_markers: bool,
-    /// The transaction the marker being built lands in, when it is not the
-    /// open or next one (`sync_marker`).
-    marker_txn: Option<uuid::Uuid>,
     /// The session's marker statement exists on the server.
     marker_prepared: bool,
     /// pgtrail's bytes for the server, asked for by the server side
@@ -128,7 +126,6 @@ impl Tracker {
             statement_markers: true,
             upstream: None,
             marker_prepared: false,
-            marker_txn: None,
             writes: writes::Writes::default(),
             internal: Arc::default(),
         }

@@ -98,8 +98,6 @@ impl Tracker {
                     Some(p) => (p.text.clone(), p.params.clone()),
                     None => (Bytes::new(), None),
                 };
-                self.may_have_written |= super::words::may_write(&text);
-                self.copy_in_batch |= super::words::is_copy(&text);
                 self.expected.push_back(Expect::Execute {
                     text,
                     params,
@@ -118,11 +116,7 @@ impl Tracker {
                 };
                 self.expected.push_back(Expect::Close);
             }
-            tag::frontend::SYNC => {
-                self.may_have_written = false;
-                self.copy_in_batch = false;
-                self.expected.push_back(Expect::Sync)
-            }
+            tag::frontend::SYNC => self.expected.push_back(Expect::Sync),
             tag::frontend::FUNCTION_CALL => {
                 let oid = frontend::function_call_oid(body)?;
                 self.expected
