@@ -41,6 +41,28 @@ fn mask_query(s: &str) -> String {
     format!("{path}?{}", params.join("&"))
 }
 
+/// SHA-256 (hex) of the configuration with its secrets left out (role
+/// passwords, ClickHouse and replication passwords, URL passwords): what
+/// lifecycle records name, so an auditor sees that it changed without
+/// learning a secret from the digest.
+pub fn config_digest(c: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let mut c = c.clone();
+    for password in c.auth.role_passwords.values_mut() {
+        password.0.clear();
+    }
+    c.audit.clickhouse.password.0.clear();
+    c.cdc.password.0.clear();
+    c.upstream.url = masked_url(&c.upstream.url);
+    c.audit.clickhouse_url = c.audit.clickhouse_url.as_deref().map(masked_url);
+    // serde_json's maps are sorted, so the text is the same for the same
+    // settings.
+    let text = serde_json::to_value(&c)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_default();
+    crate::audit::chain::signing::hex(&Sha256::digest(&text))
+}
+
 /// Whether the configuration file itself holds a secret.
 pub fn config_holds_secrets(c: &Config) -> bool {
     let in_url = |u: &str| masked_url(u) != u;
@@ -66,6 +88,31 @@ pub fn warn_about_readable_secrets(c: &Config, config_file: Option<&Path>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_digest_changes_with_settings_but_not_with_secrets() {
+        let base = Config::default();
+        let mut secret = base.clone();
+        secret.audit.clickhouse.password.0 = "s3cret".into();
+        secret.upstream.url = "postgres://u:other@localhost:5432/db".into();
+        let mut plain = base.clone();
+        plain.upstream.url = "postgres://u:pw@localhost:5432/db".into();
+        assert_eq!(config_digest(&plain), config_digest(&secret_url(&plain)));
+        assert_eq!(config_digest(&base).len(), 64);
+        let mut changed = base.clone();
+        changed.audit.flush_interval_ms += 1;
+        assert_ne!(config_digest(&base), config_digest(&changed));
+        assert_ne!(config_digest(&base), config_digest(&secret));
+        let mut pw_only = base.clone();
+        pw_only.audit.clickhouse.password.0 = "another".into();
+        assert_eq!(config_digest(&base), config_digest(&pw_only));
+    }
+
+    fn secret_url(c: &Config) -> Config {
+        let mut c = c.clone();
+        c.upstream.url = "postgres://u:different@localhost:5432/db".into();
+        c
+    }
 
     #[test]
     fn masks_passwords_in_urls() {

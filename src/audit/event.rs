@@ -229,6 +229,12 @@ pub enum AuditEvent {
         missing_events: u64,
         reason: String,
     },
+    /// pgtrail's own configuration or users file changed (a reload).
+    Lifecycle {
+        event_type: crate::audit::record::LifecycleEvent,
+        config_digest: String,
+        detail: String,
+    },
 }
 
 #[cfg(test)]

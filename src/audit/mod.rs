@@ -8,12 +8,14 @@
 //! | `writer` | the bounded queue from every session, the writer thread, the failure policy (`policy`) and the gate (`gate`) |
 //! | `build` | event → record: seq, ids, text policy, classification, the acting role |
 //! | `record` | the record types and their JSON encoding |
+//! | `chain` | tamper evidence: each record's `chain` over its canonical bytes, signed checkpoints, the chain's state across restarts |
 //! | `sink` | where records go: the audit file (`jsonl`) and ClickHouse (`clickhouse`: the sinks through memory or the spool, schema, row encoding, sender thread) |
 //! | `spool` | the durable spool in front of ClickHouse |
 //! | `disk` | small durable files: two-slot numbers, the seq high-water mark, path locks |
 //! | `start` | assembling all of it from `[audit]` |
 
 pub mod build;
+pub mod chain;
 pub mod change_event;
 pub mod disk;
 pub mod event;

@@ -9,6 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::build::{Classifier, RecordBuilder};
+use super::chain::{
+    self,
+    checkpoint::{CheckpointOptions, Checkpoints},
+    signing::SigningKey,
+};
 use super::disk::seqmark::{self, SeqMark};
 use super::sink::clickhouse::{ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
 use super::sink::jsonl::JsonlSink;
@@ -40,6 +45,10 @@ pub enum AuditStartError {
         source: io::Error,
     },
     Writer(io::Error),
+    /// `audit.signing_key_file`.
+    SigningKey(crate::audit::chain::signing::KeyError),
+    /// `audit.checkpoint_file`.
+    CheckpointFile(io::Error),
 }
 
 impl fmt::Display for AuditStartError {
@@ -52,6 +61,8 @@ impl fmt::Display for AuditStartError {
             Self::Spool { dir, source } => write!(f, "audit.spool_dir {}: {source}", dir.display()),
             Self::ClickHouse { url, source } => write!(f, "audit.clickhouse_url {url}: {source}"),
             Self::Writer(source) => write!(f, "audit writer: {source}"),
+            Self::SigningKey(e) => write!(f, "audit.signing_key_file {e}"),
+            Self::CheckpointFile(source) => write!(f, "audit.checkpoint_file {source}"),
         }
     }
 }
@@ -63,7 +74,9 @@ impl std::error::Error for AuditStartError {
             | Self::FileSeqMark { source, .. }
             | Self::Spool { source, .. }
             | Self::ClickHouse { source, .. }
-            | Self::Writer(source) => Some(source),
+            | Self::Writer(source)
+            | Self::CheckpointFile(source) => Some(source),
+            Self::SigningKey(e) => Some(e),
         }
     }
 }
@@ -149,16 +162,64 @@ pub fn start(
     if let Some(mark) = seq.mark.take() {
         builder = builder.reserving(mark);
     }
+    let integrity = integrity(config, &builder)?;
     let options = writer::WriterOptions {
         capacity: audit.queue_capacity,
         flush_interval: Duration::from_millis(audit.flush_interval_ms),
         policy: audit.failure_policy,
         gate,
         start_gaps: start_gaps(seq),
+        integrity,
     };
     let (sender, worker) =
         writer::start(options, builder, sinks).map_err(AuditStartError::Writer)?;
     Ok((sender, worker, gauges))
+}
+
+/// Where the chain continues, the checkpoints' key and outside copy.
+fn integrity(
+    config: &Config,
+    builder: &RecordBuilder,
+) -> Result<writer::Integrity, AuditStartError> {
+    let audit = &config.audit;
+    let state_path = chain::state::path(audit.spool_dir.as_deref(), audit.file.as_deref());
+    let start = chain::state::start(
+        state_path.as_deref(),
+        audit.file.as_deref(),
+        builder.instance_id(),
+        builder.next_seq(),
+    );
+    let key = match &audit.signing_key_file {
+        Some(path) => Some(SigningKey::load(path).map_err(AuditStartError::SigningKey)?),
+        None => {
+            tracing::warn!("audit.signing_key_file is not set: checkpoints are not signed, so whoever can rewrite the trail can also rewrite its checkpoints (pgtrail keygen makes a key)");
+            None
+        }
+    };
+    let file = audit.checkpoint_file.clone().or_else(|| {
+        match (&audit.spool_dir, &audit.file) {
+            (Some(dir), _) => Some(dir.join("checkpoints.jsonl")),
+            (None, Some(f)) => {
+                let mut name = f.as_os_str().to_owned();
+                name.push(".checkpoints");
+                Some(PathBuf::from(name))
+            }
+            (None, None) => None,
+        }
+    });
+    let checkpoints = Checkpoints::new(CheckpointOptions {
+        every_records: audit.checkpoint_records.max(1),
+        every: Duration::from_millis(audit.checkpoint_interval_ms),
+        key,
+        file,
+    })
+    .map_err(AuditStartError::CheckpointFile)?;
+    Ok(writer::Integrity {
+        start,
+        checkpoints,
+        state_path,
+        config_digest: crate::secrets::config_digest(config),
+    })
 }
 
 /// Statement seqs kept for changes' markers: about 20 MB, half a minute

@@ -77,6 +77,17 @@ pub struct AuditConfig {
     pub clickhouse_stall_timeout_ms: u64,
     /// ClickHouse database, credentials, batching and schema options.
     pub clickhouse: ClickHouseConfig,
+    /// A signed checkpoint of the audit chain after this many records ...
+    pub checkpoint_records: u64,
+    /// ... or this long (milliseconds) after the last one with records
+    /// since, whichever first; also at start and at a clean stop.
+    pub checkpoint_interval_ms: u64,
+    /// Ed25519 private key (PKCS#8 PEM, `pgtrail keygen`) checkpoints are
+    /// signed with; without one they are written unsigned.
+    pub signing_key_file: Option<PathBuf>,
+    /// Append-only copy of every checkpoint, outside ClickHouse (default:
+    /// `checkpoints.jsonl` in `spool_dir`, else `<file>.checkpoints`).
+    pub checkpoint_file: Option<PathBuf>,
 }
 
 /// The main settings, `clickhouse_url` with its password masked.
@@ -94,6 +105,7 @@ impl fmt::Debug for AuditConfig {
             .field("durability", &self.durability)
             .field("spool_dir", &self.spool_dir)
             .field("clickhouse", &self.clickhouse)
+            .field("signing_key_file", &self.signing_key_file)
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +182,10 @@ impl Default for AuditConfig {
             spool_segment_bytes: 64 << 20,
             clickhouse_stall_timeout_ms: 10_000,
             clickhouse: ClickHouseConfig::default(),
+            checkpoint_records: 10_000,
+            checkpoint_interval_ms: 60_000,
+            signing_key_file: None,
+            checkpoint_file: None,
         }
     }
 }

@@ -14,7 +14,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::event::AuditEvent;
-use super::record::{micros_since_epoch, ChangeRecord, GapRecord, Label, Record, RecordHeader};
+use super::chain::{ChainText, ChainValue};
+use super::record::{
+    micros_since_epoch, ChangeRecord, CheckpointRecord, GapRecord, Label, LifecycleEvent,
+    LifecycleRecord, Record, RecordHeader,
+};
 use role::RoleTracker;
 pub use statement::own_statement;
 
@@ -138,6 +142,11 @@ impl RecordBuilder {
         }
     }
 
+    /// The seq the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     pub fn instance_id(&self) -> &str {
         &self.instance_id
     }
@@ -152,6 +161,42 @@ impl RecordBuilder {
                 missing_events,
                 reason,
             } => self.gap(missing_events, &reason),
+            AuditEvent::Lifecycle {
+                event_type,
+                config_digest,
+                detail,
+            } => self.lifecycle(event_type, config_digest, detail),
+        }
+    }
+
+    /// A lifecycle record (`previous_*` and `clean` are the start's).
+    pub fn lifecycle(
+        &mut self,
+        event_type: LifecycleEvent,
+        config_digest: String,
+        detail: String,
+    ) -> Record {
+        let header = self.header(SystemTime::now());
+        Record::Lifecycle(Box::new(LifecycleRecord {
+            previous_seq: header.seq - 1,
+            header,
+            event_type,
+            version: env!("CARGO_PKG_VERSION").into(),
+            config_digest,
+            detail,
+            previous_chain: String::new(),
+            clean: false,
+        }))
+    }
+
+    /// An unsigned checkpoint after `previous_chain`.
+    pub fn checkpoint(&mut self, previous_chain: &ChainValue, records: u64) -> CheckpointRecord {
+        CheckpointRecord {
+            header: self.header(SystemTime::now()),
+            previous_chain: ChainText::of(Some(previous_chain)).as_str().into(),
+            records,
+            key_id: String::new(),
+            signature: String::new(),
         }
     }
 
@@ -161,13 +206,22 @@ impl RecordBuilder {
             header,
             missing_events,
             reason: reason.into(),
+            skipped_seqs: 0,
         })
     }
 
     /// The gap record telling `missing` seqs from `first_seq` that a sink
     /// did not keep: it takes the first of them as its own seq (they are
-    /// `[seq, seq + missing_events)`), so it uses no new seq.
-    pub fn gap_for_run(&self, first_seq: u64, missing: u64, reason: String) -> Record {
+    /// `[seq, seq + missing_events)`), so it uses no new seq, and is no
+    /// link of the chain: its `chain` is `end_chain`, the value after the
+    /// last of them, where the chain goes on.
+    pub fn gap_for_run(
+        &self,
+        first_seq: u64,
+        missing: u64,
+        end_chain: Option<ChainValue>,
+        reason: String,
+    ) -> Record {
         let at = SystemTime::now();
         Record::Gap(GapRecord {
             header: RecordHeader {
@@ -176,9 +230,11 @@ impl RecordBuilder {
                 instance_id: self.instance_id.clone(),
                 seq: first_seq,
                 event_time: micros_since_epoch(at),
+                chain: end_chain,
             },
             missing_events: missing,
             reason,
+            skipped_seqs: missing,
         })
     }
 
@@ -216,6 +272,7 @@ impl RecordBuilder {
             instance_id: self.instance_id.clone(),
             seq,
             event_time: micros_since_epoch(at),
+            chain: None,
         }
     }
 

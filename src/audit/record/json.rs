@@ -18,6 +18,8 @@ pub fn write_record(record: &Record, out: &mut Vec<u8>) {
         Record::Gap(g) => gap(g, out),
         Record::Transaction(t) => transaction(t, out),
         Record::Change(c) => change::change(c, out),
+        Record::Checkpoint(c) => integrity::checkpoint(c, out),
+        Record::Lifecycle(l) => integrity::lifecycle(l, out),
     }
     out.push(b'}');
 }
@@ -194,10 +196,12 @@ fn gap(r: &GapRecord, out: &mut Vec<u8>) {
         header,
         missing_events,
         reason,
+        skipped_seqs,
     } = r;
     let mut o = Object::start(out, "gaps", header);
     o.u64("missing_events", *missing_events);
     o.str("reason", reason);
+    o.u64("skipped_seqs", *skipped_seqs);
 }
 
 /// An object being written; keys are pgtrail's own field names, which need
@@ -215,6 +219,7 @@ impl<'a> Object<'a> {
             instance_id,
             seq,
             event_time,
+            chain,
         } = header;
         out.extend_from_slice(b"{\"record\":");
         string(out, table);
@@ -223,6 +228,7 @@ impl<'a> Object<'a> {
         o.str("instance_id", instance_id);
         o.u64("seq", *seq);
         o.time("event_time", *event_time);
+        o.str("chain", crate::audit::chain::ChainText::of(chain.as_ref()).as_str());
         o
     }
 
@@ -374,6 +380,9 @@ fn escape(out: &mut Vec<u8>, b: u8) {
 #[path = "json_change.rs"]
 mod change;
 
+#[path = "json_integrity.rs"]
+mod integrity;
+
 #[cfg(test)]
 #[path = "json_tests.rs"]
-mod tests;
+pub(crate) mod tests;

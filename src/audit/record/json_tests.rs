@@ -1,6 +1,6 @@
 use super::*;
 use crate::audit::event::{Protocol, SessionEventType};
-use crate::audit::record::ChangeRecord;
+use crate::audit::record::{ChangeRecord, CheckpointRecord, LifecycleEvent, LifecycleRecord};
 
 /// Texts that exercise every escape, at every offset of the eight-byte steps.
 fn awkward_texts() -> Vec<String> {
@@ -29,10 +29,11 @@ fn header(seq: u64) -> RecordHeader {
         instance_id: "01a228da-91ff-701a-b514-7a538ed1a46d".into(),
         seq,
         event_time: 1_795_000_000_123_456 + seq as i64,
+        chain: (seq % 2 == 0).then_some([seq as u8; 32]),
     }
 }
 
-fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Record {
+pub(crate) fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Record {
     Record::Statement(Box::new(StatementRecord {
         header: header(u64::MAX),
         duration_us: 1800,
@@ -70,7 +71,7 @@ fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Record {
     }))
 }
 
-fn transaction(text: &str, i: u64) -> Record {
+pub(crate) fn transaction(text: &str, i: u64) -> Record {
     use crate::audit::event::TransactionOutcome::*;
     let outcomes = [Committed, RolledBack, Failed, Prepared, Unknown];
     Record::Transaction(Box::new(TransactionRecord {
@@ -98,7 +99,7 @@ fn transaction(text: &str, i: u64) -> Record {
     }))
 }
 
-fn session(text: &str, event_type: SessionEventType) -> Record {
+pub(crate) fn session(text: &str, event_type: SessionEventType) -> Record {
     Record::Session(Box::new(SessionRecord {
         header: header(7),
         event_type,
@@ -161,6 +162,35 @@ pub(crate) fn change(text: &str, i: u64) -> Record {
     }))
 }
 
+pub(crate) fn checkpoint(text: &str, i: u64) -> Record {
+    Record::Checkpoint(Box::new(CheckpointRecord {
+        header: header(i),
+        previous_chain: text.into(),
+        records: i * 3,
+        key_id: "0123456789abcdef".into(),
+        signature: text.into(),
+    }))
+}
+
+pub(crate) fn lifecycle(text: &str, i: u64) -> Record {
+    let types = [
+        LifecycleEvent::Start,
+        LifecycleEvent::Stop,
+        LifecycleEvent::Reload,
+        LifecycleEvent::Users,
+    ];
+    Record::Lifecycle(Box::new(LifecycleRecord {
+        header: header(i),
+        event_type: types[i as usize % 4],
+        version: "0.1.0".into(),
+        config_digest: "ab".repeat(32),
+        detail: text.into(),
+        previous_seq: i,
+        previous_chain: text.into(),
+        clean: i % 2 == 1,
+    }))
+}
+
 fn assert_same_as_serde(record: &Record) {
     let mut ours = Vec::new();
     write_record(record, &mut ours);
@@ -193,7 +223,10 @@ fn every_record_type_matches_the_serde_encoding() {
             header: header(i as u64),
             missing_events: i as u64,
             reason: text.clone(),
+            skipped_seqs: i as u64 % 2,
         }));
+        assert_same_as_serde(&checkpoint(text, i as u64));
+        assert_same_as_serde(&lifecycle(text, i as u64));
     }
 }
 

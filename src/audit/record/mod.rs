@@ -24,6 +24,11 @@ pub struct RecordHeader {
     /// ClickHouse's `DateTime64(6)` or Int64 as it is).
     #[serde(serialize_with = "time_text", deserialize_with = "time_of_text")]
     pub event_time: i64,
+    /// The chain value after this record (`audit::chain`): hex text, empty
+    /// when unknown (records of earlier builds). In a gap record that stands
+    /// for skipped seqs, the value after the last of them.
+    #[serde(default, with = "crate::audit::chain::hex_text")]
+    pub chain: Option<crate::audit::chain::ChainValue>,
 }
 
 /// A value from a small fixed set (kind, class, parser, ...): borrowed from
@@ -165,6 +170,72 @@ pub struct GapRecord {
     pub header: RecordHeader,
     pub missing_events: u64,
     pub reason: String,
+    /// Seqs `[seq, seq + skipped_seqs)` a sink did not keep: the record
+    /// stands in their place and is no link of the chain (its `chain` is
+    /// the value after them). 0 for events that never got a seq.
+    #[serde(default)]
+    pub skipped_seqs: u64,
+}
+
+/// One row of `checkpoints`: the chain value so far, signed, also written
+/// outside ClickHouse (`audit.checkpoint_file`, the log).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    #[serde(flatten)]
+    pub header: RecordHeader,
+    /// The chain value before this record (after seq - 1), hex.
+    pub previous_chain: String,
+    /// Records this run has chained, this one included.
+    pub records: u64,
+    /// The first 16 hex digits of SHA-256 of the public key; empty when
+    /// unsigned.
+    pub key_id: String,
+    /// Ed25519 over the record's canonical bytes with `signature` empty,
+    /// hex; empty when no signing key is configured.
+    pub signature: String,
+}
+
+/// The kinds of lifecycle record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleEvent {
+    Start,
+    Stop,
+    Reload,
+    Users,
+}
+
+impl LifecycleEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            LifecycleEvent::Start => "start",
+            LifecycleEvent::Stop => "stop",
+            LifecycleEvent::Reload => "reload",
+            LifecycleEvent::Users => "users",
+        }
+    }
+}
+
+/// One row of `lifecycle`: pgtrail itself started, stopped, reloaded its
+/// configuration or its users file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LifecycleRecord {
+    #[serde(flatten)]
+    pub header: RecordHeader,
+    pub event_type: LifecycleEvent,
+    pub version: String,
+    /// SHA-256 of the configuration with secrets left out, hex.
+    pub config_digest: String,
+    /// What changed (reload, users) or how the run ended (stop), as text.
+    pub detail: String,
+    /// On start: the last seq of the previous run this chain continues
+    /// from (0 for a new instance); on stop: this run's last seq before it.
+    pub previous_seq: u64,
+    /// On start: the chain value this record continues from, hex.
+    pub previous_chain: String,
+    /// On start: whether the previous run stopped cleanly (its stop record
+    /// is the last of its records).
+    pub clean: bool,
 }
 
 /// One row of `changes`: a row change decoded from PostgreSQL's logical
@@ -191,6 +262,10 @@ pub enum Record {
     Transaction(Box<TransactionRecord>),
     #[serde(rename = "changes")]
     Change(Box<ChangeRecord>),
+    #[serde(rename = "checkpoints")]
+    Checkpoint(Box<CheckpointRecord>),
+    #[serde(rename = "lifecycle")]
+    Lifecycle(Box<LifecycleRecord>),
 }
 
 impl Record {
@@ -201,7 +276,40 @@ impl Record {
             Record::Gap(g) => &g.header,
             Record::Transaction(t) => &t.header,
             Record::Change(c) => &c.header,
+            Record::Checkpoint(c) => &c.header,
+            Record::Lifecycle(l) => &l.header,
         }
+    }
+
+    pub fn header_mut(&mut self) -> &mut RecordHeader {
+        match self {
+            Record::Statement(s) => &mut s.header,
+            Record::Session(s) => &mut s.header,
+            Record::Gap(g) => &mut g.header,
+            Record::Transaction(t) => &mut t.header,
+            Record::Change(c) => &mut c.header,
+            Record::Checkpoint(c) => &mut c.header,
+            Record::Lifecycle(l) => &mut l.header,
+        }
+    }
+
+    /// Its table's name (`record` in JSON).
+    pub fn table(&self) -> &'static str {
+        match self {
+            Record::Statement(_) => "statements",
+            Record::Session(_) => "sessions",
+            Record::Gap(_) => "gaps",
+            Record::Transaction(_) => "transactions",
+            Record::Change(_) => "changes",
+            Record::Checkpoint(_) => "checkpoints",
+            Record::Lifecycle(_) => "lifecycle",
+        }
+    }
+
+    /// Whether it is a link of the chain: all are but a gap record standing
+    /// for skipped seqs.
+    pub fn is_link(&self) -> bool {
+        !matches!(self, Record::Gap(g) if g.skipped_seqs > 0)
     }
 
     pub fn seq(&self) -> u64 {

@@ -151,6 +151,7 @@ mod tests {
             instance_id: "i".into(),
             seq: 7,
             event_time: 1_796_041_530_123_456,
+            chain: None,
         };
         let json = serde_json::to_value(&header).unwrap();
         assert_eq!(
@@ -160,6 +161,7 @@ mod tests {
                 "instance_id": "i",
                 "seq": 7,
                 "event_time": "2026-11-30T12:25:30.123456Z",
+                "chain": "",
             })
         );
         let back: RecordHeader = serde_json::from_value(json).unwrap();

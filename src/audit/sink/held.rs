@@ -3,6 +3,7 @@
 //! gives up (`jsonl` and the spool writer keep one each).
 
 use super::Released;
+use crate::audit::chain::ChainValue;
 
 /// The seqs a sink's buffer accounts for, `[first_seq, end_seq)` (a gap
 /// record accounts for the run it tells), and how many records hold them.
@@ -11,16 +12,20 @@ pub struct Held {
     first_seq: u64,
     end_seq: u64,
     records: u64,
+    /// The chain value after the last record held.
+    end_chain: Option<ChainValue>,
 }
 
 impl Held {
-    /// A record was buffered: it accounts for `[seq, end_seq)`.
-    pub fn add(&mut self, seq: u64, end_seq: u64) {
+    /// A record was buffered: it accounts for `[seq, end_seq)`, and the
+    /// chain stands at `chain` after it.
+    pub fn add(&mut self, seq: u64, end_seq: u64, chain: Option<ChainValue>) {
         if self.records == 0 {
             self.first_seq = seq;
         }
         self.end_seq = end_seq;
         self.records += 1;
+        self.end_chain = chain;
     }
 
     /// The first `records` buffered records were written; the buffer now
@@ -42,6 +47,7 @@ impl Held {
             first_seq: self.first_seq,
             end_seq: self.end_seq,
             records: self.records,
+            end_chain: self.end_chain,
         };
         self.records = 0;
         Some(released)
@@ -71,6 +77,7 @@ mod tests {
             first_seq,
             end_seq,
             records,
+            end_chain: None,
         })
     }
 
@@ -84,10 +91,10 @@ mod tests {
     #[test]
     fn records_and_a_gap_run_are_released_as_one_span() {
         let mut held = Held::default();
-        held.add(5, 6);
+        held.add(5, 6, None);
         // A gap record telling 6..9.
-        held.add(6, 9);
-        held.add(9, 10);
+        held.add(6, 9, None);
+        held.add(9, 10, None);
         assert_eq!(held.records(), 3);
         assert_eq!(held.release(), released(5, 10, 3));
         assert!(held.is_empty());
@@ -98,7 +105,7 @@ mod tests {
     fn a_written_prefix_moves_the_first_seq() {
         let mut held = Held::default();
         for seq in 1..=4 {
-            held.add(seq, seq + 1);
+            held.add(seq, seq + 1, None);
         }
         held.wrote(2, Some(3));
         assert_eq!(held.records(), 2);
@@ -108,22 +115,22 @@ mod tests {
     #[test]
     fn all_written_then_new_records_start_a_new_span() {
         let mut held = Held::default();
-        held.add(1, 2);
-        held.add(2, 3);
+        held.add(1, 2, None);
+        held.add(2, 3, None);
         held.wrote(2, None);
         assert!(held.is_empty());
         assert_eq!(held.release(), None);
-        held.add(7, 8);
+        held.add(7, 8, None);
         assert_eq!(held.release(), released(7, 8, 1));
         // Released: adding again starts from the new record.
-        held.add(8, 9);
+        held.add(8, 9, None);
         assert_eq!(held.release(), released(8, 9, 1));
     }
 
     #[test]
     fn more_written_than_held_leaves_nothing() {
         let mut held = Held::default();
-        held.add(1, 2);
+        held.add(1, 2, None);
         held.wrote(3, None);
         assert!(held.is_empty());
     }

@@ -128,7 +128,7 @@ impl JsonlSink {
         crate::audit::record::json::write_record(record, &mut self.line);
         self.line.push(b'\n');
         self.buf.extend_from_slice(&self.line);
-        self.held.add(record.seq(), end_seq);
+        self.held.add(record.seq(), end_seq, record.header().chain);
     }
 
     /// Appends the buffered lines (and fsyncs them when `durable`); on
@@ -321,9 +321,11 @@ mod tests {
                 instance_id: "i".into(),
                 seq,
                 event_time: 0,
+                chain: None,
             },
             missing_events: 1,
             reason: "x".repeat(100),
+            skipped_seqs: 0,
         })
     }
 

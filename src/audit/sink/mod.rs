@@ -38,6 +38,9 @@ pub struct Released {
     pub first_seq: u64,
     pub end_seq: u64,
     pub records: u64,
+    /// The chain value after the last of them (where a gap record telling
+    /// them says the chain goes on).
+    pub end_chain: Option<crate::audit::chain::ChainValue>,
 }
 
 /// Where records go. Called from the writer thread only. A sink never

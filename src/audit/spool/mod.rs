@@ -85,6 +85,9 @@ pub struct Spool {
 pub struct Entry<'a> {
     pub seq: u64,
     pub end_seq: u64,
+    /// The audit chain's value after the entry, handed back with the seqs
+    /// if the entry is given up (`release_held`).
+    pub end_chain: Option<crate::audit::chain::ChainValue>,
     pub body: &'a dyn Fn(&mut Vec<u8>) -> io::Result<u8>,
 }
 

@@ -16,9 +16,11 @@ pub(crate) fn gap(seq: u64) -> Record {
             instance_id: "i1".into(),
             seq,
             event_time: 1_795_953_600_000_000, // 2026-11-29T12:00:00Z
+            chain: None,
         },
         missing_events: seq * 2,
         reason: format!("r{seq}"),
+        skipped_seqs: 0,
     })
 }
 
@@ -38,6 +40,7 @@ fn put(writer: &mut SpoolWriter, record: &crate::audit::record::Record) {
         let body =
             |out: &mut Vec<u8>| crate::audit::sink::clickhouse::spool_rows::encode(record, out);
         let entry = Entry {
+            end_chain: None,
             seq: record.seq(),
             end_seq: record.seq() + 1,
             body: &body,

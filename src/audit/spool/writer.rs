@@ -155,10 +155,15 @@ impl SpoolWriter {
     }
 
     fn encode(&mut self, entry: Entry<'_>) -> io::Result<()> {
-        let Entry { seq, end_seq, body } = entry;
+        let Entry {
+            seq,
+            end_seq,
+            end_chain,
+            body,
+        } = entry;
         frame::encode(seq, &mut self.buf, body)?;
         self.buf_last_seq = seq;
-        self.held.add(seq, end_seq);
+        self.held.add(seq, end_seq, end_chain);
         Ok(())
     }
 

@@ -157,6 +157,30 @@ pub struct WriterOptions {
     pub gate: Arc<AuditGate>,
     /// What the start found missing, written before any event.
     pub start_gaps: Vec<StartGap>,
+    pub integrity: Integrity,
+}
+
+/// The chain's start, checkpoints and the writer's part in tamper evidence.
+pub struct Integrity {
+    pub start: crate::audit::chain::state::ChainStart,
+    pub checkpoints: crate::audit::chain::checkpoint::Checkpoints,
+    /// Where a clean stop leaves the chain's last value (`chain::state`).
+    pub state_path: Option<std::path::PathBuf>,
+    /// The configuration's digest, for lifecycle records.
+    pub config_digest: String,
+}
+
+impl Integrity {
+    /// A new instance's chain with unsigned checkpoints kept nowhere else
+    /// (embedders and tests).
+    pub fn unsigned() -> Integrity {
+        Integrity {
+            start: crate::audit::chain::state::ChainStart::new_instance(),
+            checkpoints: crate::audit::chain::checkpoint::Checkpoints::unsigned(),
+            state_path: None,
+            config_digest: String::new(),
+        }
+    }
 }
 
 /// Records missing since the last run, found at start.
@@ -183,6 +207,7 @@ pub fn start(
         stats.clone(),
         options.gate.clone(),
         options.flush_interval,
+        options.integrity,
     );
     writer.write_start_gaps(options.start_gaps);
     let thread = std::thread::Builder::new()

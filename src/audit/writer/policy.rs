@@ -23,6 +23,7 @@
 use std::io;
 
 use super::gate::AuditGate;
+use crate::audit::chain::ChainValue;
 use crate::audit::build::RecordBuilder;
 use crate::audit::record::Record;
 use crate::audit::sink::{AuditSink, Offer, Room};
@@ -75,6 +76,9 @@ pub struct SkippedRun {
     pub end_seq: u64,
     /// Why, for the gap record: `full` or `failing`.
     pub why: Why,
+    /// The chain value after the run, where its gap record says the chain
+    /// goes on.
+    pub end_chain: Option<ChainValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +123,7 @@ impl Destination {
                 // going ahead of the run's gap record, so a sink never holds
                 // a seq above a gap it has not written yet (the spool acks
                 // and deletes by seq, in order).
-                self.skip(gate, record.seq(), end_seq, run.why);
+                self.skip(gate, record, end_seq, run.why);
                 return Ok(());
             }
         }
@@ -130,7 +134,7 @@ impl Destination {
                 Offer::Taken => return Ok(()),
                 Offer::Full => match policy.when_full() {
                     WhenFull::Skip => {
-                        self.skip(gate, record.seq(), end_seq, Why::Full);
+                        self.skip(gate, record, end_seq, Why::Full);
                         return Ok(());
                     }
                     WhenFull::Wait if room == Room::PastLimit => {
@@ -158,7 +162,7 @@ impl Destination {
         match gate.policy().when_failing() {
             WhenFailing::Skip => {
                 self.release_held(gate);
-                self.skip(gate, record.seq(), end_seq, Why::Failing);
+                self.skip(gate, record, end_seq, Why::Failing);
                 Ok(())
             }
             WhenFailing::Hold => {
@@ -217,7 +221,7 @@ impl Destination {
                 self.sink.name(),
                 run.first_seq
             );
-            let gap = gaps.gap_for_run(run.first_seq, missing, reason);
+            let gap = gaps.gap_for_run(run.first_seq, missing, run.end_chain, reason);
             match self.sink.offer(&gap, run.end_seq, room) {
                 Offer::Taken => {
                     self.skipped.remove(0);
@@ -232,23 +236,27 @@ impl Destination {
     fn release_held(&mut self, gate: &AuditGate) {
         if let Some(r) = self.sink.release_held() {
             gate.count_dropped(r.records);
-            self.note(r.first_seq, r.end_seq, Why::Failing);
+            self.note(r.first_seq, r.end_seq, Why::Failing, r.end_chain);
         }
     }
 
-    fn skip(&mut self, gate: &AuditGate, first_seq: u64, end_seq: u64, why: Why) {
+    fn skip(&mut self, gate: &AuditGate, record: &Record, end_seq: u64, why: Why) {
         gate.count_dropped(1);
-        self.note(first_seq, end_seq, why);
+        self.note(record.seq(), end_seq, why, record.header().chain);
     }
 
     /// Adds `[first_seq, end_seq)` to the last run if adjacent, else starts one.
-    fn note(&mut self, first_seq: u64, end_seq: u64, why: Why) {
+    fn note(&mut self, first_seq: u64, end_seq: u64, why: Why, end_chain: Option<ChainValue>) {
         match self.skipped.last_mut() {
-            Some(run) if run.end_seq == first_seq => run.end_seq = end_seq,
+            Some(run) if run.end_seq == first_seq => {
+                run.end_seq = end_seq;
+                run.end_chain = end_chain;
+            }
             _ => self.skipped.push(SkippedRun {
                 first_seq,
                 end_seq,
                 why,
+                end_chain,
             }),
         }
     }

@@ -63,6 +63,7 @@ impl AuditSink for FakeSink {
             first_seq: first,
             end_seq: first + n,
             records: n,
+            end_chain: None,
         })
     }
     fn wait(&mut self) {
@@ -94,7 +95,7 @@ fn rig(policy: FailurePolicy) -> Rig {
 }
 
 fn record(seq: u64) -> Record {
-    RecordBuilder::new("i".into(), 1024, Arc::new(NoClassifier)).gap_for_run(seq, 1, "r".into())
+    RecordBuilder::new("i".into(), 1024, Arc::new(NoClassifier)).gap_for_run(seq, 1, None, "r".into())
 }
 
 impl Rig {

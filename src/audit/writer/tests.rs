@@ -35,6 +35,7 @@ fn start_writer(flush_interval: Duration) -> (AuditSender, AuditWorker, Arc<Mute
         policy: FailurePolicy::FailClosed,
         gate: Arc::new(AuditGate::default()),
         start_gaps: Vec::new(),
+        integrity: super::Integrity::unsigned(),
     };
     let builder = RecordBuilder::new("t".into(), 1024, Arc::new(NoClassifier));
     let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(CountingSink(counts.clone()))];
@@ -84,9 +85,10 @@ async fn records_are_flushed_once_the_queue_runs_empty() {
     for _ in 0..3 {
         sender.send(connect()).await;
     }
-    // Well before the writer's 1 s idle tick would flush them.
+    // Well before the writer's 1 s idle tick would flush them (after the
+    // start record and its checkpoint).
     assert!(
-        flushed_within(&counts, 3, Duration::from_millis(500)),
+        flushed_within(&counts, 2 + 3, Duration::from_millis(500)),
         "{:?}",
         counts.lock().unwrap()
     );

@@ -10,10 +10,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::gate::{AuditGate, Blocked};
 use super::policy::Destination;
-use super::{AuditStats, Envelope, StartGap};
+use super::{AuditStats, Envelope, Integrity, StartGap};
 use crate::audit::build::RecordBuilder;
+use crate::audit::chain::checkpoint::Checkpoints;
+use crate::audit::chain::state::{self, ChainStart};
+use crate::audit::chain::{ChainText, Chainer};
 use crate::audit::event::AuditEvent;
-use crate::audit::record::Record;
+use crate::audit::record::{LifecycleEvent, Record};
 use crate::audit::sink::AuditSink;
 
 pub(super) struct Writer {
@@ -28,6 +31,13 @@ pub(super) struct Writer {
     /// `before_ack` waiters of this round, answered after its flush.
     acks: Vec<oneshot::Sender<bool>>,
     flush_interval: Duration,
+    chainer: Chainer,
+    checkpoints: Checkpoints,
+    /// Where the chain starts this run, for the start record.
+    chain_start: ChainStart,
+    /// Where a clean stop leaves the chain's last value.
+    chain_state: Option<std::path::PathBuf>,
+    config_digest: String,
 }
 
 const FLUSH_EVERY: usize = 4096;
@@ -43,8 +53,20 @@ impl Writer {
         stats: Arc<AuditStats>,
         gate: Arc<AuditGate>,
         flush_interval: Duration,
+        integrity: Integrity,
     ) -> Writer {
+        let Integrity {
+            start,
+            checkpoints,
+            state_path,
+            config_digest,
+        } = integrity;
         Writer {
+            chainer: Chainer::new(start.value()),
+            checkpoints,
+            chain_start: start,
+            chain_state: state_path,
+            config_digest,
             builder,
             destinations: sinks.into_iter().map(Destination::new).collect(),
             stats,
@@ -87,6 +109,7 @@ impl Writer {
                     // Quiet: let the sinks catch up on their own work (the
                     // spool writes a pending gap record once it has room).
                     self.flush();
+                    self.checkpoint_if_due();
                     continue;
                 }
             };
@@ -110,6 +133,7 @@ impl Writer {
                     self.flush();
                     flushed_at = Instant::now();
                 }
+                self.checkpoint_if_due();
                 if handled == 0 {
                     break;
                 }
@@ -152,8 +176,71 @@ impl Writer {
                 .statements
                 .count(&s.class, s.success, s.duration_us);
         }
+        self.write_linked(record)
+    }
+
+    /// Chains `record` and writes it; whether every sink took it.
+    fn write_linked(&mut self, mut record: Record) -> bool {
+        self.chainer.link(&mut record);
+        self.checkpoints.counted();
         let end_seq = record.seq() + 1;
         self.write(&record, end_seq)
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        if self.checkpoints.due() {
+            self.checkpoint();
+        }
+    }
+
+    /// A signed checkpoint of the chain so far, in the trail and outside
+    /// it; the sinks are flushed first, so the outside copy does not name
+    /// records a crash could still lose.
+    fn checkpoint(&mut self) {
+        let previous = self.chainer.last();
+        let mut checkpoint = self
+            .builder
+            .checkpoint(&previous, self.checkpoints.run_records());
+        self.checkpoints.sign(&mut checkpoint);
+        let mut record = Record::Checkpoint(Box::new(checkpoint));
+        self.chainer.link(&mut record);
+        self.checkpoints.counted();
+        let end_seq = record.seq() + 1;
+        self.write(&record, end_seq);
+        self.flush();
+        self.checkpoints.keep_outside(&record);
+    }
+
+    /// The start record (where the chain continues from) and a checkpoint.
+    fn write_start(&mut self) {
+        let start = self.chain_start;
+        let detail = match (start.clean, start.previous_chain) {
+            _ if start.previous_seq == 0 => "new instance".to_string(),
+            (true, _) => "the previous run stopped cleanly".to_string(),
+            (false, Some(_)) => format!("the previous run did not stop cleanly: the chain continues from its last record kept, seq {}", start.previous_seq),
+            (false, None) => format!("the previous run did not stop cleanly and its last chain value is not known: the chain restarts after seq {}", start.previous_seq),
+        };
+        let mut record =
+            self.builder
+                .lifecycle(LifecycleEvent::Start, self.config_digest.clone(), detail);
+        if let Record::Lifecycle(l) = &mut record {
+            l.previous_seq = start.previous_seq;
+            l.previous_chain = ChainText::of(start.previous_chain.as_ref()).as_str().into();
+            l.clean = start.clean;
+        }
+        self.write_linked(record);
+        self.checkpoint();
+    }
+
+    /// The stop record and the last checkpoint.
+    fn write_stop(&mut self) {
+        let record = self.builder.lifecycle(
+            LifecycleEvent::Stop,
+            self.config_digest.clone(),
+            "clean stop".into(),
+        );
+        self.write_linked(record);
+        self.checkpoint();
     }
 
     /// The events the full queue did not take since the last gap record.
@@ -167,31 +254,35 @@ impl Writer {
                 "audit queue full: events were not audited (fail_open)"
             );
             let record = self.builder.gap(missing, "audit queue full (fail_open)");
-            let end_seq = record.seq() + 1;
-            self.write(&record, end_seq);
+            self.write_linked(record);
         }
     }
 
+    /// What the start found missing, then the start record and a
+    /// checkpoint.
     pub(super) fn write_start_gaps(&mut self, gaps: Vec<StartGap>) {
         for gap in gaps {
-            let (record, end_seq) = match gap {
+            match gap {
                 StartGap::Lost {
                     missing_events,
                     reason,
                 } => {
                     let record = self.builder.gap(missing_events, &reason);
-                    let end_seq = record.seq() + 1;
-                    (record, end_seq)
+                    self.write_linked(record);
                 }
                 StartGap::Unused { first_seq, count } => {
                     let last = first_seq + count - 1;
                     let reason = format!("seqs {first_seq}..{last} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)");
-                    let record = self.builder.gap_for_run(first_seq, count, reason);
-                    (record, first_seq + count)
+                    // Not a link: the chain goes on from where this run starts it.
+                    let end_chain = Some(self.chainer.last());
+                    let record = self
+                        .builder
+                        .gap_for_run(first_seq, count, end_chain, reason);
+                    self.write(&record, first_seq + count);
                 }
-            };
-            self.write(&record, end_seq);
+            }
         }
+        self.write_start();
         self.flush();
     }
 
@@ -255,8 +346,11 @@ impl Writer {
         error
     }
 
-    /// The last flush: gap records still owed go past size limits.
+    /// The stop record, a last checkpoint and the last flush (gap records
+    /// still owed go past size limits); then, when all of it was written,
+    /// where the chain stands, for the next start.
     fn close(&mut self) {
+        self.write_stop();
         let error = self.flush_each(Destination::close);
         let ok = error.is_none();
         self.set_failing(error, "flush");
@@ -264,5 +358,12 @@ impl Writer {
             let _ = ack.send(ok);
         }
         self.builder.finish();
+        if let (true, Some(path)) = (ok, &self.chain_state) {
+            let last_seq = self.builder.next_seq() - 1;
+            let chain = self.chainer.last();
+            if let Err(e) = state::save(path, self.builder.instance_id(), last_seq, &chain) {
+                tracing::warn!(file = %path.display(), error = %e, "the chain's last value was not saved: the next start records an unclean stop");
+            }
+        }
     }
 }

@@ -13,8 +13,8 @@ use clickhouse::{Client, Row};
 use super::errors::SendError;
 use super::rowbinary::{row_header, RawRow, Table};
 use super::rows::{
-    ChangeRow, GapRow, SessionRow, SessionRowV1, StatementRow, StatementRowV1, StatementRowV2,
-    TransactionRow,
+    Before, ChangeRow, CheckpointRow, GapRow, LifecycleRow, SessionRow, SessionRowV1,
+    StatementRow, StatementRowV1, StatementRowV2, TransactionRow,
 };
 use super::schema::ServerVersion;
 
@@ -100,20 +100,12 @@ impl TableBatch {
     }
 }
 
-/// The rows of one batch, per table and column layout, up to `max_rows`
-/// rows or `max_bytes` bytes.
+/// The rows of one batch, per table and column layout (`Table`), up to
+/// `max_rows` rows or `max_bytes` bytes.
 #[derive(Debug)]
 pub(super) struct Batch {
-    statements: TableBatch,
-    sessions: TableBatch,
-    gaps: TableBatch,
-    transactions: TableBatch,
-    changes: TableBatch,
-    /// Spooled rows of the layouts before `effective_role`, and before
-    /// `transaction_id`.
-    statements_v1: TableBatch,
-    sessions_v1: TableBatch,
-    statements_v2: TableBatch,
+    /// One per `Table::ALL`, in its order.
+    tables: [TableBatch; Table::ALL.len()],
     /// RowBinary bytes of the batch.
     bytes: usize,
     max_rows: usize,
@@ -123,14 +115,7 @@ pub(super) struct Batch {
 impl Batch {
     pub fn new(max_rows: usize, max_bytes: usize) -> Batch {
         Batch {
-            statements: TableBatch::default(),
-            sessions: TableBatch::default(),
-            gaps: TableBatch::default(),
-            transactions: TableBatch::default(),
-            changes: TableBatch::default(),
-            statements_v1: TableBatch::default(),
-            sessions_v1: TableBatch::default(),
-            statements_v2: TableBatch::default(),
+            tables: Default::default(),
             bytes: 0,
             max_rows,
             max_bytes,
@@ -143,33 +128,13 @@ impl Batch {
 
     pub fn push(&mut self, table: Table, row: &[u8]) {
         self.bytes += row.len();
-        match table {
-            Table::Statements => self.statements.push(row),
-            Table::Sessions => self.sessions.push(row),
-            Table::Gaps => self.gaps.push(row),
-            Table::Transactions => self.transactions.push(row),
-            Table::Changes => self.changes.push(row),
-            Table::StatementsV1 => self.statements_v1.push(row),
-            Table::SessionsV1 => self.sessions_v1.push(row),
-            Table::StatementsV2 => self.statements_v2.push(row),
+        if let Some(i) = Table::ALL.iter().position(|t| *t == table) {
+            self.tables[i].push(row);
         }
     }
 
-    fn all(&self) -> [&TableBatch; 8] {
-        [
-            &self.statements,
-            &self.sessions,
-            &self.gaps,
-            &self.transactions,
-            &self.changes,
-            &self.statements_v1,
-            &self.sessions_v1,
-            &self.statements_v2,
-        ]
-    }
-
     pub fn len(&self) -> usize {
-        self.all().iter().map(|t| t.len()).sum()
+        self.tables.iter().map(|t| t.len()).sum()
     }
 
     pub fn is_full(&self) -> bool {
@@ -177,50 +142,71 @@ impl Batch {
     }
 
     pub fn clear(&mut self) {
-        self.statements.clear();
-        self.sessions.clear();
-        self.gaps.clear();
-        self.transactions.clear();
-        self.changes.clear();
-        self.statements_v1.clear();
-        self.sessions_v1.clear();
-        self.statements_v2.clear();
+        self.tables.iter_mut().for_each(TableBatch::clear);
         self.bytes = 0;
     }
 
-    /// One attempt: each table's rows in one INSERT; a table that succeeded
-    /// is not sent again if a later one fails. Empty once all succeeded.
+    /// One attempt: each table's rows in one INSERT, older layouts first
+    /// and gaps last; a table that succeeded is not sent again if a later
+    /// one fails. Empty once all succeeded.
     pub async fn insert(
         &mut self,
         client: &Client,
         version: ServerVersion,
     ) -> Result<(), SendError> {
-        self.statements_v1
-            .insert::<StatementRowV1>(client, version, "statements")
-            .await?;
-        self.sessions_v1
-            .insert::<SessionRowV1>(client, version, "sessions")
-            .await?;
-        self.statements_v2
-            .insert::<StatementRowV2>(client, version, "statements")
-            .await?;
-        self.statements
-            .insert::<StatementRow<'static>>(client, version, "statements")
-            .await?;
-        self.sessions
-            .insert::<SessionRow<'static>>(client, version, "sessions")
-            .await?;
-        self.transactions
-            .insert::<TransactionRow<'static>>(client, version, "transactions")
-            .await?;
-        self.changes
-            .insert::<ChangeRow<'static>>(client, version, "changes")
-            .await?;
-        self.gaps
-            .insert::<GapRow<'static>>(client, version, "gaps")
-            .await?;
+        for (table, rows) in Table::ALL.into_iter().zip(self.tables.iter_mut()) {
+            insert_as(table, rows, client, version).await?;
+        }
         self.bytes = 0;
         Ok(())
+    }
+}
+
+/// Inserts `rows` under `table`'s column layout.
+async fn insert_as(
+    table: Table,
+    rows: &mut TableBatch,
+    client: &Client,
+    version: ServerVersion,
+) -> Result<(), SendError> {
+    let name = table.name();
+    match table {
+        Table::StatementsV1 => rows.insert::<StatementRowV1>(client, version, name).await,
+        Table::SessionsV1 => rows.insert::<SessionRowV1>(client, version, name).await,
+        Table::StatementsV2 => rows.insert::<StatementRowV2>(client, version, name).await,
+        Table::GapsV1 => {
+            rows.insert::<Before<GapRow<'static>, 2>>(client, version, name)
+                .await
+        }
+        Table::SessionsV2 => {
+            rows.insert::<Before<SessionRow<'static>, 1>>(client, version, name)
+                .await
+        }
+        Table::StatementsV3 => {
+            rows.insert::<Before<StatementRow<'static>, 1>>(client, version, name)
+                .await
+        }
+        Table::TransactionsV1 => {
+            rows.insert::<Before<TransactionRow<'static>, 1>>(client, version, name)
+                .await
+        }
+        Table::ChangesV1 => {
+            rows.insert::<Before<ChangeRow<'static>, 1>>(client, version, name)
+                .await
+        }
+        Table::Statements => rows.insert::<StatementRow<'static>>(client, version, name).await,
+        Table::Sessions => rows.insert::<SessionRow<'static>>(client, version, name).await,
+        Table::Gaps => rows.insert::<GapRow<'static>>(client, version, name).await,
+        Table::Transactions => {
+            rows.insert::<TransactionRow<'static>>(client, version, name)
+                .await
+        }
+        Table::Changes => rows.insert::<ChangeRow<'static>>(client, version, name).await,
+        Table::Checkpoints => {
+            rows.insert::<CheckpointRow<'static>>(client, version, name)
+                .await
+        }
+        Table::Lifecycle => rows.insert::<LifecycleRow<'static>>(client, version, name).await,
     }
 }
 

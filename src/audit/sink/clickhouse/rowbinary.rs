@@ -32,38 +32,71 @@ use crate::audit::record::Record;
 /// layout: drain the spool before a downgrade. `b'{'` is never a tag: the
 /// JSON frames of earlier builds read under it.
 ///
-/// Tags so far: this build writes 3, 5, 6, 7 and 8 (`changes`, schema
-/// version 6); 1 and 2 are the layouts
-/// before schema version 4 (no `backend_pid`, no `effective_role`), 4 the
-/// `statements` layout before schema version 5 (no `transaction_id`), all
-/// still read and inserted under their own column lists.
+/// Tags so far: this build writes 9 to 15 (schema version 7: `chain` on
+/// every table, `skipped_seqs` on `gaps`, `checkpoints` and `lifecycle`).
+/// Earlier layouts, all still read and inserted under their own column
+/// lists: 1 and 2 before schema version 4 (no `backend_pid`, no
+/// `effective_role`), 4 the `statements` layout before schema version 5
+/// (no `transaction_id`), 3, 5, 6, 7 and 8 before `chain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// `statements` before `backend_pid` and `effective_role` (`rows::StatementRowV1`).
     StatementsV1 = 1,
     /// `sessions` before `backend_pid` and `effective_role` (`rows::SessionRowV1`).
     SessionsV1 = 2,
-    Gaps = 3,
+    /// The layouts before `chain` (and, for `gaps`, `skipped_seqs`).
+    GapsV1 = 3,
     /// `statements` before `transaction_id` (`rows::StatementRowV2`).
     StatementsV2 = 4,
-    Sessions = 5,
-    Statements = 6,
-    Transactions = 7,
-    Changes = 8,
+    SessionsV2 = 5,
+    StatementsV3 = 6,
+    TransactionsV1 = 7,
+    ChangesV1 = 8,
+    Statements = 9,
+    Sessions = 10,
+    Gaps = 11,
+    Transactions = 12,
+    Changes = 13,
+    Checkpoints = 14,
+    Lifecycle = 15,
 }
 
 impl Table {
+    /// Every tag, in the order a batch inserts them: older layouts first.
+    pub const ALL: [Table; 15] = [
+        Table::StatementsV1,
+        Table::SessionsV1,
+        Table::GapsV1,
+        Table::StatementsV2,
+        Table::SessionsV2,
+        Table::StatementsV3,
+        Table::TransactionsV1,
+        Table::ChangesV1,
+        Table::Statements,
+        Table::Sessions,
+        Table::Transactions,
+        Table::Changes,
+        Table::Checkpoints,
+        Table::Lifecycle,
+        Table::Gaps,
+    ];
+
     pub fn from_tag(tag: u8) -> Option<Table> {
-        match tag {
-            1 => Some(Table::StatementsV1),
-            2 => Some(Table::SessionsV1),
-            3 => Some(Table::Gaps),
-            4 => Some(Table::StatementsV2),
-            5 => Some(Table::Sessions),
-            6 => Some(Table::Statements),
-            7 => Some(Table::Transactions),
-            8 => Some(Table::Changes),
-            _ => None,
+        Table::ALL.into_iter().find(|t| *t as u8 == tag)
+    }
+
+    /// The table its rows go to.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::StatementsV1 | Table::StatementsV2 | Table::StatementsV3 | Table::Statements => {
+                "statements"
+            }
+            Table::SessionsV1 | Table::SessionsV2 | Table::Sessions => "sessions",
+            Table::GapsV1 | Table::Gaps => "gaps",
+            Table::TransactionsV1 | Table::Transactions => "transactions",
+            Table::ChangesV1 | Table::Changes => "changes",
+            Table::Checkpoints => "checkpoints",
+            Table::Lifecycle => "lifecycle",
         }
     }
 }
@@ -92,6 +125,8 @@ pub fn encode_row(row: &AnyRow, out: &mut Vec<u8>) -> Result<Table, EncodeError>
         AnyRow::Gap(r) => r.serialize(&mut ser).map(|()| Table::Gaps),
         AnyRow::Transaction(r) => r.serialize(&mut ser).map(|()| Table::Transactions),
         AnyRow::Change(r) => r.serialize(&mut ser).map(|()| Table::Changes),
+        AnyRow::Checkpoint(r) => r.serialize(&mut ser).map(|()| Table::Checkpoints),
+        AnyRow::Lifecycle(r) => r.serialize(&mut ser).map(|()| Table::Lifecycle),
     }
 }
 
@@ -357,6 +392,8 @@ mod tests {
             event_time: -2,
             missing_events: 5,
             reason: "é",
+            skipped_seqs: 1,
+            chain: crate::audit::chain::ChainText::of(Some(&[0xab; 32])),
         });
         let mut out = Vec::new();
         assert_eq!(encode_row(&row, &mut out).unwrap(), Table::Gaps);
@@ -368,6 +405,9 @@ mod tests {
         want.extend_from_slice(&(-2i64).to_le_bytes());
         want.extend_from_slice(&5u64.to_le_bytes());
         want.extend_from_slice(b"\x02\xc3\xa9");
+        want.extend_from_slice(&1u64.to_le_bytes());
+        want.push(64);
+        want.extend_from_slice("ab".repeat(32).as_bytes());
         assert_eq!(out, want);
         assert_eq!(row_header(&out), Some((&b"i1"[..], 300, -2)));
         assert_eq!(row_header(&out[..20]), None);

@@ -71,6 +71,10 @@ impl Undecodable {
             event_time,
             missing_events: 1,
             reason: &reason,
+            // It stands for the frame's seq; where the chain goes on after
+            // it is not known here.
+            skipped_seqs: 1,
+            chain: Default::default(),
         };
         let mut row = Vec::new();
         let table = encode_row(&AnyRow::Gap(gap), &mut row)?;
@@ -242,7 +246,7 @@ mod tests {
         assert_eq!(rows[0], rows[1]);
         // A tag no version wrote is an error, not a guess.
         let unknown = SpooledFrame {
-            tag: 9,
+            tag: 200,
             body: rows[0].row.clone(),
         };
         assert!(decode(7, unknown).is_err());
@@ -258,6 +262,8 @@ mod tests {
             event_time: 5,
             missing_events: 1,
             reason,
+            skipped_seqs: 1,
+            chain: Default::default(),
         };
         let table = encode_row(&AnyRow::Gap(gap), &mut row).unwrap();
         EncodedRow { table, row }
@@ -269,17 +275,17 @@ mod tests {
         write(41, &gap(41), &mut buf);
         frame::encode(42, &mut buf, |out| {
             out.extend_from_slice(b"a row of a newer layout");
-            Ok(9)
+            Ok(200)
         })
         .unwrap();
         let rows = read_all(&buf);
         assert_eq!(rows.len(), 2);
         assert!(rows[0].1.is_ok());
         let (seq, Err(bad)) = &rows[1] else {
-            panic!("tag 9 decoded: {:?}", rows[1]);
+            panic!("tag 200 decoded: {:?}", rows[1]);
         };
-        assert_eq!((*seq, bad.seq, bad.tag), (42, 42, 9));
-        let reason = "spool frame seq 42 has tag 9, which this build does not know \
+        assert_eq!((*seq, bad.seq, bad.tag), (42, 42, 200));
+        let reason = "spool frame seq 42 has tag 200, which this build does not know \
                       (written by a newer pgtrail?): its record is not delivered";
         assert_eq!(bad.reason(), reason);
         let row = bad.gap_row("i1", uuid::Uuid::from_u128(1), 5).unwrap();

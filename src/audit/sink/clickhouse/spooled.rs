@@ -93,6 +93,7 @@ fn entry<'a>(
     Entry {
         seq: record.seq(),
         end_seq,
+        end_chain: record.header().chain,
         body,
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::header;
+use crate::audit::chain::ChainText;
 use crate::audit::change_event::Columns;
 use crate::audit::record::ChangeRecord;
 
@@ -52,6 +53,7 @@ pub struct ChangeRow<'a> {
     pub application_name: &'a str,
     pub attribution: &'a str,
     pub forged_marker: bool,
+    pub chain: ChainText,
 }
 
 fn names(cols: &Columns) -> Vec<&str> {
@@ -97,5 +99,6 @@ pub(super) fn change_row(r: &ChangeRecord) -> ChangeRow<'_> {
         application_name: &c.application_name,
         attribution: c.attribution.name(),
         forged_marker: c.forged_marker,
+        chain: super::chain(&r.header),
     }
 }

@@ -2,7 +2,18 @@
 //! frames (tags 1, 2 and 4) are inserted under these lists, and ClickHouse
 //! fills the columns added since with their defaults.
 
+use std::marker::PhantomData;
+
 use clickhouse::Row;
+
+/// The columns of `T` but its last `N`: the layouts spooled before
+/// columns were added at the end (`chain`, schema version 7).
+pub struct Before<T, const N: usize>(PhantomData<T>);
+
+impl<T: Row, const N: usize> Row for Before<T, N> {
+    const COLUMN_NAMES: &'static [&'static str] =
+        T::COLUMN_NAMES.split_at(T::COLUMN_NAMES.len() - N).0;
+}
 
 /// The columns of `statements` rows spooled by builds before
 /// `backend_pid` and `effective_role` (frame tag 1): inserted under this

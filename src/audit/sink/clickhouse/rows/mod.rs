@@ -17,9 +17,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 mod change;
+mod integrity;
 mod legacy;
 pub use change::ChangeRow;
-pub use legacy::{SessionRowV1, StatementRowV1, StatementRowV2};
+pub use integrity::{CheckpointRow, LifecycleRow};
+pub use legacy::{Before, SessionRowV1, StatementRowV1, StatementRowV2};
+
+use crate::audit::chain::ChainText;
 
 use crate::audit::record::{
     GapRecord, Record, RecordHeader, SessionRecord, StatementRecord, TransactionRecord,
@@ -66,6 +70,7 @@ pub struct StatementRow<'a> {
     pub transaction_id: Uuid,
     /// Empty when parameters are not recorded.
     pub params: &'a [Option<String>],
+    pub chain: ChainText,
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -96,6 +101,7 @@ pub struct TransactionRow<'a> {
     pub xid: Option<u64>,
     pub undone_from_seq: &'a [u64],
     pub undone_to_seq: &'a [u64],
+    pub chain: ChainText,
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -122,6 +128,7 @@ pub struct SessionRow<'a> {
     pub bytes_out: u64,
     pub statements: u64,
     pub duration_us: u64,
+    pub chain: ChainText,
 }
 
 #[derive(Debug, Clone, Default, Row, Serialize)]
@@ -133,6 +140,8 @@ pub struct GapRow<'a> {
     pub event_time: i64,
     pub missing_events: u64,
     pub reason: &'a str,
+    pub skipped_seqs: u64,
+    pub chain: ChainText,
 }
 
 /// A row for one of the contract's tables. It lives on the stack for one
@@ -146,6 +155,8 @@ pub enum AnyRow<'a> {
     Gap(GapRow<'a>),
     Transaction(TransactionRow<'a>),
     Change(ChangeRow<'a>),
+    Checkpoint(CheckpointRow<'a>),
+    Lifecycle(LifecycleRow<'a>),
 }
 
 impl<'a> AnyRow<'a> {
@@ -156,12 +167,18 @@ impl<'a> AnyRow<'a> {
             Record::Gap(g) => AnyRow::Gap(gap_row(g)),
             Record::Transaction(t) => AnyRow::Transaction(transaction_row(t)),
             Record::Change(c) => AnyRow::Change(change::change_row(c)),
+            Record::Checkpoint(c) => AnyRow::Checkpoint(integrity::checkpoint_row(c)),
+            Record::Lifecycle(l) => AnyRow::Lifecycle(integrity::lifecycle_row(l)),
         }
     }
 }
 
 fn header(h: &RecordHeader) -> (Uuid, &str, u64, i64) {
     (h.event_id, &h.instance_id, h.seq, h.event_time)
+}
+
+fn chain(h: &RecordHeader) -> ChainText {
+    ChainText::of(h.chain.as_ref())
 }
 
 fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
@@ -203,6 +220,7 @@ fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
         txn_status: &r.txn_status,
         transaction_id: r.transaction_id,
         params: r.params.as_deref().unwrap_or_default(),
+        chain: chain(&r.header),
     }
 }
 
@@ -233,6 +251,7 @@ fn transaction_row(r: &TransactionRecord) -> TransactionRow<'_> {
         xid: r.xid,
         undone_from_seq: &r.undone_from_seq,
         undone_to_seq: &r.undone_to_seq,
+        chain: chain(&r.header),
     }
 }
 
@@ -260,6 +279,7 @@ fn session_row(r: &SessionRecord) -> SessionRow<'_> {
         bytes_out: r.bytes_out,
         statements: r.statements,
         duration_us: r.duration_us,
+        chain: chain(&r.header),
     }
 }
 
@@ -272,6 +292,8 @@ fn gap_row(r: &GapRecord) -> GapRow<'_> {
         event_time,
         missing_events: r.missing_events,
         reason: &r.reason,
+        skipped_seqs: r.skipped_seqs,
+        chain: chain(&r.header),
     }
 }
 
@@ -287,12 +309,14 @@ mod tests {
         assert_eq!(GapRow::COLUMN_NAMES, column_names("gaps"));
         assert_eq!(TransactionRow::COLUMN_NAMES, column_names("transactions"));
         assert_eq!(ChangeRow::COLUMN_NAMES, column_names("changes"));
+        assert_eq!(CheckpointRow::COLUMN_NAMES, column_names("checkpoints"));
+        assert_eq!(LifecycleRow::COLUMN_NAMES, column_names("lifecycle"));
     }
 
     #[test]
     fn the_layout_before_transaction_id_lacks_only_it() {
         let mut c = column_names("statements");
-        c.retain(|n| *n != "transaction_id");
+        c.retain(|n| !matches!(*n, "transaction_id" | "chain"));
         assert_eq!(StatementRowV2::COLUMN_NAMES, c);
     }
 
@@ -300,10 +324,39 @@ mod tests {
     fn earlier_layouts_lack_only_the_columns_of_schema_version_4() {
         let without = |table| -> Vec<&str> {
             let mut c = column_names(table);
-            c.retain(|n| !matches!(*n, "effective_role" | "backend_pid" | "transaction_id"));
+            c.retain(|n| {
+                !matches!(
+                    *n,
+                    "effective_role" | "backend_pid" | "transaction_id" | "chain"
+                )
+            });
             c
         };
         assert_eq!(StatementRowV1::COLUMN_NAMES, without("statements"));
         assert_eq!(SessionRowV1::COLUMN_NAMES, without("sessions"));
+    }
+
+    #[test]
+    fn layouts_before_chain_lack_only_it() {
+        let without = |table, cut: &[&str]| -> Vec<&str> {
+            let mut c = column_names(table);
+            c.retain(|n| !cut.contains(n));
+            c
+        };
+        let chain = &["chain"][..];
+        assert_eq!(
+            Before::<StatementRow, 1>::COLUMN_NAMES,
+            without("statements", chain)
+        );
+        assert_eq!(Before::<SessionRow, 1>::COLUMN_NAMES, without("sessions", chain));
+        assert_eq!(
+            Before::<TransactionRow, 1>::COLUMN_NAMES,
+            without("transactions", chain)
+        );
+        assert_eq!(Before::<ChangeRow, 1>::COLUMN_NAMES, without("changes", chain));
+        assert_eq!(
+            Before::<GapRow, 2>::COLUMN_NAMES,
+            without("gaps", &["chain", "skipped_seqs"])
+        );
     }
 }

@@ -7,13 +7,24 @@ use super::ddl::{q, ty};
 use super::tables::{TableSpec, Ty, TABLES};
 use super::{SchemaOptions, ServerVersion};
 
-/// Columns added after a table was first created: (column, type, after).
-/// Tables of earlier versions get them with `ADD COLUMN IF NOT EXISTS`.
-const ADDED_COLUMNS: &[(&str, Ty, &str)] = &[
-    ("backend_pid", Ty::Pid, "session_id"),
-    ("effective_role", Ty::Label, "db_role"),
-    ("transaction_id", Ty::Uuid, "txn_status"),
+/// Columns added after a table was first created, each placed after the
+/// column before it in the table's spec. Tables of earlier versions get
+/// them with `ADD COLUMN IF NOT EXISTS`.
+const ADDED_COLUMNS: &[&str] = &[
+    "backend_pid",
+    "effective_role",
+    "transaction_id",
+    "skipped_seqs",
+    "chain",
 ];
+
+/// `name`'s type in `t` and the column before it.
+fn placed(t: &TableSpec, name: &str) -> Option<(Ty, &'static str)> {
+    let at = t.columns.iter().position(|(n, _)| *n == name)?;
+    let (_, ty_) = t.columns[at];
+    let (after, _) = t.columns[at.checked_sub(1)?];
+    Some((ty_, after))
+}
 
 /// A column that tables of an earlier schema version lack, for servers
 /// without `ADD COLUMN IF NOT EXISTS` (18.16): run `ddl` when
@@ -34,10 +45,10 @@ pub fn column_additions(v: ServerVersion, opts: &SchemaOptions) -> Vec<ColumnAdd
     }
     let mut out = Vec::new();
     for t in TABLES {
-        for (name, ty_, after) in ADDED_COLUMNS {
-            if !t.has_column(name) {
+        for name in ADDED_COLUMNS {
+            let Some((ty_, after)) = placed(t, name) else {
                 continue;
-            }
+            };
             out.push(ColumnAddition {
                 needed_query: format!(
                     "SELECT toUInt8(countIf(name = '{after}') = 1 AND countIf(name = '{name}') = 0) FROM system.columns WHERE database = '{}' AND table = '{}'",
@@ -48,7 +59,7 @@ pub fn column_additions(v: ServerVersion, opts: &SchemaOptions) -> Vec<ColumnAdd
                     q(&opts.database),
                     q(t.name),
                     q(name),
-                    ty(*ty_, v),
+                    ty(ty_, v),
                     q(after)
                 ),
             });
@@ -60,12 +71,12 @@ pub fn column_additions(v: ServerVersion, opts: &SchemaOptions) -> Vec<ColumnAdd
 /// `ALTER TABLE ... ADD COLUMN IF NOT EXISTS` for the columns of
 /// `ADDED_COLUMNS` that `t` has; `target` is `db.table[ ON CLUSTER c]`.
 pub(super) fn add_columns(out: &mut Vec<String>, t: &TableSpec, target: &str, v: ServerVersion) {
-    for (name, ty_, after) in ADDED_COLUMNS {
-        if t.has_column(name) {
+    for name in ADDED_COLUMNS {
+        if let Some((ty_, after)) = placed(t, name) {
             out.push(format!(
                 "ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {} {} AFTER {}",
                 q(name),
-                ty(*ty_, v),
+                ty(ty_, v),
                 q(after)
             ));
         }

@@ -46,6 +46,7 @@ pub(super) fn ty(t: Ty, v: ServerVersion) -> String {
         (Ty::Values, false) => "Array(Nullable(String))",
         (Ty::Values, true) => "Array(Nullable(String)) CODEC(ZSTD(3))",
         (Ty::OptUuid, _) => "Nullable(UUID)",
+        (Ty::Chain, _) => "String",
     };
     s.to_string()
 }

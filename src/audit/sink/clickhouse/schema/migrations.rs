@@ -12,8 +12,9 @@ use super::{SchemaOptions, ServerVersion};
 /// `statements` and `sessions`; 5: `transactions`, `transaction_id` in
 /// `statements`, the views `transaction_log` and `rolled_back_statements`;
 /// 6: `changes` (row changes from logical decoding), the views `row_history`
-/// and `changes_outside_pgtrail`.
-pub const SCHEMA_VERSION: u32 = 6;
+/// and `changes_outside_pgtrail`; 7: `chain` on every table, `skipped_seqs`
+/// on `gaps`, the `checkpoints` and `lifecycle` tables (tamper evidence).
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Every schema version and what it introduced, oldest first; the last is
 /// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
@@ -30,11 +31,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         6,
         "changes table, row_history and changes_outside_pgtrail views",
     ),
+    (
+        7,
+        "chain columns, checkpoints and lifecycle tables",
+    ),
 ];
 
-/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` carries
-/// every column of its table, so it gains `transaction_id` (and, from a
-/// schema before 4, `effective_role`; `session_log` gained it in 4).
+/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` and
+/// `session_log` carry every column of their tables, so they gain `chain`.
 const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log"];
 
 /// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`

@@ -34,6 +34,8 @@ pub(super) enum Ty {
     /// Its values, text or NULL.
     Values,
     OptUuid,
+    /// A chain value, digest or signature as hex (does not compress).
+    Chain,
 }
 
 pub(super) const STATEMENTS: &[(&str, Ty)] = &[
@@ -73,6 +75,7 @@ pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("txn_status", Ty::Label),
     ("transaction_id", Ty::Uuid),
     ("params", Ty::Params),
+    ("chain", Ty::Chain),
 ];
 
 pub(super) const SESSIONS: &[(&str, Ty)] = &[
@@ -97,6 +100,7 @@ pub(super) const SESSIONS: &[(&str, Ty)] = &[
     ("bytes_out", Ty::Count),
     ("statements", Ty::Count),
     ("duration_us", Ty::Count),
+    ("chain", Ty::Chain),
 ];
 
 pub(super) const TRANSACTIONS: &[(&str, Ty)] = &[
@@ -124,6 +128,7 @@ pub(super) const TRANSACTIONS: &[(&str, Ty)] = &[
     ("xid", Ty::OptCount),
     ("undone_from_seq", Ty::Seqs),
     ("undone_to_seq", Ty::Seqs),
+    ("chain", Ty::Chain),
 ];
 
 /// `key`, `old` and `new` are Nested (name, value) on the server: each is
@@ -160,6 +165,7 @@ pub(super) const CHANGES: &[(&str, Ty)] = &[
     ("application_name", Ty::Label),
     ("attribution", Ty::Label),
     ("forged_marker", Ty::Bool),
+    ("chain", Ty::Chain),
 ];
 
 const GAPS: &[(&str, Ty)] = &[
@@ -169,6 +175,35 @@ const GAPS: &[(&str, Ty)] = &[
     ("event_time", Ty::Time),
     ("missing_events", Ty::Count),
     ("reason", Ty::Text),
+    ("skipped_seqs", Ty::Count),
+    ("chain", Ty::Chain),
+];
+
+const CHECKPOINTS: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("previous_chain", Ty::Chain),
+    ("records", Ty::Count),
+    ("key_id", Ty::Label),
+    ("signature", Ty::Chain),
+    ("chain", Ty::Chain),
+];
+
+const LIFECYCLE: &[(&str, Ty)] = &[
+    ("event_id", Ty::Uuid),
+    ("instance_id", Ty::Label),
+    ("seq", Ty::Seq),
+    ("event_time", Ty::Time),
+    ("event_type", Ty::Label),
+    ("version", Ty::Label),
+    ("config_digest", Ty::Chain),
+    ("detail", Ty::Text),
+    ("previous_seq", Ty::Seq),
+    ("previous_chain", Ty::Chain),
+    ("clean", Ty::Bool),
+    ("chain", Ty::Chain),
 ];
 
 pub(super) struct TableSpec {
@@ -179,12 +214,6 @@ pub(super) struct TableSpec {
     pub order_by: &'static str,
     /// Modern-only skip indexes: (name, expression, type, granularity).
     pub indexes: &'static [(&'static str, &'static str, &'static str, u32)],
-}
-
-impl TableSpec {
-    pub fn has_column(&self, name: &str) -> bool {
-        self.columns.iter().any(|(n, _)| *n == name)
-    }
 }
 
 pub(super) const TABLES: &[TableSpec] = &[
@@ -250,6 +279,18 @@ pub(super) const TABLES: &[TableSpec] = &[
         order_by: "instance_id, seq",
         indexes: &[],
     },
+    TableSpec {
+        name: "checkpoints",
+        columns: CHECKPOINTS,
+        order_by: "instance_id, seq",
+        indexes: &[],
+    },
+    TableSpec {
+        name: "lifecycle",
+        columns: LIFECYCLE,
+        order_by: "instance_id, seq",
+        indexes: &[],
+    },
 ];
 
 /// The names of the contract's tables, in creation order.
@@ -273,12 +314,15 @@ mod tests {
     #[test]
     fn contract_columns() {
         let s = column_names("statements");
-        assert_eq!(s.len(), 36);
+        assert_eq!(s.len(), 37);
         assert_eq!(s.first(), Some(&"event_id"));
         assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
-        assert_eq!(column_names("sessions").len(), 21);
-        assert_eq!(column_names("gaps").len(), 6);
-        assert_eq!(column_names("transactions").len(), 24);
-        assert_eq!(column_names("changes").len(), 31);
+        assert_eq!(column_names("sessions").len(), 22);
+        assert_eq!(column_names("gaps").len(), 8);
+        assert_eq!(column_names("transactions").len(), 25);
+        assert_eq!(column_names("changes").len(), 32);
+        for t in TABLES {
+            assert_eq!(t.columns.last().map(|c| c.0), Some("chain"), "{}", t.name);
+        }
     }
 }

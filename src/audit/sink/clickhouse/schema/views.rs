@@ -288,9 +288,9 @@ mod tests {
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
         assert_eq!(
             record_migrations(&opts, &[3]).as_deref(),
-            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views')")
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views'), (7, 'chain columns, checkpoints and lifecycle tables')")
         );
-        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6]), None);
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6, 7]), None);
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 }

@@ -1,0 +1,181 @@
+//! Where the chain continues after a restart. A clean stop writes the last
+//! seq and chain value to a small file (`<spool_dir>/chain`, or
+//! `<audit.file>.chain`); the next start continues from it when that seq is
+//! the last one used. After a crash the last line of the audit file says
+//! where the chain stood; without one the chain restarts, and the start
+//! record says so (`clean = false`, no `previous_chain`).
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{parse_hex, ChainText, ChainValue, GENESIS};
+
+/// Where the new run's chain continues from; the start record tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainStart {
+    /// The seq of the record the chain continues from (0: none).
+    pub previous_seq: u64,
+    /// Its chain value; `None` when not known (a crash without an audit file).
+    pub previous_chain: Option<ChainValue>,
+    /// The previous run stopped cleanly.
+    pub clean: bool,
+}
+
+impl ChainStart {
+    pub fn new_instance() -> ChainStart {
+        ChainStart {
+            previous_seq: 0,
+            previous_chain: Some(GENESIS),
+            clean: true,
+        }
+    }
+
+    /// The value the first record of this run links to.
+    pub fn value(&self) -> ChainValue {
+        self.previous_chain.unwrap_or(GENESIS)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    instance_id: String,
+    seq: u64,
+    chain: String,
+}
+
+/// The state file: beside the spool, else beside the audit file.
+pub fn path(spool_dir: Option<&Path>, audit_file: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = spool_dir {
+        return Some(dir.join("chain"));
+    }
+    audit_file.map(|f| {
+        let mut name = f.as_os_str().to_owned();
+        name.push(".chain");
+        PathBuf::from(name)
+    })
+}
+
+/// Written at a clean stop, after the last record is flushed.
+pub fn save(path: &Path, instance_id: &str, seq: u64, chain: &ChainValue) -> io::Result<()> {
+    let saved = Saved {
+        instance_id: instance_id.into(),
+        seq,
+        chain: ChainText::of(Some(chain)).as_str().into(),
+    };
+    let bytes = serde_json::to_vec(&saved)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Where the chain of `instance_id` continues, the next seq being `next_seq`.
+pub fn start(
+    state: Option<&Path>,
+    audit_file: Option<&Path>,
+    instance_id: &str,
+    next_seq: u64,
+) -> ChainStart {
+    if next_seq <= 1 {
+        return ChainStart::new_instance();
+    }
+    let saved = state.and_then(|p| read_saved(p, instance_id));
+    if let Some((seq, chain)) = saved {
+        if seq == next_seq - 1 {
+            return ChainStart {
+                previous_seq: seq,
+                previous_chain: Some(chain),
+                clean: true,
+            };
+        }
+    }
+    let last_line = audit_file.and_then(|f| last_line_chain(f, instance_id).ok().flatten());
+    match last_line {
+        Some((seq, chain)) => ChainStart {
+            previous_seq: seq,
+            previous_chain: Some(chain),
+            clean: false,
+        },
+        None => ChainStart {
+            previous_seq: next_seq - 1,
+            previous_chain: None,
+            clean: false,
+        },
+    }
+}
+
+fn read_saved(path: &Path, instance_id: &str) -> Option<(u64, ChainValue)> {
+    let bytes = std::fs::read(path).ok()?;
+    let saved: Saved = serde_json::from_slice(&bytes).ok()?;
+    if saved.instance_id != instance_id {
+        return None;
+    }
+    Some((saved.seq, parse_hex(&saved.chain)?))
+}
+
+#[derive(Deserialize)]
+struct LineHeader {
+    instance_id: String,
+    seq: u64,
+    #[serde(default)]
+    chain: String,
+}
+
+/// The seq and chain of the last whole line of a JSON Lines file (its last
+/// 1 MiB), when it is a record of `instance_id` with a chain value.
+fn last_line_chain(file: &Path, instance_id: &str) -> io::Result<Option<(u64, ChainValue)>> {
+    let mut f = std::fs::File::open(file)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let start = tail[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let Ok(line) = serde_json::from_slice::<LineHeader>(&tail[start..end]) else {
+        return Ok(None);
+    };
+    if line.instance_id != instance_id {
+        return Ok(None);
+    }
+    Ok(parse_hex(&line.chain).map(|c| (line.seq, c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_stop_is_continued_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("chain");
+        let value = [7u8; 32];
+        save(&state, "i", 41, &value).unwrap();
+        let s = start(Some(&state), None, "i", 42);
+        assert_eq!((s.previous_seq, s.previous_chain, s.clean), (41, Some(value), true));
+        // Another instance's state, or records written after it: not clean.
+        assert!(!start(Some(&state), None, "j", 42).clean);
+        let s = start(Some(&state), None, "i", 50);
+        assert_eq!((s.previous_seq, s.previous_chain, s.clean), (49, None, false));
+        assert_eq!(start(Some(&state), None, "i", 1), ChainStart::new_instance());
+    }
+
+    #[test]
+    fn after_a_crash_the_audit_file_says_where_the_chain_stood() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.jsonl");
+        let hex = ChainText::of(Some(&[9u8; 32])).as_str().to_string();
+        let lines = format!(
+            "{{\"record\":\"gaps\",\"instance_id\":\"i\",\"seq\":3,\"chain\":\"{hex}\"}}\n{{\"record\":\"gaps\",\"instance_id\":\"i\",\"seq\":4,\"chain\":\"{hex}\"}}\n{{\"torn"
+        );
+        std::fs::write(&file, lines).unwrap();
+        let s = start(None, Some(&file), "i", 9);
+        assert_eq!((s.previous_seq, s.previous_chain, s.clean), (4, Some([9u8; 32]), false));
+    }
+}
