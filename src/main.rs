@@ -20,6 +20,7 @@ mod cli {
     pub mod cdc;
     pub mod error;
     pub mod user;
+    pub mod verify;
 }
 use cli::cdc::{cdc, CdcAction};
 use cli::error::CliError;
@@ -50,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         action: CdcAction,
     },
+    /// Make an Ed25519 key pair for signing audit checkpoints.
+    Keygen(cli::verify::KeygenArgs),
+    /// Check an audit trail's hash chain and signed checkpoints
+    /// (exit 0: intact; 1: tampering or damage found; 2: could not read).
+    Verify(cli::verify::VerifyArgs),
     /// Print the version.
     Version,
 }
@@ -96,6 +102,8 @@ fn main() -> ExitCode {
         Command::User { action } => user(action),
         Command::Schema(args) => schema(&args),
         Command::Cdc { action } => cdc(action),
+        Command::Keygen(args) => cli::verify::keygen(&args),
+        Command::Verify(args) => return cli::verify::verify(args),
         Command::Version => {
             println!("pgtrail {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -196,8 +196,10 @@ fn integrity(
             None
         }
     };
-    let file = audit.checkpoint_file.clone().or_else(|| {
-        match (&audit.spool_dir, &audit.file) {
+    let file = audit
+        .checkpoint_file
+        .clone()
+        .or_else(|| match (&audit.spool_dir, &audit.file) {
             (Some(dir), _) => Some(dir.join("checkpoints.jsonl")),
             (None, Some(f)) => {
                 let mut name = f.as_os_str().to_owned();
@@ -205,8 +207,7 @@ fn integrity(
                 Some(PathBuf::from(name))
             }
             (None, None) => None,
-        }
-    });
+        });
     let checkpoints = Checkpoints::new(CheckpointOptions {
         every_records: audit.checkpoint_records.max(1),
         every: Duration::from_millis(audit.checkpoint_interval_ms),

@@ -47,6 +47,12 @@ pub enum CliError {
     CdcSetup(Box<pgtrail::cdc::setup::SetupError>),
     /// `cdc setup`: pieces only a person can add are missing.
     CdcNeedsAPerson,
+    /// `keygen`: the key files could not be written.
+    Keygen(io::Error),
+    /// `verify --public-key`.
+    Key(pgtrail::audit::chain::signing::KeyError),
+    /// `verify`: the trail could not be read.
+    Verify(io::Error),
 }
 
 impl fmt::Display for CliError {
@@ -76,6 +82,9 @@ impl fmt::Display for CliError {
             CliError::CdcNeedsAPerson => {
                 f.write_str("cdc setup: some pieces need a person (lines NEEDS A PERSON above)")
             }
+            CliError::Keygen(e) => write!(f, "keygen: {e}"),
+            CliError::Key(e) => write!(f, "--public-key {e}"),
+            CliError::Verify(e) => write!(f, "verify: {e}"),
         }
     }
 }
@@ -97,6 +106,8 @@ impl std::error::Error for CliError {
             | CliError::NotInFile { .. }
             | CliError::EmptyPassword
             | CliError::CdcNeedsAPerson => None,
+            CliError::Keygen(e) | CliError::Verify(e) => Some(e),
+            CliError::Key(e) => Some(e),
         }
     }
 }

@@ -794,7 +794,7 @@ fn cookbook_runs_on_a_modern_engine() {
     let list = |table: &str| quoted(&schema::column_names(table));
     // 2026-11-25 03:00:00 UTC, a Wednesday.
     let at = "fromUnixTimestamp64Micro(toInt64(1795575600000000), 'UTC')";
-    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), []");
+    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], ''");
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({}) SELECT {stmt};\n",
@@ -802,7 +802,7 @@ fn cookbook_runs_on_a_modern_engine() {
         ));
     }
     sql.push_str(&format!(
-        "INSERT INTO pgtrail.sessions ({}) SELECT toUUID('01890000-0000-7000-8000-000000000002'), 'i1', 2, {at}, 'auth_failed', 's2', 0, 'bob', '', '', 'db', '127.0.0.1', 5433, '', 0, 'scram-sha-256', 'wrong password', 0, 0, 0, 0;\n",
+        "INSERT INTO pgtrail.sessions ({}) SELECT toUUID('01890000-0000-7000-8000-000000000002'), 'i1', 2, {at}, 'auth_failed', 's2', 0, 'bob', '', '', 'db', '127.0.0.1', 5433, '', 0, 'scram-sha-256', 'wrong password', 0, 0, 0, 0, '';\n",
         list("sessions")
     ));
     let params = november_params("bob", "s1");

@@ -43,14 +43,14 @@ fn data(db: &str, version: ServerVersion) -> Vec<String> {
          concat('s', toString(number % 100)), toUInt32(1000 + number % 100), {user}, 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', \
          'simple', 'SELECT * FROM cards WHERE id = 1', 0, 0, 42, 'select * from cards where id = $1', \
          'select', 'read', 'R', 'READ', if(number % 3 = 0, ['cards'], ['orders']), [], [], \
-         'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [] FROM numbers({STATEMENTS})",
+         'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '' FROM numbers({STATEMENTS})",
         quoted(&schema::column_names("statements"))
     );
     let first = STATEMENTS + 3;
     let sessions = format!(
         "INSERT INTO `{db}`.sessions ({}) SELECT {EVENT_ID}, 'i1', toUInt64({first} + number), {at}, \
          'auth_failed', concat('f', toString(number)), 0, 'mallory', '', '', 'db', '127.0.0.1', 5433, '', 0, \
-         'scram-sha-256', 'wrong password', 0, 0, 0, 0 FROM numbers({FAILED_LOGINS})",
+         'scram-sha-256', 'wrong password', 0, 0, 0, 0, '' FROM numbers({FAILED_LOGINS})",
         quoted(&schema::column_names("sessions"))
     );
     vec![statements, sessions]

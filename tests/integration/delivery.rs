@@ -177,6 +177,8 @@ async fn fail_open_serves_statements_and_records_the_gap() {
     let mut in_ch = seqs("statements");
     in_ch.extend(seqs("sessions"));
     in_ch.extend(seqs("transactions"));
+    in_ch.extend(seqs("checkpoints"));
+    in_ch.extend(seqs("lifecycle"));
     let mut in_gaps = BTreeSet::new();
     let gaps = ch.query(&format!("SELECT seq, missing_events FROM `{ch_db}`.gaps"));
     for line in gaps.lines() {

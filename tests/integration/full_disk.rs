@@ -310,6 +310,8 @@ async fn full_spool_disk_fail_open_accounts_for_every_seq() {
         let mut records = seqs("statements");
         records.extend(seqs("sessions"));
         records.extend(seqs("transactions"));
+        records.extend(seqs("checkpoints"));
+        records.extend(seqs("lifecycle"));
         let gaps: Vec<(u64, u64)> = ch
             .query(&format!("SELECT seq, missing_events FROM `{ch_db}`.gaps"))
             .lines()

@@ -25,6 +25,7 @@ mod full_disk;
 mod full_disk_restart;
 mod hardening;
 mod identity;
+mod integrity;
 mod locks;
 mod log_colour;
 mod markers;

@@ -19,13 +19,13 @@ async fn a_spooled_frame_of_an_unknown_tag_arrives_as_a_gap_row() {
     let mut bytes = std::fs::read(segment).unwrap();
     let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
     let seq = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
-    bytes[16] = 9;
+    bytes[16] = 200;
     let crc = crc32c::crc32c(&bytes[8..8 + len]);
     bytes[4..8].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(segment, &bytes).unwrap();
     left.second_run().await;
     let reason = format!(
-        "spool frame seq {seq} has tag 9, which this build does not know \
+        "spool frame seq {seq} has tag 200, which this build does not know \
          (written by a newer pgtrail?): its record is not delivered"
     );
     assert_eq!(

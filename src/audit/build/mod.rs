@@ -13,8 +13,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::event::AuditEvent;
 use super::chain::{ChainText, ChainValue};
+use super::event::AuditEvent;
 use super::record::{
     micros_since_epoch, ChangeRecord, CheckpointRecord, GapRecord, Label, LifecycleEvent,
     LifecycleRecord, Record, RecordHeader,

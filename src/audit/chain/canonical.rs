@@ -37,10 +37,13 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
     }
 }
 
+/// What a checkpoint signature's message starts with.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"pgtrail checkpoint v1\n";
+
 /// The bytes an Ed25519 checkpoint signature covers: the checkpoint's
 /// canonical bytes with `signature` empty, after a domain prefix.
 pub fn checkpoint_message(r: &CheckpointRecord) -> Vec<u8> {
-    let mut out = b"pgtrail checkpoint v1\n".to_vec();
+    let mut out = CHECKPOINT_DOMAIN.to_vec();
     let mut unsigned = r.clone();
     unsigned.signature.clear();
     encode(&Record::Checkpoint(Box::new(unsigned)), &mut out);

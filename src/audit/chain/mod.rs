@@ -14,6 +14,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod signing;
 pub mod state;
+pub mod verify;
 
 use serde::{Deserialize, Deserializer, Serializer};
 use sha2::{Digest, Sha256};

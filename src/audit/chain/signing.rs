@@ -96,7 +96,8 @@ impl PublicKey {
             why: why.into(),
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(&e.to_string()))?;
-        let der = pem_body(&text, "PUBLIC KEY").ok_or_else(|| fail("no PEM \"PUBLIC KEY\" block"))?;
+        let der =
+            pem_body(&text, "PUBLIC KEY").ok_or_else(|| fail("no PEM \"PUBLIC KEY\" block"))?;
         let key = der
             .strip_prefix(&SPKI_PREFIX)
             .filter(|k| k.len() == 32)
@@ -160,7 +161,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -212,7 +213,9 @@ mod tests {
         assert!(!pubkey.verifies(b"checkpoint", "00"));
         let (other, other_pub) = (dir.path().join("o"), dir.path().join("o.pub"));
         keygen(&other, &other_pub).unwrap();
-        assert!(!PublicKey::load(&other_pub).unwrap().verifies(b"checkpoint", &sig));
+        assert!(!PublicKey::load(&other_pub)
+            .unwrap()
+            .verifies(b"checkpoint", &sig));
     }
 
     #[test]

@@ -158,12 +158,21 @@ mod tests {
         let value = [7u8; 32];
         save(&state, "i", 41, &value).unwrap();
         let s = start(Some(&state), None, "i", 42);
-        assert_eq!((s.previous_seq, s.previous_chain, s.clean), (41, Some(value), true));
+        assert_eq!(
+            (s.previous_seq, s.previous_chain, s.clean),
+            (41, Some(value), true)
+        );
         // Another instance's state, or records written after it: not clean.
         assert!(!start(Some(&state), None, "j", 42).clean);
         let s = start(Some(&state), None, "i", 50);
-        assert_eq!((s.previous_seq, s.previous_chain, s.clean), (49, None, false));
-        assert_eq!(start(Some(&state), None, "i", 1), ChainStart::new_instance());
+        assert_eq!(
+            (s.previous_seq, s.previous_chain, s.clean),
+            (49, None, false)
+        );
+        assert_eq!(
+            start(Some(&state), None, "i", 1),
+            ChainStart::new_instance()
+        );
     }
 
     #[test]
@@ -176,6 +185,9 @@ mod tests {
         );
         std::fs::write(&file, lines).unwrap();
         let s = start(None, Some(&file), "i", 9);
-        assert_eq!((s.previous_seq, s.previous_chain, s.clean), (4, Some([9u8; 32]), false));
+        assert_eq!(
+            (s.previous_seq, s.previous_chain, s.clean),
+            (4, Some([9u8; 32]), false)
+        );
     }
 }

@@ -228,7 +228,10 @@ impl<'a> Object<'a> {
         o.str("instance_id", instance_id);
         o.u64("seq", *seq);
         o.time("event_time", *event_time);
-        o.str("chain", crate::audit::chain::ChainText::of(chain.as_ref()).as_str());
+        o.str(
+            "chain",
+            crate::audit::chain::ChainText::of(chain.as_ref()).as_str(),
+        );
         o
     }
 

@@ -29,7 +29,7 @@ fn header(seq: u64) -> RecordHeader {
         instance_id: "01a228da-91ff-701a-b514-7a538ed1a46d".into(),
         seq,
         event_time: 1_795_000_000_123_456 + seq as i64,
-        chain: (seq % 2 == 0).then_some([seq as u8; 32]),
+        chain: seq.is_multiple_of(2).then_some([seq as u8; 32]),
     }
 }
 

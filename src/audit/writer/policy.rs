@@ -23,8 +23,8 @@
 use std::io;
 
 use super::gate::AuditGate;
-use crate::audit::chain::ChainValue;
 use crate::audit::build::RecordBuilder;
+use crate::audit::chain::ChainValue;
 use crate::audit::record::Record;
 use crate::audit::sink::{AuditSink, Offer, Room};
 use crate::config::FailurePolicy;

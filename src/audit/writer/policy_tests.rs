@@ -95,7 +95,12 @@ fn rig(policy: FailurePolicy) -> Rig {
 }
 
 fn record(seq: u64) -> Record {
-    RecordBuilder::new("i".into(), 1024, Arc::new(NoClassifier)).gap_for_run(seq, 1, None, "r".into())
+    RecordBuilder::new("i".into(), 1024, Arc::new(NoClassifier)).gap_for_run(
+        seq,
+        1,
+        None,
+        "r".into(),
+    )
 }
 
 impl Rig {

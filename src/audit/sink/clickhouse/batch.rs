@@ -13,8 +13,8 @@ use clickhouse::{Client, Row};
 use super::errors::SendError;
 use super::rowbinary::{row_header, RawRow, Table};
 use super::rows::{
-    Before, ChangeRow, CheckpointRow, GapRow, LifecycleRow, SessionRow, SessionRowV1,
-    StatementRow, StatementRowV1, StatementRowV2, TransactionRow,
+    Before, ChangeRow, CheckpointRow, GapRow, LifecycleRow, SessionRow, SessionRowV1, StatementRow,
+    StatementRowV1, StatementRowV2, TransactionRow,
 };
 use super::schema::ServerVersion;
 
@@ -194,19 +194,31 @@ async fn insert_as(
             rows.insert::<Before<ChangeRow<'static>, 1>>(client, version, name)
                 .await
         }
-        Table::Statements => rows.insert::<StatementRow<'static>>(client, version, name).await,
-        Table::Sessions => rows.insert::<SessionRow<'static>>(client, version, name).await,
+        Table::Statements => {
+            rows.insert::<StatementRow<'static>>(client, version, name)
+                .await
+        }
+        Table::Sessions => {
+            rows.insert::<SessionRow<'static>>(client, version, name)
+                .await
+        }
         Table::Gaps => rows.insert::<GapRow<'static>>(client, version, name).await,
         Table::Transactions => {
             rows.insert::<TransactionRow<'static>>(client, version, name)
                 .await
         }
-        Table::Changes => rows.insert::<ChangeRow<'static>>(client, version, name).await,
+        Table::Changes => {
+            rows.insert::<ChangeRow<'static>>(client, version, name)
+                .await
+        }
         Table::Checkpoints => {
             rows.insert::<CheckpointRow<'static>>(client, version, name)
                 .await
         }
-        Table::Lifecycle => rows.insert::<LifecycleRow<'static>>(client, version, name).await,
+        Table::Lifecycle => {
+            rows.insert::<LifecycleRow<'static>>(client, version, name)
+                .await
+        }
     }
 }
 

@@ -348,12 +348,18 @@ mod tests {
             Before::<StatementRow, 1>::COLUMN_NAMES,
             without("statements", chain)
         );
-        assert_eq!(Before::<SessionRow, 1>::COLUMN_NAMES, without("sessions", chain));
+        assert_eq!(
+            Before::<SessionRow, 1>::COLUMN_NAMES,
+            without("sessions", chain)
+        );
         assert_eq!(
             Before::<TransactionRow, 1>::COLUMN_NAMES,
             without("transactions", chain)
         );
-        assert_eq!(Before::<ChangeRow, 1>::COLUMN_NAMES, without("changes", chain));
+        assert_eq!(
+            Before::<ChangeRow, 1>::COLUMN_NAMES,
+            without("changes", chain)
+        );
         assert_eq!(
             Before::<GapRow, 2>::COLUMN_NAMES,
             without("gaps", &["chain", "skipped_seqs"])

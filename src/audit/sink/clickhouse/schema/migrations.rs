@@ -31,15 +31,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         6,
         "changes table, row_history and changes_outside_pgtrail views",
     ),
-    (
-        7,
-        "chain columns, checkpoints and lifecycle tables",
-    ),
+    (7, "chain columns, checkpoints and lifecycle tables"),
 ];
 
-/// Views whose columns `SCHEMA_VERSION` changed: `statement_log` and
-/// `session_log` carry every column of their tables, so they gain `chain`.
-const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log"];
+/// Views `SCHEMA_VERSION` changed: `statement_log` and `session_log`
+/// carry every column of their tables, so they gain `chain`;
+/// `audit_sequence` gains the seqs of `changes`, `checkpoints` and
+/// `lifecycle`.
+const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log", "audit_sequence"];
 
 /// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`
 /// keeps an existing one): run once, when `SCHEMA_VERSION` is not yet in

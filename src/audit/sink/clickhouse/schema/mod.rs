@@ -66,7 +66,7 @@ pub use ddl::{script, statements};
 pub use migrations::{
     applied_migrations_query, record_migrations, view_upgrade, MIGRATIONS, SCHEMA_VERSION,
 };
-pub use tables::{column_names, table_names};
+pub use tables::{column_names, table_columns, table_names, Ty};
 pub use version::ServerVersion;
 pub use views::VIEW_NAMES;
 

@@ -2,8 +2,8 @@
 //! of the row types in `rows`), sorting keys and skip indexes.
 
 /// Column type families; each renders per dialect (`ddl::ty`).
-#[derive(Clone, Copy)]
-pub(super) enum Ty {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
     Uuid,
     /// Repeated, low-cardinality text.
     Label,
@@ -296,6 +296,11 @@ pub(super) const TABLES: &[TableSpec] = &[
 /// The names of the contract's tables, in creation order.
 pub fn table_names() -> impl Iterator<Item = &'static str> {
     TABLES.iter().map(|t| t.name)
+}
+
+/// The columns of `table` with their types, in insert order.
+pub fn table_columns(table: &str) -> Option<&'static [(&'static str, Ty)]> {
+    TABLES.iter().find(|t| t.name == table).map(|t| t.columns)
 }
 
 /// Column names of `table` in insert order (for tests and sanity checks).
