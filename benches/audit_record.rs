@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use pgtrail::audit::build::RecordBuilder;
+use pgtrail::audit::chain::{canonical, Chainer, GENESIS};
 use pgtrail::audit::event::{AuditEvent, Protocol, SessionInfo, StatementEvent};
 use pgtrail::audit::record::json::write_record;
 use pgtrail::audit::sink::clickhouse::rowbinary::encode_record;
@@ -97,6 +98,27 @@ fn bench(c: &mut Criterion) {
     c.bench_function("record/rowbinary_encode", |b| {
         b.iter(|| encode_record(black_box(&record)).map(|row| row.row.len()))
     });
+    // Tamper evidence: the writer links every record (canonical bytes and
+    // one SHA-256 over them and the previous value).
+    let mut chainer = Chainer::new(GENESIS);
+    let mut linked = record.clone();
+    c.bench_function("record/chain_link", |b| {
+        b.iter(|| {
+            chainer.link(black_box(&mut linked));
+            linked.header().chain
+        })
+    });
+    let mut bytes = Vec::with_capacity(1024);
+    c.bench_function("record/canonical_encode", |b| {
+        b.iter(|| {
+            bytes.clear();
+            canonical::encode(black_box(&record), &mut bytes);
+            bytes.len()
+        })
+    });
+    bytes.clear();
+    canonical::encode(&record, &mut bytes);
+    println!("canonical bytes of the statement record: {}", bytes.len());
 }
 
 criterion_group!(benches, bench);

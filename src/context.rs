@@ -205,10 +205,22 @@ impl ProxyContext {
     }
 
     /// Replaces the users of proxy mode.
+    /// Puts `users` in force; what changed in it is a `lifecycle` record
+    /// (the audit trail audits pgtrail's own users too).
     pub fn set_users(&self, users: Users) {
+        let changes = users.changes_since(&self.users());
         match self.users.write() {
             Ok(mut current) => *current = Arc::new(users),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(users),
+        }
+        if !changes.is_empty() {
+            tracing::info!(changes = %changes.join("; "), "users file changed");
+            self.audit
+                .send_soon(crate::audit::event::AuditEvent::Lifecycle {
+                    event_type: crate::audit::record::LifecycleEvent::Users,
+                    config_digest: crate::secrets::config_digest(&self.config),
+                    detail: changes.join("\n"),
+                });
         }
     }
 

@@ -176,6 +176,19 @@ pub fn apply(ctx: &ProxyContext, file: &Path, new: Config) -> Result<ReloadSumma
     for key in &summary.needs_restart {
         tracing::warn!("changed in {} but needs a restart: {key}", file.display());
     }
+    if !summary.applied.is_empty() || !summary.needs_restart.is_empty() {
+        ctx.audit
+            .send_soon(crate::audit::event::AuditEvent::Lifecycle {
+                event_type: crate::audit::record::LifecycleEvent::Reload,
+                config_digest: crate::secrets::config_digest(&new),
+                detail: format!(
+                    "{}: applied [{}]; needs a restart [{}]",
+                    file.display(),
+                    summary.applied.join(", "),
+                    summary.needs_restart.join(", ")
+                ),
+            });
+    }
     tracing::info!(
         file = %file.display(),
         applied = ?summary.applied,

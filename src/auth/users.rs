@@ -211,6 +211,49 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+
+    /// What changed since `before`, one line per person, sorted by name
+    /// (added, removed, method, password, role, databases; never a secret).
+    pub fn changes_since(&self, before: &Users) -> Vec<String> {
+        let mut names: Vec<&String> = self.by_name.keys().chain(before.by_name.keys()).collect();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            match (before.by_name.get(name), self.by_name.get(name)) {
+                (None, Some(u)) => out.push(format!(
+                    "added {name} ({}, role {})",
+                    u.method.name(),
+                    u.db_role.as_deref().unwrap_or("default")
+                )),
+                (Some(_), None) => out.push(format!("removed {name}")),
+                (Some(a), Some(b)) => {
+                    let mut what = Vec::new();
+                    if a.method != b.method {
+                        what.push(format!("method {} -> {}", a.method.name(), b.method.name()));
+                    }
+                    if a.secret != b.secret {
+                        what.push("password changed".to_string());
+                    }
+                    if a.db_role != b.db_role {
+                        what.push(format!(
+                            "role {} -> {}",
+                            a.db_role.as_deref().unwrap_or("default"),
+                            b.db_role.as_deref().unwrap_or("default")
+                        ));
+                    }
+                    if a.databases != b.databases {
+                        what.push(format!("databases {:?} -> {:?}", a.databases, b.databases));
+                    }
+                    if !what.is_empty() {
+                        out.push(format!("changed {name}: {}", what.join(", ")));
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        out
+    }
 }
 
 /// What [`read_file`] makes of a file that does not exist.
@@ -274,6 +317,42 @@ fn write_file(path: &Path, file: &mut UsersFile) -> Result<(), UsersError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_since_names_people_and_never_secrets() {
+        let entry = |name: &str, secret: &str, role: Option<&str>| UserEntry {
+            name: name.into(),
+            secret: secret.into(),
+            method: Method::Md5,
+            db_role: role.map(Into::into),
+            databases: Vec::new(),
+        };
+        let md5 = |c: char| format!("md5{}", c.to_string().repeat(32));
+        let file = |users: Vec<UserEntry>| {
+            Users::from_file(UsersFile {
+                mock_secret: None,
+                users,
+            })
+            .unwrap()
+        };
+        let before = file(vec![
+            entry("alice", &md5('a'), None),
+            entry("bob", &md5('b'), Some("app")),
+        ]);
+        let after = file(vec![
+            entry("bob", &md5('c'), Some("admin")),
+            entry("carol", &md5('d'), None),
+        ]);
+        assert_eq!(
+            after.changes_since(&before),
+            [
+                "removed alice",
+                "changed bob: password changed, role app -> admin",
+                "added carol (md5, role default)",
+            ]
+        );
+        assert!(after.changes_since(&after).is_empty());
+    }
 
     #[test]
     fn one_spelling_of_scram_sha_256_and_the_old_one_still_read() {

@@ -139,9 +139,12 @@ async fn fail_open_serves_statements_and_records_the_gap() {
     let ch_db = unique_ch_db("open");
     let (pg, db) = fresh_db("fail_open");
     let spool = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let proxy_file = files.path().join("audit.jsonl");
     let proxy = Proxy::start_with(pg, |c| {
         tiny_spool(c, &ch, &ch_db, spool.path());
         c.audit.failure_policy = FailurePolicy::FailOpen;
+        c.audit.file = Some(proxy_file.clone());
     })
     .await;
     let client = proxy.connect(pg, &db).await;
@@ -198,6 +201,19 @@ async fn fail_open_serves_statements_and_records_the_gap() {
     let covered: BTreeSet<u64> = in_ch.union(&in_gaps).copied().collect();
     assert_eq!(made, covered);
     assert!(statements(&records).len() > 300);
+    // The chain holds across the records ClickHouse never got: each gap
+    // record says where it goes on, and verify reports the gaps.
+    let report = crate::integrity::verify_ch(&ch, &ch_db).await;
+    assert!(report.ok, "{}", report.human());
+    assert!(
+        crate::integrity::kinds_of(&report).contains("gap"),
+        "{}",
+        report.human()
+    );
+    let file = proxy_file.clone();
+    let items = pgtrail::audit::chain::verify::jsonl::read_all(&[file]).unwrap();
+    let report = pgtrail::audit::chain::verify::walk_all(items, &Default::default()).unwrap();
+    assert!(report.ok, "{}", report.human());
 }
 
 /// ClickHouse stopped during a 50,000-statement workload from four
@@ -329,6 +345,27 @@ async fn before_ack_survives_sigkill() {
     }
     let sql = format!("SELECT count() = uniqExact(instance_id, seq) FROM `{ch_db}`.statements");
     assert_eq!(ch.query(&sql), "1", "duplicate rows");
+    // The chain: the second run's start says the first did not stop
+    // cleanly, and everything before it still checks.
+    wait_ch(
+        &ch,
+        &format!(
+            "SELECT (SELECT count() FROM `{ch_db}`.lifecycle WHERE event_type = 'start'), \
+             (SELECT count() FROM `{ch_db}`.checkpoints WHERE seq > (SELECT max(seq) FROM `{ch_db}`.lifecycle WHERE event_type = 'start'))"
+        ),
+        "2\t1",
+    )
+    .await;
+    // Rows of one batch land table by table: poll until the whole trail is in.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let report = crate::integrity::verify_ch(&ch, &ch_db).await;
+        if report.ok && crate::integrity::kinds_of(&report).contains("crash") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", report.human());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Runs `INSERT INTO t` until pgtrail refuses one; returns how many ran.

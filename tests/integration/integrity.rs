@@ -478,3 +478,40 @@ fn insert_checkpoint(ch: &ChServer, db: &str, cp: &Value) {
         cp["chain"].as_str().unwrap(),
     ));
 }
+
+/// The library's check of a ClickHouse trail (no key, no outside copy);
+/// when it finds errors, the report's text says what every table holds
+/// around each finding.
+pub async fn verify_ch(ch: &ChServer, db: &str) -> pgtrail::audit::chain::verify::Report {
+    let source =
+        pgtrail::audit::chain::verify::clickhouse::Source::new(&ch.http_url(), db, None, None)
+            .unwrap();
+    let report = source
+        .verify(&pgtrail::audit::chain::verify::VerifyOptions::default())
+        .await
+        .unwrap();
+    if !report.ok {
+        let mut around = String::new();
+        for f in report.instances.iter().flat_map(|i| &i.findings) {
+            for t in schema::table_names() {
+                around.push_str(&ch.try_query(&format!(
+                    "SELECT '{t}', seq, event_time FROM `{db}`.`{t}` WHERE seq BETWEEN {} AND {} ORDER BY seq",
+                    f.seq.saturating_sub(2),
+                    f.to_seq + 2
+                )).unwrap_or_default());
+                around.push('\n');
+            }
+        }
+        eprintln!("{}\naround the findings:\n{around}", report.human());
+    }
+    report
+}
+
+/// The kinds of the findings of a report, once each.
+pub fn kinds_of(report: &pgtrail::audit::chain::verify::Report) -> BTreeSet<&'static str> {
+    report
+        .instances
+        .iter()
+        .flat_map(|i| i.findings.iter().map(|f| f.kind.name()))
+        .collect()
+}

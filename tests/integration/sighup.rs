@@ -114,4 +114,16 @@ async fn sighup_reloads_the_users_file_of_the_running_binary() {
             "{line} not in:\n{metrics}"
         );
     }
+    // The change to pgtrail's own users is in the trail, without a secret.
+    let lifecycle = crate::harness::proxy::read_records(&dir.path().join("audit.jsonl"))
+        .into_iter()
+        .filter(|r| r["record"] == "lifecycle" && r["event_type"] == "users")
+        .collect::<Vec<_>>();
+    assert_eq!(lifecycle.len(), 1, "{lifecycle:?}");
+    let detail = lifecycle[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("added carol (scram-sha-256, role "),
+        "{detail}"
+    );
+    assert!(!detail.contains("SCRAM-SHA-256$"), "{detail}");
 }

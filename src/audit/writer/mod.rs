@@ -72,6 +72,24 @@ impl AuditSender {
         self.enqueue(Envelope::Event(event, None)).await;
     }
 
+    /// `send` from code that cannot wait (a reload): on a task of the
+    /// current runtime, else blocking this thread.
+    pub fn send_soon(&self, event: AuditEvent) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let sender = self.clone();
+                runtime.spawn(async move { sender.send(event).await });
+            }
+            Err(_) => {
+                if self.tx.blocking_send(Envelope::Event(event, None)).is_err() {
+                    tracing::warn!(
+                        "the audit writer has stopped: a lifecycle record was not written"
+                    );
+                }
+            }
+        }
+    }
+
     /// Like `send`, and the answer says when the record is durable.
     pub async fn send_durable(&self, event: AuditEvent) -> DurableAck {
         let (tx, rx) = oneshot::channel();
