@@ -23,6 +23,7 @@ value is taken to go on, so one changed record gives one finding.
 """
 
 import argparse
+import base64
 import hashlib
 import heapq
 import json
@@ -37,7 +38,6 @@ import uuid
 
 try:  # Only for checkpoint signatures.
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 except ImportError:  # pragma: no cover - depends on the machine
     Ed25519PublicKey = None
@@ -156,9 +156,11 @@ def text_bytes(s):
 
 def as_int(v):
     # ClickHouse may quote 64-bit integers; booleans are no integers here.
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise Malformed("integer expected, got %r" % (v,))
-    return int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, str) and re.fullmatch(r"-?[0-9]+", v):
+        return int(v)
+    raise Malformed("integer expected, got %r" % (v,))
 
 
 def as_bool(v):
@@ -455,14 +457,13 @@ class Keys:
         message = SIGNING_PREFIX + canonical("checkpoints", unsigned)
         try:
             self.by_id[key_id].verify(bytes.fromhex(signature), message)
-        except (InvalidSignature, ValueError):
+        except (InvalidSignature, ValueError, TypeError):
             return "the signature does not verify with key %s" % key_id
         return None
 
 
 def pem_public_key_bytes(pem, path):
     """The 32 key bytes of an Ed25519 SubjectPublicKeyInfo PEM file."""
-    import base64
     m = re.search(rb"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", pem, re.S)
     if not m:
         raise ValueError("%s: no PEM \"PUBLIC KEY\" block" % path)
@@ -626,8 +627,9 @@ class Checker:
                 self.running = GENESIS
             else:
                 self.add("unverified", WARNING, seq, None,
-                         "the trail starts at seq %d, not 1: the chain value before it is "
-                         "not known, so the first record's is taken as it is" % seq, record)
+                         "the trail starts at seq %d%s: the chain value before it is not "
+                         "known, so the first record's is taken as it is" % (
+                             seq, " (--from)" if self.seq_range[0] else ", not 1"), record)
                 self.quiet_unknown = True
         elif seq > self.next_seq:
             self.add("deleted", ERROR, self.next_seq, seq - 1,
@@ -734,12 +736,15 @@ class Checker:
                      "the start record's chain value follows neither from the record "
                      "before it nor from its previous_chain (%s)" % record.where, record)
         elif not clean:
+            if previous is None:
+                how = "the chain restarts (its last value was not known)"
+            else:
+                how = "the chain continues from seq %s" % record.get("previous_seq")
+                if not follows and before is not None:
+                    how += (", whose chain value is not that of the record before this "
+                            "one (records of the previous run are missing here)")
             self.add("crash", WARNING, seq, None,
-                     "the previous run did not stop cleanly: %s" % (
-                         "the chain restarts (its last value was not known)"
-                         if previous is None else
-                         "the chain continues from seq %s" % record.get("previous_seq")),
-                     record)
+                     "the previous run did not stop cleanly: " + how, record)
         elif not follows and before is not None:
             self.add("broken_restart", ERROR, seq, None,
                      "a clean restart whose previous_chain is not the chain value of the "
@@ -751,7 +756,7 @@ class Checker:
         if not lookahead or len({r.identity() for r in lookahead}) != 1:
             return False
         other = lookahead[0]
-        if other.skipped or other.chain is None or record.chain is None:
+        if other.seq != record.seq + 1 or other.skipped or other.chain is None:
             return False
         try:
             if (sha256(before, other.canonical(record.seq)) != other.chain or
@@ -814,8 +819,6 @@ class Checker:
         else:
             self.add("bad_signature", ERROR, seq, None, "%s at seq %d: %s" % (what, seq, why),
                      record)
-
-    # The stream, for the caller: one record at a time, in seq order.
 
     def summary(self):
         return {
@@ -1047,7 +1050,6 @@ class ClickHouse:
         self.database = database
         self.headers = {}
         if user is not None:
-            import base64
             token = base64.b64encode(("%s:%s" % (user, password or "")).encode()).decode()
             self.headers["Authorization"] = "Basic " + token
 

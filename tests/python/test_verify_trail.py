@@ -537,6 +537,21 @@ def two_lines_swapped():
     w.close()
 
 
+@test()
+def a_line_moved_far():
+    lines = standard_trail().lines()
+    moved = lines[:9] + lines[10:40] + [lines[9]] + lines[40:]
+    w = Workdir()
+    run = w.verify(moved)
+    expect(run, errors=["reordered"], warnings=["unsigned"])
+    assert finding(run, "reordered")["seq"] == seq_of(lines[9])
+    # Further than the script keeps lines to sort: the seq was missing when
+    # the chain reached it.
+    run = w.verify(moved, extra=["--window", "5"])
+    expect(run, errors=["deleted", "reordered"], warnings=["unsigned"])
+    w.close()
+
+
 def forged_from(t, seq, change):
     """The trail as an attacker without the signing key rewrites it: the
     record at `seq` changed by change(table, record), every chain value
