@@ -9,7 +9,9 @@
 # libclang-dev + clang (bindgen for pg_query), build-essential, pkg-config,
 # docker-compose (to validate docker-compose.yml), curl, openssl,
 # python3-venv (../shared/tools/ch-modern-check, used by
-# scripts/check-dashboards.sh, makes a venv), and promtool (Debian's
+# scripts/check-dashboards.sh, makes a venv), python3-cryptography
+# (Ed25519 checkpoint signatures in scripts/verify_trail.py and its test
+# tests/python/test_verify_trail.py), and promtool (Debian's
 # prometheus package, without recommends; checks deploy/prometheus/*.yml)
 # when it is missing.
 # The Rust toolchain is installed only when cargo is missing.
@@ -35,6 +37,7 @@ PACKAGES=(
     ca-certificates
     openssl
     python3-venv
+    python3-cryptography
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
