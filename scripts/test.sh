@@ -26,6 +26,9 @@ cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets"
 cargo test --all-targets
 
+step "the independent audit chain check (tests/python/test_verify_trail.py)"
+python3 tests/python/test_verify_trail.py
+
 step "transparency suites again with attribution markers on (PGTRAIL_TEST_CDC=1)"
 PGTRAIL_TEST_CDC=1 cargo test --test integration -- \
     relay:: clients:: python:: markers events:: transactions

@@ -69,6 +69,7 @@ impl JsonlSink {
     /// process has it open (see `lockfile`).
     pub fn open(path: &Path, durable: bool, rotate_bytes: u64) -> io::Result<JsonlSink> {
         let lock = PathLock::acquire(&lock_path_for(path), "audit file")?;
+        cut_torn_tail(path)?;
         let file = open_append(path)?;
         let size = file.metadata()?.len();
         Ok(JsonlSink {
@@ -239,6 +240,41 @@ pub(crate) fn first_line_seq(buf: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// A last line without its newline is an append a crash cut short (never
+/// acknowledged as durable): it is cut off, as the spool cuts a torn frame,
+/// so the next record starts a line of its own.
+fn cut_torn_tail(path: &Path) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut keep = len;
+    let mut chunk = vec![0u8; 64 << 10];
+    while keep > 0 {
+        let start = keep.saturating_sub(chunk.len() as u64);
+        let n = (keep - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk[..n])?;
+        if let Some(at) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            keep = start + at as u64 + 1;
+            break;
+        }
+        keep = start;
+    }
+    if keep < len {
+        tracing::warn!(file = %path.display(), bytes = len - keep, "audit file: a torn last line (an append cut short by a crash) is cut off");
+        f.set_len(keep)?;
+        f.sync_all()?;
+    }
+    Ok(())
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
@@ -327,6 +363,21 @@ mod tests {
             reason: "x".repeat(100),
             skipped_seqs: 0,
         })
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"torn").unwrap();
+        drop(JsonlSink::open(&path, false, 1 << 20).expect("open"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
+        std::fs::write(&path, "no newline at all").unwrap();
+        drop(JsonlSink::open(&path, false, 1 << 20).expect("open"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 
     #[test]

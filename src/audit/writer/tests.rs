@@ -119,3 +119,69 @@ async fn before_ack_waiters_do_not_wait_for_the_interval() {
     drop(sender);
     worker.join();
 }
+
+/// Keeps every record it is offered.
+struct KeepingSink(Arc<Mutex<Vec<Record>>>);
+
+impl AuditSink for KeepingSink {
+    fn name(&self) -> String {
+        "keeping".into()
+    }
+    fn offer(&mut self, record: &Record, _: u64, _: Room) -> Offer {
+        self.0.lock().unwrap().push(record.clone());
+        Offer::Taken
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a start finds (seqs the last run reserved and never used, spool
+/// damage) is written in seq order, and the whole trail, through a clean
+/// stop, walks as one chain.
+#[tokio::test]
+async fn start_gaps_stop_and_records_form_one_chain_in_seq_order() {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let options = WriterOptions {
+        capacity: 1024,
+        flush_interval: Duration::from_millis(10),
+        policy: FailurePolicy::FailClosed,
+        gate: Arc::new(AuditGate::default()),
+        start_gaps: vec![
+            StartGap::Lost {
+                missing_events: 4,
+                reason: "damage".into(),
+            },
+            StartGap::Unused {
+                first_seq: 11,
+                count: 5,
+            },
+        ],
+        integrity: super::Integrity::unsigned(),
+    };
+    let builder = RecordBuilder::new("t".into(), 1024, Arc::new(NoClassifier)).starting_at(16);
+    let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(KeepingSink(kept.clone()))];
+    let (sender, worker) = start(options, builder, sinks).unwrap();
+    for _ in 0..3 {
+        sender.send(connect()).await;
+    }
+    sender.close().await;
+    drop(sender);
+    worker.join();
+    let records = kept.lock().unwrap().clone();
+    let seqs: Vec<u64> = records.iter().map(Record::seq).collect();
+    // The unused run's gap (11), start (16), its checkpoint, the damage
+    // gap, three records, stop and its checkpoint.
+    assert_eq!(seqs, [11, 16, 17, 18, 19, 20, 21, 22, 23]);
+    let mut walker = crate::audit::chain::verify::walk::Walker::new("t", None, Vec::new());
+    for (i, r) in records.iter().enumerate() {
+        walker.push(crate::audit::chain::verify::item::Item::of_record(
+            r, i as u64,
+        ));
+    }
+    let report = walker.finish();
+    let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind.name()).collect();
+    // The unused run's gap says where the chain goes on: no finding but
+    // the gaps and the unsigned checkpoints.
+    assert_eq!(kinds, ["gap", "unsigned", "gap"], "{report:#?}");
+}

@@ -258,22 +258,21 @@ impl Writer {
         }
     }
 
-    /// What the start found missing, then the start record and a
-    /// checkpoint.
+    /// What the start found: the seqs the last run reserved and left no
+    /// record of (a gap standing in their place, saying the chain goes on
+    /// from where this run starts it), the start record and a checkpoint,
+    /// then spool damage (gaps that are links), in seq order.
     pub(super) fn write_start_gaps(&mut self, gaps: Vec<StartGap>) {
+        let mut lost = Vec::new();
         for gap in gaps {
             match gap {
                 StartGap::Lost {
                     missing_events,
                     reason,
-                } => {
-                    let record = self.builder.gap(missing_events, &reason);
-                    self.write_linked(record);
-                }
+                } => lost.push((missing_events, reason)),
                 StartGap::Unused { first_seq, count } => {
                     let last = first_seq + count - 1;
                     let reason = format!("seqs {first_seq}..{last} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)");
-                    // Not a link: the chain goes on from where this run starts it.
                     let end_chain = Some(self.chainer.last());
                     let record = self
                         .builder
@@ -283,6 +282,10 @@ impl Writer {
             }
         }
         self.write_start();
+        for (missing_events, reason) in lost {
+            let record = self.builder.gap(missing_events, &reason);
+            self.write_linked(record);
+        }
         self.flush();
     }
 

@@ -16,6 +16,10 @@ pub enum Severity {
 pub enum Kind {
     /// A record's content does not give its chain value.
     Altered,
+    /// A line of a file that is no record.
+    Malformed,
+    /// A line a crash cut short.
+    Torn,
     /// Seqs missing, no gap record explaining them.
     Deleted,
     /// A second, different record with a seq already held.
@@ -52,6 +56,7 @@ impl Kind {
     pub fn severity(self) -> Severity {
         match self {
             Kind::Altered
+            | Kind::Malformed
             | Kind::Deleted
             | Kind::Inserted
             | Kind::Reordered
@@ -60,7 +65,7 @@ impl Kind {
             | Kind::BadSignature
             | Kind::ReplayedCheckpoint
             | Kind::BrokenRestart => Severity::Error,
-            Kind::Crash | Kind::Unsigned | Kind::NoCleanStop | Kind::Unverified => {
+            Kind::Crash | Kind::Torn | Kind::Unsigned | Kind::NoCleanStop | Kind::Unverified => {
                 Severity::Warning
             }
             Kind::Gap | Kind::Duplicate => Severity::Info,
@@ -70,6 +75,8 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Altered => "altered",
+            Kind::Malformed => "malformed",
+            Kind::Torn => "torn",
             Kind::Deleted => "deleted",
             Kind::Inserted => "inserted",
             Kind::Reordered => "reordered",

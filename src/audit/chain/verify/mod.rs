@@ -52,15 +52,35 @@ impl VerifyOptions {
     }
 }
 
-/// Walks `items` (each instance's in seq order, or nearly) per instance.
+/// Walks the lines of a JSON Lines trail (each instance's records in seq
+/// order, or nearly) per instance. A line that is no record is reported
+/// with the instance of the record before it.
 pub fn walk_all(
-    items: impl Iterator<Item = std::io::Result<Item>>,
+    lines: impl Iterator<Item = std::io::Result<jsonl::Line>>,
     options: &VerifyOptions,
 ) -> std::io::Result<Report> {
     let mut outside = options.outside()?;
     let mut walkers: BTreeMap<String, walk::Walker<'_>> = BTreeMap::new();
-    for item in items {
-        let item = item?;
+    let mut last_instance = String::from("(unknown)");
+    for line in lines {
+        let item = match line? {
+            jsonl::Line::Record(item) => item,
+            jsonl::Line::Malformed { at, why, torn } => {
+                if options
+                    .instance
+                    .as_deref()
+                    .is_some_and(|i| i != last_instance)
+                {
+                    continue;
+                }
+                let walker = walkers.entry(last_instance.clone()).or_insert_with(|| {
+                    walk::Walker::new(&last_instance, options.public_key.as_ref(), Vec::new())
+                });
+                walker.malformed(&at, &why, torn);
+                continue;
+            }
+        };
+        last_instance.clone_from(&item.instance_id);
         if !options.wants(&item.instance_id, item.seq) {
             continue;
         }

@@ -23,6 +23,9 @@ pub struct Walker<'k> {
     outside: BTreeMap<u64, Item>,
     /// The chain value after the last record walked, when known.
     running: Option<ChainValue>,
+    /// The value is unknown because of a finding already made (records
+    /// deleted before this one): the next record resumes without another.
+    resume_quietly: bool,
     /// The seq the next record should have.
     expected: Option<u64>,
     window: BTreeMap<u64, Vec<Item>>,
@@ -47,6 +50,7 @@ impl<'k> Walker<'k> {
             key,
             outside: outside.into_iter().map(|i| (i.seq, i)).collect(),
             running: None,
+            resume_quietly: false,
             expected: None,
             window: BTreeMap::new(),
             highest: None,
@@ -102,6 +106,13 @@ impl<'k> Walker<'k> {
         self.report
     }
 
+    /// A line that is no record: cut short by a crash (a warning), or an
+    /// edit (an error).
+    pub fn malformed(&mut self, at: &str, why: &str, torn: bool) {
+        let kind = if torn { Kind::Torn } else { Kind::Malformed };
+        self.find(kind, 0, 0, None, format!("{at}: {why}"));
+    }
+
     fn find(&mut self, kind: Kind, seq: u64, to_seq: u64, time: Option<i64>, detail: String) {
         self.report
             .findings
@@ -141,6 +152,7 @@ impl<'k> Walker<'k> {
         };
         self.check_seq(&item);
         self.walk(item);
+        self.resume_quietly = false;
     }
 
     /// The copy that links when a seq came more than once; the others are
@@ -191,6 +203,7 @@ impl<'k> Walker<'k> {
                 );
                 // What the chain stood at before them is lost with them.
                 self.running = None;
+                self.resume_quietly = true;
             }
             None if item.seq == 1 => self.running = Some(GENESIS),
             _ => {}
@@ -246,8 +259,9 @@ impl<'k> Walker<'k> {
     fn link(&mut self, item: Item) {
         let seq = item.seq;
         match self.running {
+            None if std::mem::take(&mut self.resume_quietly) => {}
             None => self.find(Kind::Unverified, seq, seq, Some(item.event_time),
-                "the chain value before this record is not known here (the trail starts after seq 1, records were removed before it, or a gap did not say): the chain is checked from here on".into()),
+                "the chain value before this record is not known here (the trail starts after seq 1, or a gap did not say where the chain goes on): the chain is checked from here on".into()),
             Some(r) if Some(next(&r, &item.canonical)) != item.chain => {
                 if self.swapped_with_next(&item, &r) {
                     return;
