@@ -341,3 +341,15 @@ fn jsonl_files_with_their_rotated_siblings_read_in_order() {
     assert!(report.ok, "{}", report.human());
     assert_eq!(report.instances[0].records, t.records.len() as u64);
 }
+
+#[test]
+fn a_trail_read_from_a_checkpoint_is_anchored_by_it() {
+    let t = trail(20);
+    // Seq 7 is the first checkpoint: from there, every record checks.
+    assert!(matches!(t.records[6], Record::Checkpoint(_)));
+    let r = verify(&t.records[6..], Some(&t.public), Vec::new());
+    assert_eq!(kinds(&r), [], "{r:#?}");
+    // From a record that is not a checkpoint, the first one is taken as is.
+    let r = verify(&t.records[3..], Some(&t.public), Vec::new());
+    assert_eq!(kinds(&r), [(Kind::Unverified, 4)]);
+}

@@ -248,7 +248,14 @@ impl<'k> Walker<'k> {
                 "events that were not audited (a gap record tells them)".into(),
             ),
             Special::Start { .. } => return self.walk_start(item),
-            Special::Checkpoint { .. } => self.check_checkpoint(&item),
+            Special::Checkpoint { previous_chain, .. } => {
+                // A trail read from the middle (`--from`, expired records)
+                // is anchored by its first checkpoint.
+                if self.running.is_none() && !self.resume_quietly && self.report.records == 1 {
+                    self.running = *previous_chain;
+                }
+                self.check_checkpoint(&item)
+            }
             Special::None | Special::Stop => {}
         }
         self.link(item);
