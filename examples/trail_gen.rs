@@ -2,7 +2,8 @@
 //! would link them, as ClickHouse RowBinary rows on stdout: the input of
 //! `benches/verify_speed.sh`, which loads it and times `pgtrail verify`.
 //!
-//! `cargo run --release --example trail_gen -- 1000000 > rows.bin`
+//! `cargo run --release --example trail_gen -- 1000000 > rows.bin`, or
+//! `-- 1000000 jsonl > audit.jsonl` for the same trail as JSON Lines.
 
 use std::io::{BufWriter, Write};
 
@@ -16,14 +17,23 @@ fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let jsonl = std::env::args().nth(2).as_deref() == Some("jsonl");
     let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let mut line = Vec::with_capacity(1024);
     let mut chainer = Chainer::new(GENESIS);
     let start = 1_796_000_000_000_000i64;
     for seq in 1..=n {
         let mut record = statement(seq, start + seq as i64 * 100);
         chainer.link(&mut record);
-        let row = encode_record(&record).map_err(std::io::Error::other)?;
-        out.write_all(&row.row)?;
+        if jsonl {
+            line.clear();
+            pgtrail::audit::record::json::write_record(&record, &mut line);
+            line.push(b'\n');
+            out.write_all(&line)?;
+        } else {
+            let row = encode_record(&record).map_err(std::io::Error::other)?;
+            out.write_all(&row.row)?;
+        }
     }
     out.flush()
 }
