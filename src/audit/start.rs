@@ -100,6 +100,8 @@ struct SeqStart {
     gaps: Vec<spool::Gap>,
     /// The spool's instance id, when none is configured.
     spool_instance_id: Option<String>,
+    /// The instance, seq and chain value of the last record the spool holds.
+    spool_last_chain: Option<(String, u64, crate::audit::chain::ChainValue)>,
 }
 
 impl Default for SeqStart {
@@ -110,6 +112,7 @@ impl Default for SeqStart {
             unused: None,
             gaps: Vec::new(),
             spool_instance_id: None,
+            spool_last_chain: None,
         }
     }
 }
@@ -162,7 +165,7 @@ pub fn start(
     if let Some(mark) = seq.mark.take() {
         builder = builder.reserving(mark);
     }
-    let integrity = integrity(config, &builder)?;
+    let integrity = integrity(config, &builder, seq.spool_last_chain.take())?;
     let options = writer::WriterOptions {
         capacity: audit.queue_capacity,
         flush_interval: Duration::from_millis(audit.flush_interval_ms),
@@ -180,7 +183,11 @@ pub fn start(
 fn integrity(
     config: &Config,
     builder: &RecordBuilder,
+    spool_last: Option<(String, u64, chain::ChainValue)>,
 ) -> Result<writer::Integrity, AuditStartError> {
+    let spool_last = spool_last
+        .filter(|(instance, _, _)| instance == builder.instance_id())
+        .map(|(_, seq, chain)| (seq, chain));
     let audit = &config.audit;
     let state_path = chain::state::path(audit.spool_dir.as_deref(), audit.file.as_deref());
     let start = chain::state::start(
@@ -188,6 +195,7 @@ fn integrity(
         audit.file.as_deref(),
         builder.instance_id(),
         builder.next_seq(),
+        spool_last,
     );
     let key = match &audit.signing_key_file {
         Some(path) => Some(SigningKey::load(path).map_err(AuditStartError::SigningKey)?),
@@ -305,6 +313,7 @@ fn open_spool(
         gaps,
         seq_mark,
         unused_seqs,
+        last_frame,
     } = Spool::open(dir, options)?;
     let spool_instance_id = match audit.instance_id {
         None => Some(spool::marker::instance_id(dir)?),
@@ -317,6 +326,11 @@ fn open_spool(
         unused: unused_seqs,
         gaps,
         spool_instance_id,
+        spool_last_chain: last_frame.and_then(|(seq, f)| {
+            let chain = super::sink::clickhouse::spool_rows::chain_of(&f)?;
+            let (instance, _, _) = super::sink::clickhouse::rowbinary::row_header(&f.body)?;
+            Some((String::from_utf8_lossy(instance).into_owned(), seq, chain))
+        }),
     };
     Ok((writer, reader, start))
 }

@@ -356,11 +356,15 @@ async fn before_ack_survives_sigkill() {
         "2\t1",
     )
     .await;
-    // Rows of one batch land table by table: poll until the whole trail is in.
+    // Rows of one batch land table by table: poll until the whole trail is
+    // in. The spool's last frame told the new run where the chain stood.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let report = crate::integrity::verify_ch(&ch, &ch_db).await;
-        if report.ok && crate::integrity::kinds_of(&report).contains("crash") {
+        let continued = report.instances.iter().flat_map(|i| &i.findings).any(|f| {
+            f.kind.name() == "crash" && f.detail.contains("continues from its last record kept")
+        });
+        if report.ok && continued {
             break;
         }
         assert!(Instant::now() < deadline, "{}", report.human());

@@ -1,9 +1,10 @@
 //! Where the chain continues after a restart. A clean stop writes the last
 //! seq and chain value to a small file (`<spool_dir>/chain`, or
 //! `<audit.file>.chain`); the next start continues from it when that seq is
-//! the last one used. After a crash the last line of the audit file says
-//! where the chain stood; without one the chain restarts, and the start
-//! record says so (`clean = false`, no `previous_chain`).
+//! the last one used. After a crash the last record kept says where the
+//! chain stood: the audit file's last line, else the spool's last frame
+//! (whichever has the higher seq); without either the chain restarts, and
+//! the start record says so (`clean = false`, no `previous_chain`).
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -71,12 +72,14 @@ pub fn save(path: &Path, instance_id: &str, seq: u64, chain: &ChainValue) -> io:
     std::fs::rename(&tmp, path)
 }
 
-/// Where the chain of `instance_id` continues, the next seq being `next_seq`.
+/// Where the chain of `instance_id` continues, the next seq being
+/// `next_seq`; `spool_last` is the spool's last record (seq, chain value).
 pub fn start(
     state: Option<&Path>,
     audit_file: Option<&Path>,
     instance_id: &str,
     next_seq: u64,
+    spool_last: Option<(u64, ChainValue)>,
 ) -> ChainStart {
     if next_seq <= 1 {
         return ChainStart::new_instance();
@@ -92,7 +95,11 @@ pub fn start(
         }
     }
     let last_line = audit_file.and_then(|f| last_line_chain(f, instance_id).ok().flatten());
-    match last_line {
+    let last = match (last_line, spool_last) {
+        (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    match last {
         Some((seq, chain)) => ChainStart {
             previous_seq: seq,
             previous_chain: Some(chain),
@@ -157,20 +164,26 @@ mod tests {
         let state = dir.path().join("chain");
         let value = [7u8; 32];
         save(&state, "i", 41, &value).unwrap();
-        let s = start(Some(&state), None, "i", 42);
+        let s = start(Some(&state), None, "i", 42, None);
         assert_eq!(
             (s.previous_seq, s.previous_chain, s.clean),
             (41, Some(value), true)
         );
         // Another instance's state, or records written after it: not clean.
-        assert!(!start(Some(&state), None, "j", 42).clean);
-        let s = start(Some(&state), None, "i", 50);
+        assert!(!start(Some(&state), None, "j", 42, None).clean);
+        let s = start(Some(&state), None, "i", 50, None);
         assert_eq!(
             (s.previous_seq, s.previous_chain, s.clean),
             (49, None, false)
         );
+        // After a crash, the spool's last record says where the chain stood.
+        let s = start(Some(&state), None, "i", 50, Some((47, [3; 32])));
         assert_eq!(
-            start(Some(&state), None, "i", 1),
+            (s.previous_seq, s.previous_chain, s.clean),
+            (47, Some([3; 32]), false)
+        );
+        assert_eq!(
+            start(Some(&state), None, "i", 1, None),
             ChainStart::new_instance()
         );
     }
@@ -184,7 +197,7 @@ mod tests {
             "{{\"record\":\"gaps\",\"instance_id\":\"i\",\"seq\":3,\"chain\":\"{hex}\"}}\n{{\"record\":\"gaps\",\"instance_id\":\"i\",\"seq\":4,\"chain\":\"{hex}\"}}\n{{\"torn"
         );
         std::fs::write(&file, lines).unwrap();
-        let s = start(None, Some(&file), "i", 9);
+        let s = start(None, Some(&file), "i", 9, Some((2, [1; 32])));
         assert_eq!(
             (s.previous_seq, s.previous_chain, s.clean),
             (4, Some([9u8; 32]), false)

@@ -77,6 +77,9 @@ pub struct Spool {
     /// `(first, count)`. Records with them were lost in a crash (never
     /// fsynced) or never made; a gap record says so.
     pub unused_seqs: Option<(u64, u64)>,
+    /// The last frame the spool holds, with its seq: for the audit chain
+    /// to continue from after a crash.
+    pub last_frame: Option<(u64, SpooledFrame)>,
 }
 
 /// One frame to append: the seqs it accounts for, `[seq, end_seq)`, and
@@ -217,6 +220,9 @@ impl Spool {
             gaps: rec.gaps,
             seq_mark,
             unused_seqs,
+            last_frame: rec
+                .last_frame
+                .and_then(|(seq, p)| SpooledFrame::from_payload(&p).ok().map(|f| (seq, f))),
         })
     }
 }

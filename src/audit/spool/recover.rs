@@ -46,6 +46,9 @@ pub struct Recovered {
     /// Highest seq seen anywhere (segments and quarantined bytes).
     pub max_seq: u64,
     pub gaps: Vec<Gap>,
+    /// The last whole frame of the last segment: its seq and payload
+    /// (where the audit chain stood when the previous run ended).
+    pub last_frame: Option<(u64, Vec<u8>)>,
 }
 
 pub const QUARANTINE: &str = "quarantine";
@@ -83,11 +86,18 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
         let mut offset = 0u64;
         let mut last_seq = 0u64;
+        let mut last_payload = Vec::new();
         let damage = loop {
             match frame::read_frame(&mut r, &mut payload)? {
                 Read1::Frame { seq, size } => {
                     offset += size;
                     last_seq = seq;
+                    // The last segment may be new and empty: keep the
+                    // last frame of the one before it too.
+                    if i + 2 >= files.len() {
+                        last_payload.clear();
+                        last_payload.extend_from_slice(&payload);
+                    }
                 }
                 Read1::End => break None,
                 other => break Some(other),
@@ -126,6 +136,9 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
             }
         }
         rec.max_seq = rec.max_seq.max(last_seq).max(first_seq.saturating_sub(1));
+        if !last_payload.is_empty() {
+            rec.last_frame = Some((last_seq, std::mem::take(&mut last_payload)));
+        }
         rec.segments.push(SegmentInfo {
             first_seq: *first_seq,
             path: path.clone(),

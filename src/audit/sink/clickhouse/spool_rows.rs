@@ -88,6 +88,21 @@ impl fmt::Display for Undecodable {
     }
 }
 
+/// The audit chain value a spooled row carries: its last column in every
+/// layout since schema version 7 (tags 9 to 15); `None` for earlier
+/// layouts and rows whose value is not known.
+pub fn chain_of(frame: &SpooledFrame) -> Option<crate::audit::chain::ChainValue> {
+    if !(Table::Statements as u8..=Table::Lifecycle as u8).contains(&frame.tag) {
+        return None;
+    }
+    let body = &frame.body;
+    let at = body.len().checked_sub(65)?;
+    if body[at] != 64 {
+        return None;
+    }
+    crate::audit::chain::parse_hex(std::str::from_utf8(&body[at + 1..]).ok()?)
+}
+
 /// The row the spooled frame of `seq` holds.
 pub fn decode(seq: u64, frame: SpooledFrame) -> Result<EncodedRow, Undecodable> {
     let tag = frame.tag;
@@ -267,6 +282,20 @@ mod tests {
         };
         let table = encode_row(&AnyRow::Gap(gap), &mut row).unwrap();
         EncodedRow { table, row }
+    }
+
+    #[test]
+    fn the_chain_value_is_read_back_from_a_spooled_row() {
+        let mut record = gap(5);
+        record.header_mut().chain = Some([0x5a; 32]);
+        let mut body = Vec::new();
+        let tag = encode(&record, &mut body).unwrap();
+        let frame = SpooledFrame { tag, body };
+        assert_eq!(chain_of(&frame), Some([0x5a; 32]));
+        record.header_mut().chain = None;
+        let mut body = Vec::new();
+        let tag = encode(&record, &mut body).unwrap();
+        assert_eq!(chain_of(&SpooledFrame { tag, body }), None);
     }
 
     #[test]
