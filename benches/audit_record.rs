@@ -119,6 +119,24 @@ fn bench(c: &mut Criterion) {
     bytes.clear();
     canonical::encode(&record, &mut bytes);
     println!("canonical bytes of the statement record: {}", bytes.len());
+    let mut prev = [0u8; 32];
+    c.bench_function("record/sha256_sha2", |b| {
+        b.iter(|| {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(prev);
+            h.update(black_box(&bytes));
+            prev = h.finalize().into();
+        })
+    });
+    c.bench_function("record/sha256_ring", |b| {
+        b.iter(|| {
+            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+            h.update(&prev);
+            h.update(black_box(&bytes));
+            prev.copy_from_slice(h.finish().as_ref());
+        })
+    });
 }
 
 criterion_group!(benches, bench);
