@@ -29,6 +29,9 @@ pub struct Server {
     audit_worker: AuditWorker,
     /// The admin HTTP listener (`admin_listen`), bound with the proxy's.
     admin: Option<TcpListener>,
+    /// The last row change the audit trail holds, for the decoding
+    /// consumer (`AuditGauges::durable_change`).
+    durable_change: Option<(u64, u32)>,
 }
 
 /// Optional parts a caller (or a test) may plug in.
@@ -97,7 +100,7 @@ impl Server {
         let markers = marker_signer(&config)?;
         let cdc_stats = markers.as_ref().map(|_| Arc::default());
         let classifier = ext.classifier.clone();
-        let (audit, audit_worker, gauges) =
+        let (audit, audit_worker, mut gauges) =
             crate::audit::start::start(&config, ext.classifier, ext.sinks)
                 .map_err(StartupError::Audit)?;
         let listener = bind_listener("listen", config.listen).await?;
@@ -122,10 +125,10 @@ impl Server {
             stats: ProxyStats::default(),
             markers,
             observed: Observed {
-                instance_id: gauges.instance_id,
+                instance_id: std::mem::take(&mut gauges.instance_id),
                 classifier,
-                clickhouse: gauges.clickhouse,
-                spool: gauges.spool,
+                clickhouse: gauges.clickhouse.take(),
+                spool: gauges.spool.take(),
                 cdc: cdc_stats,
             },
         };
@@ -135,6 +138,7 @@ impl Server {
             force_close,
             audit_worker,
             admin,
+            durable_change: gauges.durable_change,
         })
     }
 
@@ -162,6 +166,7 @@ impl Server {
             force_close,
             audit_worker,
             admin,
+            durable_change,
         } = self;
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin.map(|l| {
@@ -169,7 +174,7 @@ impl Server {
                 let _ = admin_stopped.await;
             }))
         });
-        let consumer = start_consumer(&ctx);
+        let consumer = start_consumer(&ctx, durable_change);
         let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
@@ -227,7 +232,10 @@ impl Server {
 
 /// The decoding consumer, when `cdc.enabled` (the signer and its stats
 /// exist exactly then) and `cdc.consume`.
-fn start_consumer(ctx: &Arc<ProxyContext>) -> Option<crate::cdc::consumer::ConsumerHandle> {
+fn start_consumer(
+    ctx: &Arc<ProxyContext>,
+    durable_change: Option<(u64, u32)>,
+) -> Option<crate::cdc::consumer::ConsumerHandle> {
     if !ctx.config.cdc.consume {
         return None;
     }
@@ -238,6 +246,7 @@ fn start_consumer(ctx: &Arc<ProxyContext>) -> Option<crate::cdc::consumer::Consu
         ctx.audit.clone(),
         signer,
         stats,
+        durable_change,
     ))
 }
 

@@ -15,7 +15,7 @@ use super::chain::{
     signing::SigningKey,
 };
 use super::disk::seqmark::{self, SeqMark};
-use super::sink::clickhouse::{ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
+use super::sink::clickhouse::{spool_rows, ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
 use super::sink::jsonl::JsonlSink;
 use super::sink::AuditSink;
 use super::spool::{self, Spool, SpoolOptions, SpoolReader, SpoolUsage, SpoolWriter};
@@ -88,6 +88,10 @@ pub struct AuditGauges {
     pub instance_id: String,
     pub clickhouse: Option<Arc<ClickHouseStats>>,
     pub spool: Option<SpoolUsage>,
+    /// `(commit_lsn, change_index)` of the last row change every durable
+    /// destination holds (the least of theirs): the decoding consumer does
+    /// not record again what a crash made it decode twice.
+    pub durable_change: Option<(u64, u32)>,
 }
 
 /// Where the record sequence continues, and what start found missing.
@@ -102,6 +106,8 @@ struct SeqStart {
     spool_instance_id: Option<String>,
     /// The instance, seq and chain value of the last record the spool holds.
     spool_last_chain: Option<(String, u64, crate::audit::chain::ChainValue)>,
+    /// `(commit_lsn, change_index)` of the last row change the spool holds.
+    spool_last_change: Option<(u64, u32)>,
 }
 
 impl Default for SeqStart {
@@ -113,6 +119,7 @@ impl Default for SeqStart {
             gaps: Vec::new(),
             spool_instance_id: None,
             spool_last_chain: None,
+            spool_last_change: None,
         }
     }
 }
@@ -166,6 +173,7 @@ pub fn start(
         builder = builder.reserving(mark);
     }
     let integrity = integrity(config, &builder, seq.spool_last_chain.take())?;
+    gauges.durable_change = durable_change(audit, &seq);
     let options = writer::WriterOptions {
         capacity: audit.queue_capacity,
         flush_interval: Duration::from_millis(audit.flush_interval_ms),
@@ -229,6 +237,23 @@ fn integrity(
         state_path,
         config_digest: crate::secrets::config_digest(config),
     })
+}
+
+/// The last row change every durable destination holds: the spool's and
+/// the audit file's, the lesser; unknown if either does not say (a change
+/// one of them lacks must be recorded again, for it).
+fn durable_change(audit: &AuditConfig, seq: &SeqStart) -> Option<(u64, u32)> {
+    let spool = (audit.clickhouse_url.is_some() && audit.spool_dir.is_some())
+        .then_some(seq.spool_last_change);
+    let file = audit
+        .file
+        .as_ref()
+        .map(|f| super::sink::jsonl::last_change(f));
+    match (spool, file) {
+        (Some(a), Some(b)) => a.zip(b).map(|(a, b)| a.min(b)),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => None,
+    }
 }
 
 /// Statement seqs kept for changes' markers: about 20 MB, half a minute
@@ -313,7 +338,7 @@ fn open_spool(
         gaps,
         seq_mark,
         unused_seqs,
-        last_frame,
+        last_frames,
     } = Spool::open(dir, options)?;
     let spool_instance_id = match audit.instance_id {
         None => Some(spool::marker::instance_id(dir)?),
@@ -326,11 +351,19 @@ fn open_spool(
         unused: unused_seqs,
         gaps,
         spool_instance_id,
-        spool_last_chain: last_frame.and_then(|(seq, f)| {
-            let chain = super::sink::clickhouse::spool_rows::chain_of(&f)?;
-            let (instance, _, _) = super::sink::clickhouse::rowbinary::row_header(&f.body)?;
-            Some((String::from_utf8_lossy(instance).into_owned(), seq, chain))
-        }),
+        spool_last_chain: last_frames
+            .iter()
+            .max_by_key(|(seq, _)| *seq)
+            .and_then(|(seq, f)| {
+                let chain = spool_rows::chain_of(f)?;
+                let (instance, _, _) = super::sink::clickhouse::rowbinary::row_header(&f.body)?;
+                Some((String::from_utf8_lossy(instance).into_owned(), *seq, chain))
+            }),
+        spool_last_change: last_frames
+            .iter()
+            .filter_map(|(seq, f)| spool_rows::change_position(f).map(|c| (*seq, c)))
+            .max()
+            .map(|(_, c)| c),
     };
     Ok((writer, reader, start))
 }

@@ -240,6 +240,29 @@ pub(crate) fn first_line_seq(buf: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// `(commit_lsn, change_index)` of the last `changes` record in the audit
+/// file's last 16 MiB, whichever instance wrote it (an instance without a
+/// fixed id is a new one at each start; the decoding position belongs to
+/// the file).
+pub fn last_change(path: &Path) -> Option<(u64, u32)> {
+    use std::io::{Read, Seek, SeekFrom};
+    #[derive(serde::Deserialize)]
+    struct Change {
+        commit_lsn: u64,
+        change_index: u32,
+    }
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(16 << 20))).ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    tail.split(|&b| b == b'\n')
+        .rev()
+        .filter(|line| line.starts_with(b"{\"record\":\"changes\""))
+        .find_map(|line| serde_json::from_slice::<Change>(line).ok())
+        .map(|c| (c.commit_lsn, c.change_index))
+}
+
 /// A last line without its newline is an append a crash cut short (never
 /// acknowledged as durable): it is cut off, as the spool cuts a torn frame,
 /// so the next record starts a line of its own.

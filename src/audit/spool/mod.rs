@@ -77,9 +77,10 @@ pub struct Spool {
     /// `(first, count)`. Records with them were lost in a crash (never
     /// fsynced) or never made; a gap record says so.
     pub unused_seqs: Option<(u64, u64)>,
-    /// The last frame the spool holds, with its seq: for the audit chain
-    /// to continue from after a crash.
-    pub last_frame: Option<(u64, SpooledFrame)>,
+    /// The last frame of each tag the spool's last segments hold, with its
+    /// seq: where the audit chain stood, and the last row change kept,
+    /// after a crash.
+    pub last_frames: Vec<(u64, SpooledFrame)>,
 }
 
 /// One frame to append: the seqs it accounts for, `[seq, end_seq)`, and
@@ -220,9 +221,11 @@ impl Spool {
             gaps: rec.gaps,
             seq_mark,
             unused_seqs,
-            last_frame: rec
-                .last_frame
-                .and_then(|(seq, p)| SpooledFrame::from_payload(&p).ok().map(|f| (seq, f))),
+            last_frames: rec
+                .last_by_tag
+                .into_values()
+                .filter_map(|(seq, p)| SpooledFrame::from_payload(&p).ok().map(|f| (seq, f)))
+                .collect(),
         })
     }
 }

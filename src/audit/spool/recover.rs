@@ -46,9 +46,10 @@ pub struct Recovered {
     /// Highest seq seen anywhere (segments and quarantined bytes).
     pub max_seq: u64,
     pub gaps: Vec<Gap>,
-    /// The last whole frame of the last segment: its seq and payload
-    /// (where the audit chain stood when the previous run ended).
-    pub last_frame: Option<(u64, Vec<u8>)>,
+    /// The last whole frame of each tag in the last two segments: its seq
+    /// and payload (where the audit chain stood when the previous run
+    /// ended; the last row change written).
+    pub last_by_tag: std::collections::BTreeMap<u8, (u64, Vec<u8>)>,
 }
 
 pub const QUARANTINE: &str = "quarantine";
@@ -86,17 +87,20 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
         let mut offset = 0u64;
         let mut last_seq = 0u64;
-        let mut last_payload = Vec::new();
         let damage = loop {
             match frame::read_frame(&mut r, &mut payload)? {
                 Read1::Frame { seq, size } => {
                     offset += size;
                     last_seq = seq;
                     // The last segment may be new and empty: keep the
-                    // last frame of the one before it too.
+                    // last frames of the one before it too.
                     if i + 2 >= files.len() {
-                        last_payload.clear();
-                        last_payload.extend_from_slice(&payload);
+                        if let Some(&tag) = payload.get(frame::MIN_PAYLOAD) {
+                            let (s, p) = rec.last_by_tag.entry(tag).or_default();
+                            *s = seq;
+                            p.clear();
+                            p.extend_from_slice(&payload);
+                        }
                     }
                 }
                 Read1::End => break None,
@@ -136,9 +140,6 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
             }
         }
         rec.max_seq = rec.max_seq.max(last_seq).max(first_seq.saturating_sub(1));
-        if !last_payload.is_empty() {
-            rec.last_frame = Some((last_seq, std::mem::take(&mut last_payload)));
-        }
         rec.segments.push(SegmentInfo {
             first_seq: *first_seq,
             path: path.clone(),

@@ -114,6 +114,7 @@ pub fn start(
     audit: AuditSender,
     signer: Arc<MarkerSigner>,
     stats: Arc<CdcStats>,
+    durable_change: Option<(u64, u32)>,
 ) -> ConsumerHandle {
     let cdc = &config.cdc;
     let shaper = shape::Shaper::new(
@@ -142,7 +143,7 @@ pub fn start(
                 .enable_all()
                 .build();
             match runtime {
-                Ok(rt) => rt.block_on(serve(config, shared, stopped)),
+                Ok(rt) => rt.block_on(serve(config, shared, durable_change, stopped)),
                 Err(e) => tracing::error!(error = %e, "cdc: no runtime for the consumer"),
             }
             let _ = finished.send(());
@@ -170,8 +171,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often a missing slot is looked for again.
 const SLOT_LOST_RETRY: Duration = Duration::from_secs(60);
 
-async fn serve(config: Arc<Config>, shared: Shared, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    config: Arc<Config>,
+    shared: Shared,
+    durable_change: Option<(u64, u32)>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut position = open_position(&config);
+    if let (Some(p), Some(change)) = (position.as_mut(), durable_change) {
+        p.trail_holds(change);
+    }
     let mut backoff = FIRST_BACKOFF;
     let mut slot_lost_told = false;
     loop {

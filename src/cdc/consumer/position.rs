@@ -15,6 +15,10 @@ use crate::cdc::Lsn;
 pub struct PositionFile {
     file: SlotFile,
     value: Lsn,
+    /// The last change the audit trail holds (`trail_holds`), when it is
+    /// past the position: a crash after its records were durable and
+    /// before the position moved.
+    trail: Option<(Lsn, u32)>,
 }
 
 impl PositionFile {
@@ -36,6 +40,7 @@ impl PositionFile {
         Ok(PositionFile {
             file,
             value: Lsn(value),
+            trail: None,
         })
     }
 
@@ -43,10 +48,26 @@ impl PositionFile {
         self.value
     }
 
+    /// The audit trail already holds the change `(commit_lsn,
+    /// change_index)` and, records being written in order, every change
+    /// before it.
+    pub fn trail_holds(&mut self, (commit_lsn, change_index): (u64, u32)) {
+        if Lsn(commit_lsn) >= self.value {
+            self.trail = Some((Lsn(commit_lsn), change_index));
+        }
+    }
+
     /// Whether the transaction whose commit record is at `commit_lsn` was
-    /// written before (its end is at or below the position).
+    /// written before (its end is at or below the position, or a later
+    /// transaction's change is in the trail).
     pub fn written(&self, commit_lsn: Lsn) -> bool {
-        commit_lsn < self.value
+        commit_lsn < self.value || self.trail.is_some_and(|(c, _)| commit_lsn < c)
+    }
+
+    /// Of the transaction at `commit_lsn`, the changes up to this index
+    /// are in the trail already (a crash in the middle of writing it).
+    pub fn written_through(&self, commit_lsn: Lsn) -> Option<u32> {
+        self.trail.filter(|(c, _)| *c == commit_lsn).map(|(_, i)| i)
     }
 
     /// Moves the position to `end_lsn` (never back) and fsyncs it.
@@ -78,5 +99,25 @@ mod tests {
         // A commit record starting below 500 ended at or before it.
         assert!(p.written(Lsn(480)));
         assert!(!p.written(Lsn(500)));
+    }
+
+    #[test]
+    fn the_trails_last_change_skips_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PositionFile::open(&dir.path().join("cdc_position")).unwrap();
+        p.store(Lsn(500)).unwrap();
+        // Behind the position: nothing new.
+        p.trail_holds((400, 3));
+        assert_eq!(
+            (p.written(Lsn(450)), p.written_through(Lsn(400))),
+            (true, None)
+        );
+        // Past it: transactions before it are written, and its own changes
+        // up to the index.
+        p.trail_holds((700, 2));
+        assert!(p.written(Lsn(600)));
+        assert!(!p.written(Lsn(700)));
+        assert_eq!(p.written_through(Lsn(700)), Some(2));
+        assert!(!p.written(Lsn(800)));
     }
 }

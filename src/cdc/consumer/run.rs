@@ -27,6 +27,8 @@ struct OpenTxn {
     begin: Begin,
     /// Written before a restart: decoded again, not recorded again.
     replayed: bool,
+    /// Its changes up to this index are in the trail already.
+    written_through: Option<u32>,
     buffer: TxnBuffer,
     markers: Markers,
     next_index: u32,
@@ -151,13 +153,13 @@ impl Connection<'_> {
                 if open.is_some() {
                     return Err(ConsumerError::Protocol("Begin inside a transaction"));
                 }
-                let replayed = self
-                    .position
-                    .as_deref()
-                    .is_some_and(|p| p.written(begin.final_lsn));
+                let position = self.position.as_deref();
+                let replayed = position.is_some_and(|p| p.written(begin.final_lsn));
+                let written_through = position.and_then(|p| p.written_through(begin.final_lsn));
                 *open = Some(OpenTxn {
                     begin,
                     replayed,
+                    written_through,
                     buffer: TxnBuffer::new(self.shared.limits, self.shared.spill_dir.clone()),
                     markers: Markers::default(),
                     next_index: 0,
@@ -293,6 +295,16 @@ impl Connection<'_> {
             .enumerate()
         {
             let mut change = change.map_err(ConsumerError::Spill)?;
+            if txn
+                .written_through
+                .is_some_and(|w| change.change_index <= w)
+            {
+                // In the trail already (a crash came after its record was
+                // durable and before the position moved); the changes kept
+                // are a prefix, so the last one, which asks for the
+                // acknowledgement, is never skipped unless all are.
+                continue;
+            }
             markers.apply(&mut change);
             change.commit_time = commit_time;
             stats.count_change(change.op, change.attribution != Attribution::None);

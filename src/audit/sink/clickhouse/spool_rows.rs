@@ -103,6 +103,24 @@ pub fn chain_of(frame: &SpooledFrame) -> Option<crate::audit::chain::ChainValue>
     crate::audit::chain::parse_hex(std::str::from_utf8(&body[at + 1..]).ok()?)
 }
 
+/// `(commit_lsn, change_index)` of a spooled `changes` row (every layout:
+/// the columns after the header are `commit_lsn`, `lsn`, `change_index`).
+pub fn change_position(frame: &SpooledFrame) -> Option<(u64, u32)> {
+    if frame.tag != Table::Changes as u8 && frame.tag != Table::ChangesV1 as u8 {
+        return None;
+    }
+    let (instance, _, _) = super::rowbinary::row_header(&frame.body)?;
+    // event_id, the instance's length and bytes, seq, event_time.
+    let len_bytes = (usize::BITS - instance.len().leading_zeros())
+        .div_ceil(7)
+        .max(1) as usize;
+    let at = 16 + len_bytes + instance.len() + 16;
+    let body = &frame.body;
+    let commit_lsn = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    let index = u32::from_le_bytes(body.get(at + 16..at + 20)?.try_into().ok()?);
+    Some((commit_lsn, index))
+}
+
 /// The row the spooled frame of `seq` holds.
 pub fn decode(seq: u64, frame: SpooledFrame) -> Result<EncodedRow, Undecodable> {
     let tag = frame.tag;
@@ -282,6 +300,24 @@ mod tests {
         };
         let table = encode_row(&AnyRow::Gap(gap), &mut row).unwrap();
         EncodedRow { table, row }
+    }
+
+    #[test]
+    fn a_spooled_change_says_its_commit_and_index() {
+        let record = crate::audit::record::json::tests::change("x", 7);
+        let crate::audit::record::Record::Change(c) = &record else {
+            unreachable!()
+        };
+        let mut body = Vec::new();
+        let tag = encode(&record, &mut body).unwrap();
+        let frame = SpooledFrame { tag, body };
+        assert_eq!(
+            change_position(&frame),
+            Some((c.change.commit_lsn, c.change.change_index))
+        );
+        let mut body = Vec::new();
+        let tag = encode(&gap(3), &mut body).unwrap();
+        assert_eq!(change_position(&SpooledFrame { tag, body }), None);
     }
 
     #[test]
