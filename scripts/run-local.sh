@@ -8,8 +8,10 @@
 # (./.pgtrail-local/pg, port 54320 unless busy, user postgres, password
 # pgtrail) and a throw-away ClickHouse (./.pgtrail-local/ch, free ports), then
 # runs pgtrail in the foreground on 127.0.0.1:6432 (next free port if busy),
-# auditing to ClickHouse and to ./.pgtrail-local/audit.jsonl, with its
-# metrics on 127.0.0.1:9187 (next free port if busy).
+# auditing to ClickHouse (through a spool) and to ./.pgtrail-local/audit.jsonl,
+# with its metrics on 127.0.0.1:9187 (next free port if busy). The audit
+# trail is hash-chained and its checkpoints signed with a key made on the
+# first run (./.pgtrail-local/signing.key; `pgtrail verify` checks it).
 # Ctrl-C stops everything. Data is kept between runs; delete ./.pgtrail-local
 # to start afresh.
 #
@@ -81,6 +83,14 @@ svc_log "ClickHouse $CH_VERSION on $CH_URL (native port $CH_TCP_PORT)"
 LISTEN_PORT=$(svc_free_port "${PGTRAIL_LISTEN_PORT:-6432}")
 ADMIN_PORT=$(svc_free_port "${PGTRAIL_ADMIN_PORT:-9187}")
 AUDIT_FILE="$STATE/audit.jsonl"
+if [[ ! -f "$STATE/signing.key" ]]; then
+    "$PGTRAIL" keygen --private-key "$STATE/signing.key" --public-key "$STATE/signing.pub"
+fi
+cat >"$STATE/pgtrail.toml" <<EOF
+[audit]
+spool_dir = "$STATE/spool"
+signing_key_file = "$STATE/signing.key"
+EOF
 
 cat <<EOF
 
@@ -96,11 +106,17 @@ cat <<EOF
   Metrics and health (Prometheus text, /healthz, /readyz):
       curl http://127.0.0.1:$ADMIN_PORT/metrics
 
+  Is the trail intact (hash chain, signed checkpoints)?
+      $PGTRAIL verify --clickhouse-url $CH_URL --public-key $STATE/signing.pub \\
+          --checkpoints $STATE/spool/checkpoints.jsonl
+      $PGTRAIL verify --jsonl $AUDIT_FILE --public-key $STATE/signing.pub
+
   Ctrl-C stops pgtrail, ClickHouse and PostgreSQL.
 
 EOF
 
 "$PGTRAIL" run \
+    --config "$STATE/pgtrail.toml" \
     --listen "127.0.0.1:$LISTEN_PORT" \
     --upstream "postgres://127.0.0.1:$PG_PORT" \
     --auth passthrough \
