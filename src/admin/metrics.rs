@@ -70,6 +70,7 @@ impl Collector for Metrics {
         let ctx = &self.0;
         connections(&mut e, ctx)?;
         statements_and_audit(&mut e, ctx)?;
+        super::chain_metrics::chain(&mut e, ctx.audit.stats())?;
         let observed = &ctx.observed;
         if let Some(ch) = &observed.clickhouse {
             clickhouse(&mut e, ch)?;

@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 use crate::context::ProxyContext;
 
 mod cdc_metrics;
+mod chain_metrics;
 mod metrics;
 pub use metrics::metrics_text;
 

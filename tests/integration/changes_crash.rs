@@ -84,7 +84,8 @@ async fn kill_9_mid_load_then_restart_records_each_committed_change_once() {
     // again what the kill made it decode twice.
     assert!(copies.is_empty(), "changes recorded twice: {copies:?}");
     // And the trail's chain holds across the kill.
-    let lines = pgtrail::audit::chain::verify::jsonl::read_all(std::slice::from_ref(&audit)).unwrap();
+    let lines =
+        pgtrail::audit::chain::verify::jsonl::read_all(std::slice::from_ref(&audit)).unwrap();
     let report = pgtrail::audit::chain::verify::walk_all(lines, &Default::default()).unwrap();
     assert!(report.ok, "{}", report.human());
     eprintln!(

@@ -72,6 +72,21 @@ async fn write_trail(ch: &ChServer) -> Trail {
                 .unwrap();
         }
         drop(client);
+        let metrics = pgtrail::admin::metrics_text(&proxy.ctx).unwrap();
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        };
+        // The start's checkpoint and one per 40 records.
+        assert!(value("pgtrail_audit_checkpoints_total") >= 4.0, "{metrics}");
+        assert!(
+            value("pgtrail_audit_last_checkpoint_seq") > 100.0,
+            "{metrics}"
+        );
+        assert_eq!(value("pgtrail_audit_checkpoint_file_failing"), 0.0);
         proxy.stop().await;
     }
     let last_seq = read_records(&dir.path().join("audit.jsonl"))

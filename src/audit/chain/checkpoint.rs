@@ -89,8 +89,14 @@ impl Checkpoints {
 
     /// Whether records since the last checkpoint call for one now.
     pub fn due(&self) -> bool {
-        self.since_last >= self.options.every_records
+        self.due_by_records()
             || (self.since_last > 0 && self.last_at.elapsed() >= self.options.every)
+    }
+
+    /// Whether `audit.checkpoint_records` records came since the last one
+    /// (checked after each record; the time only after each round).
+    pub fn due_by_records(&self) -> bool {
+        self.since_last >= self.options.every_records
     }
 
     /// How long until a checkpoint falls due by time (records pending).
@@ -112,8 +118,9 @@ impl Checkpoints {
     }
 
     /// The chained checkpoint was made: the schedule starts again, and the
-    /// copies outside the trail are written (the file fsynced).
-    pub fn keep_outside(&mut self, record: &Record) {
+    /// copies outside the trail are written (the file fsynced). Whether the
+    /// file, when there is one, took it.
+    pub fn keep_outside(&mut self, record: &Record) -> bool {
         self.since_last = 0;
         self.last_at = Instant::now();
         let mut line = Vec::with_capacity(512);
@@ -139,5 +146,6 @@ impl Checkpoints {
                 _ => {}
             }
         }
+        !self.file_failing
     }
 }

@@ -45,6 +45,13 @@ pub struct AuditStats {
     pub failing: AtomicBool,
     /// Set when the writer has stopped (or could not start).
     pub closed: AtomicBool,
+    /// Checkpoints of the audit chain written (`audit::chain`).
+    pub checkpoints: AtomicU64,
+    /// The last checkpoint's seq and time (µs since the epoch).
+    pub last_checkpoint_seq: AtomicU64,
+    pub last_checkpoint_micros: std::sync::atomic::AtomicI64,
+    /// Whether the last write to `audit.checkpoint_file` failed.
+    pub checkpoint_file_failing: AtomicBool,
 }
 
 /// Answered `true` once the record is durable, `false` (or dropped) if it

@@ -185,3 +185,51 @@ async fn start_gaps_stop_and_records_form_one_chain_in_seq_order() {
     // the gaps and the unsigned checkpoints.
     assert_eq!(kinds, ["gap", "unsigned", "gap"], "{report:#?}");
 }
+
+/// A checkpoint after every `checkpoint_records` records, however the
+/// records arrive.
+#[tokio::test]
+async fn checkpoints_come_every_n_records() {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let mut integrity = super::Integrity::unsigned();
+    integrity.checkpoints = crate::audit::chain::checkpoint::Checkpoints::new(
+        crate::audit::chain::checkpoint::CheckpointOptions {
+            every_records: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let options = WriterOptions {
+        capacity: 1024,
+        flush_interval: Duration::from_millis(10),
+        policy: FailurePolicy::FailClosed,
+        gate: Arc::new(AuditGate::default()),
+        start_gaps: Vec::new(),
+        integrity,
+    };
+    let builder = RecordBuilder::new("t".into(), 1024, Arc::new(NoClassifier));
+    let sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(KeepingSink(kept.clone()))];
+    let (sender, worker) = start(options, builder, sinks).unwrap();
+    for i in 0..60 {
+        sender.send(connect()).await;
+        if i % 7 == 0 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    sender.close().await;
+    drop(sender);
+    worker.join();
+    let records = kept.lock().unwrap().clone();
+    let mut since = 0;
+    for r in &records {
+        if matches!(r, Record::Checkpoint(_)) {
+            since = 0;
+        } else {
+            since += 1;
+            assert!(
+                since <= 5,
+                "more than 5 records without a checkpoint: {since}"
+            );
+        }
+    }
+}

@@ -179,12 +179,17 @@ impl Writer {
         self.write_linked(record)
     }
 
-    /// Chains `record` and writes it; whether every sink took it.
+    /// Chains `record` and writes it, then a checkpoint if this record
+    /// makes `audit.checkpoint_records`; whether every sink took it.
     fn write_linked(&mut self, mut record: Record) -> bool {
         self.chainer.link(&mut record);
         self.checkpoints.counted();
         let end_seq = record.seq() + 1;
-        self.write(&record, end_seq)
+        let ok = self.write(&record, end_seq);
+        if self.checkpoints.due_by_records() {
+            self.checkpoint();
+        }
+        ok
     }
 
     fn checkpoint_if_due(&mut self) {
@@ -208,7 +213,18 @@ impl Writer {
         let end_seq = record.seq() + 1;
         self.write(&record, end_seq);
         self.flush();
-        self.checkpoints.keep_outside(&record);
+        let kept = self.checkpoints.keep_outside(&record);
+        let stats = &self.stats;
+        stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        stats
+            .last_checkpoint_seq
+            .store(record.seq(), Ordering::Relaxed);
+        stats
+            .last_checkpoint_micros
+            .store(record.header().event_time, Ordering::Relaxed);
+        stats
+            .checkpoint_file_failing
+            .store(!kept, Ordering::Relaxed);
     }
 
     /// The start record (where the chain continues from) and a checkpoint.
