@@ -1,13 +1,14 @@
 //! `pgtrail verify`: walks a trail's chain again, from JSON Lines files
-//! (`jsonl`) or ClickHouse (`clickhouse`), checks checkpoints against the
-//! public key and the copies kept outside the trail, and reports what does
-//! not hold (`findings`). The walk itself is `walk`; `item` is what it
-//! needs of a record.
+//! (`jsonl`) or ClickHouse (`clickhouse`, its rows made canonical bytes by
+//! `rowbinary`), checks checkpoints against the public key and the copies
+//! kept outside the trail, and reports what does not hold (`findings`).
+//! The walk itself is `walk`; `item` is what it needs of a record.
 
 pub mod clickhouse;
 pub mod findings;
 pub mod item;
 pub mod jsonl;
+pub mod rowbinary;
 pub mod walk;
 
 use std::collections::BTreeMap;
