@@ -491,6 +491,7 @@ class Checker:
         self.checkpoints = 0
         self.running = None  # the chain value the next record continues from
         self.quiet_unknown = False  # running unknown after a finding: no warning
+        self.chained = False  # a record with a chain value was seen
         self.next_seq = None  # the seq expected next
         self.gap_range = None  # (first, last) of the last gap record's seqs
         self.pending = None  # a group waiting for the next one (swap test)
@@ -673,7 +674,7 @@ class Checker:
         if record.table == "gaps":
             self.add("gap", INFO, seq, None, "%s events were not audited: %s" % (
                 record.get("missing_events"), record.get("reason")), record)
-        if not record.chain_ok or (record.chain is None and before is not None):
+        if not record.chain_ok or (record.chain is None and self.chained):
             self.add("altered", ERROR, seq, None,
                      "the chain value is %s" % ("missing" if record.chain_ok
                                                 else "not 64 hex digits"), record)
@@ -681,10 +682,14 @@ class Checker:
             self.after(record, None)
             return
         if record.chain is None:
+            # Records of builds before the chain, ahead of the first chained
+            # one (an upgrade); after it, a missing value is an edit (above).
             self.unknown(record, "records without a chain value (written before "
                                  "pgtrail chained records): not verified")
+            self.running, self.quiet_unknown = None, True
             self.after(record, None)
             return
+        self.chained = True
         if before is None:
             before = self.start_unknown(record)
             if before is None:

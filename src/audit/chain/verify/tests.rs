@@ -353,3 +353,21 @@ fn a_trail_read_from_a_checkpoint_is_anchored_by_it() {
     let r = verify(&t.records[3..], Some(&t.public), Vec::new());
     assert_eq!(kinds(&r), [(Kind::Unverified, 4)]);
 }
+
+#[test]
+fn records_from_before_the_chain_are_unverified_and_a_removed_value_is_altered() {
+    let t = trail(8);
+    // An upgrade: the first records were written by a build before the
+    // chain (no value); the chain checks from the first one that has one.
+    let mut upgraded = t.records.clone();
+    for r in &mut upgraded[..4] {
+        r.header_mut().chain = None;
+    }
+    let r = verify(&upgraded, Some(&t.public), Vec::new());
+    assert_eq!(kinds(&r), [(Kind::Unverified, 1)], "{r:#?}");
+    // A value removed from a record of a chained trail is an edit.
+    let mut cut = t.records.clone();
+    cut[5].header_mut().chain = None;
+    let r = verify(&cut, Some(&t.public), Vec::new());
+    assert_eq!(errors(&r), [(Kind::Altered, 6)], "{r:#?}");
+}

@@ -29,6 +29,11 @@ pub struct Walker<'k> {
     /// The value is unknown because of a finding already made (records
     /// deleted before this one): the next record resumes without another.
     resume_quietly: bool,
+    /// A record with a chain value was walked: from then on, one without
+    /// is an edit, not a record of a build before the chain.
+    chained: bool,
+    /// The last record walked had no chain value (one warning per run).
+    unchained_run: bool,
     /// The seq the next record should have.
     expected: Option<u64>,
     window: BTreeMap<u64, Vec<Item>>,
@@ -54,6 +59,8 @@ impl<'k> Walker<'k> {
             outside: outside.into_iter().map(|i| (i.seq, i)).collect(),
             running: None,
             resume_quietly: false,
+            chained: false,
+            unchained_run: false,
             expected: None,
             window: BTreeMap::new(),
             highest: None,
@@ -227,6 +234,9 @@ impl<'k> Walker<'k> {
         if let Some(outside) = self.outside.remove(&item.seq) {
             self.compare_outside(&item, &outside);
         }
+        if item.chain.is_none() && !matches!(item.special, Special::SkippedRun { .. }) {
+            return self.unchained(item);
+        }
         match &item.special {
             Special::SkippedRun { skipped } => {
                 let skipped = *skipped;
@@ -268,8 +278,13 @@ impl<'k> Walker<'k> {
     /// on from the record's own value.
     fn link(&mut self, item: Item) {
         let seq = item.seq;
+        self.chained = true;
+        // After records without a value (an upgrade) or a finding that
+        // lost the value, the first record resumes without another.
+        let quiet =
+            std::mem::take(&mut self.resume_quietly) | std::mem::take(&mut self.unchained_run);
         match self.running {
-            None if std::mem::take(&mut self.resume_quietly) => {}
+            None if quiet => {}
             None => self.find(Kind::Unverified, seq, seq, Some(item.event_time),
                 "the chain value before this record is not known here (the trail starts after seq 1, or a gap did not say where the chain goes on): the chain is checked from here on".into()),
             Some(r) if Some(next(&r, &item.canonical)) != item.chain => {
@@ -284,6 +299,30 @@ impl<'k> Walker<'k> {
             Some(_) => {}
         }
         self.running = item.chain;
+        self.expected = Some(seq + 1);
+    }
+
+    /// A record without a chain value: written by a build before the chain
+    /// (an upgrade), when no chained record came before it; else an edit.
+    fn unchained(&mut self, item: Item) {
+        let seq = item.seq;
+        if self.chained {
+            self.find(
+                Kind::Altered,
+                seq,
+                seq,
+                Some(item.event_time),
+                format!(
+                    "the {} record has no chain value, after records that have one",
+                    item.table
+                ),
+            );
+        } else if !self.unchained_run {
+            self.find(Kind::Unverified, seq, seq, Some(item.event_time),
+                "records without a chain value (written before pgtrail chained records): not verified".into());
+        }
+        self.unchained_run = true;
+        self.running = None;
         self.expected = Some(seq + 1);
     }
 
@@ -327,6 +366,8 @@ impl<'k> Walker<'k> {
     /// A start record links from the value it names; it says whether the
     /// run before it stopped cleanly.
     fn walk_start(&mut self, item: Item) {
+        self.chained = true;
+        self.unchained_run = false;
         let Special::Start {
             previous_chain,
             previous_seq,
