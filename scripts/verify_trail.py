@@ -559,7 +559,7 @@ class Checker:
             inside = [s for s in self.outside if record.seq <= s < record.seq + record.skipped]
             for s in sorted(inside):
                 del self.outside[s]
-                self.add("gap", WARNING, s, None,
+                self.add("gap", INFO, s, None,
                          "the outside copy has a checkpoint at seq %d, which the gap record "
                          "at seq %d says was not kept" % (s, record.seq), record)
             return

@@ -371,3 +371,26 @@ fn records_from_before_the_chain_are_unverified_and_a_removed_value_is_altered()
     let r = verify(&cut, Some(&t.public), Vec::new());
     assert_eq!(errors(&r), [(Kind::Altered, 6)], "{r:#?}");
 }
+
+#[test]
+fn a_checkpoint_a_destination_skipped_is_told_by_the_gap() {
+    let t = trail(20);
+    let outside: Vec<Item> = t
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Checkpoint(_)))
+        .map(|r| Item::of_record(r, 0))
+        .collect();
+    let mut records = t.records.clone();
+    let end_chain = records[7].header().chain;
+    let gap = crate::audit::build::RecordBuilder::new(
+        "inst".into(),
+        64,
+        std::sync::Arc::new(crate::audit::build::NoClassifier),
+    )
+    .gap_for_run(6, 3, end_chain, "spool full".into());
+    // Seqs 6..=8, the checkpoint of seq 7 among them.
+    records.splice(5..8, [gap]);
+    let r = verify(&records, Some(&t.public), outside);
+    assert_eq!(kinds(&r), [(Kind::Gap, 7), (Kind::Gap, 6)], "{r:#?}");
+}

@@ -240,6 +240,20 @@ impl<'k> Walker<'k> {
         match &item.special {
             Special::SkippedRun { skipped } => {
                 let skipped = *skipped;
+                // A checkpoint among the seqs a destination did not keep:
+                // the outside copy has it, the gap tells why the trail not.
+                let inside: Vec<u64> = self
+                    .outside
+                    .range(item.seq..item.seq + skipped)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in inside {
+                    self.outside.remove(&s);
+                    self.find(Kind::Gap, s, s, Some(item.event_time), format!(
+                        "the outside copy has a checkpoint at seq {s}, which the gap record at seq {} says was not kept",
+                        item.seq
+                    ));
+                }
                 self.find(
                     Kind::Gap,
                     item.seq,
