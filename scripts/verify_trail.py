@@ -480,7 +480,7 @@ def pem_public_key_bytes(pem, path):
 
 
 class Checker:
-    def __init__(self, instance_id, keys, outside, limit, seq_range):
+    def __init__(self, instance_id, keys, outside, limit, seq_range, outside_gaps=()):
         self.instance_id = instance_id
         self.keys = keys
         self.findings = Findings(limit)
@@ -500,6 +500,10 @@ class Checker:
         self.warned = set()  # warnings given once per instance
         self.tail_ok = False  # the last record is a stop (and its checkpoint)
         self.outside = outside  # seq -> checkpoint record kept outside
+        # Gap records kept outside, (seq, skipped seqs, chain), and the seq
+        # up to which the outside copy covers the trail.
+        self.outside_gaps = set(outside_gaps)
+        self.outside_until = max(outside) if outside else None
         for seq in sorted(outside):
             self.check_signature(outside[seq], "the outside copy of the checkpoint")
 
@@ -655,6 +659,15 @@ class Checker:
 
     def gap(self, record):
         seq, n = record.seq, record.skipped
+        # A gap record must be in the outside copy too, where that copy
+        # covers its seq: one that is not may hide records deleted in its
+        # place. (One whose chain value is not known is not asked for.)
+        if (record.chain is not None and self.outside_until is not None
+                and self.outside_until > seq
+                and (seq, n, record.chain) not in self.outside_gaps):
+            self.add("inserted", ERROR, seq, seq + n - 1,
+                     "a gap record the outside copy does not have: it may stand in for "
+                     "records that were deleted", record)
         self.add("gap", INFO, seq, seq + n - 1,
                  "a gap record stands for %d seq(s) with no record: %s"
                  % (n, record.get("reason")), record)
@@ -1135,8 +1148,10 @@ def verify_clickhouse(ch, make_checker, wanted, seq_range):
 
 
 def outside_checkpoints(paths, seq_range):
-    """instance -> seq -> checkpoint record, from --checkpoints files."""
+    """(instance -> seq -> checkpoint record, instance -> set of (seq,
+    skipped seqs, chain) of gap records), from --checkpoints files."""
     by_instance = {}
+    gaps = {}
     for path in paths:
         with open(path, "rb") as f:
             for number, raw in enumerate(f, 1):
@@ -1147,11 +1162,14 @@ def outside_checkpoints(paths, seq_range):
                     r = record_of_json(raw.decode("utf-8"), where)
                 except (Malformed, UnicodeDecodeError) as e:
                     raise OSError("%s: not a checkpoint line: %s" % (where, e))
+                if r.table == "gaps" and r.skipped:
+                    gaps.setdefault(r.instance, set()).add((r.seq, r.skipped, r.chain))
+                    continue
                 if r.table != "checkpoints":
                     raise OSError("%s: a %s record, not a checkpoint" % (where, r.table))
                 if in_range(r.seq, seq_range):
                     by_instance.setdefault(r.instance, {})[r.seq] = r
-    return by_instance
+    return by_instance, gaps
 
 
 # ---------------------------------------------------------------------------
@@ -1229,7 +1247,7 @@ def main(argv=None):
     seq_range = (args.from_seq, args.to_seq)
     try:
         keys = Keys(args.public_key)
-        outside = outside_checkpoints(args.checkpoints, seq_range)
+        outside, outside_gaps = outside_checkpoints(args.checkpoints, seq_range)
     except (OSError, ValueError) as e:
         print("verify_trail: %s" % e, file=sys.stderr)
         return 2
@@ -1239,7 +1257,7 @@ def main(argv=None):
 
     def make_checker(instance):
         return Checker(instance, keys, dict(outside.get(instance, {})), args.max_findings,
-                       seq_range)
+                       seq_range, outside_gaps.get(instance, ()))
 
     wanted = list(dict.fromkeys(args.instance))
     try:

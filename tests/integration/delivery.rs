@@ -203,13 +203,20 @@ async fn fail_open_serves_statements_and_records_the_gap() {
     assert!(statements(&records).len() > 300);
     // The chain holds across the records ClickHouse never got: each gap
     // record says where it goes on, and verify reports the gaps.
-    let report = crate::integrity::verify_ch(&ch, &ch_db).await;
+    // With the outside copy (checkpoints and the gap records) too.
+    let options = pgtrail::audit::chain::verify::VerifyOptions {
+        checkpoints: vec![spool.path().join("checkpoints.jsonl")],
+        ..Default::default()
+    };
+    let report = crate::integrity::verify_ch_with(&ch, &ch_db, &options).await;
     assert!(report.ok, "{}", report.human());
     assert!(
         crate::integrity::kinds_of(&report).contains("gap"),
         "{}",
         report.human()
     );
+    let outside = std::fs::read_to_string(spool.path().join("checkpoints.jsonl")).unwrap();
+    assert!(outside.contains("\"record\":\"gaps\""), "{outside}");
     let file = proxy_file.clone();
     let items = pgtrail::audit::chain::verify::jsonl::read_all(&[file]).unwrap();
     let report = pgtrail::audit::chain::verify::walk_all(items, &Default::default()).unwrap();

@@ -376,6 +376,28 @@ async fn tampering_is_found_in_clickhouse_and_in_json_lines() {
         pair + 1
     ));
 
+    // Records deleted and a gap record written in their place, with the
+    // chain value the deleted records ended at: the chain goes on, but the
+    // outside copy has no such gap.
+    let db = copy(
+        "forgedgap",
+        &none,
+        &format!("NOT (seq BETWEEN {pair} AND {})", pair + 4),
+    );
+    let after = records.iter().find(|r| r["seq"] == pair + 4).unwrap();
+    let instance = after["instance_id"].as_str().unwrap();
+    ch.query(&format!(
+        "INSERT INTO `{db}`.gaps (event_id, instance_id, seq, event_time, missing_events, reason, skipped_seqs, chain) \
+         SELECT generateUUIDv4(), '{instance}', {pair}, 1796000000000000, 5, 'spool full (fail_open)', 5, '{}'",
+        after["chain"].as_str().unwrap()
+    ));
+    let found = run(
+        "ClickHouse: a gap record standing in for deleted records",
+        chv(&db),
+        false,
+    );
+    assert!(has(&found, "inserted", pair), "{found:?}");
+
     // A checkpoint replaced with one signed by another key.
     let other = t.dir.path().join("other.key");
     keygen(&other, &t.dir.path().join("other.pub")).unwrap();
@@ -498,13 +520,19 @@ fn insert_checkpoint(ch: &ChServer, db: &str, cp: &Value) {
 /// when it finds errors, the report's text says what every table holds
 /// around each finding.
 pub async fn verify_ch(ch: &ChServer, db: &str) -> pgtrail::audit::chain::verify::Report {
+    verify_ch_with(ch, db, &Default::default()).await
+}
+
+/// `verify_ch` with options (an outside copy of the checkpoints, ...).
+pub async fn verify_ch_with(
+    ch: &ChServer,
+    db: &str,
+    options: &pgtrail::audit::chain::verify::VerifyOptions,
+) -> pgtrail::audit::chain::verify::Report {
     let source =
         pgtrail::audit::chain::verify::clickhouse::Source::new(&ch.http_url(), db, None, None)
             .unwrap();
-    let report = source
-        .verify(&pgtrail::audit::chain::verify::VerifyOptions::default())
-        .await
-        .unwrap();
+    let report = source.verify(options).await.unwrap();
     if !report.ok {
         let mut around = String::new();
         for f in report.instances.iter().flat_map(|i| &i.findings) {

@@ -1,7 +1,8 @@
 //! When checkpoints are made, how they are signed, and the copy kept
 //! outside ClickHouse: `audit.checkpoint_file`, appended and fsynced, one
-//! JSON line per checkpoint (the same line as in the audit file), and the
-//! log (target `pgtrail::checkpoint`), for a shipper to take elsewhere.
+//! JSON line per checkpoint (the same line as in the audit file) and per
+//! gap record standing for skipped seqs, and the log (target
+//! `pgtrail::checkpoint`), for a shipper to take elsewhere.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -114,6 +115,22 @@ impl Checkpoints {
         if let Some(key) = &self.options.key {
             checkpoint.key_id = key.key_id().into();
             checkpoint.signature = key.sign_hex(&super::canonical::checkpoint_message(checkpoint));
+        }
+    }
+
+    /// A gap record a destination wrote in place of records it did not
+    /// keep, appended to the outside copy too (verify tells a real gap
+    /// from one written to hide a deletion by it).
+    pub fn keep_gap_outside(&mut self, gap: &Record) {
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let mut line = Vec::with_capacity(512);
+        crate::audit::record::json::write_record(gap, &mut line);
+        line.push(b'\n');
+        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
+            tracing::error!(error = %e, seq = gap.seq(), "audit.checkpoint_file: a gap record was not written (the log has it)");
+            self.file_failing = true;
         }
     }
 

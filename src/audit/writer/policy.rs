@@ -92,6 +92,9 @@ pub struct Destination {
     sink: Box<dyn AuditSink>,
     /// Runs not told yet, oldest first (adjacent runs are joined).
     skipped: Vec<SkippedRun>,
+    /// Gap records this sink took since the writer last asked: they are
+    /// also kept outside the trail (`take_told`).
+    told: Vec<Record>,
 }
 
 impl Destination {
@@ -99,6 +102,7 @@ impl Destination {
         Destination {
             sink,
             skipped: Vec::new(),
+            told: Vec::new(),
         }
     }
 
@@ -180,6 +184,13 @@ impl Destination {
         }
     }
 
+    /// The gap records written since the last call, for the copy kept
+    /// outside the trail: a gap record found in the trail but not there
+    /// may stand in for deleted records.
+    pub fn take_told(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.told)
+    }
+
     /// Flushes the sink and, once it has room, tells what was skipped.
     pub fn flush(&mut self, gate: &AuditGate, gaps: &RecordBuilder) -> io::Result<()> {
         self.flush_telling(gate, gaps, Room::WithinLimit)
@@ -225,6 +236,7 @@ impl Destination {
             match self.sink.offer(&gap, run.end_seq, room) {
                 Offer::Taken => {
                     self.skipped.remove(0);
+                    self.told.push(gap);
                     tracing::warn!(sink = %self.sink.name(), first_seq = run.first_seq, missing, "gap record written for records not kept (fail_open)");
                 }
                 Offer::Full | Offer::Failing(_) => return,

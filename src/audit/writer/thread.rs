@@ -294,6 +294,7 @@ impl Writer {
                         .builder
                         .gap_for_run(first_seq, count, end_chain, reason);
                     self.write(&record, first_seq + count);
+                    self.checkpoints.keep_gap_outside(&record);
                 }
             }
         }
@@ -320,7 +321,17 @@ impl Writer {
         }
         let ok = error.is_none();
         self.set_failing(error, "write");
+        self.keep_told_gaps_outside();
         ok
+    }
+
+    /// Gap records the destinations wrote go to the outside copy as well.
+    fn keep_told_gaps_outside(&mut self) {
+        for dest in &mut self.destinations {
+            for gap in dest.take_told() {
+                self.checkpoints.keep_gap_outside(&gap);
+            }
+        }
     }
 
     /// Records whether the last write or flush failed: logged once per
@@ -362,6 +373,7 @@ impl Writer {
                 error.get_or_insert((dest.name(), e));
             }
         }
+        self.keep_told_gaps_outside();
         error
     }
 

@@ -389,8 +389,15 @@ fn a_checkpoint_a_destination_skipped_is_told_by_the_gap() {
         std::sync::Arc::new(crate::audit::build::NoClassifier),
     )
     .gap_for_run(6, 3, end_chain, "spool full".into());
-    // Seqs 6..=8, the checkpoint of seq 7 among them.
-    records.splice(5..8, [gap]);
-    let r = verify(&records, Some(&t.public), outside);
+    // Seqs 6..=8, the checkpoint of seq 7 among them; the writer keeps
+    // the gap record outside the trail as well.
+    records.splice(5..8, [gap.clone()]);
+    let mut with_gap = outside.clone();
+    with_gap.push(Item::of_record(&gap, 0));
+    let r = verify(&records, Some(&t.public), with_gap);
     assert_eq!(kinds(&r), [(Kind::Gap, 7), (Kind::Gap, 6)], "{r:#?}");
+    // A gap record the outside copy does not have: records deleted and a
+    // gap written in their place.
+    let r = verify(&records, Some(&t.public), outside);
+    assert_eq!(errors(&r), [(Kind::Inserted, 6)], "{r:#?}");
 }

@@ -4,7 +4,7 @@
 //! after a higher seq is reported as reordered. Memory stays bounded by the
 //! window and a short memory of the seqs already walked.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 #[path = "walk_checkpoints.rs"]
 mod checkpoints;
@@ -24,6 +24,11 @@ pub struct Walker<'k> {
     key: Option<&'k PublicKey>,
     /// Checkpoints kept outside the trail, by seq, not yet met.
     outside: BTreeMap<u64, Item>,
+    /// Gap records kept outside the trail: (seq, skipped seqs, chain).
+    outside_gaps: HashSet<(u64, u64, ChainValue)>,
+    /// The highest seq of a checkpoint kept outside: the outside copy
+    /// covers the trail up to it.
+    outside_until: Option<u64>,
     /// The chain value after the last record walked, when known.
     running: Option<ChainValue>,
     /// The value is unknown because of a finding already made (records
@@ -56,7 +61,23 @@ impl<'k> Walker<'k> {
                 ..Default::default()
             },
             key,
-            outside: outside.into_iter().map(|i| (i.seq, i)).collect(),
+            outside_until: outside
+                .iter()
+                .filter(|i| matches!(i.special, Special::Checkpoint { .. }))
+                .map(|i| i.seq)
+                .max(),
+            outside_gaps: outside
+                .iter()
+                .filter_map(|i| match i.special {
+                    Special::SkippedRun { skipped } => Some((i.seq, skipped, i.chain?)),
+                    _ => None,
+                })
+                .collect(),
+            outside: outside
+                .into_iter()
+                .filter(|i| matches!(i.special, Special::Checkpoint { .. }))
+                .map(|i| (i.seq, i))
+                .collect(),
             running: None,
             resume_quietly: false,
             chained: false,
@@ -240,6 +261,7 @@ impl<'k> Walker<'k> {
         match &item.special {
             Special::SkippedRun { skipped } => {
                 let skipped = *skipped;
+                self.check_gap_outside(&item, skipped);
                 // A checkpoint among the seqs a destination did not keep:
                 // the outside copy has it, the gap tells why the trail not.
                 let inside: Vec<u64> = self

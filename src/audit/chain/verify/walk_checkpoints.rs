@@ -132,4 +132,22 @@ impl Walker<'_> {
             }
         }
     }
+
+    /// A gap record standing for skipped seqs must be in the outside copy
+    /// too, when that copy covers its seq: one that is not may have been
+    /// written to hide records deleted in its place. (A gap whose chain
+    /// value is not known, from a spool frame a later build wrote, is not
+    /// asked for: the chain is unverified after it anyway.)
+    pub(super) fn check_gap_outside(&mut self, item: &Item, skipped: u64) {
+        let Some(chain) = item.chain else {
+            return;
+        };
+        if self.outside_until.is_none_or(|until| until <= item.seq) {
+            return;
+        }
+        if !self.outside_gaps.contains(&(item.seq, skipped, chain)) {
+            self.find(Kind::Inserted, item.seq, item.seq + skipped - 1, Some(item.event_time),
+                "a gap record the outside copy does not have: it may stand in for records that were deleted".into());
+        }
+    }
 }
