@@ -42,7 +42,7 @@ rm -f "$rows.sql"
 # Every column but 18.16's `event_date` (a DEFAULT): the rows' layout.
 cols=$(curl -sS "$CH_URL/" --data-binary "SELECT arrayStringConcat(groupArray(concat('\`', name, '\`')), ',') FROM (SELECT name FROM system.columns WHERE database = '$DB' AND table = 'statements' AND name != 'event_date')")
 curl -sS "$CH_URL/?query=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "INSERT INTO $DB.statements ($cols) FORMAT RowBinary")" \
-    --data-binary @"$rows"
+    -X POST -T "$rows"
 loaded=$(curl -sS "$CH_URL/" --data-binary "SELECT count() FROM $DB.statements")
 echo "loaded $loaded of $N records ($(du -h "$rows" | cut -f1) of RowBinary)"
 # What the server alone takes to send the rows as verify asks for them
