@@ -110,6 +110,13 @@ async fn session_work(c: &tokio_postgres::Client, who: &str, n: u32) {
     r2.unwrap();
     r3.unwrap();
     c.batch_execute("COMMIT").await.unwrap();
+    // COPY FROM through the extended protocol, in autocommit.
+    use futures_util::SinkExt;
+    let sink = c.copy_in("COPY acct FROM STDIN").await.unwrap();
+    futures_util::pin_mut!(sink);
+    let row = format!("{}\t{who}\t140\n", id(14));
+    sink.send(bytes::Bytes::from(row)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -194,11 +201,11 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
         .await
         .unwrap();
 
-    // Per session: acct rows 1, 2, 3, 4, 6, 10, 11, 12, 13, the trigger's
-    // log row for each, two UPDATEs (1, 13), the function's log row (9) and
-    // the DELETE of row 3.
+    // Per session: acct rows 1, 2, 3, 4, 6, 10, 11, 12, 13, 14, the
+    // trigger's log row for each, two UPDATEs (1, 13), the function's log
+    // row (9) and the DELETE of row 3.
     let sessions = PEOPLE.len() as u32 * SESSIONS_EACH;
-    let want = sessions as usize * (9 + 9 + 2 + 1 + 1) + 2 + 2;
+    let want = sessions as usize * (10 + 10 + 2 + 1 + 1) + 2 + 2;
     let records = wait_changes(&proxy.audit_path, want).await;
     let by_seq: HashMap<u64, &Value> = records
         .iter()
@@ -252,7 +259,7 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
             continue;
         }
         // Exact where one statement can be the only source.
-        let exact = matches!(k, 1..=4 | 6 | 9 | 10);
+        let exact = matches!(k, 1..=4 | 6 | 9 | 10 | 14);
         if exact {
             assert_eq!(attribution, "statement", "{ch}");
         }
@@ -264,6 +271,7 @@ async fn sixteen_sessions_of_four_people_each_change_names_its_person() {
             let text = st["statement"].as_str().unwrap();
             let wrote = text.contains(&id.to_string())
                 || text.contains("$1")
+                || text.starts_with("COPY acct")
                 || (ch["table"] == "log" && text.starts_with("INSERT INTO acct"));
             assert!(wrote, "{text} for {ch}");
         }

@@ -194,6 +194,24 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         "{stdout}"
     );
     assert!(stderr.contains("\"nosuch\" does not exist"), "{stderr}");
+    // COPY FROM STDIN through the extended protocol in autocommit, as
+    // tokio-postgres sends it (Bind, Execute, Sync into COPY mode, the
+    // data, CopyDone, Sync): its marker goes after the CopyDone.
+    {
+        use futures_util::SinkExt;
+        let sink = c.copy_in("COPY t FROM STDIN").await.unwrap();
+        futures_util::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"copied-extended\n"))
+            .await
+            .unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 1);
+    }
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t WHERE v = 'copied-extended'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
     drop(c);
     // The harness runs with synchronous_commit = off: a synchronous commit
     // flushes the WAL that decoding reads up to.
@@ -212,8 +230,9 @@ async fn each_writing_transaction_carries_one_signed_marker() {
         .unwrap();
     let writing: Vec<&Decoded> = txns.iter().filter(|t| !t.inserted.is_empty()).collect();
     // Three through the extended protocol or blocks, three pipelined,
-    // three wrapped (the INSERT, the UPDATE that changed a row, the COPY).
-    assert_eq!(writing.len(), 9, "{txns:?}");
+    // three wrapped (the INSERT, the UPDATE that changed a row, the COPY),
+    // and the COPY through the extended protocol.
+    assert_eq!(writing.len(), 10, "{txns:?}");
     assert!(
         txns.iter()
             .filter(|t| t.inserted.is_empty())
@@ -269,7 +288,7 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     let statements_count = statements(&records).len();
     assert_eq!(
         statements_count,
-        28,
+        30,
         "{:#?}",
         statements(&records)
             .iter()

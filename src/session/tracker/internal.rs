@@ -113,6 +113,7 @@ impl Tracker {
                 self.copy_in_batch |= words::is_copy(&text);
                 plan
             }
+            tag::frontend::COPY_DONE => self.copy_done_marker(),
             // The Sync that ends an implicit transaction which may have
             // written; the next batch starts afresh.
             tag::frontend::SYNC => {
@@ -215,6 +216,26 @@ impl Tracker {
             transaction_id: self.transactions.after_new(new),
             ..self.plan(MarkerForm::Extended, Boundary::End(None))
         })
+    }
+
+    /// The CopyDone of an extended-protocol `COPY ... FROM` in an implicit
+    /// transaction: its marker goes right after it, where the server has
+    /// left COPY mode and the client's Sync, which ends the transaction,
+    /// has not come yet (a Sync sent into COPY mode was ignored). Only
+    /// when the COPY's Execute is all that is in flight.
+    fn copy_done_marker(&mut self) -> Option<MarkerPlan> {
+        if !self.copy_in || self.txn_status != TxnStatus::Idle || self.wrap.is_some() {
+            return None;
+        }
+        let mut in_flight = self
+            .expected
+            .iter()
+            .filter(|e| !matches!(e, Expect::Internal(_)));
+        let (Some(Expect::Execute { text, .. }), None) = (in_flight.next(), in_flight.next())
+        else {
+            return None;
+        };
+        words::is_copy_from(text).then(|| self.end_plan(MarkerForm::ExtendedAfter))
     }
 
     /// The pipeline's batches ahead (ended by a Sync in flight), and how many
