@@ -400,3 +400,51 @@ fn the_marker_statement_is_prepared_again_after_discard_all_or_a_skipped_parse()
     );
     assert!(t.marker_parse_needed(), "the skipped Parse made nothing");
 }
+
+/// COPY FROM through the extended protocol in autocommit, as tokio-postgres
+/// sends it: Bind, Execute, Sync (ignored in COPY mode), the data,
+/// CopyDone, Sync. The marker goes after the CopyDone, its answers between
+/// the COPY's CommandComplete and the ReadyForQuery of the last Sync.
+#[test]
+fn extended_copy_from_in_autocommit_gets_a_marker_after_copy_done() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'P', &parse("", "COPY t FROM STDIN"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    send_execute(&mut t, now);
+    // The Sync sent into COPY mode: no marker (the server would not leave it).
+    assert_eq!(form(&mut t, b'S', b""), None);
+    t.client_frame(b'S', b"", now).unwrap();
+    let routes = run(&mut t, &[(b'1', b""), (b'2', b""), (b'G', b"\0\0\0")]);
+    use Route::{Client, Swallow};
+    assert_eq!(routes, [Client, Client, Client]);
+    assert_eq!(form(&mut t, b'd', b"row\n"), None);
+    t.client_frame(b'd', b"row\n", now).unwrap();
+    let plan = t.marker_for(b'c', b"").expect("a marker after CopyDone");
+    assert_eq!(plan.form, MarkerForm::ExtendedAfter);
+    assert_eq!(plan.boundary, Boundary::End(Some(0)));
+    t.client_frame(b'c', b"", now).unwrap();
+    let parse = t.marker_parse_needed();
+    t.marker_sent(plan.form, parse);
+    assert_eq!(form(&mut t, b'S', b""), None, "one marker per COPY");
+    t.client_frame(b'S', b"", now).unwrap();
+    let routes = run(
+        &mut t,
+        &[
+            (b'C', &cstr("COPY 1")),
+            (b'1', b""),
+            (b'2', b""),
+            (b'D', b"\0\x01\xff\xff\xff\xff"),
+            (b'C', &cstr("SELECT 1")),
+            (b'3', b""),
+            (b'Z', Z_IDLE),
+        ],
+    );
+    assert_eq!(
+        routes,
+        [Client, Swallow, Swallow, Swallow, Swallow, Swallow, Client]
+    );
+    let texts: Vec<_> = statements(&mut t).into_iter().map(|s| s.text).collect();
+    assert_eq!(texts, ["COPY t FROM STDIN"]);
+}
