@@ -1,10 +1,11 @@
 //! The consumer's durable position: the end LSN of the last transaction
 //! whose change records are durable, in a two-slot CRC-checked file
-//! (`audit::disk::slotfile`). PostgreSQL's slot is confirmed after this
-//! file is written, and on restart decoding resumes at the slot's
-//! confirmed position, which may be behind (a crash before the next
-//! standby status update): a transaction whose commit record starts below
-//! the position was written already and is skipped.
+//! (`audit::disk::slotfile`), written at most every 250 ms (`note`). On
+//! restart decoding resumes at the slot's confirmed position, which may be
+//! behind (a crash before the next standby status update): a transaction
+//! whose commit record starts below the position was written already and
+//! is skipped, and so is what the trail's last change says it holds
+//! (`trail_holds`), which covers the file being a little behind too.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,15 @@ use std::path::{Path, PathBuf};
 use crate::audit::disk::slotfile::SlotFile;
 use crate::cdc::Lsn;
 
+/// How often the position file is written while transactions come.
+const STORE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub struct PositionFile {
     file: SlotFile,
     value: Lsn,
+    /// A durable end not fsynced yet (`note`), and when the file was last.
+    unstored: Option<Lsn>,
+    stored_at: std::time::Instant,
     /// The last change the audit trail holds (`trail_holds`), when it is
     /// past the position: a crash after its records were durable and
     /// before the position moved.
@@ -40,6 +47,8 @@ impl PositionFile {
         Ok(PositionFile {
             file,
             value: Lsn(value),
+            unstored: None,
+            stored_at: std::time::Instant::now(),
             trail: None,
         })
     }
@@ -70,8 +79,31 @@ impl PositionFile {
         self.trail.filter(|(c, _)| *c == commit_lsn).map(|(_, i)| i)
     }
 
+    /// The transaction ending at `end_lsn` is durable: the file moves to it
+    /// at most every `STORE_EVERY`, not per transaction (an fsync each was
+    /// most of the consumer's cost under load). A crash may then leave the
+    /// file a little behind: what is decoded again is in the trail, and the
+    /// trail's last change says so (`trail_holds`).
+    pub fn note(&mut self, end_lsn: Lsn) -> io::Result<()> {
+        if self.stored_at.elapsed() < STORE_EVERY {
+            self.unstored = Some(self.unstored.map_or(end_lsn, |u| u.max(end_lsn)));
+            return Ok(());
+        }
+        self.store(end_lsn)
+    }
+
+    /// Stores what `note` kept back (idle, or stopping).
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self.unstored {
+            Some(end) => self.store(end),
+            None => Ok(()),
+        }
+    }
+
     /// Moves the position to `end_lsn` (never back) and fsyncs it.
     pub fn store(&mut self, end_lsn: Lsn) -> io::Result<()> {
+        let end_lsn = self.unstored.take().map_or(end_lsn, |u| u.max(end_lsn));
+        self.stored_at = std::time::Instant::now();
         if end_lsn <= self.value {
             return Ok(());
         }
@@ -99,6 +131,22 @@ mod tests {
         // A commit record starting below 500 ended at or before it.
         assert!(p.written(Lsn(480)));
         assert!(!p.written(Lsn(500)));
+    }
+
+    #[test]
+    fn notes_are_stored_at_most_every_interval_and_on_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdc_position");
+        let mut p = PositionFile::open(&path).unwrap();
+        p.note(Lsn(100)).unwrap();
+        p.note(Lsn(200)).unwrap();
+        // Within the interval: kept back, the file unchanged.
+        assert_eq!(PositionFile::open(&path).unwrap().get(), Lsn(0));
+        p.flush().unwrap();
+        assert_eq!(PositionFile::open(&path).unwrap().get(), Lsn(200));
+        std::thread::sleep(STORE_EVERY);
+        p.note(Lsn(300)).unwrap();
+        assert_eq!(PositionFile::open(&path).unwrap().get(), Lsn(300));
     }
 
     #[test]

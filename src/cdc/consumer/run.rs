@@ -99,17 +99,22 @@ impl Connection<'_> {
             }
         };
         let _ = tokio::time::timeout(STOP_WAIT, wait).await;
+        if let Some(position) = self.position.as_deref_mut() {
+            position.flush().map_err(ConsumerError::Position)?;
+        }
         tokio::time::timeout(STOP_WAIT, self.stream.stop())
             .await
             .map_err(|_| ConsumerError::Internal("stop timed out"))?
             .map_err(ConsumerError::Replication)
     }
 
-    /// The transaction ending at `end` is durable: the position file
-    /// first, then the slot (the other order could lose it in a crash).
+    /// The transaction ending at `end` is durable (its records are): the
+    /// slot may move past it. The position file follows within
+    /// `PositionFile::note`'s interval; it only keeps a restart from
+    /// recording again what the slot had not confirmed.
     fn confirm(&mut self, end: Lsn, commit_time: i64) -> Result<(), ConsumerError> {
         if let Some(position) = self.position.as_deref_mut() {
-            position.store(end).map_err(ConsumerError::Position)?;
+            position.note(end).map_err(ConsumerError::Position)?;
         }
         self.stream.confirm(end);
         let stats = &self.shared.stats;
@@ -134,6 +139,9 @@ impl Connection<'_> {
                 // Nothing of ours is waiting: let the slot follow the
                 // server, so an idle stream holds no WAL back.
                 if open.is_none() && pending.is_empty() {
+                    if let Some(position) = self.position.as_deref_mut() {
+                        position.flush().map_err(ConsumerError::Position)?;
+                    }
                     self.stream.confirm(wal_end);
                     stats.confirmed_lsn.fetch_max(wal_end.0, Ordering::Relaxed);
                 }
