@@ -72,21 +72,36 @@ async fn write_trail(ch: &ChServer) -> Trail {
                 .unwrap();
         }
         drop(client);
-        let metrics = pgtrail::admin::metrics_text(&proxy.ctx).unwrap();
-        let value = |name: &str| -> f64 {
+        // The writer may still be behind the client: wait for its 300
+        // records (60 transactions of four statements and a transaction
+        // record), then one checkpoint per 40 records.
+        let value = |metrics: &str, name: &str| -> f64 {
             metrics
                 .lines()
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no {name} in {metrics}"))
         };
-        // The start's checkpoint and one per 40 records.
-        assert!(value("pgtrail_audit_checkpoints_total") >= 4.0, "{metrics}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let metrics = loop {
+            let metrics = pgtrail::admin::metrics_text(&proxy.ctx).unwrap();
+            if value(&metrics, "pgtrail_audit_records_written_total") >= 300.0 {
+                break metrics;
+            }
+            assert!(Instant::now() < deadline, "{metrics}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let written = value(&metrics, "pgtrail_audit_records_written_total");
+        let checkpoints = value(&metrics, "pgtrail_audit_checkpoints_total");
+        assert!(checkpoints >= (written / 41.0).floor(), "{metrics}");
         assert!(
-            value("pgtrail_audit_last_checkpoint_seq") > 100.0,
+            value(&metrics, "pgtrail_audit_last_checkpoint_seq") > 100.0,
             "{metrics}"
         );
-        assert_eq!(value("pgtrail_audit_checkpoint_file_failing"), 0.0);
+        assert_eq!(
+            value(&metrics, "pgtrail_audit_checkpoint_file_failing"),
+            0.0
+        );
         proxy.stop().await;
     }
     let last_seq = read_records(&dir.path().join("audit.jsonl"))
