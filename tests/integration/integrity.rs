@@ -109,9 +109,11 @@ async fn write_trail(ch: &ChServer) -> Trail {
         .filter_map(|r| r["seq"].as_u64())
         .max()
         .unwrap();
-    // The spool sends what the last stop left within its grace period.
+    // The spool sends what the last stop left within its grace period; a
+    // batch lands table by table, so wait for every record, not the last
+    // seq.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ch_max_seq(ch, &ch_db) < last_seq {
+    while ch_rows(ch, &ch_db) < last_seq {
         assert!(
             Instant::now() < deadline,
             "ClickHouse did not get seq {last_seq}"
@@ -125,15 +127,14 @@ async fn write_trail(ch: &ChServer) -> Trail {
     }
 }
 
-fn ch_max_seq(ch: &ChServer, db: &str) -> u64 {
+fn ch_rows(ch: &ChServer, db: &str) -> u64 {
     schema::table_names()
         .filter_map(|t| {
-            ch.try_query(&format!("SELECT max(seq) FROM `{db}`.`{t}`"))
+            ch.try_query(&format!("SELECT count() FROM `{db}`.`{t}`"))
                 .ok()
         })
         .filter_map(|s| s.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0)
+        .sum()
 }
 
 /// `pgtrail verify` with `args`: exit code and JSON report.
