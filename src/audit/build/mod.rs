@@ -246,6 +246,18 @@ impl RecordBuilder {
         self
     }
 
+    /// Whether a change can be numbered now with its statement: the
+    /// statement its marker names has its record already (or it names
+    /// none, or no statement seqs are kept). The session's record of the
+    /// statement may come after the decoded change: the writer waits a
+    /// little for it (`writer::thread`).
+    pub fn change_ready(&self, change: &crate::audit::event::ChangeEvent) -> bool {
+        match (&self.recent, change.transaction_id, change.statement_index) {
+            (Some(recent), Some(txn), Some(index)) => recent.seq(txn, index).is_some(),
+            _ => true,
+        }
+    }
+
     /// A change's record: numbered now, timed at its commit; the seq of the
     /// statement its marker names, when that record is still known (else
     /// the change is the transaction's).

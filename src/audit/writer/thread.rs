@@ -2,6 +2,7 @@
 //! them to every destination (see `policy`), flushing in rounds (group
 //! commit for `before_ack`).
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub(super) struct Writer {
     /// Where a clean stop leaves the chain's last value.
     chain_state: Option<std::path::PathBuf>,
     config_digest: String,
+    /// Row changes waiting for the record of the statement their marker
+    /// names (the decoding consumer can be quicker than the session), in
+    /// order, each until its deadline; the changes behind one wait too.
+    waiting_changes: VecDeque<(Instant, AuditEvent, Option<oneshot::Sender<bool>>)>,
 }
 
 const FLUSH_EVERY: usize = 4096;
@@ -45,6 +50,11 @@ const FLUSH_EVERY: usize = 4096;
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Pause between drain rounds while events keep coming.
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
+/// How long a change waits for its statement's record before it is
+/// numbered with its transaction only.
+const CHANGE_WAIT: Duration = Duration::from_millis(500);
+/// How often waiting changes are looked at while nothing else comes.
+const CHANGE_POLL: Duration = Duration::from_millis(10);
 
 impl Writer {
     pub(super) fn new(
@@ -67,6 +77,7 @@ impl Writer {
             chain_start: start,
             chain_state: state_path,
             config_digest,
+            waiting_changes: VecDeque::new(),
             builder,
             destinations: sinks.into_iter().map(Destination::new).collect(),
             stats,
@@ -102,10 +113,16 @@ impl Writer {
     async fn serve(mut self, mut rx: mpsc::Receiver<Envelope>) {
         let mut open = true;
         while open {
-            let first = match tokio::time::timeout(IDLE_TICK, rx.recv()).await {
+            let tick = if self.waiting_changes.is_empty() {
+                IDLE_TICK
+            } else {
+                CHANGE_POLL
+            };
+            let first = match tokio::time::timeout(tick, rx.recv()).await {
                 Ok(Some(first)) => first,
                 Ok(None) => break,
                 Err(_) => {
+                    self.release_changes(false);
                     // Quiet: let the sinks catch up on their own work (the
                     // spool writes a pending gap record once it has room).
                     self.flush();
@@ -128,6 +145,7 @@ impl Writer {
                     }
                 }
                 self.write_gap();
+                self.release_changes(false);
                 let waiters = !self.acks.is_empty();
                 if handled == 0 || waiters || flushed_at.elapsed() >= self.flush_interval {
                     self.flush();
@@ -153,18 +171,50 @@ impl Writer {
     /// Writes one event; `false` once the server has said it is closing.
     fn handle(&mut self, envelope: Envelope) -> bool {
         match envelope {
+            Envelope::Event(AuditEvent::Change(change), ack)
+                if !self.waiting_changes.is_empty() || !self.builder.change_ready(&change) =>
+            {
+                let deadline = Instant::now() + CHANGE_WAIT;
+                self.waiting_changes
+                    .push_back((deadline, AuditEvent::Change(change), ack));
+                true
+            }
             Envelope::Event(event, ack) => {
-                let ok = self.emit(event);
-                if let Some(ack) = ack {
-                    if ok {
-                        self.acks.push(ack);
-                    } else {
-                        let _ = ack.send(false);
-                    }
+                let statement = matches!(event, AuditEvent::Statement(_));
+                self.emit_acked(event, ack);
+                if statement {
+                    self.release_changes(false);
                 }
                 true
             }
             Envelope::Close => false,
+        }
+    }
+
+    fn emit_acked(&mut self, event: AuditEvent, ack: Option<oneshot::Sender<bool>>) {
+        let ok = self.emit(event);
+        if let Some(ack) = ack {
+            if ok {
+                self.acks.push(ack);
+            } else {
+                let _ = ack.send(false);
+            }
+        }
+    }
+
+    /// Numbers the waiting changes whose statement has come, or whose
+    /// wait is over (`all`: every one, at the end), in order.
+    fn release_changes(&mut self, all: bool) {
+        while let Some((deadline, event, _)) = self.waiting_changes.front() {
+            let ready = all
+                || Instant::now() >= *deadline
+                || matches!(event, AuditEvent::Change(c) if self.builder.change_ready(c));
+            if !ready {
+                break;
+            }
+            if let Some((_, event, ack)) = self.waiting_changes.pop_front() {
+                self.emit_acked(event, ack);
+            }
         }
     }
 
@@ -381,6 +431,7 @@ impl Writer {
     /// still owed go past size limits); then, when all of it was written,
     /// where the chain stands, for the next start.
     fn close(&mut self) {
+        self.release_changes(true);
         self.write_stop();
         let error = self.flush_each(Destination::close);
         let ok = error.is_none();
