@@ -32,6 +32,7 @@ pub mod class_stats;
 pub mod gate;
 pub mod policy;
 mod thread;
+mod waiting;
 
 /// Counters shared between the senders and the writer.
 #[derive(Debug, Default)]

@@ -2,7 +2,6 @@
 //! them to every destination (see `policy`), flushing in rounds (group
 //! commit for `before_ack`).
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,13 +10,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::gate::{AuditGate, Blocked};
 use super::policy::Destination;
-use super::{AuditStats, Envelope, Integrity, StartGap};
+#[path = "thread_chain.rs"]
+mod chain;
+
+use super::waiting::{WaitingChanges, CHANGE_POLL};
+use super::{AuditStats, Envelope, Integrity};
 use crate::audit::build::RecordBuilder;
 use crate::audit::chain::checkpoint::Checkpoints;
 use crate::audit::chain::state::{self, ChainStart};
-use crate::audit::chain::{ChainText, Chainer};
+use crate::audit::chain::Chainer;
 use crate::audit::event::AuditEvent;
-use crate::audit::record::{LifecycleEvent, Record};
+use crate::audit::record::Record;
 use crate::audit::sink::AuditSink;
 
 pub(super) struct Writer {
@@ -39,10 +42,8 @@ pub(super) struct Writer {
     /// Where a clean stop leaves the chain's last value.
     chain_state: Option<std::path::PathBuf>,
     config_digest: String,
-    /// Row changes waiting for the record of the statement their marker
-    /// names (the decoding consumer can be quicker than the session), in
-    /// order, each until its deadline; the changes behind one wait too.
-    waiting_changes: VecDeque<(Instant, AuditEvent, Option<oneshot::Sender<bool>>)>,
+    /// Row changes waiting for their statement's record (`waiting`).
+    waiting_changes: WaitingChanges,
 }
 
 const FLUSH_EVERY: usize = 4096;
@@ -50,11 +51,6 @@ const FLUSH_EVERY: usize = 4096;
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Pause between drain rounds while events keep coming.
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
-/// How long a change waits for its statement's record before it is
-/// numbered with its transaction only.
-const CHANGE_WAIT: Duration = Duration::from_millis(500);
-/// How often waiting changes are looked at while nothing else comes.
-const CHANGE_POLL: Duration = Duration::from_millis(10);
 
 impl Writer {
     pub(super) fn new(
@@ -77,7 +73,7 @@ impl Writer {
             chain_start: start,
             chain_state: state_path,
             config_digest,
-            waiting_changes: VecDeque::new(),
+            waiting_changes: WaitingChanges::default(),
             builder,
             destinations: sinks.into_iter().map(Destination::new).collect(),
             stats,
@@ -172,11 +168,9 @@ impl Writer {
     fn handle(&mut self, envelope: Envelope) -> bool {
         match envelope {
             Envelope::Event(AuditEvent::Change(change), ack)
-                if !self.waiting_changes.is_empty() || !self.builder.change_ready(&change) =>
+                if self.waiting_changes.must_wait(&change, &self.builder) =>
             {
-                let deadline = Instant::now() + CHANGE_WAIT;
-                self.waiting_changes
-                    .push_back((deadline, AuditEvent::Change(change), ack));
+                self.waiting_changes.push(AuditEvent::Change(change), ack);
                 true
             }
             Envelope::Event(event, ack) => {
@@ -205,16 +199,8 @@ impl Writer {
     /// Numbers the waiting changes whose statement has come, or whose
     /// wait is over (`all`: every one, at the end), in order.
     fn release_changes(&mut self, all: bool) {
-        while let Some((deadline, event, _)) = self.waiting_changes.front() {
-            let ready = all
-                || Instant::now() >= *deadline
-                || matches!(event, AuditEvent::Change(c) if self.builder.change_ready(c));
-            if !ready {
-                break;
-            }
-            if let Some((_, event, ack)) = self.waiting_changes.pop_front() {
-                self.emit_acked(event, ack);
-            }
+        while let Some((event, ack)) = self.waiting_changes.next_ready(&self.builder, all) {
+            self.emit_acked(event, ack);
         }
     }
 
@@ -242,73 +228,6 @@ impl Writer {
         ok
     }
 
-    fn checkpoint_if_due(&mut self) {
-        if self.checkpoints.due() {
-            self.checkpoint();
-        }
-    }
-
-    /// A signed checkpoint of the chain so far, in the trail and outside
-    /// it; the sinks are flushed first, so the outside copy does not name
-    /// records a crash could still lose.
-    fn checkpoint(&mut self) {
-        let previous = self.chainer.last();
-        let mut checkpoint = self
-            .builder
-            .checkpoint(&previous, self.checkpoints.run_records());
-        self.checkpoints.sign(&mut checkpoint);
-        let mut record = Record::Checkpoint(Box::new(checkpoint));
-        self.chainer.link(&mut record);
-        self.checkpoints.counted();
-        let end_seq = record.seq() + 1;
-        self.write(&record, end_seq);
-        self.flush();
-        let kept = self.checkpoints.keep_outside(&record);
-        let stats = &self.stats;
-        stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-        stats
-            .last_checkpoint_seq
-            .store(record.seq(), Ordering::Relaxed);
-        stats
-            .last_checkpoint_micros
-            .store(record.header().event_time, Ordering::Relaxed);
-        stats
-            .checkpoint_file_failing
-            .store(!kept, Ordering::Relaxed);
-    }
-
-    /// The start record (where the chain continues from) and a checkpoint.
-    fn write_start(&mut self) {
-        let start = self.chain_start;
-        let detail = match (start.clean, start.previous_chain) {
-            _ if start.previous_seq == 0 => "new instance".to_string(),
-            (true, _) => "the previous run stopped cleanly".to_string(),
-            (false, Some(_)) => format!("the previous run did not stop cleanly: the chain continues from its last record kept, seq {}", start.previous_seq),
-            (false, None) => format!("the previous run did not stop cleanly and its last chain value is not known: the chain restarts after seq {}", start.previous_seq),
-        };
-        let mut record =
-            self.builder
-                .lifecycle(LifecycleEvent::Start, self.config_digest.clone(), detail);
-        if let Record::Lifecycle(l) = &mut record {
-            l.previous_seq = start.previous_seq;
-            l.previous_chain = ChainText::of(start.previous_chain.as_ref()).as_str().into();
-            l.clean = start.clean;
-        }
-        self.write_linked(record);
-        self.checkpoint();
-    }
-
-    /// The stop record and the last checkpoint.
-    fn write_stop(&mut self) {
-        let record = self.builder.lifecycle(
-            LifecycleEvent::Stop,
-            self.config_digest.clone(),
-            "clean stop".into(),
-        );
-        self.write_linked(record);
-        self.checkpoint();
-    }
-
     /// The events the full queue did not take since the last gap record.
     fn write_gap(&mut self) {
         let dropped = self.gate.queue_drops();
@@ -322,38 +241,6 @@ impl Writer {
             let record = self.builder.gap(missing, "audit queue full (fail_open)");
             self.write_linked(record);
         }
-    }
-
-    /// What the start found: the seqs the last run reserved and left no
-    /// record of (a gap standing in their place, saying the chain goes on
-    /// from where this run starts it), the start record and a checkpoint,
-    /// then spool damage (gaps that are links), in seq order.
-    pub(super) fn write_start_gaps(&mut self, gaps: Vec<StartGap>) {
-        let mut lost = Vec::new();
-        for gap in gaps {
-            match gap {
-                StartGap::Lost {
-                    missing_events,
-                    reason,
-                } => lost.push((missing_events, reason)),
-                StartGap::Unused { first_seq, count } => {
-                    let last = first_seq + count - 1;
-                    let reason = format!("seqs {first_seq}..{last} were reserved by the previous run but no record with them was kept (lost in a crash before their fsync, or never used)");
-                    let end_chain = Some(self.chainer.last());
-                    let record = self
-                        .builder
-                        .gap_for_run(first_seq, count, end_chain, reason);
-                    self.write(&record, first_seq + count);
-                    self.checkpoints.keep_gap_outside(&record);
-                }
-            }
-        }
-        self.write_start();
-        for (missing_events, reason) in lost {
-            let record = self.builder.gap(missing_events, &reason);
-            self.write_linked(record);
-        }
-        self.flush();
     }
 
     /// Writes `record` to every destination (see `policy` for what a full
@@ -373,15 +260,6 @@ impl Writer {
         self.set_failing(error, "write");
         self.keep_told_gaps_outside();
         ok
-    }
-
-    /// Gap records the destinations wrote go to the outside copy as well.
-    fn keep_told_gaps_outside(&mut self) {
-        for dest in &mut self.destinations {
-            for gap in dest.take_told() {
-                self.checkpoints.keep_gap_outside(&gap);
-            }
-        }
     }
 
     /// Records whether the last write or flush failed: logged once per
