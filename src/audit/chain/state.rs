@@ -6,7 +6,7 @@
 //! (whichever has the higher seq); without either the chain restarts, and
 //! the start record says so (`clean = false`, no `previous_chain`).
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -133,25 +133,14 @@ struct LineHeader {
 /// The seq and chain of the last whole line of a JSON Lines file (its last
 /// 1 MiB), when it is a record of `instance_id` with a chain value.
 fn last_line_chain(file: &Path, instance_id: &str) -> io::Result<Option<(u64, ChainValue)>> {
-    let mut f = std::fs::File::open(file)?;
-    let len = f.metadata()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)?;
-    let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
+    use crate::audit::sink::jsonl::{last_whole_line, read_tail};
+    let Some(tail) = read_tail(file, 1 << 20)? else {
         return Ok(None);
     };
-    let start = tail[..end]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
-    let Ok(line) = serde_json::from_slice::<LineHeader>(&tail[start..end]) else {
-        return Ok(None);
-    };
-    if line.instance_id != instance_id {
-        return Ok(None);
-    }
-    Ok(parse_hex(&line.chain).map(|c| (line.seq, c)))
+    let line = last_whole_line(&tail).and_then(|l| serde_json::from_slice::<LineHeader>(l).ok());
+    Ok(line
+        .filter(|l| l.instance_id == instance_id)
+        .and_then(|l| parse_hex(&l.chain).map(|c| (l.seq, c))))
 }
 
 #[cfg(test)]

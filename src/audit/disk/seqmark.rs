@@ -8,7 +8,7 @@
 //! above the block and writes a gap record for the seqs between the last
 //! record it finds and the mark.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::audit::disk::slotfile::{self, SlotFile};
@@ -94,25 +94,11 @@ pub fn for_audit_file(file: &Path) -> io::Result<(SlotFile, u64, Option<u64>)> {
 
 /// The seq of the last whole line of a JSON Lines file (its last 64 KiB).
 fn last_line_seq(file: &Path) -> io::Result<Option<u64>> {
-    let mut f = match std::fs::File::open(file) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let len = f.metadata()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(64 << 10)))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)?;
-    let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
+    use crate::audit::sink::jsonl::{first_line_seq, last_whole_line, read_tail};
+    let Some(tail) = read_tail(file, 64 << 10)? else {
         return Ok(None);
     };
-    let start = tail[..end]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
-    Ok(crate::audit::sink::jsonl::first_line_seq(
-        &tail[start..=end],
-    ))
+    Ok(last_whole_line(&tail).and_then(first_line_seq))
 }
 
 #[cfg(test)]

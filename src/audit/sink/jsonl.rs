@@ -240,22 +240,43 @@ pub(crate) fn first_line_seq(buf: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// The last `bytes` of `path` (all of it when shorter); `None` when there
+/// is no such file.
+pub(crate) fn read_tail(path: &Path, bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(bytes)))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    Ok(Some(tail))
+}
+
+/// The last whole line of `tail`, its newline included.
+pub(crate) fn last_whole_line(tail: &[u8]) -> Option<&[u8]> {
+    let end = tail.iter().rposition(|&b| b == b'\n')?;
+    let start = tail[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    Some(&tail[start..=end])
+}
+
 /// `(commit_lsn, change_index)` of the last `changes` record in the audit
 /// file's last 16 MiB, whichever instance wrote it (an instance without a
 /// fixed id is a new one at each start; the decoding position belongs to
 /// the file).
 pub fn last_change(path: &Path) -> Option<(u64, u32)> {
-    use std::io::{Read, Seek, SeekFrom};
     #[derive(serde::Deserialize)]
     struct Change {
         commit_lsn: u64,
         change_index: u32,
     }
-    let mut f = File::open(path).ok()?;
-    let len = f.metadata().ok()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(16 << 20))).ok()?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail).ok()?;
+    let tail = read_tail(path, 16 << 20).ok()??;
     tail.split(|&b| b == b'\n')
         .rev()
         .filter(|line| line.starts_with(b"{\"record\":\"changes\""))
