@@ -24,16 +24,19 @@ use crate::audit::record::{
 
 /// Appends `record`'s canonical bytes to `out`.
 pub fn encode(record: &Record, out: &mut Vec<u8>) {
-    let mut e = Enc::new(out);
+    encode_with(&mut Enc::new(out), record);
+}
+
+fn encode_with(e: &mut Enc, record: &Record) {
     e.text("", record.table());
     match record {
-        Record::Statement(r) => statement(&mut e, r),
-        Record::Session(r) => session(&mut e, r),
-        Record::Gap(r) => gap(&mut e, r),
-        Record::Transaction(r) => transaction(&mut e, r),
-        Record::Change(r) => change(&mut e, r),
-        Record::Checkpoint(r) => checkpoint(&mut e, r),
-        Record::Lifecycle(r) => lifecycle(&mut e, r),
+        Record::Statement(r) => statement(e, r),
+        Record::Session(r) => session(e, r),
+        Record::Gap(r) => gap(e, r),
+        Record::Transaction(r) => transaction(e, r),
+        Record::Change(r) => change(e, r),
+        Record::Checkpoint(r) => checkpoint(e, r),
+        Record::Lifecycle(r) => lifecycle(e, r),
     }
 }
 

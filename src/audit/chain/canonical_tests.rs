@@ -6,16 +6,7 @@ use crate::audit::sink::clickhouse::schema::column_names;
 fn names(record: &Record) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut e = Enc::new(&mut out);
-    e.text("", record.table());
-    match record {
-        Record::Statement(r) => statement(&mut e, r),
-        Record::Session(r) => session(&mut e, r),
-        Record::Gap(r) => gap(&mut e, r),
-        Record::Transaction(r) => transaction(&mut e, r),
-        Record::Change(r) => change(&mut e, r),
-        Record::Checkpoint(r) => checkpoint(&mut e, r),
-        Record::Lifecycle(r) => lifecycle(&mut e, r),
-    }
+    encode_with(&mut e, record);
     e.names
 }
 
