@@ -93,4 +93,8 @@ pub struct Analysis {
     /// `parser_note` then describe the statement of the same shape (same
     /// fingerprint and normalised text) that was analyzed.
     pub cached: bool,
+    /// Columns read and written as the text names them (see
+    /// [`crate::sql::columns`]); shared by every hit of the shape.
+    #[serde(skip)]
+    pub columns: std::sync::Arc<crate::sql::columns::ColumnUse>,
 }

@@ -151,6 +151,7 @@
 pub(crate) mod analysis;
 pub(crate) mod analyze;
 pub(crate) mod analyzer;
+pub mod columns;
 pub(crate) mod fingerprint;
 pub(crate) mod kind;
 pub(crate) mod lex;
@@ -161,6 +162,7 @@ pub(crate) mod text;
 mod tests;
 
 pub use analysis::{Analysis, AnalyzerConfig, Parser};
+pub use analyze::do_block::{body_use, BodyUse};
 pub use analyze::{analyze, analyze_pg_query_only};
 pub use analyzer::cache::CacheStats;
 pub use analyzer::Analyzer;

@@ -2,16 +2,19 @@
 //! normalise, redact), the parser paths (here), and the kind-based rules
 //! ([`rules`]) that turn what a path extracted into an [`Analysis`].
 
+pub(crate) mod do_block;
 pub(crate) mod pre;
 mod rules;
 
 use crate::sql::analysis::{Analysis, AnalyzerConfig, Parser};
+use crate::sql::columns::{self, ColumnUse};
 use crate::sql::kind::classify::{self, KwClass};
 use crate::sql::kind::{objtype, Kind};
 use crate::sql::lex::lexer::{self, Token};
 use crate::sql::lex::split::StmtSpan;
 use crate::sql::parsers::keywords as lexobj;
 use crate::sql::parsers::pg_query as pgq;
+use crate::sql::parsers::pg_query::tree::V;
 use crate::sql::parsers::sqlparser as sqlp;
 use crate::sql::parsers::Extract;
 use pre::{lex_opts, prelex, significant, Pre};
@@ -48,23 +51,45 @@ pub(crate) fn complete(
     let sig = significant(&toks[span.tok_start..span.tok_end], &mut buf);
     let kw = classify::classify(text, sig);
     let object_type = objtype::object_type(text, sig, kw.kind);
-    let (parser, note, mut ex) = match parse(text, span, kw, cfg, use_sqlparser) {
-        Ok((parser, note, ex)) => (parser, note, ex),
-        Err(note) => (Parser::Lexer, Some(note), lexobj::extract(text, sig, kw)),
+    let (parser, note, mut ex, tree) = match parse(text, span, kw, cfg, use_sqlparser) {
+        Ok(parsed) => parsed,
+        Err(note) => (
+            Parser::Lexer,
+            Some(note),
+            lexobj::extract(text, sig, kw),
+            None,
+        ),
     };
     if kw.kind == Kind::Do {
-        // PL/pgSQL is not parsed: find calls in the body by tokens
+        // Calls in the body by tokens (also when the body is not PL/pgSQL).
         for f in lexobj::body_functions(text, sig, 0) {
             ex.functions.push((i64::MAX, f));
         }
     }
+    let mut columns = ColumnUse::default();
+    if kw.kind == Kind::Do || columns::wanted(kw) {
+        let tree = tree.or_else(|| {
+            let sql = std::str::from_utf8(&text[span.byte_start..span.byte_end]).ok()?;
+            let parsed = parser != Parser::Lexer;
+            parsed.then(|| pgq::tree(sql, cfg.standard_conforming_strings).ok())?
+        });
+        match tree {
+            Some(tree) if kw.kind == Kind::Do => columns = do_block::merge(&tree, &mut ex, cfg),
+            Some(tree) => columns = columns::of_statement(&tree, &[]),
+            None => columns.note_unresolved("statement not parsed"),
+        }
+    }
     let mut a = rules::build(kw, parser, note, ex, p);
     a.object_type = object_type;
+    a.columns = std::sync::Arc::new(columns);
     a
 }
 
-/// The parser paths, sqlparser then pg_query: which one answered, why the
-/// ones before it declined, and what it extracted; Err(why) when the
+/// What a parser path gave: which one answered, why the ones before it
+/// declined, what it extracted, and pg_query's tree when it answered.
+type Parsed = (Parser, Option<String>, Extract, Option<V>);
+
+/// The parser paths, sqlparser then pg_query; Err(why) when the
 /// statement goes to the keyword path.
 fn parse(
     text: &[u8],
@@ -72,7 +97,7 @@ fn parse(
     kw: KwClass,
     cfg: &AnalyzerConfig,
     use_sqlparser: bool,
-) -> Result<(Parser, Option<String>, Extract), String> {
+) -> Result<Parsed, String> {
     let bytes = &text[span.byte_start..span.byte_end];
     if bytes.len() > cfg.max_parse_bytes {
         return Err(format!(
@@ -100,11 +125,14 @@ fn parse(
             ))
         };
     let n1 = match first {
-        Ok(ex) => return Ok((Parser::Sqlparser, None, ex)),
+        Ok(ex) => return Ok((Parser::Sqlparser, None, ex, None)),
         Err(n1) => n1,
     };
-    match pgq::extract(sql, kw.kind, cfg.standard_conforming_strings) {
-        Ok(ex) => Ok((Parser::PgQuery, Some(n1), ex)),
+    match pgq::tree(sql, cfg.standard_conforming_strings) {
+        Ok(tree) => {
+            let ex = pgq::extract(&tree, kw.kind);
+            Ok((Parser::PgQuery, Some(n1), ex, Some(tree)))
+        }
         Err(n2) => Err(format!("{n1}; pg_query: {n2}")),
     }
 }

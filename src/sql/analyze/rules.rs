@@ -82,6 +82,7 @@ pub(super) fn build(
         explain_inner: (kind == Kind::Explain).then_some(kw.inner),
         explain_analyze: kw.explain_analyze,
         cached: false,
+        columns: Default::default(),
     }
 }
 

@@ -103,6 +103,7 @@ pub(super) fn with_texts(
                 explain_inner: a.explain_inner,
                 explain_analyze: a.explain_analyze,
                 cached: true,
+                columns: a.columns.clone(),
             }
         })
         .collect()

@@ -8,7 +8,7 @@
 //! function bodies), and DDL statements contribute their target from
 //! well-known fields.
 
-mod nodes;
+pub(crate) mod nodes;
 pub(crate) mod tree;
 mod walk;
 
@@ -17,8 +17,8 @@ use crate::sql::parsers::{Declined, Extract};
 use tree::V;
 use walk::Walker;
 
-/// Parse one statement with pg_query and extract its objects.
-pub(crate) fn extract(sql: &str, kind: Kind, standard_strings: bool) -> Result<Extract, Declined> {
+/// Parse one statement with pg_query into the generic tree.
+pub(crate) fn tree(sql: &str, standard_strings: bool) -> Result<V, Declined> {
     let opts = if standard_strings {
         ::pg_query::ParserOptions::DEFAULT
     } else {
@@ -34,7 +34,11 @@ pub(crate) fn extract(sql: &str, kind: Kind, standard_strings: bool) -> Result<E
     let Some(stmt) = stmts.first().and_then(|s| s.stmt.as_ref()) else {
         return Err(Declined::Empty);
     };
-    let v = tree::build(stmt).map_err(|e| Declined::Tree(e.to_string()))?;
+    tree::build(stmt).map_err(|e| Declined::Tree(e.to_string()))
+}
+
+/// Extract the objects of one statement's tree (see [`tree`]).
+pub(crate) fn extract(v: &V, kind: Kind) -> Extract {
     let ddl_targets = matches!(kind.class(), Class::Ddl | Class::Dcl)
         || matches!(
             kind,
@@ -51,7 +55,7 @@ pub(crate) fn extract(sql: &str, kind: Kind, standard_strings: bool) -> Result<E
     }
     w.ex.finish_sorted();
     fix_targets(&mut w.ex.targets, kind);
-    Ok(w.ex)
+    w.ex
 }
 
 /// Object names PostgreSQL qualifies differently from the DDL's target.

@@ -4,17 +4,17 @@
 
 use super::tree::V;
 
-pub(super) type Fields = [(&'static str, V)];
+pub(crate) type Fields = [(&'static str, V)];
 
-pub(super) fn get<'a>(f: &'a Fields, key: &str) -> Option<&'a V> {
+pub(crate) fn get<'a>(f: &'a Fields, key: &str) -> Option<&'a V> {
     f.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
-pub(super) fn s<'a>(f: &'a Fields, key: &str) -> &'a str {
+pub(crate) fn s<'a>(f: &'a Fields, key: &str) -> &'a str {
     get(f, key).and_then(V::as_str).unwrap_or("")
 }
 
-pub(super) fn loc(f: &Fields) -> i64 {
+pub(crate) fn loc(f: &Fields) -> i64 {
     match get(f, "location") {
         Some(V::Int(i)) => *i,
         _ => 0,
@@ -22,7 +22,7 @@ pub(super) fn loc(f: &Fields) -> i64 {
 }
 
 /// `catalog.schema.rel` of a RangeVar.
-pub(super) fn rv_name(f: &Fields) -> String {
+pub(crate) fn rv_name(f: &Fields) -> String {
     let mut out = String::new();
     for k in ["catalogname", "schemaname", "relname"] {
         let p = s(f, k);
@@ -38,7 +38,7 @@ pub(super) fn rv_name(f: &Fields) -> String {
 
 /// Name of a name-ish node: String, List of Strings, RangeVar,
 /// ObjectWithArgs, TypeName, RoleSpec, AccessPriv, or a plain string.
-pub(super) fn name_of(v: &V) -> Option<String> {
+pub(crate) fn name_of(v: &V) -> Option<String> {
     match v {
         V::Str(x) => Some(x.clone()),
         V::Seq(_) => join_list(v),
@@ -56,7 +56,7 @@ pub(super) fn name_of(v: &V) -> Option<String> {
     }
 }
 
-pub(super) fn join_list(v: &V) -> Option<String> {
+pub(crate) fn join_list(v: &V) -> Option<String> {
     let V::Seq(items) = v else { return name_of(v) };
     let mut out = String::new();
     for it in items {
