@@ -83,5 +83,6 @@ fn statement(seq: u64, at: i64) -> Record {
         txn_status: "I".into(),
         transaction_id: uuid::Uuid::from_u64_pair(0x01a2_28da_0000_7000, seq),
         params: None,
+        columns: Default::default(),
     }))
 }

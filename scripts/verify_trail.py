@@ -76,6 +76,9 @@ TABLES = {
         ("parser", TEXT), ("command_tag", TEXT), ("rows", U64), ("success", BOOL),
         ("sqlstate", TEXT), ("error_message", TEXT), ("txn_status", TEXT),
         ("transaction_id", UUID), ("params", OPT_TEXTS), ("chain", TEXT),
+        # Schema version 8 (after `chain`; see OPTIONAL_TAIL).
+        ("columns_read", TEXTS), ("columns_written", TEXTS), ("labels", TEXTS),
+        ("via", TEXTS), ("columns_unresolved", TEXTS), ("catalog_version", U64),
     ],
     "sessions": HEADER + [
         ("event_type", TEXT), ("session_id", TEXT), ("backend_pid", U32),
@@ -269,10 +272,21 @@ DEFAULTS = {TEXT: "", UUID: NIL_UUID, U16: 0, U32: 0, U64: 0, TIME: 0, BOOL: Fal
             TEXTS: [], OPT_TEXTS: [], U64S: [], OPT_U64: None, OPT_UUID: None}
 
 
+# Columns added to a table after its records were first chained, from
+# this one on: encoded only when one of them is not its default (all
+# defaults encode as zero bytes), so older records keep their bytes.
+OPTIONAL_TAIL = {"statements": "columns_read"}
+
+
 def canonical(table, fields, seq=None):
     """The table name, then every column but `chain` in table order."""
     out = [text_bytes(table)]
-    for column, kind in TABLES[table][:-1]:
+    tail = None
+    for column, kind in TABLES[table]:
+        if column == "chain":
+            continue
+        if column == OPTIONAL_TAIL.get(table):
+            tail = len(out)
         value = fields.get(column)
         if column == "seq" and seq is not None:
             value = seq
@@ -282,6 +296,8 @@ def canonical(table, fields, seq=None):
             out.append(encode(kind, value))
         except Malformed as e:
             raise Malformed("%s: %s" % (column, e))
+    if tail is not None and not any(any(part) for part in out[tail:]):
+        del out[tail:]
     return b"".join(out)
 
 

@@ -18,6 +18,7 @@
 //! - [`tls`]: rustls acceptor and upstream connector (sslmode semantics).
 //! - [`sql`]: statement analysis: kind, class, objects, functions, fingerprint, redaction, cache.
 //! - [`audit`]: statement and session events, records, the writer thread, sinks.
+//! - [`catalog`]: tables, columns, views and function bodies per database, loaded over a read-only connection, to resolve and label the columns statements touch.
 //! - [`cdc`]: row changes from logical decoding: the replication client, the pgoutput decoder, attribution markers, and the consumer that writes `changes` records.
 //! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
@@ -29,6 +30,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cancel;
+pub mod catalog;
 pub mod cdc;
 pub mod config;
 pub mod config_file;

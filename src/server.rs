@@ -32,6 +32,8 @@ pub struct Server {
     /// The last row change the audit trail holds, for the decoding
     /// consumer (`AuditGauges::durable_change`).
     durable_change: Option<(u64, u32)>,
+    /// `[catalog]`, loaded by a task of its own while serving.
+    catalog: Option<Arc<crate::catalog::Catalog>>,
 }
 
 /// Optional parts a caller (or a test) may plug in.
@@ -51,6 +53,26 @@ impl Extensions {
             sinks: Vec::new(),
         }
     }
+}
+
+/// The catalog (when `[catalog] url` is set) and `[labels]` that
+/// statements' columns are resolved and labelled with.
+fn column_policy(config: &Config) -> Result<crate::audit::build::ColumnPolicy, StartupError> {
+    use crate::catalog::{Catalog, CatalogLogin, Labels};
+    let labels = Labels::new(&config.labels).map_err(|e| StartupError::Config(e.to_string()))?;
+    let catalog = if config.catalog.enabled() {
+        let login = CatalogLogin::from_config(&config.catalog, &config.upstream)
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let refresh = std::time::Duration::from_secs(config.catalog.refresh_interval_s.max(1));
+        Some(Arc::new(Catalog::new(
+            login,
+            refresh,
+            &config.catalog.databases,
+        )))
+    } else {
+        None
+    };
+    Ok(crate::audit::build::ColumnPolicy { catalog, labels })
 }
 
 /// The marker signer when `cdc.enabled`: the key file named by
@@ -100,8 +122,10 @@ impl Server {
         let markers = marker_signer(&config)?;
         let cdc_stats = markers.as_ref().map(|_| Arc::default());
         let classifier = ext.classifier.clone();
+        let columns = column_policy(&config)?;
+        let catalog = columns.catalog.clone();
         let (audit, audit_worker, mut gauges) =
-            crate::audit::start::start(&config, ext.classifier, ext.sinks)
+            crate::audit::start::start(&config, ext.classifier, ext.sinks, columns)
                 .map_err(StartupError::Audit)?;
         let listener = bind_listener("listen", config.listen).await?;
         let admin = match config.admin_listen {
@@ -139,6 +163,7 @@ impl Server {
             audit_worker,
             admin,
             durable_change: gauges.durable_change,
+            catalog,
         })
     }
 
@@ -167,7 +192,9 @@ impl Server {
             audit_worker,
             admin,
             durable_change,
+            catalog,
         } = self;
+        let catalog_task = catalog.map(|c| tokio::spawn(c.run(std::future::pending())));
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin.map(|l| {
             tokio::spawn(crate::admin::serve(l, ctx.clone(), async move {
@@ -225,6 +252,9 @@ impl Server {
         let _ = admin_stop.send(());
         if let Some(task) = admin_task {
             let _ = task.await;
+        }
+        if let Some(task) = catalog_task {
+            task.abort();
         }
         tracing::info!("pgtrail stopped");
     }

@@ -130,6 +130,7 @@ pub fn start(
     config: &Config,
     classifier: Arc<dyn Classifier>,
     mut sinks: Vec<Box<dyn AuditSink>>,
+    columns: crate::audit::build::ColumnPolicy,
 ) -> Result<(AuditSender, AuditWorker, AuditGauges), AuditStartError> {
     let audit = &config.audit;
     let gate = Arc::new(AuditGate::default());
@@ -165,7 +166,8 @@ pub fn start(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     gauges.instance_id = instance_id.clone();
     let mut builder = RecordBuilder::new(instance_id, audit.max_statement_bytes, classifier)
-        .starting_at(seq.next_seq);
+        .starting_at(seq.next_seq)
+        .with_columns(columns);
     if config.cdc.enabled && config.cdc.consume {
         builder = builder.with_statement_seqs(STATEMENT_SEQS_KEPT);
     }

@@ -31,6 +31,10 @@ pub struct ReplicationConfig {
     pub password: Option<String>,
     pub database: String,
     pub application_name: String,
+    /// `replication=database` at login; without it the connection is a
+    /// plain SQL one (the catalog loader's), with the same login and
+    /// `simple_query`.
+    pub replication: bool,
     /// How often a Standby status update goes out unasked (10 s, as
     /// `wal_receiver_status_interval`).
     pub status_interval: Duration,
@@ -48,6 +52,7 @@ impl ReplicationConfig {
             password: None,
             database: database.to_string(),
             application_name: "pgtrail-cdc".to_string(),
+            replication: true,
             status_interval: Duration::from_secs(10),
             server_timeout: Duration::from_secs(60),
         }
@@ -100,14 +105,16 @@ impl ReplicationClient {
     /// Connects, logs in as `config.role` and waits for ReadyForQuery.
     pub async fn connect(config: &ReplicationConfig) -> Result<Self, ReplicationError> {
         let mut conn = open(&config.upstream).await?;
-        let params: [(&[u8], &[u8]); 5] = [
+        let mut params: Vec<(&[u8], &[u8])> = vec![
             (b"user", config.role.as_bytes()),
             (b"database", config.database.as_bytes()),
-            (b"replication", b"database"),
             (b"application_name", config.application_name.as_bytes()),
             // Names and message prefixes then arrive as UTF-8.
             (b"client_encoding", b"UTF8"),
         ];
+        if config.replication {
+            params.push((b"replication", b"database"));
+        }
         conn.write(&build::startup_message(params)).await?;
         let login = auth::login_upstream(&mut conn, &config.role, config.password.as_deref());
         if let UpstreamLogin::Refused {

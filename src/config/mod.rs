@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod audit;
+mod catalog;
 mod cdc;
 mod upstream;
 mod validate;
 pub use audit::{AuditConfig, ClickHouseConfig, Durability, FailurePolicy};
+pub use catalog::{CatalogConfig, LabelsConfig};
 pub use cdc::{AttributionLevel, CdcConfig};
 pub use upstream::{UpstreamConfig, UpstreamTlsMode, UpstreamUrlError, UrlFault};
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub log: LogConfig,
     pub cdc: CdcConfig,
+    pub catalog: CatalogConfig,
+    pub labels: LabelsConfig,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             analysis: AnalysisConfig::default(),
             log: LogConfig::default(),
             cdc: CdcConfig::default(),
+            catalog: CatalogConfig::default(),
+            labels: LabelsConfig::default(),
         }
     }
 }

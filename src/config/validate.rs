@@ -15,6 +15,11 @@ impl Config {
         if self.worker_threads == 0 {
             return err("worker_threads must be at least 1".into());
         }
+        crate::catalog::Labels::new(&self.labels).map_err(|e| ConfigError(e.to_string()))?;
+        if self.catalog.enabled() {
+            crate::catalog::CatalogLogin::from_config(&self.catalog, &self.upstream)
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
         if self.max_connections == 0 {
             return err("max_connections must be at least 1".into());
         }

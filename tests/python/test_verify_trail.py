@@ -101,10 +101,21 @@ def enc(kind, v):
 
 
 def canon(table, r):
-    """Canonical bytes of a record held as {column: value}, times as ints."""
+    """Canonical bytes of a record held as {column: value}, times as ints.
+    `statements`' columns after `chain` (schema version 8) count only when
+    one of them is not its default."""
     out = t32(table)
-    for column, kind in COLUMNS[table][:-1]:
-        out += enc(kind, r[column])
+    tail = b""
+    after_chain = False
+    for column, kind in COLUMNS[table]:
+        if column == "chain":
+            after_chain = True
+        elif after_chain:
+            tail += enc(kind, r[column])
+        else:
+            out += enc(kind, r[column])
+    if tail.strip(b"\0"):
+        out += tail
     return out
 
 

@@ -41,6 +41,7 @@ fn classification(analyses: &[Analysis]) -> Classification {
         c.objects_written
             .extend(more.objects_written.iter().cloned());
         c.functions.extend(more.functions.iter().cloned());
+        std::sync::Arc::make_mut(&mut c.columns).extend(&more.columns);
     }
     if analyses.len() > 1 {
         let texts: Vec<&str> = analyses.iter().map(|a| a.statement.text.as_str()).collect();
@@ -63,6 +64,7 @@ fn from_analysis(a: &Analysis) -> Classification {
         normalized: a.normalized.clone(),
         redacted: Some(a.statement.text.clone()),
         redacted_escaped: a.statement.escaped,
+        columns: a.columns.clone(),
     }
 }
 

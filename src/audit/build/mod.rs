@@ -3,6 +3,7 @@
 //! statement's classification.
 
 mod classify;
+mod columns;
 mod recent;
 pub mod role;
 mod session;
@@ -19,6 +20,7 @@ use super::record::{
     micros_since_epoch, ChangeRecord, CheckpointRecord, GapRecord, Label, LifecycleEvent,
     LifecycleRecord, Record, RecordHeader,
 };
+pub use columns::ColumnPolicy;
 use role::RoleTracker;
 pub use statement::own_statement;
 
@@ -39,6 +41,8 @@ pub struct Classification {
     pub redacted: Option<String>,
     /// `redacted` escapes bytes that were not UTF-8.
     pub redacted_escaped: bool,
+    /// The columns as the text names them, before the catalog.
+    pub columns: Arc<crate::sql::columns::ColumnUse>,
 }
 
 /// Classifies statement text; the SQL analyzer implements this.
@@ -93,6 +97,7 @@ pub struct RecordBuilder {
     recent: Option<recent::RecentStatements>,
     /// Persists the seq high-water mark before seqs are used (with a spool).
     seq_mark: Option<crate::audit::disk::seqmark::SeqMark>,
+    columns: columns::StatementColumns,
 }
 
 impl RecordBuilder {
@@ -118,7 +123,14 @@ impl RecordBuilder {
             transactions: Default::default(),
             recent: None,
             seq_mark: None,
+            columns: Default::default(),
         }
+    }
+
+    /// Resolves statements' columns with `policy`'s catalog and labels.
+    pub fn with_columns(mut self, policy: ColumnPolicy) -> Self {
+        self.columns = columns::StatementColumns::new(policy);
+        self
     }
 
     /// Continues an existing sequence (the spool's last seq + 1), so a

@@ -17,6 +17,7 @@ impl RecordBuilder {
         ) {
             self.roles.end_session(&s.session_id);
             self.transactions.end_session(&s.session_id);
+            self.columns.end_session(&s.session_id);
         }
         SessionRecord {
             header,

@@ -14,13 +14,13 @@ impl RecordBuilder {
         let header = self.header(e.started_at);
         let position = e.failure.as_ref().and_then(|f| f.position);
         let pick = |parts: &[_]| pick_statement(&e.text, parts, e.statement_index, position);
-        let (range, c) = if may_hold_several(&e.text) {
+        let (range, mut c) = if may_hold_several(&e.text) {
             self.classifier.classify_picked(&e.text, &pick)
         } else {
             (0..e.text.len(), self.classifier.classify(&e.text))
         };
         let text = &e.text[range];
-        let (statement, truncated, escaped) = match c.redacted {
+        let (statement, truncated, escaped) = match c.redacted.take() {
             Some(r) => {
                 let (s, cut) = truncate(r, self.max_statement_bytes);
                 (s, cut, c.redacted_escaped)
@@ -32,6 +32,13 @@ impl RecordBuilder {
             }
         };
         let s = &e.session;
+        let columns = self.columns.record(
+            &s.session_id,
+            &s.database,
+            text,
+            e.failure.is_none(),
+            &mut c,
+        );
         let (sqlstate, error_message) = match &e.failure {
             Some(f) => (f.sqlstate.clone(), f.message.clone()),
             None => (String::new(), String::new()),
@@ -89,6 +96,7 @@ impl RecordBuilder {
             txn_status: Label::Borrowed(e.txn_status.label()),
             transaction_id: e.transaction.id,
             params: e.params.map(|p| p.iter().map(render_param).collect()),
+            columns,
         }
     }
 }

@@ -12,7 +12,10 @@
 //! - array: its length as u32 LE, then each element.
 //!
 //! `statements.params` absent (parameters not recorded) is the empty array,
-//! as ClickHouse stores it.
+//! as ClickHouse stores it. The columns schema version 8 added to
+//! `statements` (`columns_read` to `catalog_version`) are left out when
+//! all of them hold their defaults, so that records chained before them
+//! keep their bytes ([`drop_default_tail`]).
 
 use uuid::Uuid;
 
@@ -131,7 +134,31 @@ fn statement(e: &mut Enc, r: &StatementRecord) {
     e.uuid("transaction_id", &r.transaction_id);
     let params = r.params.as_deref().unwrap_or_default();
     e.opt_texts("params", params.iter().map(Option::as_deref), params.len());
+    let tail = e.out.len();
+    let c = &r.columns;
+    e.texts("columns_read", &c.columns_read);
+    e.texts("columns_written", &c.columns_written);
+    e.texts("labels", &c.labels);
+    e.texts("via", &c.via);
+    e.texts("columns_unresolved", &c.columns_unresolved);
+    e.u64("catalog_version", c.catalog_version);
+    drop_default_tail(e.out, tail);
 }
+
+/// Columns added to a table after its records were first chained
+/// (`OPTIONAL_TAIL`) are encoded only when one of them is not its
+/// default, so records written before them keep their canonical bytes
+/// (and chain). Every default encodes as zero bytes (empty array: a zero
+/// length; zero integer), so "all default" is "all zero".
+pub fn drop_default_tail(out: &mut Vec<u8>, tail: usize) {
+    if out.get(tail..).is_some_and(|t| t.iter().all(|&b| b == 0)) {
+        out.truncate(tail);
+    }
+}
+
+/// Per table, the first column of its optional tail (see
+/// [`drop_default_tail`]): schema version 8's columns of `statements`.
+pub const OPTIONAL_TAIL: &[(&str, &str)] = &[("statements", "columns_read")];
 
 fn session(e: &mut Enc, r: &SessionRecord) {
     header(e, &r.header);

@@ -59,6 +59,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         txn_status,
         transaction_id,
         params,
+        columns,
     } = r;
     let mut o = Object::start(out, "statements", header);
     o.u64("duration_us", *duration_us);
@@ -100,6 +101,25 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
     o.uuid("transaction_id", transaction_id);
     if let Some(params) = params {
         o.strs("params", params.iter().map(Option::as_deref));
+    }
+    column_access(&mut o, columns);
+}
+
+/// Schema version 8's statement columns; each only when not empty.
+fn column_access(o: &mut Object<'_>, c: &crate::audit::record::ColumnAccess) {
+    for (key, list) in [
+        ("columns_read", &c.columns_read),
+        ("columns_written", &c.columns_written),
+        ("labels", &c.labels),
+        ("via", &c.via),
+        ("columns_unresolved", &c.columns_unresolved),
+    ] {
+        if !list.is_empty() {
+            o.strs(key, list.iter().map(|s| Some(s.as_str())));
+        }
+    }
+    if c.catalog_version != 0 {
+        o.u64("catalog_version", c.catalog_version);
     }
 }
 

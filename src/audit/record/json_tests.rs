@@ -68,6 +68,7 @@ pub(crate) fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Reco
         txn_status: "E".into(),
         transaction_id: uuid::Uuid::from_u128(0x01a2_28da_91ff_701a_b514_7a53_0000_0007),
         params,
+        columns: Default::default(),
     }))
 }
 

@@ -90,6 +90,47 @@ pub struct StatementRecord {
     pub transaction_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<Option<String>>>,
+    /// The columns it touched (schema version 8); empty in records of
+    /// earlier builds.
+    #[serde(flatten)]
+    pub columns: ColumnAccess,
+}
+
+/// The columns a statement read and wrote, resolved with the catalog
+/// (`crate::catalog::resolve`), and their sensitivity labels.
+/// In JSON each is left out when empty (0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ColumnAccess {
+    /// `schema.table.column` when resolved; as written otherwise
+    /// (`table.column`, `table.*`, `?.column`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_read: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_written: Vec<String>,
+    /// The `[labels]` of those columns, sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// What the columns were reached through: `view s.v`, `function s.f`,
+    /// `DO block`, `prepared statement p`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    /// Why the columns may be incomplete (dynamic SQL, no catalog, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_unresolved: Vec<String>,
+    /// The catalog version they were resolved with; 0: none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub catalog_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ColumnAccess {
+    pub fn is_empty(&self) -> bool {
+        *self == ColumnAccess::default()
+    }
 }
 
 /// One row of `transactions`: a transaction that ended, after its last

@@ -20,7 +20,15 @@ pub fn decode_row(
     let mut canonical = Vec::with_capacity(bytes.len().min(4096) + 16);
     text(&mut canonical, table.as_bytes());
     let mut f = Fields::default();
+    let tail_from = crate::audit::chain::canonical::OPTIONAL_TAIL
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, c)| *c);
+    let mut tail = None;
     for (name, ty) in columns {
+        if Some(*name) == tail_from {
+            tail = Some(canonical.len());
+        }
         if *name == "chain" {
             f.chain = parse_hex(&String::from_utf8_lossy(r.string()?));
             continue;
@@ -28,6 +36,9 @@ pub fn decode_row(
         let start = canonical.len();
         transcode(*ty, &mut r, &mut canonical)?;
         f.capture(name, &canonical[start..]);
+    }
+    if let Some(tail) = tail {
+        crate::audit::chain::canonical::drop_default_tail(&mut canonical, tail);
     }
     let special = f.special(table);
     let item = Item {

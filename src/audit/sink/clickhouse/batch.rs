@@ -182,8 +182,13 @@ async fn insert_as(
             rows.insert::<Before<SessionRow<'static>, 1>>(client, version, name)
                 .await
         }
+        // Before `chain` and the 6 columns after it (schema versions 7, 8).
         Table::StatementsV3 => {
-            rows.insert::<Before<StatementRow<'static>, 1>>(client, version, name)
+            rows.insert::<Before<StatementRow<'static>, 7>>(client, version, name)
+                .await
+        }
+        Table::StatementsV4 => {
+            rows.insert::<Before<StatementRow<'static>, 6>>(client, version, name)
                 .await
         }
         Table::TransactionsV1 => {

@@ -32,12 +32,13 @@ use crate::audit::record::Record;
 /// layout: drain the spool before a downgrade. `b'{'` is never a tag: the
 /// JSON frames of earlier builds read under it.
 ///
-/// Tags so far: this build writes 9 to 15 (schema version 7: `chain` on
-/// every table, `skipped_seqs` on `gaps`, `checkpoints` and `lifecycle`).
-/// Earlier layouts, all still read and inserted under their own column
-/// lists: 1 and 2 before schema version 4 (no `backend_pid`, no
-/// `effective_role`), 4 the `statements` layout before schema version 5
-/// (no `transaction_id`), 3, 5, 6, 7 and 8 before `chain`.
+/// Tags so far: this build writes 10 to 16 (schema version 7: `chain` on
+/// every table, `skipped_seqs` on `gaps`, `checkpoints` and `lifecycle`;
+/// 8: 16, `statements` with the columns it touched). Earlier layouts, all
+/// still read and inserted under their own column lists: 1 and 2 before
+/// schema version 4 (no `backend_pid`, no `effective_role`), 4 the
+/// `statements` layout before schema version 5 (no `transaction_id`), 3,
+/// 5, 6, 7 and 8 before `chain`, 9 `statements` before schema version 8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// `statements` before `backend_pid` and `effective_role` (`rows::StatementRowV1`).
@@ -52,18 +53,20 @@ pub enum Table {
     StatementsV3 = 6,
     TransactionsV1 = 7,
     ChangesV1 = 8,
-    Statements = 9,
+    /// `statements` before schema version 8's columns.
+    StatementsV4 = 9,
     Sessions = 10,
     Gaps = 11,
     Transactions = 12,
     Changes = 13,
     Checkpoints = 14,
     Lifecycle = 15,
+    Statements = 16,
 }
 
 impl Table {
     /// Every tag, in the order a batch inserts them: older layouts first.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::StatementsV1,
         Table::SessionsV1,
         Table::GapsV1,
@@ -72,6 +75,7 @@ impl Table {
         Table::StatementsV3,
         Table::TransactionsV1,
         Table::ChangesV1,
+        Table::StatementsV4,
         Table::Statements,
         Table::Sessions,
         Table::Transactions,
@@ -88,9 +92,11 @@ impl Table {
     /// The table its rows go to.
     pub fn name(self) -> &'static str {
         match self {
-            Table::StatementsV1 | Table::StatementsV2 | Table::StatementsV3 | Table::Statements => {
-                "statements"
-            }
+            Table::StatementsV1
+            | Table::StatementsV2
+            | Table::StatementsV3
+            | Table::StatementsV4
+            | Table::Statements => "statements",
             Table::SessionsV1 | Table::SessionsV2 | Table::Sessions => "sessions",
             Table::GapsV1 | Table::Gaps => "gaps",
             Table::TransactionsV1 | Table::Transactions => "transactions",

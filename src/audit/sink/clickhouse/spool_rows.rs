@@ -89,10 +89,17 @@ impl fmt::Display for Undecodable {
 }
 
 /// The audit chain value a spooled row carries: its last column in every
-/// layout since schema version 7 (tags 9 to 15); `None` for earlier
-/// layouts and rows whose value is not known.
+/// layout of schema version 7 (tags 9 to 15); in `statements` rows of
+/// schema version 8 (tag 16) columns follow it, so that row is decoded;
+/// `None` for earlier layouts and rows whose value is not known.
 pub fn chain_of(frame: &SpooledFrame) -> Option<crate::audit::chain::ChainValue> {
-    if !(Table::Statements as u8..=Table::Lifecycle as u8).contains(&frame.tag) {
+    if frame.tag == Table::Statements as u8 {
+        let columns = crate::audit::sink::clickhouse::schema::table_columns("statements")?;
+        let decoded =
+            crate::audit::chain::verify::rowbinary::decode_row("statements", columns, &frame.body);
+        return decoded.ok().and_then(|(item, _)| item.chain);
+    }
+    if !(Table::StatementsV4 as u8..=Table::Lifecycle as u8).contains(&frame.tag) {
         return None;
     }
     let body = &frame.body;

@@ -71,6 +71,12 @@ pub struct StatementRow<'a> {
     /// Empty when parameters are not recorded.
     pub params: &'a [Option<String>],
     pub chain: ChainText,
+    pub columns_read: &'a [String],
+    pub columns_written: &'a [String],
+    pub labels: &'a [String],
+    pub via: &'a [String],
+    pub columns_unresolved: &'a [String],
+    pub catalog_version: u64,
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -221,6 +227,12 @@ fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
         transaction_id: r.transaction_id,
         params: r.params.as_deref().unwrap_or_default(),
         chain: chain(&r.header),
+        columns_read: &r.columns.columns_read,
+        columns_written: &r.columns.columns_written,
+        labels: &r.columns.labels,
+        via: &r.columns.via,
+        columns_unresolved: &r.columns.columns_unresolved,
+        catalog_version: r.columns.catalog_version,
     }
 }
 
@@ -313,10 +325,20 @@ mod tests {
         assert_eq!(LifecycleRow::COLUMN_NAMES, column_names("lifecycle"));
     }
 
+    /// The `statements` columns of schema version 8.
+    const COLUMNS_V8: &[&str] = &[
+        "columns_read",
+        "columns_written",
+        "labels",
+        "via",
+        "columns_unresolved",
+        "catalog_version",
+    ];
+
     #[test]
     fn the_layout_before_transaction_id_lacks_only_it() {
         let mut c = column_names("statements");
-        c.retain(|n| !matches!(*n, "transaction_id" | "chain"));
+        c.retain(|n| !matches!(*n, "transaction_id" | "chain") && !COLUMNS_V8.contains(n));
         assert_eq!(StatementRowV2::COLUMN_NAMES, c);
     }
 
@@ -328,7 +350,7 @@ mod tests {
                 !matches!(
                     *n,
                     "effective_role" | "backend_pid" | "transaction_id" | "chain"
-                )
+                ) && !COLUMNS_V8.contains(n)
             });
             c
         };
@@ -344,9 +366,15 @@ mod tests {
             c
         };
         let chain = &["chain"][..];
+        let mut before_chain = COLUMNS_V8.to_vec();
+        before_chain.push("chain");
         assert_eq!(
-            Before::<StatementRow, 1>::COLUMN_NAMES,
-            without("statements", chain)
+            Before::<StatementRow, 7>::COLUMN_NAMES,
+            without("statements", &before_chain)
+        );
+        assert_eq!(
+            Before::<StatementRow, 6>::COLUMN_NAMES,
+            without("statements", COLUMNS_V8)
         );
         assert_eq!(
             Before::<SessionRow, 1>::COLUMN_NAMES,

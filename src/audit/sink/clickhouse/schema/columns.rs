@@ -16,6 +16,12 @@ const ADDED_COLUMNS: &[&str] = &[
     "transaction_id",
     "skipped_seqs",
     "chain",
+    "columns_read",
+    "columns_written",
+    "labels",
+    "via",
+    "columns_unresolved",
+    "catalog_version",
 ];
 
 /// `name`'s type in `t` and the column before it.

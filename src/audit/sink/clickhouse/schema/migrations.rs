@@ -13,8 +13,10 @@ use super::{SchemaOptions, ServerVersion};
 /// `statements`, the views `transaction_log` and `rolled_back_statements`;
 /// 6: `changes` (row changes from logical decoding), the views `row_history`
 /// and `changes_outside_pgtrail`; 7: `chain` on every table, `skipped_seqs`
-/// on `gaps`, the `checkpoints` and `lifecycle` tables (tamper evidence).
-pub const SCHEMA_VERSION: u32 = 7;
+/// on `gaps`, the `checkpoints` and `lifecycle` tables (tamper evidence);
+/// 8: the columns statements read and wrote (`columns_read` ...
+/// `catalog_version`) and the `sensitive_access` view.
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Every schema version and what it introduced, oldest first; the last is
 /// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
@@ -32,12 +34,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         "changes table, row_history and changes_outside_pgtrail views",
     ),
     (7, "chain columns, checkpoints and lifecycle tables"),
+    (8, "columns read and written, labels, sensitive_access view"),
 ];
 
-/// Views `SCHEMA_VERSION` changed: `statement_log` and `session_log`
-/// carry every column of their tables, so they gain `chain`;
+/// Views changed since schema version 6, replaced when a version after it
+/// is first applied: `statement_log` and `session_log` carry every column
+/// of their tables, so they gain `chain` (7) and the columns of 8;
 /// `audit_sequence` gains the seqs of `changes`, `checkpoints` and
-/// `lifecycle`.
+/// `lifecycle` (7).
 const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log", "audit_sequence"];
 
 /// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`

@@ -76,6 +76,14 @@ pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("transaction_id", Ty::Uuid),
     ("params", Ty::Params),
     ("chain", Ty::Chain),
+    // Schema version 8: after `chain`, so that rows spooled before it are
+    // a prefix of this layout (`rows::Before`).
+    ("columns_read", Ty::Labels),
+    ("columns_written", Ty::Labels),
+    ("labels", Ty::Labels),
+    ("via", Ty::Labels),
+    ("columns_unresolved", Ty::Labels),
+    ("catalog_version", Ty::Count),
 ];
 
 pub(super) const SESSIONS: &[(&str, Ty)] = &[
@@ -319,15 +327,18 @@ mod tests {
     #[test]
     fn contract_columns() {
         let s = column_names("statements");
-        assert_eq!(s.len(), 37);
+        assert_eq!(s.len(), 43);
         assert_eq!(s.first(), Some(&"event_id"));
         assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
         assert_eq!(column_names("sessions").len(), 22);
         assert_eq!(column_names("gaps").len(), 8);
         assert_eq!(column_names("transactions").len(), 25);
         assert_eq!(column_names("changes").len(), 32);
+        // `chain` is last but for the columns added after schema version 7.
         for t in TABLES {
-            assert_eq!(t.columns.last().map(|c| c.0), Some("chain"), "{}", t.name);
+            let after = if t.name == "statements" { 6 } else { 0 };
+            let chain = t.columns.iter().rev().nth(after).map(|c| c.0);
+            assert_eq!(chain, Some("chain"), "{}", t.name);
         }
     }
 }

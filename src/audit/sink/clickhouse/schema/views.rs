@@ -22,6 +22,7 @@
 //! | `rolled_back_statements` | successful statements whose effects were undone: their transaction rolled back or failed at COMMIT, or a ROLLBACK TO SAVEPOINT undid them (`undone_by`) |
 //! | `row_history` | every row change, deduplicated, with `row_key` (`col=value,...` of its key columns) and, for changes made through pgtrail, the seqs of its transaction's first and last statements (`statements_from_seq`, `statements_to_seq`; 0 when unattributed) |
 //! | `changes_outside_pgtrail` | the rows of `row_history` whose transaction carried no verified pgtrail marker (`attribution = 'none'`) |
+//! | `sensitive_access` | one per statement x label of the columns it read or wrote (`[labels]`), with those columns and what they were reached through (`via`) |
 //!
 //! Why `FINAL` and not `LIMIT 1 BY instance_id, seq`: both work on 18.16,
 //! but `FINAL` merges the sorted parts as it reads (memory bounded),
@@ -51,6 +52,7 @@ pub const VIEW_NAMES: &[&str] = &[
     "rolled_back_statements",
     "row_history",
     "changes_outside_pgtrail",
+    "sensitive_access",
 ];
 
 /// `started DateTime('UTC')` from a transaction's `started_at`.
@@ -140,7 +142,7 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
     let all = |cols: &[(&str, Ty)]| column_list(&cols.iter().map(|(n, _)| *n).collect::<Vec<_>>());
     let who = column_list(WHO_WHEN);
     let stmt_cols = |extra: &[&str]| format!("{who}, {}", column_list(extra));
-    let bodies: [(&str, String); 13] = [
+    let bodies: [(&str, String); 14] = [
         (
             "statement_log",
             format!(
@@ -223,6 +225,14 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
             "changes_outside_pgtrail",
             format!("SELECT *\nFROM {db}.`row_history`\nWHERE attribution = 'none'"),
         ),
+        (
+            "sensitive_access",
+            format!(
+                "SELECT {},\n    label,\n    {}\nFROM {db}.`statement_log`\nARRAY JOIN labels AS label",
+                who,
+                column_list(&["columns_read", "columns_written", "via", "columns_unresolved", "objects_read", "objects_written", "kind", "success", "sqlstate", "rows", "statement"])
+            ),
+        ),
     ];
     debug_assert!(bodies
         .iter()
@@ -288,9 +298,9 @@ mod tests {
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
         assert_eq!(
             record_migrations(&opts, &[3]).as_deref(),
-            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views'), (7, 'chain columns, checkpoints and lifecycle tables')")
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views'), (7, 'chain columns, checkpoints and lifecycle tables'), (8, 'columns read and written, labels, sensitive_access view')")
         );
-        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6, 7]), None);
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6, 7, 8]), None);
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 }
