@@ -119,7 +119,9 @@ fn functions_query(server_major: u32) -> String {
         "p.prosrc"
     };
     format!(
-        "SELECT n.nspname, p.proname, l.lanname, {body} \
+        "SELECT n.nspname, p.proname, l.lanname, {body}, \
+           pg_catalog.pg_get_function_arguments(p.oid), \
+           pg_catalog.pg_get_function_result(p.oid) \
          FROM pg_catalog.pg_proc p \
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
          JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
@@ -217,7 +219,11 @@ fn add_functions(catalog: &mut DbCatalog, rows: &[Row]) {
             "sql" => sql_body(body),
             _ => body.to_string(),
         };
-        let body = crate::sql::body_use(language, &body, &what, &cfg);
+        let signature = crate::sql::columns::Signature {
+            arguments: text(row, 4).unwrap_or_default(),
+            result: text(row, 5).unwrap_or("void"),
+        };
+        let body = crate::sql::body_use(language, &body, signature, &what, &cfg);
         catalog.add_function(Function { qualified, body });
     }
 }

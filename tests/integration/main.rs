@@ -15,6 +15,7 @@ mod changes;
 mod changes_crash;
 mod clickhouse;
 mod clients;
+mod columns;
 mod cookbook;
 mod cookbook_scale;
 mod dashboards;

@@ -2,7 +2,7 @@
 //! their static statements analyzed, their objects and columns merged.
 
 use crate::sql::analysis::AnalyzerConfig;
-use crate::sql::columns::{plpgsql_statements, ColumnUse, Origin};
+use crate::sql::columns::{plpgsql_statements, ColumnUse, Origin, Signature, DO_BLOCK};
 use crate::sql::parsers::pg_query::tree::V;
 use crate::sql::parsers::Extract;
 
@@ -16,12 +16,19 @@ pub struct BodyUse {
 }
 
 /// Analyzes a body in `language` (`plpgsql` or `sql`; others are noted
-/// as unresolved). `what` names it in notes (`DO block`, `function f`).
-pub fn body_use(language: &str, body: &str, what: &str, cfg: &AnalyzerConfig) -> BodyUse {
+/// as unresolved) of a function with `signature`. `what` names it in
+/// notes (`DO block`, `function f`).
+pub fn body_use(
+    language: &str,
+    body: &str,
+    signature: Signature<'_>,
+    what: &str,
+    cfg: &AnalyzerConfig,
+) -> BodyUse {
     let mut out = BodyUse::default();
     let (statements, variables) = match language {
         "sql" => (vec![body.to_string()], Vec::new()),
-        "plpgsql" => match plpgsql_statements(body) {
+        "plpgsql" => match plpgsql_statements(body, signature) {
             Ok(b) => {
                 if b.dynamic > 0 {
                     out.columns
@@ -89,7 +96,7 @@ pub(super) fn merge(tree: &V, ex: &mut Extract, cfg: &AnalyzerConfig) -> ColumnU
         columns.note_unresolved("DO block without a body");
         return columns;
     };
-    let used = body_use(language, body, "DO block", cfg);
+    let used = body_use(language, body, DO_BLOCK, "DO block", cfg);
     let at = |names: Vec<String>| names.into_iter().map(|n| (i64::MAX, n));
     ex.reads.extend(at(used.objects_read));
     ex.writes.extend(at(used.objects_written));

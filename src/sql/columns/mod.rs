@@ -24,7 +24,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-pub use plpgsql::{plpgsql_statements, PlpgsqlBody};
+pub use plpgsql::{plpgsql_statements, PlpgsqlBody, Signature, DO_BLOCK};
 pub(crate) use walk::of_statement;
 
 /// Statements whose columns are tracked: those that read or write rows

@@ -23,11 +23,28 @@ const MODE_DEFAULT: i64 = 0;
 const MODE_EXPR: i64 = 2;
 const MODE_ASSIGN: [i64; 3] = [3, 4, 5];
 
+/// A function's arguments and result as PostgreSQL prints them
+/// (`pg_get_function_arguments`, `pg_get_function_result`): the PL/pgSQL
+/// parser checks RETURN against the result and declares the arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Signature<'a> {
+    pub arguments: &'a str,
+    pub result: &'a str,
+}
+
+/// A DO block's: no arguments, nothing returned.
+pub const DO_BLOCK: Signature<'static> = Signature {
+    arguments: "",
+    result: "void",
+};
+
 /// Parses `body`, the text between a DO block's or a function's quotes.
-pub fn plpgsql_statements(body: &str) -> Result<PlpgsqlBody, String> {
+pub fn plpgsql_statements(body: &str, signature: Signature<'_>) -> Result<PlpgsqlBody, String> {
     let tag = dollar_tag(body);
-    let wrapped =
-        format!("CREATE FUNCTION pgtrail_body() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}");
+    let Signature { arguments, result } = signature;
+    let wrapped = format!(
+        "CREATE FUNCTION pgtrail_body({arguments}) RETURNS {result} LANGUAGE plpgsql AS {tag}{body}{tag}"
+    );
     let parsed = std::panic::catch_unwind(|| pg_query::parse_plpgsql(&wrapped))
         .map_err(|_| "the PL/pgSQL parser panicked".to_string())?
         .map_err(|e| e.to_string())?;
