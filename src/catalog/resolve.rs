@@ -102,10 +102,11 @@ impl<'a> Resolver<'a> {
         let column = r.column.as_deref();
         match &r.origin {
             Origin::Table(t) => self.named(r.access, t, column, depth),
-            Origin::OneOf(candidates) => match column {
-                Some(c) => self.unqualified(r.access, candidates, c, depth),
-                None => {}
-            },
+            Origin::OneOf(candidates) => {
+                if let Some(c) = column {
+                    self.unqualified(r.access, candidates, c, depth);
+                }
+            }
         }
     }
 

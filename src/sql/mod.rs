@@ -120,10 +120,15 @@
 //!     `walk`: the generic walk
 //!   - `keywords`: objects by token heuristics (lexer path, DO bodies)
 //! - `analysis`: `Analysis`, `Parser`, `AnalyzerConfig`
+//! - `columns/`: the columns a statement names and where each may come
+//!   from (pg_query's tree, PostgreSQL's scoping), per shape, before the
+//!   catalog resolves them (`crate::catalog`); `plpgsql`: the static
+//!   statements of a PL/pgSQL body
 //! - `text`: `StatementText` (lossless recorded text)
 //! - `analyze/`: one uncached analysis (the parser paths); `pre`: the
 //!   lexer pass (split, normalise, redact); `rules`: the kind rules that
-//!   turn an `Extract` into an `Analysis`
+//!   turn an `Extract` into an `Analysis`; `do_block`: a DO block's or a
+//!   function's body analyzed, its objects and columns merged
 //! - `analyzer/`: [`Analyzer`], the thread-safe analyzer with the cache
 //!   - `cache`: bounded, sharded LRU (`u64` keys), seeded hashes
 //!   - `template`: the cache's template entries (same tokens up to

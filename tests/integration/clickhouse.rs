@@ -29,7 +29,7 @@ fn old_schema_applies_idempotently_on_the_local_server() {
     ch.query(&schema::record_migrations(&opts, &[]).unwrap());
     assert_eq!(
         ch.query(&schema::applied_migrations_query(&opts)),
-        "1\n2\n3\n4\n5\n6\n7"
+        "1\n2\n3\n4\n5\n6\n7\n8"
     );
     for table in ["statements", "sessions", "gaps"] {
         let got = ch.query(&format!(
@@ -62,7 +62,7 @@ fn modern_schema_passes_ch_modern_check() {
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], ''";
+    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', ['public.t.a'], [], [], [], [], 1";
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({cols}) SELECT {row};\n"
@@ -259,7 +259,7 @@ async fn workload_lands_in_clickhouse_exactly_once() {
     let migrations = ch.query(&format!(
         "SELECT version FROM `{ch_db}`.schema_migrations ORDER BY version"
     ));
-    assert_eq!(migrations, "1\n2\n3\n4\n5\n6\n7");
+    assert_eq!(migrations, "1\n2\n3\n4\n5\n6\n7\n8");
 }
 
 /// ClickHouse killed mid-workload and started again: the held batches are

@@ -65,7 +65,11 @@ fn record<'a>(records: &'a [Value], text: &str) -> &'a Value {
 fn list(r: &Value, key: &str) -> Vec<String> {
     r[key]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -106,7 +110,8 @@ async fn card_numbers_read_every_way_are_recorded_and_listed() {
         cfg.catalog.url.0 = url;
         cfg.labels
             .insert("pci".into(), vec!["public.customers.card_number".into()]);
-        cfg.labels.insert("pii".into(), vec!["customers.name".into()]);
+        cfg.labels
+            .insert("pii".into(), vec!["customers.name".into()]);
     })
     .await;
     let c = proxy.connect(pg, &db).await;
@@ -119,9 +124,18 @@ async fn card_numbers_read_every_way_are_recorded_and_listed() {
     expected.extend([PROTOCOL_PREPARED, COPY_TO]);
     for text in &expected {
         let r = record(&records, text);
-        assert!(list(r, "columns_read").contains(&CARD.to_string()), "{text}: {r:#}");
-        assert!(list(r, "labels").contains(&"pci".to_string()), "{text}: {r:#}");
-        assert!(r["catalog_version"].as_u64().unwrap_or(0) > 0, "{text}: {r:#}");
+        assert!(
+            list(r, "columns_read").contains(&CARD.to_string()),
+            "{text}: {r:#}"
+        );
+        assert!(
+            list(r, "labels").contains(&"pci".to_string()),
+            "{text}: {r:#}"
+        );
+        assert!(
+            r["catalog_version"].as_u64().unwrap_or(0) > 0,
+            "{text}: {r:#}"
+        );
     }
     let view = record(&records, READS[1]);
     assert_eq!(list(view, "via"), ["view public.customer_cards"]);
@@ -131,9 +145,15 @@ async fn card_numbers_read_every_way_are_recorded_and_listed() {
         list(nested, "via"),
         ["view public.cards_again", "view public.customer_cards"]
     );
-    assert_eq!(list(record(&records, READS[5]), "via"), ["prepared statement get_card"]);
+    assert_eq!(
+        list(record(&records, READS[5]), "via"),
+        ["prepared statement get_card"]
+    );
     assert_eq!(list(record(&records, READS[6]), "via"), ["DO block"]);
-    assert_eq!(list(record(&records, READS[7]), "via"), ["function public.card_sql"]);
+    assert_eq!(
+        list(record(&records, READS[7]), "via"),
+        ["function public.card_sql"]
+    );
     let star = record(&records, READS[9]);
     assert_eq!(
         list(star, "columns_read"),
@@ -178,7 +198,11 @@ async fn wait_for_catalog(proxy: &Proxy, c: &tokio_postgres::Client) {
         let records = proxy
             .wait_records(|r| statements(r).iter().any(|s| s["statement"] == probe))
             .await;
-        if record(&records, &probe)["catalog_version"].as_u64().unwrap_or(0) > 0 {
+        if record(&records, &probe)["catalog_version"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -198,9 +222,14 @@ async fn without_a_catalog_traffic_is_unaffected_and_records_say_so() {
     })
     .await;
     let c = proxy.connect(pg, &db).await;
-    let rows = c.query("SELECT * FROM customers ORDER BY id", &[]).await.unwrap();
+    let rows = c
+        .query("SELECT * FROM customers ORDER BY id", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 2);
-    c.batch_execute("SELECT card_number FROM customers").await.unwrap();
+    c.batch_execute("SELECT card_number FROM customers")
+        .await
+        .unwrap();
     drop(c);
     let records = proxy.stop().await;
     let star = record(&records, "SELECT * FROM customers ORDER BY id");

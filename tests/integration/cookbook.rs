@@ -81,6 +81,7 @@ pub(crate) fn november_params(person: &str, session_id: &str) -> Vec<(&'static s
         ("statement_seq", "1".to_string()),
         ("key_column", "id".to_string()),
         ("key_value", "1".to_string()),
+        ("label", "pci".to_string()),
     ]
 }
 
@@ -205,6 +206,7 @@ async fn cookbook_answers_on_the_local_server() {
         c.audit.clickhouse_url = Some(ch.http_url());
         c.audit.clickhouse.database = ch_db.clone();
         c.audit.clickhouse.batch_ms = 50;
+        c.labels.insert("pci".into(), vec!["cards.pan".into()]);
     })
     .await;
     let conn = |user: &str, pw: &str| {
@@ -353,6 +355,7 @@ async fn cookbook_answers_on_the_local_server() {
         ("statement_seq", "1".to_string()),
         ("key_column", "id".to_string()),
         ("key_value", "1".to_string()),
+        ("label", "pci".to_string()),
     ];
 
     let queries = cookbook();
@@ -361,6 +364,7 @@ async fn cookbook_answers_on_the_local_server() {
         ids,
         [
             "pci-10.2.1",
+            "pci-10.2.1-columns",
             "pci-10.2.2",
             "pci-10.2.4",
             "pci-10.2.4-denied",
@@ -417,6 +421,24 @@ async fn cookbook_answers_on_the_local_server() {
     assert_eq!(got[5]["db_role"], app.as_str());
     assert_eq!(got[5]["statement"], "SELECT pan FROM cards WHERE id = 1");
     assert_eq!(text(&got[6]["rows"]), "2");
+
+    // The same by column: the card numbers (`[labels] pci = ["cards.pan"]`,
+    // no catalog): alice's INSERT fills every column, bob reads `pan`;
+    // bob's `SELECT id, holder` and `UPDATE ... SET holder` are not listed.
+    let got = run("pci-10.2.1-columns");
+    assert_eq!(
+        pick(&got, &["user", "kind", "columns_read", "columns_written", "statement"]),
+        strs(&[
+            &[
+                "alice",
+                "insert",
+                "[]",
+                "[cards.*]",
+                "INSERT INTO cards VALUES (1, '4111111111111111', 'Ann'), (2, '5500000000000004', 'Ben')"
+            ],
+            &["bob", "select", "[cards.pan,cards.id]", "[]", "SELECT pan FROM cards WHERE id = 1"],
+        ])
+    );
 
     // PCI 10.2.2: everything alice did, found by her name and, apart, by
     // the administrative role she used.
@@ -794,7 +816,7 @@ fn cookbook_runs_on_a_modern_engine() {
     let list = |table: &str| quoted(&schema::column_names(table));
     // 2026-11-25 03:00:00 UTC, a Wednesday.
     let at = "fromUnixTimestamp64Micro(toInt64(1795575600000000), 'UTC')";
-    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], ''");
+    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', [], ['cards.pan'], ['pci'], [], [], 1");
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({}) SELECT {stmt};\n",
@@ -808,6 +830,7 @@ fn cookbook_runs_on_a_modern_engine() {
     let params = november_params("bob", "s1");
     let expected: BTreeMap<&str, usize> = [
         ("pci-10.2.1", 1),
+        ("pci-10.2.1-columns", 1),
         ("pci-10.2.2", 1),
         ("pci-10.2.4", 1),
         ("pci-10.2.4-denied", 0),

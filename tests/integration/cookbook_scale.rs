@@ -43,7 +43,8 @@ fn data(db: &str, version: ServerVersion) -> Vec<String> {
          concat('s', toString(number % 100)), toUInt32(1000 + number % 100), {user}, 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', \
          'simple', 'SELECT * FROM cards WHERE id = 1', 0, 0, 42, 'select * from cards where id = $1', \
          'select', 'read', 'R', 'READ', if(number % 3 = 0, ['cards'], ['orders']), [], [], \
-         'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '' FROM numbers({STATEMENTS})",
+         'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', \
+         [], [], [], [], [], 0 FROM numbers({STATEMENTS})",
         quoted(&schema::column_names("statements"))
     );
     let first = STATEMENTS + 3;

@@ -140,7 +140,7 @@ impl Walker<'_> {
             }
             w.scopes.push();
             for item in items(f, "from_clause") {
-                w.from_item(item);
+                w.in_from(item);
             }
             let outputs: Vec<&str> = items(f, "target_list")
                 .iter()
@@ -159,7 +159,7 @@ impl Walker<'_> {
 
     /// One FROM item: its relations join the current scope; subqueries
     /// and join conditions are walked.
-    fn from_item(&mut self, v: &V) {
+    fn in_from(&mut self, v: &V) {
         let Some((name, f)) = fields(v) else { return };
         match name {
             "RangeVar" => {
@@ -173,7 +173,7 @@ impl Walker<'_> {
             "JoinExpr" => {
                 for side in ["larg", "rarg"] {
                     if let Some(x) = get(f, side) {
-                        self.from_item(x);
+                        self.in_from(x);
                     }
                 }
                 for u in items(f, "using_clause") {
@@ -196,7 +196,7 @@ impl Walker<'_> {
                 // their arguments are expressions; a RangeVar inside
                 // (TABLESAMPLE's relation) is a relation.
                 if let Some(r) = get(f, "relation") {
-                    self.from_item(r);
+                    self.in_from(r);
                 }
                 for (key, x) in f {
                     if *key != "relation" && *key != "alias" {
@@ -387,7 +387,7 @@ impl Walker<'_> {
             w.scopes.push();
             let target = w.target(f);
             for item in items(f, "from_clause") {
-                w.from_item(item);
+                w.in_from(item);
             }
             if let Some(t) = &target {
                 w.set_targets(t, items(f, "target_list"));
@@ -408,7 +408,7 @@ impl Walker<'_> {
                 w.write(&t, None);
             }
             for item in items(f, "using_clause") {
-                w.from_item(item);
+                w.in_from(item);
             }
             for key in ["where_clause", "returning_clause"] {
                 if let Some(x) = get(f, key) {
@@ -424,7 +424,7 @@ impl Walker<'_> {
             w.scopes.push();
             let target = w.target(f);
             if let Some(src) = get(f, "source_relation") {
-                w.from_item(src);
+                w.in_from(src);
             }
             if let Some(c) = get(f, "join_condition") {
                 w.expr(c);
