@@ -252,3 +252,25 @@ fn statements_no_parser_reads_say_so() {
     assert!(u.refs.is_empty());
     assert_eq!(u.unresolved, ["statement not parsed"]);
 }
+
+/// Over the labeled statement table: every relation a column is placed
+/// in (or may come from) is one of the statement's objects.
+#[test]
+fn column_relations_are_the_statements_objects() {
+    let cfg = AnalyzerConfig::default();
+    for case in crate::sql::tests::cases::DML_CASES {
+        let sql = case.0;
+        for a in analyze(sql.as_bytes(), &cfg) {
+            let objects: Vec<&String> = a.objects_read.iter().chain(&a.objects_written).collect();
+            for r in &a.columns.refs {
+                let tables: Vec<&String> = match &r.origin {
+                    Origin::Table(t) => vec![t],
+                    Origin::OneOf(c) => c.iter().filter_map(|c| c.table.as_ref()).collect(),
+                };
+                for t in tables {
+                    assert!(objects.contains(&t), "{sql}: {t} not in {objects:?}");
+                }
+            }
+        }
+    }
+}

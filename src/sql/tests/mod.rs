@@ -7,7 +7,7 @@
 //! Modules' own small tests stay in a `mod tests` at the end of their file.
 
 mod analyze;
-mod cases;
+pub(crate) mod cases;
 mod cases_ddl;
 mod picked;
 mod props;
