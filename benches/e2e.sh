@@ -52,6 +52,11 @@
 #   WITH_CLICKHOUSE=0     1: pgtrail audits to a local ClickHouse through a
 #                         spool instead of to a JSON Lines file
 #   DURABILITY=async      with WITH_CLICKHOUSE=1: async or before_ack
+#   CATALOG=0             1: target pgtrail resolves columns through a
+#                         [catalog] connection (as postgres) and labels
+#                         pgbench_accounts.abalance; target base keeps a
+#                         plain audit file (an older build knows no
+#                         [catalog])
 #   PGTRAIL_BIN=target/release/pgtrail
 #   COPY_PROXY_BIN=target/release/examples/copy_proxy
 #   PGTRAIL_EXTRA_ARGS=   extra arguments for `pgtrail run`
@@ -175,6 +180,20 @@ durability = "$DURABILITY"
 EOF
     AUDIT_ARGS=(--config "$TMP/pgtrail.toml")
 fi
+if [[ "${CATALOG:-0}" == 1 ]]; then
+    cat >"$TMP/pgtrail-catalog.toml" <<EOF
+[audit]
+file = "$TMP/audit.jsonl"
+
+[catalog]
+url = "postgres://postgres:$PASSWORD@127.0.0.1:$PG_PORT/postgres"
+
+[labels]
+pci = ["public.pgbench_accounts.abalance"]
+EOF
+    chmod 600 "$TMP/pgtrail-catalog.toml" # it holds a password
+    AUDIT_ARGS=(--config "$TMP/pgtrail-catalog.toml")
+fi
 
 # --- pgtrail, and a second build for an A/B ---------------------------------
 # start_pgtrail BIN PORT LOG AUDIT_ARGS...: starts BIN in the background
@@ -201,7 +220,8 @@ fi
 if has_target base; then
     PORT[base]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-}")
     base_args=("${AUDIT_ARGS[@]}")
-    [[ "${base_args[0]}" == --audit-file ]] && base_args=(--audit-file "$TMP/audit-base.jsonl")
+    [[ "${base_args[0]}" == --audit-file || "${CATALOG:-0}" == 1 ]] &&
+        base_args=(--audit-file "$TMP/audit-base.jsonl")
     start_pgtrail "$PGTRAIL_BASE" "${PORT[base]}" "$TMP/pgtrail-base.log" "${base_args[@]}"
     BASE_PID=$STARTED_PID
 fi

@@ -22,6 +22,9 @@ pub mod load;
 pub mod model;
 pub mod resolve;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -185,9 +188,14 @@ impl Catalog {
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 let why = format!("catalog of database {database} not loaded: {e}");
-                tracing::warn!(target: "pgtrail::catalog", database, error = %e, "catalog not loaded; the last one loaded (if any) stays in use");
-                let keep = matches!(self.current(database), Some(Entry::Ready(_)));
-                if !keep {
+                let before = self.current(database);
+                // Retried every 5 s: warn when it starts failing, not each time.
+                if matches!(before, Some(Entry::Failed(_))) {
+                    tracing::debug!(target: "pgtrail::catalog", database, error = %e, "catalog still not loaded");
+                } else {
+                    tracing::warn!(target: "pgtrail::catalog", database, error = %e, "catalog not loaded; the last one loaded (if any) stays in use, retried every 5 s");
+                }
+                if !matches!(before, Some(Entry::Ready(_))) {
                     self.set(database, Entry::Failed(why));
                 }
             }
