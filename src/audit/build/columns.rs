@@ -15,6 +15,9 @@ use crate::sql::lex::{identifier, kw, tokenize, LexOptions, Token};
 /// bounds pgtrail's memory (an EXECUTE of one not kept says so).
 const PREPARED_PER_SESSION: usize = 1000;
 
+/// Resolutions kept (then all are dropped and the cache fills again).
+const RESOLUTIONS_KEPT: usize = 4096;
+
 /// How records get their columns: the catalog (optional) and `[labels]`.
 #[derive(Clone, Default)]
 pub struct ColumnPolicy {
@@ -30,11 +33,28 @@ struct Prepared {
     columns: Arc<ColumnUse>,
 }
 
+/// A shape's resolution against one catalog snapshot.
+struct Resolution {
+    /// Held so that its address, the key, is not reused while kept.
+    columns: Arc<ColumnUse>,
+    database: String,
+    /// The snapshot's version (0: no catalog configured).
+    version: u64,
+    access: ColumnAccess,
+    objects_read: Vec<String>,
+    objects_written: Vec<String>,
+}
+
 #[derive(Default)]
 pub(super) struct StatementColumns {
     policy: ColumnPolicy,
     /// Session id → prepared statement name → what it reaches.
     prepared: HashMap<String, HashMap<String, Prepared>>,
+    /// By the address of a shape's column use: every cache hit of a
+    /// statement shares that `Arc`, so its resolution is the same until
+    /// the catalog snapshot changes; resolving again would cost more than
+    /// the classification hit itself.
+    resolved: HashMap<usize, Resolution>,
 }
 
 impl StatementColumns {
@@ -42,6 +62,7 @@ impl StatementColumns {
         StatementColumns {
             policy,
             prepared: HashMap::new(),
+            resolved: HashMap::new(),
         }
     }
 
@@ -59,6 +80,7 @@ impl StatementColumns {
         success: bool,
         c: &mut Classification,
     ) -> ColumnAccess {
+        let mut shared = true;
         let columns = match &*c.kind {
             "prepare" => {
                 if success {
@@ -67,7 +89,10 @@ impl StatementColumns {
                 // PREPARE reads nothing: its EXECUTEs do.
                 return ColumnAccess::default();
             }
-            "execute" => self.execute(session_id, text, c),
+            "execute" => {
+                shared = false;
+                self.execute(session_id, text, c)
+            }
             "deallocate" | "discard" => {
                 self.deallocate(session_id, text);
                 c.columns.clone()
@@ -90,17 +115,50 @@ impl StatementColumns {
             Some(catalog) => catalog.lookup(database),
             None => Lookup::Off,
         };
+        // Only a settled lookup is kept: a pending or failed catalog's
+        // notes change with it.
+        let version = match &lookup {
+            Lookup::Off => Some(0),
+            Lookup::Ready(cat) => Some(cat.version),
+            Lookup::Pending | Lookup::Failed(_) => None,
+        }
+        .filter(|_| shared);
+        let key = Arc::as_ptr(&columns) as usize;
+        if let Some(hit) = self.resolved.get(&key).filter(|r| {
+            Some(r.version) == version
+                && r.database == database
+                && Arc::ptr_eq(&r.columns, &columns)
+        }) {
+            extend(&mut c.objects_read, hit.objects_read.clone());
+            extend(&mut c.objects_written, hit.objects_written.clone());
+            return hit.access.clone();
+        }
         let r = resolve(&columns, &c.functions, &lookup, &self.policy.labels);
-        extend(&mut c.objects_read, r.objects_read);
-        extend(&mut c.objects_written, r.objects_written);
-        ColumnAccess {
+        extend(&mut c.objects_read, r.objects_read.clone());
+        extend(&mut c.objects_written, r.objects_written.clone());
+        let access = ColumnAccess {
             columns_read: r.columns_read,
             columns_written: r.columns_written,
             labels: r.labels,
             via: r.via,
             columns_unresolved: r.unresolved,
             catalog_version: r.catalog_version,
+        };
+        if let Some(version) = version {
+            if self.resolved.len() >= RESOLUTIONS_KEPT {
+                self.resolved.clear();
+            }
+            let kept = Resolution {
+                columns,
+                database: database.to_string(),
+                version,
+                access: access.clone(),
+                objects_read: r.objects_read,
+                objects_written: r.objects_written,
+            };
+            self.resolved.insert(key, kept);
         }
+        access
     }
 
     fn prepare(&mut self, session_id: &str, text: &[u8], c: &Classification) {
@@ -188,6 +246,50 @@ fn name_after(text: &[u8], words: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::build::Classifier;
+    use crate::sql::{Analyzer, AnalyzerConfig};
+
+    fn labels() -> ColumnPolicy {
+        let mut l = crate::config::LabelsConfig::new();
+        l.insert("pci".into(), vec!["cards.pan".into()]);
+        ColumnPolicy {
+            catalog: None,
+            labels: Labels::new(&l).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_shape_resolved_once_answers_the_same_and_prepared_statements_follow() {
+        let analyzer = Analyzer::new(AnalyzerConfig::default());
+        let mut cols = StatementColumns::new(labels());
+        let mut run = |db: &str, sql: &str| {
+            let mut c = analyzer.classify(sql.as_bytes());
+            let access = cols.record("s1", db, sql.as_bytes(), true, &mut c);
+            (access, c.objects_read)
+        };
+        let (first, _) = run("db", "SELECT pan FROM cards WHERE id = 1");
+        assert_eq!(first.columns_read, ["cards.pan", "cards.id"]);
+        assert_eq!(first.labels, ["pci"]);
+        // A cache hit of the shape: the kept resolution.
+        let (again, _) = run("db", "SELECT pan FROM cards WHERE id = 2");
+        assert_eq!(again, first);
+        let (other_db, _) = run("db2", "SELECT pan FROM cards WHERE id = 3");
+        assert_eq!(other_db, first);
+
+        let (prepare, _) = run("db", "PREPARE q AS SELECT pan FROM cards");
+        assert!(prepare.is_empty());
+        let (exec, objects) = run("db", "EXECUTE q");
+        assert_eq!(exec.columns_read, ["cards.pan"]);
+        assert_eq!(exec.via, ["prepared statement q"]);
+        assert_eq!(objects, ["cards"]);
+        run("db", "DEALLOCATE q");
+        let (gone, _) = run("db", "EXECUTE q");
+        assert!(gone.columns_read.is_empty());
+        assert_eq!(
+            gone.columns_unresolved,
+            ["prepared statement q: its PREPARE was not seen (or not kept)"]
+        );
+    }
 
     #[test]
     fn names_of_prepare_execute_and_deallocate() {
