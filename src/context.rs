@@ -56,6 +56,8 @@ pub struct Observed {
     pub spool: Option<crate::audit::spool::SpoolUsage>,
     /// The decoding consumer's counters, when `cdc.enabled`.
     pub cdc: Option<Arc<crate::cdc::consumer::CdcStats>>,
+    /// `[catalog]`, when configured (its load counters).
+    pub catalog: Option<Arc<crate::catalog::Catalog>>,
 }
 
 /// The settings a reload applies to new sessions; sessions already open

@@ -154,6 +154,7 @@ impl Server {
                 clickhouse: gauges.clickhouse.take(),
                 spool: gauges.spool.take(),
                 cdc: cdc_stats,
+                catalog: catalog.clone(),
             },
         };
         Ok(Server {

@@ -1,5 +1,6 @@
 //! `/metrics` for the audit chain's checkpoints (`audit::chain`), read
-//! from the writer's `AuditStats` at scrape time.
+//! from the writer's `AuditStats` at scrape time, and for the catalog the
+//! records' columns are resolved with (`catalog`).
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -33,6 +34,29 @@ pub(super) fn chain(e: &mut DescriptorEncoder, s: &AuditStats) -> fmt::Result {
         "audit_checkpoint_file_failing",
         "1 while writes to audit.checkpoint_file fail (the log still has each checkpoint).",
         i64::from(s.checkpoint_file_failing.load(Ordering::Relaxed)),
+    )?;
+    Ok(())
+}
+
+pub(super) fn catalog(e: &mut DescriptorEncoder, c: &crate::catalog::Catalog) -> fmt::Result {
+    let (loaded, failed) = c.load_counts();
+    counter(
+        e,
+        "catalog_loads",
+        "Catalog snapshots loaded ([catalog]): at start, on DDL, each refresh_interval_s.",
+        loaded,
+    )?;
+    counter(
+        e,
+        "catalog_load_failures",
+        "Catalog loads that failed (the last snapshot stays in use; retried every 5 s).",
+        failed,
+    )?;
+    gauge(
+        e,
+        "catalog_databases_unresolved",
+        "Databases with no catalog snapshot because their loads fail: their records say `columns_unresolved`.",
+        as_i64(c.failing_databases() as u64),
     )?;
     Ok(())
 }

@@ -84,6 +84,9 @@ impl Collector for Metrics {
         if let Some(cdc) = &observed.cdc {
             super::cdc_metrics::cdc(&mut e, cdc, &self.0.stats.markers)?;
         }
+        if let Some(catalog) = &observed.catalog {
+            super::chain_metrics::catalog(&mut e, catalog)?;
+        }
         Ok(())
     }
 }

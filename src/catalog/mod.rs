@@ -130,6 +130,13 @@ impl Catalog {
         )
     }
 
+    /// Databases whose loads fail with no snapshot to fall back on.
+    pub fn failing_databases(&self) -> usize {
+        self.entries.read().map_or(0, |e| {
+            e.values().filter(|v| matches!(v, Entry::Failed(_))).count()
+        })
+    }
+
     /// Loads what is asked for, and every known database each
     /// `refresh_interval_s`, until `shutdown` resolves.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {

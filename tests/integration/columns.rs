@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::harness::clickhouse::{unique_ch_db, ChServer};
 use crate::harness::postgres::PgCluster;
-use crate::harness::proxy::{fresh_db, statements, Proxy};
+use crate::harness::proxy::{fresh_db, http_get, statements, Proxy};
 
 const CARD: &str = "public.customers.card_number";
 
@@ -235,6 +235,7 @@ async fn without_a_catalog_traffic_is_unaffected_and_records_say_so() {
     pg.psql(&db, SCHEMA);
     // Nothing listens on port 1: every load fails.
     let proxy = Proxy::start_with(pg, |cfg| {
+        cfg.admin_listen = Some("127.0.0.1:0".parse().unwrap());
         cfg.catalog.url.0 = format!("postgres://pgtrail_catalog:x@127.0.0.1:1/{db}");
         cfg.labels
             .insert("pci".into(), vec!["customers.card_number".into()]);
@@ -250,6 +251,17 @@ async fn without_a_catalog_traffic_is_unaffected_and_records_say_so() {
         .await
         .unwrap();
     drop(c);
+    let admin = proxy.admin_addr.expect("admin listener");
+    let (status, metrics) = http_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("pgtrail_catalog_databases_unresolved 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("pgtrail_catalog_load_failures_total 0"),
+        "{metrics}"
+    );
     let records = proxy.stop().await;
     let star = record(&records, "SELECT * FROM customers ORDER BY id");
     assert_eq!(list(star, "columns_read"), ["customers.*", "customers.id"]);
