@@ -121,20 +121,11 @@ async fn card_numbers_read_every_way_are_recorded_and_listed() {
     c.batch_execute("ALTER TABLE customers ADD COLUMN email text")
         .await
         .unwrap();
-    let mut reloaded = false;
-    for i in 0..50 {
-        let probe = format!("SELECT * FROM customers /* {i} */");
-        c.batch_execute(&probe).await.unwrap();
-        let records = proxy
-            .wait_records(|r| statements(r).iter().any(|s| s["statement"] == probe))
-            .await;
-        if list(record(&records, &probe), "columns_read").contains(&"public.customers.email".into())
-        {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let email = "public.customers.email".to_string();
+    let reloaded = probe_until(&proxy, &c, "SELECT * FROM customers", |r| {
+        list(r, "columns_read").contains(&email)
+    })
+    .await;
     assert!(reloaded, "the catalog was not reloaded after ALTER TABLE");
     drop(c);
     let records = proxy.stop().await;
@@ -211,22 +202,34 @@ async fn card_numbers_read_every_way_are_recorded_and_listed() {
 
 /// Until a statement's record says the catalog resolved it.
 async fn wait_for_catalog(proxy: &Proxy, c: &tokio_postgres::Client) {
-    for i in 0..100 {
-        let probe = format!("SELECT id FROM customers WHERE id = {i}");
+    let probe = "SELECT id FROM customers WHERE id = 1";
+    let loaded = probe_until(proxy, c, probe, |r| {
+        r["catalog_version"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert!(loaded, "the catalog was never loaded");
+}
+
+/// Runs `sql` (made distinct by a comment) until its record satisfies
+/// `done`, for up to 5 s; whether it did.
+async fn probe_until(
+    proxy: &Proxy,
+    c: &tokio_postgres::Client,
+    sql: &str,
+    done: impl Fn(&Value) -> bool,
+) -> bool {
+    for i in 0..50 {
+        let probe = format!("{sql} /* {i} */");
         c.batch_execute(&probe).await.unwrap();
         let records = proxy
             .wait_records(|r| statements(r).iter().any(|s| s["statement"] == probe))
             .await;
-        if record(&records, &probe)["catalog_version"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
-        {
-            return;
+        if done(record(&records, &probe)) {
+            return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("the catalog was never loaded");
+    false
 }
 
 #[tokio::test]
