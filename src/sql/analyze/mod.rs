@@ -67,7 +67,10 @@ pub(crate) fn complete(
         }
     }
     let mut columns = ColumnUse::default();
-    if kw.kind == Kind::Do || columns::wanted(kw) {
+    // A column needs a relation: without one (`SELECT 1`, `SELECT now()`)
+    // there is nothing to find, and no second parse to pay for.
+    let names_relations = !(ex.reads.is_empty() && ex.writes.is_empty() && ex.targets.is_empty());
+    if kw.kind == Kind::Do || (columns::wanted(kw) && names_relations) {
         let tree = tree.or_else(|| {
             let sql = std::str::from_utf8(&text[span.byte_start..span.byte_end]).ok()?;
             let parsed = parser != Parser::Lexer;
