@@ -23,6 +23,7 @@
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
 //! - [`latency`]: the latency histogram behind the `*_seconds` metrics.
+//! - [`console`]: `pgtrail console`, the web console that reads the trail from ClickHouse (login, roles, pages, exports, its own access records).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod cancel;
 pub mod cdc;
 pub mod config;
+pub mod console;
 pub mod config_file;
 pub mod context;
 pub mod fdlimit;

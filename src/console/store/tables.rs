@@ -1,0 +1,87 @@
+//! A table: who read and wrote it, and its row history.
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::rows::{ChangeRow, CHANGE_COLUMNS};
+use super::statements::table_variants;
+use super::{Arg, Range, Sql, Store, StoreError};
+use crate::console::users::Role;
+
+/// One person's reads and writes of a table in the range.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct TableUserRow {
+    pub user: String,
+    pub reads: u64,
+    pub writes: u64,
+    pub failed: u64,
+    pub first: i64,
+    pub last: i64,
+}
+
+/// `schema` and `table` of a name as written (`public` when bare).
+pub fn split_table(name: &str) -> (String, String) {
+    match name.rsplit_once('.') {
+        Some((schema, table)) => (schema.to_string(), table.to_string()),
+        None => ("public".to_string(), name.to_string()),
+    }
+}
+
+impl Store {
+    pub fn table_users_sql(&self, table: &str, range: Range) -> Sql {
+        let [a, b] = table_variants(table);
+        let s = |v: &String| Arg::Str(v.clone());
+        let mut sql = Sql::new("SELECT `user`, countIf(has(objects_read, ?) OR has(objects_read, ?)) AS reads, countIf(has(objects_written, ?) OR has(objects_written, ?)) AS writes, countIf(success = 0), min(event_time), max(event_time) FROM ");
+        sql.with("", [s(&a), s(&b), s(&a), s(&b)]);
+        sql.push(&self.table("statements"))
+            .push(" FINAL WHERE 1")
+            .with(self.dialect.time_range(), range.args())
+            .with(
+                " AND (has(objects_read, ?) OR has(objects_written, ?) OR has(objects_read, ?) OR has(objects_written, ?)) GROUP BY `user` ORDER BY writes DESC, reads DESC LIMIT 500",
+                [s(&a), s(&a), s(&b), s(&b)],
+            );
+        sql
+    }
+
+    pub async fn table_users(&self, table: &str, range: Range) -> Result<Vec<TableUserRow>, StoreError> {
+        self.fetch("table access", &self.table_users_sql(table, range)).await
+    }
+
+    /// Row changes of a table, newest first; `key` is `col=value,...` as
+    /// the `row_history` view's `row_key`.
+    pub fn row_history_sql(&self, table: &str, key: Option<&str>, range: Range, limit: u32) -> Sql {
+        let (schema, name) = split_table(table);
+        let mut sql = Sql::new("SELECT ");
+        sql.push(CHANGE_COLUMNS)
+            .push(" FROM ")
+            .push(&self.table("changes"))
+            .with(
+                " FINAL WHERE `schema` = ? AND `table` = ?",
+                [Arg::Str(schema), Arg::Str(name)],
+            )
+            .with(self.dialect.time_range(), range.args())
+            .and_str(
+                " AND arrayStringConcat(arrayMap((n, x) -> concat(n, '=', ifNull(x, 'NULL')), `key.name`, `key.value`), ',') = ?",
+                key,
+            )
+            .with(
+                " ORDER BY commit_lsn DESC, change_index DESC LIMIT ?",
+                [Arg::U64(limit.into())],
+            );
+        sql
+    }
+
+    pub async fn row_history(
+        &self,
+        table: &str,
+        key: Option<&str>,
+        range: Range,
+        role: Role,
+        limit: u32,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows: Vec<ChangeRow> = self
+            .fetch("row history", &self.row_history_sql(table, key, range, limit))
+            .await?;
+        Ok(rows.into_iter().map(|c| c.for_role(role)).collect())
+    }
+}
