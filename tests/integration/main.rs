@@ -15,6 +15,7 @@ mod changes;
 mod changes_crash;
 mod clickhouse;
 mod clients;
+mod console;
 mod cookbook;
 mod cookbook_scale;
 mod dashboards;

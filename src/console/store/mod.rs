@@ -211,6 +211,18 @@ impl Store {
         })
     }
 
+    /// A store that only renders queries (`Sql::rendered`) for a dialect:
+    /// tests run them on servers of either kind. Its clients point nowhere.
+    pub fn offline(database: &str, modern: bool) -> Store {
+        Store {
+            reader: Client::default(),
+            writer: Client::default(),
+            db: database.to_string(),
+            dialect: Dialect { modern },
+            server_version: String::new(),
+        }
+    }
+
     /// `` `db`.`table` `` for a fixed table name.
     pub fn table(&self, name: &'static str) -> String {
         format!("`{}`.`{name}`", self.db)
