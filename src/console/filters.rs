@@ -160,6 +160,12 @@ impl Params {
                 .map(str::to_string)
                 .collect(),
         };
+        if words.is_empty() && self.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+            return Err(BadFilter {
+                field: "q",
+                why: "no words to search for (letters, digits, _)",
+            });
+        }
         if words.len() > 8 {
             return Err(BadFilter {
                 field: "q",

@@ -59,9 +59,11 @@ pub async fn list(ctx: Ctx, Query(p): Query<Params>) -> Response {
 
 /// Most statements a timeline shows.
 const TIMELINE_ROWS: u32 = 5000;
-/// Row changes are written at commit, after decoding: look this far past
-/// the session's last record for them.
-const CHANGES_SLACK_US: i64 = 3_600_000_000;
+/// A transaction's record can follow its session's disconnect record (it
+/// is written when the writer learns the end), and row changes are written
+/// at commit, after decoding: look this far past the session's last record
+/// for them.
+const LATE_RECORDS_US: i64 = 3_600_000_000;
 
 pub async fn timeline(ctx: Ctx, Path(id): Path<String>) -> Response {
     if id.len() > crate::console::filters::MAX_VALUE_BYTES {
@@ -90,12 +92,15 @@ pub async fn timeline(ctx: Ctx, Path(id): Path<String>) -> Response {
         Ok(s) => s,
         Err(e) => return ctx.failed(&e),
     };
-    let txns = match store.session_transactions(&id, &user, span).await {
+    let late = Range {
+        from: span.from,
+        to: span.to + LATE_RECORDS_US,
+    };
+    let txns = match store.session_transactions(&id, &user, late).await {
         Ok(t) => t,
         Err(e) => return ctx.failed(&e),
     };
-    let change_span = Range { from: span.from, to: span.to + CHANGES_SLACK_US };
-    let changes = match store.session_changes(&id, change_span, role, TIMELINE_ROWS).await {
+    let changes = match store.session_changes(&id, late, role, TIMELINE_ROWS).await {
         Ok(c) => c,
         Err(e) => return ctx.failed(&e),
     };

@@ -112,7 +112,10 @@ async fn workload(pg: &PgCluster, proxy: &Proxy, db: &str) {
 /// Waits until ClickHouse holds what the workload made.
 async fn wait_delivered(ch: &ChServer, ch_db: &str) {
     let checks = [
-        format!("SELECT count() >= 16 FROM `{ch_db}`.statements"),
+        format!("SELECT count() >= 15 FROM `{ch_db}`.statements"),
+        format!("SELECT count() = 10 FROM `{ch_db}`.statements WHERE `user` = 'alice'"),
+        format!("SELECT count() = 2 FROM `{ch_db}`.statements WHERE `user` = 'bob'"),
+        format!("SELECT count() = 5 FROM `{ch_db}`.transactions WHERE `user` = 'alice'"),
         format!("SELECT count() >= 3 FROM `{ch_db}`.changes"),
         format!("SELECT count() >= 1 FROM `{ch_db}`.sessions WHERE event_type = 'auth_failed'"),
         format!("SELECT count() >= 2 FROM `{ch_db}`.sessions WHERE event_type = 'disconnect' AND `user` IN ('alice', 'bob')"),
@@ -131,7 +134,7 @@ async fn wait_delivered(ch: &ChServer, ch_db: &str) {
 
 fn session_of(ch: &ChServer, ch_db: &str, user: &str) -> String {
     ch.query(&format!(
-        "SELECT any(session_id) FROM `{ch_db}`.sessions WHERE `user` = '{user}' AND event_type = 'disconnect'"
+        "SELECT any(session_id) FROM `{ch_db}`.sessions WHERE `user` = '{user}' AND event_type = 'disconnect' AND statements > 0"
     ))
 }
 
