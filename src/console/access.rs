@@ -72,7 +72,8 @@ pub struct AccessRow {
     pub rows: u64,
 }
 
-const COLUMNS: &str = "event_time, console_user, role, client_addr, action, page, subject, filters, status, `rows`";
+const COLUMNS: &str =
+    "event_time, console_user, role, client_addr, action, page, subject, filters, status, `rows`";
 
 impl Store {
     /// The DDL of `console_access` (no `?`: it is sent as is).
@@ -127,10 +128,7 @@ impl Store {
         sql.push(COLUMNS)
             .push(" FROM ")
             .push(&self.table("console_access"))
-            .with(
-                " WHERE event_time >= ? AND event_time < ?",
-                range.args(),
-            )
+            .with(" WHERE event_time >= ? AND event_time < ?", range.args())
             .and_str(" AND console_user = ?", user)
             .and_str(" AND action = ?", action)
             .with(

@@ -14,7 +14,9 @@ use super::logins::{csrf_matches, random_token};
 use super::pages::layout::login_page;
 use super::store::overview::MarkRow;
 use super::verify::LastVerify;
-use super::web::{cookie, html, now_micros, set_cookie, App, ClientAddr, Ctx, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use super::web::{
+    cookie, html, now_micros, set_cookie, App, ClientAddr, Ctx, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -38,7 +40,10 @@ pub struct CsrfForm {
 
 /// Where to go after logging in: a path of this site only.
 fn safe_next(next: &str) -> &str {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && next.len() <= 2048;
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 2048;
     if ok {
         next
     } else {
@@ -48,17 +53,29 @@ fn safe_next(next: &str) -> &str {
 
 fn login_form(app: &App, next: &str, status: StatusCode, message: Option<&str>) -> Response {
     let Some(token) = random_token() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no randomness for a login token").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no randomness for a login token",
+        )
+            .into_response();
     };
     let mut response = html(status, login_page(safe_next(next), &token, message));
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(app, LOGIN_CSRF_COOKIE, &token, 3600));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(app, LOGIN_CSRF_COOKIE, &token, 3600),
+    );
     response
 }
 
-pub async fn login_get(State(app): State<App>, headers: HeaderMap, Query(q): Query<NextParam>) -> Response {
-    if cookie(&headers, SESSION_COOKIE).and_then(|t| app.logins.viewer(t)).is_some() {
+pub async fn login_get(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<NextParam>,
+) -> Response {
+    if cookie(&headers, SESSION_COOKIE)
+        .and_then(|t| app.logins.viewer(t))
+        .is_some()
+    {
         return Redirect::to(safe_next(&q.next)).into_response();
     }
     login_form(&app, &q.next, StatusCode::OK, None)
@@ -72,7 +89,12 @@ pub async fn login_post(
 ) -> Response {
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !csrf_matches(expected, &form.csrf) {
-        return login_form(&app, &form.next, StatusCode::FORBIDDEN, Some("The form expired; log in again."));
+        return login_form(
+            &app,
+            &form.next,
+            StatusCode::FORBIDDEN,
+            Some("The form expired; log in again."),
+        );
     }
     let name: String = form.username.chars().take(256).collect();
     let checker = app.clone();
@@ -95,23 +117,52 @@ pub async fn login_post(
     };
     let Some(role) = role else {
         tracing::warn!(user = %name, client = %client.0, "console: failed login");
-        if let Err(e) = app.store.record(&access(Action::LoginFailed, 401, "")).await {
+        if let Err(e) = app
+            .store
+            .record(&access(Action::LoginFailed, 401, ""))
+            .await
+        {
             tracing::error!(error = %e, "console: failed login not recorded");
         }
-        return login_form(&app, &form.next, StatusCode::UNAUTHORIZED, Some("Wrong name or password."));
+        return login_form(
+            &app,
+            &form.next,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong name or password."),
+        );
     };
-    if let Err(e) = app.store.record(&access(Action::Login, 200, role.name())).await {
+    if let Err(e) = app
+        .store
+        .record(&access(Action::Login, 200, role.name()))
+        .await
+    {
         tracing::error!(error = %e, "console: login not recorded; refused");
-        return login_form(&app, &form.next, StatusCode::SERVICE_UNAVAILABLE, Some("Logins cannot be recorded now; try again later."));
+        return login_form(
+            &app,
+            &form.next,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("Logins cannot be recorded now; try again later."),
+        );
     }
     let Some(token) = app.logins.start(&name, role) else {
-        return login_form(&app, &form.next, StatusCode::SERVICE_UNAVAILABLE, Some("No login could be started."));
+        return login_form(
+            &app,
+            &form.next,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("No login could be started."),
+        );
     };
     tracing::info!(user = %name, role = role.name(), client = %client.0, "console: login");
     let mut response = Redirect::to(safe_next(&form.next)).into_response();
     let h = response.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(&app, SESSION_COOKIE, &token, app.session_secs));
-    h.append(header::SET_COOKIE, set_cookie(&app, LOGIN_CSRF_COOKIE, "", 0));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&app, SESSION_COOKIE, &token, app.session_secs),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&app, LOGIN_CSRF_COOKIE, "", 0),
+    );
     response
 }
 
@@ -127,9 +178,10 @@ pub async fn logout(ctx: Ctx, headers: HeaderMap, Form(form): Form<CsrfForm>) ->
         drop(e);
     }
     let mut response = Redirect::to("/login").into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&ctx.app, SESSION_COOKIE, "", 0));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&ctx.app, SESSION_COOKIE, "", 0),
+    );
     response
 }
 
@@ -158,7 +210,10 @@ pub async fn verify(ctx: Ctx, Form(form): Form<CsrfForm>) -> Response {
         Ok(report) => (report.ok, report.human()),
         Err(e) => (false, format!("the check could not run: {e}")),
     };
-    if let Err(r) = ctx.record(Action::Verify, "verify", "", instances.len() as u64).await {
+    if let Err(r) = ctx
+        .record(Action::Verify, "verify", "", instances.len() as u64)
+        .await
+    {
         return r;
     }
     if let Ok(mut last) = ctx.app.last_verify.lock() {

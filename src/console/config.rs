@@ -73,8 +73,14 @@ impl Default for ConsoleConfig {
 
 #[derive(Debug)]
 pub enum ConsoleConfigError {
-    Read { path: PathBuf, source: std::io::Error },
-    Parse { path: PathBuf, message: String },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        message: String,
+    },
     Invalid(String),
 }
 

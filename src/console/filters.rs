@@ -129,7 +129,10 @@ pub fn input_time(micros: i64) -> String {
     format_micros(micros).chars().take(16).collect()
 }
 
-fn number<T: std::str::FromStr>(field: &'static str, v: &Option<String>) -> Result<Option<T>, BadFilter> {
+fn number<T: std::str::FromStr>(
+    field: &'static str,
+    v: &Option<String>,
+) -> Result<Option<T>, BadFilter> {
     match text(field, v)? {
         None => Ok(None),
         Some(s) => s.parse().map(Some).map_err(|_| BadFilter {
@@ -274,13 +277,46 @@ mod tests {
         assert_eq!(f.fingerprint, Some(255));
         assert_eq!(input_time(f.range.unwrap().from), "2025-01-02T03:04");
         let bad = |p: Params| p.check(NOW, Some(1)).unwrap_err().field;
-        assert_eq!(bad(Params { sqlstate: Some("42P01' --".into()), ..Params::default() }), "sqlstate");
-        assert_eq!(bad(Params { kind: Some("select;drop".into()), ..Params::default() }), "kind");
-        assert_eq!(bad(Params { user: Some("x".repeat(300)), ..Params::default() }), "user");
-        assert_eq!(bad(Params { from: Some("yesterday".into()), ..Params::default() }), "from");
-        assert_eq!(bad(Params { seq: Some("1 OR 1".into()), ..Params::default() }), "seq");
         assert_eq!(
-            bad(Params { from: Some("2001-01-01T00:00".into()), ..Params::default() }),
+            bad(Params {
+                sqlstate: Some("42P01' --".into()),
+                ..Params::default()
+            }),
+            "sqlstate"
+        );
+        assert_eq!(
+            bad(Params {
+                kind: Some("select;drop".into()),
+                ..Params::default()
+            }),
+            "kind"
+        );
+        assert_eq!(
+            bad(Params {
+                user: Some("x".repeat(300)),
+                ..Params::default()
+            }),
+            "user"
+        );
+        assert_eq!(
+            bad(Params {
+                from: Some("yesterday".into()),
+                ..Params::default()
+            }),
+            "from"
+        );
+        assert_eq!(
+            bad(Params {
+                seq: Some("1 OR 1".into()),
+                ..Params::default()
+            }),
+            "seq"
+        );
+        assert_eq!(
+            bad(Params {
+                from: Some("2001-01-01T00:00".into()),
+                ..Params::default()
+            }),
             "from"
         );
         assert!(Params::default().check(NOW, None).unwrap().range.is_none());

@@ -88,10 +88,18 @@ pub async fn state(config: &ConsoleConfig, password: Option<String>) -> Result<A
         return Err(ConsoleError::NoUsers(config.users_file.clone()));
     }
     let url = config.clickhouse_url.clone().unwrap_or_default();
-    let store = Store::connect(&url, &config.database, config.clickhouse_user.as_deref(), password.as_deref())
+    let store = Store::connect(
+        &url,
+        &config.database,
+        config.clickhouse_user.as_deref(),
+        password.as_deref(),
+    )
+    .await
+    .map_err(ConsoleError::ClickHouse)?;
+    store
+        .ensure_access_table()
         .await
         .map_err(ConsoleError::ClickHouse)?;
-    store.ensure_access_table().await.map_err(ConsoleError::ClickHouse)?;
     let session_secs = config.session_minutes.saturating_mul(60);
     Ok(Arc::new(AppState {
         store,

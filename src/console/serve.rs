@@ -35,7 +35,9 @@ pub struct Console {
 }
 
 fn tls_acceptor(t: &ConsoleTls) -> Result<TlsAcceptor, ConsoleError> {
-    let at = |p: &std::path::Path, e: &dyn std::fmt::Display| ConsoleError::Tls(format!("{}: {e}", p.display()));
+    let at = |p: &std::path::Path, e: &dyn std::fmt::Display| {
+        ConsoleError::Tls(format!("{}: {e}", p.display()))
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert_file)
         .map_err(|e| at(&t.cert_file, &e))?
         .collect::<Result<_, _>>()
@@ -54,10 +56,15 @@ fn tls_acceptor(t: &ConsoleTls) -> Result<TlsAcceptor, ConsoleError> {
 
 impl Console {
     /// Connects to ClickHouse, loads the users, binds `config.listen`.
-    pub async fn bind(config: &ConsoleConfig, clickhouse_password: Option<String>) -> Result<Console, ConsoleError> {
+    pub async fn bind(
+        config: &ConsoleConfig,
+        clickhouse_password: Option<String>,
+    ) -> Result<Console, ConsoleError> {
         let app = state(config, clickhouse_password).await?;
         let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
-        let listener = TcpListener::bind(config.listen).await.map_err(ConsoleError::Listen)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(ConsoleError::Listen)?;
         Ok(Console {
             listener,
             router: router(app),
@@ -122,11 +129,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let client = ClientAddr(peer.ip().to_string());
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(client.clone());
-        let mut router = router.clone();
-        async move { Ok::<_, Infallible>(router.call(req).await.unwrap_or_else(|e| match e {})) }
-    });
+    let service = hyper::service::service_fn(
+        move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(client.clone());
+            let mut router = router.clone();
+            async move { Ok::<_, Infallible>(router.call(req).await.unwrap_or_else(|e| match e {})) }
+        },
+    );
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
@@ -134,6 +143,8 @@ where
     match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
         Ok(Err(e)) => tracing::debug!(error = %e, "console connection ended with an error"),
         Ok(Ok(())) => {}
-        Err(_) => tracing::debug!("console connection closed: open longer than {CONNECTION_LIFETIME:?}"),
+        Err(_) => {
+            tracing::debug!("console connection closed: open longer than {CONNECTION_LIFETIME:?}")
+        }
     }
 }

@@ -73,9 +73,18 @@ struct UsersFile {
 
 #[derive(Debug)]
 pub enum ConsoleUsersError {
-    Read { path: PathBuf, source: std::io::Error },
-    Parse { path: PathBuf, message: String },
-    BadSecret { path: PathBuf, name: String },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        message: String,
+    },
+    BadSecret {
+        path: PathBuf,
+        name: String,
+    },
     Write(crate::files::WriteError),
     Encode(String),
 }

@@ -62,7 +62,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// `Set-Cookie` for `name`; `max_age` 0 deletes it.
 pub fn set_cookie(app: &AppState, name: &str, value: &str, max_age: u64) -> HeaderValue {
     let secure = if app.secure_cookies { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let text =
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -107,7 +108,14 @@ impl FromRequestParts<App> for Ctx {
 }
 
 impl Ctx {
-    fn access<'a>(&'a self, action: Action, page: &'a str, subject: &'a str, status: u16, rows: u64) -> Access<'a> {
+    fn access<'a>(
+        &'a self,
+        action: Action,
+        page: &'a str,
+        subject: &'a str,
+        status: u16,
+        rows: u64,
+    ) -> Access<'a> {
         Access {
             time: now_micros(),
             console_user: &self.viewer.name,
@@ -123,7 +131,13 @@ impl Ctx {
     }
 
     /// Writes the access row; the page goes out only if it was written.
-    pub async fn record(&self, action: Action, page: &str, subject: &str, rows: u64) -> Result<(), Response> {
+    pub async fn record(
+        &self,
+        action: Action,
+        page: &str,
+        subject: &str,
+        rows: u64,
+    ) -> Result<(), Response> {
         let access = self.access(action, page, subject, 200, rows);
         match self.app.store.record(&access).await {
             Ok(()) => Ok(()),
@@ -138,7 +152,14 @@ impl Ctx {
     }
 
     /// A page of audit data: its access row, then the HTML.
-    pub async fn page(&self, page: &str, subject: &str, rows: u64, title: &str, body: Markup) -> Response {
+    pub async fn page(
+        &self,
+        page: &str,
+        subject: &str,
+        rows: u64,
+        title: &str,
+        body: Markup,
+    ) -> Response {
         if let Err(r) = self.record(Action::View, page, subject, rows).await {
             return r;
         }
@@ -147,7 +168,10 @@ impl Ctx {
 
     /// An error page (bad filter, failed query), without audit data.
     pub fn error(&self, status: StatusCode, message: &str) -> Response {
-        html(status, layout::page(self, "Error", layout::error_box(message)))
+        html(
+            status,
+            layout::page(self, "Error", layout::error_box(message)),
+        )
     }
 
     /// A page the role may not see: refused, and the attempt recorded.
@@ -193,7 +217,13 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     response
 }

@@ -23,7 +23,12 @@ pub async fn access(ctx: Ctx, Query(p): Query<Params>) -> Response {
     let rows = match ctx
         .app
         .store
-        .access_log(range, f.user.as_deref(), f.action.as_deref(), ctx.app.page_rows)
+        .access_log(
+            range,
+            f.user.as_deref(),
+            f.action.as_deref(),
+            ctx.app.page_rows,
+        )
         .await
     {
         Ok(r) => r,
@@ -57,5 +62,6 @@ pub async fn access(ctx: Ctx, Query(p): Query<Params>) -> Response {
             }
         }
     };
-    ctx.page("access", "", rows.len() as u64, "Console access", body).await
+    ctx.page("access", "", rows.len() as u64, "Console access", body)
+        .await
 }

@@ -12,10 +12,13 @@ pub fn change_table(changes: &[&ChangeRow]) -> Markup {
         div.changes {
             @for c in changes {
                 @let name = format!("{}.{}", c.schema, c.table);
+                // The first key column (the primary key's, usually) follows
+                // the row through its changes.
+                @let first_key = c.row_key().split(',').next().unwrap_or("").to_string();
                 div.change data-op=(c.op) {
                     div.changehead {
                         span.op { (c.op) } " "
-                        a href=(link("/table", &[("name", &name), ("key", &c.row_key())])) { (name) " " (c.row_key()) }
+                        a href=(link("/table", &[("name", &name), ("key", &first_key)])) title="this row's history" { (name) " " (c.row_key()) }
                         " · committed " (time(c.commit_time))
                         " · " span.attr title="attribution" { (c.attribution) }
                     }

@@ -9,7 +9,9 @@ use maud::{html, Markup};
 
 use super::changes::change_table;
 use super::csv::view_csv;
-use super::layout::{field, link, objects, outcome, person_link, query_of, range_fields, session_link, time};
+use super::layout::{
+    field, link, objects, outcome, person_link, query_of, range_fields, session_link, time,
+};
 use crate::console::access::Action;
 use crate::console::config::MAX_EXPORT_ROWS;
 use crate::console::filters::Params;
@@ -25,7 +27,12 @@ pub async fn page(ctx: Ctx, Path(name): Path<String>, Query(p): Query<Params>) -
         Ok(f) => f,
         Err(e) => return ctx.error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let rows = match ctx.app.store.view(view, &f, ctx.viewer.role, ctx.app.page_rows).await {
+    let rows = match ctx
+        .app
+        .store
+        .view(view, &f, ctx.viewer.role, ctx.app.page_rows)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return ctx.failed(&e),
     };
@@ -44,7 +51,8 @@ pub async fn page(ctx: Ctx, Path(name): Path<String>, Query(p): Query<Params>) -
         }
         (view_table(&rows))
     };
-    ctx.page(view.name(), "", rows.len() as u64, view.title(), body).await
+    ctx.page(view.name(), "", rows.len() as u64, view.title(), body)
+        .await
 }
 
 /// A view's rows as an HTML table.
@@ -101,11 +109,19 @@ pub async fn export(ctx: Ctx, Path(file): Path<String>, Query(p): Query<Params>)
         Ok(f) => f,
         Err(e) => return ctx.error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let rows = match ctx.app.store.view(view, &f, ctx.viewer.role, MAX_EXPORT_ROWS).await {
+    let rows = match ctx
+        .app
+        .store
+        .view(view, &f, ctx.viewer.role, MAX_EXPORT_ROWS)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return ctx.failed(&e),
     };
-    if let Err(r) = ctx.record(Action::Export, view.name(), "", rows.len() as u64).await {
+    if let Err(r) = ctx
+        .record(Action::Export, view.name(), "", rows.len() as u64)
+        .await
+    {
         return r;
     }
     let disposition = format!("attachment; filename=\"{}.csv\"", view.name());

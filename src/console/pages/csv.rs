@@ -40,34 +40,117 @@ pub fn view_csv(rows: &ViewRows) -> String {
     let mut out = String::new();
     match rows {
         ViewRows::Logins(r) => {
-            line(&mut out, &["time", "user", "database", "client_addr", "client_port", "application_name", "auth_method", "reason", "session_id"]);
+            line(
+                &mut out,
+                &[
+                    "time",
+                    "user",
+                    "database",
+                    "client_addr",
+                    "client_port",
+                    "application_name",
+                    "auth_method",
+                    "reason",
+                    "session_id",
+                ],
+            );
             for e in r {
                 line(
                     &mut out,
-                    &[&format_micros(e.event_time), &e.user, &e.database, &e.client_addr, &e.client_port.to_string(), &e.application_name, &e.auth_method, &e.reason, &e.session_id],
+                    &[
+                        &format_micros(e.event_time),
+                        &e.user,
+                        &e.database,
+                        &e.client_addr,
+                        &e.client_port.to_string(),
+                        &e.application_name,
+                        &e.auth_method,
+                        &e.reason,
+                        &e.session_id,
+                    ],
                 );
             }
         }
         ViewRows::Statements(r) => {
-            line(&mut out, &["time", "user", "db_role", "database", "client_addr", "session_id", "kind", "objects_written", "success", "sqlstate", "statement", "instance_id", "seq"]);
+            line(
+                &mut out,
+                &[
+                    "time",
+                    "user",
+                    "db_role",
+                    "database",
+                    "client_addr",
+                    "session_id",
+                    "kind",
+                    "objects_written",
+                    "success",
+                    "sqlstate",
+                    "statement",
+                    "instance_id",
+                    "seq",
+                ],
+            );
             for s in r {
                 line(
                     &mut out,
-                    &[&format_micros(s.event_time), &s.user, &s.db_role, &s.database, &s.client_addr, &s.session_id, &s.kind, &s.objects_written.join(" "), &s.success.to_string(), &s.sqlstate, &s.statement, &s.instance_id, &s.seq.to_string()],
+                    &[
+                        &format_micros(s.event_time),
+                        &s.user,
+                        &s.db_role,
+                        &s.database,
+                        &s.client_addr,
+                        &s.session_id,
+                        &s.kind,
+                        &s.objects_written.join(" "),
+                        &s.success.to_string(),
+                        &s.sqlstate,
+                        &s.statement,
+                        &s.instance_id,
+                        &s.seq.to_string(),
+                    ],
                 );
             }
         }
         ViewRows::Changes(r) => {
-            line(&mut out, &["commit_time", "database", "schema", "table", "op", "row_key", "user", "attribution", "changed"]);
+            line(
+                &mut out,
+                &[
+                    "commit_time",
+                    "database",
+                    "schema",
+                    "table",
+                    "op",
+                    "row_key",
+                    "user",
+                    "attribution",
+                    "changed",
+                ],
+            );
             for c in r {
                 let changed: Vec<String> = c
                     .diff()
                     .into_iter()
-                    .map(|(n, b, a)| format!("{n}: {} -> {}", b.as_deref().unwrap_or("NULL"), a.as_deref().unwrap_or("NULL")))
+                    .map(|(n, b, a)| {
+                        format!(
+                            "{n}: {} -> {}",
+                            b.as_deref().unwrap_or("NULL"),
+                            a.as_deref().unwrap_or("NULL")
+                        )
+                    })
                     .collect();
                 line(
                     &mut out,
-                    &[&format_micros(c.commit_time), &c.database, &c.schema, &c.table, &c.op, &c.row_key(), &c.user, &c.attribution, &changed.join("; ")],
+                    &[
+                        &format_micros(c.commit_time),
+                        &c.database,
+                        &c.schema,
+                        &c.table,
+                        &c.op,
+                        &c.row_key(),
+                        &c.user,
+                        &c.attribution,
+                        &changed.join("; "),
+                    ],
                 );
             }
         }
@@ -83,6 +166,9 @@ mod tests {
     fn quotes_and_guards() {
         let mut s = String::new();
         line(&mut s, &["a", "b,c", "say \"hi\"", "=HYPERLINK()", "x\ny"]);
-        assert_eq!(s, "a,\"b,c\",\"say \"\"hi\"\"\",\"'=HYPERLINK()\",\"x\ny\"\r\n");
+        assert_eq!(
+            s,
+            "a,\"b,c\",\"say \"\"hi\"\"\",\"'=HYPERLINK()\",\"x\ny\"\r\n"
+        );
     }
 }

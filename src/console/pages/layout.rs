@@ -92,7 +92,9 @@ pub fn error_box(message: &str) -> Markup {
 
 /// The time range fields of a filter form.
 pub fn range_fields(range: Option<Range>) -> Markup {
-    let (from, to) = range.map_or((String::new(), String::new()), |r| (input_time(r.from), input_time(r.to)));
+    let (from, to) = range.map_or((String::new(), String::new()), |r| {
+        (input_time(r.from), input_time(r.to))
+    });
     html! {
         label { "From (UTC) " input type="datetime-local" name="from" value=(from); }
         label { "To " input type="datetime-local" name="to" value=(to); }
@@ -111,7 +113,11 @@ pub fn query_of(p: &Params) -> String {
         .and_then(|v| v.as_object().cloned())
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| v.as_str().filter(|s| !s.is_empty()).map(|s| format!("{k}={}", enc(s))))
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .filter(|s| !s.is_empty())
+                        .map(|s| format!("{k}={}", enc(s)))
+                })
                 .collect::<Vec<_>>()
                 .join("&")
         })
@@ -187,7 +193,10 @@ mod tests {
 
     #[test]
     fn links_encode_values() {
-        assert_eq!(link("/t", &[("name", "a b&c"), ("x", "")]), "/t?name=a%20b%26c");
+        assert_eq!(
+            link("/t", &[("name", "a b&c"), ("x", "")]),
+            "/t?name=a%20b%26c"
+        );
         assert_eq!(enc("é"), "%C3%A9");
         assert_eq!(time(0), "1970-01-01 00:00:00.000");
         assert_eq!(duration(1500), "1.5 ms");

@@ -41,7 +41,10 @@ pub async fn overview(ctx: Ctx, Query(p): Query<Params>) -> Response {
 
 fn counts(o: &Overview, r: Range) -> Markup {
     let from = super::layout::time(r.from);
-    let (f, t) = (crate::console::filters::input_time(r.from), crate::console::filters::input_time(r.to));
+    let (f, t) = (
+        crate::console::filters::input_time(r.from),
+        crate::console::filters::input_time(r.to),
+    );
     let range = [("from", f.as_str()), ("to", t.as_str())];
     let with = |path: &str, extra: &[(&'static str, &'static str)]| {
         let mut pairs: Vec<(&str, &str)> = range.to_vec();

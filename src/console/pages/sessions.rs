@@ -9,7 +9,9 @@ use axum::response::Response;
 use maud::{html, Markup};
 
 use super::changes::change_table;
-use super::layout::{duration, field, link, objects, outcome, person_link, range_fields, session_link, time};
+use super::layout::{
+    duration, field, link, objects, outcome, person_link, range_fields, session_link, time,
+};
 use crate::console::filters::Params;
 use crate::console::store::rows::{ChangeRow, SessionEventRow, StatementRow, TransactionRow};
 use crate::console::store::Range;
@@ -54,7 +56,8 @@ pub async fn list(ctx: Ctx, Query(p): Query<Params>) -> Response {
             }
         }
     };
-    ctx.page("sessions", "", rows.len() as u64, "Sessions", body).await
+    ctx.page("sessions", "", rows.len() as u64, "Sessions", body)
+        .await
 }
 
 /// Most statements a timeline shows.
@@ -78,15 +81,28 @@ pub async fn timeline(ctx: Ctx, Path(id): Path<String>) -> Response {
         return ctx.error(StatusCode::NOT_FOUND, "No session with this id.");
     };
     let user = first.user.clone();
-    let ended = events.iter().any(|e| e.event_type == "disconnect" || e.event_type == "auth_failed");
-    let last = events.iter().map(|e| e.event_time).max().unwrap_or(first.event_time);
+    let ended = events
+        .iter()
+        .any(|e| e.event_type == "disconnect" || e.event_type == "auth_failed");
+    let last = events
+        .iter()
+        .map(|e| e.event_time)
+        .max()
+        .unwrap_or(first.event_time);
     let span = Range {
         from: first.event_time,
-        to: if ended { last + 1 } else { now_micros() + 60_000_000 },
+        to: if ended {
+            last + 1
+        } else {
+            now_micros() + 60_000_000
+        },
     };
     let role = ctx.viewer.role;
     let statements: Vec<StatementRow> = match store
-        .fetch("session statements", &store.session_statements_sql(&id, &user, span, role, TIMELINE_ROWS))
+        .fetch(
+            "session statements",
+            &store.session_statements_sql(&id, &user, span, role, TIMELINE_ROWS),
+        )
         .await
     {
         Ok(s) => s,
@@ -113,7 +129,8 @@ pub async fn timeline(ctx: Ctx, Path(id): Path<String>) -> Response {
         (timeline_body(&statements, &txns, &changes))
     };
     let title = format!("Session of {user}");
-    ctx.page("session", &id, statements.len() as u64, &title, body).await
+    ctx.page("session", &id, statements.len() as u64, &title, body)
+        .await
 }
 
 fn session_head(events: &[SessionEventRow]) -> Markup {
@@ -144,17 +161,30 @@ fn session_head(events: &[SessionEventRow]) -> Markup {
 
 /// Whether ROLLBACK TO SAVEPOINT undid statement `seq`.
 fn undone(t: &TransactionRow, seq: u64) -> bool {
-    t.undone_from_seq.iter().zip(&t.undone_to_seq).any(|(a, b)| seq >= *a && seq <= *b)
+    t.undone_from_seq
+        .iter()
+        .zip(&t.undone_to_seq)
+        .any(|(a, b)| seq >= *a && seq <= *b)
 }
 
-fn timeline_body(statements: &[StatementRow], txns: &[TransactionRow], changes: &[ChangeRow]) -> Markup {
-    let by_txn: HashMap<&str, &TransactionRow> = txns.iter().map(|t| (t.transaction_id.as_str(), t)).collect();
+fn timeline_body(
+    statements: &[StatementRow],
+    txns: &[TransactionRow],
+    changes: &[ChangeRow],
+) -> Markup {
+    let by_txn: HashMap<&str, &TransactionRow> = txns
+        .iter()
+        .map(|t| (t.transaction_id.as_str(), t))
+        .collect();
     let mut by_seq: HashMap<u64, Vec<&ChangeRow>> = HashMap::new();
     let mut by_txn_only: HashMap<&str, Vec<&ChangeRow>> = HashMap::new();
     for c in changes {
         match c.statement_seq {
             Some(seq) => by_seq.entry(seq).or_default().push(c),
-            None => by_txn_only.entry(c.transaction_id.as_str()).or_default().push(c),
+            None => by_txn_only
+                .entry(c.transaction_id.as_str())
+                .or_default()
+                .push(c),
         }
     }
     // Consecutive statements of one transaction form a group.
@@ -198,7 +228,12 @@ fn timeline_body(statements: &[StatementRow], txns: &[TransactionRow], changes: 
 pub fn statement_line(s: &StatementRow) -> Markup {
     let href = link(
         "/statement",
-        &[("instance", &s.instance_id), ("seq", &s.seq.to_string()), ("user", &s.user), ("t", &s.event_time.to_string())],
+        &[
+            ("instance", &s.instance_id),
+            ("seq", &s.seq.to_string()),
+            ("user", &s.user),
+            ("t", &s.event_time.to_string()),
+        ],
     );
     html! {
         div.meta {

@@ -7,7 +7,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 
-use super::layout::{duration, field, fingerprint, link, objects, outcome, person_link, range_fields, session_link, time};
+use super::layout::{
+    duration, field, fingerprint, link, objects, outcome, person_link, range_fields, session_link,
+    time,
+};
 use super::sessions::statement_line;
 use crate::console::filters::Params;
 use crate::console::store::statements::FingerprintRow;
@@ -23,7 +26,10 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
         Ok(r) => r,
         Err(e) => return ctx.failed(&e),
     };
-    let (by_count, by_time) = match (store.fingerprints(&f, false).await, store.fingerprints(&f, true).await) {
+    let (by_count, by_time) = match (
+        store.fingerprints(&f, false).await,
+        store.fingerprints(&f, true).await,
+    ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return ctx.failed(&e),
     };
@@ -69,7 +75,8 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
             div { h2 { "Top fingerprints by total time" } (fingerprints(&by_time, "top-time")) }
         }
     };
-    ctx.page("statements", "", rows.len() as u64, "Statements", body).await
+    ctx.page("statements", "", rows.len() as u64, "Statements", body)
+        .await
 }
 
 fn fingerprints(rows: &[FingerprintRow], id: &str) -> Markup {

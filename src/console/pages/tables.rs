@@ -37,7 +37,10 @@ pub async fn table(ctx: Ctx, Query(p): Query<Params>) -> Response {
         Ok(r) => r,
         Err(e) => return ctx.failed(&e),
     };
-    let history: Vec<ChangeRow> = match store.row_history(&name, f.key.as_deref(), range, role, TABLE_ROWS).await {
+    let history: Vec<ChangeRow> = match store
+        .row_history(&name, f.key.as_deref(), range, role, TABLE_ROWS)
+        .await
+    {
         Ok(h) => h,
         Err(e) => return ctx.failed(&e),
     };

@@ -110,11 +110,10 @@ impl Store {
         if view != View::ChangesOutside {
             sql.and_str(" AND client_addr = ?", f.client.as_deref());
         }
-        sql
-            .with(
-                " ORDER BY event_time DESC, seq DESC LIMIT ?",
-                [Arg::U64(limit.into())],
-            );
+        sql.with(
+            " ORDER BY event_time DESC, seq DESC LIMIT ?",
+            [Arg::U64(limit.into())],
+        );
         sql
     }
 

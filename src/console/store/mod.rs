@@ -65,7 +65,12 @@ impl Sql {
     pub fn with(&mut self, text: &'static str, args: impl IntoIterator<Item = Arg>) -> &mut Sql {
         self.text.push_str(text);
         self.args.extend(args);
-        debug_assert_eq!(self.text.matches('?').count(), self.args.len(), "{}", self.text);
+        debug_assert_eq!(
+            self.text.matches('?').count(),
+            self.args.len(),
+            "{}",
+            self.text
+        );
         self
     }
 
@@ -265,6 +270,9 @@ mod tests {
             r,
             "SELECT 1 FROM t WHERE 1 AND `user` = 'x\\' OR 1=1 --' AND seq = 7"
         );
-        assert_eq!(sql.text(), "SELECT 1 FROM t WHERE 1 AND `user` = ? AND seq = ?");
+        assert_eq!(
+            sql.text(),
+            "SELECT 1 FROM t WHERE 1 AND `user` = ? AND seq = ?"
+        );
     }
 }

@@ -65,7 +65,13 @@ pub struct MarkRow {
 }
 
 impl Store {
-    fn ranged(&self, select: &'static str, table: &'static str, range: Range, rest: &'static str) -> Sql {
+    fn ranged(
+        &self,
+        select: &'static str,
+        table: &'static str,
+        range: Range,
+        rest: &'static str,
+    ) -> Sql {
         let mut sql = Sql::new(select);
         sql.push(&self.table(table))
             .push(" FINAL WHERE 1")
@@ -75,7 +81,8 @@ impl Store {
     }
 
     pub fn overview_sql(&self, range: Range) -> [Sql; 6] {
-        let mut totals = Sql::new("SELECT count(), countIf(success = 0), countIf(class = 'ddl'), countIf(");
+        let mut totals =
+            Sql::new("SELECT count(), countIf(success = 0), countIf(class = 'ddl'), countIf(");
         totals
             .push(PRIVILEGE_PREDICATE)
             .push("), countIf(class = 'write'), uniqExact(`user`), uniqExact(session_id) FROM ")
@@ -101,8 +108,12 @@ impl Store {
             people: self.fetch("people", &people).await?,
             instances: self.fetch("instances", &instances).await?,
             gaps: first(self.fetch("gaps", &gaps).await?),
-            checkpoints: self.fetch("checkpoints", &self.marks_sql("checkpoints")).await?,
-            lifecycle: self.fetch("lifecycle", &self.marks_sql("lifecycle")).await?,
+            checkpoints: self
+                .fetch("checkpoints", &self.marks_sql("checkpoints"))
+                .await?,
+            lifecycle: self
+                .fetch("lifecycle", &self.marks_sql("lifecycle"))
+                .await?,
         })
     }
 
@@ -114,7 +125,8 @@ impl Store {
         } else {
             "CAST(argMax(event_type, seq) AS String)"
         };
-        let mut sql = Sql::new("SELECT CAST(instance_id AS String) AS i, max(seq), max(event_time), ");
+        let mut sql =
+            Sql::new("SELECT CAST(instance_id AS String) AS i, max(seq), max(event_time), ");
         sql.push(detail)
             .push(" FROM ")
             .push(&self.table(table))

@@ -56,7 +56,11 @@ impl Store {
         sql
     }
 
-    pub async fn person_tables(&self, user: &str, range: Range) -> Result<Vec<TouchedRow>, StoreError> {
+    pub async fn person_tables(
+        &self,
+        user: &str,
+        range: Range,
+    ) -> Result<Vec<TouchedRow>, StoreError> {
         self.fetch("tables touched", &self.person_tables_sql(user, range))
             .await
     }
@@ -86,7 +90,10 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
         let rows: Vec<StatementRow> = self
-            .fetch("privileges received", &self.privileges_received_sql(user, range, role, limit))
+            .fetch(
+                "privileges received",
+                &self.privileges_received_sql(user, range, role, limit),
+            )
             .await?;
         // A whole word: `ann` does not name `joanna`.
         Ok(rows

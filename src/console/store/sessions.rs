@@ -47,7 +47,8 @@ impl Store {
     }
 
     pub async fn session_events(&self, session: &str) -> Result<Vec<SessionEventRow>, StoreError> {
-        self.fetch("session", &self.session_events_sql(session)).await
+        self.fetch("session", &self.session_events_sql(session))
+            .await
     }
 
     /// The transactions of a session (same person and span as its

@@ -50,7 +50,11 @@ impl Store {
             .and_str(" AND sqlstate = ?", f.sqlstate.as_deref())
             .and_str(" AND session_id = ?", f.session.as_deref());
         if let Some(ok) = f.success {
-            sql.push(if ok { " AND success = 1" } else { " AND success = 0" });
+            sql.push(if ok {
+                " AND success = 1"
+            } else {
+                " AND success = 0"
+            });
         }
         if let Some(fp) = f.fingerprint {
             sql.with(" AND fingerprint = ?", [Arg::U64(fp)]);
@@ -65,10 +69,16 @@ impl Store {
         for w in &f.words {
             if self.dialect.modern {
                 // Served by the tokenbf_v1 skip index on `statement`.
-                sql.with(" AND hasTokenCaseInsensitive(`statement`, ?)", [Arg::Str(w.clone())]);
+                sql.with(
+                    " AND hasTokenCaseInsensitive(`statement`, ?)",
+                    [Arg::Str(w.clone())],
+                );
             } else {
                 // A whole word, any case; `w` is letters, digits and `_`.
-                sql.with(" AND match(`statement`, ?)", [Arg::Str(format!("(?i)\\b{w}\\b"))]);
+                sql.with(
+                    " AND match(`statement`, ?)",
+                    [Arg::Str(format!("(?i)\\b{w}\\b"))],
+                );
             }
         }
     }
@@ -80,12 +90,21 @@ impl Store {
             .push(&self.table("statements"))
             .push(" FINAL WHERE 1");
         self.statement_filters(&mut sql, f);
-        sql.with(" ORDER BY event_time DESC, seq DESC LIMIT ?", [Arg::U64(limit.into())]);
+        sql.with(
+            " ORDER BY event_time DESC, seq DESC LIMIT ?",
+            [Arg::U64(limit.into())],
+        );
         sql
     }
 
-    pub async fn search(&self, f: &Filters, role: Role, limit: u32) -> Result<Vec<StatementRow>, StoreError> {
-        self.fetch("statement search", &self.search_sql(f, role, limit)).await
+    pub async fn search(
+        &self,
+        f: &Filters,
+        role: Role,
+        limit: u32,
+    ) -> Result<Vec<StatementRow>, StoreError> {
+        self.fetch("statement search", &self.search_sql(f, role, limit))
+            .await
     }
 
     /// Fingerprints by count (`by_time`: by total duration), top 20.
@@ -101,21 +120,39 @@ impl Store {
         sql
     }
 
-    pub async fn fingerprints(&self, f: &Filters, by_time: bool) -> Result<Vec<FingerprintRow>, StoreError> {
-        self.fetch("top fingerprints", &self.fingerprints_sql(f, by_time)).await
+    pub async fn fingerprints(
+        &self,
+        f: &Filters,
+        by_time: bool,
+    ) -> Result<Vec<FingerprintRow>, StoreError> {
+        self.fetch("top fingerprints", &self.fingerprints_sql(f, by_time))
+            .await
     }
 
     /// One statement by `(instance_id, seq)`; `user` and the time `t`
     /// (which links carry) let the sorting key find it without a scan.
-    pub fn statement_sql(&self, instance: &str, seq: u64, user: Option<&str>, t: Option<i64>, role: Role) -> Sql {
+    pub fn statement_sql(
+        &self,
+        instance: &str,
+        seq: u64,
+        user: Option<&str>,
+        t: Option<i64>,
+        role: Role,
+    ) -> Sql {
         let mut sql = Sql::new("SELECT ");
         sql.push(statement_columns(role))
             .push(" FROM ")
             .push(&self.table("statements"))
-            .with(" FINAL WHERE instance_id = ? AND seq = ?", [Arg::Str(instance.into()), Arg::U64(seq)])
+            .with(
+                " FINAL WHERE instance_id = ? AND seq = ?",
+                [Arg::Str(instance.into()), Arg::U64(seq)],
+            )
             .and_str(" AND `user` = ?", user);
         if let Some(t) = t {
-            let r = Range { from: t, to: t.saturating_add(1) };
+            let r = Range {
+                from: t,
+                to: t.saturating_add(1),
+            };
             sql.with(self.dialect.time_range(), r.args());
         }
         sql.push(" LIMIT 1");
@@ -136,14 +173,24 @@ impl Store {
 
     /// Every statement of a session in order (`user` and the session's
     /// time span from its session records use the sorting key).
-    pub fn session_statements_sql(&self, session: &str, user: &str, span: Range, role: Role, limit: u32) -> Sql {
+    pub fn session_statements_sql(
+        &self,
+        session: &str,
+        user: &str,
+        span: Range,
+        role: Role,
+        limit: u32,
+    ) -> Sql {
         let mut sql = Sql::new("SELECT ");
         sql.push(statement_columns(role))
             .push(" FROM ")
             .push(&self.table("statements"))
             .with(" FINAL WHERE `user` = ?", [Arg::Str(user.into())])
             .with(self.dialect.time_range(), span.args())
-            .with(" AND session_id = ? ORDER BY seq LIMIT ?", [Arg::Str(session.into()), Arg::U64(limit.into())]);
+            .with(
+                " AND session_id = ? ORDER BY seq LIMIT ?",
+                [Arg::Str(session.into()), Arg::U64(limit.into())],
+            );
         sql
     }
 }

@@ -27,6 +27,16 @@ pub fn split_table(name: &str) -> (String, String) {
     }
 }
 
+/// The `col=value` pairs of a key filter (at most 16).
+pub fn key_pairs(key: &str) -> Vec<String> {
+    key.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .take(16)
+        .map(str::to_string)
+        .collect()
+}
+
 impl Store {
     pub fn table_users_sql(&self, table: &str, range: Range) -> Sql {
         let [a, b] = table_variants(table);
@@ -43,12 +53,19 @@ impl Store {
         sql
     }
 
-    pub async fn table_users(&self, table: &str, range: Range) -> Result<Vec<TableUserRow>, StoreError> {
-        self.fetch("table access", &self.table_users_sql(table, range)).await
+    pub async fn table_users(
+        &self,
+        table: &str,
+        range: Range,
+    ) -> Result<Vec<TableUserRow>, StoreError> {
+        self.fetch("table access", &self.table_users_sql(table, range))
+            .await
     }
 
-    /// Row changes of a table, newest first; `key` is `col=value,...` as
-    /// the `row_history` view's `row_key`.
+    /// Row changes of a table, newest first; `key` is `col=value[,...]`:
+    /// changes whose key has every pair (a table with REPLICA IDENTITY FULL
+    /// has every column in its key, so `id=10` follows the row across
+    /// updates where the whole `row_key` would change).
     pub fn row_history_sql(&self, table: &str, key: Option<&str>, range: Range, limit: u32) -> Sql {
         let (schema, name) = split_table(table);
         let mut sql = Sql::new("SELECT ");
@@ -59,15 +76,17 @@ impl Store {
                 " FINAL WHERE `schema` = ? AND `table` = ?",
                 [Arg::Str(schema), Arg::Str(name)],
             )
-            .with(self.dialect.time_range(), range.args())
-            .and_str(
-                " AND arrayStringConcat(arrayMap((n, x) -> concat(n, '=', ifNull(x, 'NULL')), `key.name`, `key.value`), ',') = ?",
-                key,
-            )
-            .with(
-                " ORDER BY commit_lsn DESC, change_index DESC LIMIT ?",
-                [Arg::U64(limit.into())],
+            .with(self.dialect.time_range(), range.args());
+        for pair in key_pairs(key.unwrap_or("")) {
+            sql.with(
+                " AND has(arrayMap((n, x) -> concat(n, '=', ifNull(x, 'NULL')), `key.name`, `key.value`), ?)",
+                [Arg::Str(pair)],
             );
+        }
+        sql.with(
+            " ORDER BY commit_lsn DESC, change_index DESC LIMIT ?",
+            [Arg::U64(limit.into())],
+        );
         sql
     }
 
@@ -80,7 +99,10 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ChangeRow>, StoreError> {
         let rows: Vec<ChangeRow> = self
-            .fetch("row history", &self.row_history_sql(table, key, range, limit))
+            .fetch(
+                "row history",
+                &self.row_history_sql(table, key, range, limit),
+            )
             .await?;
         Ok(rows.into_iter().map(|c| c.for_role(role)).collect())
     }

@@ -17,17 +17,27 @@ async fn a_person_walks_the_console_in_chromium() {
         "alice_session": f.alice_session,
         "alice_statements": ALICE_STATEMENTS,
     });
-    let script = format!("{}/tests/python/console_browser.py", env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "{}/tests/python/console_browser.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let shots = Fixture::screenshots_dir();
     let url = f.url();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .args([&script, &url, &case.to_string(), &shots.display().to_string()])
+            .args([
+                &script,
+                &url,
+                &case.to_string(),
+                &shots.display().to_string(),
+            ])
             .output()
     })
     .await
     .expect("join")
-    .expect("run python3 (scripts/install-deps.sh installs selenium, chromium and chromium-driver)");
+    .expect(
+        "run python3 (scripts/install-deps.sh installs selenium, chromium and chromium-driver)",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -36,10 +46,36 @@ async fn a_person_walks_the_console_in_chromium() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     // Every page the walk opened is on record, by the person who opened it.
-    for page in ["overview", "sessions", "session", "statement", "table", "statements", "person", "failed_logins", "privilege_changes", "ddl_changes", "access"] {
-        assert!(f.access_count(&format!("console_user = 'ann' AND action = 'view' AND page = '{page}'")) >= 1, "{page}");
+    for page in [
+        "overview",
+        "sessions",
+        "session",
+        "statement",
+        "table",
+        "statements",
+        "person",
+        "failed_logins",
+        "privilege_changes",
+        "ddl_changes",
+        "access",
+    ] {
+        assert!(
+            f.access_count(&format!(
+                "console_user = 'ann' AND action = 'view' AND page = '{page}'"
+            )) >= 1,
+            "{page}"
+        );
     }
-    assert_eq!(f.access_count("console_user = 'ann' AND action = 'export'"), 3);
-    assert_eq!(f.access_count(&format!("console_user = 'dan' AND page = 'session' AND subject = '{}'", f.alice_session)), 1);
+    assert_eq!(
+        f.access_count("console_user = 'ann' AND action = 'export'"),
+        3
+    );
+    assert_eq!(
+        f.access_count(&format!(
+            "console_user = 'dan' AND page = 'session' AND subject = '{}'",
+            f.alice_session
+        )),
+        1
+    );
     f.finish().await;
 }

@@ -2,104 +2,28 @@
 //! the security headers, what a dba may not see, injection attempts in
 //! every filter, and the access records of what was looked at.
 
-use std::net::SocketAddr;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
+use super::client::{form, login, request};
 use super::{Fixture, ALICE_STATEMENTS, AUDITOR, DBA};
-
-pub struct Reply {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Vec<String> {
-        self.head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-            .collect()
-    }
-
-    /// `name=value` of a `Set-Cookie` for `name`.
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        self.header("set-cookie")
-            .into_iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .map(|c| c.split(';').next().unwrap_or("").to_string())
-    }
-
-    /// The value of the hidden `csrf` field of the page's first form.
-    pub fn csrf(&self) -> String {
-        let at = self.body.find("name=\"csrf\" value=\"").expect("csrf field");
-        let rest = &self.body[at + 19..];
-        rest[..rest.find('"').expect("end of value")].to_string()
-    }
-}
-
-pub async fn request(addr: SocketAddr, method: &str, path: &str, cookie: &str, body: &str) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to the console");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !cookie.is_empty() {
-        req.push_str(&format!("Cookie: {cookie}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(60), s.read_to_end(&mut raw))
-        .await
-        .expect("answer in time")
-        .expect("read");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
-    Reply {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", pgtrail::console::pages::layout::enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Logs in; returns the session cookie (`name=value`).
-pub async fn login(addr: SocketAddr, user: &str, password: &str) -> String {
-    let page = request(addr, "GET", "/login", "", "").await;
-    assert_eq!(page.status, 200);
-    let pre = page.cookie("pgtrail_console_login").expect("login csrf cookie");
-    let body = form(&[("csrf", &page.csrf()), ("next", "/"), ("username", user), ("password", password)]);
-    let r = request(addr, "POST", "/login", &pre, &body).await;
-    assert_eq!(r.status, 303, "login of {user}: {}", r.body);
-    let set = r.header("set-cookie");
-    let session = set.iter().find(|c| c.starts_with("pgtrail_console=")).expect("session cookie");
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(session.contains(attr), "{session}");
-    }
-    r.cookie("pgtrail_console").expect("session cookie")
-}
 
 async fn closed_by_default(f: &Fixture) {
     let addr = f.console_addr;
-    for path in ["/", "/sessions", &format!("/session/{}", f.alice_session), "/statements?q=orders", "/table?name=orders", "/person?name=alice", "/compliance/ddl_changes", "/export/ddl_changes.csv", "/access"] {
+    for path in [
+        "/",
+        "/sessions",
+        &format!("/session/{}", f.alice_session),
+        "/statements?q=orders",
+        "/table?name=orders",
+        "/person?name=alice",
+        "/compliance/ddl_changes",
+        "/export/ddl_changes.csv",
+        "/access",
+    ] {
         let r = request(addr, "GET", path, "", "").await;
         assert_eq!(r.status, 303, "{path} without a login: {}", r.body);
-        assert!(r.header("location")[0].starts_with("/login?next="), "{path}");
+        assert!(
+            r.header("location")[0].starts_with("/login?next="),
+            "{path}"
+        );
         assert!(!r.body.contains("alice"), "{path}");
     }
     // A forged or expired cookie is no login.
@@ -107,47 +31,102 @@ async fn closed_by_default(f: &Fixture) {
     assert_eq!(r.status, 303);
     // The login form's CSRF token must match its cookie.
     let page = request(addr, "GET", "/login", "", "").await;
-    let body = form(&[("csrf", &page.csrf()), ("username", AUDITOR.0), ("password", AUDITOR.1)]);
+    let body = form(&[
+        ("csrf", &page.csrf()),
+        ("username", AUDITOR.0),
+        ("password", AUDITOR.1),
+    ]);
     let r = request(addr, "POST", "/login", "pgtrail_console_login=other", &body).await;
     assert_eq!(r.status, 403);
     assert!(r.cookie("pgtrail_console").is_none());
     // A wrong password: refused and recorded, the password nowhere.
     let pre = page.cookie("pgtrail_console_login").expect("cookie");
-    let body = form(&[("csrf", &page.csrf()), ("username", AUDITOR.0), ("password", "guess-1234")]);
+    let body = form(&[
+        ("csrf", &page.csrf()),
+        ("username", AUDITOR.0),
+        ("password", "guess-1234"),
+    ]);
     let r = request(addr, "POST", "/login", &pre, &body).await;
     assert_eq!(r.status, 401);
     assert!(r.cookie("pgtrail_console").is_none());
-    assert_eq!(f.access_count("action = 'login_failed' AND console_user = 'ann'"), 1);
-    assert_eq!(f.access_count("position(filters, 'guess') > 0 OR position(subject, 'guess') > 0"), 0);
+    assert_eq!(
+        f.access_count("action = 'login_failed' AND console_user = 'ann'"),
+        1
+    );
+    assert_eq!(
+        f.access_count("position(filters, 'guess') > 0 OR position(subject, 'guess') > 0"),
+        0
+    );
 }
 
 async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     let addr = f.console_addr;
     let r = request(addr, "GET", "/", cookie, "").await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.header("content-security-policy")[0].split(';').next(), Some("default-src 'self'"));
+    assert_eq!(
+        r.header("content-security-policy")[0].split(';').next(),
+        Some("default-src 'self'")
+    );
     assert_eq!(r.header("x-frame-options"), ["DENY"]);
     assert_eq!(r.header("cache-control"), ["no-store"]);
-    assert!(r.body.contains("href=\"/person?name=alice\"") && r.body.contains("href=\"/person?name=bob\""));
+    assert!(
+        r.body.contains("href=\"/person?name=alice\"")
+            && r.body.contains("href=\"/person?name=bob\"")
+    );
     // The timeline: alice's statements in order, the rolled-back one marked.
-    let r = request(addr, "GET", &format!("/session/{}", f.alice_session), cookie, "").await;
+    let r = request(
+        addr,
+        "GET",
+        &format!("/session/{}", f.alice_session),
+        cookie,
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let mut at = 0;
     for sql in ALICE_STATEMENTS {
         let escaped = sql.replace('\'', "&#39;");
-        let pos = r.body[at..].find(&escaped).or_else(|| r.body[at..].find(*sql));
-        let pos = pos.unwrap_or_else(|| panic!("{sql} missing or out of order in the timeline:\n{}", r.body));
+        let pos = r.body[at..]
+            .find(&escaped)
+            .or_else(|| r.body[at..].find(*sql));
+        let pos = pos.unwrap_or_else(|| {
+            panic!("{sql} missing or out of order in the timeline:\n{}", r.body)
+        });
         at += pos + 1;
     }
-    assert!(r.body.contains("data-outcome=\"rolled_back\""), "{}", r.body);
+    assert!(
+        r.body.contains("data-outcome=\"rolled_back\""),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("data-outcome=\"committed\""));
-    assert!(r.body.contains("parameters: "), "an auditor sees parameters");
+    assert!(
+        r.body.contains("parameters: "),
+        "an auditor sees parameters"
+    );
     // The row changes with before/after values; the redacted column's hash.
-    assert!(r.body.contains("widget") && r.body.contains("hmac:"), "{}", r.body);
+    assert!(
+        r.body.contains("widget") && r.body.contains("hmac:"),
+        "{}",
+        r.body
+    );
     // Statement detail, table, person, compliance, export.
     let r = request(addr, "GET", "/table?name=orders", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("/person?name=alice") && r.body.contains("row-history"));
+    // Row history by key: id=10 follows the row through its insert and
+    // update (REPLICA IDENTITY FULL puts every column in the key).
+    let r = request(
+        addr,
+        "GET",
+        "/table?name=public.orders&key=id%3D10",
+        cookie,
+        "",
+    )
+    .await;
+    assert_eq!(r.body.matches("class=\"change\"").count(), 2, "{}", r.body);
+    let r = request(addr, "GET", "/table?name=orders&key=id%3D999", cookie, "").await;
+    assert_eq!(r.body.matches("class=\"change\"").count(), 0);
     let r = request(addr, "GET", "/person?name=alice", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("orders"));
@@ -156,14 +135,25 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     let r = request(addr, "GET", "/export/privilege_changes.csv", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type")[0].starts_with("text/csv"));
-    assert!(r.body.starts_with("time,user,") && r.body.contains("GRANT SELECT ON customers TO bob"), "{}", r.body);
+    assert!(
+        r.body.starts_with("time,user,") && r.body.contains("GRANT SELECT ON customers TO bob"),
+        "{}",
+        r.body
+    );
     let r = request(addr, "GET", "/access", cookie, "").await;
     assert!(r.status == 200 && r.body.contains("export"));
 }
 
 async fn dba_sees_less(f: &Fixture, cookie: &str) {
     let addr = f.console_addr;
-    let r = request(addr, "GET", &format!("/session/{}", f.alice_session), cookie, "").await;
+    let r = request(
+        addr,
+        "GET",
+        &format!("/session/{}", f.alice_session),
+        cookie,
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert!(!r.body.contains("parameters: "), "a dba sees no parameters");
     assert!(!r.body.contains("hmac:"), "a dba sees no redacted values");
@@ -173,7 +163,10 @@ async fn dba_sees_less(f: &Fixture, cookie: &str) {
     let r = request(addr, "GET", "/access", cookie, "").await;
     assert_eq!(r.status, 403);
     assert!(!r.body.contains("console_user"));
-    assert_eq!(f.access_count("action = 'denied' AND console_user = 'dan' AND page = 'access'"), 1);
+    assert_eq!(
+        f.access_count("action = 'denied' AND console_user = 'dan' AND page = 'access'"),
+        1
+    );
 }
 
 /// Quotes, SQL fragments and huge values in every filter: a 400, or a page
@@ -191,9 +184,29 @@ async fn injection_finds_nothing(f: &Fixture, cookie: &str) {
     let range = ["from", "to"];
     let pages: [(&str, &[&str]); 7] = [
         ("/sessions", &["user", "role", "database", "client", "app"]),
-        ("/statements", &["q", "user", "table", "kind", "class", "sqlstate", "fingerprint", "session", "outcome", "role", "database", "client", "app"]),
+        (
+            "/statements",
+            &[
+                "q",
+                "user",
+                "table",
+                "kind",
+                "class",
+                "sqlstate",
+                "fingerprint",
+                "session",
+                "outcome",
+                "role",
+                "database",
+                "client",
+                "app",
+            ],
+        ),
         ("/compliance/failed_logins", &["user", "database", "client"]),
-        ("/compliance/privilege_changes", &["user", "database", "client"]),
+        (
+            "/compliance/privilege_changes",
+            &["user", "database", "client"],
+        ),
         ("/table", &["name", "key"]),
         ("/person", &["name"]),
         ("/statement", &["instance", "seq", "user", "t"]),
@@ -202,7 +215,8 @@ async fn injection_finds_nothing(f: &Fixture, cookie: &str) {
     for (page, fields) in pages {
         for field in fields.iter().chain(&range) {
             for a in attacks {
-                let mut path = format!("{page}?{field}={}", pgtrail::console::pages::layout::enc(a));
+                let mut path =
+                    format!("{page}?{field}={}", pgtrail::console::pages::layout::enc(a));
                 // The other key fields of pages keyed by a name or a record.
                 match page {
                     "/table" | "/person" if *field != "name" => path.push_str("&name=nobody_here"),
@@ -211,7 +225,12 @@ async fn injection_finds_nothing(f: &Fixture, cookie: &str) {
                 }
                 let r = request(addr, "GET", &path, cookie, "").await;
                 assert!(matches!(r.status, 200 | 400 | 404), "{path}: {}", r.status);
-                for leak in ["/person?name=alice", "/person?name=bob", "SELECT id, item", "system.tables</td>"] {
+                for leak in [
+                    "/person?name=alice",
+                    "/person?name=bob",
+                    "SELECT id, item",
+                    "system.tables</td>",
+                ] {
                     assert!(!r.body.contains(leak), "{path} shows {leak}");
                 }
                 checked += 1;
@@ -235,22 +254,63 @@ async fn access_roles_injection_and_records() {
     // What ann looked at is on record: the session, the table, the person,
     // the export.
     let ann = "console_user = 'ann' AND role = 'auditor'";
-    assert_eq!(f.access_count(&format!("{ann} AND action = 'view' AND page = 'session' AND subject = '{}'", f.alice_session)), 1);
-    assert_eq!(f.access_count(&format!("{ann} AND page = 'table' AND subject = 'orders'")), 1);
-    assert_eq!(f.access_count(&format!("{ann} AND page = 'person' AND subject = 'alice'")), 1);
-    assert_eq!(f.access_count(&format!("{ann} AND action = 'export' AND page = 'privilege_changes' AND `rows` >= 2")), 1);
-    assert_eq!(f.access_count("action = 'login' AND client_addr = '127.0.0.1'"), 2);
+    assert_eq!(
+        f.access_count(&format!(
+            "{ann} AND action = 'view' AND page = 'session' AND subject = '{}'",
+            f.alice_session
+        )),
+        1
+    );
+    assert_eq!(
+        f.access_count(&format!("{ann} AND page = 'table' AND subject = 'orders'")),
+        2
+    );
+    // With the filters looked at.
+    assert_eq!(
+        f.access_count(&format!(
+            "{ann} AND page = 'table' AND subject = 'public.orders' AND filters = 'name=public.orders&key=id%3D10'"
+        )),
+        1
+    );
+    assert_eq!(
+        f.access_count(&format!("{ann} AND page = 'person' AND subject = 'alice'")),
+        1
+    );
+    assert_eq!(
+        f.access_count(&format!(
+            "{ann} AND action = 'export' AND page = 'privilege_changes' AND `rows` >= 2"
+        )),
+        1
+    );
+    assert_eq!(
+        f.access_count("action = 'login' AND client_addr = '127.0.0.1'"),
+        2
+    );
     // Logout needs the CSRF token; afterwards the cookie is no login.
     let page = request(f.console_addr, "GET", "/sessions", &dba, "").await;
     let r = request(f.console_addr, "POST", "/logout", &dba, "csrf=wrong").await;
     assert_eq!(r.status, 403);
-    let r = request(f.console_addr, "POST", "/logout", &dba, &format!("csrf={}", page.csrf())).await;
+    let r = request(
+        f.console_addr,
+        "POST",
+        "/logout",
+        &dba,
+        &format!("csrf={}", page.csrf()),
+    )
+    .await;
     assert_eq!(r.status, 303);
     let r = request(f.console_addr, "GET", "/sessions", &dba, "").await;
     assert_eq!(r.status, 303);
     // The chain check from the console (POST with the CSRF token).
     let page = request(f.console_addr, "GET", "/", &auditor, "").await;
-    let r = request(f.console_addr, "POST", "/verify", &auditor, &format!("csrf={}", page.csrf())).await;
+    let r = request(
+        f.console_addr,
+        "POST",
+        "/verify",
+        &auditor,
+        &format!("csrf={}", page.csrf()),
+    )
+    .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let r = request(f.console_addr, "GET", "/", &auditor, "").await;
     assert!(r.body.contains("Chain check passed"), "{}", r.body);

@@ -11,6 +11,7 @@
 //! `queries`: every console query on a modern engine (`ch-modern-check`).
 
 mod browser;
+mod client;
 mod http;
 mod queries;
 
@@ -96,11 +97,21 @@ async fn workload(pg: &PgCluster, proxy: &Proxy, db: &str) {
     assert_eq!(row.get::<_, String>(0), "widget");
     drop(alice);
     let bob = connect(&as_person(proxy, db, "bob", "bob-pw", "reports")).await;
-    bob.batch_execute("SELECT count(*) FROM customers").await.expect("bob reads");
-    assert!(bob.batch_execute("SELECT * FROM orders").await.is_err(), "bob may not read orders");
+    bob.batch_execute("SELECT count(*) FROM customers")
+        .await
+        .expect("bob reads");
+    assert!(
+        bob.batch_execute("SELECT * FROM orders").await.is_err(),
+        "bob may not read orders"
+    );
     drop(bob);
-    let wrong = format!("host=127.0.0.1 port={} user=alice password=wrong dbname={db}", proxy.port());
-    assert!(tokio_postgres::connect(&wrong, tokio_postgres::NoTls).await.is_err());
+    let wrong = format!(
+        "host=127.0.0.1 port={} user=alice password=wrong dbname={db}",
+        proxy.port()
+    );
+    assert!(tokio_postgres::connect(&wrong, tokio_postgres::NoTls)
+        .await
+        .is_err());
     // A write that bypasses pgtrail.
     let direct = connect(&pg.conn_string(db)).await;
     direct

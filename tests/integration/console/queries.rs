@@ -39,7 +39,10 @@ fn every_filter() -> Filters {
 fn all_queries(store: &Store) -> Vec<Sql> {
     let f = every_filter();
     let none = Params::default().check(NOW, Some(1)).expect("filters");
-    let r = Range { from: NOW - 86_400_000_000, to: NOW };
+    let r = Range {
+        from: NOW - 86_400_000_000,
+        to: NOW,
+    };
     let mut out = vec![
         store.search_sql(&f, Role::Auditor, 10),
         store.search_sql(&none, Role::Dba, 10),
@@ -114,9 +117,17 @@ fn every_query_passes_ch_modern_check() {
 #[test]
 fn privilege_predicate_is_the_views() {
     let opts = SchemaOptions::default();
-    for v in [ServerVersion::DEFAULT, ServerVersion::parse("18.16").expect("version")] {
+    for v in [
+        ServerVersion::DEFAULT,
+        ServerVersion::parse("18.16").expect("version"),
+    ] {
         let ddl = schema::statements(v, &opts).join("\n");
-        let inner = PRIVILEGE_PREDICATE.trim_start_matches('(').trim_end_matches(')');
-        assert!(ddl.contains(&format!("WHERE {inner}")), "the privilege_changes view changed: update store::statements::PRIVILEGE_PREDICATE");
+        let inner = PRIVILEGE_PREDICATE
+            .trim_start_matches('(')
+            .trim_end_matches(')');
+        assert!(
+            ddl.contains(&format!("WHERE {inner}")),
+            "the privilege_changes view changed: update store::statements::PRIVILEGE_PREDICATE"
+        );
     }
 }
