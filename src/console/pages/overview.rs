@@ -33,9 +33,9 @@ pub async fn overview(ctx: Ctx, Query(p): Query<Params>) -> Response {
         h2 { "Audit health" }
         (health(&ctx, &o))
         h2 { "People active" }
-        (people(&o, range))
+        (people(&o))
     };
-    let rows = o.people.len() as u64;
+    let rows = o.people.len().min(SHOWN_PEOPLE) as u64;
     ctx.page("overview", "", rows, "Overview", body).await
 }
 
@@ -113,13 +113,16 @@ fn health(ctx: &Ctx, o: &Overview) -> Markup {
     }
 }
 
-fn people(o: &Overview, r: Range) -> Markup {
-    let _ = r;
+/// People listed on the overview (all of them are counted).
+const SHOWN_PEOPLE: usize = 100;
+
+fn people(o: &Overview) -> Markup {
     html! {
+        @if o.people.len() > SHOWN_PEOPLE { p.note { "The " (SHOWN_PEOPLE) " most active of " (o.people.len()) " people." } }
         table id="people" {
             thead { tr { th { "person" } th { "statements" } th { "errors" } th { "writes" } th { "sessions" } th { "last seen" } } }
             tbody {
-                @for p in &o.people {
+                @for p in o.people.iter().take(SHOWN_PEOPLE) {
                     tr {
                         td { (person_link(&p.user)) }
                         td.num { (p.statements) }

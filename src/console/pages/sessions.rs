@@ -98,26 +98,20 @@ pub async fn timeline(ctx: Ctx, Path(id): Path<String>) -> Response {
         },
     };
     let role = ctx.viewer.role;
-    let statements: Vec<StatementRow> = match store
-        .fetch(
-            "session statements",
-            &store.session_statements_sql(&id, &user, span, role, TIMELINE_ROWS),
-        )
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return ctx.failed(&e),
-    };
+    // Transactions can be written after the disconnect record, row
+    // changes after decoding: their span reaches further.
     let late = Range {
         from: span.from,
         to: span.to + LATE_RECORDS_US,
     };
-    let txns = match store.session_transactions(&id, &user, late).await {
-        Ok(t) => t,
-        Err(e) => return ctx.failed(&e),
-    };
-    let changes = match store.session_changes(&id, late, role, TIMELINE_ROWS).await {
-        Ok(c) => c,
+    let statements_sql = store.session_statements_sql(&id, &user, span, role, TIMELINE_ROWS);
+    let found = tokio::try_join!(
+        store.fetch::<StatementRow>("session statements", &statements_sql),
+        store.session_transactions(&id, &user, late),
+        store.session_changes(&id, late, role, TIMELINE_ROWS),
+    );
+    let (statements, txns, changes) = match found {
+        Ok(r) => r,
         Err(e) => return ctx.failed(&e),
     };
     let body = html! {

@@ -17,7 +17,7 @@ use crate::console::web::{now_micros, Ctx};
 const TABLE_ROWS: u32 = 100;
 
 pub async fn table(ctx: Ctx, Query(p): Query<Params>) -> Response {
-    let f = match p.check(now_micros(), Some(7)) {
+    let f = match p.check(now_micros(), Some(1)) {
         Ok(f) => f,
         Err(e) => return ctx.error(StatusCode::BAD_REQUEST, &e.to_string()),
     };

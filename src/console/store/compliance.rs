@@ -4,11 +4,10 @@
 //! read (on 18.16 a filter on a view is not pushed into it).
 
 use super::rows::{
-    statement_columns, ChangeRow, SessionEventRow, StatementRow, CHANGE_COLUMNS,
-    SESSION_EVENT_COLUMNS,
+    ChangeRow, SessionEventRow, StatementRow, CHANGE_COLUMNS, SESSION_EVENT_COLUMNS,
 };
 use super::statements::PRIVILEGE_PREDICATE;
-use super::{Arg, Sql, Store, StoreError};
+use super::{Arg, Sql, Store, StoreError, ONE_PER_CHANGE, ONE_PER_RECORD};
 use crate::console::filters::Filters;
 use crate::console::users::Role;
 
@@ -76,44 +75,48 @@ impl ViewRows {
 
 impl Store {
     pub fn view_sql(&self, view: View, f: &Filters, role: Role, limit: u32) -> Sql {
+        let filters = |sql: &mut Sql, with_client: bool| {
+            if let Some(r) = f.range {
+                sql.with(self.dialect.time_range(), r.args());
+            }
+            sql.and_str(" AND `user` = ?", f.user.as_deref())
+                .and_str(" AND `database` = ?", f.database.as_deref());
+            if with_client {
+                sql.and_str(" AND client_addr = ?", f.client.as_deref());
+            }
+        };
         let mut sql = Sql::new("SELECT ");
         match view {
             View::FailedLogins => {
                 sql.push(SESSION_EVENT_COLUMNS)
                     .push(" FROM ")
                     .push(&self.table("sessions"))
-                    .push(" FINAL WHERE event_type = 'auth_failed'");
+                    .push(" WHERE event_type = 'auth_failed'");
+                filters(&mut sql, true);
+                sql.push(" ORDER BY event_time DESC, seq DESC")
+                    .push(ONE_PER_RECORD);
             }
             View::ChangesOutside => {
                 sql.push(CHANGE_COLUMNS)
                     .push(" FROM ")
                     .push(&self.table("changes"))
-                    .push(" FINAL WHERE attribution = 'none'");
+                    .push(" WHERE attribution = 'none'");
+                filters(&mut sql, false);
+                sql.push(" ORDER BY event_time DESC, seq DESC")
+                    .push(ONE_PER_CHANGE);
             }
             View::PrivilegeChanges | View::DdlChanges => {
-                sql.push(statement_columns(role))
-                    .push(" FROM ")
-                    .push(&self.table("statements"))
-                    .push(" FINAL WHERE ")
-                    .push(if view == View::DdlChanges {
+                return self.latest_statements(role, limit, f.range, |sql| {
+                    sql.push(" AND ").push(if view == View::DdlChanges {
                         "class = 'ddl'"
                     } else {
                         PRIVILEGE_PREDICATE
                     });
+                    filters(sql, true);
+                });
             }
         }
-        if let Some(r) = f.range {
-            sql.with(self.dialect.time_range(), r.args());
-        }
-        sql.and_str(" AND `user` = ?", f.user.as_deref())
-            .and_str(" AND `database` = ?", f.database.as_deref());
-        if view != View::ChangesOutside {
-            sql.and_str(" AND client_addr = ?", f.client.as_deref());
-        }
-        sql.with(
-            " ORDER BY event_time DESC, seq DESC LIMIT ?",
-            [Arg::U64(limit.into())],
-        );
+        sql.with(" LIMIT ?", [Arg::U64(limit.into())]);
         sql
     }
 

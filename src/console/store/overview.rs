@@ -1,12 +1,15 @@
 //! The overview: counts over a range, the people active, audit health.
+//! Its queries run side by side (ClickHouse has a core for each).
 
 use clickhouse::Row;
 use serde::Deserialize;
 
 use super::statements::PRIVILEGE_PREDICATE;
-use super::{Range, Sql, Store, StoreError};
+use super::{Range, Sql, Store, StoreError, ONE_PER_CHANGE, ONE_PER_RECORD};
 
-#[derive(Debug, Clone, Default, Row, Deserialize)]
+/// Totals over the range, summed from the people's rows (a session has one
+/// person, so sessions add up too).
+#[derive(Debug, Clone, Default)]
 pub struct StatementTotals {
     pub statements: u64,
     pub failed: u64,
@@ -29,12 +32,15 @@ pub struct ChangeTotals {
     pub outside: u64,
 }
 
+/// One person's statements in the range.
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct PersonRow {
     pub user: String,
     pub statements: u64,
     pub failed: u64,
     pub writes: u64,
+    pub ddl: u64,
+    pub privilege: u64,
     pub sessions: u64,
     pub last: i64,
 }
@@ -45,7 +51,6 @@ pub struct InstanceRow {
     pub instance_id: String,
     pub last_seq: u64,
     pub last_time: i64,
-    pub records: u64,
 }
 
 #[derive(Debug, Clone, Default, Row, Deserialize)]
@@ -64,56 +69,104 @@ pub struct MarkRow {
     pub detail: String,
 }
 
+/// At most this many people are counted one by one (the totals are theirs).
+const MAX_PEOPLE: &str = " LIMIT 100000";
+
 impl Store {
-    fn ranged(
+    /// `SELECT <aggregates> FROM (SELECT <columns> FROM <table> WHERE
+    /// <range> <one per record>) <rest>`.
+    fn deduped(
         &self,
-        select: &'static str,
+        aggregates: &str,
+        columns: &str,
         table: &'static str,
+        one: &str,
         range: Range,
-        rest: &'static str,
+        rest: &str,
     ) -> Sql {
-        let mut sql = Sql::new(select);
-        sql.push(&self.table(table))
-            .push(" FINAL WHERE 1")
+        let mut sql = Sql::new("SELECT ");
+        sql.push(aggregates)
+            .push(" FROM (SELECT ")
+            .push(columns)
+            .push(" FROM ")
+            .push(&self.table(table))
+            .push(" WHERE 1")
             .with(self.dialect.time_range(), range.args())
+            .push(one)
+            .push(")")
             .push(rest);
         sql
     }
 
-    pub fn overview_sql(&self, range: Range) -> [Sql; 6] {
-        let mut totals =
-            Sql::new("SELECT count(), countIf(success = 0), countIf(class = 'ddl'), countIf(");
-        totals
-            .push(PRIVILEGE_PREDICATE)
-            .push("), countIf(class = 'write'), uniqExact(`user`), uniqExact(session_id) FROM ")
+    pub fn overview_sql(&self, range: Range) -> [Sql; 5] {
+        let people = format!(
+            "`user`, count() AS n, countIf(success = 0), countIf(class = 'write'), countIf(class = 'ddl'), countIf({PRIVILEGE_PREDICATE}), uniqExact(session_id), max(event_time)"
+        );
+        let mut instances =
+            Sql::new("SELECT CAST(instance_id AS String) AS i, max(seq), max(event_time) FROM ");
+        instances
             .push(&self.table("statements"))
-            .push(" FINAL WHERE 1")
-            .with(self.dialect.time_range(), range.args());
+            .push(" WHERE 1")
+            .with(self.dialect.time_range(), range.args())
+            .push(" GROUP BY i ORDER BY i LIMIT 100");
         [
-            totals,
-            self.ranged("SELECT countIf(event_type = 'auth_failed'), countIf(event_type = 'auth_ok') FROM ", "sessions", range, ""),
-            self.ranged("SELECT count(), countIf(attribution = 'none') FROM ", "changes", range, ""),
-            self.ranged("SELECT `user`, count() AS n, countIf(success = 0), countIf(class = 'write'), uniqExact(session_id), max(event_time) FROM ", "statements", range, " GROUP BY `user` ORDER BY n DESC LIMIT 100"),
-            self.ranged("SELECT CAST(instance_id AS String) AS i, max(seq), max(event_time), count() FROM ", "statements", range, " GROUP BY i ORDER BY i LIMIT 100"),
-            self.ranged("SELECT count(), sum(missing_events), sum(skipped_seqs) FROM ", "gaps", range, ""),
+            self.deduped(
+                &people,
+                "`user`, success, class, audit_class, kind, session_id, event_time",
+                "statements",
+                ONE_PER_RECORD,
+                range,
+                &format!(" GROUP BY `user` ORDER BY n DESC{MAX_PEOPLE}"),
+            ),
+            self.deduped(
+                "countIf(event_type = 'auth_failed'), countIf(event_type = 'auth_ok')",
+                "event_type",
+                "sessions",
+                ONE_PER_RECORD,
+                range,
+                "",
+            ),
+            self.deduped(
+                "count(), countIf(attribution = 'none')",
+                "attribution",
+                "changes",
+                ONE_PER_CHANGE,
+                range,
+                "",
+            ),
+            instances,
+            self.deduped(
+                "count(), sum(missing_events), sum(skipped_seqs)",
+                "missing_events, skipped_seqs",
+                "gaps",
+                ONE_PER_RECORD,
+                range,
+                "",
+            ),
         ]
     }
 
     pub async fn overview(&self, range: Range) -> Result<Overview, StoreError> {
-        let [totals, logins, changes, people, instances, gaps] = self.overview_sql(range);
+        let [people, logins, changes, instances, gaps] = self.overview_sql(range);
+        let (checkpoints, lifecycle) = (self.marks_sql("checkpoints"), self.marks_sql("lifecycle"));
+        let (people, logins, changes, instances, gaps, checkpoints, lifecycle) = tokio::try_join!(
+            self.fetch::<PersonRow>("people", &people),
+            self.fetch::<LoginTotals>("logins", &logins),
+            self.fetch::<ChangeTotals>("changes", &changes),
+            self.fetch::<InstanceRow>("instances", &instances),
+            self.fetch::<GapTotals>("gaps", &gaps),
+            self.fetch::<MarkRow>("checkpoints", &checkpoints),
+            self.fetch::<MarkRow>("lifecycle", &lifecycle),
+        )?;
         Ok(Overview {
-            totals: first(self.fetch("totals", &totals).await?),
-            logins: first(self.fetch("logins", &logins).await?),
-            changes: first(self.fetch("changes", &changes).await?),
-            people: self.fetch("people", &people).await?,
-            instances: self.fetch("instances", &instances).await?,
-            gaps: first(self.fetch("gaps", &gaps).await?),
-            checkpoints: self
-                .fetch("checkpoints", &self.marks_sql("checkpoints"))
-                .await?,
-            lifecycle: self
-                .fetch("lifecycle", &self.marks_sql("lifecycle"))
-                .await?,
+            totals: totals(&people),
+            people,
+            logins: first(logins),
+            changes: first(changes),
+            instances,
+            gaps: first(gaps),
+            checkpoints,
+            lifecycle,
         })
     }
 
@@ -135,6 +188,19 @@ impl Store {
     }
 }
 
+fn totals(people: &[PersonRow]) -> StatementTotals {
+    let sum = |f: fn(&PersonRow) -> u64| people.iter().map(f).sum();
+    StatementTotals {
+        statements: sum(|p| p.statements),
+        failed: sum(|p| p.failed),
+        ddl: sum(|p| p.ddl),
+        privilege: sum(|p| p.privilege),
+        writes: sum(|p| p.writes),
+        people: people.len() as u64,
+        sessions: sum(|p| p.sessions),
+    }
+}
+
 /// The one row of an aggregate without GROUP BY (none: zeros).
 fn first<T: Default>(rows: Vec<T>) -> T {
     rows.into_iter().next().unwrap_or_default()
@@ -144,6 +210,7 @@ pub struct Overview {
     pub totals: StatementTotals,
     pub logins: LoginTotals,
     pub changes: ChangeTotals,
+    /// Every person active in the range, most statements first.
     pub people: Vec<PersonRow>,
     pub instances: Vec<InstanceRow>,
     pub gaps: GapTotals,

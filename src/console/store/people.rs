@@ -5,9 +5,9 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::rows::{statement_columns, StatementRow};
+use super::rows::StatementRow;
 use super::statements::PRIVILEGE_PREDICATE;
-use super::{Arg, Range, Sql, Store, StoreError};
+use super::{Arg, Range, Sql, Store, StoreError, ONE_PER_RECORD};
 use crate::console::users::Role;
 
 #[derive(Debug, Clone, Row, Deserialize)]
@@ -31,13 +31,14 @@ pub struct TouchedRow {
 
 impl Store {
     pub fn person_days_sql(&self, user: &str, range: Range) -> Sql {
-        let mut sql = Sql::new("SELECT ");
+        let mut sql = Sql::new("SELECT d, count(), countIf(class = 'read'), countIf(class = 'write'), countIf(class = 'ddl'), countIf(success = 0), uniqExact(session_id) FROM (SELECT ");
         sql.push(self.dialect.day())
-            .push(" AS d, count(), countIf(class = 'read'), countIf(class = 'write'), countIf(class = 'ddl'), countIf(success = 0), uniqExact(session_id) FROM ")
+            .push(" AS d, class, success, session_id FROM ")
             .push(&self.table("statements"))
-            .with(" FINAL WHERE `user` = ?", [Arg::Str(user.into())])
+            .with(" WHERE `user` = ?", [Arg::Str(user.into())])
             .with(self.dialect.time_range(), range.args())
-            .push(" GROUP BY d ORDER BY d DESC LIMIT 400");
+            .push(ONE_PER_RECORD)
+            .push(") GROUP BY d ORDER BY d DESC LIMIT 400");
         sql
     }
 
@@ -48,11 +49,12 @@ impl Store {
 
     /// Every object the person's statements read or wrote.
     pub fn person_tables_sql(&self, user: &str, range: Range) -> Sql {
-        let mut sql = Sql::new("SELECT object, countIf(access = 'read'), countIf(access = 'write'), max(event_time) FROM (SELECT event_time, tupleElement(object_access, 1) AS access, tupleElement(object_access, 2) AS object FROM ");
+        let mut sql = Sql::new("SELECT object, countIf(access = 'read'), countIf(access = 'write'), max(event_time) FROM (SELECT event_time, tupleElement(object_access, 1) AS access, tupleElement(object_access, 2) AS object FROM (SELECT event_time, objects_read, objects_written FROM ");
         sql.push(&self.table("statements"))
-            .with(" FINAL ARRAY JOIN arrayConcat(arrayMap(o -> ('read', CAST(o AS String)), objects_read), arrayMap(o -> ('write', CAST(o AS String)), objects_written)) AS object_access WHERE `user` = ?", [Arg::Str(user.into())])
+            .with(" WHERE `user` = ?", [Arg::Str(user.into())])
             .with(self.dialect.time_range(), range.args())
-            .push(") GROUP BY object ORDER BY count() DESC LIMIT 500");
+            .push(ONE_PER_RECORD)
+            .push(") ARRAY JOIN arrayConcat(arrayMap(o -> ('read', CAST(o AS String)), objects_read), arrayMap(o -> ('write', CAST(o AS String)), objects_written)) AS object_access) GROUP BY object ORDER BY count() DESC LIMIT 500");
         sql
     }
 
@@ -68,18 +70,15 @@ impl Store {
     /// Privilege changes by others whose text names the person (the
     /// record has no grantee column, so this is a whole-word text match).
     pub fn privileges_received_sql(&self, user: &str, range: Range, role: Role, limit: u32) -> Sql {
-        let mut sql = Sql::new("SELECT ");
-        sql.push(statement_columns(role))
-            .push(" FROM ")
-            .push(&self.table("statements"))
-            .push(" FINAL WHERE ")
-            .push(PRIVILEGE_PREDICATE)
-            .with(self.dialect.time_range(), range.args())
-            .with(
-                " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0 ORDER BY event_time DESC LIMIT ?",
-                [Arg::Str(user.into()), Arg::Str(user.into()), Arg::U64(limit.into())],
-            );
-        sql
+        self.latest_statements(role, limit, Some(range), |sql| {
+            sql.push(" AND ")
+                .push(PRIVILEGE_PREDICATE)
+                .with(self.dialect.time_range(), range.args())
+                .with(
+                    " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0",
+                    [Arg::Str(user.into()), Arg::Str(user.into())],
+                );
+        })
     }
 
     pub async fn privileges_received(

@@ -4,16 +4,16 @@
 use super::rows::{
     ChangeRow, SessionEventRow, SessionRow, TransactionRow, CHANGE_COLUMNS, SESSION_EVENT_COLUMNS,
 };
-use super::{Arg, Range, Sql, Store, StoreError};
+use super::{Arg, Range, Sql, Store, StoreError, ONE_PER_CHANGE, ONE_PER_RECORD};
 use crate::console::filters::Filters;
 use crate::console::users::Role;
 
 impl Store {
     pub fn sessions_sql(&self, f: &Filters, limit: u32) -> Sql {
         let mut sql = Sql::new(
-            "SELECT session_id, any(`user`), any(db_role), any(`database`), any(client_addr), any(application_name), min(event_time) AS started, max(event_time), max(statements), groupUniqArray(CAST(event_type AS String)), toUInt8(max(tls)) FROM ",
+            "SELECT session_id, any(`user`), any(db_role), any(`database`), any(client_addr), any(application_name), min(event_time) AS started, max(event_time), max(statements), groupUniqArray(CAST(event_type AS String)), toUInt8(max(tls)) FROM (SELECT session_id, `user`, db_role, `database`, client_addr, application_name, event_time, statements, event_type, tls FROM ",
         );
-        sql.push(&self.table("sessions")).push(" FINAL WHERE 1");
+        sql.push(&self.table("sessions")).push(" WHERE 1");
         if let Some(r) = f.range {
             sql.with(self.dialect.time_range(), r.args());
         }
@@ -22,8 +22,9 @@ impl Store {
             .and_str(" AND `database` = ?", f.database.as_deref())
             .and_str(" AND client_addr = ?", f.client.as_deref())
             .and_str(" AND application_name = ?", f.app.as_deref())
+            .push(ONE_PER_RECORD)
             .with(
-                " GROUP BY session_id ORDER BY started DESC LIMIT ?",
+                ") GROUP BY session_id ORDER BY started DESC LIMIT ?",
                 [Arg::U64(limit.into())],
             );
         sql
@@ -40,7 +41,7 @@ impl Store {
             .push(" FROM ")
             .push(&self.table("sessions"))
             .with(
-                " FINAL WHERE session_id = ? ORDER BY seq LIMIT 100",
+                " WHERE session_id = ? ORDER BY seq LIMIT 1 BY instance_id, seq LIMIT 100",
                 [Arg::Str(session.into())],
             );
         sql
@@ -56,10 +57,10 @@ impl Store {
     pub fn session_transactions_sql(&self, session: &str, user: &str, span: Range) -> Sql {
         let mut sql = Sql::new("SELECT toString(transaction_id), outcome, first_seq, last_seq, rows_changed, undone_from_seq, undone_to_seq FROM ");
         sql.push(&self.table("transactions"))
-            .with(" FINAL WHERE `user` = ?", [Arg::Str(user.into())])
+            .with(" WHERE `user` = ?", [Arg::Str(user.into())])
             .with(self.dialect.time_range(), span.args())
             .with(
-                " AND session_id = ? ORDER BY seq LIMIT 10000",
+                " AND session_id = ? ORDER BY seq LIMIT 1 BY instance_id, seq LIMIT 10000",
                 [Arg::Str(session.into())],
             );
         sql
@@ -84,12 +85,11 @@ impl Store {
         sql.push(CHANGE_COLUMNS)
             .push(" FROM ")
             .push(&self.table("changes"))
-            .with(" FINAL WHERE session_id = ?", [Arg::Str(session.into())])
+            .with(" WHERE session_id = ?", [Arg::Str(session.into())])
             .with(self.dialect.time_range(), span.args())
-            .with(
-                " ORDER BY commit_lsn, change_index LIMIT ?",
-                [Arg::U64(limit.into())],
-            );
+            .push(" ORDER BY commit_lsn, change_index")
+            .push(ONE_PER_CHANGE)
+            .with(" LIMIT ?", [Arg::U64(limit.into())]);
         sql
     }
 

@@ -5,7 +5,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use super::rows::{statement_columns, StatementRow};
-use super::{Arg, Range, Sql, Store, StoreError};
+use super::{Arg, Range, Sql, Store, StoreError, ONE_PER_RECORD};
 use crate::console::filters::Filters;
 use crate::console::users::Role;
 
@@ -83,18 +83,42 @@ impl Store {
         }
     }
 
-    pub fn search_sql(&self, f: &Filters, role: Role, limit: u32) -> Sql {
+    /// The newest `limit` statements matching `filters` (a closure adding
+    /// ` AND ...` conditions to the inner query), one row per record: the
+    /// keys come from the narrow columns, the wide ones are read only for
+    /// them (PREWHERE on the keys).
+    pub fn latest_statements(
+        &self,
+        role: Role,
+        limit: u32,
+        range: Option<Range>,
+        filters: impl FnOnce(&mut Sql),
+    ) -> Sql {
+        let table = self.table("statements");
         let mut sql = Sql::new("SELECT ");
         sql.push(statement_columns(role))
             .push(" FROM ")
-            .push(&self.table("statements"))
-            .push(" FINAL WHERE 1");
-        self.statement_filters(&mut sql, f);
+            .push(&table)
+            .push(" PREWHERE (instance_id, seq) IN (SELECT instance_id, seq FROM ")
+            .push(&table)
+            .push(" WHERE 1");
+        filters(&mut sql);
+        // Twice the rows: copies of a record count once below.
         sql.with(
-            " ORDER BY event_time DESC, seq DESC LIMIT ?",
-            [Arg::U64(limit.into())],
+            " ORDER BY event_time DESC, seq DESC LIMIT ?) WHERE 1",
+            [Arg::U64(u64::from(limit) * 2)],
         );
+        if let Some(r) = range {
+            sql.with(self.dialect.time_range(), r.args());
+        }
+        sql.push(" ORDER BY event_time DESC, seq DESC")
+            .push(ONE_PER_RECORD)
+            .with(" LIMIT ?", [Arg::U64(limit.into())]);
         sql
+    }
+
+    pub fn search_sql(&self, f: &Filters, role: Role, limit: u32) -> Sql {
+        self.latest_statements(role, limit, f.range, |sql| self.statement_filters(sql, f))
     }
 
     pub async fn search(
@@ -109,9 +133,10 @@ impl Store {
 
     /// Fingerprints by count (`by_time`: by total duration), top 20.
     pub fn fingerprints_sql(&self, f: &Filters, by_time: bool) -> Sql {
-        let mut sql = Sql::new("SELECT fingerprint, any(normalized), any(kind), count() AS n, sum(duration_us) AS total, uniqExact(`user`) FROM ");
-        sql.push(&self.table("statements")).push(" FINAL WHERE 1");
+        let mut sql = Sql::new("SELECT fingerprint, any(normalized), any(kind), count() AS n, sum(duration_us) AS total, uniqExact(`user`) FROM (SELECT fingerprint, normalized, kind, duration_us, `user` FROM ");
+        sql.push(&self.table("statements")).push(" WHERE 1");
         self.statement_filters(&mut sql, f);
+        sql.push(ONE_PER_RECORD).push(")");
         sql.push(if by_time {
             " GROUP BY fingerprint ORDER BY total DESC, n DESC LIMIT 20"
         } else {
@@ -144,7 +169,7 @@ impl Store {
             .push(" FROM ")
             .push(&self.table("statements"))
             .with(
-                " FINAL WHERE instance_id = ? AND seq = ?",
+                " WHERE instance_id = ? AND seq = ?",
                 [Arg::Str(instance.into()), Arg::U64(seq)],
             )
             .and_str(" AND `user` = ?", user);
@@ -185,10 +210,10 @@ impl Store {
         sql.push(statement_columns(role))
             .push(" FROM ")
             .push(&self.table("statements"))
-            .with(" FINAL WHERE `user` = ?", [Arg::Str(user.into())])
+            .with(" WHERE `user` = ?", [Arg::Str(user.into())])
             .with(self.dialect.time_range(), span.args())
             .with(
-                " AND session_id = ? ORDER BY seq LIMIT ?",
+                " AND session_id = ? ORDER BY seq LIMIT 1 BY instance_id, seq LIMIT ?",
                 [Arg::Str(session.into()), Arg::U64(limit.into())],
             );
         sql

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::rows::{ChangeRow, CHANGE_COLUMNS};
 use super::statements::table_variants;
-use super::{Arg, Range, Sql, Store, StoreError};
+use super::{Arg, Range, Sql, Store, StoreError, ONE_PER_CHANGE, ONE_PER_RECORD};
 use crate::console::users::Role;
 
 /// One person's reads and writes of a table in the range.
@@ -41,15 +41,17 @@ impl Store {
     pub fn table_users_sql(&self, table: &str, range: Range) -> Sql {
         let [a, b] = table_variants(table);
         let s = |v: &String| Arg::Str(v.clone());
-        let mut sql = Sql::new("SELECT `user`, countIf(has(objects_read, ?) OR has(objects_read, ?)) AS reads, countIf(has(objects_written, ?) OR has(objects_written, ?)) AS writes, countIf(success = 0), min(event_time), max(event_time) FROM ");
+        let mut sql = Sql::new("SELECT `user`, countIf(has(objects_read, ?) OR has(objects_read, ?)) AS reads, countIf(has(objects_written, ?) OR has(objects_written, ?)) AS writes, countIf(success = 0), min(event_time), max(event_time) FROM (SELECT `user`, objects_read, objects_written, success, event_time FROM ");
         sql.with("", [s(&a), s(&b), s(&a), s(&b)]);
         sql.push(&self.table("statements"))
-            .push(" FINAL WHERE 1")
+            .push(" WHERE 1")
             .with(self.dialect.time_range(), range.args())
             .with(
-                " AND (has(objects_read, ?) OR has(objects_written, ?) OR has(objects_read, ?) OR has(objects_written, ?)) GROUP BY `user` ORDER BY writes DESC, reads DESC LIMIT 500",
+                " AND (has(objects_read, ?) OR has(objects_written, ?) OR has(objects_read, ?) OR has(objects_written, ?))",
                 [s(&a), s(&a), s(&b), s(&b)],
-            );
+            )
+            .push(ONE_PER_RECORD)
+            .push(") GROUP BY `user` ORDER BY writes DESC, reads DESC LIMIT 500");
         sql
     }
 
@@ -73,7 +75,7 @@ impl Store {
             .push(" FROM ")
             .push(&self.table("changes"))
             .with(
-                " FINAL WHERE `schema` = ? AND `table` = ?",
+                " WHERE `schema` = ? AND `table` = ?",
                 [Arg::Str(schema), Arg::Str(name)],
             )
             .with(self.dialect.time_range(), range.args());
@@ -83,10 +85,9 @@ impl Store {
                 [Arg::Str(pair)],
             );
         }
-        sql.with(
-            " ORDER BY commit_lsn DESC, change_index DESC LIMIT ?",
-            [Arg::U64(limit.into())],
-        );
+        sql.push(" ORDER BY commit_lsn DESC, change_index DESC")
+            .push(ONE_PER_CHANGE)
+            .with(" LIMIT ?", [Arg::U64(limit.into())]);
         sql
     }
 

@@ -59,6 +59,38 @@ async fn closed_by_default(f: &Fixture) {
     );
 }
 
+/// A record delivered twice (a retried batch, not yet merged) shows once.
+async fn copies_count_once(f: &Fixture, cookie: &str) {
+    let ch = crate::harness::clickhouse::ChServer::shared();
+    let db = &f.ch_db;
+    ch.query(&format!(
+        "INSERT INTO `{db}`.statements SELECT * FROM `{db}`.statements WHERE `user` = 'alice'"
+    ));
+    ch.query(&format!(
+        "INSERT INTO `{db}`.sessions SELECT * FROM `{db}`.sessions WHERE `user` = 'alice'"
+    ));
+    let addr = f.console_addr;
+    let r = request(
+        addr,
+        "GET",
+        &format!("/session/{}", f.alice_session),
+        cookie,
+        "",
+    )
+    .await;
+    assert_eq!(r.body.matches("class=\"stmt").count(), 10, "{}", r.body);
+    let r = request(addr, "GET", "/statements?user=alice", cookie, "").await;
+    assert!(r.body.contains("10 statements, newest first"), "{}", r.body);
+    let r = request(addr, "GET", "/sessions?user=alice", cookie, "").await;
+    assert!(r.body.contains("2 sessions, newest first"), "{}", r.body);
+    let r = request(addr, "GET", "/", cookie, "").await;
+    let people = &r.body[r.body.find("id=\"people\"").expect("people table")..];
+    assert!(
+        people.contains("alice</a></td><td class=\"num\">10</td>"),
+        "{people}"
+    );
+}
+
 async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     let addr = f.console_addr;
     let r = request(addr, "GET", "/", cookie, "").await;
@@ -286,6 +318,7 @@ async fn access_roles_injection_and_records() {
         f.access_count("action = 'login' AND client_addr = '127.0.0.1'"),
         2
     );
+    copies_count_once(&f, &auditor).await;
     // Logout needs the CSRF token; afterwards the cookie is no login.
     let page = request(f.console_addr, "GET", "/sessions", &dba, "").await;
     let r = request(f.console_addr, "POST", "/logout", &dba, "csrf=wrong").await;
