@@ -27,25 +27,16 @@ pub async fn person(ctx: Ctx, Query(p): Query<Params>) -> Response {
     let role = ctx.viewer.role;
     let mut by_person = f.clone();
     by_person.user = Some(name.clone());
-    let (days, tables, logins, made, received) = match (
-        store.person_days(&name, range).await,
-        store.person_tables(&name, range).await,
-        store
-            .view(View::FailedLogins, &by_person, role, PERSON_ROWS)
-            .await,
-        store
-            .view(View::PrivilegeChanges, &by_person, role, PERSON_ROWS)
-            .await,
-        store
-            .privileges_received(&name, range, role, PERSON_ROWS)
-            .await,
-    ) {
-        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
-        (Err(e), ..)
-        | (_, Err(e), ..)
-        | (_, _, Err(e), ..)
-        | (_, _, _, Err(e), _)
-        | (.., Err(e)) => return ctx.failed(&e),
+    let found = tokio::try_join!(
+        store.person_days(&name, range),
+        store.person_tables(&name, range),
+        store.view(View::FailedLogins, &by_person, role, PERSON_ROWS),
+        store.view(View::PrivilegeChanges, &by_person, role, PERSON_ROWS),
+        store.privileges_received(&name, range, role, PERSON_ROWS),
+    );
+    let (days, tables, logins, made, received) = match found {
+        Ok(r) => r,
+        Err(e) => return ctx.failed(&e),
     };
     let (from, to) = (input_time(range.from), input_time(range.to));
     let body = html! {

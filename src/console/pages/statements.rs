@@ -22,16 +22,13 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
         Err(e) => return ctx.error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let store = &ctx.app.store;
-    let rows = match store.search(&f, ctx.viewer.role, ctx.app.page_rows).await {
+    let found = tokio::try_join!(
+        store.search(&f, ctx.viewer.role, ctx.app.page_rows),
+        store.fingerprints(&f),
+    );
+    let (rows, (by_count, by_time)) = match found {
         Ok(r) => r,
         Err(e) => return ctx.failed(&e),
-    };
-    let (by_count, by_time) = match (
-        store.fingerprints(&f, false).await,
-        store.fingerprints(&f, true).await,
-    ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return ctx.failed(&e),
     };
     let body = html! {
         form.filters method="get" action="/statements" {

@@ -26,22 +26,17 @@ pub async fn table(ctx: Ctx, Query(p): Query<Params>) -> Response {
     };
     let store = &ctx.app.store;
     let role = ctx.viewer.role;
-    let users = match store.table_users(&name, range).await {
-        Ok(u) => u,
-        Err(e) => return ctx.failed(&e),
-    };
     let mut stmt_filter = f.clone();
     stmt_filter.table = Some(name.clone());
     stmt_filter.name = None;
-    let recent = match store.search(&stmt_filter, role, TABLE_ROWS).await {
+    stmt_filter.key = None;
+    let found = tokio::try_join!(
+        store.table_users(&name, range),
+        store.search(&stmt_filter, role, TABLE_ROWS),
+        store.row_history(&name, f.key.as_deref(), range, role, TABLE_ROWS),
+    );
+    let (users, recent, history) = match found {
         Ok(r) => r,
-        Err(e) => return ctx.failed(&e),
-    };
-    let history: Vec<ChangeRow> = match store
-        .row_history(&name, f.key.as_deref(), range, role, TABLE_ROWS)
-        .await
-    {
-        Ok(h) => h,
         Err(e) => return ctx.failed(&e),
     };
     let (from, to) = (input_time(range.from), input_time(range.to));

@@ -74,49 +74,45 @@ impl ViewRows {
 }
 
 impl Store {
-    pub fn view_sql(&self, view: View, f: &Filters, role: Role, limit: u32) -> Sql {
-        let filters = |sql: &mut Sql, with_client: bool| {
-            if let Some(r) = f.range {
-                sql.with(self.dialect.time_range(), r.args());
-            }
-            sql.and_str(" AND `user` = ?", f.user.as_deref())
-                .and_str(" AND `database` = ?", f.database.as_deref());
-            if with_client {
-                sql.and_str(" AND client_addr = ?", f.client.as_deref());
+    /// A view's own predicate and the page's filters (` AND ...`).
+    pub fn view_filters(&self, view: View, f: &Filters, sql: &mut Sql) {
+        sql.push(match view {
+            View::FailedLogins => " AND event_type = 'auth_failed'",
+            View::ChangesOutside => " AND attribution = 'none'",
+            View::DdlChanges => " AND class = 'ddl'",
+            View::PrivilegeChanges => " AND ",
+        });
+        if view == View::PrivilegeChanges {
+            sql.push(PRIVILEGE_PREDICATE);
+        }
+        if let Some(r) = f.range {
+            sql.with(self.dialect.time_range(), r.args());
+        }
+        sql.and_str(" AND `user` = ?", f.user.as_deref())
+            .and_str(" AND `database` = ?", f.database.as_deref());
+        if view != View::ChangesOutside {
+            sql.and_str(" AND client_addr = ?", f.client.as_deref());
+        }
+    }
+
+    /// The view's query (for statement views, the keys step of `latest`).
+    pub fn view_sql(&self, view: View, f: &Filters, limit: u32) -> Sql {
+        let (columns, table, one) = match view {
+            View::FailedLogins => (SESSION_EVENT_COLUMNS, "sessions", ONE_PER_RECORD),
+            View::ChangesOutside => (CHANGE_COLUMNS, "changes", ONE_PER_CHANGE),
+            View::PrivilegeChanges | View::DdlChanges => {
+                return self.keys_sql(limit, |sql| self.view_filters(view, f, sql));
             }
         };
         let mut sql = Sql::new("SELECT ");
-        match view {
-            View::FailedLogins => {
-                sql.push(SESSION_EVENT_COLUMNS)
-                    .push(" FROM ")
-                    .push(&self.table("sessions"))
-                    .push(" WHERE event_type = 'auth_failed'");
-                filters(&mut sql, true);
-                sql.push(" ORDER BY event_time DESC, seq DESC")
-                    .push(ONE_PER_RECORD);
-            }
-            View::ChangesOutside => {
-                sql.push(CHANGE_COLUMNS)
-                    .push(" FROM ")
-                    .push(&self.table("changes"))
-                    .push(" WHERE attribution = 'none'");
-                filters(&mut sql, false);
-                sql.push(" ORDER BY event_time DESC, seq DESC")
-                    .push(ONE_PER_CHANGE);
-            }
-            View::PrivilegeChanges | View::DdlChanges => {
-                return self.latest_statements(role, limit, f.range, |sql| {
-                    sql.push(" AND ").push(if view == View::DdlChanges {
-                        "class = 'ddl'"
-                    } else {
-                        PRIVILEGE_PREDICATE
-                    });
-                    filters(sql, true);
-                });
-            }
-        }
-        sql.with(" LIMIT ?", [Arg::U64(limit.into())]);
+        sql.push(columns)
+            .push(" FROM ")
+            .push(&self.table(table))
+            .push(" WHERE 1");
+        self.view_filters(view, f, &mut sql);
+        sql.push(" ORDER BY event_time DESC, seq DESC")
+            .push(one)
+            .with(" LIMIT ?", [Arg::U64(limit.into())]);
         sql
     }
 
@@ -127,14 +123,17 @@ impl Store {
         role: Role,
         limit: u32,
     ) -> Result<ViewRows, StoreError> {
-        let sql = self.view_sql(view, f, role, limit);
+        let sql = self.view_sql(view, f, limit);
         Ok(match view {
             View::FailedLogins => ViewRows::Logins(self.fetch(view.name(), &sql).await?),
             View::ChangesOutside => {
                 let rows: Vec<ChangeRow> = self.fetch(view.name(), &sql).await?;
                 ViewRows::Changes(rows.into_iter().map(|c| c.for_role(role)).collect())
             }
-            _ => ViewRows::Statements(self.fetch(view.name(), &sql).await?),
+            _ => ViewRows::Statements(
+                self.latest(view.name(), role, limit, |s| self.view_filters(view, f, s))
+                    .await?,
+            ),
         })
     }
 }

@@ -21,9 +21,10 @@
 //! pages 5 to 10 times slower on 5 million records (benches/console_speed.sh).
 //! Lists select the keys of the rows they show from the narrow columns
 //! first and read the wide ones (statement text, arrays) only for those
-//! ([`Store::latest_statements`]).
+//! (`latest`).
 
 pub mod compliance;
+pub mod latest;
 pub mod overview;
 pub mod people;
 pub mod rows;
@@ -91,6 +92,24 @@ impl Sql {
         if let Some(v) = value {
             self.with(cond, [Arg::Str(v.to_string())]);
         }
+        self
+    }
+
+    /// Appends `prefix` and `(?, ?, ...)`, one placeholder per value (the
+    /// text depends only on how many there are).
+    pub fn in_list(
+        &mut self,
+        prefix: &'static str,
+        values: impl IntoIterator<Item = Arg>,
+    ) -> &mut Sql {
+        let values: Vec<Arg> = values.into_iter().collect();
+        self.text.push_str(prefix);
+        self.text.push('(');
+        for i in 0..values.len() {
+            self.text.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        self.text.push(')');
+        self.args.extend(values);
         self
     }
 

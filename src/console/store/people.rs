@@ -69,16 +69,19 @@ impl Store {
 
     /// Privilege changes by others whose text names the person (the
     /// record has no grantee column, so this is a whole-word text match).
-    pub fn privileges_received_sql(&self, user: &str, range: Range, role: Role, limit: u32) -> Sql {
-        self.latest_statements(role, limit, Some(range), |sql| {
-            sql.push(" AND ")
-                .push(PRIVILEGE_PREDICATE)
-                .with(self.dialect.time_range(), range.args())
-                .with(
-                    " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0",
-                    [Arg::Str(user.into()), Arg::Str(user.into())],
-                );
-        })
+    fn received_filters(&self, user: &str, range: Range, sql: &mut Sql) {
+        sql.push(" AND ")
+            .push(PRIVILEGE_PREDICATE)
+            .with(self.dialect.time_range(), range.args())
+            .with(
+                " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0",
+                [Arg::Str(user.into()), Arg::Str(user.into())],
+            );
+    }
+
+    /// The keys step of `privileges_received`.
+    pub fn privileges_received_sql(&self, user: &str, range: Range, limit: u32) -> Sql {
+        self.keys_sql(limit, |sql| self.received_filters(user, range, sql))
     }
 
     pub async fn privileges_received(
@@ -88,11 +91,10 @@ impl Store {
         role: Role,
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
-        let rows: Vec<StatementRow> = self
-            .fetch(
-                "privileges received",
-                &self.privileges_received_sql(user, range, role, limit),
-            )
+        let rows = self
+            .latest("privileges received", role, limit, |sql| {
+                self.received_filters(user, range, sql)
+            })
             .await?;
         // A whole word: `ann` does not name `joanna`.
         Ok(rows

@@ -13,8 +13,21 @@ use crate::console::users::Role;
 /// `privilege_changes` view (schema/views.rs; a test keeps them equal).
 pub const PRIVILEGE_PREDICATE: &str = "(class = 'dcl' OR audit_class = 'ROLE' OR kind IN ('reassign_owned', 'drop_owned', 'alter_system', 'create_user_mapping', 'alter_user_mapping', 'drop_user_mapping', 'create_policy', 'alter_policy', 'drop_policy'))";
 
-/// A fingerprint's count and total time.
+/// How many fingerprints each top list shows.
+const TOP: usize = 20;
+
+/// A fingerprint's count and total time, as grouped.
 #[derive(Debug, Clone, Row, Deserialize)]
+struct FingerprintStats {
+    fingerprint: u64,
+    kind: String,
+    count: u64,
+    total_us: u64,
+    users: u64,
+}
+
+/// A fingerprint with its normalized text, as the page shows it.
+#[derive(Debug, Clone)]
 pub struct FingerprintRow {
     pub fingerprint: u64,
     pub normalized: String,
@@ -83,42 +96,9 @@ impl Store {
         }
     }
 
-    /// The newest `limit` statements matching `filters` (a closure adding
-    /// ` AND ...` conditions to the inner query), one row per record: the
-    /// keys come from the narrow columns, the wide ones are read only for
-    /// them (PREWHERE on the keys).
-    pub fn latest_statements(
-        &self,
-        role: Role,
-        limit: u32,
-        range: Option<Range>,
-        filters: impl FnOnce(&mut Sql),
-    ) -> Sql {
-        let table = self.table("statements");
-        let mut sql = Sql::new("SELECT ");
-        sql.push(statement_columns(role))
-            .push(" FROM ")
-            .push(&table)
-            .push(" PREWHERE (instance_id, seq) IN (SELECT instance_id, seq FROM ")
-            .push(&table)
-            .push(" WHERE 1");
-        filters(&mut sql);
-        // Twice the rows: copies of a record count once below.
-        sql.with(
-            " ORDER BY event_time DESC, seq DESC LIMIT ?) WHERE 1",
-            [Arg::U64(u64::from(limit) * 2)],
-        );
-        if let Some(r) = range {
-            sql.with(self.dialect.time_range(), r.args());
-        }
-        sql.push(" ORDER BY event_time DESC, seq DESC")
-            .push(ONE_PER_RECORD)
-            .with(" LIMIT ?", [Arg::U64(limit.into())]);
-        sql
-    }
-
-    pub fn search_sql(&self, f: &Filters, role: Role, limit: u32) -> Sql {
-        self.latest_statements(role, limit, f.range, |sql| self.statement_filters(sql, f))
+    /// The keys step of a search (`latest`).
+    pub fn search_sql(&self, f: &Filters, limit: u32) -> Sql {
+        self.keys_sql(limit, |sql| self.statement_filters(sql, f))
     }
 
     pub async fn search(
@@ -127,31 +107,85 @@ impl Store {
         role: Role,
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
-        self.fetch("statement search", &self.search_sql(f, role, limit))
-            .await
+        self.latest("statement search", role, limit, |sql| {
+            self.statement_filters(sql, f)
+        })
+        .await
     }
 
-    /// Fingerprints by count (`by_time`: by total duration), top 20.
-    pub fn fingerprints_sql(&self, f: &Filters, by_time: bool) -> Sql {
-        let mut sql = Sql::new("SELECT fingerprint, any(normalized), any(kind), count() AS n, sum(duration_us) AS total, uniqExact(`user`) FROM (SELECT fingerprint, normalized, kind, duration_us, `user` FROM ");
+    /// Every fingerprint of the matching statements with its count, total
+    /// time and people (one scan; both top lists are cut from it).
+    pub fn fingerprints_sql(&self, f: &Filters) -> Sql {
+        let mut sql = Sql::new("SELECT fingerprint, any(kind), count() AS n, sum(duration_us) AS total, uniqExact(`user`) FROM (SELECT fingerprint, kind, duration_us, `user` FROM ");
         sql.push(&self.table("statements")).push(" WHERE 1");
         self.statement_filters(&mut sql, f);
-        sql.push(ONE_PER_RECORD).push(")");
-        sql.push(if by_time {
-            " GROUP BY fingerprint ORDER BY total DESC, n DESC LIMIT 20"
-        } else {
-            " GROUP BY fingerprint ORDER BY n DESC, total DESC LIMIT 20"
-        });
+        sql.push(ONE_PER_RECORD)
+            .push(") GROUP BY fingerprint ORDER BY n DESC LIMIT 100000");
         sql
     }
 
+    /// One normalized text of each fingerprint (the first found).
+    pub fn normalized_sql(&self, range: Option<Range>, fingerprints: &[u64]) -> Sql {
+        let mut sql = Sql::new("SELECT fingerprint, normalized FROM ");
+        sql.push(&self.table("statements")).push(" WHERE 1");
+        if let Some(r) = range {
+            sql.with(self.dialect.time_range(), r.args());
+        }
+        sql.in_list(
+            " AND fingerprint IN ",
+            fingerprints.iter().map(|f| Arg::U64(*f)),
+        )
+        .with(
+            " LIMIT 1 BY fingerprint LIMIT ?",
+            [Arg::U64(fingerprints.len() as u64)],
+        );
+        sql
+    }
+
+    /// The top fingerprints by count and by total time.
     pub async fn fingerprints(
         &self,
         f: &Filters,
-        by_time: bool,
-    ) -> Result<Vec<FingerprintRow>, StoreError> {
-        self.fetch("top fingerprints", &self.fingerprints_sql(f, by_time))
-            .await
+    ) -> Result<(Vec<FingerprintRow>, Vec<FingerprintRow>), StoreError> {
+        let all: Vec<FingerprintStats> = self
+            .fetch("top fingerprints", &self.fingerprints_sql(f))
+            .await?;
+        let by_count: Vec<&FingerprintStats> = all.iter().take(TOP).collect();
+        let mut by_time: Vec<&FingerprintStats> = all.iter().collect();
+        by_time.sort_by_key(|s| std::cmp::Reverse((s.total_us, s.count)));
+        by_time.truncate(TOP);
+        let mut wanted: Vec<u64> = by_count
+            .iter()
+            .chain(&by_time)
+            .map(|s| s.fingerprint)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let texts: Vec<(u64, String)> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.fetch("normalized", &self.normalized_sql(f.range, &wanted))
+                .await?
+        };
+        let text = |fp: u64| {
+            texts
+                .iter()
+                .find(|t| t.0 == fp)
+                .map(|t| t.1.clone())
+                .unwrap_or_default()
+        };
+        let row = |s: &&FingerprintStats| FingerprintRow {
+            fingerprint: s.fingerprint,
+            normalized: text(s.fingerprint),
+            kind: s.kind.clone(),
+            count: s.count,
+            total_us: s.total_us,
+            users: s.users,
+        };
+        Ok((
+            by_count.iter().map(row).collect(),
+            by_time.iter().map(row).collect(),
+        ))
     }
 
     /// One statement by `(instance_id, seq)`; `user` and the time `t`

@@ -6,6 +6,7 @@ use pgtrail::audit::sink::clickhouse::schema::{self, SchemaOptions, ServerVersio
 use pgtrail::console::access::{Access, Action};
 use pgtrail::console::filters::{Filters, Params};
 use pgtrail::console::store::compliance::View;
+use pgtrail::console::store::latest::KeyRow;
 use pgtrail::console::store::statements::PRIVILEGE_PREDICATE;
 use pgtrail::console::store::{Range, Sql, Store};
 use pgtrail::console::users::Role;
@@ -43,11 +44,26 @@ fn all_queries(store: &Store) -> Vec<Sql> {
         from: NOW - 86_400_000_000,
         to: NOW,
     };
+    let keys = [
+        KeyRow {
+            instance_id: "i".into(),
+            seq: 7,
+            event_time: NOW - 5,
+        },
+        KeyRow {
+            instance_id: "i".into(),
+            seq: 9,
+            event_time: NOW,
+        },
+    ];
     let mut out = vec![
-        store.search_sql(&f, Role::Auditor, 10),
-        store.search_sql(&none, Role::Dba, 10),
-        store.fingerprints_sql(&f, false),
-        store.fingerprints_sql(&none, true),
+        store.search_sql(&f, 10),
+        store.search_sql(&none, 10),
+        store.rows_sql(Role::Auditor, &keys),
+        store.rows_sql(Role::Dba, &keys),
+        store.fingerprints_sql(&f),
+        store.fingerprints_sql(&none),
+        store.normalized_sql(f.range, &[1, 2, 3]),
         store.statement_sql("i", 7, Some("alice"), Some(NOW), Role::Dba),
         store.statement_sql("i", 7, None, None, Role::Auditor),
         store.session_statements_sql("s", "alice", r, Role::Auditor, 10),
@@ -60,7 +76,7 @@ fn all_queries(store: &Store) -> Vec<Sql> {
         store.row_history_sql("orders", None, r, 10),
         store.person_days_sql("alice", r),
         store.person_tables_sql("alice", r),
-        store.privileges_received_sql("alice", r, Role::Dba, 10),
+        store.privileges_received_sql("alice", r, 10),
         store.marks_sql("checkpoints"),
         store.marks_sql("lifecycle"),
         store.access_log_sql(r, Some("ann"), Some("view"), 10),
@@ -79,8 +95,8 @@ fn all_queries(store: &Store) -> Vec<Sql> {
     ];
     out.extend(store.overview_sql(r));
     for v in View::ALL {
-        out.push(store.view_sql(v, &f, Role::Auditor, 10));
-        out.push(store.view_sql(v, &none, Role::Dba, 10));
+        out.push(store.view_sql(v, &f, 10));
+        out.push(store.view_sql(v, &none, 10));
     }
     out
 }

