@@ -84,8 +84,11 @@ impl Store {
         )
     }
 
-    /// Creates `console_access` when it is missing.
+    /// Creates `console_access` (and the database, when the console starts
+    /// before pgtrail made it) when missing.
     pub async fn ensure_access_table(&self) -> Result<(), StoreError> {
+        let database = format!("CREATE DATABASE IF NOT EXISTS `{}`", self.database());
+        self.execute("CREATE DATABASE", &Sql::new(&database)).await?;
         self.execute("console_access DDL", &Sql::new(&self.access_ddl()))
             .await
     }
