@@ -88,7 +88,8 @@ impl Store {
     /// before pgtrail made it) when missing.
     pub async fn ensure_access_table(&self) -> Result<(), StoreError> {
         let database = format!("CREATE DATABASE IF NOT EXISTS `{}`", self.database());
-        self.execute("CREATE DATABASE", &Sql::new(&database)).await?;
+        self.execute("CREATE DATABASE", &Sql::new(&database))
+            .await?;
         self.execute("console_access DDL", &Sql::new(&self.access_ddl()))
             .await
     }

@@ -67,6 +67,16 @@ pub fn set_cookie(app: &AppState, name: &str, value: &str, max_age: u64) -> Head
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The query string without its empty fields (a form sends them all), as
+/// the access record keeps it.
+fn filled(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|kv| kv.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A logged-in request: who, from where, which page with which filters.
 pub struct Ctx {
     pub app: App,
@@ -82,7 +92,7 @@ impl FromRequestParts<App> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Ctx, Response> {
         let path = parts.uri.path().to_string();
-        let query = parts.uri.query().unwrap_or("").to_string();
+        let query = filled(parts.uri.query().unwrap_or(""));
         let viewer = cookie(&parts.headers, SESSION_COOKIE).and_then(|t| app.logins.viewer(t));
         let Some(viewer) = viewer else {
             let next = match query.is_empty() {

@@ -47,7 +47,7 @@ pub async fn access(ctx: Ctx, Query(p): Query<Params>) -> Response {
             tbody {
                 @for a in &rows {
                     tr {
-                        td { (time(a.event_time)) }
+                        td.t { (time(a.event_time)) }
                         td { (a.console_user) }
                         td { (a.role) }
                         td { (a.client_addr) }

@@ -57,6 +57,9 @@ pub async fn page(ctx: Ctx, Path(name): Path<String>, Query(p): Query<Params>) -
 
 /// A view's rows as an HTML table.
 pub fn view_table(rows: &ViewRows) -> Markup {
+    if rows.is_empty() {
+        return html! { p.note.empty { "None in this range." } };
+    }
     match rows {
         ViewRows::Logins(r) => html! {
             table.view.logins {
