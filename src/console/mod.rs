@@ -121,6 +121,7 @@ pub async fn state(config: &ConsoleConfig, password: Option<String>) -> Result<A
 
 /// Every route; the security headers go on every response.
 pub fn router(app: App) -> Router {
+    let tls = app.secure_cookies;
     Router::new()
         .route("/", get(pages::overview::overview))
         .route("/login", get(auth::login_get).post(auth::login_post))
@@ -137,5 +138,7 @@ pub fn router(app: App) -> Router {
         .route("/access", get(pages::access::access))
         .route("/static/console.css", get(css))
         .with_state(app)
-        .layer(axum::middleware::from_fn(web::security_headers))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            web::security_headers(tls, request, next)
+        }))
 }

@@ -217,10 +217,16 @@ pub fn html(status: StatusCode, body: Markup) -> Response {
 }
 
 /// Headers on every response: no framing, no inline script or style, no
-/// caching of audit data, no MIME sniffing.
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// caching of audit data, no MIME sniffing; over TLS, HSTS.
+pub async fn security_headers(tls: bool, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),

@@ -124,6 +124,7 @@ def auditor_walk(d):
     upd.find_element(By.CSS_SELECTOR, "a.seq").click()
     wait_for(d, "#statement")
     check("statement page", "UPDATE orders SET qty = 5" in text(d, "#statement"))
+    check("statement page: the row it changed", len(d.find_elements(By.CSS_SELECTOR, "table.diff")) == 1)
     shot(d, "05-statement")
     d.find_element(By.CSS_SELECTOR, "#statement a.obj").click()
     wait_for(d, "#table-users")
@@ -161,6 +162,17 @@ def auditor_walk(d):
         with urllib.request.urlopen(req) as r:
             csv = r.read().decode()
         check(f"{view} exports CSV", csv.startswith("time,user,") and want_text in csv, csv[:300])
+
+    # Overview -> the write that bypassed pgtrail, with its before/after.
+    d.get(URL + "/")
+    for t in d.find_elements(By.CSS_SELECTOR, "#counts .tile"):
+        if t.find_element(By.CSS_SELECTOR, ".l").text == "changes outside pgtrail":
+            t.click()
+            break
+    wait_for(d, "form.filters")
+    outside = d.page_source
+    check("changes outside pgtrail: the direct update", "changed directly" in outside)
+    shot(d, "14-changes-outside")
 
     d.get(URL + "/access")
     access = text(d, "#access")

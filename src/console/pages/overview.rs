@@ -62,11 +62,11 @@ fn counts(o: &Overview, r: Range) -> Markup {
             (tile("failed logins", o.logins.failed_logins, with("/compliance/failed_logins", &[]), true))
             (tile("privilege changes", o.totals.privilege, with("/compliance/privilege_changes", &[]), true))
             (tile("DDL", o.totals.ddl, with("/compliance/ddl_changes", &[]), false))
-            (tile("changes outside pgtrail", o.changes.outside, with("/statements", &[]), true))
+            (tile("changes outside pgtrail", o.changes.outside, with("/compliance/changes_outside_pgtrail", &[]), true))
             (tile("people active", o.totals.people, with("/sessions", &[]), false))
             (tile("sessions", o.totals.sessions, with("/sessions", &[]), false))
             (tile("logins", o.logins.logins, with("/sessions", &[]), false))
-            (tile("row changes", o.changes.changes, with("/statements", &[]), false))
+            (tile("row changes", o.changes.changes, with("/statements", &[("class", "write")]), false))
         }
     }
 }

@@ -7,13 +7,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 
+use super::changes::change_table;
 use super::layout::{
     duration, field, fingerprint, link, objects, outcome, person_link, range_fields, session_link,
     time,
 };
 use super::sessions::statement_line;
 use crate::console::filters::Params;
+use crate::console::store::rows::ChangeRow;
 use crate::console::store::statements::FingerprintRow;
+use crate::console::store::Range;
 use crate::console::web::{now_micros, Ctx};
 
 pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
@@ -95,6 +98,10 @@ fn fingerprints(rows: &[FingerprintRow], id: &str) -> Markup {
     }
 }
 
+/// How long after a statement its row changes may be written (at commit,
+/// after decoding).
+const CHANGES_WITHIN_US: i64 = 86_400_000_000;
+
 pub async fn one(ctx: Ctx, Query(p): Query<Params>) -> Response {
     let f = match p.check(now_micros(), None) {
         Ok(f) => f,
@@ -113,6 +120,21 @@ pub async fn one(ctx: Ctx, Query(p): Query<Params>) -> Response {
         Ok(None) => return ctx.error(StatusCode::NOT_FOUND, "No such statement record."),
         Err(e) => return ctx.failed(&e),
     };
+    // Row changes are written at commit, after the statement.
+    let after = Range {
+        from: s.event_time,
+        to: s.event_time + CHANGES_WITHIN_US,
+    };
+    let changes = match ctx
+        .app
+        .store
+        .statement_changes(&s.session_id, s.seq, after, ctx.viewer.role)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return ctx.failed(&e),
+    };
+    let change_refs: Vec<&ChangeRow> = changes.iter().collect();
     let body = html! {
         div id="statement" { (statement_line(&s)) }
         table.record {
@@ -131,6 +153,7 @@ pub async fn one(ctx: Ctx, Query(p): Query<Params>) -> Response {
                 tr { th { "instance / seq" } td.mono { (s.instance_id) " / " (s.seq) } }
             }
         }
+        @if !changes.is_empty() { h2 { "Row changes it made" } (change_table(&change_refs)) }
         @if !ctx.is_auditor() { p.note { "Statement parameters are shown to auditors only." } }
     };
     let subject = format!("{instance}/{seq}");

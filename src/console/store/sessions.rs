@@ -93,6 +93,36 @@ impl Store {
         sql
     }
 
+    /// The row changes one statement made (written after it, within `span`).
+    pub fn statement_changes_sql(&self, session: &str, seq: u64, span: Range) -> Sql {
+        let mut sql = Sql::new("SELECT ");
+        sql.push(CHANGE_COLUMNS)
+            .push(" FROM ")
+            .push(&self.table("changes"))
+            .with(
+                " WHERE session_id = ? AND statement_seq = ?",
+                [Arg::Str(session.into()), Arg::U64(seq)],
+            )
+            .with(self.dialect.time_range(), span.args())
+            .push(" ORDER BY commit_lsn, change_index")
+            .push(ONE_PER_CHANGE)
+            .push(" LIMIT 1000");
+        sql
+    }
+
+    pub async fn statement_changes(
+        &self,
+        session: &str,
+        seq: u64,
+        span: Range,
+        role: Role,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows: Vec<ChangeRow> = self
+            .fetch("changes", &self.statement_changes_sql(session, seq, span))
+            .await?;
+        Ok(rows.into_iter().map(|c| c.for_role(role)).collect())
+    }
+
     pub async fn session_changes(
         &self,
         session: &str,

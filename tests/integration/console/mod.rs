@@ -14,6 +14,7 @@ mod browser;
 mod client;
 mod http;
 mod queries;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;

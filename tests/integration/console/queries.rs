@@ -71,6 +71,7 @@ fn all_queries(store: &Store) -> Vec<Sql> {
         store.session_events_sql("s"),
         store.session_transactions_sql("s", "alice", r),
         store.session_changes_sql("s", r, 10),
+        store.statement_changes_sql("s", 7, r),
         store.table_users_sql("public.orders", r),
         store.row_history_sql("orders", Some("id=1"), r, 10),
         store.row_history_sql("orders", None, r, 10),
