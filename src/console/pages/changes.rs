@@ -3,7 +3,7 @@
 use maud::{html, Markup};
 
 use super::layout::{link, time};
-use crate::console::store::rows::ChangeRow;
+use crate::console::store::rows::{ChangeRow, Side};
 
 /// One table per change: its key, then each column before and after
 /// (changed values marked).
@@ -26,7 +26,8 @@ pub fn change_table(changes: &[&ChangeRow]) -> Markup {
                         thead { tr { th { "column" } th { "before" } th { "after" } } }
                         tbody {
                             @for (col, before, after) in c.diff() {
-                                @let changed = before != after && c.op == "update";
+                                // Only where both sides were recorded.
+                                @let changed = c.op == "update" && before.is_some() && after.is_some() && before != after;
                                 tr.changed[changed] {
                                     td { (col) }
                                     td.before { (value(&before)) }
@@ -41,8 +42,12 @@ pub fn change_table(changes: &[&ChangeRow]) -> Markup {
     }
 }
 
-fn value(v: &Option<String>) -> Markup {
+fn value(v: &Side) -> Markup {
     html! {
-        @match v { Some(s) => (s), None => span.null { "—" } }
+        @match v {
+            Some(Some(s)) => (s),
+            Some(None) => span.null { "NULL" },
+            None => span.null title="not in the record" { "—" },
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::audit::record::format_micros;
 use crate::console::store::compliance::ViewRows;
+use crate::console::store::rows::Side;
 
 fn field(out: &mut String, value: &str) {
     let guarded = value.starts_with(['=', '+', '@', '\t', '\r']);
@@ -34,6 +35,16 @@ fn line(out: &mut String, fields: &[&str]) {
         field(out, f);
     }
     out.push_str("\r\n");
+}
+
+/// A column's side in a CSV cell: its value, `NULL`, or `-` when the
+/// record does not have it.
+fn side(v: &Side) -> &str {
+    match v {
+        Some(Some(s)) => s,
+        Some(None) => "NULL",
+        None => "-",
+    }
 }
 
 pub fn view_csv(rows: &ViewRows) -> String {
@@ -130,13 +141,7 @@ pub fn view_csv(rows: &ViewRows) -> String {
                 let changed: Vec<String> = c
                     .diff()
                     .into_iter()
-                    .map(|(n, b, a)| {
-                        format!(
-                            "{n}: {} -> {}",
-                            b.as_deref().unwrap_or("NULL"),
-                            a.as_deref().unwrap_or("NULL")
-                        )
-                    })
+                    .map(|(n, b, a)| format!("{n}: {} -> {}", side(&b), side(&a)))
                     .collect();
                 line(
                     &mut out,

@@ -120,6 +120,9 @@ pub struct ChangeRow {
 
 pub const CHANGE_COLUMNS: &str = "event_time, commit_time, `database`, `schema`, `table`, op, `key.name`, `key.value`, `old.name`, `old.value`, `new.name`, `new.value`, attribution, ifNull(toString(transaction_id), ''), statement_seq, session_id, `user`, commit_lsn, change_index";
 
+/// One side of a column's change: absent, NULL, or a value.
+pub type Side = Option<Option<String>>;
+
 /// What redaction looks like in a `changes` value: `cdc.redact_columns`
 /// stores `hmac:` and a keyed hash instead of the value
 /// (`cdc::marker::MarkerKey::keyed_hash`). The record has no other mark
@@ -160,16 +163,18 @@ impl ChangeRow {
     }
 
     /// (column, before, after) of every column either side names, in the
-    /// order they come (old first).
-    pub fn diff(&self) -> Vec<(String, Option<String>, Option<String>)> {
-        let mut out: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    /// order they come (old first). `None`: the side does not have the
+    /// column (an insert has no before; PostgreSQL sends no old row for an
+    /// update without REPLICA IDENTITY FULL); `Some(None)`: SQL NULL.
+    pub fn diff(&self) -> Vec<(String, Side, Side)> {
+        let mut out: Vec<(String, Side, Side)> = Vec::new();
         for (n, v) in self.old_names.iter().zip(&self.old_values) {
-            out.push((n.clone(), v.clone(), None));
+            out.push((n.clone(), Some(v.clone()), None));
         }
         for (n, v) in self.new_names.iter().zip(&self.new_values) {
             match out.iter_mut().find(|(name, _, _)| name == n) {
-                Some(entry) => entry.2 = v.clone(),
-                None => out.push((n.clone(), None, v.clone())),
+                Some(entry) => entry.2 = Some(v.clone()),
+                None => out.push((n.clone(), None, Some(v.clone()))),
             }
         }
         out
@@ -215,6 +220,7 @@ mod tests {
         assert_eq!(dba.row_key(), "id=1");
         let diff = dba.diff();
         assert_eq!(diff.len(), 3);
-        assert_eq!(diff[2], ("note".into(), None, None));
+        assert_eq!(diff[2], ("note".into(), None, Some(None)));
+        assert_eq!(diff[1].1, Some(Some(HIDDEN.to_string())));
     }
 }
