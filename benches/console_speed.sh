@@ -11,6 +11,7 @@
 #   bash benches/console_speed.sh                   # release build
 #   N=1000000 RUNS=3 bash benches/console_speed.sh
 #   PGTRAIL_BIN=target/debug/pgtrail bash benches/console_speed.sh
+#   KEEP_CH=1 ... then CH_URL=http://127.0.0.1:PORT SKIP_LOAD=1 ...   # time again
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -46,6 +47,12 @@ if ((MAJOR >= 20)); then
 else
     TIME='t'
 fi
+NOW_US=$(($(date +%s) * 1000000))
+if [[ "${SKIP_LOAD:-0}" == 1 ]]; then
+    # Time the pages on what an earlier run loaded (CH_URL, KEEP_CH=1),
+    # once ClickHouse has merged it.
+    svc_log "reusing $DB: $(q "SELECT count() FROM $DB.statements") statements"
+else
 svc_log "ClickHouse $VERSION at $CH_URL; loading $N statements into $DB"
 q "DROP DATABASE IF EXISTS $DB" >/dev/null
 "$PGTRAIL" schema --server-version "$(echo "$VERSION" | cut -d. -f1,2)" \
@@ -56,7 +63,6 @@ sql = "\n".join(l for l in open(sys.argv[1]).read().splitlines() if not l.starts
 for st in [s.strip() for s in sql.split(";\n") if s.strip()]:
     urllib.request.urlopen(urllib.request.Request(sys.argv[2] + "/", data=st.encode()))
 PY
-NOW_US=$(($(date +%s) * 1000000))
 # One statement every 30 days / N, newest now; 50 statements per session.
 STEP=$((30 * 86400 * 1000000 / N))
 s0=$(date +%s.%N)
@@ -87,6 +93,7 @@ s1=$(date +%s.%N)
 loaded=$(q "SELECT count() FROM $DB.statements")
 sessions=$(q "SELECT count() FROM $DB.sessions")
 svc_log "loaded $loaded statements, $sessions session events in $(python3 -c "print(round($s1-$s0, 1))") s"
+fi
 
 "$PGTRAIL" console user add bench --role auditor --users "$TMP/users.toml" <<<"bench-password" >/dev/null
 PORT=$(svc_free_port 18080)

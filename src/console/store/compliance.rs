@@ -74,7 +74,8 @@ impl ViewRows {
 }
 
 impl Store {
-    /// A view's own predicate and the page's filters (` AND ...`).
+    /// A view's own predicate and the page's filters (` AND ...`) but the
+    /// time range (`Dialect::where_range`).
     pub fn view_filters(&self, view: View, f: &Filters, sql: &mut Sql) {
         sql.push(match view {
             View::FailedLogins => " AND event_type = 'auth_failed'",
@@ -84,9 +85,6 @@ impl Store {
         });
         if view == View::PrivilegeChanges {
             sql.push(PRIVILEGE_PREDICATE);
-        }
-        if let Some(r) = f.range {
-            sql.with(self.dialect.time_range(), r.args());
         }
         sql.and_str(" AND `user` = ?", f.user.as_deref())
             .and_str(" AND `database` = ?", f.database.as_deref());
@@ -101,14 +99,12 @@ impl Store {
             View::FailedLogins => (SESSION_EVENT_COLUMNS, "sessions", ONE_PER_RECORD),
             View::ChangesOutside => (CHANGE_COLUMNS, "changes", ONE_PER_CHANGE),
             View::PrivilegeChanges | View::DdlChanges => {
-                return self.keys_sql(limit, |sql| self.view_filters(view, f, sql));
+                return self.keys_sql(limit, f.range, |sql| self.view_filters(view, f, sql));
             }
         };
         let mut sql = Sql::new("SELECT ");
-        sql.push(columns)
-            .push(" FROM ")
-            .push(&self.table(table))
-            .push(" WHERE 1");
+        sql.push(columns).push(" FROM ").push(&self.table(table));
+        self.dialect.where_range(&mut sql, f.range);
         self.view_filters(view, f, &mut sql);
         sql.push(" ORDER BY event_time DESC, seq DESC")
             .push(one)
@@ -131,8 +127,10 @@ impl Store {
                 ViewRows::Changes(rows.into_iter().map(|c| c.for_role(role)).collect())
             }
             _ => ViewRows::Statements(
-                self.latest(view.name(), role, limit, |s| self.view_filters(view, f, s))
-                    .await?,
+                self.latest(view.name(), role, limit, f.range, |s| {
+                    self.view_filters(view, f, s)
+                })
+                .await?,
             ),
         })
     }

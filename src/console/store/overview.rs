@@ -89,12 +89,9 @@ impl Store {
             .push(" FROM (SELECT ")
             .push(columns)
             .push(" FROM ")
-            .push(&self.table(table))
-            .push(" WHERE 1")
-            .with(self.dialect.time_range(), range.args())
-            .push(one)
-            .push(")")
-            .push(rest);
+            .push(&self.table(table));
+        self.dialect.where_range(&mut sql, Some(range));
+        sql.push(one).push(")").push(rest);
         sql
     }
 

@@ -69,19 +69,16 @@ impl Store {
 
     /// Privilege changes by others whose text names the person (the
     /// record has no grantee column, so this is a whole-word text match).
-    fn received_filters(&self, user: &str, range: Range, sql: &mut Sql) {
-        sql.push(" AND ")
-            .push(PRIVILEGE_PREDICATE)
-            .with(self.dialect.time_range(), range.args())
-            .with(
-                " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0",
-                [Arg::Str(user.into()), Arg::Str(user.into())],
-            );
+    fn received_filters(&self, user: &str, sql: &mut Sql) {
+        sql.push(" AND ").push(PRIVILEGE_PREDICATE).with(
+            " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0",
+            [Arg::Str(user.into()), Arg::Str(user.into())],
+        );
     }
 
     /// The keys step of `privileges_received`.
     pub fn privileges_received_sql(&self, user: &str, range: Range, limit: u32) -> Sql {
-        self.keys_sql(limit, |sql| self.received_filters(user, range, sql))
+        self.keys_sql(limit, Some(range), |sql| self.received_filters(user, sql))
     }
 
     pub async fn privileges_received(
@@ -92,8 +89,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
         let rows = self
-            .latest("privileges received", role, limit, |sql| {
-                self.received_filters(user, range, sql)
+            .latest("privileges received", role, limit, Some(range), |sql| {
+                self.received_filters(user, sql)
             })
             .await?;
         // A whole word: `ann` does not name `joanna`.

@@ -48,11 +48,9 @@ pub fn table_variants(name: &str) -> [String; 2] {
 }
 
 impl Store {
-    /// `WHERE 1` plus every statement filter that is set.
+    /// ` AND ...` for every statement filter that is set but the time range
+    /// (`Dialect::where_range`).
     pub fn statement_filters(&self, sql: &mut Sql, f: &Filters) {
-        if let Some(r) = f.range {
-            sql.with(self.dialect.time_range(), r.args());
-        }
         sql.and_str(" AND `user` = ?", f.user.as_deref())
             .and_str(" AND db_role = ?", f.role.as_deref())
             .and_str(" AND `database` = ?", f.database.as_deref())
@@ -98,7 +96,7 @@ impl Store {
 
     /// The keys step of a search (`latest`).
     pub fn search_sql(&self, f: &Filters, limit: u32) -> Sql {
-        self.keys_sql(limit, |sql| self.statement_filters(sql, f))
+        self.keys_sql(limit, f.range, |sql| self.statement_filters(sql, f))
     }
 
     pub async fn search(
@@ -107,7 +105,7 @@ impl Store {
         role: Role,
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
-        self.latest("statement search", role, limit, |sql| {
+        self.latest("statement search", role, limit, f.range, |sql| {
             self.statement_filters(sql, f)
         })
         .await
@@ -117,7 +115,8 @@ impl Store {
     /// time and people (one scan; both top lists are cut from it).
     pub fn fingerprints_sql(&self, f: &Filters) -> Sql {
         let mut sql = Sql::new("SELECT fingerprint, any(kind), count() AS n, sum(duration_us) AS total, uniqExact(`user`) FROM (SELECT fingerprint, kind, duration_us, `user` FROM ");
-        sql.push(&self.table("statements")).push(" WHERE 1");
+        sql.push(&self.table("statements"));
+        self.dialect.where_range(&mut sql, f.range);
         self.statement_filters(&mut sql, f);
         sql.push(ONE_PER_RECORD)
             .push(") GROUP BY fingerprint ORDER BY n DESC LIMIT 100000");
@@ -127,10 +126,8 @@ impl Store {
     /// One normalized text of each fingerprint (the first found).
     pub fn normalized_sql(&self, range: Option<Range>, fingerprints: &[u64]) -> Sql {
         let mut sql = Sql::new("SELECT fingerprint, normalized FROM ");
-        sql.push(&self.table("statements")).push(" WHERE 1");
-        if let Some(r) = range {
-            sql.with(self.dialect.time_range(), r.args());
-        }
+        sql.push(&self.table("statements"));
+        self.dialect.where_range(&mut sql, range);
         sql.in_list(
             " AND fingerprint IN ",
             fingerprints.iter().map(|f| Arg::U64(*f)),

@@ -43,10 +43,9 @@ impl Store {
         let s = |v: &String| Arg::Str(v.clone());
         let mut sql = Sql::new("SELECT `user`, countIf(has(objects_read, ?) OR has(objects_read, ?)) AS reads, countIf(has(objects_written, ?) OR has(objects_written, ?)) AS writes, countIf(success = 0), min(event_time), max(event_time) FROM (SELECT `user`, objects_read, objects_written, success, event_time FROM ");
         sql.with("", [s(&a), s(&b), s(&a), s(&b)]);
-        sql.push(&self.table("statements"))
-            .push(" WHERE 1")
-            .with(self.dialect.time_range(), range.args())
-            .with(
+        sql.push(&self.table("statements"));
+        self.dialect.where_range(&mut sql, Some(range));
+        sql.with(
                 " AND (has(objects_read, ?) OR has(objects_written, ?) OR has(objects_read, ?) OR has(objects_written, ?))",
                 [s(&a), s(&a), s(&b), s(&b)],
             )
