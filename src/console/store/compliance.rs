@@ -127,10 +127,8 @@ impl Store {
                 ViewRows::Changes(rows.into_iter().map(|c| c.for_role(role)).collect())
             }
             _ => ViewRows::Statements(
-                self.latest(view.name(), role, limit, f.range, |s| {
-                    self.view_filters(view, f, s)
-                })
-                .await?,
+                self.latest(view.name(), role, limit, self.view_sql(view, f, limit))
+                    .await?,
             ),
         })
     }

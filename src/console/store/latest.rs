@@ -24,16 +24,28 @@ pub struct KeyRow {
 
 impl Store {
     /// Step one: the newest keys matching `filters` (` AND ...`
-    /// conditions). Twice `limit`: copies of a record count once later.
+    /// conditions) in `range` (in PREWHERE). Twice `limit`: copies of a
+    /// record count once later.
     pub fn keys_sql(
         &self,
         limit: u32,
         range: Option<Range>,
         filters: impl FnOnce(&mut Sql),
     ) -> Sql {
+        self.keys_sql_where(limit, |sql| self.dialect.where_range(sql, range), filters)
+    }
+
+    /// As `keys_sql`, with the caller's ` PREWHERE ... WHERE 1` (for a
+    /// condition more selective than the time range).
+    pub fn keys_sql_where(
+        &self,
+        limit: u32,
+        prewhere: impl FnOnce(&mut Sql),
+        filters: impl FnOnce(&mut Sql),
+    ) -> Sql {
         let mut sql = Sql::new("SELECT instance_id, seq, event_time FROM ");
         sql.push(&self.table("statements"));
-        self.dialect.where_range(&mut sql, range);
+        prewhere(&mut sql);
         filters(&mut sql);
         sql.with(
             " ORDER BY event_time DESC, seq DESC LIMIT ?",
@@ -66,19 +78,16 @@ impl Store {
         sql
     }
 
-    /// The newest `limit` statements matching `filters`, newest first, one
-    /// row per record.
+    /// The newest `limit` statements whose keys `keys` (a `keys_sql`)
+    /// selects, newest first, one row per record.
     pub async fn latest(
         &self,
         what: &str,
         role: Role,
         limit: u32,
-        range: Option<Range>,
-        filters: impl FnOnce(&mut Sql),
+        keys: Sql,
     ) -> Result<Vec<StatementRow>, StoreError> {
-        let keys: Vec<KeyRow> = self
-            .fetch(what, &self.keys_sql(limit, range, filters))
-            .await?;
+        let keys: Vec<KeyRow> = self.fetch(what, &keys).await?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }

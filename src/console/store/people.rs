@@ -68,17 +68,31 @@ impl Store {
     }
 
     /// Privilege changes by others whose text names the person (the
-    /// record has no grantee column, so this is a whole-word text match).
+    /// record has no grantee column, so this is a text match, made a
+    /// whole-word one by `names_word`); the predicate is the PREWHERE.
     fn received_filters(&self, user: &str, sql: &mut Sql) {
-        sql.push(" AND ").push(PRIVILEGE_PREDICATE).with(
+        sql.with(
             " AND `user` != ? AND positionCaseInsensitive(`statement`, ?) > 0",
             [Arg::Str(user.into()), Arg::Str(user.into())],
         );
     }
 
-    /// The keys step of `privileges_received`.
+    /// The keys step of `privileges_received`: the privilege predicate in
+    /// PREWHERE (one statement in a thousand), so that the statement text
+    /// is read only for those (30 days in PREWHERE read all of it: 0.5 s).
     pub fn privileges_received_sql(&self, user: &str, range: Range, limit: u32) -> Sql {
-        self.keys_sql(limit, Some(range), |sql| self.received_filters(user, sql))
+        self.keys_sql_where(
+            limit,
+            |sql| {
+                sql.push(" PREWHERE ")
+                    .push(PRIVILEGE_PREDICATE)
+                    .push(" WHERE 1");
+            },
+            |sql| {
+                sql.with(self.dialect.time_range(), range.args());
+                self.received_filters(user, sql)
+            },
+        )
     }
 
     pub async fn privileges_received(
@@ -89,9 +103,12 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
         let rows = self
-            .latest("privileges received", role, limit, Some(range), |sql| {
-                self.received_filters(user, sql)
-            })
+            .latest(
+                "privileges received",
+                role,
+                limit,
+                self.privileges_received_sql(user, range, limit),
+            )
             .await?;
         // A whole word: `ann` does not name `joanna`.
         Ok(rows

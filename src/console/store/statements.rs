@@ -105,10 +105,8 @@ impl Store {
         role: Role,
         limit: u32,
     ) -> Result<Vec<StatementRow>, StoreError> {
-        self.latest("statement search", role, limit, f.range, |sql| {
-            self.statement_filters(sql, f)
-        })
-        .await
+        self.latest("statement search", role, limit, self.search_sql(f, limit))
+            .await
     }
 
     /// Every fingerprint of the matching statements with its count, total

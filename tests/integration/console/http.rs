@@ -162,6 +162,13 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     let r = request(addr, "GET", "/person?name=alice", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("orders"));
+    // Privilege changes naming alice, made by the admin.
+    let received = &r.body[r.body.find("id=\"received\"").expect("received")..];
+    assert!(
+        received.contains("GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO alice"),
+        "{received}"
+    );
+    assert!(!received.contains("TO bob"), "{received}");
     let r = request(addr, "GET", "/compliance/failed_logins", cookie, "").await;
     assert!(r.status == 200 && r.body.contains("/person?name=alice"));
     let r = request(addr, "GET", "/export/privilege_changes.csv", cookie, "").await;
