@@ -7,8 +7,8 @@ pgtrail, ClickHouse and the console and passes what the workload did:
 
     console_browser.py URL CASE_JSON SCREENSHOT_DIR
 
-CASE_JSON: {"auditor": [name, pw], "dba": [name, pw], "alice_session": id,
-"alice_statements": [...]}. Every check that fails raises; screenshots
+CASE_JSON: {"auditor": [name, pw], "dba": [name, pw], "ines_session": id,
+"ines_statements": [...]}. Every check that fails raises; screenshots
 of every page land in SCREENSHOT_DIR.
 """
 
@@ -89,26 +89,26 @@ def auditor_walk(d):
     check("overview: DDL", tile(d, "DDL") == 1, tile(d, "DDL"))
     check("overview: a change outside pgtrail", tile(d, "changes outside pgtrail") == 1)
     people = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#people td:first-child a")]
-    check("overview: people active", {"alice", "bob"} <= set(people), people)
+    check("overview: people active", {"ines", "omar"} <= set(people), people)
     shot(d, "02-overview")
 
-    # Overview -> sessions of alice -> her session's timeline.
+    # Overview -> sessions of ines -> her session's timeline.
     d.find_element(By.LINK_TEXT, "Sessions").click()
     wait_for(d, "#sessions")
-    d.find_element(By.NAME, "user").send_keys("alice")
+    d.find_element(By.NAME, "user").send_keys("ines")
     d.find_element(By.CSS_SELECTOR, "form.filters button").click()
-    WebDriverWait(d, 10).until(lambda d: "user=alice" in d.current_url)
+    WebDriverWait(d, 10).until(lambda d: "user=ines" in d.current_url)
     rows = d.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")
-    check("sessions: alice's session and her failed login", len(rows) == 2, len(rows))
+    check("sessions: ines's session and her failed login", len(rows) == 2, len(rows))
     shot(d, "03-sessions")
     worked = [r for r in rows if "auth_ok" in r.text]
     check("sessions: one session logged in", len(worked) == 1, [r.text for r in rows])
     worked[0].find_element(By.CSS_SELECTOR, "td:first-child a").click()
     wait_for(d, "#timeline")
-    check("timeline url", CASE["alice_session"] in d.current_url, d.current_url)
+    check("timeline url", CASE["ines_session"] in d.current_url, d.current_url)
     sqls = [p.text for p in d.find_elements(By.CSS_SELECTOR, "#timeline pre.sql")]
-    want = CASE["alice_statements"]
-    check("timeline: alice's statements in order", sqls[: len(want)] == want, sqls)
+    want = CASE["ines_statements"]
+    check("timeline: ines's statements in order", sqls[: len(want)] == want, sqls)
     rolled = d.find_elements(By.CSS_SELECTOR, "#timeline li.txn.rolledback pre.sql")
     check("timeline: the rolled-back DELETE is marked",
           any("DELETE FROM orders" in r.text for r in rolled), [r.text for r in rolled])
@@ -129,7 +129,7 @@ def auditor_walk(d):
     d.find_element(By.CSS_SELECTOR, "#statement a.obj").click()
     wait_for(d, "#table-users")
     users = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#table-users td:first-child a")]
-    check("table: alice wrote orders", "alice" in users, users)
+    check("table: ines wrote orders", "ines" in users, users)
     history = text(d, "#row-history")
     check("table: row history shows the insert and the update", "widget" in history and "UPDATE" in history.upper(), history)
     shot(d, "06-table", max_height=2000)
@@ -144,14 +144,14 @@ def auditor_walk(d):
     check("search: only statements with the word", all("widget" in f.lower() for f in found), found)
     shot(d, "07-statements")
 
-    d.get(URL + "/person?name=alice")
+    d.get(URL + "/person?name=ines")
     touched = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#touched td:first-child a")]
     check("person: tables touched", "orders" in touched, touched)
     check("person: failed login", "password authentication failed" in d.page_source or "auth" in d.page_source)
     shot(d, "08-person", max_height=2000)
 
-    for view, want_text, name in (("failed_logins", "alice", "09-failed-logins"),
-                                  ("privilege_changes", "GRANT SELECT ON customers TO bob", "10-privilege-changes"),
+    for view, want_text, name in (("failed_logins", "ines", "09-failed-logins"),
+                                  ("privilege_changes", "GRANT SELECT ON customers TO omar", "10-privilege-changes"),
                                   ("ddl_changes", "CREATE INDEX orders_item", "11-ddl")):
         d.get(f"{URL}/compliance/{view}")
         check(f"{view} lists its rows", want_text in d.page_source)
@@ -176,7 +176,7 @@ def auditor_walk(d):
 
     d.get(URL + "/access")
     access = text(d, "#access")
-    check("access: the session view is on record", CASE["alice_session"] in access)
+    check("access: the session view is on record", CASE["ines_session"] in access)
     check("access: the exports are on record", "export" in access)
     shot(d, "12-access")
     d.find_element(By.CSS_SELECTOR, "form.logout button").click()
@@ -186,7 +186,7 @@ def auditor_walk(d):
 
 def dba_walk(d):
     login(d, *CASE["dba"])
-    d.get(URL + "/session/" + CASE["alice_session"])
+    d.get(URL + "/session/" + CASE["ines_session"])
     page = d.page_source
     check("dba: no parameters", "$1=" not in page)
     check("dba: no redacted values", "hmac:" not in page and "(redacted)" in page)

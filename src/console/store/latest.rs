@@ -5,7 +5,7 @@
 //! reading the statement text and arrays of every row in the range (what
 //! one `ORDER BY ... LIMIT` does on 18.16) took 0.5 to 2.3 s.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use clickhouse::Row;
 use serde::Deserialize;
@@ -60,12 +60,17 @@ impl Store {
     pub fn rows_sql(&self, role: Role, keys: &[KeyRow]) -> Sql {
         let from = keys.iter().map(|k| k.event_time).min().unwrap_or(0);
         let to = keys.iter().map(|k| k.event_time).max().unwrap_or(0);
+        // Other instances may have the same seqs in the window.
+        let instances: BTreeSet<&str> = keys.iter().map(|k| k.instance_id.as_str()).collect();
         let mut sql = Sql::new("SELECT ");
         sql.push(statement_columns(role))
             .push(" FROM ")
             .push(&self.table("statements"))
             .in_list(" PREWHERE seq IN ", keys.iter().map(|k| Arg::U64(k.seq)))
-            .push(" WHERE 1")
+            .in_list(
+                " WHERE instance_id IN ",
+                instances.into_iter().map(|i| Arg::Str(i.to_string())),
+            )
             .with(
                 self.dialect.time_range(),
                 Range {

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use super::{Fixture, ALICE_STATEMENTS, AUDITOR, DBA};
+use super::{Fixture, AUDITOR, DBA, INES_STATEMENTS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_walks_the_console_in_chromium() {
@@ -14,8 +14,8 @@ async fn a_person_walks_the_console_in_chromium() {
     let case = serde_json::json!({
         "auditor": [AUDITOR.0, AUDITOR.1],
         "dba": [DBA.0, DBA.1],
-        "alice_session": f.alice_session,
-        "alice_statements": ALICE_STATEMENTS,
+        "ines_session": f.ines_session,
+        "ines_statements": INES_STATEMENTS,
     });
     let script = format!(
         "{}/tests/python/console_browser.py",
@@ -73,7 +73,7 @@ async fn a_person_walks_the_console_in_chromium() {
     assert_eq!(
         f.access_count(&format!(
             "console_user = 'dan' AND page = 'session' AND subject = '{}'",
-            f.alice_session
+            f.ines_session
         )),
         1
     );

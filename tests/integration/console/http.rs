@@ -3,17 +3,17 @@
 //! every filter, and the access records of what was looked at.
 
 use super::client::{form, login, request};
-use super::{Fixture, ALICE_STATEMENTS, AUDITOR, DBA};
+use super::{Fixture, AUDITOR, DBA, INES_STATEMENTS};
 
 async fn closed_by_default(f: &Fixture) {
     let addr = f.console_addr;
     for path in [
         "/",
         "/sessions",
-        &format!("/session/{}", f.alice_session),
+        &format!("/session/{}", f.ines_session),
         "/statements?q=orders",
         "/table?name=orders",
-        "/person?name=alice",
+        "/person?name=ines",
         "/compliance/ddl_changes",
         "/export/ddl_changes.csv",
         "/access",
@@ -24,7 +24,7 @@ async fn closed_by_default(f: &Fixture) {
             r.header("location")[0].starts_with("/login?next="),
             "{path}"
         );
-        assert!(!r.body.contains("alice"), "{path}");
+        assert!(!r.body.contains("ines"), "{path}");
     }
     // A forged or expired cookie is no login.
     let r = request(addr, "GET", "/", "pgtrail_console=00ff", "").await;
@@ -64,29 +64,29 @@ async fn copies_count_once(f: &Fixture, cookie: &str) {
     let ch = crate::harness::clickhouse::ChServer::shared();
     let db = &f.ch_db;
     ch.query(&format!(
-        "INSERT INTO `{db}`.statements SELECT * FROM `{db}`.statements WHERE `user` = 'alice'"
+        "INSERT INTO `{db}`.statements SELECT * FROM `{db}`.statements WHERE `user` = 'ines'"
     ));
     ch.query(&format!(
-        "INSERT INTO `{db}`.sessions SELECT * FROM `{db}`.sessions WHERE `user` = 'alice'"
+        "INSERT INTO `{db}`.sessions SELECT * FROM `{db}`.sessions WHERE `user` = 'ines'"
     ));
     let addr = f.console_addr;
     let r = request(
         addr,
         "GET",
-        &format!("/session/{}", f.alice_session),
+        &format!("/session/{}", f.ines_session),
         cookie,
         "",
     )
     .await;
     assert_eq!(r.body.matches("class=\"stmt").count(), 10, "{}", r.body);
-    let r = request(addr, "GET", "/statements?user=alice", cookie, "").await;
+    let r = request(addr, "GET", "/statements?user=ines", cookie, "").await;
     assert!(r.body.contains("10 statements, newest first"), "{}", r.body);
-    let r = request(addr, "GET", "/sessions?user=alice", cookie, "").await;
+    let r = request(addr, "GET", "/sessions?user=ines", cookie, "").await;
     assert!(r.body.contains("2 sessions, newest first"), "{}", r.body);
     let r = request(addr, "GET", "/", cookie, "").await;
     let people = &r.body[r.body.find("id=\"people\"").expect("people table")..];
     assert!(
-        people.contains("alice</a></td><td class=\"num\">10</td>"),
+        people.contains("ines</a></td><td class=\"num\">10</td>"),
         "{people}"
     );
 }
@@ -102,21 +102,21 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     assert_eq!(r.header("x-frame-options"), ["DENY"]);
     assert_eq!(r.header("cache-control"), ["no-store"]);
     assert!(
-        r.body.contains("href=\"/person?name=alice\"")
-            && r.body.contains("href=\"/person?name=bob\"")
+        r.body.contains("href=\"/person?name=ines\"")
+            && r.body.contains("href=\"/person?name=omar\"")
     );
-    // The timeline: alice's statements in order, the rolled-back one marked.
+    // The timeline: ines's statements in order, the rolled-back one marked.
     let r = request(
         addr,
         "GET",
-        &format!("/session/{}", f.alice_session),
+        &format!("/session/{}", f.ines_session),
         cookie,
         "",
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let mut at = 0;
-    for sql in ALICE_STATEMENTS {
+    for sql in INES_STATEMENTS {
         let escaped = sql.replace('\'', "&#39;");
         let pos = r.body[at..]
             .find(&escaped)
@@ -145,7 +145,7 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     // Statement detail, table, person, compliance, export.
     let r = request(addr, "GET", "/table?name=orders", cookie, "").await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("/person?name=alice") && r.body.contains("row-history"));
+    assert!(r.body.contains("/person?name=ines") && r.body.contains("row-history"));
     // Row history by key: id=10 follows the row through its insert and
     // update (REPLICA IDENTITY FULL puts every column in the key).
     let r = request(
@@ -159,23 +159,23 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     assert_eq!(r.body.matches("class=\"change\"").count(), 2, "{}", r.body);
     let r = request(addr, "GET", "/table?name=orders&key=id%3D999", cookie, "").await;
     assert_eq!(r.body.matches("class=\"change\"").count(), 0);
-    let r = request(addr, "GET", "/person?name=alice", cookie, "").await;
+    let r = request(addr, "GET", "/person?name=ines", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("orders"));
-    // Privilege changes naming alice, made by the admin.
+    // Privilege changes naming ines, made by the admin.
     let received = &r.body[r.body.find("id=\"received\"").expect("received")..];
     assert!(
-        received.contains("GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO alice"),
+        received.contains("GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO ines"),
         "{received}"
     );
-    assert!(!received.contains("TO bob"), "{received}");
+    assert!(!received.contains("TO omar"), "{received}");
     let r = request(addr, "GET", "/compliance/failed_logins", cookie, "").await;
-    assert!(r.status == 200 && r.body.contains("/person?name=alice"));
+    assert!(r.status == 200 && r.body.contains("/person?name=ines"));
     let r = request(addr, "GET", "/export/privilege_changes.csv", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type")[0].starts_with("text/csv"));
     assert!(
-        r.body.starts_with("time,user,") && r.body.contains("GRANT SELECT ON customers TO bob"),
+        r.body.starts_with("time,user,") && r.body.contains("GRANT SELECT ON customers TO omar"),
         "{}",
         r.body
     );
@@ -188,7 +188,7 @@ async fn dba_sees_less(f: &Fixture, cookie: &str) {
     let r = request(
         addr,
         "GET",
-        &format!("/session/{}", f.alice_session),
+        &format!("/session/{}", f.ines_session),
         cookie,
         "",
     )
@@ -214,7 +214,7 @@ async fn injection_finds_nothing(f: &Fixture, cookie: &str) {
     let addr = f.console_addr;
     let attacks = [
         "' OR 1=1 --",
-        "alice' OR '1'='1",
+        "ines' OR '1'='1",
         "x') UNION ALL SELECT * FROM system.tables --",
         "\\' OR 1=1 --",
         "?",
@@ -265,8 +265,8 @@ async fn injection_finds_nothing(f: &Fixture, cookie: &str) {
                 let r = request(addr, "GET", &path, cookie, "").await;
                 assert!(matches!(r.status, 200 | 400 | 404), "{path}: {}", r.status);
                 for leak in [
-                    "/person?name=alice",
-                    "/person?name=bob",
+                    "/person?name=ines",
+                    "/person?name=omar",
                     "SELECT id, item",
                     "system.tables</td>",
                 ] {
@@ -296,7 +296,7 @@ async fn access_roles_injection_and_records() {
     assert_eq!(
         f.access_count(&format!(
             "{ann} AND action = 'view' AND page = 'session' AND subject = '{}'",
-            f.alice_session
+            f.ines_session
         )),
         1
     );
@@ -312,7 +312,7 @@ async fn access_roles_injection_and_records() {
         1
     );
     assert_eq!(
-        f.access_count(&format!("{ann} AND page = 'person' AND subject = 'alice'")),
+        f.access_count(&format!("{ann} AND page = 'person' AND subject = 'ines'")),
         1
     );
     assert_eq!(

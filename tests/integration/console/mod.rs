@@ -37,17 +37,17 @@ pub const DBA: (&str, &str) = ("dan", "dan-console-pw");
 pub struct Fixture {
     pub console_addr: std::net::SocketAddr,
     pub ch_db: String,
-    /// The id of alice's session.
-    pub alice_session: String,
+    /// The id of Ines's session.
+    pub ines_session: String,
     proxy: Option<Proxy>,
     stop: Option<oneshot::Sender<()>>,
     _slot: SlotGuard,
     _dir: tempfile::TempDir,
 }
 
-/// alice's statements, in order, as recorded (the timeline must show them
+/// Ines's statements, in order, as recorded (the timeline must show them
 /// in this order).
-pub const ALICE_STATEMENTS: &[&str] = &[
+pub const INES_STATEMENTS: &[&str] = &[
     "SELECT id, item, qty FROM orders WHERE id = 1",
     "BEGIN",
     "INSERT INTO orders VALUES (10, 'widget', 3, '4111-0000-0000-0010')",
@@ -59,13 +59,14 @@ pub const ALICE_STATEMENTS: &[&str] = &[
     "SELECT * FROM missing_table",
 ];
 
-/// Creates alice and bob once per cluster (other tests of the binary may
-/// have made them; the DO block ignores that).
+/// Creates ines and omar once per cluster: both console tests need them
+/// (a concurrent CREATE ROLE may also fail on the catalog's unique index).
+/// Names no other test uses: other tests make roles with other passwords.
 fn roles(pg: &PgCluster) {
-    for (name, pw) in [("alice", "alice-pw"), ("bob", "bob-pw")] {
+    for (name, pw) in [("ines", "ines-pw"), ("omar", "omar-pw")] {
         let _ = pg.try_psql(
             "postgres",
-            &format!("DO $$BEGIN CREATE ROLE {name} LOGIN PASSWORD '{pw}'; EXCEPTION WHEN duplicate_object THEN NULL; END$$"),
+            &format!("DO $$BEGIN CREATE ROLE {name} LOGIN PASSWORD '{pw}'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END$$"),
         );
     }
 }
@@ -81,33 +82,33 @@ async fn workload(pg: &PgCluster, proxy: &Proxy, db: &str) {
     let admin = proxy.connect(pg, db).await;
     admin
         .batch_execute(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO alice; GRANT SELECT ON customers TO bob; CREATE INDEX orders_item ON orders (item)",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO ines; GRANT SELECT ON customers TO omar; CREATE INDEX orders_item ON orders (item)",
         )
         .await
         .expect("admin statements");
-    let alice = connect(&as_person(proxy, db, "alice", "alice-pw", "billing")).await;
-    for sql in &ALICE_STATEMENTS[..ALICE_STATEMENTS.len() - 1] {
-        alice.batch_execute(sql).await.expect(sql);
+    let ines = connect(&as_person(proxy, db, "ines", "ines-pw", "billing")).await;
+    for sql in &INES_STATEMENTS[..INES_STATEMENTS.len() - 1] {
+        ines.batch_execute(sql).await.expect(sql);
     }
-    assert!(alice.batch_execute(ALICE_STATEMENTS[8]).await.is_err());
+    assert!(ines.batch_execute(INES_STATEMENTS[8]).await.is_err());
     // Extended protocol: its parameter is recorded (audit.log_parameters).
-    let row = alice
+    let row = ines
         .query_one("SELECT item FROM orders WHERE id = $1", &[&10i32])
         .await
         .expect("parameterised select");
     assert_eq!(row.get::<_, String>(0), "widget");
-    drop(alice);
-    let bob = connect(&as_person(proxy, db, "bob", "bob-pw", "reports")).await;
-    bob.batch_execute("SELECT count(*) FROM customers")
+    drop(ines);
+    let omar = connect(&as_person(proxy, db, "omar", "omar-pw", "reports")).await;
+    omar.batch_execute("SELECT count(*) FROM customers")
         .await
-        .expect("bob reads");
+        .expect("omar reads");
     assert!(
-        bob.batch_execute("SELECT * FROM orders").await.is_err(),
-        "bob may not read orders"
+        omar.batch_execute("SELECT * FROM orders").await.is_err(),
+        "omar may not read orders"
     );
-    drop(bob);
+    drop(omar);
     let wrong = format!(
-        "host=127.0.0.1 port={} user=alice password=wrong dbname={db}",
+        "host=127.0.0.1 port={} user=ines password=wrong dbname={db}",
         proxy.port()
     );
     assert!(tokio_postgres::connect(&wrong, tokio_postgres::NoTls)
@@ -125,12 +126,12 @@ async fn workload(pg: &PgCluster, proxy: &Proxy, db: &str) {
 async fn wait_delivered(ch: &ChServer, ch_db: &str) {
     let checks = [
         format!("SELECT count() >= 15 FROM `{ch_db}`.statements"),
-        format!("SELECT count() = 10 FROM `{ch_db}`.statements WHERE `user` = 'alice'"),
-        format!("SELECT count() = 2 FROM `{ch_db}`.statements WHERE `user` = 'bob'"),
-        format!("SELECT count() = 5 FROM `{ch_db}`.transactions WHERE `user` = 'alice'"),
+        format!("SELECT count() = 10 FROM `{ch_db}`.statements WHERE `user` = 'ines'"),
+        format!("SELECT count() = 2 FROM `{ch_db}`.statements WHERE `user` = 'omar'"),
+        format!("SELECT count() = 5 FROM `{ch_db}`.transactions WHERE `user` = 'ines'"),
         format!("SELECT count() >= 3 FROM `{ch_db}`.changes"),
         format!("SELECT count() >= 1 FROM `{ch_db}`.sessions WHERE event_type = 'auth_failed'"),
-        format!("SELECT count() >= 2 FROM `{ch_db}`.sessions WHERE event_type = 'disconnect' AND `user` IN ('alice', 'bob')"),
+        format!("SELECT count() >= 2 FROM `{ch_db}`.sessions WHERE event_type = 'disconnect' AND `user` IN ('ines', 'omar')"),
     ];
     for _ in 0..600 {
         if checks.iter().all(|c| ch.try_query(c).as_deref() == Ok("1")) {
@@ -199,7 +200,7 @@ impl Fixture {
         }));
         Fixture {
             console_addr,
-            alice_session: session_of(ch, &ch_db, "alice"),
+            ines_session: session_of(ch, &ch_db, "ines"),
             ch_db,
             proxy: Some(proxy),
             stop: Some(stop),
