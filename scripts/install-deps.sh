@@ -11,7 +11,9 @@
 # python3-venv (../shared/tools/ch-modern-check, used by
 # scripts/check-dashboards.sh, makes a venv), python3-cryptography
 # (Ed25519 checkpoint signatures in scripts/verify_trail.py and its test
-# tests/python/test_verify_trail.py), and promtool (Debian's
+# tests/python/test_verify_trail.py), chromium and chromium-driver (the web
+# console's browser test, tests/python/console_browser.py, with selenium
+# from pip), and promtool (Debian's
 # prometheus package, without recommends; checks deploy/prometheus/*.yml)
 # when it is missing.
 # The Rust toolchain is installed only when cargo is missing.
@@ -38,6 +40,8 @@ PACKAGES=(
     openssl
     python3-venv
     python3-cryptography
+    chromium
+    chromium-driver
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
@@ -138,6 +142,15 @@ if ! python3 -c "import asyncpg, psycopg, psycopg_pool" 2>/dev/null; then
     # Debian's own python3 is "externally managed" (PEP 668): allow it there.
     python3 -m pip install --quiet asyncpg "psycopg[binary]" psycopg-pool 2>/dev/null ||
         python3 -m pip install --quiet --break-system-packages asyncpg "psycopg[binary]" psycopg-pool
+fi
+
+# selenium drives Debian's chromium through its chromedriver in the console
+# browser test (tests/python/console_browser.py); the driver's path is given,
+# so selenium downloads nothing.
+if ! python3 -c "import selenium" 2>/dev/null; then
+    log "pip install selenium"
+    python3 -m pip install --quiet selenium 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages selenium
 fi
 
 # Rust toolchain, only when cargo is missing.

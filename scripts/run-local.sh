@@ -9,13 +9,16 @@
 # pgtrail) and a throw-away ClickHouse (./.pgtrail-local/ch, free ports), then
 # runs pgtrail in the foreground on 127.0.0.1:6432 (next free port if busy),
 # auditing to ClickHouse (through a spool) and to ./.pgtrail-local/audit.jsonl,
-# with its metrics on 127.0.0.1:9187 (next free port if busy). The audit
+# with its metrics on 127.0.0.1:9187 (next free port if busy), and the web
+# console (pgtrail console) on 127.0.0.1:8080 (next free port if busy) with a
+# first auditor, admin, whose password it prints. The audit
 # trail is hash-chained and its checkpoints signed with a key made on the
 # first run (./.pgtrail-local/signing.key; `pgtrail verify` checks it).
 # Ctrl-C stops everything. Data is kept between runs; delete ./.pgtrail-local
 # to start afresh.
 #
-# Environment: PGTRAIL_LISTEN_PORT (6432), PGTRAIL_ADMIN_PORT (9187, the
+# Environment: PGTRAIL_LISTEN_PORT (6432), PGTRAIL_CONSOLE_PORT (8080),
+# PGTRAIL_ADMIN_PORT (9187, the
 # /metrics, /healthz and /readyz listener), PGTRAIL_PG_PORT (54320),
 # SKIP_INSTALL=1 (do not run install-deps.sh), SKIP_BUILD=1,
 # PGTRAIL_BIN (binary to run instead of target/release/pgtrail).
@@ -44,10 +47,15 @@ PGTRAIL="${PGTRAIL_BIN:-$ROOT/target/release/pgtrail}"
 
 mkdir -p "$STATE"
 PGTRAIL_PID=
+CONSOLE_PID=
 PG_DIR=
 cleanup() {
     trap - INT TERM EXIT
     set +e
+    if [[ -n "$CONSOLE_PID" ]] && kill -0 "$CONSOLE_PID" 2>/dev/null; then
+        kill -INT "$CONSOLE_PID" 2>/dev/null
+        wait "$CONSOLE_PID" 2>/dev/null
+    fi
     if [[ -n "$PGTRAIL_PID" ]] && kill -0 "$PGTRAIL_PID" 2>/dev/null; then
         # Let pgtrail drain and flush its audit records before ClickHouse goes.
         # (A background job of a script starts with SIGINT ignored, so
@@ -82,6 +90,16 @@ svc_log "ClickHouse $CH_VERSION on $CH_URL (native port $CH_TCP_PORT)"
 
 LISTEN_PORT=$(svc_free_port "${PGTRAIL_LISTEN_PORT:-6432}")
 ADMIN_PORT=$(svc_free_port "${PGTRAIL_ADMIN_PORT:-9187}")
+CONSOLE_PORT=$(svc_free_port "${PGTRAIL_CONSOLE_PORT:-8080}")
+# The web console's first person (an auditor), made once; its password is
+# kept beside the users file (0600) so that every run can print it.
+CONSOLE_USERS="$STATE/console-users.toml"
+CONSOLE_PASSWORD_FILE="$STATE/console-admin.password"
+if [[ ! -f "$CONSOLE_USERS" || ! -f "$CONSOLE_PASSWORD_FILE" ]]; then
+    (umask 077 && "$PGTRAIL" console user add admin --role auditor --users "$CONSOLE_USERS" --generate |
+        sed -n 's/^admin (auditor): password //p' >"$CONSOLE_PASSWORD_FILE")
+fi
+CONSOLE_PASSWORD=$(cat "$CONSOLE_PASSWORD_FILE")
 AUDIT_FILE="$STATE/audit.jsonl"
 if [[ ! -f "$STATE/signing.key" ]]; then
     "$PGTRAIL" keygen --private-key "$STATE/signing.key" --public-key "$STATE/signing.pub"
@@ -106,6 +124,10 @@ cat <<EOF
   Metrics and health (Prometheus text, /healthz, /readyz):
       curl http://127.0.0.1:$ADMIN_PORT/metrics
 
+  Web console (sessions, statements, tables, people, compliance views):
+      http://127.0.0.1:$CONSOLE_PORT   user admin, password $CONSOLE_PASSWORD
+      more people: $PGTRAIL console user add NAME --role auditor|dba --users $CONSOLE_USERS
+
   Is the trail intact (hash chain, signed checkpoints)?
       $PGTRAIL verify --clickhouse-url $CH_URL --public-key $STATE/signing.pub \\
           --checkpoints $STATE/spool/checkpoints.jsonl
@@ -124,6 +146,12 @@ EOF
     --clickhouse-url "$CH_URL" \
     --admin-listen "127.0.0.1:$ADMIN_PORT" &
 PGTRAIL_PID=$!
+# The console reads what pgtrail writes: start it once pgtrail listens (the
+# schema is made by then).
+svc_wait_port "$LISTEN_PORT" "$PGTRAIL_PID" pgtrail
+"$PGTRAIL" console --clickhouse-url "$CH_URL" --users "$CONSOLE_USERS" \
+    --listen "127.0.0.1:$CONSOLE_PORT" &
+CONSOLE_PID=$!
 set +e
 wait "$PGTRAIL_PID"
 status=$?

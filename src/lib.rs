@@ -24,6 +24,7 @@
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
 //! - [`latency`]: the latency histogram behind the `*_seconds` metrics.
+//! - [`console`]: `pgtrail console`, the web console that reads the trail from ClickHouse (login, roles, pages, exports, its own access records).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -34,6 +35,7 @@ pub mod catalog;
 pub mod cdc;
 pub mod config;
 pub mod config_file;
+pub mod console;
 pub mod context;
 pub mod fdlimit;
 pub mod files;

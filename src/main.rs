@@ -18,6 +18,7 @@ use pgtrail::server::{Extensions, Server};
 
 mod cli {
     pub mod cdc;
+    pub mod console;
     pub mod error;
     pub mod user;
     pub mod verify;
@@ -56,6 +57,9 @@ enum Command {
     /// Check an audit trail's hash chain and signed checkpoints
     /// (exit 0: intact; 1: tampering or damage found; 2: could not read).
     Verify(cli::verify::VerifyArgs),
+    /// Serve the web console for DBAs and auditors (reads ClickHouse);
+    /// `console user add` makes its people.
+    Console(cli::console::ConsoleArgs),
     /// Print the version.
     Version,
 }
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Cdc { action } => cdc(action),
         Command::Keygen(args) => cli::verify::keygen(&args),
         Command::Verify(args) => return cli::verify::verify(args),
+        Command::Console(args) => cli::console::console(args),
         Command::Version => {
             println!("pgtrail {}", env!("CARGO_PKG_VERSION"));
             Ok(())

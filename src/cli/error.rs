@@ -53,6 +53,12 @@ pub enum CliError {
     Key(pgtrail::audit::chain::signing::KeyError),
     /// `verify`: the trail could not be read.
     Verify(io::Error),
+    /// `console`: the console did not start.
+    Console(pgtrail::console::ConsoleError),
+    /// `console user`: the console's users file.
+    ConsoleUsers(pgtrail::console::users::ConsoleUsersError),
+    /// `console user add --role`.
+    ConsoleRole(String),
 }
 
 impl fmt::Display for CliError {
@@ -85,6 +91,9 @@ impl fmt::Display for CliError {
             CliError::Keygen(e) => write!(f, "keygen: {e}"),
             CliError::Key(e) => write!(f, "--public-key {e}"),
             CliError::Verify(e) => write!(f, "verify: {e}"),
+            CliError::Console(e) => write!(f, "console: {e}"),
+            CliError::ConsoleUsers(e) => write!(f, "console user: {e}"),
+            CliError::ConsoleRole(r) => write!(f, "--role {r:?}: expected auditor or dba"),
         }
     }
 }
@@ -105,7 +114,10 @@ impl std::error::Error for CliError {
             CliError::ServerVersion(_)
             | CliError::NotInFile { .. }
             | CliError::EmptyPassword
-            | CliError::CdcNeedsAPerson => None,
+            | CliError::CdcNeedsAPerson
+            | CliError::ConsoleRole(_) => None,
+            CliError::Console(e) => Some(e),
+            CliError::ConsoleUsers(e) => Some(e),
             CliError::Keygen(e) | CliError::Verify(e) => Some(e),
             CliError::Key(e) => Some(e),
         }

@@ -16,6 +16,7 @@ mod changes_crash;
 mod clickhouse;
 mod clients;
 mod columns;
+mod console;
 mod cookbook;
 mod cookbook_scale;
 mod dashboards;
