@@ -1,7 +1,6 @@
 //! `pgtrail console` (serve the web console) and `pgtrail console user
 //! add/remove/list` (its people).
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -134,7 +133,7 @@ fn user(action: UserAction) -> Result<(), CliError> {
                 })?;
                 token[..24].to_string()
             } else {
-                read_password()?
+                super::user::read_password()?
             };
             users::upsert(&path, &name, role, &password).map_err(CliError::ConsoleUsers)?;
             if generate {
@@ -158,17 +157,4 @@ fn user(action: UserAction) -> Result<(), CliError> {
             Ok(())
         }
     }
-}
-
-fn read_password() -> Result<String, CliError> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(CliError::ReadPassword)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_string();
-    if password.is_empty() {
-        return Err(CliError::EmptyPassword);
-    }
-    Ok(password)
 }

@@ -93,7 +93,9 @@ pub fn user(action: UserAction) -> Result<(), CliError> {
     }
 }
 
-fn read_password() -> Result<String, CliError> {
+/// A password from one line of standard input (never an argument: it
+/// would show in `ps` and the shell history).
+pub(super) fn read_password() -> Result<String, CliError> {
     let mut line = String::new();
     std::io::stdin()
         .lock()

@@ -277,48 +277,53 @@ mod tests {
         assert_eq!(f.fingerprint, Some(255));
         assert_eq!(input_time(f.range.unwrap().from), "2025-01-02T03:04");
         let bad = |p: Params| p.check(NOW, Some(1)).unwrap_err().field;
-        assert_eq!(
-            bad(Params {
-                sqlstate: Some("42P01' --".into()),
-                ..Params::default()
-            }),
-            "sqlstate"
-        );
-        assert_eq!(
-            bad(Params {
-                kind: Some("select;drop".into()),
-                ..Params::default()
-            }),
-            "kind"
-        );
-        assert_eq!(
-            bad(Params {
-                user: Some("x".repeat(300)),
-                ..Params::default()
-            }),
-            "user"
-        );
-        assert_eq!(
-            bad(Params {
-                from: Some("yesterday".into()),
-                ..Params::default()
-            }),
-            "from"
-        );
-        assert_eq!(
-            bad(Params {
-                seq: Some("1 OR 1".into()),
-                ..Params::default()
-            }),
-            "seq"
-        );
-        assert_eq!(
-            bad(Params {
-                from: Some("2001-01-01T00:00".into()),
-                ..Params::default()
-            }),
-            "from"
-        );
+        let refused: [(&str, Params); 6] = [
+            (
+                "sqlstate",
+                Params {
+                    sqlstate: Some("42P01' --".into()),
+                    ..Params::default()
+                },
+            ),
+            (
+                "kind",
+                Params {
+                    kind: Some("select;drop".into()),
+                    ..Params::default()
+                },
+            ),
+            (
+                "user",
+                Params {
+                    user: Some("x".repeat(300)),
+                    ..Params::default()
+                },
+            ),
+            (
+                "from",
+                Params {
+                    from: Some("yesterday".into()),
+                    ..Params::default()
+                },
+            ),
+            (
+                "seq",
+                Params {
+                    seq: Some("1 OR 1".into()),
+                    ..Params::default()
+                },
+            ),
+            (
+                "from",
+                Params {
+                    from: Some("2001-01-01T00:00".into()),
+                    ..Params::default()
+                },
+            ),
+        ];
+        for (field, params) in refused {
+            assert_eq!(bad(params), field);
+        }
         assert!(Params::default().check(NOW, None).unwrap().range.is_none());
     }
 }
