@@ -151,6 +151,9 @@ pub async fn one(ctx: Ctx, Query(p): Query<Params>) -> Response {
                 tr { th { "fingerprint" } td.mono { a href=(link("/statements", &[("fingerprint", &fingerprint(s.fingerprint))])) { (fingerprint(s.fingerprint)) } } }
                 tr { th { "outcome" } td { (outcome(s.success, &s.sqlstate)) " " (s.error_message) } }
                 tr { th { "instance / seq" } td.mono { (s.instance_id) " / " (s.seq) } }
+                @for (name, list) in [("columns read", &s.columns_read), ("columns written", &s.columns_written), ("labels", &s.labels), ("reached through", &s.via)] {
+                    @if !list.is_empty() { tr { th { (name) } td.mono { (list.join(", ")) } } }
+                }
             }
         }
         @if !changes.is_empty() { h2 { "Row changes it made" } (change_table(&change_refs)) }

@@ -19,14 +19,17 @@ pub enum View {
     DdlChanges,
     /// Row changes no pgtrail transaction made (`changes_outside_pgtrail`).
     ChangesOutside,
+    /// Statements that touched a labelled column (`sensitive_access`).
+    SensitiveAccess,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [
+    pub const ALL: [View; 5] = [
         View::FailedLogins,
         View::PrivilegeChanges,
         View::DdlChanges,
         View::ChangesOutside,
+        View::SensitiveAccess,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl View {
             View::PrivilegeChanges => "privilege_changes",
             View::DdlChanges => "ddl_changes",
             View::ChangesOutside => "changes_outside_pgtrail",
+            View::SensitiveAccess => "sensitive_access",
         }
     }
 
@@ -44,6 +48,7 @@ impl View {
             View::PrivilegeChanges => "Privilege changes",
             View::DdlChanges => "DDL changes",
             View::ChangesOutside => "Changes outside pgtrail",
+            View::SensitiveAccess => "Sensitive access",
         }
     }
 
@@ -81,6 +86,7 @@ impl Store {
             View::FailedLogins => " AND event_type = 'auth_failed'",
             View::ChangesOutside => " AND attribution = 'none'",
             View::DdlChanges => " AND class = 'ddl'",
+            View::SensitiveAccess => " AND notEmpty(labels)",
             View::PrivilegeChanges => " AND ",
         });
         if view == View::PrivilegeChanges {
@@ -98,7 +104,7 @@ impl Store {
         let (columns, table, one) = match view {
             View::FailedLogins => (SESSION_EVENT_COLUMNS, "sessions", ONE_PER_RECORD),
             View::ChangesOutside => (CHANGE_COLUMNS, "changes", ONE_PER_CHANGE),
-            View::PrivilegeChanges | View::DdlChanges => {
+            View::PrivilegeChanges | View::DdlChanges | View::SensitiveAccess => {
                 return self.keys_sql(limit, f.range, |sql| self.view_filters(view, f, sql));
             }
         };

@@ -34,14 +34,19 @@ pub struct StatementRow {
     pub command_tag: String,
     pub protocol: String,
     pub params: Vec<Option<String>>,
+    /// The columns it touched and their labels (schema version 8).
+    pub columns_read: Vec<String>,
+    pub columns_written: Vec<String>,
+    pub labels: Vec<String>,
+    pub via: Vec<String>,
 }
 
 /// The select list of [`StatementRow`]; a dba gets no parameter values
 /// (the array is emptied in the query, so they never leave ClickHouse).
 pub fn statement_columns(role: Role) -> &'static str {
     match role {
-        Role::Auditor => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, params",
-        Role::Dba => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, arrayFilter(x -> 0, params)",
+        Role::Auditor => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, params, columns_read, columns_written, labels, via",
+        Role::Dba => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, arrayFilter(x -> 0, params), columns_read, columns_written, labels, via",
     }
 }
 

@@ -171,6 +171,17 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
     assert!(!received.contains("TO omar"), "{received}");
     let r = request(addr, "GET", "/compliance/failed_logins", cookie, "").await;
     assert!(r.status == 200 && r.body.contains("/person?name=ines"));
+    // Statements that touched a labelled column (issue 16's `labels`).
+    let r = request(addr, "GET", "/compliance/sensitive_access", cookie, "").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("INSERT INTO orders VALUES (10, &#39;widget&#39;")
+            || r.body.contains("INSERT INTO orders VALUES (10, 'widget'"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("SELECT item FROM orders"), "{}", r.body);
     let r = request(addr, "GET", "/export/privilege_changes.csv", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type")[0].starts_with("text/csv"));
