@@ -6,7 +6,7 @@
 use super::labels::Labels;
 use super::model::{DbCatalog, Relation};
 use super::Lookup;
-use crate::sql::columns::{Access, Candidate, ColumnRef, ColumnUse, Origin};
+use crate::sql::columns::{push_unique, Access, Candidate, ColumnRef, ColumnUse, Origin};
 
 /// Views on views and functions calling functions are followed this deep.
 const MAX_DEPTH: usize = 8;
@@ -68,27 +68,21 @@ struct Resolver<'a> {
     visited: Vec<String>,
 }
 
-fn push(list: &mut Vec<String>, item: String) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
-}
-
 impl<'a> Resolver<'a> {
     fn note(&mut self, why: String) {
-        push(&mut self.out.unresolved, why);
+        push_unique(&mut self.out.unresolved, why);
     }
 
     fn emit(&mut self, access: Access, column: String) {
         match access {
-            Access::Read => push(&mut self.out.columns_read, column),
-            Access::Write => push(&mut self.out.columns_written, column),
+            Access::Read => push_unique(&mut self.out.columns_read, column),
+            Access::Write => push_unique(&mut self.out.columns_written, column),
         }
     }
 
     fn column_use(&mut self, u: &ColumnUse, depth: usize) {
         for v in &u.via {
-            push(&mut self.out.via, v.clone());
+            push_unique(&mut self.out.via, v.clone());
         }
         for why in &u.unresolved {
             self.note(why.clone());
@@ -142,7 +136,7 @@ impl<'a> Resolver<'a> {
             }
             return;
         }
-        push(&mut self.out.via, format!("view {}", rel.qualified));
+        push_unique(&mut self.out.via, format!("view {}", rel.qualified));
         let Some(cat) = self.cat.filter(|_| depth < MAX_DEPTH) else {
             self.note(format!("view {}: nested too deep", rel.qualified));
             return;
@@ -159,7 +153,7 @@ impl<'a> Resolver<'a> {
                 Access::Read => &mut self.out.objects_read,
                 Access::Write => &mut self.out.objects_written,
             };
-            push(objects, b.qualified.clone());
+            push_unique(objects, b.qualified.clone());
             if let Some(c) = base_column {
                 self.emit(access, format!("{}.{c}", b.qualified));
             }
@@ -226,7 +220,7 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
                 self.visited.push(f.qualified.clone());
-                push(&mut self.out.via, format!("function {}", f.qualified));
+                push_unique(&mut self.out.via, format!("function {}", f.qualified));
                 for (objects, write) in [
                     (&f.body.objects_read, false),
                     (&f.body.objects_written, true),
@@ -240,7 +234,7 @@ impl<'a> Resolver<'a> {
                         } else {
                             &mut self.out.objects_read
                         };
-                        push(list, q);
+                        push_unique(list, q);
                     }
                 }
                 self.column_use(&f.body.columns, depth + 1);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Classification;
 use crate::audit::record::ColumnAccess;
 use crate::catalog::{resolve, Catalog, Labels, Lookup};
-use crate::sql::columns::ColumnUse;
+use crate::sql::columns::{extend_unique, ColumnUse};
 use crate::sql::lex::{identifier, kw, tokenize, LexOptions, Token};
 
 /// Prepared statements kept per session: PostgreSQL has no limit, this
@@ -129,13 +129,13 @@ impl StatementColumns {
                 && r.database == database
                 && Arc::ptr_eq(&r.columns, &columns)
         }) {
-            extend(&mut c.objects_read, hit.objects_read.clone());
-            extend(&mut c.objects_written, hit.objects_written.clone());
+            extend_unique(&mut c.objects_read, hit.objects_read.clone());
+            extend_unique(&mut c.objects_written, hit.objects_written.clone());
             return hit.access.clone();
         }
         let r = resolve(&columns, &c.functions, &lookup, &self.policy.labels);
-        extend(&mut c.objects_read, r.objects_read.clone());
-        extend(&mut c.objects_written, r.objects_written.clone());
+        extend_unique(&mut c.objects_read, r.objects_read.clone());
+        extend_unique(&mut c.objects_written, r.objects_written.clone());
         let access = ColumnAccess {
             columns_read: r.columns_read,
             columns_written: r.columns_written,
@@ -186,9 +186,9 @@ impl StatementColumns {
         let mut columns = ColumnUse::default();
         match found {
             Some(p) => {
-                extend(&mut c.objects_read, p.objects_read.clone());
-                extend(&mut c.objects_written, p.objects_written.clone());
-                extend(&mut c.functions, p.functions.clone());
+                extend_unique(&mut c.objects_read, p.objects_read.clone());
+                extend_unique(&mut c.objects_written, p.objects_written.clone());
+                extend_unique(&mut c.functions, p.functions.clone());
                 columns.extend(&p.columns);
                 columns.via.push(format!("prepared statement {name}"));
             }
@@ -213,14 +213,6 @@ impl StatementColumns {
                 session.remove(&name);
             }
             None => {}
-        }
-    }
-}
-
-fn extend(into: &mut Vec<String>, from: Vec<String>) {
-    for s in from {
-        if !into.contains(&s) {
-            into.push(s);
         }
     }
 }

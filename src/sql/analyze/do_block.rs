@@ -2,7 +2,9 @@
 //! their static statements analyzed, their objects and columns merged.
 
 use crate::sql::analysis::AnalyzerConfig;
-use crate::sql::columns::{plpgsql_statements, ColumnUse, Origin, Signature, DO_BLOCK};
+use crate::sql::columns::{
+    extend_unique, plpgsql_statements, ColumnUse, Origin, Signature, DO_BLOCK,
+};
 use crate::sql::parsers::pg_query::tree::V;
 use crate::sql::parsers::Extract;
 
@@ -50,9 +52,9 @@ pub fn body_use(
     };
     for sql in &statements {
         for a in crate::sql::analyze::analyze(sql.as_bytes(), cfg) {
-            push_all(&mut out.objects_read, &a.objects_read);
-            push_all(&mut out.objects_written, &a.objects_written);
-            push_all(&mut out.functions, &a.functions);
+            extend_unique(&mut out.objects_read, a.objects_read.iter().cloned());
+            extend_unique(&mut out.objects_written, a.objects_written.iter().cloned());
+            extend_unique(&mut out.functions, a.functions.iter().cloned());
             let mut inner = (*a.columns).clone();
             inner.refs.retain(|r| {
                 !(matches!(r.origin, Origin::OneOf(_))
@@ -62,14 +64,6 @@ pub fn body_use(
         }
     }
     out
-}
-
-fn push_all(into: &mut Vec<String>, from: &[String]) {
-    for s in from {
-        if !into.contains(s) {
-            into.push(s.clone());
-        }
-    }
 }
 
 /// A DO statement's tree: its body's objects join `ex`, its columns are

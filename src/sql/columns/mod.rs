@@ -27,6 +27,21 @@ mod tests;
 pub use plpgsql::{plpgsql_statements, PlpgsqlBody, Signature, DO_BLOCK};
 pub(crate) use walk::of_statement;
 
+/// Appends `item` unless `list` has it: the lists of names records carry
+/// keep first-seen order, each name once.
+pub fn push_unique(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// [`push_unique`] for each of `items`.
+pub fn extend_unique(list: &mut Vec<String>, items: impl IntoIterator<Item = String>) {
+    for item in items {
+        push_unique(list, item);
+    }
+}
+
 /// Statements whose columns are tracked: those that read or write rows
 /// (EXPLAIN only with ANALYZE; PREPARE's are kept for its EXECUTE).
 pub(crate) fn wanted(kw: crate::sql::kind::classify::KwClass) -> bool {
@@ -98,22 +113,11 @@ impl ColumnUse {
         for r in &other.refs {
             self.push(r.clone());
         }
-        for (mine, theirs) in [
-            (&mut self.via, &other.via),
-            (&mut self.unresolved, &other.unresolved),
-        ] {
-            for s in theirs {
-                if !mine.contains(s) {
-                    mine.push(s.clone());
-                }
-            }
-        }
+        extend_unique(&mut self.via, other.via.iter().cloned());
+        extend_unique(&mut self.unresolved, other.unresolved.iter().cloned());
     }
 
     pub(crate) fn note_unresolved(&mut self, why: impl Into<String>) {
-        let why = why.into();
-        if !self.unresolved.contains(&why) {
-            self.unresolved.push(why);
-        }
+        push_unique(&mut self.unresolved, why.into());
     }
 }
