@@ -76,8 +76,11 @@ impl Labels {
     pub fn of<'a>(&self, columns: impl IntoIterator<Item = &'a String>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for c in columns {
+            let Some(name) = ColumnName::of(c) else {
+                continue;
+            };
             for (label, p) in &self.patterns {
-                if !out.contains(label) && p.matches(c) {
+                if !out.contains(label) && p.matches(&name) {
                     out.push(label.clone());
                 }
             }
@@ -87,21 +90,39 @@ impl Labels {
     }
 }
 
-impl Pattern {
-    fn matches(&self, column: &str) -> bool {
-        let parts: Vec<&str> = column.split('.').collect();
-        let (schema, table, col) = match parts.as_slice() {
+/// A column as records name it, split once for every pattern:
+/// `schema.table.column` or `table.column`.
+struct ColumnName<'a> {
+    schema: Option<&'a str>,
+    table: &'a str,
+    column: &'a str,
+}
+
+impl<'a> ColumnName<'a> {
+    fn of(name: &'a str) -> Option<Self> {
+        let parts: Vec<&str> = name.split('.').collect();
+        let (schema, table, column) = match parts.as_slice() {
             [s, t, c] => (Some(*s), *t, *c),
             [t, c] => (None, *t, *c),
-            _ => return false,
+            _ => return None,
         };
-        let schema_ok = match (&self.schema, schema) {
+        Some(ColumnName {
+            schema,
+            table,
+            column,
+        })
+    }
+}
+
+impl Pattern {
+    fn matches(&self, c: &ColumnName<'_>) -> bool {
+        let schema_ok = match (&self.schema, c.schema) {
             (Some(p), Some(s)) => glob(p, s),
             _ => true,
         };
         schema_ok
-            && (table == "?" || glob(&self.table, table))
-            && (col == "*" || glob(&self.column, col))
+            && (c.table == "?" || glob(&self.table, c.table))
+            && (c.column == "*" || glob(&self.column, c.column))
     }
 }
 

@@ -234,6 +234,15 @@ impl Walker<'_> {
         }
     }
 
+    /// The expressions of `f`'s fields `keys` that are set.
+    fn exprs_of(&mut self, f: &Fields, keys: &[&str]) {
+        for key in keys {
+            if let Some(x) = get(f, key) {
+                self.expr(x);
+            }
+        }
+    }
+
     /// Any expression: column references, and the queries inside it.
     fn expr(&mut self, v: &V) {
         if self.depth > MAX_DEPTH {
@@ -354,11 +363,7 @@ impl Walker<'_> {
                 if let Some(V::Struct(_, oc)) = get(f, "on_conflict_clause") {
                     w.scopes.add(Rel::derived("excluded".into()));
                     w.set_targets(&t, items(oc, "target_list"));
-                    for key in ["infer", "where_clause"] {
-                        if let Some(x) = get(oc, key) {
-                            w.expr(x);
-                        }
-                    }
+                    w.exprs_of(oc, &["infer", "where_clause"]);
                 }
             }
             if let Some(r) = get(f, "returning_clause") {
@@ -392,11 +397,7 @@ impl Walker<'_> {
             if let Some(t) = &target {
                 w.set_targets(t, items(f, "target_list"));
             }
-            for key in ["where_clause", "returning_clause"] {
-                if let Some(x) = get(f, key) {
-                    w.expr(x);
-                }
-            }
+            w.exprs_of(f, &["where_clause", "returning_clause"]);
             w.scopes.pop();
         });
     }
@@ -410,11 +411,7 @@ impl Walker<'_> {
             for item in items(f, "using_clause") {
                 w.in_from(item);
             }
-            for key in ["where_clause", "returning_clause"] {
-                if let Some(x) = get(f, key) {
-                    w.expr(x);
-                }
-            }
+            w.exprs_of(f, &["where_clause", "returning_clause"]);
             w.scopes.pop();
         });
     }
@@ -454,11 +451,7 @@ impl Walker<'_> {
             CMD_DELETE => self.write(table, None),
             _ => {}
         }
-        for key in ["condition", "values"] {
-            if let Some(x) = get(f, key) {
-                self.expr(x);
-            }
-        }
+        self.exprs_of(f, &["condition", "values"]);
     }
 
     fn copy(&mut self, f: &Fields) {
