@@ -52,6 +52,7 @@ fn event(session: &Arc<SessionInfo>, text: &Bytes) -> AuditEvent {
         failure: None,
         txn_status: pgtrail::audit::event::TxnStatus::Idle,
         transaction: Default::default(),
+        end_user: Default::default(),
     }))
 }
 

@@ -290,6 +290,7 @@ fn build_pool(n: usize, instance_id: &str) -> Vec<Record> {
                     _ => TxnStatus::Idle,
                 },
                 transaction: Default::default(),
+                end_user: Default::default(),
             };
             builder.build(AuditEvent::Statement(Box::new(event)))
         })

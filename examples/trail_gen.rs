@@ -84,5 +84,6 @@ fn statement(seq: u64, at: i64) -> Record {
         transaction_id: uuid::Uuid::from_u64_pair(0x01a2_28da_0000_7000, seq),
         params: None,
         columns: Default::default(),
+        end_user: Default::default(),
     }))
 }

@@ -20,6 +20,7 @@
 //! - [`audit`]: statement and session events, records, the writer thread, sinks.
 //! - [`catalog`]: tables, columns, views and function bodies per database, loaded over a read-only connection, to resolve and label the columns statements touch.
 //! - [`cdc`]: row changes from logical decoding: the replication client, the pgoutput decoder, attribution markers, and the consumer that writes `changes` records.
+//! - [`identity`]: end users behind service accounts: claims from comments, `pgtrail.*` settings and startup options, scoped as PostgreSQL scopes settings, verified when signed.
 //! - [`hooks`]: extension points, a trait of session phases with no-op defaults.
 //! - [`text`]: lossless text for records (UTF-8 as is, other bytes escaped).
 //! - [`logging`]: tracing subscriber setup, text or JSON.
@@ -40,6 +41,7 @@ pub mod context;
 pub mod fdlimit;
 pub mod files;
 pub mod hooks;
+pub mod identity;
 pub mod latency;
 pub mod logging;
 pub mod protocol;

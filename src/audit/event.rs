@@ -114,6 +114,9 @@ pub struct StatementEvent {
     pub txn_status: TxnStatus,
     /// The transaction the statement ran in.
     pub transaction: TxnRef,
+    /// The end user claimed for it (`identity`); shared, since a session's
+    /// statements mostly carry the same claim.
+    pub end_user: Arc<crate::identity::EndUser>,
 }
 
 /// A statement's transaction, and its place in it.
@@ -171,6 +174,8 @@ pub struct TransactionEvent {
     pub duration_us: u64,
     /// Statement index ranges (inclusive) undone by `ROLLBACK TO SAVEPOINT`.
     pub undone: Vec<(u32, u32)>,
+    /// The end user claimed when it ended.
+    pub end_user: Arc<crate::identity::EndUser>,
 }
 
 /// The kinds of session record.

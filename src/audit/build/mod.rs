@@ -265,7 +265,7 @@ impl RecordBuilder {
     /// little for it (`writer::thread`).
     pub fn change_ready(&self, change: &crate::audit::event::ChangeEvent) -> bool {
         match (&self.recent, change.transaction_id, change.statement_index) {
-            (Some(recent), Some(txn), Some(index)) => recent.seq(txn, index).is_some(),
+            (Some(recent), Some(txn), Some(index)) => recent.statement(txn, index).is_some(),
             _ => true,
         }
     }
@@ -274,15 +274,28 @@ impl RecordBuilder {
     /// statement its marker names, when that record is still known (else
     /// the change is the transaction's).
     fn change(&mut self, mut change: crate::audit::event::ChangeEvent) -> ChangeRecord {
+        let mut end_user = None;
         if let (Some(txn), Some(index)) = (change.transaction_id, change.statement_index) {
-            change.statement_seq = self.recent.as_ref().and_then(|r| r.seq(txn, index));
+            let statement = self.recent.as_ref().and_then(|r| r.statement(txn, index));
+            change.statement_seq = statement.as_ref().map(|s| s.0);
+            end_user = statement.map(|s| s.1);
             if change.statement_seq.is_none() {
                 change.attribution = crate::audit::event::Attribution::Transaction;
             }
         }
+        if let (None, Some(txn)) = (&end_user, change.transaction_id) {
+            end_user = self
+                .recent
+                .as_ref()
+                .and_then(|r| r.transaction_end_user(txn));
+        }
         let mut header = self.header(SystemTime::now());
         header.event_time = change.commit_time;
-        ChangeRecord { header, change }
+        ChangeRecord {
+            header,
+            change,
+            end_user: end_user.unwrap_or_default(),
+        }
     }
 
     fn header(&mut self, at: SystemTime) -> RecordHeader {

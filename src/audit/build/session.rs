@@ -67,6 +67,7 @@ impl RecordBuilder {
             xid: None,
             undone_from_seq: seqs.undone_from_seq,
             undone_to_seq: seqs.undone_to_seq,
+            end_user: e.end_user,
         }
     }
 }

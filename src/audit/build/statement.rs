@@ -53,7 +53,7 @@ impl RecordBuilder {
         self.transactions
             .statement(e.transaction, header.seq, written);
         if let Some(recent) = &mut self.recent {
-            recent.insert(e.transaction.id, e.transaction.index, header.seq);
+            recent.insert(e.transaction.id, e.transaction.index, header.seq, &e.end_user);
         }
         if e.failure.is_none() {
             // Only SET, RESET and DISCARD change roles: other statements
@@ -97,6 +97,7 @@ impl RecordBuilder {
             transaction_id: e.transaction.id,
             params: e.params.map(|p| p.iter().map(render_param).collect()),
             columns,
+            end_user: e.end_user,
         }
     }
 }

@@ -60,6 +60,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         transaction_id,
         params,
         columns,
+        end_user: _,
     } = r;
     let mut o = Object::start(out, "statements", header);
     o.u64("duration_us", *duration_us);
@@ -187,6 +188,7 @@ fn transaction(r: &TransactionRecord, out: &mut Vec<u8>) {
         xid,
         undone_from_seq,
         undone_to_seq,
+        end_user: _,
     } = r;
     let mut o = Object::start(out, "transactions", header);
     o.uuid("transaction_id", transaction_id);

@@ -6,7 +6,11 @@ use crate::audit::change_event::{ChangeEvent, Columns};
 use crate::audit::record::ChangeRecord;
 
 pub(super) fn change(r: &ChangeRecord, out: &mut Vec<u8>) {
-    let ChangeRecord { header, change } = r;
+    let ChangeRecord {
+        header,
+        change,
+        end_user: _,
+    } = r;
     let ChangeEvent {
         commit_lsn,
         lsn,

@@ -69,6 +69,7 @@ pub(crate) fn statement(text: &str, params: Option<Vec<Option<String>>>) -> Reco
         transaction_id: uuid::Uuid::from_u128(0x01a2_28da_91ff_701a_b514_7a53_0000_0007),
         params,
         columns: Default::default(),
+        end_user: Default::default(),
     }))
 }
 
@@ -97,6 +98,7 @@ pub(crate) fn transaction(text: &str, i: u64) -> Record {
         xid: i.is_multiple_of(2).then_some(i + 700),
         undone_from_seq: (0..i % 3).collect(),
         undone_to_seq: (0..i % 3).map(|x| x + 1).collect(),
+        end_user: Default::default(),
     }))
 }
 
@@ -160,6 +162,7 @@ pub(crate) fn change(text: &str, i: u64) -> Record {
             attribution: attributions[i as usize % 2],
             forged_marker: i % 3 == 1,
         },
+        end_user: Default::default(),
     }))
 }
 

@@ -7,9 +7,11 @@ mod time;
 pub use time::{format_micros, format_time, micros_since_epoch, parse_time_micros, write_micros};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::event::{Protocol, SessionEventType, TransactionOutcome};
+pub use crate::identity::EndUser;
 
 /// Columns shared by every record: identity and order of the record itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +96,10 @@ pub struct StatementRecord {
     /// earlier builds.
     #[serde(flatten)]
     pub columns: ColumnAccess,
+    /// The end user the application claimed (schema version 9); empty in
+    /// records of earlier builds and when nothing was claimed.
+    #[serde(flatten)]
+    pub end_user: Arc<EndUser>,
 }
 
 /// The columns a statement read and wrote, resolved with the catalog
@@ -172,6 +178,9 @@ pub struct TransactionRecord {
     /// ROLLBACK TO SAVEPOINT.
     pub undone_from_seq: Vec<u64>,
     pub undone_to_seq: Vec<u64>,
+    /// The end user claimed when it ended (schema version 9).
+    #[serde(flatten)]
+    pub end_user: Arc<EndUser>,
 }
 
 /// One row of `sessions`.
@@ -287,6 +296,10 @@ pub struct ChangeRecord {
     pub header: RecordHeader,
     #[serde(flatten)]
     pub change: crate::audit::change_event::ChangeEvent,
+    /// The end user of the statement (or transaction) the change is
+    /// attributed to (schema version 9).
+    #[serde(flatten)]
+    pub end_user: Arc<EndUser>,
 }
 
 /// What a sink writes; `record` in JSON names the table.

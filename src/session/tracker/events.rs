@@ -188,6 +188,7 @@ impl Tracker {
                 failure,
                 txn_status: TxnStatus::Unknown,
                 transaction,
+                end_user: Default::default(),
             })));
         if let Some(txn) = ended {
             self.pending.push(AuditEvent::Transaction(Box::new(txn)));

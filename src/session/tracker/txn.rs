@@ -184,6 +184,7 @@ impl Transactions {
             started_at: open.started_at,
             duration_us: now.saturating_duration_since(open.started).as_micros() as u64,
             undone: open.undone,
+            end_user: Default::default(),
         })
     }
 }
