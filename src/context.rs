@@ -40,6 +40,8 @@ pub struct ProxyContext {
     /// Signs the attribution markers sessions leave in transactions that
     /// wrote (`cdc.enabled`); `None` sends nothing of pgtrail's upstream.
     pub markers: Option<Arc<crate::cdc::marker::MarkerSigner>>,
+    /// End-user claims (`[identity]`); `None` when `claims = false`.
+    pub identity: Option<Arc<crate::identity::Identity>>,
     /// What only `/metrics` reads.
     pub observed: Observed,
 }

@@ -53,6 +53,10 @@ pub fn config_digest(c: &Config) -> String {
     }
     c.audit.clickhouse.password.0.clear();
     c.cdc.password.0.clear();
+    c.catalog.url.0.clear();
+    for key in &mut c.identity.keys {
+        key.hmac_secret = key.hmac_secret.as_ref().map(|_| Default::default());
+    }
     c.upstream.url = masked_url(&c.upstream.url);
     c.audit.clickhouse_url = c.audit.clickhouse_url.as_deref().map(masked_url);
     // serde_json's maps are sorted, so the text is the same for the same
@@ -69,6 +73,8 @@ pub fn config_holds_secrets(c: &Config) -> bool {
     !c.auth.role_passwords.is_empty()
         || !c.audit.clickhouse.password.0.is_empty()
         || !c.cdc.password.0.is_empty()
+        || in_url(&c.catalog.url.0)
+        || c.identity.keys.iter().any(|k| k.hmac_secret.is_some())
         || in_url(&c.upstream.url)
         || c.audit.clickhouse_url.as_deref().is_some_and(in_url)
 }

@@ -120,6 +120,9 @@ impl Server {
             _ => Users::default(),
         };
         let markers = marker_signer(&config)?;
+        let identity = crate::identity::Identity::from_config(&config.identity)
+            .map_err(StartupError::IdentityKey)?
+            .map(Arc::new);
         let cdc_stats = markers.as_ref().map(|_| Arc::default());
         let classifier = ext.classifier.clone();
         let columns = column_policy(&config)?;
@@ -148,6 +151,7 @@ impl Server {
             force_close: force_rx,
             stats: ProxyStats::default(),
             markers,
+            identity,
             observed: Observed {
                 instance_id: std::mem::take(&mut gauges.instance_id),
                 classifier,

@@ -19,6 +19,8 @@ pub enum StartupError {
     Audit(crate::audit::start::AuditStartError),
     /// `[cdc]`'s marker key file.
     MarkerKey(crate::cdc::marker::MarkerKeyError),
+    /// An `[[identity.keys]]` key.
+    IdentityKey(crate::identity::verify::KeyError),
     /// A listener could not be bound; `what` names the setting.
     Listen {
         what: &'static str,
@@ -35,6 +37,7 @@ impl fmt::Display for StartupError {
             StartupError::Tls(e) => e.fmt(f),
             StartupError::Users(e) => e.fmt(f),
             StartupError::MarkerKey(e) => e.fmt(f),
+            StartupError::IdentityKey(e) => e.fmt(f),
             StartupError::Listen { what, addr, source } => write!(f, "{what} on {addr}: {source}"),
         }
     }
@@ -48,6 +51,7 @@ impl std::error::Error for StartupError {
             StartupError::Users(e) => Some(e),
             StartupError::Audit(e) => Some(e),
             StartupError::MarkerKey(e) => Some(e),
+            StartupError::IdentityKey(e) => Some(e),
             StartupError::Config(_) => None,
         }
     }

@@ -13,11 +13,13 @@ use std::time::Duration;
 mod audit;
 mod catalog;
 mod cdc;
+mod identity;
 mod upstream;
 mod validate;
 pub use audit::{AuditConfig, ClickHouseConfig, Durability, FailurePolicy};
 pub use catalog::{CatalogConfig, LabelsConfig};
 pub use cdc::{AttributionLevel, CdcConfig};
+pub use identity::{IdentityConfig, IdentityKey, RoleIdentity};
 pub use upstream::{UpstreamConfig, UpstreamTlsMode, UpstreamUrlError, UrlFault};
 
 /// A string that must not reach logs.
@@ -53,6 +55,7 @@ pub struct Config {
     pub cdc: CdcConfig,
     pub catalog: CatalogConfig,
     pub labels: LabelsConfig,
+    pub identity: IdentityConfig,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             cdc: CdcConfig::default(),
             catalog: CatalogConfig::default(),
             labels: LabelsConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }

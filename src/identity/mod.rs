@@ -99,3 +99,11 @@ impl EndUser {
         *self == EndUser::default()
     }
 }
+
+mod claims;
+pub mod comment;
+pub mod scope;
+pub mod setting;
+pub mod verify;
+
+pub use claims::{Identity, IdentityStats, SessionClaims, REJECTION_KINDS};

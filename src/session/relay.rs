@@ -170,8 +170,13 @@ fn tracker(
     info: std::sync::Arc<crate::audit::SessionInfo>,
     clock: SessionClock,
 ) -> Tracker {
+    let claims = ctx
+        .identity
+        .as_ref()
+        .map(|id| crate::identity::SessionClaims::new(id.clone(), &info));
     let t = Tracker::new(info, clock, ctx.live().log_parameters)
-        .with_internal_stats(ctx.stats.markers.clone());
+        .with_internal_stats(ctx.stats.markers.clone())
+        .with_claims(claims);
     match ctx.config.cdc.attribution {
         crate::config::AttributionLevel::Statement => t,
         crate::config::AttributionLevel::Transaction => t.transaction_markers_only(),

@@ -163,14 +163,17 @@ impl Tracker {
         let started_at = self.clock.wall(start);
         let position = failure.as_ref().and_then(|f| f.position);
         let own_text = || own_statement(&text, statement_index, position).to_vec();
+        let param_texts = || params_as_text(params.as_deref());
         let finished = txn::Finished {
             started_at,
             started: start,
             tag: command_tag.as_deref(),
             failed: failure.is_some(),
             text: &own_text,
+            sent: &text,
+            params: &param_texts,
         };
-        let (transaction, ended) =
+        let (transaction, ended, end_user) =
             self.transactions
                 .statement(finished, &self.application_name, now);
         self.pending
@@ -180,7 +183,8 @@ impl Tracker {
                 protocol,
                 text,
                 statement_index,
-                params,
+                // Kept only to read a claim when not configured to log.
+                params: params.filter(|_| self.log_params),
                 started_at,
                 duration_us: now.saturating_duration_since(start).as_micros() as u64,
                 command_tag,
@@ -188,10 +192,23 @@ impl Tracker {
                 failure,
                 txn_status: TxnStatus::Unknown,
                 transaction,
-                end_user: Default::default(),
+                end_user,
             })));
         if let Some(txn) = ended {
             self.pending.push(AuditEvent::Transaction(Box::new(txn)));
         }
     }
+}
+
+/// Bind parameters in text format as text (binary ones, and non-UTF-8
+/// text, are unknown).
+fn params_as_text(params: Option<&[Param]>) -> Vec<Option<String>> {
+    params
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let v = p.value.as_ref().filter(|_| !p.binary)?;
+            String::from_utf8(v.to_vec()).ok()
+        })
+        .collect()
 }

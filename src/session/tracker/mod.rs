@@ -138,6 +138,14 @@ impl Tracker {
         self
     }
 
+    /// Follows the session's end-user claims (`crate::identity`).
+    pub fn with_claims(mut self, claims: Option<crate::identity::SessionClaims>) -> Self {
+        if let Some(claims) = claims {
+            self.transactions = self.transactions.with_claims(claims);
+        }
+        self
+    }
+
     /// Markers only where transactions end (`cdc.attribution =
     /// "transaction"`), none after statements.
     pub fn transaction_markers_only(mut self) -> Self {
@@ -272,6 +280,8 @@ impl Tracker {
     }
 }
 
+#[cfg(test)]
+mod claims_tests;
 #[cfg(test)]
 mod internal_tests;
 #[cfg(test)]

@@ -154,7 +154,10 @@ impl Tracker {
     fn bind(&mut self, body: &[u8], now: Instant) -> Result<(), Malformed> {
         let b = frontend::bind(body)?;
         let text = self.prepared.get(b.statement).cloned().unwrap_or_default();
-        let params = if self.log_params {
+        // Parameters are also kept (not recorded) where they may set a
+        // claim: `set_config('pgtrail.end_user', $1, ...)`.
+        let keep = self.log_params || crate::identity::setting::mentions_claim(&text);
+        let params = if keep {
             let values = b.params()?;
             let owned = values
                 .iter()

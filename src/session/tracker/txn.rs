@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::audit::event::{TransactionEvent, TransactionOutcome, TxnRef, TxnStatus};
 use crate::audit::SessionInfo;
+use crate::identity::{setting, EndUser, SessionClaims};
 use crate::sql::lex::{identifier, tokenize, LexOptions, Tok};
 
 /// The transactions of one session.
@@ -26,6 +27,11 @@ pub(super) struct Transactions {
     base: u128,
     count: u32,
     open: Option<Open>,
+    /// The session's end-user claims, when claims are on: their settings
+    /// follow these transactions' boundaries, as PostgreSQL's do.
+    claims: Option<SessionClaims>,
+    /// The claim of the last statement (also a transaction's at its end).
+    last_claim: Arc<EndUser>,
 }
 
 struct Open {
@@ -52,8 +58,13 @@ pub(super) struct Finished<'a> {
     pub tag: Option<&'a str>,
     pub failed: bool,
     /// The statement's own text (read only for `ROLLBACK`, `SAVEPOINT`,
-    /// `RELEASE` tags).
+    /// `RELEASE` tags, and for claims when it may hold a comment or set
+    /// one).
     pub text: &'a dyn Fn() -> Vec<u8>,
+    /// The whole text sent (a Query string may hold several statements).
+    pub sent: &'a [u8],
+    /// Its bind parameters as text, when known (`set_config(..., $1, ...)`).
+    pub params: &'a dyn Fn() -> Vec<Option<String>>,
 }
 
 impl Transactions {
@@ -69,17 +80,35 @@ impl Transactions {
             base,
             count: 0,
             open: None,
+            claims: None,
+            last_claim: Arc::default(),
         }
     }
 
+    /// Follows end-user claims for this session.
+    pub fn with_claims(mut self, claims: SessionClaims) -> Self {
+        self.claims = Some(claims);
+        self
+    }
+
+    pub fn claims(&self) -> Option<&SessionClaims> {
+        self.claims.as_ref()
+    }
+
+    /// The claim the last finished statement carried.
+    pub fn last_claim(&self) -> &Arc<EndUser> {
+        &self.last_claim
+    }
+
     /// The transaction a finished statement belongs to (starting one if
-    /// none is open), and the transaction it ended, if it ended one.
+    /// none is open), the transaction it ended, if it ended one, and the
+    /// end-user claim it ran with.
     pub fn statement(
         &mut self,
         s: Finished<'_>,
         app: &Arc<str>,
         now: Instant,
-    ) -> (TxnRef, Option<TransactionEvent>) {
+    ) -> (TxnRef, Option<TransactionEvent>, Arc<EndUser>) {
         let open = match &mut self.open {
             Some(open) => open,
             None => self.open.insert(Open::new(self.base, &mut self.count, &s)),
@@ -91,6 +120,10 @@ impl Transactions {
         };
         open.statements += 1;
         open.failed |= s.failed;
+        let depth = open.savepoints.len() as u32;
+        if let Some(claims) = &mut self.claims {
+            self.last_claim = statement_claim(claims, &s, depth + 1, app);
+        }
         let end = match s.tag {
             Some("BEGIN" | "START TRANSACTION") => {
                 open.explicit = true;
@@ -113,7 +146,16 @@ impl Transactions {
             }
             _ => None,
         };
-        (txn, end.and_then(|outcome| self.end(outcome, app, now)))
+        let after = open.savepoints.len() as u32;
+        if let (Some(claims), None) = (&mut self.claims, end) {
+            match s.tag {
+                Some("RELEASE") => claims.settings.release_to(after + 1),
+                Some("ROLLBACK") => claims.settings.rollback_to(after),
+                _ => {}
+            }
+        }
+        let ended = end.and_then(|outcome| self.end(outcome, app, now));
+        (txn, ended, self.last_claim.clone())
     }
 
     /// The index the next statement gets in its transaction.
@@ -175,6 +217,13 @@ impl Transactions {
         now: Instant,
     ) -> Option<TransactionEvent> {
         let open = self.open.take()?;
+        if let Some(claims) = &mut self.claims {
+            let kept = matches!(
+                outcome,
+                TransactionOutcome::Committed | TransactionOutcome::Prepared
+            );
+            claims.settings.end_transaction(kept);
+        }
         Some(TransactionEvent {
             session: self.session.clone(),
             application_name: app.clone(),
@@ -184,7 +233,7 @@ impl Transactions {
             started_at: open.started_at,
             duration_us: now.saturating_duration_since(open.started).as_micros() as u64,
             undone: open.undone,
-            end_user: Default::default(),
+            end_user: self.last_claim.clone(),
         })
     }
 }
@@ -227,6 +276,33 @@ impl Open {
             self.savepoints.truncate(at);
         }
     }
+}
+
+/// A finished statement's claim: its own changes to the `pgtrail.*`
+/// settings applied first (at `level`), when it succeeded.
+fn statement_claim(
+    claims: &mut SessionClaims,
+    s: &Finished<'_>,
+    level: u32,
+    app: &Arc<str>,
+) -> Arc<EndUser> {
+    let may_change = !s.failed && s.tag.is_some_and(|t| setting::may_change(t, s.sent));
+    let may_comment = memchr::memmem::find(s.sent, b"/*").is_some();
+    let own = if may_change || may_comment {
+        (s.text)()
+    } else {
+        Vec::new()
+    };
+    if may_change {
+        for change in setting::changes(&own, &(s.params)()) {
+            claims.settings.apply(&change, level);
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text = if may_comment { &own[..] } else { s.sent };
+    claims.claim(text, app, now)
 }
 
 /// The identifiers and keywords of a statement, folded as PostgreSQL folds

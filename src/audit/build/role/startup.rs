@@ -7,6 +7,9 @@
 pub struct StartupIdentity {
     pub session_authorization: Option<String>,
     pub role: Option<String>,
+    /// `pgtrail.*` settings (end-user claims, `crate::identity`), names
+    /// lower case, the last assignment of each kept.
+    pub claims: Vec<(String, String)>,
 }
 
 impl StartupIdentity {
@@ -32,6 +35,10 @@ impl StartupIdentity {
                 // SET SESSION AUTHORIZATION makes the role inactive.
                 self.session_authorization = Some(value.to_string());
                 self.role = None;
+            }
+            name if name.starts_with("pgtrail.") => {
+                self.claims.retain(|(n, _)| n != name);
+                self.claims.push((name.to_string(), value.to_string()));
             }
             _ => {}
         }

@@ -111,6 +111,7 @@ fn info(role: Option<&str>) -> SessionInfo {
         startup_identity: StartupIdentity {
             session_authorization: None,
             role: role.map(String::from),
+            claims: Vec::new(),
         },
     }
 }
