@@ -232,6 +232,21 @@ impl SessionClaims {
         app: &str,
         now: u64,
     ) -> (EndUser, Option<u64>, Option<Rejection>) {
+        let settings = std::mem::take(&mut self.settings);
+        let found = self.end_user_under(&settings, c, app, now);
+        self.settings = settings;
+        found
+    }
+
+    /// [`Self::end_user`] under `settings` (the session's, or a
+    /// prediction of them).
+    fn end_user_under(
+        &mut self,
+        settings: &Settings,
+        c: Option<&CommentClaims>,
+        app: &str,
+        now: u64,
+    ) -> (EndUser, Option<u64>, Option<Rejection>) {
         let from_setting = |v: &Value| {
             if v.startup {
                 Source::Startup
@@ -255,17 +270,39 @@ impl SessionClaims {
                 return (unsigned(name, Source::Comment), None, None);
             }
         }
-        if let Some(token) = self.settings.get(Slot::EndUserToken).cloned() {
-            let plain = self.settings.get(Slot::EndUser).map(|v| v.text.to_string());
-            return self.verified_token(&token.text, plain.as_deref(), from_setting(&token), now);
+        if let Some(token) = settings.get(Slot::EndUserToken) {
+            let plain = settings.get(Slot::EndUser).map(|v| v.text.to_string());
+            return self.verified_token(&token.text, plain.as_deref(), from_setting(token), now);
         }
-        if let Some(v) = self.settings.get(Slot::EndUser) {
+        if let Some(v) = settings.get(Slot::EndUser) {
             return (unsigned(&v.text, from_setting(v)), None, None);
         }
         if let Some(name) = self.from_application_name(app) {
             return (unsigned(name, Source::ApplicationName), None, None);
         }
         (EndUser::default(), None, None)
+    }
+
+    /// Whether a statement with own text `text` would run with a verified
+    /// end user under `settings`; else why not. Counts nothing.
+    pub fn verified_under(
+        &mut self,
+        settings: &Settings,
+        text: &[u8],
+        app: &str,
+        now: u64,
+    ) -> Result<(), String> {
+        let c = comment::claims(text);
+        let (user, _, rejection) = self.end_user_under(settings, c.as_ref(), app, now);
+        match (user.end_user_verified, rejection) {
+            (true, _) => Ok(()),
+            (false, Some(r)) => Err(format!(
+                "the claim of \"{}\" was rejected: {r}",
+                user.end_user
+            )),
+            (false, None) if user.end_user.is_empty() => Err("no end user is claimed".into()),
+            (false, None) => Err(format!("the claim of \"{}\" is not signed", user.end_user)),
+        }
     }
 
     fn verified_token(

@@ -15,7 +15,7 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use comment::{comment_message, sign_comment};
+pub use comment::{comment_message, sign_comment, sign_hs256_token};
 
 /// Tokens and comment fields longer than this are refused before any decoding,
 /// so a hostile client cannot make us parse megabytes of JSON per query.

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cdc::marker::{Marker, MarkerSigner};
 use crate::protocol::build;
-use crate::session::tracker::{MarkerForm, MarkerPlan, Tracker};
+use crate::session::tracker::{MarkerForm, MarkerPlan, Refusal, Tracker};
 
 /// pgtrail's own messages around a client frame: `before` it (at offset
 /// `at` of the run), and `after` it (the run ends with it).
@@ -14,6 +14,9 @@ pub(super) struct Injection {
     pub(super) at: usize,
     pub(super) before: Bytes,
     pub(super) after: Bytes,
+    /// The client frame itself is not sent: `before` stands in for it
+    /// (a refused statement, `refusal`).
+    pub(super) replace: bool,
 }
 
 impl Injection {
@@ -23,11 +26,61 @@ impl Injection {
         let mut out = BytesMut::with_capacity(len);
         out.extend_from_slice(&frames[..self.at]);
         out.extend_from_slice(&self.before);
-        out.extend_from_slice(&frames[self.at..]);
+        if !self.replace {
+            out.extend_from_slice(&frames[self.at..]);
+        }
         out.extend_from_slice(&self.after);
         out
     }
 }
+
+/// What goes to the server in place of a client message refused for want
+/// of a verified end user (`tracker::verified`): a statement that fails
+/// there with SQLSTATE 28000 and the refusal's message, so the server's
+/// transaction fails as the client is told. A Query or function call
+/// becomes a Query of it; an Execute becomes Close, Parse, Bind and
+/// Execute of it as pgtrail's own statement, in the unnamed portal (the
+/// error ends the client's portals' transaction anyway).
+pub(super) fn refusal(tag: u8, refusal: &Refusal, at: usize) -> Injection {
+    let sql = refusing_sql(&refusal.message);
+    let before: Bytes = if tag == crate::protocol::tag::frontend::EXECUTE {
+        let frames = [
+            build::close_statement(REFUSAL_STATEMENT),
+            build::parse(REFUSAL_STATEMENT, sql.as_bytes()),
+            build::bind(b"", REFUSAL_STATEMENT),
+            build::execute(b""),
+        ];
+        frames.concat().into()
+    } else {
+        build::query(sql.as_bytes())
+    };
+    Injection {
+        at,
+        before,
+        after: Bytes::new(),
+        replace: true,
+    }
+}
+
+/// `DO` raising the refusal. The message may hold names a client chose
+/// (its role, its claim), so everything that could end a quote or the
+/// dollar-quoted body is replaced first.
+fn refusing_sql(message: &str) -> String {
+    let safe: String = message
+        .chars()
+        .map(|c| match c {
+            '\'' | '$' | '\\' => '?',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    format!(
+        "DO $pgtrail$BEGIN RAISE EXCEPTION USING ERRCODE = '28000', MESSAGE = '{safe}'; END$pgtrail$"
+    )
+}
+
+/// pgtrail's refusing statement: a name no client gives its statements.
+const REFUSAL_STATEMENT: &[u8] = b"\x01pgtrail_refusal";
 
 /// What a marker sent now says, as `plan` has it.
 fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
@@ -88,7 +141,16 @@ pub(super) fn injection(
         // The end goes after the client's CopyDone (`Tracker::set_copy_end`).
         MarkerForm::WrappedCopy => (build::query(b"BEGIN"), Bytes::new()),
     };
-    (Injection { at, before, after }, parse)
+    let replace = false;
+    (
+        Injection {
+            at,
+            before,
+            after,
+            replace,
+        },
+        parse,
+    )
 }
 
 /// The type oid of `bytea`.

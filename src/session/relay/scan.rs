@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use std::sync::MutexGuard;
 
-use super::inject::{copy_end, injection, Injection};
+use super::inject::{self, copy_end, injection, Injection};
 use super::Shared;
 use crate::protocol::frame::{frame_len, Frame, FrameLimits};
 use crate::protocol::tag;
@@ -65,12 +65,25 @@ pub(super) fn scan_client(
             count_refused(shared, frame.tag);
             continue;
         }
+        if let Some(refused) = t.end_user_refusal(frame.tag, frame.body) {
+            // The server gets a failing statement instead; the tracker
+            // the client's frame, whose record says it was refused.
+            tracing::info!(session_id = %t.session().session_id, "{}", refused.message);
+            let injection = inject::refusal(frame.tag, &refused, at);
+            t.refusal_sent(frame.tag);
+            t.client_frame(frame.tag, frame.body, now)?;
+            return Ok(Scan {
+                marker: Some(injection),
+                ..Scan::run(off, 0, false)
+            });
+        }
         let signer = shared.ctx.markers.as_deref();
         let plan = signer.and_then(|_| t.marker_for(frame.tag, frame.body));
         let mut marker = t.copy_end_after(frame.tag).map(|after| Injection {
             at,
             before: Bytes::new(),
             after,
+            replace: false,
         });
         let mut with_parse = false;
         if let (Some(signer), Some(plan)) = (signer, plan) {

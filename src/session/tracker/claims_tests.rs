@@ -133,3 +133,164 @@ fn set_config_with_a_parameter() {
     assert_eq!(ev[0].end_user.end_user, "grace");
     assert_eq!(who(&mut t), "grace");
 }
+
+const SECRET: &str = "a shared secret of at least thirty-two bytes";
+
+fn requiring() -> Tracker {
+    let mut config = IdentityConfig::default();
+    config.keys.push(crate::config::IdentityKey {
+        hmac_secret: Some(crate::config::Secret(SECRET.into())),
+        ..Default::default()
+    });
+    config.roles.insert(
+        "app".into(),
+        crate::config::RoleIdentity {
+            require_verified_end_user: true,
+        },
+    );
+    let id = Identity::from_config(&config).unwrap().unwrap();
+    let t = tracker();
+    let claims = SessionClaims::new(Arc::new(id), t.session());
+    t.with_claims(Some(claims))
+}
+
+fn token(sub: &str, exp: u64) -> String {
+    let claims = format!(r#"{{"sub":"{sub}","exp":{exp}}}"#);
+    crate::identity::verify::sign_hs256_token(SECRET.as_bytes(), &claims)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn refused(t: &mut Tracker, sql: &str) -> Option<String> {
+    t.end_user_refusal(b'Q', &cstr(sql)).map(|r| r.message)
+}
+
+#[test]
+fn refusal_until_a_verified_claim() {
+    let mut t = requiring();
+    let why = refused(&mut t, "SELECT card FROM cards").unwrap();
+    assert!(
+        why.contains("role \"app\"") && why.contains("no end user is claimed"),
+        "{why}"
+    );
+    // Settings and transaction control pass.
+    for sql in [
+        "BEGIN",
+        "COMMIT",
+        "SET pgtrail.end_user = 'x'",
+        "SHOW search_path",
+        "DISCARD ALL",
+    ] {
+        assert_eq!(refused(&mut t, sql), None, "{sql}");
+    }
+    assert_eq!(
+        refused(
+            &mut t,
+            "SELECT set_config('pgtrail.end_user_token', 'x', false)"
+        ),
+        None
+    );
+    assert!(refused(
+        &mut t,
+        "SELECT set_config('pgtrail.end_user', 'x', false), card FROM cards"
+    )
+    .is_some());
+    // An unsigned claim is not enough.
+    query(&mut t, "SET pgtrail.end_user = 'alice'", &["SET"], b"I");
+    let why = refused(&mut t, "SELECT 1").unwrap();
+    assert!(why.contains("\"alice\" is not signed"), "{why}");
+    // A verified token in the session is.
+    let good = token("alice", unix_now() + 600);
+    query(
+        &mut t,
+        &format!("SET pgtrail.end_user_token = '{good}'"),
+        &["SET"],
+        b"I",
+    );
+    assert_eq!(refused(&mut t, "SELECT card FROM cards"), None);
+    // Set in the same Query string counts; an expired one does not.
+    query(&mut t, "RESET ALL", &["RESET"], b"I");
+    assert!(refused(&mut t, "SELECT 1").is_some());
+    let sql = format!("SET LOCAL pgtrail.end_user_token = '{good}'; SELECT card FROM cards");
+    assert_eq!(refused(&mut t, &sql), None);
+    let old = token("alice", unix_now() - 3600);
+    let why = refused(
+        &mut t,
+        &format!("SET pgtrail.end_user_token = '{old}'; SELECT 1"),
+    )
+    .unwrap();
+    assert!(why.contains("expired"), "{why}");
+    // A signed comment on the statement itself.
+    let ts = unix_now().to_string();
+    let sig = crate::identity::verify::sign_comment(SECRET.as_bytes(), "bob", &ts);
+    let sql =
+        format!("SELECT card FROM cards /*end_user='bob',pgtrail_ts='{ts}',pgtrail_sig='{sig}'*/");
+    assert_eq!(refused(&mut t, &sql), None);
+    let forged = format!(
+        "SELECT card FROM cards /*end_user='mallory',pgtrail_ts='{ts}',pgtrail_sig='{sig}'*/"
+    );
+    assert!(refused(&mut t, &forged).unwrap().contains("signature"));
+}
+
+#[test]
+fn a_claim_set_in_a_batch_in_flight_does_not_count_yet() {
+    let mut t = requiring();
+    let good = token("alice", unix_now() + 600);
+    let now = Instant::now();
+    let set = format!("SET pgtrail.end_user_token = '{good}'");
+    t.client_frame(b'Q', &cstr(&set), now).unwrap();
+    // Still in flight: it may yet fail.
+    assert!(refused(&mut t, "SELECT 1").is_some());
+    t.server_frame(b'C', &cstr("SET"), now).unwrap();
+    t.server_frame(b'Z', b"I", now).unwrap();
+    assert_eq!(refused(&mut t, "SELECT 1"), None);
+    // A COMMIT in flight may end a SET LOCAL's claim.
+    query(&mut t, "BEGIN", &["BEGIN"], b"T");
+    query(&mut t, "RESET ALL", &["RESET"], b"T");
+    query(
+        &mut t,
+        &format!("SET LOCAL pgtrail.end_user_token = '{good}'"),
+        &["SET"],
+        b"T",
+    );
+    assert_eq!(refused(&mut t, "SELECT 1"), None);
+    t.client_frame(b'Q', &cstr("COMMIT"), now).unwrap();
+    assert!(refused(&mut t, "SELECT 1").is_some());
+}
+
+#[test]
+fn refused_execute_expects_the_failing_statement_s_answers() {
+    let mut t = requiring();
+    let now = Instant::now();
+    t.client_frame(b'P', &parse("", "SELECT card FROM cards"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    assert!(t.end_user_refusal(b'E', &execute("", 0)).is_some());
+    t.refusal_sent(b'E');
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    // The client's Parse and Bind are answered; then pgtrail's Close,
+    // Parse and Bind (swallowed), then the error of its Execute.
+    assert_eq!(t.server_frame(b'1', b"", now).unwrap(), Route::Client);
+    assert_eq!(t.server_frame(b'2', b"", now).unwrap(), Route::Client);
+    assert_eq!(t.server_frame(b'3', b"", now).unwrap(), Route::Swallow);
+    assert_eq!(t.server_frame(b'1', b"", now).unwrap(), Route::Swallow);
+    assert_eq!(t.server_frame(b'2', b"", now).unwrap(), Route::Swallow);
+    assert_eq!(
+        t.server_frame(b'E', &error("28000", None), now).unwrap(),
+        Route::Client
+    );
+    assert_eq!(t.server_frame(b'Z', b"I", now).unwrap(), Route::Client);
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].text.as_ref(), b"SELECT card FROM cards");
+    assert_eq!(
+        ev[0].failure.as_ref().map(|f| f.sqlstate.as_str()),
+        Some("28000")
+    );
+}

@@ -43,6 +43,12 @@ pub(super) enum Step {
     /// pgtrail's own Sync (a marker sent in the simple protocol's turn):
     /// answered with ReadyForQuery.
     Sync,
+    /// Close, Parse and Bind of the failing statement sent in place of a
+    /// refused Execute (`verified.rs`): swallowed when they succeed; an
+    /// error of theirs answers the client's Execute.
+    RefuseClose,
+    RefuseParse,
+    RefuseBind,
 }
 
 /// How a marker goes to the server: Bind/Execute/Close of the session's
@@ -353,6 +359,17 @@ impl Tracker {
             (_, b::NOTIFICATION_RESPONSE | b::NOTICE_RESPONSE | b::PARAMETER_STATUS) => {
                 return Ok(None)
             }
+            (Step::RefuseClose | Step::RefuseParse | Step::RefuseBind, b::ERROR_RESPONSE) => {
+                while matches!(
+                    self.expected.front(),
+                    Some(Expect::Internal(
+                        Step::RefuseClose | Step::RefuseParse | Step::RefuseBind
+                    ))
+                ) {
+                    self.expected.pop_front();
+                }
+                return Ok(None);
+            }
             (_, b::ERROR_RESPONSE) => {
                 self.internal_failed(body)?;
                 return Ok(Some(Route::Swallow));
@@ -361,7 +378,9 @@ impl Tracker {
             (Step::Parse, b::PARSE_COMPLETE)
             | (Step::Bind, b::BIND_COMPLETE)
             | (Step::Execute, b::COMMAND_COMPLETE)
-            | (Step::Close, b::CLOSE_COMPLETE) => true,
+            | (Step::Close | Step::RefuseClose, b::CLOSE_COMPLETE)
+            | (Step::RefuseParse, b::PARSE_COMPLETE)
+            | (Step::RefuseBind, b::BIND_COMPLETE) => true,
             (Step::Execute, b::DATA_ROW) => false,
             _ => {
                 tracing::warn!(tag, ?step, "unexpected answer to pgtrail's marker");

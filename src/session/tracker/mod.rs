@@ -21,12 +21,14 @@ mod events;
 mod internal;
 mod queue;
 mod txn;
+mod verified;
 mod words;
 mod wrap;
 mod writes;
 pub use internal::{InternalStats, MarkerForm, MarkerPlan, Route};
 use queue::{Expect, Portal};
 use txn::Transactions;
+pub use verified::Refusal;
 
 /// What the relay should do after a client frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +100,8 @@ pub struct Tracker {
     /// The statements of the current transaction that may write.
     writes: writes::Writes,
     internal: Arc<InternalStats>,
+    /// The session's role must name a verified end user (`verified.rs`).
+    require_verified: bool,
 }
 
 impl Tracker {
@@ -128,6 +132,7 @@ impl Tracker {
             marker_prepared: false,
             writes: writes::Writes::default(),
             internal: Arc::default(),
+            require_verified: false,
         }
     }
 
@@ -141,6 +146,7 @@ impl Tracker {
     /// Follows the session's end-user claims (`crate::identity`).
     pub fn with_claims(mut self, claims: Option<crate::identity::SessionClaims>) -> Self {
         if let Some(claims) = claims {
+            self.require_verified = claims.identity().requires_verified(&self.session);
             self.transactions = self.transactions.with_claims(claims);
         }
         self

@@ -197,7 +197,15 @@ impl Tracker {
                 | Expect::Describe
                 | Expect::Close
                 | Expect::Execute { .. }
-                | Expect::Internal(Step::Parse | Step::Bind | Step::Execute | Step::Close) => {
+                | Expect::Internal(
+                    Step::Parse
+                    | Step::Bind
+                    | Step::Execute
+                    | Step::Close
+                    | Step::RefuseClose
+                    | Step::RefuseParse
+                    | Step::RefuseBind,
+                ) => {
                     match self.expected.pop_front() {
                         Some(Expect::Parse { name, previous, .. }) => {
                             match previous {

@@ -95,9 +95,8 @@ impl Transactions {
         self.claims.as_ref()
     }
 
-    /// The claim the last finished statement carried.
-    pub fn last_claim(&self) -> &Arc<EndUser> {
-        &self.last_claim
+    pub fn claims_mut(&mut self) -> Option<&mut SessionClaims> {
+        self.claims.as_mut()
     }
 
     /// The transaction a finished statement belongs to (starting one if

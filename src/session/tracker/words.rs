@@ -109,6 +109,57 @@ pub fn may_write(text: &[u8]) -> bool {
     !UNLESS_CALLING.iter().any(|r| eq(first, r)) || text.contains(&b'(')
 }
 
+/// Transaction control and settings: what needs no end user under
+/// `require_verified_end_user` (`verified.rs`).
+pub fn is_claim_control(text: &[u8]) -> bool {
+    const CONTROL: &[&[u8]] = &[
+        b"begin",
+        b"start",
+        b"commit",
+        b"end",
+        b"rollback",
+        b"abort",
+        b"savepoint",
+        b"release",
+        b"set",
+        b"reset",
+        b"show",
+        b"discard",
+    ];
+    let (first, second) = leading_words(text);
+    CONTROL.iter().any(|w| eq(first, w)) || eq(first, b"prepare") && eq(second, b"transaction")
+}
+
+/// Statements that may end a transaction or reset settings.
+pub fn may_end_or_reset(text: &[u8]) -> bool {
+    const WORDS: &[&[u8]] = &[
+        b"commit",
+        b"end",
+        b"rollback",
+        b"abort",
+        b"release",
+        b"reset",
+        b"discard",
+        b"prepare",
+    ];
+    let (first, _) = leading_words(text);
+    WORDS.iter().any(|w| eq(first, w))
+}
+
+/// `ROLLBACK` or `ABORT` (including `ROLLBACK TO`).
+pub fn rolls_back(text: &[u8]) -> bool {
+    let (first, _) = leading_words(text);
+    eq(first, b"rollback") || eq(first, b"abort")
+}
+
+/// A `SELECT` with no `FROM` word anywhere.
+pub fn is_select_without_from(text: &[u8]) -> bool {
+    eq(leading_words(text).0, b"select")
+        && !text
+            .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .any(|w| eq(w, b"from"))
+}
+
 fn eq(word: &[u8], lower: &[u8]) -> bool {
     word.eq_ignore_ascii_case(lower)
 }
