@@ -13,7 +13,8 @@
 # (Ed25519 checkpoint signatures in scripts/verify_trail.py and its test
 # tests/python/test_verify_trail.py), chromium and chromium-driver (the web
 # console's browser test, tests/python/console_browser.py, with selenium
-# from pip), and promtool (Debian's
+# from pip), nodejs and npm when node is missing (node-postgres for
+# tests/node, from its lock file), and promtool (Debian's
 # prometheus package, without recommends; checks deploy/prometheus/*.yml)
 # when it is missing.
 # The Rust toolchain is installed only when cargo is missing.
@@ -151,6 +152,21 @@ if ! python3 -c "import selenium" 2>/dev/null; then
     log "pip install selenium"
     python3 -m pip install --quiet selenium 2>/dev/null ||
         python3 -m pip install --quiet --break-system-packages selenium
+fi
+
+# Node.js and node-postgres for the Node application of the end-user tests
+# (tests/node/end_user.js). Debian's nodejs and npm only when node is
+# missing (a NodeSource nodejs brings its own npm, and conflicts with
+# Debian's); the pg package from the lock file, into tests/node.
+if ! command -v node >/dev/null 2>&1; then
+    use_root "node missing: run this script as root to install nodejs and npm"
+    apt_update_if_needed nodejs npm
+    apt_install nodejs npm
+fi
+node_tests="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/node"
+if [[ -f "$node_tests/package-lock.json" && ! -f "$node_tests/node_modules/pg/package.json" ]]; then
+    log "npm ci (tests/node: node-postgres)"
+    npm ci --prefix "$node_tests" --no-audit --no-fund --loglevel=error
 fi
 
 # Rust toolchain, only when cargo is missing.

@@ -1,11 +1,14 @@
 //! `/metrics` for the audit chain's checkpoints (`audit::chain`), read
 //! from the writer's `AuditStats` at scrape time, and for the catalog the
-//! records' columns are resolved with (`catalog`).
+//! records' columns are resolved with (`catalog`), and for end-user
+//! claims (`identity`).
 
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 
 use super::metrics::{as_i64, counter, gauge};
 use crate::audit::writer::AuditStats;
@@ -59,4 +62,32 @@ pub(super) fn catalog(e: &mut DescriptorEncoder, c: &crate::catalog::Catalog) ->
         as_i64(c.failing_databases() as u64),
     )?;
     Ok(())
+}
+
+pub(super) fn identity(e: &mut DescriptorEncoder, id: &crate::identity::Identity) -> fmt::Result {
+    let s = &id.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    {
+        let mut f = e.encode_descriptor(
+            "end_user_claims",
+            "Statements with an end-user claim, by state: verified, unsigned, or rejected with the reason (a bad signature, an expired token, ...).",
+            None,
+            MetricType::Counter,
+        )?;
+        let states = [("verified", &s.verified), ("unsigned", &s.unsigned)];
+        for (state, c) in states {
+            let labels = [("state", state), ("reason", "")];
+            ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
+        }
+        for (reason, c) in crate::identity::REJECTION_KINDS.iter().zip(&s.rejected) {
+            let labels = [("state", "rejected"), ("reason", *reason)];
+            ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
+        }
+    }
+    counter(
+        e,
+        "end_user_refused_statements",
+        "Statements refused (28000) because their role must name a verified end user ([identity.roles] require_verified_end_user).",
+        load(&s.refused),
+    )
 }

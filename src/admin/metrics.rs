@@ -87,6 +87,9 @@ impl Collector for Metrics {
         if let Some(catalog) = &observed.catalog {
             super::chain_metrics::catalog(&mut e, catalog)?;
         }
+        if let Some(identity) = &ctx.identity {
+            super::chain_metrics::identity(&mut e, identity)?;
+        }
         Ok(())
     }
 }
