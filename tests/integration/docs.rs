@@ -8,7 +8,10 @@ use std::path::Path;
 
 /// Tables whose entries are names chosen by the user (documented as
 /// `<table>.<name>`), not configuration keys.
-const MAP_TABLES: &[(&str, &str)] = &[("auth.role_passwords", "<role>")];
+const MAP_TABLES: &[(&str, &str)] = &[
+    ("auth.role_passwords", "<role>"),
+    ("identity.roles", "<role>"),
+];
 
 fn read(rel: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
