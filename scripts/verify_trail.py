@@ -45,8 +45,8 @@ except ImportError:  # pragma: no cover - depends on the machine
 # ---------------------------------------------------------------------------
 # The tables and their columns, in table order (the order of the ClickHouse
 # tables, src/audit/sink/clickhouse/schema/tables.rs; docs/integrity.md lists
-# them too). The last column of every table is `chain`, which is not part of
-# the canonical bytes.
+# them too). `chain` is not part of the canonical bytes; it is the last
+# column but for those added since (see OPTIONAL_TAIL).
 
 UUID = "uuid"  # 16 bytes, RFC 4122 order
 TEXT = "text"  # u32 LE byte length, then UTF-8 bytes
@@ -60,6 +60,17 @@ OPT_TEXTS = "opt_texts"  # Array(Nullable(String))
 U64S = "u64s"  # Array(UInt64)
 OPT_U64 = "opt_u64"  # Nullable(UInt64)
 OPT_UUID = "opt_uuid"  # Nullable(UUID)
+SOURCE = "source"  # Enum8 of the end user's source: one byte, its value
+
+# `end_user_source`: the names records and ClickHouse show, and their values.
+SOURCES = {"none": 0, "comment": 1, "set": 2, "startup": 3, "application_name": 4}
+
+# Schema version 9: the end user a record names (statements, transactions,
+# changes), after every earlier column.
+END_USER = [
+    ("end_user", TEXT), ("end_user_source", SOURCE), ("end_user_verified", BOOL),
+    ("end_user_reason", TEXT), ("request_id", TEXT), ("trace_id", TEXT),
+]
 
 HEADER = [("event_id", UUID), ("instance_id", TEXT), ("seq", U64), ("event_time", TIME)]
 
@@ -79,7 +90,7 @@ TABLES = {
         # Schema version 8 (after `chain`; see OPTIONAL_TAIL).
         ("columns_read", TEXTS), ("columns_written", TEXTS), ("labels", TEXTS),
         ("via", TEXTS), ("columns_unresolved", TEXTS), ("catalog_version", U64),
-    ],
+    ] + END_USER,
     "sessions": HEADER + [
         ("event_type", TEXT), ("session_id", TEXT), ("backend_pid", U32),
         ("user", TEXT), ("db_role", TEXT), ("effective_role", TEXT),
@@ -96,7 +107,7 @@ TABLES = {
         ("first_seq", U64), ("last_seq", U64), ("started_at", TIME),
         ("duration_us", U64), ("rows_changed", U64), ("xid", OPT_U64),
         ("undone_from_seq", U64S), ("undone_to_seq", U64S), ("chain", TEXT),
-    ],
+    ] + END_USER,
     "changes": HEADER + [
         ("commit_lsn", U64), ("lsn", U64), ("change_index", U32), ("xid", U32),
         ("commit_time", TIME), ("database", TEXT), ("schema", TEXT),
@@ -109,7 +120,7 @@ TABLES = {
         ("statement_seq", OPT_U64), ("session_id", TEXT), ("user", TEXT),
         ("db_role", TEXT), ("client_addr", TEXT), ("application_name", TEXT),
         ("attribution", TEXT), ("forged_marker", BOOL), ("chain", TEXT),
-    ],
+    ] + END_USER,
     "gaps": HEADER + [
         ("missing_events", U64), ("reason", TEXT), ("skipped_seqs", U64),
         ("chain", TEXT),
@@ -263,30 +274,42 @@ def encode(kind, v):
         return b"\x00" if v is None else b"\x01" + encode(U64, v)
     if kind == OPT_UUID:
         return b"\x00" if v is None else b"\x01" + uuid_bytes(v)
+    if kind == SOURCE:
+        # JSON Lines and ClickHouse's JSONEachRow give the name.
+        if v not in SOURCES:
+            raise Malformed("end-user source expected, got %r" % (v,))
+        return bytes([SOURCES[v]])
     raise AssertionError(kind)
 
 
 # The value of a column a record lacks (records of earlier builds): what
 # pgtrail reads for it.
 DEFAULTS = {TEXT: "", UUID: NIL_UUID, U16: 0, U32: 0, U64: 0, TIME: 0, BOOL: False,
-            TEXTS: [], OPT_TEXTS: [], U64S: [], OPT_U64: None, OPT_UUID: None}
+            TEXTS: [], OPT_TEXTS: [], U64S: [], OPT_U64: None, OPT_UUID: None,
+            SOURCE: "none"}
 
 
-# Columns added to a table after its records were first chained, from
-# this one on: encoded only when one of them is not its default (all
-# defaults encode as zero bytes), so older records keep their bytes.
-OPTIONAL_TAIL = {"statements": "columns_read"}
+# Columns added to a table after its records were first chained: each
+# entry is the first column of one such tail, oldest first (schema version
+# 8's columns of `statements`, 9's end-user columns). Every default encodes
+# as zero bytes, so records written before a tail keep their bytes: the
+# canonical bytes end at the first tail from which on every byte is zero.
+OPTIONAL_TAIL = {
+    "statements": ["columns_read", "end_user"],
+    "transactions": ["end_user"],
+    "changes": ["end_user"],
+}
 
 
 def canonical(table, fields, seq=None):
     """The table name, then every column but `chain` in table order."""
     out = [text_bytes(table)]
-    tail = None
+    tails = []
     for column, kind in TABLES[table]:
         if column == "chain":
             continue
-        if column == OPTIONAL_TAIL.get(table):
-            tail = len(out)
+        if column in OPTIONAL_TAIL.get(table, ()):
+            tails.append(len(out))
         value = fields.get(column)
         if column == "seq" and seq is not None:
             value = seq
@@ -296,8 +319,10 @@ def canonical(table, fields, seq=None):
             out.append(encode(kind, value))
         except Malformed as e:
             raise Malformed("%s: %s" % (column, e))
-    if tail is not None and not any(any(part) for part in out[tail:]):
-        del out[tail:]
+    for tail in tails:
+        if not any(any(part) for part in out[tail:]):
+            del out[tail:]
+            break
     return b"".join(out)
 
 

@@ -29,9 +29,9 @@ fn old_schema_applies_idempotently_on_the_local_server() {
     ch.query(&schema::record_migrations(&opts, &[]).unwrap());
     assert_eq!(
         ch.query(&schema::applied_migrations_query(&opts)),
-        "1\n2\n3\n4\n5\n6\n7\n8"
+        "1\n2\n3\n4\n5\n6\n7\n8\n9"
     );
-    for table in ["statements", "sessions", "gaps"] {
+    for table in ["statements", "sessions", "gaps", "transactions", "changes"] {
         let got = ch.query(&format!(
             "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' FORMAT TSV",
             opts.database
@@ -62,7 +62,7 @@ fn modern_schema_passes_ch_modern_check() {
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', ['public.t.a'], [], [], [], [], 1";
+    let row = "generateUUIDv4(), 'i1', 1, fromUnixTimestamp64Micro(toInt64(1796041530123456), 'UTC'), 5, 's1', 4242, 'alice', 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'SELECT * FROM t WHERE id = 1', 0, 0, 42, 'SELECT * FROM t WHERE id = $1', 'select', 'read', 'R', 'READ', ['t'], [], [], 'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', ['public.t.a'], [], [], [], [], 1, 'alice', 'comment', 1, '', 'req-1', '4bf92f3577b34da6a3ce929d0e0e4736'";
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({cols}) SELECT {row};\n"
@@ -72,6 +72,7 @@ fn modern_schema_passes_ch_modern_check() {
     sql.push_str("SELECT throwIf(count() != 1) FROM pgtrail.statements FINAL WHERE hasToken(statement, 'SELECT') AND has(objects_read, 't');\n");
     sql.push_str("SELECT instance_id, seq, argMax(kind, event_time) FROM pgtrail.statements GROUP BY instance_id, seq;\n");
     sql.push_str("SELECT throwIf(toUnixTimestamp64Micro(event_time) != 1796041530123456) FROM pgtrail.statements;\n");
+    sql.push_str("SELECT throwIf(count() != 1) FROM pgtrail.end_user_activity WHERE end_user = 'alice' AND end_user_source = 'comment' AND end_user_verified;\n");
     crate::harness::modern::check(&sql, "the modern DDL");
 }
 
@@ -259,7 +260,7 @@ async fn workload_lands_in_clickhouse_exactly_once() {
     let migrations = ch.query(&format!(
         "SELECT version FROM `{ch_db}`.schema_migrations ORDER BY version"
     ));
-    assert_eq!(migrations, "1\n2\n3\n4\n5\n6\n7\n8");
+    assert_eq!(migrations, "1\n2\n3\n4\n5\n6\n7\n8\n9");
 }
 
 /// ClickHouse killed mid-workload and started again: the held batches are
@@ -446,4 +447,118 @@ async fn corrupt_spool_is_quarantined_with_a_gap_row() {
         ch.query(&format!("SELECT reason FROM `{ch_db}`.gaps")),
         reason
     );
+}
+
+/// The DDL of schema version 8: today's without the end-user columns, their
+/// skip index, the statements that add them and `end_user_activity`.
+fn ddl_of_version_8(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
+    let added = schema::END_USER_COLUMNS;
+    schema::statements(v, opts)
+        .into_iter()
+        .filter(|s| {
+            !s.contains("end_user_activity")
+                && !s.contains("ADD INDEX")
+                && !added
+                    .iter()
+                    .any(|c| s.contains(&format!("ADD COLUMN IF NOT EXISTS `{c}`")))
+        })
+        .map(|s| {
+            let kept: Vec<&str> = s
+                .lines()
+                .filter(|l| {
+                    let l = l.trim_start();
+                    !l.starts_with("INDEX end_user_idx")
+                        && !added.iter().any(|c| l.starts_with(&format!("`{c}` ")))
+                })
+                .collect();
+            added
+                .iter()
+                .fold(kept.join("\n"), |s, c| s.replace(&format!(", `{c}`"), ""))
+        })
+        .collect()
+}
+
+/// A schema of version 8 with a row in it, brought to version 9 by
+/// pgtrail's start (the columns added, the views that list every column
+/// replaced before the new view is made), on the local server; the same
+/// DDL order on a modern engine.
+#[tokio::test]
+async fn a_schema_of_version_8_is_brought_to_version_9() {
+    let ch = ChServer::shared();
+    let version = ServerVersion::parse(&ch.version()).expect("version");
+    let opts = SchemaOptions {
+        database: unique_ch_db("v8"),
+        ..SchemaOptions::default()
+    };
+    let v8 = ddl_of_version_8(version, &opts);
+    for ddl in &v8 {
+        ch.query(ddl);
+    }
+    ch.query(&schema::record_migrations(&opts, &[9]).unwrap());
+    let db = &opts.database;
+    assert!(!ch
+        .query(&format!(
+            "SELECT name FROM system.columns WHERE database = '{db}' AND table = 'statement_log' FORMAT TSV"
+        ))
+        .contains("end_user"));
+    let (pg, pg_db) = fresh_db("ch_v8");
+    let proxy = Proxy::start_with(pg, |cfg| {
+        cfg.audit.clickhouse_url = Some(ch.http_url());
+        cfg.audit.clickhouse.database = db.clone();
+        cfg.audit.clickhouse.batch_ms = 20;
+    })
+    .await;
+    let client = proxy.connect(pg, &pg_db).await;
+    client.simple_query("SELECT 'after'").await.unwrap();
+    drop(client);
+    proxy.stop().await;
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT end_user, toString(end_user_source), end_user_verified FROM `{db}`.statement_log WHERE statement = 'SELECT ''after'''"
+        )),
+        "\tnone\t0"
+    );
+    for (table, view) in [
+        ("statements", "statement_log"),
+        ("transactions", "transaction_log"),
+    ] {
+        let columns = |t: &str| {
+            ch.query(&format!(
+                "SELECT name FROM system.columns WHERE database = '{db}' AND table = '{t}' FORMAT TSV"
+            ))
+        };
+        let got = columns(table);
+        let got: Vec<&str> = got.lines().filter(|c| *c != "event_date").collect();
+        assert_eq!(got, schema::column_names(table), "{table}");
+        assert!(columns(view).contains("trace_id"), "{view}");
+    }
+    assert_eq!(
+        ch.query(&format!("SELECT count() FROM `{db}`.end_user_activity")),
+        "0"
+    );
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT max(version), count() FROM `{db}`.schema_migrations"
+        )),
+        format!("{}\t{}", schema::SCHEMA_VERSION, schema::MIGRATIONS.len())
+    );
+
+    // Modern: version 8's DDL, then what pgtrail's start runs (the columns
+    // are added by the DDL there).
+    let modern = ServerVersion::DEFAULT;
+    let opts = SchemaOptions::default();
+    let mut sql = String::new();
+    for ddl in ddl_of_version_8(modern, &opts) {
+        sql.push_str(&format!("{ddl};\n"));
+    }
+    for ddl in schema::view_drops(modern, &opts)
+        .into_iter()
+        .chain(schema::statements(modern, &opts))
+    {
+        sql.push_str(&format!("{ddl};\n"));
+    }
+    sql.push_str("SELECT end_user, end_user_source, trace_id FROM pgtrail.statement_log;\n");
+    sql.push_str("SELECT end_user FROM pgtrail.transaction_log;\n");
+    sql.push_str("SELECT count() FROM pgtrail.end_user_activity;\n");
+    crate::harness::modern::check(&sql, "the upgrade from schema version 8");
 }

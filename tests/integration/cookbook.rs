@@ -82,6 +82,7 @@ pub(crate) fn november_params(person: &str, session_id: &str) -> Vec<(&'static s
         ("key_column", "id".to_string()),
         ("key_value", "1".to_string()),
         ("label", "pci".to_string()),
+        ("service_roles", "'adm', 'app'".to_string()),
     ]
 }
 
@@ -356,6 +357,8 @@ async fn cookbook_answers_on_the_local_server() {
         ("key_column", "id".to_string()),
         ("key_value", "1".to_string()),
         ("label", "pci".to_string()),
+        // bob's role; the end users have a data set of their own below.
+        ("service_roles", format!("'{app}'")),
     ];
 
     let queries = cookbook();
@@ -382,6 +385,8 @@ async fn cookbook_answers_on_the_local_server() {
             "top-fingerprints",
             "cancelled-statements",
             "undone-work",
+            "end-user-activity",
+            "service-roles-without-verified-end-user",
             "changes-old-values",
             "changes-by-statement",
             "changes-outside-pgtrail",
@@ -713,6 +718,32 @@ async fn cookbook_answers_on_the_local_server() {
     assert!(text(&got[0]["error_message"]).contains("statement timeout"));
     // Nothing in this workload was undone (transactions.rs covers the view).
     assert!(run("undone-work").is_empty());
+    // Nobody in this workload named an end user: bob's role (as if it
+    // were an application's) acted without one.
+    assert!(run("end-user-activity").is_empty());
+    let got = run("service-roles-without-verified-end-user");
+    assert_eq!(
+        pick(
+            &got,
+            &[
+                "db_role",
+                "end_user_source",
+                "end_user_reason",
+                "statements",
+                "end_users",
+                "sessions"
+            ]
+        ),
+        vec![vec![
+            app.clone(),
+            "none".into(),
+            "".into(),
+            "6".into(),
+            "1".into(),
+            "1".into()
+        ]]
+    );
+    end_user_answers(ch, &ch_db, &queries, &params);
 
     // Volume: a copy of the data with two earlier days of history, bob as
     // busy as today, alice with one statement a day: alice stands out.
@@ -804,10 +835,216 @@ async fn cookbook_answers_on_the_local_server() {
     );
 }
 
+/// One statement of `END_USER_ROWS`.
+struct EndUserRow {
+    seq: u64,
+    /// `user` and `db_role`: who logged in.
+    login: (&'static str, &'static str),
+    /// `end_user`, `end_user_source`, `end_user_verified`, `end_user_reason`.
+    claim: (&'static str, &'static str, u8, &'static str),
+    request_id: &'static str,
+    kind: &'static str,
+    statement: &'static str,
+}
+
+const SERVICE: (&str, &str) = ("orders", "svc_orders");
+
+/// The statements of an application that logs in as `svc_orders`, with
+/// the end users it names (schema version 9): alice verified through a
+/// sqlcommenter comment, bob through `SET pgtrail.end_user` without a
+/// signature, one statement naming nobody, and a DBA's statement (not a
+/// service role). Written straight into ClickHouse: which claims the
+/// proxy takes is tested where claims are made.
+const END_USER_ROWS: &[EndUserRow] = &[
+    EndUserRow {
+        seq: 1,
+        login: SERVICE,
+        claim: ("alice", "comment", 1, ""),
+        request_id: "req-1",
+        kind: "select",
+        statement: "SELECT * FROM orders WHERE id = 7 /*end_user='alice',request_id='req-1'*/",
+    },
+    EndUserRow {
+        seq: 2,
+        login: SERVICE,
+        claim: ("bob", "set", 0, "not signed"),
+        request_id: "",
+        kind: "select",
+        statement: "SELECT * FROM orders WHERE owner = 'bob'",
+    },
+    EndUserRow {
+        seq: 3,
+        login: SERVICE,
+        claim: ("alice", "comment", 1, ""),
+        request_id: "req-2",
+        kind: "update",
+        statement:
+            "UPDATE orders SET state = 'paid' WHERE id = 7 /*end_user='alice',request_id='req-2'*/",
+    },
+    EndUserRow {
+        seq: 4,
+        login: SERVICE,
+        claim: ("", "none", 0, ""),
+        request_id: "",
+        kind: "select",
+        statement: "SELECT count(*) FROM orders",
+    },
+    EndUserRow {
+        seq: 5,
+        login: SERVICE,
+        claim: ("bob", "set", 0, "not signed"),
+        request_id: "",
+        kind: "delete",
+        statement: "DELETE FROM orders WHERE id = 9",
+    },
+    EndUserRow {
+        seq: 6,
+        login: ("carol", "adm"),
+        claim: ("", "none", 0, ""),
+        request_id: "",
+        kind: "vacuum",
+        statement: "VACUUM orders",
+    },
+];
+
+/// The end-user entries of the cookbook on `END_USER_ROWS` (alice's first
+/// statement written twice, as a retried batch would), in a database of
+/// their own at the time of the workload in `ch_db`: row by row, filled
+/// with alice, bob and carol (no end user).
+fn end_user_answers(
+    ch: &ChServer,
+    ch_db: &str,
+    queries: &[(String, String)],
+    params: &[(&str, String)],
+) {
+    let (db, _) = ch.fresh_schema("cookbook_end_user");
+    let cols = [
+        "event_id",
+        "instance_id",
+        "seq",
+        "event_time",
+        "session_id",
+        "user",
+        "db_role",
+        "end_user",
+        "end_user_source",
+        "end_user_verified",
+        "end_user_reason",
+        "request_id",
+        "trace_id",
+        "kind",
+        "success",
+        "statement",
+    ];
+    for r in END_USER_ROWS.iter().chain(&END_USER_ROWS[..1]) {
+        let (seq, (user, role), (end_user, source, verified, reason)) = (r.seq, r.login, r.claim);
+        let trace = if source == "comment" {
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        } else {
+            ""
+        };
+        // One time for all: the workload's last, within the day range.
+        ch.query(&format!(
+            "INSERT INTO `{db}`.statements ({}) SELECT toUUID('01890000-0000-7000-8000-00000000000{seq}'), 'i1', toUInt64({seq}), max(event_time), 's-{user}', '{user}', '{role}', '{end_user}', '{source}', {verified}, '{reason}', '{}', '{trace}', '{}', 1, '{}' FROM `{ch_db}`.statements",
+            quoted(&cols),
+            r.request_id,
+            r.kind,
+            r.statement.replace('\'', "\\'"),
+        ));
+    }
+    let sql = |id: &str, person: &str| -> Vec<Value> {
+        let query = &queries.iter().find(|(i, _)| i == id).expect(id).1;
+        let filled: Vec<(&str, String)> = params
+            .iter()
+            .map(|(k, v)| match *k {
+                "person" => (*k, person.to_string()),
+                "service_roles" => (*k, "'svc_orders', 'svc_billing'".to_string()),
+                _ => (*k, v.clone()),
+            })
+            .collect();
+        let got = rows(ch, &fill(query, &db, &filled));
+        eprintln!("--- {id} ({person})\n{got:#?}");
+        got
+    };
+    let activity = [
+        "seq",
+        "end_user",
+        "end_user_verified",
+        "end_user_source",
+        "end_user_reason",
+        "request_id",
+        "user",
+        "db_role",
+        "kind",
+        "statement",
+    ];
+    // Newest first: the seqs fall (one event time for all).
+    let expected = |person: &str| -> Vec<Vec<String>> {
+        END_USER_ROWS
+            .iter()
+            .rev()
+            .filter(|r| r.claim.0 == person)
+            .map(|r| {
+                let (end_user, source, verified, reason) = r.claim;
+                [
+                    &r.seq.to_string(),
+                    end_user,
+                    &verified.to_string(),
+                    source,
+                    reason,
+                    r.request_id,
+                    r.login.0,
+                    r.login.1,
+                    r.kind,
+                    r.statement,
+                ]
+                .map(String::from)
+                .to_vec()
+            })
+            .collect()
+    };
+    let alice = sql("end-user-activity", "alice");
+    assert_eq!(pick(&alice, &activity), expected("alice"));
+    assert!(alice
+        .iter()
+        .all(|r| r["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"));
+    let bob = sql("end-user-activity", "bob");
+    assert_eq!(pick(&bob, &activity), expected("bob"));
+    assert!(sql("end-user-activity", "carol").is_empty());
+    // The view has every statement naming an end user, once.
+    assert_eq!(
+        ch.query(&format!(
+            "SELECT count(), uniqExact(seq) FROM `{db}`.end_user_activity"
+        )),
+        "4\t4"
+    );
+
+    let got = sql("service-roles-without-verified-end-user", "bob");
+    assert_eq!(
+        pick(
+            &got,
+            &[
+                "db_role",
+                "end_user_source",
+                "end_user_reason",
+                "statements",
+                "end_users",
+                "sessions"
+            ]
+        ),
+        strs(&[
+            &["svc_orders", "set", "not signed", "2", "1", "1"],
+            &["svc_orders", "none", "", "1", "1", "1"],
+        ])
+    );
+    ch.query(&format!("DROP DATABASE `{db}`"));
+}
+
 /// The modern DDL (views included) and every cookbook query on a modern
 /// engine, with the row count each returns on a small known data set:
 /// alice inserts into `cards` at 03:00 UTC on a Wednesday (outside working
-/// hours), bob fails to log in, and the insert arrives twice.
+/// hours) through role `adm`, for end user bob (not verified), bob fails
+/// to log in, and the insert arrives twice.
 #[test]
 fn cookbook_runs_on_a_modern_engine() {
     let version = ServerVersion::DEFAULT;
@@ -816,7 +1053,7 @@ fn cookbook_runs_on_a_modern_engine() {
     let list = |table: &str| quoted(&schema::column_names(table));
     // 2026-11-25 03:00:00 UTC, a Wednesday.
     let at = "fromUnixTimestamp64Micro(toInt64(1795575600000000), 'UTC')";
-    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', [], ['cards.pan'], ['pci'], [], [], 1");
+    let stmt = format!("toUUID('01890000-0000-7000-8000-000000000001'), 'i1', 1, {at}, 5, 's1', 4242, 'alice', 'adm', 'adm', 'db', '127.0.0.1', 5432, 'psql', 'simple', 'INSERT INTO cards VALUES (1)', 0, 0, 42, 'INSERT INTO cards VALUES ($1)', 'insert', 'write', 'C', 'WRITE', [], ['cards'], [], 'sqlparser', 'INSERT 0 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', [], ['cards.pan'], ['pci'], [], [], 1, 'bob', 'set', 0, 'not signed', 'r1', ''");
     for _ in 0..2 {
         sql.push_str(&format!(
             "INSERT INTO pgtrail.statements ({}) SELECT {stmt};\n",
@@ -848,6 +1085,8 @@ fn cookbook_runs_on_a_modern_engine() {
         ("top-fingerprints", 1),
         ("cancelled-statements", 0),
         ("undone-work", 0),
+        ("end-user-activity", 1),
+        ("service-roles-without-verified-end-user", 1),
         ("changes-old-values", 0),
         ("changes-by-statement", 0),
         ("changes-outside-pgtrail", 0),

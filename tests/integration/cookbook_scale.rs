@@ -33,18 +33,24 @@ const EVENT_ID: &str =
     "toUUID(concat('01890000-0000-7000-8000-', substring(toString(1000000000000 + number), 2, 12)))";
 
 /// The INSERTs of the data set into `db`: statements by three people (one
-/// in three reads `cards`), then failed logins, all of instance `i1`.
+/// in three reads `cards`, some for an application's end user), then
+/// failed logins, all of instance `i1`.
 fn data(db: &str, version: ServerVersion) -> Vec<String> {
     let at = event_time(version);
     let seq = format!("toUInt64(number + 1 + if(number + 1 >= {}, 2, 0))", HOLE.0);
     let user = "arrayElement(['alice', 'bob', 'carol'], number % 3 + 1)";
+    // One in 1000 for end user mallory (verified every other time), one in
+    // 7 for another, the rest for nobody.
+    let end_user = "multiIf(number % 1000 = 0, 'mallory', number % 7 = 0, 'dave', ''), \
+         if(number % 7 = 0 OR number % 1000 = 0, 'comment', 'none'), toUInt8(number % 2000 = 0), \
+         if(number % 7 = 0 AND number % 2 = 1, 'not signed', ''), '', ''";
     let statements = format!(
         "INSERT INTO `{db}`.statements ({}) SELECT {EVENT_ID}, 'i1', {seq}, {at}, 5, \
          concat('s', toString(number % 100)), toUInt32(1000 + number % 100), {user}, 'app', 'app', 'db', '127.0.0.1', 5432, 'psql', \
          'simple', 'SELECT * FROM cards WHERE id = 1', 0, 0, 42, 'select * from cards where id = $1', \
          'select', 'read', 'R', 'READ', if(number % 3 = 0, ['cards'], ['orders']), [], [], \
          'sqlparser', 'SELECT 1', 1, 1, '', '', 'I', toUUID('00000000-0000-0000-0000-000000000000'), [], '', \
-         [], [], [], [], [], 0 FROM numbers({STATEMENTS})",
+         [], [], [], [], [], 0, {end_user} FROM numbers({STATEMENTS})",
         quoted(&schema::column_names("statements"))
     );
     let first = STATEMENTS + 3;

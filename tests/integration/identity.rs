@@ -219,7 +219,7 @@ fn effective_role_is_added_to_tables_of_earlier_versions() {
             "SELECT version FROM `{}`.schema_migrations ORDER BY version",
             opts.database
         )),
-        "1\n2\n3\n4\n5\n6\n7\n8"
+        "1\n2\n3\n4\n5\n6\n7\n8\n9"
     );
     ch.query(&format!(
         "SELECT effective_role, backend_pid FROM `{}`.statement_log",

@@ -329,6 +329,19 @@ async fn tampering_is_found_in_clickhouse_and_in_json_lines() {
     let found = run("ClickHouse: one field", chv(&db), false);
     assert!(has(&found, "altered", pair), "{found:?}");
 
+    // An end user claimed after the fact (schema version 9's columns, at
+    // their defaults in this trail, enter the bytes once one is set).
+    let db = copy(
+        "enduser",
+        &|t, c| {
+            (t == "statements" && c == "end_user")
+                .then(|| format!("if(seq = {pair}, 'mallory', `end_user`)"))
+        },
+        "1",
+    );
+    let found = run("ClickHouse: an end user added", chv(&db), false);
+    assert!(has(&found, "altered", pair), "{found:?}");
+
     let db = copy("delete1", &none, &format!("seq != {pair}"));
     assert!(has(
         &run("ClickHouse: one record deleted", chv(&db), false),

@@ -68,7 +68,23 @@ ENCODING = {
     "U16": "u16", "Pid": "u32", "U32": "u32", "Bool": "bool", "Labels": "texts",
     "Names": "texts", "Params": "opt_texts", "Values": "opt_texts",
     "OptCount": "opt_u64", "Seqs": "u64s", "OptUuid": "opt_uuid",
+    "EndUserSource": "source",
 }
+
+# `end_user_source` (Enum8): its names in the order of their values,
+# src/identity/mod.rs `Source`.
+SOURCE_NAMES = ["none", "comment", "set", "startup", "application_name"]
+
+# The end user a record names (schema version 9): the last columns of
+# statements, transactions and changes.
+END_USER = ["end_user", "end_user_source", "end_user_verified", "end_user_reason",
+            "request_id", "trace_id"]
+
+# Where each table's columns added after its records were first chained
+# begin, one entry per schema version that added some: statements got 8's
+# column access and 9's end user, transactions and changes 9's end user.
+TAILS = {"statements": ("columns_read", "end_user"), "transactions": ("end_user",),
+         "changes": ("end_user",)}
 
 COLUMNS = {t: [(c, ENCODING[ty]) for c, ty in cols] for t, cols in rust_tables().items()}
 
@@ -97,26 +113,41 @@ def enc(kind, v):
         return b"\0" if v is None else b"\1" + struct.pack("<Q", v)
     if kind == "opt_uuid":
         return b"\0" if v is None else b"\1" + uuid.UUID(v).bytes
+    if kind == "source":
+        return bytes([SOURCE_NAMES.index(v)])
     raise AssertionError(kind)
 
 
-def canon(table, r):
+def canon(table, r, columns=None):
     """Canonical bytes of a record held as {column: value}, times as ints.
-    `statements`' columns after `chain` (schema version 8) count only when
-    one of them is not its default."""
+    The columns added after a table's records were first chained (TAILS)
+    come in groups, one per schema version; groups at the end that are
+    all zero bytes (every value its default) are left out, the last one
+    first. `columns`: the table's columns as an earlier build had them."""
     out = t32(table)
-    tail = b""
-    after_chain = False
-    for column, kind in COLUMNS[table]:
+    groups = []
+    starts = TAILS.get(table, ())
+    for column, kind in COLUMNS[table] if columns is None else columns:
         if column == "chain":
-            after_chain = True
-        elif after_chain:
-            tail += enc(kind, r[column])
+            continue
+        if column in starts:
+            groups.append(b"")
+        if groups:
+            groups[-1] += enc(kind, r[column])
         else:
             out += enc(kind, r[column])
-    if tail.strip(b"\0"):
-        out += tail
-    return out
+    while groups and not groups[-1].strip(b"\0"):
+        groups.pop()
+    return out + b"".join(groups)
+
+
+def columns_before(table, version):
+    """The columns `table` had in schema version `version` (7 or 8)."""
+    cut = set(END_USER)
+    if version < 8 and table == "statements":
+        cut |= {"columns_read", "columns_written", "labels", "via", "columns_unresolved",
+                "catalog_version"}
+    return [(c, k) for c, k in COLUMNS[table] if c not in cut]
 
 
 def rfc3339(micros):
@@ -136,13 +167,29 @@ def json_line(table, r):
             obj[f] = dict(zip(r[f + ".name"], r[f + ".value"]))
     if table == "statements" and not r["params"]:
         del obj["params"]  # parameters not recorded
+    tail = False
+    for column, kind in COLUMNS[table]:
+        tail = tail or column in TAILS.get(table, ())
+        if tail and obj.get(column) == DEFAULT[kind]:
+            del obj[column]  # left out at its default, as pgtrail does
     return json.dumps(obj, ensure_ascii=False)
+
+
+# The default of each kind of column, where a record may leave it out.
+DEFAULT = {"text": "", "texts": [], "u64": 0, "bool": False, "source": "none"}
 
 
 SAMPLE = {"uuid": "01a228da-91ff-701a-b514-7a5300000007", "text": "x", "u64": 7, "u32": 42,
           "u16": 5432, "time": 1796000000000000, "bool": True, "texts": ["public.t", "ü"],
           "opt_texts": [None, "a\n\"b\""], "u64s": [3, 4], "opt_u64": None,
-          "opt_uuid": "00000000-0000-0000-0000-000000000009"}
+          "opt_uuid": "00000000-0000-0000-0000-000000000009", "source": "comment"}
+
+# An end user with every field set, text that needs escapes included.
+ALICE = {"end_user": "alice \"ä\" ✓", "end_user_source": "comment", "end_user_verified": True,
+         "end_user_reason": "", "request_id": "req-1\n\\", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+# No end user at all: what records of builds before schema version 9 read as.
+NOBODY = {"end_user": "", "end_user_source": "none", "end_user_verified": False,
+          "end_user_reason": "", "request_id": "", "trace_id": ""}
 
 # ---------------------------------------------------------------------------
 # Trails.
@@ -174,6 +221,7 @@ class Trail:
         self.next_seq = 1
         self.records = []  # (table, {column: value})
         self.run_records = 0
+        self.version = None  # an earlier schema version's columns (7, 8)
 
     def record(self, table, **values):
         seq = self.next_seq
@@ -187,7 +235,8 @@ class Trail:
         return r
 
     def link(self, table, r):
-        self.chain = hashlib.sha256(self.chain + canon(table, r)).digest()
+        columns = None if self.version is None else columns_before(table, self.version)
+        self.chain = hashlib.sha256(self.chain + canon(table, r, columns)).digest()
         r["chain"] = self.chain.hex()
         self.next_seq = r["seq"] + 1
         self.run_records += 1
@@ -780,6 +829,106 @@ def without_cryptography_checkpoints_are_unchecked():
     w.close()
 
 
+@test()
+def end_user_fields_on_every_table():
+    """Records that name an end user (schema version 9) on each table that
+    has the columns: every field set, each set alone, none; the script's
+    bytes are this test's; a claim changed, added or removed is altered."""
+    variants = [
+        ALICE,
+        dict(NOBODY, end_user="bob", end_user_source="set", end_user_reason="not signed"),
+        dict(NOBODY, end_user_source="application_name"),
+        dict(NOBODY, end_user_verified=True),
+        dict(NOBODY, request_id="r-7"),
+        dict(NOBODY, trace_id="0af7651916cd43dd8448eb211c80319c"),
+        NOBODY,
+    ]
+    no_columns = {"columns_read": [], "columns_written": [], "labels": [], "via": [],
+                  "columns_unresolved": [], "catalog_version": 0}
+    t = Trail()
+    t.start()
+    first = {}
+    for table in ("statements", "transactions", "changes"):
+        for i, v in enumerate(variants):
+            first[(table, i)] = t.add(table, **v)["seq"]
+    t.statement(**dict(no_columns, **ALICE))  # 8's columns default, 9's not
+    t.statement(**dict(no_columns, **NOBODY))  # neither
+    t.stop()
+    for table, r in t.records:
+        line = json_line(table, r)
+        assert vt.record_of_json(line, "x").canonical() == canon(table, r), (table, line)
+        if table in TAILS and r["end_user"] == "":
+            assert '"end_user"' not in line, line
+    lines = t.lines()
+    w = Workdir()
+    expect(w.verify(lines), warnings=["unsigned"])
+    for table in ("statements", "transactions", "changes"):
+        alice, nobody = first[(table, 0)], first[(table, len(variants) - 1)]
+        for seq, change in (
+                (alice, lambda o: o.update(end_user="mallory")),
+                (alice, lambda o: o.update(end_user_verified=False)),
+                (alice, lambda o: o.update(end_user_source="set")),
+                (alice, lambda o: o.pop("request_id")),
+                (alice, lambda o: o.pop("end_user")),
+                (nobody, lambda o: o.update(end_user="alice")),
+                (nobody, lambda o: o.update(end_user_source="comment")),
+                (nobody, lambda o: o.update(end_user_verified=True))):
+            changed = with_line(lines, seq, change)
+            assert changed != lines, (table, seq)
+            expect(w.verify(changed), errors=["altered"],
+                   warnings=["unsigned"])
+        # A source no build writes is no record.
+        forged = with_line(lines, alice, lambda o: o.update(end_user_source="admin"))
+        expect(w.verify(forged), errors=["deleted", "malformed"], warnings=["unsigned"])
+    w.close()
+
+
+def earlier_trail():
+    """Records chained by builds of schema versions 7 and 8 (without the
+    end-user columns; 7 without the column access of statements either),
+    then records of this version."""
+    t = Trail()
+    t.version = 7
+    t.start()
+    no_columns = {"columns_read": [], "columns_written": [], "labels": [], "via": [],
+                  "columns_unresolved": [], "catalog_version": 0}
+    for table in ("statements", "transactions", "changes"):
+        t.add(table, **dict(no_columns, **NOBODY) if table == "statements" else NOBODY)
+    t.version = 8
+    t.statement(**NOBODY)  # with column access (SAMPLE's)
+    t.statement(**dict(no_columns, **NOBODY))
+    t.add("transactions", **NOBODY)
+    t.add("changes", **NOBODY)
+    t.checkpoint()
+    t.version = None
+    for table in ("statements", "transactions", "changes"):
+        t.add(table, **ALICE)
+        t.add(table, **NOBODY)
+    t.stop()
+    return t
+
+
+@test()
+def records_of_earlier_schema_versions_still_verify():
+    t = earlier_trail()
+    lines = t.lines()
+    # JSON Lines of those builds had none of the later fields.
+    assert not any('"end_user' in l for l in lines[:9]), lines[:9]
+    w = Workdir()
+    expect(w.verify(lines), warnings=["unsigned"])
+    # Their bytes are what those builds hashed, also read by this build.
+    for table, r in t.records[:9]:
+        if table in TAILS:
+            version = 7 if '"columns_read"' not in json_line(table, r) else 8
+            assert vt.record_of_json(json_line(table, r), "x").canonical() == \
+                canon(table, r, columns_before(table, version)), (table, r)
+    # An end user added to a record of version 8 is a change.
+    seq = t.records[5][1]["seq"]
+    expect(w.verify(with_line(lines, seq, lambda o: o.update(end_user="x"))),
+           errors=["altered"], warnings=["unsigned"])
+    w.close()
+
+
 class FakeClickHouse(http.server.BaseHTTPRequestHandler):
     """Answers the script's queries from `rows` (table -> list of rows)."""
 
@@ -833,6 +982,20 @@ def clickhouse_old_and_modern():
     t.skip(2)
     t.statement()
     t.stop()
+    # Rows of earlier builds, filled with the new columns' defaults.
+    early = earlier_trail()
+    for modern in (False, True):
+        FakeClickHouse.rows = clickhouse_rows(early, modern)
+        server = http.server.HTTPServer(("127.0.0.1", 0), FakeClickHouse)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = "http://127.0.0.1:%d" % server.server_address[1]
+        w = Workdir()
+        expect(w.run("--clickhouse-url", url), warnings=["unsigned"])
+        FakeClickHouse.rows["changes"][-1]["end_user_source"] = "startup"
+        expect(w.run("--clickhouse-url", url), errors=["altered"], warnings=["unsigned"])
+        server.shutdown()
+        server.server_close()
+        w.close()
     for modern in (False, True):
         FakeClickHouse.rows = clickhouse_rows(t, modern)
         server = http.server.HTTPServer(("127.0.0.1", 0), FakeClickHouse)

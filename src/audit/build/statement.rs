@@ -53,7 +53,12 @@ impl RecordBuilder {
         self.transactions
             .statement(e.transaction, header.seq, written);
         if let Some(recent) = &mut self.recent {
-            recent.insert(e.transaction.id, e.transaction.index, header.seq, &e.end_user);
+            recent.insert(
+                e.transaction.id,
+                e.transaction.index,
+                header.seq,
+                &e.end_user,
+            );
         }
         if e.failure.is_none() {
             // Only SET, RESET and DISCARD change roles: other statements

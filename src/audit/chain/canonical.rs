@@ -9,13 +9,17 @@
 //! - text: its byte length as u32 LE, then its UTF-8 bytes;
 //! - UUID: its 16 bytes in RFC 4122 order;
 //! - nullable: a 0 byte for NULL, else a 1 byte and the value;
-//! - array: its length as u32 LE, then each element.
+//! - array: its length as u32 LE, then each element;
+//! - `Enum8` (`end_user_source`): one byte, the enum's value.
 //!
 //! `statements.params` absent (parameters not recorded) is the empty array,
-//! as ClickHouse stores it. The columns schema version 8 added to
-//! `statements` (`columns_read` to `catalog_version`) are left out when
-//! all of them hold their defaults, so that records chained before them
-//! keep their bytes ([`drop_default_tail`]).
+//! as ClickHouse stores it. Columns added to a table after its records were
+//! first chained form optional tails ([`OPTIONAL_TAIL`]): schema version
+//! 8's `columns_read` to `catalog_version` and 9's `end_user` to `trace_id`
+//! on `statements`, 9's `end_user` to `trace_id` on `transactions` and
+//! `changes`. A tail is left out when it and every tail after it hold
+//! their defaults, so that records chained before them keep their bytes
+//! ([`drop_default_tails`]).
 
 use uuid::Uuid;
 
@@ -24,6 +28,7 @@ use crate::audit::record::{
     ChangeRecord, CheckpointRecord, GapRecord, LifecycleRecord, Record, RecordHeader,
     SessionRecord, StatementRecord, TransactionRecord,
 };
+use crate::identity::EndUser;
 
 /// Appends `record`'s canonical bytes to `out`.
 pub fn encode(record: &Record, out: &mut Vec<u8>) {
@@ -134,7 +139,7 @@ fn statement(e: &mut Enc, r: &StatementRecord) {
     e.uuid("transaction_id", &r.transaction_id);
     let params = r.params.as_deref().unwrap_or_default();
     e.opt_texts("params", params.iter().map(Option::as_deref), params.len());
-    let tail = e.out.len();
+    let v8 = e.out.len();
     let c = &r.columns;
     e.texts("columns_read", &c.columns_read);
     e.texts("columns_written", &c.columns_written);
@@ -142,23 +147,47 @@ fn statement(e: &mut Enc, r: &StatementRecord) {
     e.texts("via", &c.via);
     e.texts("columns_unresolved", &c.columns_unresolved);
     e.u64("catalog_version", c.catalog_version);
-    drop_default_tail(e.out, tail);
+    let v9 = e.out.len();
+    end_user(e, &r.end_user);
+    drop_default_tails(e.out, &[v8, v9]);
+}
+
+/// Schema version 9's columns: the end user a record names.
+fn end_user(e: &mut Enc, u: &EndUser) {
+    e.text("end_user", &u.end_user);
+    e.enum8("end_user_source", u.end_user_source.code());
+    e.bool("end_user_verified", u.end_user_verified);
+    e.text("end_user_reason", &u.end_user_reason);
+    e.text("request_id", &u.request_id);
+    e.text("trace_id", &u.trace_id);
 }
 
 /// Columns added to a table after its records were first chained
-/// (`OPTIONAL_TAIL`) are encoded only when one of them is not its
-/// default, so records written before them keep their canonical bytes
-/// (and chain). Every default encodes as zero bytes (empty array: a zero
-/// length; zero integer), so "all default" is "all zero".
-pub fn drop_default_tail(out: &mut Vec<u8>, tail: usize) {
-    if out.get(tail..).is_some_and(|t| t.iter().all(|&b| b == 0)) {
-        out.truncate(tail);
+/// (`OPTIONAL_TAIL`) are encoded only when they, or a tail after them,
+/// are not all their defaults, so records written before them keep their
+/// canonical bytes (and chain). Every default encodes as zero bytes (empty
+/// text or array: a zero length; zero integer; false; an enum's value 0),
+/// so "all default" is "all zero": `out` is cut at the first of `tails`
+/// (ascending offsets where each tail begins) after which every byte is
+/// zero. A later tail that is not all zero keeps the earlier ones, zeros
+/// and all.
+pub fn drop_default_tails(out: &mut Vec<u8>, tails: &[usize]) {
+    let zero_from = out.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
+    if let Some(&cut) = tails.iter().find(|&&t| t >= zero_from) {
+        out.truncate(cut);
     }
 }
 
-/// Per table, the first column of its optional tail (see
-/// [`drop_default_tail`]): schema version 8's columns of `statements`.
-pub const OPTIONAL_TAIL: &[(&str, &str)] = &[("statements", "columns_read")];
+/// Per table, the first column of each of its optional tails, oldest
+/// first (see [`drop_default_tails`]): schema version 8's columns of
+/// `statements` from `columns_read`; version 9's end-user columns from
+/// `end_user` on `statements`, `transactions` and `changes`.
+pub const OPTIONAL_TAIL: &[(&str, &str)] = &[
+    ("statements", "columns_read"),
+    ("statements", "end_user"),
+    ("transactions", "end_user"),
+    ("changes", "end_user"),
+];
 
 fn session(e: &mut Enc, r: &SessionRecord) {
     header(e, &r.header);
@@ -216,6 +245,9 @@ fn transaction(e: &mut Enc, r: &TransactionRecord) {
     e.opt_u64("xid", r.xid);
     e.u64s("undone_from_seq", &r.undone_from_seq);
     e.u64s("undone_to_seq", &r.undone_to_seq);
+    let v9 = e.out.len();
+    end_user(e, &r.end_user);
+    drop_default_tails(e.out, &[v9]);
 }
 
 fn change(e: &mut Enc, r: &ChangeRecord) {
@@ -251,6 +283,9 @@ fn change(e: &mut Enc, r: &ChangeRecord) {
     e.text("application_name", &c.application_name);
     e.text("attribution", c.attribution.name());
     e.bool("forged_marker", c.forged_marker);
+    let v9 = e.out.len();
+    end_user(e, &r.end_user);
+    drop_default_tails(e.out, &[v9]);
 }
 
 /// A Nested column-to-value list: `X.name` then `X.value`.
@@ -382,6 +417,12 @@ impl<'a> Enc<'a> {
     fn u16(&mut self, name: &'static str, n: u16) {
         self.name(name);
         self.out.extend_from_slice(&n.to_le_bytes());
+    }
+
+    /// An `Enum8` column: one byte, the enum's value.
+    fn enum8(&mut self, name: &'static str, value: i8) {
+        self.name(name);
+        self.out.extend_from_slice(&value.to_le_bytes());
     }
 
     fn bool(&mut self, name: &'static str, b: bool) {

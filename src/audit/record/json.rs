@@ -60,7 +60,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         transaction_id,
         params,
         columns,
-        end_user: _,
+        end_user,
     } = r;
     let mut o = Object::start(out, "statements", header);
     o.u64("duration_us", *duration_us);
@@ -104,6 +104,7 @@ fn statement(r: &StatementRecord, out: &mut Vec<u8>) {
         o.strs("params", params.iter().map(Option::as_deref));
     }
     column_access(&mut o, columns);
+    end_user_fields(&mut o, end_user);
 }
 
 /// Schema version 8's statement columns; each only when not empty.
@@ -188,7 +189,7 @@ fn transaction(r: &TransactionRecord, out: &mut Vec<u8>) {
         xid,
         undone_from_seq,
         undone_to_seq,
-        end_user: _,
+        end_user,
     } = r;
     let mut o = Object::start(out, "transactions", header);
     o.uuid("transaction_id", transaction_id);
@@ -211,6 +212,39 @@ fn transaction(r: &TransactionRecord, out: &mut Vec<u8>) {
     o.opt_u64("xid", *xid);
     o.u64s("undone_from_seq", undone_from_seq);
     o.u64s("undone_to_seq", undone_to_seq);
+    end_user_fields(&mut o, end_user);
+}
+
+/// Schema version 9's end-user fields (statements, transactions,
+/// changes); each only when not its default, as serde's
+/// `skip_serializing_if` on `EndUser` leaves them out.
+fn end_user_fields(o: &mut Object<'_>, e: &crate::identity::EndUser) {
+    let crate::identity::EndUser {
+        end_user,
+        end_user_source,
+        end_user_verified,
+        end_user_reason,
+        request_id,
+        trace_id,
+    } = e;
+    if !end_user.is_empty() {
+        o.str("end_user", end_user);
+    }
+    if *end_user_source != crate::identity::Source::None {
+        o.str("end_user_source", end_user_source.name());
+    }
+    if *end_user_verified {
+        o.bool("end_user_verified", true);
+    }
+    for (key, value) in [
+        ("end_user_reason", end_user_reason),
+        ("request_id", request_id),
+        ("trace_id", trace_id),
+    ] {
+        if !value.is_empty() {
+            o.str(key, value);
+        }
+    }
 }
 
 fn gap(r: &GapRecord, out: &mut Vec<u8>) {

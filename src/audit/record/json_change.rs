@@ -1,7 +1,7 @@
 //! The JSON Lines encoding of `changes` records (see `json`): `key`, `old`
 //! and `new` are objects of column name to text or `null`, in column order.
 
-use super::{string, Object};
+use super::{end_user_fields, string, Object};
 use crate::audit::change_event::{ChangeEvent, Columns};
 use crate::audit::record::ChangeRecord;
 
@@ -9,7 +9,7 @@ pub(super) fn change(r: &ChangeRecord, out: &mut Vec<u8>) {
     let ChangeRecord {
         header,
         change,
-        end_user: _,
+        end_user,
     } = r;
     let ChangeEvent {
         commit_lsn,
@@ -72,6 +72,7 @@ pub(super) fn change(r: &ChangeRecord, out: &mut Vec<u8>) {
     o.str("application_name", application_name);
     o.str("attribution", attribution.name());
     o.bool("forged_marker", *forged_marker);
+    end_user_fields(&mut o, end_user);
 }
 
 fn columns(o: &mut Object<'_>, key: &str, cols: &Columns) {

@@ -234,6 +234,153 @@ fn every_record_type_matches_the_serde_encoding() {
     }
 }
 
+/// An end user with every field set from `text` (`Source` by `i`).
+pub(crate) fn end_user(text: &str, i: u64) -> std::sync::Arc<crate::identity::EndUser> {
+    use crate::identity::{EndUser, Source};
+    let sources = &Source::ALL[1..];
+    std::sync::Arc::new(EndUser {
+        end_user: format!("alice {text}"),
+        end_user_source: sources[i as usize % sources.len()],
+        end_user_verified: i.is_multiple_of(2),
+        end_user_reason: text.into(),
+        request_id: format!("req-\"{i}\"-{text}"),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+    })
+}
+
+/// `record` with `end_user` set (statements, transactions, changes).
+pub(crate) fn with_end_user(
+    mut record: Record,
+    end_user: std::sync::Arc<crate::identity::EndUser>,
+) -> Record {
+    match &mut record {
+        Record::Statement(s) => s.end_user = end_user,
+        Record::Transaction(t) => t.end_user = end_user,
+        Record::Change(c) => c.end_user = end_user,
+        _ => panic!("{} has no end user", record.table()),
+    }
+    record
+}
+
+fn end_user_of(record: &Record) -> &crate::identity::EndUser {
+    match record {
+        Record::Statement(s) => &s.end_user,
+        Record::Transaction(t) => &t.end_user,
+        Record::Change(c) => &c.end_user,
+        _ => panic!("{} has no end user", record.table()),
+    }
+}
+
+/// The three record types that name an end user, with `end_user`.
+fn with_end_users(
+    text: &str,
+    i: u64,
+    eu: &std::sync::Arc<crate::identity::EndUser>,
+) -> [Record; 3] {
+    [
+        with_end_user(statement(text, None), eu.clone()),
+        with_end_user(transaction(text, i), eu.clone()),
+        with_end_user(change(text, i), eu.clone()),
+    ]
+}
+
+#[test]
+fn end_user_fields_match_serde_and_read_back() {
+    use crate::identity::{EndUser, Source};
+    for (i, text) in awkward_texts().iter().enumerate() {
+        let i = i as u64;
+        let full = end_user(text, i);
+        // Every field set, then each subset of fields left at its default
+        // (serde leaves each out on its own).
+        let mut variants = vec![full.clone()];
+        for mask in 0u8..64 {
+            let pick = |bit: u8| mask & (1 << bit) != 0;
+            variants.push(std::sync::Arc::new(EndUser {
+                end_user: if pick(0) {
+                    full.end_user.clone()
+                } else {
+                    String::new()
+                },
+                end_user_source: if pick(1) {
+                    full.end_user_source
+                } else {
+                    Source::None
+                },
+                end_user_verified: pick(2),
+                end_user_reason: if pick(3) {
+                    full.end_user_reason.clone()
+                } else {
+                    String::new()
+                },
+                request_id: if pick(4) {
+                    full.request_id.clone()
+                } else {
+                    String::new()
+                },
+                trace_id: if pick(5) {
+                    full.trace_id.clone()
+                } else {
+                    String::new()
+                },
+            }));
+            if i > 0 {
+                break; // the subsets once, on the first text
+            }
+        }
+        for eu in &variants {
+            for record in with_end_users(text, i, eu) {
+                assert_same_as_serde(&record);
+                let mut ours = Vec::new();
+                write_record(&record, &mut ours);
+                let back: Record = serde_json::from_slice(&ours).unwrap();
+                assert_eq!(end_user_of(&back), &**eu, "{}", record.table());
+                let mut again = Vec::new();
+                write_record(&back, &mut again);
+                assert_eq!(again, ours);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_end_user_source_is_written_by_its_name() {
+    use crate::identity::{EndUser, Source};
+    for source in Source::ALL {
+        let eu = std::sync::Arc::new(EndUser {
+            end_user_source: source,
+            ..EndUser::default()
+        });
+        for record in with_end_users("x", 3, &eu) {
+            assert_same_as_serde(&record);
+            let mut ours = Vec::new();
+            write_record(&record, &mut ours);
+            let text = String::from_utf8(ours).unwrap();
+            let key = format!(r#""end_user_source":"{}""#, source.name());
+            assert_eq!(text.contains(&key), source != Source::None, "{text}");
+            assert!(!text.contains("end_user\""), "{text}");
+        }
+    }
+}
+
+#[test]
+fn records_without_an_end_user_have_none_of_its_fields() {
+    for record in [statement("x", None), transaction("x", 1), change("x", 1)] {
+        let mut ours = Vec::new();
+        write_record(&record, &mut ours);
+        let text = String::from_utf8(ours).unwrap();
+        for key in [
+            "end_user",
+            "end_user_source",
+            "end_user_verified",
+            "end_user_reason",
+            "request_id",
+            "trace_id",
+        ] {
+            assert!(!text.contains(&format!("\"{key}\"")), "{key} in {text}");
+        }
+    }
+}
+
 #[test]
 fn a_change_record_reads_back_with_its_column_order_and_nulls() {
     let record = change("zeta", 2);

@@ -20,14 +20,20 @@ pub fn decode_row(
     let mut canonical = Vec::with_capacity(bytes.len().min(4096) + 16);
     text(&mut canonical, table.as_bytes());
     let mut f = Fields::default();
-    let tail_from = crate::audit::chain::canonical::OPTIONAL_TAIL
+    // Where each optional tail begins (listed in table order; at most two
+    // per table so far).
+    let mut tail_columns = crate::audit::chain::canonical::OPTIONAL_TAIL
         .iter()
-        .find(|(t, _)| *t == table)
+        .filter(|(t, _)| *t == table)
         .map(|(_, c)| *c);
-    let mut tail = None;
+    let mut next_tail = tail_columns.next();
+    let mut tails = [0usize; 4];
+    let mut n_tails = 0;
     for (name, ty) in columns {
-        if Some(*name) == tail_from {
-            tail = Some(canonical.len());
+        if Some(*name) == next_tail && n_tails < tails.len() {
+            tails[n_tails] = canonical.len();
+            n_tails += 1;
+            next_tail = tail_columns.next();
         }
         if *name == "chain" {
             f.chain = parse_hex(&String::from_utf8_lossy(r.string()?));
@@ -37,9 +43,7 @@ pub fn decode_row(
         transcode(*ty, &mut r, &mut canonical)?;
         f.capture(name, &canonical[start..]);
     }
-    if let Some(tail) = tail {
-        crate::audit::chain::canonical::drop_default_tail(&mut canonical, tail);
-    }
+    crate::audit::chain::canonical::drop_default_tails(&mut canonical, &tails[..n_tails]);
     let special = f.special(table);
     let item = Item {
         table,
@@ -191,7 +195,8 @@ fn transcode(ty: Ty, r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<(), Short>
         Ty::Seq | Ty::Time | Ty::Count | Ty::Hash | Ty::Lsn => out.extend_from_slice(r.take(8)?),
         Ty::U16 => out.extend_from_slice(r.take(2)?),
         Ty::Pid | Ty::U32 => out.extend_from_slice(r.take(4)?),
-        Ty::Bool => out.extend_from_slice(r.take(1)?),
+        // Enum8: its value, one byte, in both encodings.
+        Ty::Bool | Ty::EndUserSource => out.extend_from_slice(r.take(1)?),
         Ty::OptCount => nullable(r, out, |r, out| {
             out.extend_from_slice(r.take(8)?);
             Ok(())

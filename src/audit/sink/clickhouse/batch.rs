@@ -162,69 +162,56 @@ impl Batch {
     }
 }
 
-/// Inserts `rows` under `table`'s column layout.
-async fn insert_as(
-    table: Table,
-    rows: &mut TableBatch,
-    client: &Client,
-    version: ServerVersion,
-) -> Result<(), SendError> {
-    let name = table.name();
-    match table {
-        Table::StatementsV1 => rows.insert::<StatementRowV1>(client, version, name).await,
-        Table::SessionsV1 => rows.insert::<SessionRowV1>(client, version, name).await,
-        Table::StatementsV2 => rows.insert::<StatementRowV2>(client, version, name).await,
-        Table::GapsV1 => {
-            rows.insert::<Before<GapRow<'static>, 2>>(client, version, name)
-                .await
+/// `insert_as` (and, for tests, `column_names_of`) from one list of each
+/// layout's row type.
+macro_rules! layouts {
+    ($($table:ident => $row:ty,)*) => {
+        /// Inserts `rows` under `table`'s column layout.
+        async fn insert_as(
+            table: Table,
+            rows: &mut TableBatch,
+            client: &Client,
+            version: ServerVersion,
+        ) -> Result<(), SendError> {
+            let name = table.name();
+            match table {
+                $(Table::$table => rows.insert::<$row>(client, version, name).await,)*
+            }
         }
-        Table::SessionsV2 => {
-            rows.insert::<Before<SessionRow<'static>, 1>>(client, version, name)
-                .await
+
+        /// The columns rows of `table`'s layout are inserted under.
+        #[cfg(test)]
+        fn column_names_of(table: Table) -> &'static [&'static str] {
+            match table {
+                $(Table::$table => <$row as Row>::COLUMN_NAMES,)*
+            }
         }
-        // Before `chain` and the 6 columns after it (schema versions 7, 8).
-        Table::StatementsV3 => {
-            rows.insert::<Before<StatementRow<'static>, 7>>(client, version, name)
-                .await
-        }
-        Table::StatementsV4 => {
-            rows.insert::<Before<StatementRow<'static>, 6>>(client, version, name)
-                .await
-        }
-        Table::TransactionsV1 => {
-            rows.insert::<Before<TransactionRow<'static>, 1>>(client, version, name)
-                .await
-        }
-        Table::ChangesV1 => {
-            rows.insert::<Before<ChangeRow<'static>, 1>>(client, version, name)
-                .await
-        }
-        Table::Statements => {
-            rows.insert::<StatementRow<'static>>(client, version, name)
-                .await
-        }
-        Table::Sessions => {
-            rows.insert::<SessionRow<'static>>(client, version, name)
-                .await
-        }
-        Table::Gaps => rows.insert::<GapRow<'static>>(client, version, name).await,
-        Table::Transactions => {
-            rows.insert::<TransactionRow<'static>>(client, version, name)
-                .await
-        }
-        Table::Changes => {
-            rows.insert::<ChangeRow<'static>>(client, version, name)
-                .await
-        }
-        Table::Checkpoints => {
-            rows.insert::<CheckpointRow<'static>>(client, version, name)
-                .await
-        }
-        Table::Lifecycle => {
-            rows.insert::<LifecycleRow<'static>>(client, version, name)
-                .await
-        }
-    }
+    };
+}
+
+layouts! {
+    StatementsV1 => StatementRowV1,
+    SessionsV1 => SessionRowV1,
+    StatementsV2 => StatementRowV2,
+    GapsV1 => Before<GapRow<'static>, 2>,
+    SessionsV2 => Before<SessionRow<'static>, 1>,
+    // Before `chain` and the 12 columns after it (schema versions 7, 8, 9).
+    StatementsV3 => Before<StatementRow<'static>, 13>,
+    StatementsV4 => Before<StatementRow<'static>, 12>,
+    // Before the 6 end-user columns (schema version 9).
+    StatementsV5 => Before<StatementRow<'static>, 6>,
+    // Before `chain` and the 6 end-user columns (schema versions 7, 9).
+    TransactionsV1 => Before<TransactionRow<'static>, 7>,
+    ChangesV1 => Before<ChangeRow<'static>, 7>,
+    TransactionsV2 => Before<TransactionRow<'static>, 6>,
+    ChangesV2 => Before<ChangeRow<'static>, 6>,
+    Statements => StatementRow<'static>,
+    Sessions => SessionRow<'static>,
+    Gaps => GapRow<'static>,
+    Transactions => TransactionRow<'static>,
+    Changes => ChangeRow<'static>,
+    Checkpoints => CheckpointRow<'static>,
+    Lifecycle => LifecycleRow<'static>,
 }
 
 #[cfg(test)]
@@ -232,6 +219,20 @@ mod tests {
     use super::super::rowbinary::encode_row;
     use super::super::rows::{AnyRow, GapRow};
     use super::*;
+
+    #[test]
+    fn each_layout_is_its_table_without_the_columns_added_since() {
+        use super::super::schema::column_names;
+        for table in Table::ALL {
+            let got = column_names_of(table);
+            let all = column_names(table.name());
+            match table.columns_after() {
+                Some(n) => assert_eq!(got, &all[..all.len() - n], "{table:?}"),
+                // Layouts before schema version 7 lack columns in between.
+                None => assert!(got.len() < all.len(), "{table:?}"),
+            }
+        }
+    }
 
     #[test]
     fn rows_keep_their_bounds_and_name_the_seq_range() {

@@ -32,13 +32,16 @@ use crate::audit::record::Record;
 /// layout: drain the spool before a downgrade. `b'{'` is never a tag: the
 /// JSON frames of earlier builds read under it.
 ///
-/// Tags so far: this build writes 10 to 16 (schema version 7: `chain` on
-/// every table, `skipped_seqs` on `gaps`, `checkpoints` and `lifecycle`;
-/// 8: 16, `statements` with the columns it touched). Earlier layouts, all
-/// still read and inserted under their own column lists: 1 and 2 before
-/// schema version 4 (no `backend_pid`, no `effective_role`), 4 the
-/// `statements` layout before schema version 5 (no `transaction_id`), 3,
-/// 5, 6, 7 and 8 before `chain`, 9 `statements` before schema version 8.
+/// Tags so far: this build writes 10, 11, 14 and 15 (schema version 7:
+/// `chain` on every table, `skipped_seqs` on `gaps`, `checkpoints` and
+/// `lifecycle`) and 17 to 19 (schema version 9: `statements`,
+/// `transactions` and `changes` with the end user they name). Earlier
+/// layouts, all still read and inserted under their own column lists: 1
+/// and 2 before schema version 4 (no `backend_pid`, no `effective_role`),
+/// 4 the `statements` layout before schema version 5 (no
+/// `transaction_id`), 3, 5, 6, 7 and 8 before `chain`, 9 `statements`
+/// before schema version 8, 16 `statements` and 12 and 13 `transactions`
+/// and `changes` before schema version 9. The next new layout takes 20.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// `statements` before `backend_pid` and `effective_role` (`rows::StatementRowV1`).
@@ -57,16 +60,22 @@ pub enum Table {
     StatementsV4 = 9,
     Sessions = 10,
     Gaps = 11,
-    Transactions = 12,
-    Changes = 13,
+    /// `transactions` before schema version 9's end-user columns.
+    TransactionsV2 = 12,
+    /// `changes` before schema version 9's end-user columns.
+    ChangesV2 = 13,
     Checkpoints = 14,
     Lifecycle = 15,
-    Statements = 16,
+    /// `statements` before schema version 9's end-user columns.
+    StatementsV5 = 16,
+    Statements = 17,
+    Transactions = 18,
+    Changes = 19,
 }
 
 impl Table {
     /// Every tag, in the order a batch inserts them: older layouts first.
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 19] = [
         Table::StatementsV1,
         Table::SessionsV1,
         Table::GapsV1,
@@ -76,6 +85,9 @@ impl Table {
         Table::TransactionsV1,
         Table::ChangesV1,
         Table::StatementsV4,
+        Table::StatementsV5,
+        Table::TransactionsV2,
+        Table::ChangesV2,
         Table::Statements,
         Table::Sessions,
         Table::Transactions,
@@ -89,6 +101,35 @@ impl Table {
         Table::ALL.into_iter().find(|t| *t as u8 == tag)
     }
 
+    /// How many of its table's columns (`schema::table_columns`, in
+    /// order) come after this layout's last: the columns added since.
+    /// `None` for the layouts that lack columns in between (tags 1, 2 and
+    /// 4, `rows::legacy`): theirs are no prefix of the table's.
+    pub fn columns_after(self) -> Option<usize> {
+        match self {
+            Table::StatementsV1 | Table::SessionsV1 | Table::StatementsV2 => None,
+            // Before `skipped_seqs` and `chain`.
+            Table::GapsV1 => Some(2),
+            // Before `chain`.
+            Table::SessionsV2 => Some(1),
+            // Before `chain`, 8's and 9's columns.
+            Table::StatementsV3 => Some(13),
+            // Before `chain` and 9's columns.
+            Table::TransactionsV1 | Table::ChangesV1 => Some(7),
+            // Before 8's and 9's columns.
+            Table::StatementsV4 => Some(12),
+            // Before 9's columns.
+            Table::StatementsV5 | Table::TransactionsV2 | Table::ChangesV2 => Some(6),
+            Table::Statements
+            | Table::Sessions
+            | Table::Gaps
+            | Table::Transactions
+            | Table::Changes
+            | Table::Checkpoints
+            | Table::Lifecycle => Some(0),
+        }
+    }
+
     /// The table its rows go to.
     pub fn name(self) -> &'static str {
         match self {
@@ -96,11 +137,12 @@ impl Table {
             | Table::StatementsV2
             | Table::StatementsV3
             | Table::StatementsV4
+            | Table::StatementsV5
             | Table::Statements => "statements",
             Table::SessionsV1 | Table::SessionsV2 | Table::Sessions => "sessions",
             Table::GapsV1 | Table::Gaps => "gaps",
-            Table::TransactionsV1 | Table::Transactions => "transactions",
-            Table::ChangesV1 | Table::Changes => "changes",
+            Table::TransactionsV1 | Table::TransactionsV2 | Table::Transactions => "transactions",
+            Table::ChangesV1 | Table::ChangesV2 | Table::Changes => "changes",
             Table::Checkpoints => "checkpoints",
             Table::Lifecycle => "lifecycle",
         }

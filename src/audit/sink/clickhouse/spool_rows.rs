@@ -88,32 +88,35 @@ impl fmt::Display for Undecodable {
     }
 }
 
-/// The audit chain value a spooled row carries: its last column in every
-/// layout of schema version 7 (tags 9 to 15); in `statements` rows of
-/// schema version 8 (tag 16) columns follow it, so that row is decoded;
-/// `None` for earlier layouts and rows whose value is not known.
+/// The audit chain value a spooled row carries: read from the row's end
+/// in the layouts whose last column it is (tags 9 to 15); in layouts with
+/// columns after it (16: `statements` of schema version 8; 17 to 19:
+/// `statements`, `transactions` and `changes` of 9) the row is decoded.
+/// `None` for layouts before `chain` and rows whose value is not known.
 pub fn chain_of(frame: &SpooledFrame) -> Option<crate::audit::chain::ChainValue> {
-    if frame.tag == Table::Statements as u8 {
-        let columns = crate::audit::sink::clickhouse::schema::table_columns("statements")?;
-        let decoded =
-            crate::audit::chain::verify::rowbinary::decode_row("statements", columns, &frame.body);
-        return decoded.ok().and_then(|(item, _)| item.chain);
+    let table = Table::from_tag(frame.tag)?;
+    if (Table::StatementsV4 as u8..=Table::Lifecycle as u8).contains(&frame.tag) {
+        let body = &frame.body;
+        let at = body.len().checked_sub(65)?;
+        if body[at] != 64 {
+            return None;
+        }
+        return crate::audit::chain::parse_hex(std::str::from_utf8(&body[at + 1..]).ok()?);
     }
-    if !(Table::StatementsV4 as u8..=Table::Lifecycle as u8).contains(&frame.tag) {
+    let all = crate::audit::sink::clickhouse::schema::table_columns(table.name())?;
+    let columns = &all[..all.len().checked_sub(table.columns_after()?)?];
+    if !columns.iter().any(|(name, _)| *name == "chain") {
         return None;
     }
-    let body = &frame.body;
-    let at = body.len().checked_sub(65)?;
-    if body[at] != 64 {
-        return None;
-    }
-    crate::audit::chain::parse_hex(std::str::from_utf8(&body[at + 1..]).ok()?)
+    crate::audit::chain::verify::rowbinary::decode_row(table.name(), columns, &frame.body)
+        .ok()
+        .and_then(|(item, _)| item.chain)
 }
 
 /// `(commit_lsn, change_index)` of a spooled `changes` row (every layout:
 /// the columns after the header are `commit_lsn`, `lsn`, `change_index`).
 pub fn change_position(frame: &SpooledFrame) -> Option<(u64, u32)> {
-    if frame.tag != Table::Changes as u8 && frame.tag != Table::ChangesV1 as u8 {
+    if Table::from_tag(frame.tag).map(Table::name) != Some("changes") {
         return None;
     }
     let (instance, _, _) = super::rowbinary::row_header(&frame.body)?;
@@ -322,6 +325,15 @@ mod tests {
             change_position(&frame),
             Some((c.change.commit_lsn, c.change.change_index))
         );
+        // The layout before schema version 9 (tag 13) too.
+        let old = SpooledFrame {
+            tag: Table::ChangesV2 as u8,
+            body: frame.body[..frame.body.len() - 6].to_vec(),
+        };
+        assert_eq!(
+            change_position(&old),
+            Some((c.change.commit_lsn, c.change.change_index))
+        );
         let mut body = Vec::new();
         let tag = encode(&gap(3), &mut body).unwrap();
         assert_eq!(change_position(&SpooledFrame { tag, body }), None);
@@ -339,6 +351,51 @@ mod tests {
         let mut body = Vec::new();
         let tag = encode(&record, &mut body).unwrap();
         assert_eq!(chain_of(&SpooledFrame { tag, body }), None);
+    }
+
+    /// Every table's row, and the rows of the layouts before schema
+    /// version 9 (the same bytes without the six end-user columns' defaults,
+    /// under tags 16, 12 and 13), say their chain value.
+    #[test]
+    fn the_chain_value_is_read_back_from_every_layout_since_chain() {
+        use crate::audit::record::json::tests as samples;
+        let end_user = samples::end_user("x", 2);
+        let records = [
+            samples::statement("SELECT 1", None),
+            samples::with_end_user(samples::statement("SELECT 2", None), end_user.clone()),
+            samples::transaction("t", 3),
+            samples::with_end_user(samples::transaction("t", 3), end_user.clone()),
+            samples::change("c", 3),
+            samples::with_end_user(samples::change("c", 3), end_user),
+            samples::session("s", crate::audit::event::SessionEventType::Connect),
+            samples::checkpoint("p", 3),
+            samples::lifecycle("l", 3),
+        ];
+        for (i, mut record) in records.into_iter().enumerate() {
+            let value = [i as u8 + 1; 32];
+            record.header_mut().chain = Some(value);
+            let mut body = Vec::new();
+            let tag = encode(&record, &mut body).unwrap();
+            let frame = SpooledFrame {
+                tag,
+                body: body.clone(),
+            };
+            assert_eq!(chain_of(&frame), Some(value), "{}", record.table());
+            let before_v9 = match Table::from_tag(tag) {
+                Some(Table::Statements) => Table::StatementsV5,
+                Some(Table::Transactions) => Table::TransactionsV2,
+                Some(Table::Changes) => Table::ChangesV2,
+                _ => continue,
+            };
+            if body.ends_with(&[0; 6]) {
+                body.truncate(body.len() - 6);
+                let frame = SpooledFrame {
+                    tag: before_v9 as u8,
+                    body,
+                };
+                assert_eq!(chain_of(&frame), Some(value), "{before_v9:?}");
+            }
+        }
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub struct ChangeRow<'a> {
     pub attribution: &'a str,
     pub forged_marker: bool,
     pub chain: ChainText,
+    pub end_user: &'a str,
+    /// `crate::identity::Source::code`, the `Enum8`'s value.
+    pub end_user_source: i8,
+    pub end_user_verified: bool,
+    pub end_user_reason: &'a str,
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
 }
 
 fn names(cols: &Columns) -> Vec<&str> {
@@ -100,5 +107,11 @@ pub(super) fn change_row(r: &ChangeRecord) -> ChangeRow<'_> {
         attribution: c.attribution.name(),
         forged_marker: c.forged_marker,
         chain: super::chain(&r.header),
+        end_user: &r.end_user.end_user,
+        end_user_source: r.end_user.end_user_source.code(),
+        end_user_verified: r.end_user.end_user_verified,
+        end_user_reason: &r.end_user.end_user_reason,
+        request_id: &r.end_user.request_id,
+        trace_id: &r.end_user.trace_id,
     }
 }

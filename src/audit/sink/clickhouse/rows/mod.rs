@@ -77,6 +77,13 @@ pub struct StatementRow<'a> {
     pub via: &'a [String],
     pub columns_unresolved: &'a [String],
     pub catalog_version: u64,
+    pub end_user: &'a str,
+    /// `crate::identity::Source::code`, the `Enum8`'s value.
+    pub end_user_source: i8,
+    pub end_user_verified: bool,
+    pub end_user_reason: &'a str,
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -108,6 +115,13 @@ pub struct TransactionRow<'a> {
     pub undone_from_seq: &'a [u64],
     pub undone_to_seq: &'a [u64],
     pub chain: ChainText,
+    pub end_user: &'a str,
+    /// `crate::identity::Source::code`, the `Enum8`'s value.
+    pub end_user_source: i8,
+    pub end_user_verified: bool,
+    pub end_user_reason: &'a str,
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -233,6 +247,12 @@ fn statement_row(r: &StatementRecord) -> StatementRow<'_> {
         via: &r.columns.via,
         columns_unresolved: &r.columns.columns_unresolved,
         catalog_version: r.columns.catalog_version,
+        end_user: &r.end_user.end_user,
+        end_user_source: r.end_user.end_user_source.code(),
+        end_user_verified: r.end_user.end_user_verified,
+        end_user_reason: &r.end_user.end_user_reason,
+        request_id: &r.end_user.request_id,
+        trace_id: &r.end_user.trace_id,
     }
 }
 
@@ -264,6 +284,12 @@ fn transaction_row(r: &TransactionRecord) -> TransactionRow<'_> {
         undone_from_seq: &r.undone_from_seq,
         undone_to_seq: &r.undone_to_seq,
         chain: chain(&r.header),
+        end_user: &r.end_user.end_user,
+        end_user_source: r.end_user.end_user_source.code(),
+        end_user_verified: r.end_user.end_user_verified,
+        end_user_reason: &r.end_user.end_user_reason,
+        request_id: &r.end_user.request_id,
+        trace_id: &r.end_user.trace_id,
     }
 }
 
@@ -312,7 +338,7 @@ fn gap_row(r: &GapRecord) -> GapRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::sink::clickhouse::schema::column_names;
+    use crate::audit::sink::clickhouse::schema::{column_names, END_USER_COLUMNS};
 
     #[test]
     fn rows_match_the_schema() {
@@ -335,10 +361,15 @@ mod tests {
         "catalog_version",
     ];
 
+    /// The columns added after schema version 7 (8's and 9's).
+    fn after_v7(n: &str) -> bool {
+        COLUMNS_V8.contains(&n) || END_USER_COLUMNS.contains(&n)
+    }
+
     #[test]
     fn the_layout_before_transaction_id_lacks_only_it() {
         let mut c = column_names("statements");
-        c.retain(|n| !matches!(*n, "transaction_id" | "chain") && !COLUMNS_V8.contains(n));
+        c.retain(|n| !matches!(*n, "transaction_id" | "chain") && !after_v7(n));
         assert_eq!(StatementRowV2::COLUMN_NAMES, c);
     }
 
@@ -350,7 +381,7 @@ mod tests {
                 !matches!(
                     *n,
                     "effective_role" | "backend_pid" | "transaction_id" | "chain"
-                ) && !COLUMNS_V8.contains(n)
+                ) && !after_v7(n)
             });
             c
         };
@@ -366,27 +397,48 @@ mod tests {
             c
         };
         let chain = &["chain"][..];
-        let mut before_chain = COLUMNS_V8.to_vec();
-        before_chain.push("chain");
+        let end_user = &END_USER_COLUMNS[..];
+        let mut chain_on = vec!["chain"];
+        chain_on.extend_from_slice(COLUMNS_V8);
+        chain_on.extend_from_slice(end_user);
+        let mut v8_on = COLUMNS_V8.to_vec();
+        v8_on.extend_from_slice(end_user);
+        let mut chain_and_v9 = vec!["chain"];
+        chain_and_v9.extend_from_slice(end_user);
+        // statements: tags 6 (before chain), 9 (before 8), 16 (before 9).
         assert_eq!(
-            Before::<StatementRow, 7>::COLUMN_NAMES,
-            without("statements", &before_chain)
+            Before::<StatementRow, 13>::COLUMN_NAMES,
+            without("statements", &chain_on)
+        );
+        assert_eq!(
+            Before::<StatementRow, 12>::COLUMN_NAMES,
+            without("statements", &v8_on)
         );
         assert_eq!(
             Before::<StatementRow, 6>::COLUMN_NAMES,
-            without("statements", COLUMNS_V8)
+            without("statements", end_user)
         );
         assert_eq!(
             Before::<SessionRow, 1>::COLUMN_NAMES,
             without("sessions", chain)
         );
+        // transactions and changes: tags 7 and 8 (before chain), 12 and 13
+        // (before 9).
         assert_eq!(
-            Before::<TransactionRow, 1>::COLUMN_NAMES,
-            without("transactions", chain)
+            Before::<TransactionRow, 7>::COLUMN_NAMES,
+            without("transactions", &chain_and_v9)
         );
         assert_eq!(
-            Before::<ChangeRow, 1>::COLUMN_NAMES,
-            without("changes", chain)
+            Before::<TransactionRow, 6>::COLUMN_NAMES,
+            without("transactions", end_user)
+        );
+        assert_eq!(
+            Before::<ChangeRow, 7>::COLUMN_NAMES,
+            without("changes", &chain_and_v9)
+        );
+        assert_eq!(
+            Before::<ChangeRow, 6>::COLUMN_NAMES,
+            without("changes", end_user)
         );
         assert_eq!(
             Before::<GapRow, 2>::COLUMN_NAMES,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::columns::{add_columns, column_additions};
+use super::columns::{add_columns, add_indexes, column_additions};
 use super::tables::{TableSpec, Ty, TABLES};
 use super::{SchemaOptions, ServerVersion, SCHEMA_VERSION};
 
@@ -12,6 +12,9 @@ use super::{SchemaOptions, ServerVersion, SCHEMA_VERSION};
 const DEDUP_WINDOW: &str = "non_replicated_deduplication_window = 1000";
 
 pub(super) fn ty(t: Ty, v: ServerVersion) -> String {
+    if t == Ty::EndUserSource {
+        return end_user_source_enum();
+    }
     let modern = v.is_modern();
     let bool_t = if v.has_bool() { "Bool" } else { "UInt8" };
     let s = match (t, modern) {
@@ -47,8 +50,20 @@ pub(super) fn ty(t: Ty, v: ServerVersion) -> String {
         (Ty::Values, true) => "Array(Nullable(String)) CODEC(ZSTD(3))",
         (Ty::OptUuid, _) => "Nullable(UUID)",
         (Ty::Chain, _) => "String",
+        (Ty::EndUserSource, _) => unreachable!("rendered above"),
     };
     s.to_string()
+}
+
+/// `Enum8('none' = 0, 'comment' = 1, ...)` of `crate::identity::Source`,
+/// the same on every server version; its default is 'none' (0, the
+/// smallest value), which rows of earlier layouts get.
+fn end_user_source_enum() -> String {
+    let values: Vec<String> = crate::identity::Source::ALL
+        .iter()
+        .map(|s| format!("'{}' = {}", s.name(), s.code()))
+        .collect();
+    format!("Enum8({})", values.join(", "))
 }
 
 /// Backquoted identifier (names are checked plain identifiers; this keeps
@@ -87,7 +102,9 @@ pub fn statements(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
             ));
         }
         if v.is_modern() {
-            add_columns(&mut out, t, &format!("{db}.{}{on_cluster}", q(&local)), v);
+            let target = format!("{db}.{}{on_cluster}", q(&local));
+            add_columns(&mut out, t, &target, v);
+            add_indexes(&mut out, t, &target);
         }
         if let Some(c) = cluster {
             out.push(format!(
@@ -213,6 +230,20 @@ mod tests {
         assert!(modern.contains("DateTime64(6, 'UTC')") && modern.contains("tokenbf_v1"));
         assert!(modern.contains("TTL toDateTime(event_time) + toIntervalDay(365)"));
         assert!(!modern.contains("ON CLUSTER"));
+        let source =
+            "Enum8('none' = 0, 'comment' = 1, 'set' = 2, 'startup' = 3, 'application_name' = 4)";
+        for ddl in [&old, &modern] {
+            assert!(
+                ddl.contains(&format!("`end_user_source` {source}")),
+                "{ddl}"
+            );
+        }
+        assert!(old.contains("`end_user_verified` UInt8"));
+        assert!(
+            modern.contains("INDEX end_user_idx end_user TYPE bloom_filter(0.01) GRANULARITY 4")
+        );
+        assert!(modern.contains("ALTER TABLE `pgtrail`.`statements` ADD INDEX IF NOT EXISTS end_user_idx end_user TYPE bloom_filter(0.01) GRANULARITY 4"));
+        assert!(!old.contains("end_user_idx"));
     }
 
     #[test]

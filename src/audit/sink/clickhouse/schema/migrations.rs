@@ -15,8 +15,10 @@ use super::{SchemaOptions, ServerVersion};
 /// and `changes_outside_pgtrail`; 7: `chain` on every table, `skipped_seqs`
 /// on `gaps`, the `checkpoints` and `lifecycle` tables (tamper evidence);
 /// 8: the columns statements read and wrote (`columns_read` ...
-/// `catalog_version`) and the `sensitive_access` view.
-pub const SCHEMA_VERSION: u32 = 8;
+/// `catalog_version`) and the `sensitive_access` view; 9: the end user a
+/// record names (`end_user` ... `trace_id` on `statements`,
+/// `transactions` and `changes`), the `end_user_activity` view.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Every schema version and what it introduced, oldest first; the last is
 /// `SCHEMA_VERSION`. `schema_migrations` gets a row for each one applied.
@@ -35,19 +37,52 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (7, "chain columns, checkpoints and lifecycle tables"),
     (8, "columns read and written, labels, sensitive_access view"),
+    (9, "end user columns, end_user_activity view"),
 ];
 
 /// Views changed since schema version 6, replaced when a version after it
 /// is first applied: `statement_log` and `session_log` carry every column
-/// of their tables, so they gain `chain` (7) and the columns of 8;
+/// of their tables, so they gain `chain` (7) and the columns of 8 and 9;
+/// `transaction_log` too (`chain`, 7; the end-user columns, 9);
 /// `audit_sequence` gains the seqs of `changes`, `checkpoints` and
-/// `lifecycle` (7).
-const VIEWS_CHANGED: &[&str] = &["statement_log", "session_log", "audit_sequence"];
+/// `lifecycle` (7); `row_history` the end user of each change (9), and
+/// `changes_outside_pgtrail`, which selects all of it, with it.
+const VIEWS_CHANGED: &[&str] = &[
+    "statement_log",
+    "session_log",
+    "audit_sequence",
+    "transaction_log",
+    "row_history",
+    "changes_outside_pgtrail",
+];
 
-/// Replaces the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no `DROP VIEW`; `CREATE VIEW IF NOT EXISTS`
-/// keeps an existing one): run once, when `SCHEMA_VERSION` is not yet in
-/// `schema_migrations`, after `statements`. The views that read them keep
-/// working: they name their columns.
+/// Drops the views of `VIEWS_CHANGED` (`DROP TABLE`, as 18.16 has no
+/// `DROP VIEW`; `CREATE VIEW IF NOT EXISTS` keeps an existing one): run
+/// when `SCHEMA_VERSION` is not yet in `schema_migrations`, before
+/// `statements`, which then creates them anew, each before the views that
+/// read it. A view of a new version that reads a new column of
+/// `statement_log` (`sensitive_access`) cannot be created while the old
+/// `statement_log` stands: both servers check a view's columns at
+/// `CREATE VIEW IF NOT EXISTS`.
+pub fn view_drops(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
+    let on_cluster = on_cluster(v, opts);
+    VIEW_NAMES
+        .iter()
+        .filter(|name| VIEWS_CHANGED.contains(name))
+        .map(|name| {
+            format!(
+                "DROP TABLE IF EXISTS {}.{}{on_cluster}",
+                q(&opts.database),
+                q(name)
+            )
+        })
+        .collect()
+}
+
+/// Replaces the views of `VIEWS_CHANGED`: each dropped and created again,
+/// for a schema whose other views already read the new columns (`ensure`
+/// uses `view_drops` before `statements` instead). The views that read
+/// them keep working: they name their columns.
 pub fn view_upgrade(v: ServerVersion, opts: &SchemaOptions) -> Vec<String> {
     let on_cluster = on_cluster(v, opts);
     let creates = super::views::views(v, opts, &on_cluster);
@@ -83,6 +118,14 @@ pub fn record_migrations(opts: &SchemaOptions, applied: &[u32]) -> Option<String
             missing.join(", ")
         )
     })
+}
+
+/// 1 when `schema_migrations` exists (a schema made earlier), else 0.
+pub fn migrations_table_query(opts: &SchemaOptions) -> String {
+    format!(
+        "SELECT toUInt8(count() > 0) FROM system.tables WHERE database = '{}' AND name = 'schema_migrations'",
+        opts.database
+    )
 }
 
 /// The versions `schema_migrations` lists, each once, in order.

@@ -41,7 +41,9 @@
 //! statement is `CREATE ... IF NOT EXISTS` or an `ALTER ... MODIFY SETTING`
 //! to the same value, so applying twice is harmless.
 //! A view that exists is not replaced: a later version that changes a view
-//! must `DROP VIEW` it first (18.16 has no `CREATE OR REPLACE VIEW`).
+//! must drop it first (18.16 has no `CREATE OR REPLACE VIEW`; `DROP TABLE`
+//! drops a view there), which `ensure` does before the DDL when the
+//! schema version is new (`migrations::view_drops`).
 //! No statement contains `?` (the `clickhouse` crate treats it as a bind
 //! placeholder).
 //!
@@ -64,9 +66,10 @@ use clickhouse::Client;
 pub use columns::{column_additions, ColumnAddition};
 pub use ddl::{script, statements};
 pub use migrations::{
-    applied_migrations_query, record_migrations, view_upgrade, MIGRATIONS, SCHEMA_VERSION,
+    applied_migrations_query, migrations_table_query, record_migrations, view_drops, view_upgrade,
+    MIGRATIONS, SCHEMA_VERSION,
 };
-pub use tables::{column_names, table_columns, table_names, Ty};
+pub use tables::{column_names, table_columns, table_names, Ty, END_USER_COLUMNS};
 pub use version::ServerVersion;
 pub use views::VIEW_NAMES;
 
@@ -94,11 +97,12 @@ impl Default for SchemaOptions {
 }
 
 /// Reads the server version and creates what is missing: the columns old
-/// servers' tables lack (`column_additions`), every `statements` DDL, the
-/// `view_upgrade` when `SCHEMA_VERSION` is not yet applied, and the
-/// versions `schema_migrations` lacks. Returns the version and the text
-/// the server gave for it. `admin` is a client without a database
-/// selected (the DDL names it).
+/// servers' tables lack (`column_additions`), the `view_drops` when
+/// `SCHEMA_VERSION` is not yet applied (so that every `statements` DDL
+/// after them creates the changed views anew, before the views that read
+/// them), every `statements` DDL, and the versions `schema_migrations`
+/// lacks. Returns the version and the text the server gave for it.
+/// `admin` is a client without a database selected (the DDL names it).
 pub(super) async fn ensure(
     admin: &Client,
     options: &SchemaOptions,
@@ -112,19 +116,27 @@ pub(super) async fn ensure(
         SendError::other(format!("unrecognised ClickHouse version {text:?}"), true)
     })?;
     add_missing_columns(admin, options, version).await?;
-    for ddl in statements(version, options) {
-        execute_ddl(admin, &ddl).await?;
-    }
-
-    let applied: Vec<u32> = admin
-        .query(&applied_migrations_query(options))
-        .fetch_all()
+    let made_earlier: u8 = admin
+        .query(&migrations_table_query(options))
+        .fetch_one()
         .await
-        .map_err(|e| SendError::new("schema_migrations", &e))?;
+        .map_err(|e| SendError::new("system.tables", &e))?;
+    let applied: Vec<u32> = if made_earlier == 1 {
+        admin
+            .query(&applied_migrations_query(options))
+            .fetch_all()
+            .await
+            .map_err(|e| SendError::new("schema_migrations", &e))?
+    } else {
+        Vec::new()
+    };
     if !applied.contains(&SCHEMA_VERSION) {
-        for ddl in view_upgrade(version, options) {
+        for ddl in view_drops(version, options) {
             execute_ddl(admin, &ddl).await?;
         }
+    }
+    for ddl in statements(version, options) {
+        execute_ddl(admin, &ddl).await?;
     }
     if let Some(insert) = record_migrations(options, &applied) {
         admin

@@ -36,7 +36,24 @@ pub enum Ty {
     OptUuid,
     /// A chain value, digest or signature as hex (does not compress).
     Chain,
+    /// Where a record's end user came from: `Enum8` of
+    /// `crate::identity::Source` ('none' = 0, the default, ...).
+    EndUserSource,
 }
+
+/// Schema version 9's columns, the end user a record names
+/// (`crate::identity::EndUser`), the last six of `statements`,
+/// `transactions` and `changes`: after each table's earlier columns, so
+/// that rows spooled before them are a prefix of the layout
+/// (`rows::Before`).
+pub const END_USER_COLUMNS: [&str; 6] = [
+    "end_user",
+    "end_user_source",
+    "end_user_verified",
+    "end_user_reason",
+    "request_id",
+    "trace_id",
+];
 
 pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("event_id", Ty::Uuid),
@@ -84,6 +101,13 @@ pub(super) const STATEMENTS: &[(&str, Ty)] = &[
     ("via", Ty::Labels),
     ("columns_unresolved", Ty::Labels),
     ("catalog_version", Ty::Count),
+    // Schema version 9 (END_USER_COLUMNS).
+    ("end_user", Ty::Id),
+    ("end_user_source", Ty::EndUserSource),
+    ("end_user_verified", Ty::Bool),
+    ("end_user_reason", Ty::Text),
+    ("request_id", Ty::Id),
+    ("trace_id", Ty::Id),
 ];
 
 pub(super) const SESSIONS: &[(&str, Ty)] = &[
@@ -137,6 +161,13 @@ pub(super) const TRANSACTIONS: &[(&str, Ty)] = &[
     ("undone_from_seq", Ty::Seqs),
     ("undone_to_seq", Ty::Seqs),
     ("chain", Ty::Chain),
+    // Schema version 9 (END_USER_COLUMNS).
+    ("end_user", Ty::Id),
+    ("end_user_source", Ty::EndUserSource),
+    ("end_user_verified", Ty::Bool),
+    ("end_user_reason", Ty::Text),
+    ("request_id", Ty::Id),
+    ("trace_id", Ty::Id),
 ];
 
 /// `key`, `old` and `new` are Nested (name, value) on the server: each is
@@ -174,6 +205,13 @@ pub(super) const CHANGES: &[(&str, Ty)] = &[
     ("attribution", Ty::Label),
     ("forged_marker", Ty::Bool),
     ("chain", Ty::Chain),
+    // Schema version 9 (END_USER_COLUMNS).
+    ("end_user", Ty::Id),
+    ("end_user_source", Ty::EndUserSource),
+    ("end_user_verified", Ty::Bool),
+    ("end_user_reason", Ty::Text),
+    ("request_id", Ty::Id),
+    ("trace_id", Ty::Id),
 ];
 
 const GAPS: &[(&str, Ty)] = &[
@@ -247,6 +285,9 @@ pub(super) const TABLES: &[TableSpec] = &[
             ),
             ("kind_idx", "kind", "set(256)", 4),
             ("session_idx", "session_id", "bloom_filter(0.01)", 4),
+            // Schema version 9: "everything end user X did" (the sorting
+            // key starts with the database login, not the end user).
+            ("end_user_idx", "end_user", "bloom_filter(0.01)", 4),
         ],
     },
     TableSpec {
@@ -327,18 +368,43 @@ mod tests {
     #[test]
     fn contract_columns() {
         let s = column_names("statements");
-        assert_eq!(s.len(), 43);
+        assert_eq!(s.len(), 49);
         assert_eq!(s.first(), Some(&"event_id"));
         assert!(s.contains(&"statement_escaped") && s.contains(&"params"));
         assert_eq!(column_names("sessions").len(), 22);
         assert_eq!(column_names("gaps").len(), 8);
-        assert_eq!(column_names("transactions").len(), 25);
-        assert_eq!(column_names("changes").len(), 32);
+        assert_eq!(column_names("transactions").len(), 31);
+        assert_eq!(column_names("changes").len(), 38);
         // `chain` is last but for the columns added after schema version 7.
         for t in TABLES {
-            let after = if t.name == "statements" { 6 } else { 0 };
+            let after = match t.name {
+                "statements" => 12,
+                "transactions" | "changes" => 6,
+                _ => 0,
+            };
             let chain = t.columns.iter().rev().nth(after).map(|c| c.0);
             assert_eq!(chain, Some("chain"), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn end_user_columns_end_the_tables_that_name_one() {
+        let types = [
+            Ty::Id,
+            Ty::EndUserSource,
+            Ty::Bool,
+            Ty::Text,
+            Ty::Id,
+            Ty::Id,
+        ];
+        let want: Vec<(&str, Ty)> = END_USER_COLUMNS.into_iter().zip(types).collect();
+        for t in TABLES {
+            let has = t.columns.iter().any(|(n, _)| *n == "end_user");
+            let expected = matches!(t.name, "statements" | "transactions" | "changes");
+            assert_eq!(has, expected, "{}", t.name);
+            if expected {
+                assert_eq!(t.columns[t.columns.len() - 6..], want[..], "{}", t.name);
+            }
         }
     }
 }

@@ -20,9 +20,10 @@
 //! | `audit_sequence` | `(instance_id, seq)` of every table, for finding holes in the trail |
 //! | `transaction_log` | every transaction, deduplicated, with `started` (`DateTime('UTC')`) |
 //! | `rolled_back_statements` | successful statements whose effects were undone: their transaction rolled back or failed at COMMIT, or a ROLLBACK TO SAVEPOINT undid them (`undone_by`) |
-//! | `row_history` | every row change, deduplicated, with `row_key` (`col=value,...` of its key columns) and, for changes made through pgtrail, the seqs of its transaction's first and last statements (`statements_from_seq`, `statements_to_seq`; 0 when unattributed) |
+//! | `row_history` | every row change, deduplicated, with `row_key` (`col=value,...` of its key columns) and, for changes made through pgtrail, the seqs of its transaction's first and last statements (`statements_from_seq`, `statements_to_seq`; 0 when unattributed) and the end user of the statement or transaction it is attributed to (schema version 9) |
 //! | `changes_outside_pgtrail` | the rows of `row_history` whose transaction carried no verified pgtrail marker (`attribution = 'none'`) |
 //! | `sensitive_access` | one per statement x label of the columns it read or wrote (`[labels]`), with those columns and what they were reached through (`via`) |
+//! | `end_user_activity` | one per statement that names an end user (`end_user != ''`), with the claim (source, verified, reason, request and trace ids) beside the authenticated `user` and `db_role` |
 //!
 //! Why `FINAL` and not `LIMIT 1 BY instance_id, seq`: both work on 18.16,
 //! but `FINAL` merges the sorted parts as it reads (memory bounded),
@@ -53,6 +54,7 @@ pub const VIEW_NAMES: &[&str] = &[
     "row_history",
     "changes_outside_pgtrail",
     "sensitive_access",
+    "end_user_activity",
 ];
 
 /// `started DateTime('UTC')` from a transaction's `started_at`.
@@ -92,6 +94,35 @@ const WHO_WHEN: &[&str] = &[
     "application_name",
 ];
 
+/// The columns of `end_user_activity`: `ts` and `day` (computed, as in
+/// every view), the claim, then who logged in and what the statement did.
+const END_USER_ACTIVITY: &[&str] = &[
+    "ts",
+    "day",
+    "event_time",
+    "end_user",
+    "end_user_source",
+    "end_user_verified",
+    "end_user_reason",
+    "request_id",
+    "trace_id",
+    "user",
+    "db_role",
+    "session_id",
+    "client_addr",
+    "application_name",
+    "kind",
+    "crud",
+    "objects_read",
+    "objects_written",
+    "success",
+    "sqlstate",
+    "statement",
+    "transaction_id",
+    "seq",
+    "instance_id",
+];
+
 /// Every change, deduplicated (replays share `commit_lsn, change_index`,
 /// the sorting key), joined to its pgtrail transaction's statement seqs.
 /// The join key is not Nullable (18.16 joins no Nullable keys): changes
@@ -123,6 +154,10 @@ fn row_history(v: ServerVersion, db: &str) -> String {
         "db_role",
         "client_addr",
         "application_name",
+        "end_user",
+        "end_user_source",
+        "end_user_verified",
+        "request_id",
         "commit_lsn",
         "lsn",
         "change_index",
@@ -142,7 +177,7 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
     let all = |cols: &[(&str, Ty)]| column_list(&cols.iter().map(|(n, _)| *n).collect::<Vec<_>>());
     let who = column_list(WHO_WHEN);
     let stmt_cols = |extra: &[&str]| format!("{who}, {}", column_list(extra));
-    let bodies: [(&str, String); 14] = [
+    let bodies: [(&str, String); 15] = [
         (
             "statement_log",
             format!(
@@ -233,6 +268,15 @@ pub(super) fn views(v: ServerVersion, opts: &SchemaOptions, on_cluster: &str) ->
                 column_list(&["columns_read", "columns_written", "via", "columns_unresolved", "objects_read", "objects_written", "kind", "success", "sqlstate", "rows", "statement"])
             ),
         ),
+        (
+            "end_user_activity",
+            // From the table, not `statement_log`: a view created before
+            // `statement_log` has the new columns would fail.
+            format!(
+                "SELECT {ts} AS ts, toDate(ts) AS day, {}\nFROM {db}.`statements` FINAL\nWHERE end_user != ''",
+                column_list(&END_USER_ACTIVITY[2..])
+            ),
+        ),
     ];
     debug_assert!(bodies
         .iter()
@@ -298,9 +342,9 @@ mod tests {
         assert!(ddl.contains("FROM `pgtrail`.`statements` FINAL"));
         assert_eq!(
             record_migrations(&opts, &[3]).as_deref(),
-            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views'), (7, 'chain columns, checkpoints and lifecycle tables'), (8, 'columns read and written, labels, sensitive_access view')")
+            Some("INSERT INTO `pgtrail`.schema_migrations (version, description) VALUES (1, 'statements, sessions and gaps tables'), (2, 'compliance views'), (4, 'backend_pid and effective_role columns'), (5, 'transactions table, transaction_id column, rolled_back_statements view'), (6, 'changes table, row_history and changes_outside_pgtrail views'), (7, 'chain columns, checkpoints and lifecycle tables'), (8, 'columns read and written, labels, sensitive_access view'), (9, 'end user columns, end_user_activity view')")
         );
-        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6, 7, 8]), None);
+        assert_eq!(record_migrations(&opts, &[1, 2, 3, 4, 5, 6, 7, 8, 9]), None);
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
     }
 }
