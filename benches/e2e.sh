@@ -26,6 +26,8 @@
 #
 # Environment:
 #   SCRIPT=select         select: pgbench -S (1 statement per transaction);
+#                         commented: the same SELECT with a sqlcommenter
+#                         comment naming an end user (issue 18);
 #                         write: pgbench -N (BEGIN, UPDATE, SELECT, INSERT,
 #                         END: 5 statements, 2 changed rows)
 #   DURATION=20           seconds per run
@@ -38,6 +40,8 @@
 #                         run a second pgtrail, PGTRAIL_BASE_BIN (another
 #                         build, e.g. the last release), beside the first:
 #                         an A/B in the same run, so the noise is shared;
+#                         add `noclaims` to run a second pgtrail of the
+#                         same build with [identity] claims = false;
 #                         add `cdc` to run a second pgtrail of the same
 #                         build with [cdc] enabled: attribution markers on
 #                         every connection and the decoding consumer
@@ -73,7 +77,9 @@ SCRIPT=${SCRIPT:-select}
 case $SCRIPT in
 select) PGBENCH_SCRIPT=-S STMTS_PER_XACT=1 ;;
 write) PGBENCH_SCRIPT=-N STMTS_PER_XACT=5 ;;
-*) echo "SCRIPT must be select or write" >&2 && exit 2 ;;
+# pgbench -S's statement with a sqlcommenter comment (set once $TMP exists).
+commented) PGBENCH_SCRIPT= STMTS_PER_XACT=1 ;;
+*) echo "SCRIPT must be select, write or commented" >&2 && exit 2 ;;
 esac
 DURATION=${DURATION:-20}
 SCALE=${SCALE:-10}
@@ -110,8 +116,16 @@ fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgtrail-e2e.XXXXXX")
 chmod 755 "$TMP" # the PostgreSQL/PgBouncer user must traverse it when we run as root
+if [[ "$SCRIPT" == commented ]]; then
+    cat >"$TMP/commented.sql" <<'EOF'
+\set aid random(1, 100000 * :scale)
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid /*application='bench',end_user='alice%40example.com',request_id='r-42',traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/;
+EOF
+    PGBENCH_SCRIPT="--file=$TMP/commented.sql"
+fi
 PGTRAIL_PID=
 BASE_PID=
+NOCLAIMS_PID=
 CDC_PID=
 LAG_PID=
 COPY_PID=
@@ -122,6 +136,7 @@ cleanup() {
     set +e
     svc_stop "$PGTRAIL_PID" 5
     svc_stop "$BASE_PID" 5
+    svc_stop "$NOCLAIMS_PID" 5
     svc_stop "$CDC_PID" 5
     [[ -n "$LAG_PID" ]] && kill "$LAG_PID" 2>/dev/null
     if [[ -n "$COPY_PID" ]]; then
@@ -226,8 +241,15 @@ if has_target base; then
     BASE_PID=$STARTED_PID
 fi
 
+if has_target noclaims; then
+    PORT[noclaims]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[noclaims]:-}")
+    printf '[audit]\nfile = "%s"\n\n[identity]\nclaims = false\n' "$TMP/audit-noclaims.jsonl" >"$TMP/pgtrail-noclaims.toml"
+    start_pgtrail "$PGTRAIL" "${PORT[noclaims]}" "$TMP/pgtrail-noclaims.log" --config "$TMP/pgtrail-noclaims.toml"
+    NOCLAIMS_PID=$STARTED_PID
+fi
+
 if has_target cdc; then
-    PORT[cdc]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-}")
+    PORT[cdc]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[noclaims]:-}")
     "${PSQL[@]}" -c 'CREATE PUBLICATION pgtrail_bench FOR ALL TABLES' >/dev/null
     "${PSQL[@]}" -c "SELECT pg_create_logical_replication_slot('pgtrail_bench', 'pgoutput')" >/dev/null
     cat >"$TMP/pgtrail-cdc.toml" <<EOF
@@ -260,7 +282,7 @@ fi
 
 # --- copy proxy --------------------------------------------------------------
 if has_target copy; then
-    PORT[copy]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-}")
+    PORT[copy]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[noclaims]:-}")
     svc_log "starting copy_proxy on port ${PORT[copy]}"
     setsid "$COPY_PROXY" "127.0.0.1:${PORT[copy]}" "127.0.0.1:$PG_PORT" </dev/null >"$TMP/copy_proxy.log" 2>&1 &
     COPY_PID=$!
@@ -269,7 +291,7 @@ fi
 
 # --- PgBouncer ---------------------------------------------------------------
 if has_target pgbouncer; then
-    PORT[pgbouncer]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[copy]:-}")
+    PORT[pgbouncer]=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[noclaims]:-} ${PORT[copy]:-}")
     BDIR=$TMP/pgbouncer
     mkdir -p "$BDIR"
     VERIFIER=$("${PSQL[@]}" -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")
@@ -355,6 +377,7 @@ proxy_pid() {
     case $1 in
     pgtrail) echo "$PGTRAIL_PID" ;;
     base) echo "$BASE_PID" ;;
+    noclaims) echo "$NOCLAIMS_PID" ;;
     cdc) echo "$CDC_PID" ;;
     copy) echo "$COPY_PID" ;;
     pgbouncer) cat "$BOUNCER_PID_FILE" 2>/dev/null || true ;;

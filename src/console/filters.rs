@@ -23,6 +23,8 @@ pub struct Params {
     pub from: Option<String>,
     pub to: Option<String>,
     pub user: Option<String>,
+    /// The end user an application claimed (`identity`).
+    pub end_user: Option<String>,
     pub role: Option<String>,
     pub database: Option<String>,
     pub client: Option<String>,
@@ -62,6 +64,7 @@ impl fmt::Display for BadFilter {
 pub struct Filters {
     pub range: Option<Range>,
     pub user: Option<String>,
+    pub end_user: Option<String>,
     pub role: Option<String>,
     pub database: Option<String>,
     pub client: Option<String>,
@@ -178,6 +181,7 @@ impl Params {
         Ok(Filters {
             range: self.range(now, default_days)?,
             user: text("user", &self.user)?,
+            end_user: text("end_user", &self.end_user)?,
             role: text("role", &self.role)?,
             database: text("database", &self.database)?,
             client: text("client", &self.client)?,

@@ -163,14 +163,27 @@ impl SessionClaims {
 
     /// The claim for a statement whose own text is `text`, run while the
     /// session's `application_name` was `app`, at `now` (Unix seconds).
-    pub fn claim(&mut self, text: &[u8], app: &Arc<str>, now: u64) -> Arc<EndUser> {
+    /// `may_comment`: the text holds `/*` at all (else no comment is
+    /// looked for).
+    pub fn claim(
+        &mut self,
+        text: &[u8],
+        may_comment: bool,
+        app: &Arc<str>,
+        now: u64,
+    ) -> Arc<EndUser> {
         let generation = self.settings.generation();
         let fresh = |l: &Last| {
             l.generation == generation
                 && Arc::ptr_eq(&l.app, app)
                 && l.expires_at.is_none_or(|e| now <= e)
         };
-        let Some(c) = comment::claims(text) else {
+        let body = if may_comment {
+            comment::body(text)
+        } else {
+            None
+        };
+        let Some(body) = body else {
             if let Some(l) = self.last.as_ref().filter(|l| fresh(l)) {
                 self.identity.stats.count(&l.user, None);
                 return l.user.clone();
@@ -179,17 +192,19 @@ impl SessionClaims {
             self.last = Some(last.clone());
             return last.user;
         };
-        let body = comment_key(&c);
+        // The same comment as the last statement's (a literal differs, the
+        // claim mostly does not): its claim, without parsing it again.
         if let Some((_, l)) = self
             .last_comment
             .as_ref()
-            .filter(|(b, l)| *b == body && fresh(l))
+            .filter(|(b, l)| b.as_slice() == body && fresh(l))
         {
             self.identity.stats.count(&l.user, None);
             return l.user.clone();
         }
-        let last = self.build(Some(&c), app, now, generation);
-        self.last_comment = Some((body, last.clone()));
+        let c = comment::claims_of_body(body);
+        let last = self.build(c.as_ref(), app, now, generation);
+        self.last_comment = Some((body.to_vec(), last.clone()));
         last.user
     }
 
@@ -277,7 +292,7 @@ impl SessionClaims {
         if let Some(v) = settings.get(Slot::EndUser) {
             return (unsigned(&v.text, from_setting(v)), None, None);
         }
-        if let Some(name) = self.from_application_name(app) {
+        if let Some(name) = self.application_name_claim(app) {
             return (unsigned(name, Source::ApplicationName), None, None);
         }
         (EndUser::default(), None, None)
@@ -334,31 +349,11 @@ impl SessionClaims {
         verdict
     }
 
-    fn from_application_name<'a>(&self, app: &'a str) -> Option<&'a str> {
+    fn application_name_claim<'a>(&self, app: &'a str) -> Option<&'a str> {
         let sep = self.identity.app_separator.as_deref()?;
         let (_, name) = app.rsplit_once(sep)?;
         (!name.is_empty()).then_some(name)
     }
-}
-
-/// The cache key of a comment: its claim fields, not its whole text (a
-/// statement text differs per literal; the claim mostly does not).
-fn comment_key(c: &CommentClaims) -> Vec<u8> {
-    let parts = [
-        &c.end_user,
-        &c.request_id,
-        &c.traceparent,
-        &c.token,
-        &c.signature,
-        &c.timestamp,
-        &c.key_id,
-    ];
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend_from_slice(p.as_deref().unwrap_or("\u{1}").as_bytes());
-        out.push(0);
-    }
-    out
 }
 
 fn unsigned(name: &str, source: Source) -> EndUser {

@@ -33,7 +33,17 @@ const MAX_COMMENT: usize = 16 * 1024;
 /// The sqlcommenter comment of `text`, if it has one with keys pgtrail
 /// uses. Cheap when there is none: a look at both ends of the text.
 pub fn claims(text: &[u8]) -> Option<CommentClaims> {
-    let body = trailing(text).or_else(|| leading(text))?;
+    claims_of_body(body(text)?)
+}
+
+/// The body of the comment that ends (or else starts) `text`: what a
+/// caller compares to tell a comment seen before without parsing it.
+pub fn body(text: &[u8]) -> Option<&[u8]> {
+    trailing(text).or_else(|| leading(text))
+}
+
+/// The claims of a comment body [`body`] found.
+pub fn claims_of_body(body: &[u8]) -> Option<CommentClaims> {
     let claims = parse(body)?;
     (!claims.is_empty()).then_some(claims)
 }

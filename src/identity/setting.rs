@@ -188,9 +188,11 @@ fn string_value(raw: &[u8]) -> Option<String> {
     let mut i = 0;
     while i < body.len() {
         let b = body[i];
-        if b == b'\'' && body.get(i + 1) == Some(&b'\'') {
-            i += 1;
-        } else if escapes && b == b'\\' && i + 1 < body.len() {
+        // `''` is one quote; with escapes, `\x` is `x` (enough for quotes
+        // and backslashes, the only escapes a claim needs).
+        let doubled = b == b'\'' && body.get(i + 1) == Some(&b'\'');
+        let escaped = escapes && b == b'\\' && i + 1 < body.len();
+        if doubled || escaped {
             i += 1;
         }
         out.push(body[i]);

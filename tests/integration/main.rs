@@ -22,6 +22,7 @@ mod cookbook_scale;
 mod dashboards;
 mod delivery;
 mod docs;
+mod end_users;
 mod events;
 mod full_disk;
 mod full_disk_restart;

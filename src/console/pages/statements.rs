@@ -14,7 +14,7 @@ use super::layout::{
 };
 use super::sessions::statement_line;
 use crate::console::filters::Params;
-use crate::console::store::rows::ChangeRow;
+use crate::console::store::rows::{ChangeRow, StatementRow};
 use crate::console::store::statements::FingerprintRow;
 use crate::console::store::Range;
 use crate::console::web::{now_micros, Ctx};
@@ -37,6 +37,7 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
         form.filters method="get" action="/statements" {
             (field("q", "Text", &p.q))
             (field("user", "Person", &p.user))
+            (field("end_user", "End user", &p.end_user))
             (field("table", "Table", &p.table))
             (field("kind", "Kind", &p.kind))
             (field("class", "Class", &p.class))
@@ -58,7 +59,7 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
                 @for s in &rows {
                     tr {
                         td { a href=(link("/statement", &[("instance", &s.instance_id), ("seq", &s.seq.to_string()), ("user", &s.user), ("t", &s.event_time.to_string())])) { (time(s.event_time)) } }
-                        td { (person_link(&s.user)) }
+                        td { (person_link(&s.user)) (end_user_note(s)) }
                         td { (session_link(&s.session_id)) }
                         td { (s.kind) }
                         td { (objects(&s.objects_read, &s.objects_written)) }
@@ -77,6 +78,27 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
     };
     ctx.page("statements", "", rows.len() as u64, "Statements", body)
         .await
+}
+
+/// ` for alice ✓` under the person of a statement made for an end user.
+fn end_user_note(s: &StatementRow) -> Markup {
+    html! {
+        @if !s.end_user.is_empty() {
+            " for " a href=(link("/statements", &[("end_user", &s.end_user)])) { (s.end_user) }
+            @if s.end_user_verified == 1 { span.ok title="verified" { " ✓" } }
+        }
+    }
+}
+
+/// How far a claim is trusted, and where it came from.
+fn claim_state(s: &StatementRow) -> Markup {
+    html! {
+        @if s.end_user_verified == 1 {
+            span.ok { "(verified, " (s.end_user_source) ")" }
+        } @else {
+            span.bad { "(not verified: " (s.end_user_reason) "; " (s.end_user_source) ")" }
+        }
+    }
 }
 
 fn fingerprints(rows: &[FingerprintRow], id: &str) -> Markup {
@@ -140,6 +162,11 @@ pub async fn one(ctx: Ctx, Query(p): Query<Params>) -> Response {
         table.record {
             tbody {
                 tr { th { "person" } td { (person_link(&s.user)) } }
+                @if !s.end_user.is_empty() {
+                    tr { th { "end user" } td { (s.end_user) " " (claim_state(&s)) } }
+                }
+                @if !s.request_id.is_empty() { tr { th { "request id" } td.mono { (s.request_id) } } }
+                @if !s.trace_id.is_empty() { tr { th { "trace id" } td.mono { (s.trace_id) } } }
                 tr { th { "database role" } td { (s.db_role) } }
                 tr { th { "database" } td { (s.database) } }
                 tr { th { "client" } td { (s.client_addr) " · " (s.application_name) } }

@@ -39,14 +39,21 @@ pub struct StatementRow {
     pub columns_written: Vec<String>,
     pub labels: Vec<String>,
     pub via: Vec<String>,
+    /// The end user the application claimed (schema version 9).
+    pub end_user: String,
+    pub end_user_source: String,
+    pub end_user_verified: u8,
+    pub end_user_reason: String,
+    pub request_id: String,
+    pub trace_id: String,
 }
 
 /// The select list of [`StatementRow`]; a dba gets no parameter values
 /// (the array is emptied in the query, so they never leave ClickHouse).
 pub fn statement_columns(role: Role) -> &'static str {
     match role {
-        Role::Auditor => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, params, columns_read, columns_written, labels, via",
-        Role::Dba => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, arrayFilter(x -> 0, params), columns_read, columns_written, labels, via",
+        Role::Auditor => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, params, columns_read, columns_written, labels, via, end_user, toString(end_user_source), toUInt8(end_user_verified), end_user_reason, request_id, trace_id",
+        Role::Dba => "instance_id, seq, event_time, duration_us, session_id, `user`, db_role, `database`, client_addr, application_name, kind, class, objects_read, objects_written, `rows`, success, sqlstate, error_message, `statement`, toString(transaction_id), fingerprint, command_tag, protocol, arrayFilter(x -> 0, params), columns_read, columns_written, labels, via, end_user, toString(end_user_source), toUInt8(end_user_verified), end_user_reason, request_id, trace_id",
     }
 }
 

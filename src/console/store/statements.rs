@@ -52,6 +52,7 @@ impl Store {
     /// (`Dialect::where_range`).
     pub fn statement_filters(&self, sql: &mut Sql, f: &Filters) {
         sql.and_str(" AND `user` = ?", f.user.as_deref())
+            .and_str(" AND end_user = ?", f.end_user.as_deref())
             .and_str(" AND db_role = ?", f.role.as_deref())
             .and_str(" AND `database` = ?", f.database.as_deref())
             .and_str(" AND client_addr = ?", f.client.as_deref())

@@ -20,8 +20,8 @@ fn query(t: &mut Tracker, sql: &str, tags: &[&str], status: &[u8]) -> Vec<(Strin
     let now = Instant::now();
     t.client_frame(b'Q', &cstr(sql), now).unwrap();
     for tag in tags {
-        if tag.starts_with('!') {
-            t.server_frame(b'E', &error(&tag[1..], None), now).unwrap();
+        if let Some(code) = tag.strip_prefix('!') {
+            t.server_frame(b'E', &error(code, None), now).unwrap();
         } else {
             t.server_frame(b'C', &cstr(tag), now).unwrap();
         }

@@ -171,6 +171,7 @@ impl Tracker {
             failed: failure.is_some(),
             text: &own_text,
             sent: &text,
+            index: statement_index,
             params: &param_texts,
         };
         let (transaction, ended, end_user) =

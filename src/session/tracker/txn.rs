@@ -32,6 +32,17 @@ pub(super) struct Transactions {
     claims: Option<SessionClaims>,
     /// The claim of the last statement (also a transaction's at its end).
     last_claim: Arc<EndUser>,
+    /// The statements of the last Query string read for claims, so a
+    /// string of many is split once, not once per statement.
+    split: Option<Split>,
+}
+
+/// A Query string's statement ranges. The text is held (shared, not
+/// copied) so its memory cannot be reused by another text while the
+/// ranges are kept; dropped at ReadyForQuery.
+struct Split {
+    text: bytes::Bytes,
+    ranges: Vec<std::ops::Range<usize>>,
 }
 
 struct Open {
@@ -62,7 +73,9 @@ pub(super) struct Finished<'a> {
     /// one).
     pub text: &'a dyn Fn() -> Vec<u8>,
     /// The whole text sent (a Query string may hold several statements).
-    pub sent: &'a [u8],
+    pub sent: &'a bytes::Bytes,
+    /// Which statement of `sent` it is.
+    pub index: u32,
     /// Its bind parameters as text, when known (`set_config(..., $1, ...)`).
     pub params: &'a dyn Fn() -> Vec<Option<String>>,
 }
@@ -82,6 +95,7 @@ impl Transactions {
             open: None,
             claims: None,
             last_claim: Arc::default(),
+            split: None,
         }
     }
 
@@ -121,7 +135,7 @@ impl Transactions {
         open.failed |= s.failed;
         let depth = open.savepoints.len() as u32;
         if let Some(claims) = &mut self.claims {
-            self.last_claim = statement_claim(claims, &s, depth + 1, app);
+            self.last_claim = statement_claim(claims, &mut self.split, &s, depth + 1, app);
         }
         let end = match s.tag {
             Some("BEGIN" | "START TRANSACTION") => {
@@ -190,6 +204,7 @@ impl Transactions {
         app: &Arc<str>,
         now: Instant,
     ) -> Option<TransactionEvent> {
+        self.split = None;
         if status != TxnStatus::Idle {
             return None;
         }
@@ -281,6 +296,7 @@ impl Open {
 /// settings applied first (at `level`), when it succeeded.
 fn statement_claim(
     claims: &mut SessionClaims,
+    split: &mut Option<Split>,
     s: &Finished<'_>,
     level: u32,
     app: &Arc<str>,
@@ -288,20 +304,42 @@ fn statement_claim(
     let may_change = !s.failed && s.tag.is_some_and(|t| setting::may_change(t, s.sent));
     let may_comment = memchr::memmem::find(s.sent, b"/*").is_some();
     let own = if may_change || may_comment {
-        (s.text)()
+        own_text(split, s.sent, s.index)
     } else {
-        Vec::new()
+        s.sent
     };
     if may_change {
-        for change in setting::changes(&own, &(s.params)()) {
+        for change in setting::changes(own, &(s.params)()) {
             claims.settings.apply(&change, level);
         }
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let text = if may_comment { &own[..] } else { s.sent };
-    claims.claim(text, app, now)
+    claims.claim(own, may_comment, app, now)
+}
+
+/// Statement `index` of a text that may hold several, split once per text.
+fn own_text<'a>(split: &mut Option<Split>, sent: &'a bytes::Bytes, index: u32) -> &'a [u8] {
+    // Most texts are one statement, at most followed by `;`.
+    let several = memchr::memchr(b';', sent)
+        .is_some_and(|p| !sent[p + 1..].iter().all(|b| b.is_ascii_whitespace()));
+    if !several {
+        return sent;
+    }
+    let same = |s: &Split| s.text.as_ptr() == sent.as_ptr() && s.text.len() == sent.len();
+    let ranges = match split {
+        Some(s) if same(s) => &s.ranges,
+        _ => {
+            let ranges = crate::sql::statement_ranges(sent);
+            let text = sent.clone();
+            &split.insert(Split { text, ranges }).ranges
+        }
+    };
+    match ranges.get(index as usize) {
+        Some(r) if ranges.len() > 1 => &sent[r.clone()],
+        _ => sent,
+    }
 }
 
 /// The identifiers and keywords of a statement, folded as PostgreSQL folds
