@@ -162,7 +162,8 @@ impl SessionClaims {
     }
 
     /// The claim for a statement whose own text is `text`, run while the
-    /// session's `application_name` was `app`, at `now` (Unix seconds).
+    /// session's `application_name` was `app`; `now` reads the clock (Unix
+    /// seconds), only when a kept claim may have expired or one is built.
     /// `may_comment`: the text holds `/*` at all (else no comment is
     /// looked for).
     pub fn claim(
@@ -170,13 +171,13 @@ impl SessionClaims {
         text: &[u8],
         may_comment: bool,
         app: &Arc<str>,
-        now: u64,
+        now: impl Fn() -> u64,
     ) -> Arc<EndUser> {
         let generation = self.settings.generation();
         let fresh = |l: &Last| {
             l.generation == generation
                 && Arc::ptr_eq(&l.app, app)
-                && l.expires_at.is_none_or(|e| now <= e)
+                && l.expires_at.is_none_or(|e| now() <= e)
         };
         let body = if may_comment {
             comment::body(text)
@@ -188,7 +189,7 @@ impl SessionClaims {
                 self.identity.stats.count(&l.user, None);
                 return l.user.clone();
             }
-            let last = self.build(None, app, now, generation);
+            let last = self.build(None, app, now(), generation);
             self.last = Some(last.clone());
             return last.user;
         };
@@ -203,7 +204,7 @@ impl SessionClaims {
             return l.user.clone();
         }
         let c = comment::claims_of_body(body);
-        let last = self.build(c.as_ref(), app, now, generation);
+        let last = self.build(c.as_ref(), app, now(), generation);
         self.last_comment = Some((body.to_vec(), last.clone()));
         last.user
     }

@@ -201,6 +201,25 @@ fn string_value(raw: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A `SELECT` that does nothing but call `set_config` on claim settings
+/// with constants or parameters (no `FROM`, no other call): it reads no
+/// data, so `require_verified_end_user` lets it make a claim.
+pub fn only_sets_claims(text: &[u8], params: &[Option<String>]) -> bool {
+    let toks: Vec<Token> = tokenize(text, LexOptions::default())
+        .into_iter()
+        .filter(|t| t.kind != Tok::Comment)
+        .collect();
+    let word = |t: &Token| identifier(text, t);
+    if toks.first().and_then(word).as_deref() != Some(b"select")
+        || toks.iter().any(|t| word(t).as_deref() == Some(b"from"))
+    {
+        return false;
+    }
+    let calls = toks.iter().filter(|t| t.kind == Tok::LParen).count();
+    let changes = set_configs(text, &toks, params).len();
+    changes > 0 && changes == calls
+}
+
 /// Every `[pg_catalog.]set_config(name, value, is_local)` of a claim
 /// setting with constant (or parameter) arguments.
 fn set_configs(text: &[u8], toks: &[Token], params: &[Option<String>]) -> Vec<Change> {

@@ -294,3 +294,30 @@ fn refused_execute_expects_the_failing_statement_s_answers() {
         Some("28000")
     );
 }
+
+#[test]
+fn a_token_set_with_a_parameter_counts_for_the_next_execute_of_its_batch() {
+    let mut t = requiring();
+    let now = Instant::now();
+    let good = token("alice", unix_now() + 600);
+    let set = "SELECT set_config('pgtrail.end_user_token', $1, true)";
+    t.client_frame(b'P', &parse("", set), now).unwrap();
+    t.client_frame(b'B', &bind("", "", &[&good]), now).unwrap();
+    assert_eq!(
+        t.end_user_refusal(b'E', &execute("", 0)),
+        None,
+        "it makes the claim"
+    );
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'P', &parse("", "SELECT card FROM cards"), now)
+        .unwrap();
+    t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+    assert_eq!(
+        t.end_user_refusal(b'E', &execute("", 0)),
+        None,
+        "set earlier in the batch"
+    );
+    // A SELECT that calls anything besides set_config may read data.
+    let sneaky = "SELECT set_config('pgtrail.end_user', 'x', false), read_cards()";
+    assert!(refused(&mut t, sneaky).is_some());
+}

@@ -163,7 +163,7 @@ impl Tracker {
         let started_at = self.clock.wall(start);
         let position = failure.as_ref().and_then(|f| f.position);
         let own_text = || own_statement(&text, statement_index, position).to_vec();
-        let param_texts = || params_as_text(params.as_deref());
+        let param_texts = || super::queue::params_as_text(params.as_deref());
         let finished = txn::Finished {
             started_at,
             started: start,
@@ -199,17 +199,4 @@ impl Tracker {
             self.pending.push(AuditEvent::Transaction(Box::new(txn)));
         }
     }
-}
-
-/// Bind parameters in text format as text (binary ones, and non-UTF-8
-/// text, are unknown).
-fn params_as_text(params: Option<&[Param]>) -> Vec<Option<String>> {
-    params
-        .unwrap_or_default()
-        .iter()
-        .map(|p| {
-            let v = p.value.as_ref().filter(|_| !p.binary)?;
-            String::from_utf8(v.to_vec()).ok()
-        })
-        .collect()
 }

@@ -60,6 +60,24 @@ impl Portal {
     pub(super) fn shared_text(&self) -> Bytes {
         self.text.clone()
     }
+
+    /// Its bind parameters as text, when kept.
+    pub(super) fn param_texts(&self) -> Vec<Option<String>> {
+        params_as_text(self.params.as_deref().map(|p| &p[..]))
+    }
+}
+
+/// Bind parameters in text format as text (binary ones, and non-UTF-8
+/// text, are unknown).
+pub(super) fn params_as_text(params: Option<&[Param]>) -> Vec<Option<String>> {
+    params
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let v = p.value.as_ref().filter(|_| !p.binary)?;
+            String::from_utf8(v.to_vec()).ok()
+        })
+        .collect()
 }
 
 impl Tracker {

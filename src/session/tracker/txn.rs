@@ -313,9 +313,11 @@ fn statement_claim(
             claims.settings.apply(&change, level);
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
     claims.claim(own, may_comment, app, now)
 }
 

@@ -40,19 +40,23 @@ impl Tracker {
             // In a failed block the server refuses everything anyway.
             return None;
         }
-        let texts: Vec<Bytes> = match tag {
+        // Each statement of the message, with its bind parameters as text.
+        let texts: Vec<(Bytes, Vec<Option<String>>)> = match tag {
             tag::frontend::QUERY => {
                 let text = frontend::query(body).ok()?;
                 crate::sql::lex::statement_ranges(text)
                     .into_iter()
-                    .map(|r| Bytes::copy_from_slice(&text[r]))
+                    .map(|r| (Bytes::copy_from_slice(&text[r]), Vec::new()))
                     .collect()
             }
             tag::frontend::EXECUTE => {
                 let e = frontend::execute(body).ok()?;
-                vec![self.portals.get(e.portal)?.shared_text()]
+                let portal = self.portals.get(e.portal)?;
+                vec![(portal.shared_text(), portal.param_texts())]
             }
-            tag::frontend::FUNCTION_CALL => vec![Bytes::from_static(b"fastpath function call")],
+            tag::frontend::FUNCTION_CALL => {
+                vec![(Bytes::from_static(b"fastpath function call"), Vec::new())]
+            }
             _ => return None,
         };
         let mut settings = self.predicted_settings(tag == tag::frontend::EXECUTE);
@@ -60,9 +64,9 @@ impl Tracker {
         let now = unix_now();
         let session = self.session.clone();
         let claims = self.transactions.claims_mut()?;
-        for text in texts {
-            if exempt(&text) {
-                predict(&mut settings, &text);
+        for (text, params) in texts {
+            if exempt(&text, &params) {
+                predict(&mut settings, &text, &params);
                 continue;
             }
             if let Err(why) = claims.verified_under(&settings, &text, &app, now) {
@@ -114,7 +118,11 @@ impl Tracker {
             self.expected.len()
         };
         let text = |e: &Expect| match e {
-            Expect::Simple { text, .. } | Expect::Execute { text, .. } => Some(text.clone()),
+            Expect::Simple { text, .. } => Some((text.clone(), Vec::new())),
+            Expect::Execute { text, params, .. } => Some((
+                text.clone(),
+                super::queue::params_as_text(params.as_deref().map(|p| &p[..])),
+            )),
             _ => None,
         };
         let risky = self
@@ -122,33 +130,29 @@ impl Tracker {
             .iter()
             .take(batch_start)
             .filter_map(text)
-            .any(|t| may_move_claims(&t));
+            .any(|(t, _)| may_move_claims(&t));
         let mut settings = if risky {
             Settings::default()
         } else {
             claims.settings.clone()
         };
-        for t in self.expected.iter().skip(batch_start).filter_map(text) {
-            predict(&mut settings, &t);
+        for (t, params) in self.expected.iter().skip(batch_start).filter_map(text) {
+            predict(&mut settings, &t, &params);
         }
         settings
     }
 }
 
 /// Statements that make claims or control transactions.
-fn exempt(text: &[u8]) -> bool {
-    if words::is_claim_control(text) {
-        return true;
-    }
-    // A SELECT that only calls set_config (no FROM: it reads nothing).
-    words::is_select_without_from(text) && !setting::changes(text, &[]).is_empty()
+fn exempt(text: &[u8], params: &[Option<String>]) -> bool {
+    words::is_claim_control(text) || setting::only_sets_claims(text, params)
 }
 
 /// What a statement of the batch being judged does to the settings,
 /// assuming it succeeds. A transaction's end is taken as a rollback
 /// unless it is a COMMIT, so no claim is counted that may be gone.
-fn predict(settings: &mut Settings, text: &[u8]) {
-    for change in setting::changes(text, &[]) {
+fn predict(settings: &mut Settings, text: &[u8], params: &[Option<String>]) {
+    for change in setting::changes(text, params) {
         settings.apply(&change, 1);
     }
     if words::ends_transaction(text) {

@@ -152,14 +152,6 @@ pub fn rolls_back(text: &[u8]) -> bool {
     eq(first, b"rollback") || eq(first, b"abort")
 }
 
-/// A `SELECT` with no `FROM` word anywhere.
-pub fn is_select_without_from(text: &[u8]) -> bool {
-    eq(leading_words(text).0, b"select")
-        && !text
-            .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .any(|w| eq(w, b"from"))
-}
-
 fn eq(word: &[u8], lower: &[u8]) -> bool {
     word.eq_ignore_ascii_case(lower)
 }
