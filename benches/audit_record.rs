@@ -109,6 +109,32 @@ fn bench(c: &mut Criterion) {
             linked.header().chain
         })
     });
+    // The same record naming an end user, as an unsigned sqlcommenter
+    // comment does (issue 18): what recording the claim adds.
+    let mut claimed = record.clone();
+    if let pgtrail::audit::record::Record::Statement(s) = &mut claimed {
+        s.end_user = Arc::new(pgtrail::identity::EndUser {
+            end_user: "alice@example.com".into(),
+            end_user_source: pgtrail::identity::Source::Comment,
+            end_user_verified: false,
+            end_user_reason: "not signed".into(),
+            request_id: "r-42".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        });
+    }
+    c.bench_function("record/jsonl_encode_end_user", |b| {
+        b.iter(|| {
+            line.clear();
+            write_record(black_box(&claimed), &mut line);
+            line.len()
+        })
+    });
+    c.bench_function("record/chain_link_end_user", |b| {
+        b.iter(|| {
+            chainer.link(black_box(&mut claimed));
+            claimed.header().chain
+        })
+    });
     let mut bytes = Vec::with_capacity(1024);
     c.bench_function("record/canonical_encode", |b| {
         b.iter(|| {

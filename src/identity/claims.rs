@@ -138,6 +138,9 @@ struct Last {
     app: Arc<str>,
     expires_at: Option<u64>,
     user: Arc<EndUser>,
+    /// Why it is not verified, for the counters of each statement that
+    /// reuses it.
+    rejection: Option<Rejection>,
 }
 
 impl SessionClaims {
@@ -186,7 +189,7 @@ impl SessionClaims {
         };
         let Some(body) = body else {
             if let Some(l) = self.last.as_ref().filter(|l| fresh(l)) {
-                self.identity.stats.count(&l.user, None);
+                self.identity.stats.count(&l.user, l.rejection.as_ref());
                 return l.user.clone();
             }
             let last = self.build(None, app, now(), generation);
@@ -200,7 +203,7 @@ impl SessionClaims {
             .as_ref()
             .filter(|(b, l)| b.as_slice() == body && fresh(l))
         {
-            self.identity.stats.count(&l.user, None);
+            self.identity.stats.count(&l.user, l.rejection.as_ref());
             return l.user.clone();
         }
         let c = comment::claims_of_body(body);
@@ -237,6 +240,7 @@ impl SessionClaims {
             app: app.clone(),
             expires_at,
             user: Arc::new(user),
+            rejection,
         }
     }
 

@@ -321,3 +321,51 @@ fn a_token_set_with_a_parameter_counts_for_the_next_execute_of_its_batch() {
     let sneaky = "SELECT set_config('pgtrail.end_user', 'x', false), read_cards()";
     assert!(refused(&mut t, sneaky).is_some());
 }
+
+#[test]
+fn application_name_convention_follows_parameter_status() {
+    let config = IdentityConfig {
+        application_name_separator: "/".into(),
+        ..IdentityConfig::default()
+    };
+    let id = Identity::from_config(&config).unwrap().unwrap();
+    let t = tracker();
+    let claims = SessionClaims::new(Arc::new(id), t.session());
+    let mut t = t.with_claims(Some(claims));
+    assert_eq!(
+        query(&mut t, "SELECT 1", &["SELECT 1"], b"I"),
+        [(String::new(), Source::None)]
+    );
+    let now = Instant::now();
+    t.server_frame(b'S', b"application_name\0shop/alice\0", now)
+        .unwrap();
+    assert_eq!(
+        query(&mut t, "SELECT 1", &["SELECT 1"], b"I"),
+        [("alice".into(), Source::ApplicationName)]
+    );
+    // A setting wins over the convention.
+    query(&mut t, "SET pgtrail.end_user = 'bob'", &["SET"], b"I");
+    assert_eq!(who(&mut t), "bob");
+}
+
+#[test]
+fn a_reused_rejected_claim_counts_as_rejected_each_time() {
+    let mut t = requiring();
+    let old = token("alice", unix_now() - 3600);
+    query(
+        &mut t,
+        &format!("SET pgtrail.end_user_token = '{old}'"),
+        &["SET"],
+        b"I",
+    );
+    who(&mut t);
+    who(&mut t);
+    let stats = &t.transactions.claims().unwrap().identity().stats;
+    let expired = crate::identity::REJECTION_KINDS
+        .iter()
+        .position(|k| *k == "expired")
+        .unwrap();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&stats.rejected[expired]), 3);
+    assert_eq!(load(&stats.unsigned), 0);
+}
