@@ -27,18 +27,7 @@ pub struct Identity {
 }
 
 /// The labels of [`IdentityStats::rejected`], as `Rejection::kind` names them.
-pub const REJECTION_KINDS: [&str; 10] = [
-    "malformed",
-    "algorithm",
-    "no_key",
-    "signature",
-    "expired",
-    "not_yet_valid",
-    "no_expiry",
-    "audience",
-    "no_subject",
-    "stale",
-];
+pub const REJECTION_KINDS: [&str; 10] = Rejection::KINDS;
 
 /// Statements by the state of their claim, for `/metrics`.
 #[derive(Debug, Default)]

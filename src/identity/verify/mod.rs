@@ -243,6 +243,21 @@ pub enum Rejection {
 
 impl Rejection {
     /// A short, stable label for metrics.
+    /// Every [`Rejection::kind`], in declaration order (the labels of a
+    /// counter per kind).
+    pub const KINDS: [&'static str; 10] = [
+        "malformed",
+        "algorithm",
+        "no_key",
+        "signature",
+        "expired",
+        "not_yet_valid",
+        "no_expiry",
+        "audience",
+        "no_subject",
+        "stale",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             Rejection::Malformed(_) => "malformed",
