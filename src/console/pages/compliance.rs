@@ -86,7 +86,7 @@ pub fn view_table(rows: &ViewRows) -> Markup {
                     @for s in r {
                         tr {
                             td { a href=(link("/statement", &[("instance", &s.instance_id), ("seq", &s.seq.to_string()), ("user", &s.user), ("t", &s.event_time.to_string())])) { (time(s.event_time)) } }
-                            td { (person_link(&s.user)) }
+                            td { (person_link(&s.user)) (super::statements::end_user_note(s)) }
                             td { (session_link(&s.session_id)) }
                             td { (s.kind) }
                             td { (objects(&s.objects_read, &s.objects_written)) }

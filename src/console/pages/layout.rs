@@ -145,6 +145,7 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                     a href="/compliance/ddl_changes" { "DDL" }
                     a href="/compliance/changes_outside_pgtrail" { "Outside changes" }
                     a href="/compliance/sensitive_access" { "Sensitive" }
+                    a href="/compliance/end_user_activity" { "End users" }
                     @if ctx.is_auditor() { a href="/access" { "Console access" } }
                     span.who { (ctx.viewer.name) " (" (ctx.viewer.role.name()) ")" }
                     form.logout method="post" action="/logout" {

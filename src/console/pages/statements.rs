@@ -81,7 +81,7 @@ pub async fn search(ctx: Ctx, Query(p): Query<Params>) -> Response {
 }
 
 /// ` for alice ✓` under the person of a statement made for an end user.
-fn end_user_note(s: &StatementRow) -> Markup {
+pub(super) fn end_user_note(s: &StatementRow) -> Markup {
     html! {
         @if !s.end_user.is_empty() {
             " for " a href=(link("/statements", &[("end_user", &s.end_user)])) { (s.end_user) }

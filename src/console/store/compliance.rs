@@ -21,15 +21,18 @@ pub enum View {
     ChangesOutside,
     /// Statements that touched a labelled column (`sensitive_access`).
     SensitiveAccess,
+    /// Statements that named an end user (`end_user_activity`).
+    EndUsers,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::FailedLogins,
         View::PrivilegeChanges,
         View::DdlChanges,
         View::ChangesOutside,
         View::SensitiveAccess,
+        View::EndUsers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl View {
             View::DdlChanges => "ddl_changes",
             View::ChangesOutside => "changes_outside_pgtrail",
             View::SensitiveAccess => "sensitive_access",
+            View::EndUsers => "end_user_activity",
         }
     }
 
@@ -49,6 +53,7 @@ impl View {
             View::DdlChanges => "DDL changes",
             View::ChangesOutside => "Changes outside pgtrail",
             View::SensitiveAccess => "Sensitive access",
+            View::EndUsers => "End users",
         }
     }
 
@@ -87,6 +92,7 @@ impl Store {
             View::ChangesOutside => " AND attribution = 'none'",
             View::DdlChanges => " AND class = 'ddl'",
             View::SensitiveAccess => " AND notEmpty(labels)",
+            View::EndUsers => " AND end_user != ''",
             View::PrivilegeChanges => " AND ",
         });
         if view == View::PrivilegeChanges {
@@ -104,7 +110,7 @@ impl Store {
         let (columns, table, one) = match view {
             View::FailedLogins => (SESSION_EVENT_COLUMNS, "sessions", ONE_PER_RECORD),
             View::ChangesOutside => (CHANGE_COLUMNS, "changes", ONE_PER_CHANGE),
-            View::PrivilegeChanges | View::DdlChanges | View::SensitiveAccess => {
+            View::PrivilegeChanges | View::DdlChanges | View::SensitiveAccess | View::EndUsers => {
                 return self.keys_sql(limit, f.range, |sql| self.view_filters(view, f, sql));
             }
         };

@@ -182,6 +182,28 @@ async fn auditor_sees_everything(f: &Fixture, cookie: &str) {
         r.body
     );
     assert!(!r.body.contains("SELECT item FROM orders"), "{}", r.body);
+    // Statements that named an end user (issue 18), with who logged in.
+    let r = request(addr, "GET", "/compliance/end_user_activity", cookie, "").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("zoe@example.com") && r.body.contains("/person?name=omar"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("SELECT item FROM orders"), "{}", r.body);
+    let r = request(
+        addr,
+        "GET",
+        "/statements?end_user=zoe%40example.com",
+        cookie,
+        "",
+    )
+    .await;
+    assert!(
+        r.status == 200 && r.body.contains("1 statements, newest first"),
+        "{}",
+        r.body
+    );
     let r = request(addr, "GET", "/export/privilege_changes.csv", cookie, "").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type")[0].starts_with("text/csv"));

@@ -99,9 +99,12 @@ async fn workload(pg: &PgCluster, proxy: &Proxy, db: &str) {
     assert_eq!(row.get::<_, String>(0), "widget");
     drop(ines);
     let omar = connect(&as_person(proxy, db, "omar", "omar-pw", "reports")).await;
-    omar.batch_execute("SELECT count(*) FROM customers")
-        .await
-        .expect("omar reads");
+    // Through a report service that names its end user (issue 18).
+    omar.batch_execute(
+        "SELECT count(*) FROM customers /*end_user='zoe%40example.com',request_id='r-7'*/",
+    )
+    .await
+    .expect("omar reads");
     assert!(
         omar.batch_execute("SELECT * FROM orders").await.is_err(),
         "omar may not read orders"
