@@ -276,6 +276,8 @@ fn check_config(file: &Path) -> Result<(), CliError> {
     };
     pgtrail::tls::acceptor(&config.tls).map_err(tls)?;
     pgtrail::tls::connector(&config.upstream).map_err(tls)?;
+    pgtrail::identity::Identity::from_config(&config.identity)
+        .map_err(|e| CliError::Startup(pgtrail::startup_error::StartupError::IdentityKey(e)))?;
     println!("{}: ok", file.display());
     Ok(())
 }

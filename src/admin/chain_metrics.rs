@@ -79,7 +79,10 @@ pub(super) fn identity(e: &mut DescriptorEncoder, id: &crate::identity::Identity
             let labels = [("state", state), ("reason", "")];
             ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
         }
-        for (reason, c) in crate::identity::REJECTION_KINDS.iter().zip(&s.rejected) {
+        for (reason, c) in crate::identity::verify::Rejection::KINDS
+            .iter()
+            .zip(&s.rejected)
+        {
             let labels = [("state", "rejected"), ("reason", *reason)];
             ConstCounter::new(load(c)).encode(f.encode_family(&labels)?)?;
         }

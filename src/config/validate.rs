@@ -20,9 +20,6 @@ impl Config {
             crate::catalog::CatalogLogin::from_config(&self.catalog, &self.upstream)
                 .map_err(|e| ConfigError(e.to_string()))?;
         }
-        // Loads the key files, so check-config names a missing or bad one.
-        crate::identity::Identity::from_config(&self.identity)
-            .map_err(|e| ConfigError(e.to_string()))?;
         if self.max_connections == 0 {
             return err("max_connections must be at least 1".into());
         }

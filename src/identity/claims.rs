@@ -26,16 +26,13 @@ pub struct Identity {
     pub stats: IdentityStats,
 }
 
-/// The labels of [`IdentityStats::rejected`], as `Rejection::kind` names them.
-pub const REJECTION_KINDS: [&str; 10] = Rejection::KINDS;
-
 /// Statements by the state of their claim, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct IdentityStats {
     pub verified: AtomicU64,
     pub unsigned: AtomicU64,
-    /// By [`REJECTION_KINDS`].
-    pub rejected: [AtomicU64; REJECTION_KINDS.len()],
+    /// By [`Rejection::KINDS`].
+    pub rejected: [AtomicU64; Rejection::KINDS.len()],
     /// Statements refused for want of a verified end user.
     pub refused: AtomicU64,
 }
@@ -46,7 +43,7 @@ impl IdentityStats {
             (Source::None, ..) => return,
             (_, true, _) => &self.verified,
             (_, false, Some(r)) => {
-                let i = REJECTION_KINDS.iter().position(|k| *k == r.kind());
+                let i = Rejection::KINDS.iter().position(|k| *k == r.kind());
                 match i.and_then(|i| self.rejected.get(i)) {
                     Some(c) => c,
                     None => return,
@@ -111,9 +108,8 @@ const KEPT: usize = 8;
 
 /// One session's claims.
 pub struct SessionClaims {
-    identity: Arc<Identity>,
+    verifier: Verifier,
     pub settings: Settings,
-    kept: Vec<Kept>,
     /// The last claim built without a comment: reused while the settings
     /// and application name are the same and it has not expired.
     last: Option<Last>,
@@ -141,16 +137,18 @@ impl SessionClaims {
             .filter_map(|(n, v)| Some((Slot::of_name(n.as_bytes())?, v.clone())))
             .collect();
         SessionClaims {
-            identity,
+            verifier: Verifier {
+                identity,
+                kept: Vec::new(),
+            },
             settings: Settings::with_startup(&startup),
-            kept: Vec::new(),
             last: None,
             last_comment: None,
         }
     }
 
     pub fn identity(&self) -> &Arc<Identity> {
-        &self.identity
+        &self.verifier.identity
     }
 
     /// The claim for a statement whose own text is `text`, run while the
@@ -178,7 +176,10 @@ impl SessionClaims {
         };
         let Some(body) = body else {
             if let Some(l) = self.last.as_ref().filter(|l| fresh(l)) {
-                self.identity.stats.count(&l.user, l.rejection.as_ref());
+                self.verifier
+                    .identity
+                    .stats
+                    .count(&l.user, l.rejection.as_ref());
                 return l.user.clone();
             }
             let last = self.build(None, app, now(), generation);
@@ -192,7 +193,10 @@ impl SessionClaims {
             .as_ref()
             .filter(|(b, l)| b.as_slice() == body && fresh(l))
         {
-            self.identity.stats.count(&l.user, l.rejection.as_ref());
+            self.verifier
+                .identity
+                .stats
+                .count(&l.user, l.rejection.as_ref());
             return l.user.clone();
         }
         let c = comment::claims_of_body(body);
@@ -208,7 +212,7 @@ impl SessionClaims {
         now: u64,
         generation: u64,
     ) -> Last {
-        let (mut user, expires_at, rejection) = self.end_user(c, app, now);
+        let (mut user, expires_at, rejection) = self.verifier.end_user(&self.settings, c, app, now);
         let setting = |slot| self.settings.get(slot).map(|v: &Value| v.text.to_string());
         user.request_id = c
             .and_then(|c| c.request_id.clone())
@@ -223,7 +227,10 @@ impl SessionClaims {
                     .and_then(comment::trace_id)
             })
             .unwrap_or_default();
-        self.identity.stats.count(&user, rejection.as_ref());
+        self.verifier
+            .identity
+            .stats
+            .count(&user, rejection.as_ref());
         Last {
             generation,
             app: app.clone(),
@@ -233,23 +240,42 @@ impl SessionClaims {
         }
     }
 
-    /// Who is claimed, from where, and the verdict: the expiry of a
-    /// verified claim, the rejection of a refused one.
-    fn end_user(
+    /// Whether a statement with own text `text` would run with a verified
+    /// end user under `settings`; else why not. Counts nothing.
+    pub fn verified_under(
         &mut self,
-        c: Option<&CommentClaims>,
+        settings: &Settings,
+        text: &[u8],
         app: &str,
         now: u64,
-    ) -> (EndUser, Option<u64>, Option<Rejection>) {
-        let settings = std::mem::take(&mut self.settings);
-        let found = self.end_user_under(&settings, c, app, now);
-        self.settings = settings;
-        found
+    ) -> Result<(), String> {
+        let c = comment::claims(text);
+        let (user, _, rejection) = self.verifier.end_user(settings, c.as_ref(), app, now);
+        match (user.end_user_verified, rejection) {
+            (true, _) => Ok(()),
+            (false, Some(r)) => Err(format!(
+                "the claim of \"{}\" was rejected: {r}",
+                user.end_user
+            )),
+            (false, None) if user.end_user.is_empty() => Err("no end user is claimed".into()),
+            (false, None) => Err(format!("the claim of \"{}\" is not signed", user.end_user)),
+        }
     }
+}
 
-    /// [`Self::end_user`] under `settings` (the session's, or a
-    /// prediction of them).
-    fn end_user_under(
+/// The session's verdicts on signed claims, and the keys they are made
+/// with: kept apart from the settings so a claim can be judged under the
+/// session's settings or a prediction of them.
+struct Verifier {
+    identity: Arc<Identity>,
+    kept: Vec<Kept>,
+}
+
+impl Verifier {
+    /// Who is claimed under `settings` (the session's, or a prediction of
+    /// them), from where, and the verdict: the expiry of a verified claim,
+    /// the rejection of a refused one.
+    fn end_user(
         &mut self,
         settings: &Settings,
         c: Option<&CommentClaims>,
@@ -290,28 +316,6 @@ impl SessionClaims {
             return (unsigned(name, Source::ApplicationName), None, None);
         }
         (EndUser::default(), None, None)
-    }
-
-    /// Whether a statement with own text `text` would run with a verified
-    /// end user under `settings`; else why not. Counts nothing.
-    pub fn verified_under(
-        &mut self,
-        settings: &Settings,
-        text: &[u8],
-        app: &str,
-        now: u64,
-    ) -> Result<(), String> {
-        let c = comment::claims(text);
-        let (user, _, rejection) = self.end_user_under(settings, c.as_ref(), app, now);
-        match (user.end_user_verified, rejection) {
-            (true, _) => Ok(()),
-            (false, Some(r)) => Err(format!(
-                "the claim of \"{}\" was rejected: {r}",
-                user.end_user
-            )),
-            (false, None) if user.end_user.is_empty() => Err("no end user is claimed".into()),
-            (false, None) => Err(format!("the claim of \"{}\" is not signed", user.end_user)),
-        }
     }
 
     fn verified_token(

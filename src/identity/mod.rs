@@ -93,6 +93,14 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// Now, in Unix seconds: what token expiries and comment timestamps are
+/// compared with.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl EndUser {
     /// Nothing claimed: every field at its default.
     pub fn is_empty(&self) -> bool {
@@ -106,4 +114,4 @@ pub mod scope;
 pub mod setting;
 pub mod verify;
 
-pub use claims::{Identity, IdentityStats, SessionClaims, REJECTION_KINDS};
+pub use claims::{Identity, IdentityStats, SessionClaims};

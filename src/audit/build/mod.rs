@@ -22,7 +22,7 @@ use super::record::{
 };
 pub use columns::ColumnPolicy;
 use role::RoleTracker;
-pub use statement::own_statement;
+pub use statement::{may_hold_several, own_statement};
 
 /// Classification of one statement, as it lands in the record.
 #[derive(Debug, Clone, Default)]

@@ -141,7 +141,7 @@ fn pick_statement(
 
 /// Most Query strings hold one statement, at most followed by `;`: those
 /// need no lexing here (the analyzer lexes them anyway).
-fn may_hold_several(text: &[u8]) -> bool {
+pub fn may_hold_several(text: &[u8]) -> bool {
     match text.iter().position(|&b| b == b';') {
         Some(p) => !text[p + 1..].iter().all(|b| b.is_ascii_whitespace()),
         None => false,

@@ -361,7 +361,7 @@ fn a_reused_rejected_claim_counts_as_rejected_each_time() {
     who(&mut t);
     who(&mut t);
     let stats = &t.transactions.claims().unwrap().identity().stats;
-    let expired = crate::identity::REJECTION_KINDS
+    let expired = crate::identity::verify::Rejection::KINDS
         .iter()
         .position(|k| *k == "expired")
         .unwrap();

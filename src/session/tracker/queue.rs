@@ -174,7 +174,9 @@ impl Tracker {
         let text = self.prepared.get(b.statement).cloned().unwrap_or_default();
         // Parameters are also kept (not recorded) where they may set a
         // claim: `set_config('pgtrail.end_user', $1, ...)`.
-        let keep = self.log_params || crate::identity::setting::mentions_claim(&text);
+        let keep = self.log_params
+            || (self.transactions.claims().is_some()
+                && crate::identity::setting::mentions_claim(&text));
         let params = if keep {
             let values = b.params()?;
             let owned = values

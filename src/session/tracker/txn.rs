@@ -313,20 +313,12 @@ fn statement_claim(
             claims.settings.apply(&change, level);
         }
     }
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
-    claims.claim(own, may_comment, app, now)
+    claims.claim(own, may_comment, app, crate::identity::unix_now)
 }
 
 /// Statement `index` of a text that may hold several, split once per text.
 fn own_text<'a>(split: &mut Option<Split>, sent: &'a bytes::Bytes, index: u32) -> &'a [u8] {
-    // Most texts are one statement, at most followed by `;`.
-    let several = memchr::memchr(b';', sent)
-        .is_some_and(|p| !sent[p + 1..].iter().all(|b| b.is_ascii_whitespace()));
-    if !several {
+    if !crate::audit::build::may_hold_several(sent) {
         return sent;
     }
     let same = |s: &Split| s.text.as_ptr() == sent.as_ptr() && s.text.len() == sent.len();

@@ -43,10 +43,10 @@ impl Tracker {
         // Each statement of the message, with its bind parameters as text.
         let texts: Vec<(Bytes, Vec<Option<String>>)> = match tag {
             tag::frontend::QUERY => {
-                let text = frontend::query(body).ok()?;
-                crate::sql::lex::statement_ranges(text)
+                let text = Bytes::copy_from_slice(frontend::query(body).ok()?);
+                crate::sql::lex::statement_ranges(&text)
                     .into_iter()
-                    .map(|r| (Bytes::copy_from_slice(&text[r]), Vec::new()))
+                    .map(|r| (text.slice(r), Vec::new()))
                     .collect()
             }
             tag::frontend::EXECUTE => {
@@ -61,7 +61,7 @@ impl Tracker {
         };
         let mut settings = self.predicted_settings(tag == tag::frontend::EXECUTE);
         let app = self.application_name.clone();
-        let now = unix_now();
+        let now = crate::identity::unix_now();
         let session = self.session.clone();
         let claims = self.transactions.claims_mut()?;
         for (text, params) in texts {
@@ -171,10 +171,4 @@ fn may_move_claims(text: &[u8]) -> bool {
             let t = &text[r];
             setting::mentions_claim(t) || words::may_end_or_reset(t)
         })
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
