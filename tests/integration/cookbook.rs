@@ -106,6 +106,17 @@ fn rows(ch: &ChServer, sql: &str) -> Vec<Value> {
 }
 
 /// The named columns of each row, as text.
+/// The columns of `service-roles-without-verified-end-user` the tests
+/// compare.
+const SERVICE_ROLE_COLUMNS: &[&str] = &[
+    "db_role",
+    "end_user_source",
+    "end_user_reason",
+    "statements",
+    "end_users",
+    "sessions",
+];
+
 fn pick(rows: &[Value], cols: &[&str]) -> Vec<Vec<String>> {
     rows.iter()
         .map(|r| {
@@ -723,17 +734,7 @@ async fn cookbook_answers_on_the_local_server() {
     assert!(run("end-user-activity").is_empty());
     let got = run("service-roles-without-verified-end-user");
     assert_eq!(
-        pick(
-            &got,
-            &[
-                "db_role",
-                "end_user_source",
-                "end_user_reason",
-                "statements",
-                "end_users",
-                "sessions"
-            ]
-        ),
+        pick(&got, SERVICE_ROLE_COLUMNS),
         vec![vec![
             app.clone(),
             "none".into(),
@@ -1021,17 +1022,7 @@ fn end_user_answers(
 
     let got = sql("service-roles-without-verified-end-user", "bob");
     assert_eq!(
-        pick(
-            &got,
-            &[
-                "db_role",
-                "end_user_source",
-                "end_user_reason",
-                "statements",
-                "end_users",
-                "sessions"
-            ]
-        ),
+        pick(&got, SERVICE_ROLE_COLUMNS),
         strs(&[
             &["svc_orders", "set", "not signed", "2", "1", "1"],
             &["svc_orders", "none", "", "1", "1", "1"],

@@ -4,13 +4,12 @@
 //! PostgreSQL scopes the setting (checked against `current_setting` in
 //! the same session), verified when signed, and required per role.
 
-use std::process::Command;
-
 use pgtrail::config::{Config, IdentityKey, RoleIdentity, Secret};
 use serde_json::Value;
 
 use crate::harness::postgres::PgCluster;
 use crate::harness::proxy::{connect, fresh_db, http_get, statements, Proxy};
+use crate::python::run_client;
 
 const SECRET: &str = "the shop's pgtrail secret, 32 bytes or more";
 
@@ -42,28 +41,6 @@ fn claim(r: &Value) -> (String, String, bool, String) {
     (text("end_user"), source, verified, text("end_user_reason"))
 }
 
-fn run_client(program: &str, script: &str, pg: &PgCluster, port: u16, db: &str) -> String {
-    let out = Command::new(program)
-        .arg(script)
-        .args([
-            "127.0.0.1",
-            &port.to_string(),
-            pg.superuser(),
-            pg.password(),
-            db,
-            SECRET,
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("run {program} {script} (scripts/install-deps.sh): {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[tokio::test]
 async fn psycopg_sqlcommenter_comments_plain_signed_forged_and_stale() {
     let (pg, db) = fresh_db("eu_django");
@@ -74,7 +51,14 @@ async fn psycopg_sqlcommenter_comments_plain_signed_forged_and_stale() {
         env!("CARGO_MANIFEST_DIR")
     );
     let out = tokio::task::spawn_blocking(move || {
-        run_client("python3", &script, PgCluster::shared(), port, &db)
+        run_client(
+            "python3",
+            &script,
+            PgCluster::shared(),
+            port,
+            &db,
+            &[SECRET],
+        )
     })
     .await
     .expect("psycopg run");
@@ -138,7 +122,7 @@ async fn node_postgres_set_config_per_request_tokens_and_discard_all() {
     let port = proxy.port();
     let script = format!("{}/tests/node/end_user.js", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::task::spawn_blocking(move || {
-        run_client("node", &script, PgCluster::shared(), port, &db)
+        run_client("node", &script, PgCluster::shared(), port, &db, &[SECRET])
     })
     .await
     .expect("node run");

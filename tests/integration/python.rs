@@ -10,17 +10,32 @@ use crate::harness::proxy::{statements, Proxy};
 /// returns its transcript; fails the test when the script fails.
 pub(crate) fn run_python(script: &str, pg: &PgCluster, port: u16, db: &str) -> String {
     let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
+    run_client("python3", &path, pg, port, db, &[])
+}
+
+/// Runs `program script HOST PORT USER PASSWORD DBNAME extra...` (a client
+/// of scripts/install-deps.sh's: python3, node) and returns its transcript;
+/// fails the test when it fails.
+pub(crate) fn run_client(
+    program: &str,
+    script: &str,
+    pg: &PgCluster,
+    port: u16,
+    db: &str,
+    extra: &[&str],
+) -> String {
+    let out = Command::new(program)
+        .arg(script)
         .args([
-            &path,
             "127.0.0.1",
             &port.to_string(),
             pg.superuser(),
             pg.password(),
             db,
         ])
+        .args(extra)
         .output()
-        .expect("run python3 (scripts/install-deps.sh installs asyncpg, psycopg and psycopg-pool)");
+        .unwrap_or_else(|e| panic!("run {program} {script} (scripts/install-deps.sh): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
