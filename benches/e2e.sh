@@ -47,8 +47,15 @@
 #                         every connection and the decoding consumer
 #                         writing `changes` records (its own audit file,
 #                         a publication for all tables, slot pgtrail_bench);
-#                         the report adds its slot lag (max during the
-#                         runs) and the changes it wrote
+#                         it runs only for its own runs (started with the
+#                         slot advanced to the end of the WAL, stopped once
+#                         it confirmed all its run wrote), so no other
+#                         target's run pays for decoding, and its CPU
+#                         figures include all of its own; the report adds
+#                         its slot lag during the runs (bytes, and the
+#                         walsender's flush_lag in seconds), how long after
+#                         each run's end everything was confirmed, and the
+#                         changes it wrote
 #   CDC_ATTRIBUTION=statement  or transaction: cdc.attribution of target cdc
 #   CDC_CONSUME=true      false: target cdc only marks transactions (no
 #                         consumer), to tell the markers' cost from the
@@ -227,6 +234,43 @@ start_pgtrail() {
     svc_wait_port "$port" "$STARTED_PID" "$bin"
 }
 
+# The cdc target runs only for its own runs: the other targets' writes are
+# then never decoded while they are measured (a consumer running beside
+# them would tax their runs with the decoding), and each cdc run starts at
+# the end of the WAL (the slot advanced past the other targets' writes) and
+# ends once the consumer has confirmed everything its run wrote, so its
+# CPU and the server's include all of its run's decoding and nothing else.
+cdc_up() {
+    "${PSQL[@]}" -c "SELECT pg_replication_slot_advance('pgtrail_bench', pg_current_wal_lsn())" >/dev/null
+    start_pgtrail "$PGTRAIL" "${PORT[cdc]}" "$TMP/pgtrail-cdc.log.$((++CDC_STARTS))" --config "$TMP/pgtrail-cdc.toml" --admin-listen "127.0.0.1:$CDC_ADMIN_PORT"
+    CDC_PID=$STARTED_PID
+    [[ ${CDC_CONSUME:-true} == true ]] || return 0
+    local active
+    for _ in $(seq 1 100); do
+        active=$("${PSQL[@]}" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'")
+        [[ "$active" == t ]] && return 0
+        sleep 0.1
+    done
+    svc_die "the cdc target's consumer did not take slot pgtrail_bench (log: $TMP/pgtrail-cdc.log.$CDC_STARTS)"
+}
+# Waits (up to 120 s) until the slot confirmed the WAL written so far; sets
+# CDC_WAITED to the seconds it took.
+cdc_caught_up() {
+    local end done_
+    end=$("${PSQL[@]}" -c "SELECT pg_current_wal_lsn()")
+    for CDC_WAITED in $(seq 0 0.1 120); do
+        done_=$("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$end' FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'")
+        [[ "$done_" == t ]] && return 0
+        sleep 0.1
+    done
+    svc_log "the cdc target's consumer did not catch up with $end in 120 s"
+}
+cdc_down() {
+    svc_stop "$CDC_PID" 5
+    CDC_PID=
+}
+CDC_STARTS=0
+
 if has_target pgtrail; then
     PORT[pgtrail]=$(svc_free_port "$(svc_random_port)" "$PG_PORT")
     start_pgtrail "$PGTRAIL" "${PORT[pgtrail]}" "$TMP/pgtrail.log" "${AUDIT_ARGS[@]}"
@@ -267,14 +311,22 @@ consume = ${CDC_CONSUME:-true}
 attribution = "${CDC_ATTRIBUTION:-statement}"
 EOF
     chmod 600 "$TMP/pgtrail-cdc.toml" # it holds a password
-    start_pgtrail "$PGTRAIL" "${PORT[cdc]}" "$TMP/pgtrail-cdc.log" --config "$TMP/pgtrail-cdc.toml"
+    CDC_ADMIN_PORT=$(svc_free_port "$(svc_random_port)" "$PG_PORT ${PORT[pgtrail]:-} ${PORT[base]:-} ${PORT[noclaims]:-} ${PORT[cdc]}")
+    start_pgtrail "$PGTRAIL" "${PORT[cdc]}" "$TMP/pgtrail-cdc.log" --config "$TMP/pgtrail-cdc.toml" --admin-listen "127.0.0.1:$CDC_ADMIN_PORT"
     CDC_PID=$STARTED_PID
-    # The slot's lag behind the server's WAL, in bytes, once a second
-    # (appended, as the runs' start and stop lines are).
+    # The lag once a second (appended, as the runs' start and stop lines
+    # are): the slot's (the server's WAL beyond its confirmed_flush_lsn,
+    # which moves at each status update, once a second), and pgtrail's own
+    # (pgtrail_cdc_slot_lag_bytes and _seconds: what the server has sent
+    # that is not durable yet, and the age of the last durable commit).
     : >"$TMP/slot_lag"
     (
         while sleep 1; do
-            "${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'" 2>/dev/null
+            slot=$("${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench' AND active" 2>/dev/null)
+            [[ -n "$slot" ]] || continue
+            own=$(curl -s --max-time 1 "http://127.0.0.1:$CDC_ADMIN_PORT/metrics" |
+                awk '/^pgtrail_cdc_slot_lag_bytes / { b = $2 } /^pgtrail_cdc_slot_lag_seconds / { s = $2 } END { print b + 0, s + 0 }')
+            echo "$slot $own"
         done
     ) >>"$TMP/slot_lag" &
     LAG_PID=$!
@@ -334,6 +386,8 @@ for target in $TARGETS; do
         -c 'SELECT count(*) FROM pgbench_branches' 2>&1) ||
         svc_die "$target (port ${PORT[$target]}) does not answer: $out"
 done
+has_target cdc && cdc_down
+declare -A CATCHUP_OF
 
 # --- runs --------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
@@ -350,7 +404,7 @@ percentile_ms() {
 
 # Median of the numbers in $1.
 median() {
-    tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1} END {
+    tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '{v[NR] = $1} END {
         if (NR == 0) { print 0; exit }
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
@@ -394,6 +448,7 @@ for round in $(seq 1 "$ROUNDS"); do
             for target in $TARGETS; do
                 key=$mode-$clients-$target
                 svc_log "round $round/$ROUNDS: pgbench $PGBENCH_SCRIPT -M $mode -c $clients -T $DURATION -> $target"
+                [[ $target == cdc ]] && cdc_up
                 pid=$(proxy_pid "$target")
                 before=0
                 [[ -n "$pid" ]] && before=$(svc_cpu_ticks "$pid")
@@ -401,6 +456,10 @@ for round in $(seq 1 "$ROUNDS"); do
                 [[ $target == cdc ]] && echo start >>"$TMP/slot_lag"
                 run_pgbench "$target" "$mode" "$clients"
                 [[ $target == cdc ]] && echo stop >>"$TMP/slot_lag"
+                if [[ $target == cdc && ${CDC_CONSUME:-true} == true ]]; then
+                    cdc_caught_up
+                    CATCHUP_OF[$key]="${CATCHUP_OF[$key]:-} $CDC_WAITED"
+                fi
                 sleep 0.2 # the postmaster reaps the run's backends
                 PG_TICKS_OF[$key]=$((${PG_TICKS_OF[$key]:-0} + $(svc_tree_cpu_ticks "$PG_PID") - pg_before))
                 XACTS_OF[$key]=$((${XACTS_OF[$key]:-0} + XACTS * STMTS_PER_XACT))
@@ -410,6 +469,7 @@ for round in $(seq 1 "$ROUNDS"); do
                     kill -0 "$pid" 2>/dev/null || svc_die "$target died"
                     TICKS_OF[$key]=$((${TICKS_OF[$key]:-0} + after - before))
                 fi
+                [[ $target == cdc ]] && cdc_down
             done
         done
     done
@@ -465,23 +525,18 @@ for mode in $MODES; do
     done
 done
 if has_target cdc && [[ ${CDC_CONSUME:-true} == true ]]; then
-    # Let the consumer catch up, then report what it wrote and how far
-    # behind the slot was while the cdc runs went on.
-    waited=0
-    for waited in $(seq 0 60); do
-        lag=$("${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'")
-        ((lag < 65536)) && break
-        sleep 1
-    done
+    # What the consumer wrote, and how far behind the slot was while the
+    # cdc runs went on (the consumer was stopped between them).
     changes=$(cat "$TMP"/audit-cdc.jsonl* | grep -c '"record":"changes"' || true)
     attributed=$(cat "$TMP"/audit-cdc.jsonl* | grep '"record":"changes"' | grep -vc '"attribution":"none"' || true)
     echo
-    echo "cdc: $changes changes records, $attributed attributed to a pgtrail session (the rest are the other targets' writes)"
-    awk 'BEGIN { max = 0 } $1 == "start" { on = 1; next } $1 == "stop" { on = 0; next }
-         on && $1 + 0 > max { max = $1 + 0 }
-         on && NF == 1 { n++; sum += $1 }
-         END { printf "cdc: slot lag sampled each second during the cdc runs: max %.1f KiB, mean %.1f KiB over %d samples\n", max / 1024, (n ? sum / n : 0) / 1024, n }' "$TMP/slot_lag"
-    echo "cdc: caught up ${waited}s after the last run (lag now $lag bytes)"
+    echo "cdc: $changes changes records, $attributed attributed to a pgtrail session"
+    awk '$1 == "start" { on = 1; next } $1 == "stop" { on = 0; next }
+         on && NF == 3 { n++; if ($1 > slot) slot = $1; if ($2 > own) own = $2; if ($3 > sec) sec = $3; sum += $3 }
+         END { printf "cdc: lag sampled each second during the cdc runs (%d samples): the slot'"'"'s at most %.1f KiB; pgtrail'"'"'s at most %.1f KiB and %.3f s (mean %.3f s)\n", n, slot / 1024, own / 1024, sec, (n ? sum / n : 0) }' "$TMP/slot_lag"
+    for key in "${!CATCHUP_OF[@]}"; do
+        echo "cdc: $key: everything confirmed $(median "${CATCHUP_OF[$key]}") s (median) after the run's end"
+    done | sort
 fi
 if [[ -f "$TMP/audit.jsonl" ]]; then
     # audit.jsonl.<time> are the files rotated at audit.file_rotate_bytes.
