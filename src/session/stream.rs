@@ -155,6 +155,19 @@ impl Framed {
         }
     }
 
+    /// Whether a whole frame is in the buffer (or a malformed one, which
+    /// `buffered_frame` reports).
+    pub fn frame_buffered(&self) -> bool {
+        !matches!(frame_len(&self.buf, &self.limits), Ok(Err(_)))
+    }
+
+    /// A whole tagged frame already in the buffer, without reading.
+    pub fn buffered_frame(&mut self) -> Result<Option<Bytes>, SessionError> {
+        Ok(frame_len(&self.buf, &self.limits)?
+            .ok()
+            .map(|len| self.buf.split_to(len).freeze()))
+    }
+
     /// Reads one whole tagged frame (header included).
     pub async fn read_frame(&mut self) -> Result<Bytes, SessionError> {
         loop {

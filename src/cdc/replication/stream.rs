@@ -52,7 +52,14 @@ pub struct ReplicationStream {
     /// finishes that frame before anything else is sent.
     out: Option<Bytes>,
     out_pos: usize,
+    /// The last read was short of `TRICKLE_READ`: pause before the next.
+    trickle: bool,
 }
+
+/// A read shorter than this means the stream trickles.
+const TRICKLE_READ: u64 = 8 * 1024;
+/// How long a trickling stream is left to gather before the next read.
+const TRICKLE_PAUSE: Duration = Duration::from_millis(1);
 
 impl ReplicationStream {
     pub(super) fn new(
@@ -73,6 +80,7 @@ impl ReplicationStream {
             last_heard: now,
             out: None,
             out_pos: 0,
+            trickle: false,
         }
     }
 
@@ -85,6 +93,29 @@ impl ReplicationStream {
     pub async fn next(&mut self) -> Result<StreamEvent, ReplicationError> {
         self.finish_write().await?;
         loop {
+            // A frame read already (one read of a busy stream holds many):
+            // taken without arming the timers below for it.
+            // The status update first: a cancel during its write loses
+            // no frame.
+            if Instant::now() >= self.next_status && self.conn.frame_buffered() {
+                self.send_status(false).await?;
+            }
+            if let Some(frame) = self.conn.buffered_frame()? {
+                self.last_heard = Instant::now();
+                if let Some(event) = self.handle(frame).await? {
+                    return Ok(event);
+                }
+                continue;
+            }
+            if self.trickle {
+                // The walsender sends each pgoutput message on its own, so
+                // a lightly loaded stream would wake this thread for every
+                // one. After a short read, let them gather: a moment's
+                // sleep of this thread, whose runtime serves the consumer
+                // alone (an async sleep would still wake for each arrival).
+                std::thread::sleep(TRICKLE_PAUSE);
+            }
+            let read_before = self.conn.bytes_read;
             let status_due = self.next_status;
             let silent_at = self.last_heard + self.server_timeout;
             let frame = tokio::select! {
@@ -102,6 +133,7 @@ impl ReplicationStream {
                     return Err(ReplicationError::ServerSilent(self.server_timeout));
                 }
             };
+            self.trickle = self.conn.bytes_read - read_before < TRICKLE_READ;
             self.last_heard = Instant::now();
             if let Some(event) = self.handle(frame).await? {
                 return Ok(event);
