@@ -113,6 +113,12 @@ pub struct ChangeEvent {
     /// writer turns it into `statement_seq` (not a record field).
     #[serde(skip)]
     pub statement_index: Option<u32>,
+    /// `statement_index` is a `Before` marker's claim on the changes after
+    /// it: the writer keeps it only if the transaction's end confirms it
+    /// (`TransactionEvent::tail_statement`), else the change is the
+    /// transaction's (not a record field).
+    #[serde(skip)]
+    pub statement_claimed: bool,
     pub session_id: String,
     pub user: String,
     pub db_role: String,

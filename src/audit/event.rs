@@ -176,6 +176,11 @@ pub struct TransactionEvent {
     pub undone: Vec<(u32, u32)>,
     /// The end user claimed when it ended.
     pub end_user: Arc<crate::identity::EndUser>,
+    /// The statement a `Before` attribution marker named for the changes
+    /// after it, when the session saw no other statement that may write
+    /// in the transaction after that one (the writer confirms the claim
+    /// with it; not a record field).
+    pub tail_statement: Option<u32>,
 }
 
 /// The kinds of session record.

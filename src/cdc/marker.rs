@@ -130,13 +130,23 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Which of the transaction's changes a marker speaks for: those decoded
 /// since the previous marker. `After` follows one statement; `End` comes
-/// just before the transaction ends. The index (the statement's, within
-/// its transaction) is there only when those changes can be that one
-/// statement's and no other's.
+/// just before the transaction ends; `Before` goes just before a statement
+/// that may write (`next`) when others may have written since the previous
+/// marker, and also names `next` for the changes after it, a claim the
+/// writer keeps only if the session saw no other statement that may write
+/// before the transaction ended (`TransactionEvent::tail_statement`). An
+/// index (the statement's, within its transaction) is there only when those
+/// changes can be that one statement's and no other's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Boundary {
     End(Option<u32>),
+    /// Right after a statement: sent by earlier builds, still read (a
+    /// slot may hold their markers across an upgrade).
     After(Option<u32>),
+    Before {
+        done: Option<u32>,
+        next: Option<u32>,
+    },
 }
 
 impl Boundary {
@@ -144,24 +154,53 @@ impl Boundary {
     pub fn statement(self) -> Option<u32> {
         match self {
             Boundary::End(s) | Boundary::After(s) => s,
+            Boundary::Before { done, .. } => done,
+        }
+    }
+
+    /// The statement this marker claims the changes after it for.
+    pub fn next(self) -> Option<u32> {
+        match self {
+            Boundary::Before { next, .. } => next,
+            Boundary::End(_) | Boundary::After(_) => None,
         }
     }
 
     fn encode(self, out: &mut Vec<u8>) {
-        let (kind, index) = match self {
-            Boundary::End(i) => (0u8, i),
-            Boundary::After(i) => (1u8, i),
-        };
-        out.push(kind);
-        out.extend_from_slice(&index.unwrap_or(u32::MAX).to_be_bytes());
+        let index = |i: Option<u32>| i.unwrap_or(u32::MAX).to_be_bytes();
+        match self {
+            Boundary::End(i) => {
+                out.push(0);
+                out.extend_from_slice(&index(i));
+            }
+            Boundary::After(i) => {
+                out.push(1);
+                out.extend_from_slice(&index(i));
+            }
+            Boundary::Before { done, next } => {
+                out.push(2);
+                out.extend_from_slice(&index(done));
+                out.extend_from_slice(&index(next));
+            }
+        }
     }
 
-    fn decode(raw: &[u8]) -> Option<Boundary> {
-        let index = u32::from_be_bytes(raw.get(1..5)?.try_into().ok()?);
-        let index = (index != u32::MAX).then_some(index);
+    /// The boundary at the start of `raw`, and how many bytes it took.
+    fn decode(raw: &[u8]) -> Option<(Boundary, usize)> {
+        let index = |at: usize| -> Option<Option<u32>> {
+            let i = u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?);
+            Some((i != u32::MAX).then_some(i))
+        };
         match raw.first()? {
-            0 => Some(Boundary::End(index)),
-            1 => Some(Boundary::After(index)),
+            0 => Some((Boundary::End(index(1)?), 5)),
+            1 => Some((Boundary::After(index(1)?), 5)),
+            2 => Some((
+                Boundary::Before {
+                    done: index(1)?,
+                    next: index(5)?,
+                },
+                9,
+            )),
             _ => None,
         }
     }
@@ -283,8 +322,8 @@ fn fields(m: &Marker) -> [&str; 5] {
 
 fn parse(signed: &[u8]) -> Option<Marker> {
     let id: [u8; 16] = signed.get(1..17)?.try_into().ok()?;
-    let boundary = Boundary::decode(signed.get(17..22)?)?;
-    let mut rest = &signed[22..];
+    let (boundary, len) = Boundary::decode(signed.get(17..)?)?;
+    let mut rest = signed.get(17 + len..)?;
     let mut text = || -> Option<String> {
         let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
         let value = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_string();
@@ -324,6 +363,36 @@ mod tests {
         let signer = MarkerSigner::new(MarkerKey::from_bytes([7; 32]));
         let content = signer.sign(&marker());
         assert_eq!(signer.verify(&content), Ok(marker()));
+    }
+
+    #[test]
+    fn every_boundary_round_trips() {
+        let signer = MarkerSigner::new(MarkerKey::from_bytes([7; 32]));
+        for boundary in [
+            Boundary::End(None),
+            Boundary::End(Some(0)),
+            Boundary::After(Some(3)),
+            Boundary::Before {
+                done: Some(1),
+                next: Some(3),
+            },
+            Boundary::Before {
+                done: None,
+                next: None,
+            },
+        ] {
+            let m = Marker {
+                boundary,
+                ..marker()
+            };
+            assert_eq!(signer.verify(&signer.sign(&m)), Ok(m));
+        }
+        let before = Boundary::Before {
+            done: Some(1),
+            next: Some(3),
+        };
+        assert_eq!((before.statement(), before.next()), (Some(1), Some(3)));
+        assert_eq!(Boundary::After(Some(2)).next(), None);
     }
 
     #[test]

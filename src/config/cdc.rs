@@ -25,11 +25,11 @@ pub struct CdcConfig {
     /// instances in front of one server all mark transactions, but a slot
     /// has one reader: set `false` on all but one.
     pub consume: bool,
-    /// `statement`: a marker after each statement that may write in a
-    /// block, so changes name their statement; `transaction`: one marker
-    /// per transaction that wrote (about half the cost on short write
-    /// transactions), changes name their transaction, and their statement
-    /// only when it was the one that may write.
+    /// `statement`: a marker before each statement that may write in a
+    /// block after its first, so changes name their statement;
+    /// `transaction`: one marker per block, changes name their
+    /// transaction, and their statement only when it was the one that may
+    /// write.
     pub attribution: AttributionLevel,
     /// The key markers are signed with (created 0600 when absent): every
     /// pgtrail instance in front of the same server must share it. Unset:

@@ -263,9 +263,14 @@ impl RecordBuilder {
     /// none, or no statement seqs are kept). The session's record of the
     /// statement may come after the decoded change: the writer waits a
     /// little for it (`writer::thread`).
+    /// A change a marker claimed for the statement after it waits for its
+    /// transaction's end, which says whether the claim held.
     pub fn change_ready(&self, change: &crate::audit::event::ChangeEvent) -> bool {
         match (&self.recent, change.transaction_id, change.statement_index) {
-            (Some(recent), Some(txn), Some(index)) => recent.statement(txn, index).is_some(),
+            (Some(recent), Some(txn), Some(index)) => {
+                recent.statement(txn, index).is_some()
+                    && (!change.statement_claimed || recent.claim_held(txn).is_some())
+            }
             _ => true,
         }
     }
@@ -275,6 +280,15 @@ impl RecordBuilder {
     /// the change is the transaction's).
     fn change(&mut self, mut change: crate::audit::event::ChangeEvent) -> ChangeRecord {
         let mut end_user = None;
+        if let (true, Some(txn)) = (change.statement_claimed, change.transaction_id) {
+            // Kept only if no other statement that may write followed the
+            // one claimed (else, or not known by now: the transaction's).
+            let held = self.recent.as_ref().and_then(|r| r.claim_held(txn));
+            if held != Some(change.statement_index) {
+                change.statement_index = None;
+                change.attribution = crate::audit::event::Attribution::Transaction;
+            }
+        }
         if let (Some(txn), Some(index)) = (change.transaction_id, change.statement_index) {
             let statement = self.recent.as_ref().and_then(|r| r.statement(txn, index));
             change.statement_seq = statement.as_ref().map(|s| s.0);

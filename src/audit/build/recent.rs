@@ -2,7 +2,9 @@
 //! kept when the decoding consumer runs: a change whose marker names its
 //! statement's index gets that statement's seq and end user; one named by
 //! its transaction only gets the end user of the transaction's last
-//! statement. Bounded: the oldest go
+//! statement; a change a `Before` marker claims for the statement after it
+//! keeps that statement only if the transaction's end confirmed the claim
+//! (`ended`). Bounded: the oldest go
 //! first, and a change that comes later than that (a slot far behind, or a
 //! restart) keeps `attribution = transaction`.
 
@@ -15,6 +17,9 @@ pub(super) struct RecentStatements {
     seqs: HashMap<(uuid::Uuid, u32), (u64, Arc<EndUser>)>,
     /// The end user of each transaction's last statement so far.
     claims: HashMap<uuid::Uuid, Arc<EndUser>>,
+    /// Transactions that ended, with the statement their last `Before`
+    /// marker's claim held for (`TransactionEvent::tail_statement`).
+    ended: HashMap<uuid::Uuid, Option<u32>>,
     order: VecDeque<(uuid::Uuid, u32)>,
     capacity: usize,
 }
@@ -24,6 +29,7 @@ impl RecentStatements {
         RecentStatements {
             seqs: HashMap::with_capacity(capacity.min(1 << 16)),
             claims: HashMap::new(),
+            ended: HashMap::new(),
             order: VecDeque::with_capacity(capacity.min(1 << 16)),
             capacity,
         }
@@ -36,6 +42,7 @@ impl RecentStatements {
                 // Its transaction's entry goes with its first statement.
                 if old.1 == 0 {
                     self.claims.remove(&old.0);
+                    self.ended.remove(&old.0);
                 }
             }
         }
@@ -47,6 +54,20 @@ impl RecentStatements {
     /// The statement's seq and end user.
     pub fn statement(&self, txn: uuid::Uuid, index: u32) -> Option<(u64, Arc<EndUser>)> {
         self.seqs.get(&(txn, index)).cloned()
+    }
+
+    /// The transaction ended; `tail`: the statement a `Before` marker's
+    /// claim held for. Kept while its first statement is.
+    pub fn ended(&mut self, txn: uuid::Uuid, tail: Option<u32>) {
+        if self.claims.contains_key(&txn) {
+            self.ended.insert(txn, tail);
+        }
+    }
+
+    /// `None` while the transaction has not ended (as far as known here);
+    /// then the statement its last claim held for, if any.
+    pub fn claim_held(&self, txn: uuid::Uuid) -> Option<Option<u32>> {
+        self.ended.get(&txn).copied()
     }
 
     /// The end user of the transaction's last statement seen.
@@ -79,5 +100,20 @@ mod tests {
             (None, Some(11), Some(12))
         );
         assert_eq!(r.statement(t, 1).map(|s| s.1), Some(alice));
+    }
+
+    #[test]
+    fn a_claim_is_known_once_its_transaction_ended() {
+        let (t, u) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let mut r = RecentStatements::new(2);
+        let none = Arc::new(EndUser::default());
+        r.insert(t, 0, 10, &none);
+        assert_eq!(r.claim_held(t), None);
+        r.ended(t, Some(3));
+        r.ended(u, Some(1));
+        assert_eq!((r.claim_held(t), r.claim_held(u)), (Some(Some(3)), None));
+        r.insert(u, 0, 11, &none);
+        r.insert(u, 1, 12, &none);
+        assert_eq!(r.claim_held(t), None, "gone with its first statement");
     }
 }

@@ -45,6 +45,9 @@ impl RecordBuilder {
         let header = self.header(SystemTime::now());
         let s = &e.session;
         let seqs = self.transactions.end(&e);
+        if let Some(recent) = &mut self.recent {
+            recent.ended(e.transaction_id, e.tail_statement);
+        }
         TransactionRecord {
             header,
             transaction_id: e.transaction_id,

@@ -37,6 +37,7 @@ pub(super) fn change(r: &ChangeRecord, out: &mut Vec<u8>) {
         attribution,
         forged_marker,
         statement_index: _,
+        statement_claimed: _,
     } = change;
     let mut o = Object::start(out, "changes", header);
     o.u64("commit_lsn", *commit_lsn);

@@ -154,6 +154,7 @@ pub(crate) fn change(text: &str, i: u64) -> Record {
                 .then(|| uuid::Uuid::from_u128(u128::from(i))),
             statement_seq: None,
             statement_index: None,
+            statement_claimed: false,
             session_id: text.into(),
             user: "alice".into(),
             db_role: "app".into(),

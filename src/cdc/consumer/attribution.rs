@@ -2,8 +2,9 @@
 //! it, checked with the marker key. A marker speaks for the changes decoded
 //! between the previous marker and itself: for one statement when its
 //! boundary names it (`attribution = statement`), else for the transaction.
-//! Changes after the last marker (a statement that may write but had no
-//! marker after it) are the transaction's. A message that fails the check,
+//! Changes after the last marker are the statement a `Before` marker names
+//! for them, which the writer still checks against the transaction's end
+//! (`statement_claimed`), else the transaction's. A message that fails the check,
 //! or verified markers naming different transactions (a captured marker
 //! replayed), mark the changes `forged_marker` and attribute nothing.
 
@@ -77,14 +78,21 @@ impl Markers {
             change.attribution = Attribution::None;
             return;
         }
-        // The first marker decoded after the change speaks for it.
+        // The first marker decoded after the change speaks for it; after
+        // the last one, that marker's claim on what follows it.
         let speaker = self
             .verified
             .iter()
             .find(|(before, _)| *before > change.change_index)
             .map(|(_, m)| m);
         let m = speaker.unwrap_or(first);
-        change.statement_index = speaker.and_then(|m| m.boundary.statement());
+        (change.statement_index, change.statement_claimed) = match speaker {
+            Some(m) => (m.boundary.statement(), false),
+            None => {
+                let next = self.verified.last().and_then(|(_, m)| m.boundary.next());
+                (next, next.is_some())
+            }
+        };
         change.attribution = match change.statement_index {
             Some(_) => Attribution::Statement,
             None => Attribution::Transaction,
@@ -217,6 +225,40 @@ mod tests {
                 (Statement, Some(5)),
                 (Transaction, None),
                 (Transaction, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_before_marker_ends_the_writes_before_it_and_claims_those_after() {
+        let s = signer(1);
+        let mut m = Markers::default();
+        let before = Boundary::Before {
+            done: Some(1),
+            next: Some(3),
+        };
+        m.message(
+            &s,
+            "pgtrail",
+            &s.sign(&Marker {
+                boundary: before,
+                ..marker("a")
+            }),
+            1,
+        );
+        let got: Vec<_> = (0..3)
+            .map(|i| {
+                let mut c = change(i);
+                m.apply(&mut c);
+                (c.attribution, c.statement_index, c.statement_claimed)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Attribution::Statement, Some(1), false),
+                (Attribution::Statement, Some(3), true),
+                (Attribution::Statement, Some(3), true),
             ]
         );
     }

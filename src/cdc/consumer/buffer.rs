@@ -189,6 +189,7 @@ pub(crate) mod tests {
             transaction_id: None,
             statement_seq: None,
             statement_index: None,
+            statement_claimed: false,
             session_id: String::new(),
             user: String::new(),
             db_role: String::new(),

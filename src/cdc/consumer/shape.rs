@@ -190,6 +190,7 @@ fn blank(database: &str, rel: &Relation, at: Position) -> ChangeEvent {
         transaction_id: None,
         statement_seq: None,
         statement_index: None,
+        statement_claimed: false,
         session_id: String::new(),
         user: String::new(),
         db_role: String::new(),

@@ -131,7 +131,6 @@ pub(super) fn injection(
     let (before, after): (Bytes, Bytes) = match plan.form {
         MarkerForm::Simple => (prepared(true), Bytes::new()),
         MarkerForm::Extended => (prepared(false), Bytes::new()),
-        MarkerForm::SimpleAfter => (Bytes::new(), prepared(true)),
         MarkerForm::ExtendedAfter => (Bytes::new(), prepared(false)),
         MarkerForm::Wrapped => {
             let sql = signer.statement_sql(&marker);

@@ -196,7 +196,8 @@ impl Tracker {
                 end_user,
             })));
         if let Some(txn) = ended {
-            self.pending.push(AuditEvent::Transaction(Box::new(txn)));
+            let ended = self.transaction_ended(txn);
+            self.pending.push(ended);
         }
     }
 }

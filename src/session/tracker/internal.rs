@@ -54,15 +54,15 @@ pub(super) enum Step {
 /// How a marker goes to the server: Bind/Execute/Close of the session's
 /// marker statement, with a Sync of pgtrail's when the client's turn is
 /// the simple protocol's (`Simple`), without (`Extended`: the client's Sync
-/// follows); before the client's frame (the transaction ends there) or
-/// after it (a statement that may write, in a block). A write sent as a Query outside a
+/// follows); before the client's frame (the transaction ends there, or a
+/// Query that may write follows others in a block) or after it (an
+/// Execute that may write, in a block). A write sent as a Query outside a
 /// transaction is wrapped: `BEGIN` before it, the marker and `COMMIT` after
 /// it (`wrap.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkerForm {
     Simple,
     Extended,
-    SimpleAfter,
     ExtendedAfter,
     Wrapped,
     /// A wrapped `COPY ... FROM`: `BEGIN` before it; the marker and
@@ -75,10 +75,7 @@ impl MarkerForm {
     pub fn after(self) -> bool {
         matches!(
             self,
-            MarkerForm::SimpleAfter
-                | MarkerForm::ExtendedAfter
-                | MarkerForm::Wrapped
-                | MarkerForm::WrappedCopy
+            MarkerForm::ExtendedAfter | MarkerForm::Wrapped | MarkerForm::WrappedCopy
         )
     }
 }
@@ -120,6 +117,12 @@ impl Tracker {
                 plan
             }
             tag::frontend::COPY_DONE => self.copy_done_marker(),
+            // A function call may write: no marker can say which
+            // statement of the transaction it is.
+            tag::frontend::FUNCTION_CALL => {
+                self.writes.statement(None);
+                None
+            }
             // The Sync that ends an implicit transaction which may have
             // written; the next batch starts afresh.
             tag::frontend::SYNC => {
@@ -140,10 +143,11 @@ impl Tracker {
             .expected
             .iter()
             .all(|e| matches!(e, Expect::Internal(_)));
+        let settled = quiet || self.settled();
         let index = self.statement_index();
         let status = self.txn_status;
-        if status == TxnStatus::InBlock && quiet && words::ends_transaction(text) {
-            return (!self.writes.after_marked()).then(|| self.end_plan(MarkerForm::Simple));
+        if status == TxnStatus::InBlock && settled && words::ends_transaction(text) {
+            return self.writes.end().map(|b| self.plan(MarkerForm::Simple, b));
         }
         if status == TxnStatus::Idle && quiet {
             if words::is_copy_from(text) {
@@ -153,24 +157,34 @@ impl Tracker {
             return wrap.map(|writer| self.plan(MarkerForm::Wrapped, Boundary::End(writer)));
         }
         let single = words::single_statement(text);
+        let markable = self.statement_markers && status == TxnStatus::InBlock && settled;
+        if single && self.statement_markers {
+            if words::is_savepoint(text) {
+                return self
+                    .writes
+                    .savepoint(markable)
+                    .map(|b| self.plan(MarkerForm::Simple, b));
+            }
+            if words::rolls_back_to_savepoint(text) {
+                self.writes.rolled_back_to_savepoint();
+                return None;
+            }
+        }
         if !words::may_write(text) && single {
             return None;
         }
-        // Not after a COPY: the server would be in COPY mode.
-        let marked = self.statement_markers
-            && status == TxnStatus::InBlock
-            && quiet
-            && single
-            && !words::is_copy(text);
-        let plan = marked.then(|| {
-            self.plan(
-                MarkerForm::SimpleAfter,
-                Boundary::After(self.writes.exact_after(index)),
-            )
-        });
-        let index = (quiet && single).then_some(index);
-        self.writes.statement(index, marked);
-        plan
+        let index = (settled && single).then_some(index);
+        if markable {
+            // Right before it, with a Sync of its own (the server is not
+            // in COPY mode yet, even before a COPY): only when another
+            // statement may have written since the previous marker.
+            return self
+                .writes
+                .before(index)
+                .map(|b| self.plan(MarkerForm::Simple, b));
+        }
+        self.writes.statement(index);
+        None
     }
 
     /// An Execute: the end of a block, or a write in one.
@@ -182,27 +196,35 @@ impl Tracker {
     ) -> Option<MarkerPlan> {
         let usable = self.one_transaction_in_flight() && self.txn_status != TxnStatus::Failed;
         if words::ends_transaction(text) {
-            let end = usable && !self.writes.after_marked();
-            return end.then(|| self.end_plan(MarkerForm::Extended));
+            let end = usable.then(|| self.writes.end()).flatten();
+            return end.map(|b| self.plan(MarkerForm::Extended, b));
+        }
+        if self.statement_markers && words::is_savepoint(text) {
+            // Markers go after Executes: none before this one.
+            self.writes.savepoint(false);
+        } else if self.statement_markers && words::rolls_back_to_savepoint(text) {
+            self.writes.rolled_back_to_savepoint();
         }
         if !may_write {
             return None;
         }
         let index = usable.then(|| self.statement_index());
-        // A portal run in parts is one statement answered several times.
-        let marked = usable
+        // Right before it (the server is not in COPY mode yet, even before
+        // a COPY), when another statement may have written since the
+        // previous marker; not for a portal run in parts (one statement
+        // answered several times).
+        let markable = usable
             && self.statement_markers
             && self.txn_status == TxnStatus::InBlock
-            && max_rows == 0
-            && !words::is_copy(text);
-        let plan = index.filter(|_| marked).map(|i| {
-            self.plan(
-                MarkerForm::ExtendedAfter,
-                Boundary::After(self.writes.exact_after(i)),
-            )
-        });
-        self.writes.statement(index, marked);
-        plan
+            && max_rows == 0;
+        if markable {
+            return self
+                .writes
+                .before(index)
+                .map(|b| self.plan(MarkerForm::Extended, b));
+        }
+        self.writes.statement(index);
+        None
     }
 
     /// The Sync that ends an implicit transaction which may have written,
@@ -270,8 +292,9 @@ impl Tracker {
         Some((batches, new))
     }
 
+    /// The end of an implicit transaction (no marker inside it).
     fn end_plan(&self, form: MarkerForm) -> MarkerPlan {
-        self.plan(form, Boundary::End(self.writes.single_writer()))
+        self.plan(form, Boundary::End(self.writes.single()))
     }
 
     /// A plan for a marker in the open transaction, or the next one
@@ -297,13 +320,39 @@ impl Tracker {
 
     /// Nothing in flight can end the transaction a marker would land in.
     /// A COPY's Execute puts the server in COPY mode, where a message of
-    /// pgtrail's would break the protocol: no marker in its batch.
+    /// pgtrail's would break the protocol: no marker in its batch or
+    /// behind it. Other batches ahead are fine unless one may start or end
+    /// a block; one that fails aborts the block, and the marker's error
+    /// (25P02) is then what the client's Execute would have had.
     fn one_transaction_in_flight(&self) -> bool {
-        !self.copy_in_batch
-            && !self
-                .expected
-                .iter()
-                .any(|e| matches!(e, Expect::Sync | Expect::Simple { .. }))
+        if self.copy_in_batch {
+            return false;
+        }
+        !self.expected.iter().any(|e| match e {
+            Expect::Simple { .. } | Expect::FunctionCall { .. } => true,
+            Expect::Execute { text, .. } => {
+                words::ends_transaction(text)
+                    || words::begins_block(text)
+                    || words::rolls_back(text)
+                    || words::is_copy(text)
+            }
+            _ => false,
+        })
+    }
+
+    /// Nothing in flight runs a statement: what is queued (the client's
+    /// Parse, Bind, Describe, Close and Sync, pgtrail's own messages)
+    /// cannot end or start a transaction, so a marker sent now lands in
+    /// the current one, and the next statement's index is known. Drivers
+    /// close a dropped statement (Close and Sync) while the application
+    /// goes on, as tokio-postgres does.
+    fn settled(&self) -> bool {
+        !self.expected.iter().any(|e| {
+            matches!(
+                e,
+                Expect::Simple { .. } | Expect::Execute { .. } | Expect::FunctionCall { .. }
+            )
+        })
     }
 
     /// Whether the marker being built must prepare the session's marker
@@ -324,9 +373,7 @@ impl Tracker {
             self.expected.push_back(Expect::Internal(Step::Parse));
         }
         let steps: &[Step] = match form {
-            MarkerForm::Simple | MarkerForm::SimpleAfter => {
-                &[Step::Bind, Step::Execute, Step::Close, Step::Sync]
-            }
+            MarkerForm::Simple => &[Step::Bind, Step::Execute, Step::Close, Step::Sync],
             MarkerForm::Extended | MarkerForm::ExtendedAfter => {
                 &[Step::Bind, Step::Execute, Step::Close]
             }
@@ -371,6 +418,17 @@ impl Tracker {
                 return Ok(None);
             }
             (_, b::ERROR_RESPONSE) => {
+                if self.client_skipped_by_internal_error() {
+                    // The marker went right before the client's message
+                    // without a Sync of its own: the server now skips the
+                    // client's messages up to its Sync, so the error is
+                    // the client's (its transaction failed here).
+                    self.count_internal_failure(body)?;
+                    while matches!(self.expected.front(), Some(Expect::Internal(_))) {
+                        self.expected.pop_front();
+                    }
+                    return Ok(None);
+                }
                 self.internal_failed(body)?;
                 return Ok(Some(Route::Swallow));
             }
@@ -396,15 +454,20 @@ impl Tracker {
     /// The server refused pgtrail's marker. The client's transaction is
     /// aborted by it (its COMMIT will answer ROLLBACK): say so loudly.
     fn internal_failed(&mut self, body: &[u8]) -> Result<(), Malformed> {
+        self.count_internal_failure(body)?;
+        self.skip_internal_after_error();
+        Ok(())
+    }
+
+    /// Counts and logs a refused marker (not one sent into a block that
+    /// had already failed: nothing of the client's changes then).
+    fn count_internal_failure(&mut self, body: &[u8]) -> Result<(), Malformed> {
         let fields = backend::error_fields(body)?;
         if matches!(self.expected.front(), Some(Expect::Internal(Step::Parse))) {
             // The marker statement was not made: prepare it next time.
             self.marker_prepared = false;
         }
         if fields.code == IN_FAILED_TRANSACTION {
-            // A marker after a statement that failed: the block was
-            // already aborted, nothing of the client's changes.
-            self.skip_internal_after_error();
             return Ok(());
         }
         self.internal.markers_failed.fetch_add(1, Ordering::Relaxed);
@@ -414,8 +477,21 @@ impl Tracker {
             message = %fields.message,
             "the server refused pgtrail's attribution marker"
         );
-        self.skip_internal_after_error();
         Ok(())
+    }
+
+    /// pgtrail's messages at the front are followed by the client's, with
+    /// no Sync between them: an error of theirs makes the server skip the
+    /// client's up to its Sync.
+    fn client_skipped_by_internal_error(&self) -> bool {
+        let mut rest = self
+            .expected
+            .iter()
+            .skip_while(|e| matches!(e, Expect::Internal(s) if *s != Step::Sync));
+        !matches!(
+            rest.next(),
+            None | Some(Expect::Internal(Step::Sync) | Expect::Sync)
+        )
     }
 
     /// The server skips the rest up to the next Sync, the client's or

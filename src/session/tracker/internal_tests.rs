@@ -244,7 +244,7 @@ fn frame_of(tag: u8, body: &[u8]) -> bytes::Bytes {
 }
 
 #[test]
-fn a_function_call_in_a_block_gets_a_marker_after_it() {
+fn a_select_of_a_function_writes_and_the_second_writer_gets_a_marker_before_it() {
     let mut t = tracker();
     let now = Instant::now();
     t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
@@ -257,10 +257,68 @@ fn a_function_call_in_a_block_gets_a_marker_after_it() {
     let b = bind("", "s0", &["1", "x"]);
     assert_eq!(form(&mut t, b'B', &b), None);
     t.client_frame(b'B', &b, now).unwrap();
+    assert_eq!(form(&mut t, b'E', &execute("", 0)), None, "the first");
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'B', &b, now).unwrap();
+    let plan = t.marker_for(b'E', &execute("", 0)).expect("a marker");
+    assert_eq!(plan.form, MarkerForm::Extended);
     assert_eq!(
-        form(&mut t, b'E', &execute("", 0)),
-        Some(MarkerForm::ExtendedAfter)
+        plan.boundary,
+        Boundary::Before {
+            done: Some(1),
+            next: Some(2)
+        }
     );
+}
+
+#[test]
+fn a_marker_refused_before_the_clients_execute_is_the_clients_error() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    let send = |t: &mut Tracker, q: &str| {
+        t.client_frame(b'P', &parse("", q), now).unwrap();
+        t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+        let e = execute("", 0);
+        let plan = t.marker_for(b'E', &e);
+        if let Some(plan) = plan {
+            let parse = t.marker_parse_needed();
+            t.marker_sent(plan.form, parse);
+        }
+        t.client_frame(b'E', &e, now).unwrap();
+        t.client_frame(b'S', b"", now).unwrap();
+        plan.is_some()
+    };
+    use Route::{Client, Swallow};
+    assert!(!send(&mut t, "UPDATE a SET x = 1"));
+    run(
+        &mut t,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            (b'C', &cstr("UPDATE 1")),
+            (b'Z', Z_BLOCK),
+        ],
+    );
+    assert!(send(&mut t, "UPDATE b SET x = 1"));
+    let routes = run(
+        &mut t,
+        &[
+            (b'1', b""),
+            (b'2', b""),
+            // pgtrail's Parse is answered; its Bind fails: the server
+            // skips the rest, the client's Execute included, to the Sync.
+            (b'1', b""),
+            (b'E', &error("57014", None)),
+            (b'Z', b"E"),
+        ],
+    );
+    assert_eq!(routes, [Client, Client, Swallow, Client, Client]);
+    let events = statements(&mut t);
+    let failed: Vec<_> = events.iter().map(|s| s.failure.is_some()).collect();
+    assert_eq!(failed, [false, false, true], "BEGIN, the first, the second");
+    assert!(t.expected.is_empty(), "{:?}", t.expected);
 }
 
 #[test]
@@ -447,4 +505,145 @@ fn extended_copy_from_in_autocommit_gets_a_marker_after_copy_done() {
     );
     let texts: Vec<_> = statements(&mut t).into_iter().map(|s| s.text).collect();
     assert_eq!(texts, ["COPY t FROM STDIN"]);
+}
+
+/// Sends `q` as a Query with its marker, if any, as the relay does; the
+/// server answers the marker (if sent) and then `q` with `tag`.
+fn query_in_block(t: &mut Tracker, q: &str, tag: &str) -> Option<Boundary> {
+    let now = Instant::now();
+    let plan = t.marker_for(b'Q', &cstr(q));
+    let mut answers: Vec<(u8, Vec<u8>)> = Vec::new();
+    if let Some(p) = plan {
+        assert_eq!(p.form, MarkerForm::Simple, "{q}: before it, with a Sync");
+        let parse = t.marker_parse_needed();
+        t.marker_sent(p.form, parse);
+        if parse {
+            answers.push((b'1', vec![]));
+        }
+        answers.extend([
+            (b'2', vec![]),
+            (b'D', b"\0\x01\xff\xff\xff\xff".to_vec()),
+            (b'C', cstr("SELECT 1")),
+            (b'3', vec![]),
+            (b'Z', Z_BLOCK.to_vec()),
+        ]);
+    }
+    t.client_frame(b'Q', &cstr(q), now).unwrap();
+    answers.push((b'C', cstr(tag)));
+    let end = tag == "COMMIT";
+    answers.push((b'Z', if end { Z_IDLE } else { Z_BLOCK }.to_vec()));
+    let frames: Vec<(u8, &[u8])> = answers.iter().map(|(t, b)| (*t, b.as_slice())).collect();
+    let routes = run(t, &frames);
+    let swallowed = routes.iter().filter(|r| **r == Route::Swallow).count();
+    assert_eq!(
+        swallowed,
+        frames.len() - 2,
+        "{q}: only its own answers pass"
+    );
+    plan.map(|p| p.boundary)
+}
+
+fn tail_of_ended(t: &mut Tracker) -> Option<u32> {
+    let ended: Vec<_> = t
+        .take_finished()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::Transaction(txn) => Some(txn.tail_statement),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 1);
+    ended[0]
+}
+
+#[test]
+fn a_pgbench_write_block_costs_one_marker_before_its_second_writer() {
+    let mut t = tracker();
+    assert_eq!(query_in_block(&mut t, "BEGIN", "BEGIN"), None);
+    let update = "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 7";
+    assert_eq!(query_in_block(&mut t, update, "UPDATE 1"), None);
+    let select = "SELECT abalance FROM pgbench_accounts WHERE aid = 7";
+    assert_eq!(query_in_block(&mut t, select, "SELECT 1"), None);
+    let insert = "INSERT INTO pgbench_history VALUES (1)";
+    assert_eq!(
+        query_in_block(&mut t, insert, "INSERT 0 1"),
+        Some(Boundary::Before {
+            done: Some(1),
+            next: Some(3)
+        })
+    );
+    assert_eq!(query_in_block(&mut t, "END", "COMMIT"), None);
+    assert_eq!(
+        tail_of_ended(&mut t),
+        Some(3),
+        "nothing else may have written"
+    );
+}
+
+#[test]
+fn a_claim_breaks_when_another_write_goes_without_a_marker() {
+    let mut t = tracker();
+    query_in_block(&mut t, "BEGIN", "BEGIN");
+    query_in_block(&mut t, "UPDATE a SET x = 1", "UPDATE 1");
+    let marked = query_in_block(&mut t, "UPDATE b SET x = 1", "UPDATE 1");
+    assert!(matches!(
+        marked,
+        Some(Boundary::Before { next: Some(2), .. })
+    ));
+    // A fast-path function call may write: no index, no marker.
+    t.marker_for(b'F', b"");
+    assert_eq!(query_in_block(&mut t, "END", "COMMIT"), None);
+    assert_eq!(tail_of_ended(&mut t), None);
+    // A block whose only statements read still gets its end marker (a
+    // read may write through a function); no claim.
+    query_in_block(&mut t, "BEGIN", "BEGIN");
+    query_in_block(&mut t, "SELECT 1", "SELECT 1");
+    assert_eq!(
+        query_in_block(&mut t, "COMMIT", "COMMIT"),
+        Some(Boundary::End(None))
+    );
+    assert_eq!(tail_of_ended(&mut t), None);
+}
+
+#[test]
+fn a_commit_behind_a_drivers_close_and_sync_still_gets_its_marker() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    let p = parse("s0", "SELECT bump($1, $2)");
+    t.client_frame(b'P', &p, now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    run(&mut t, &[(b'1', b""), (b'Z', Z_BLOCK)]);
+    t.client_frame(b'B', &bind("", "s0", &["1", "x"]), now)
+        .unwrap();
+    assert_eq!(
+        form(&mut t, b'E', &execute("", 0)),
+        None,
+        "the first writer"
+    );
+    t.client_frame(b'E', &execute("", 0), now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    run(
+        &mut t,
+        &[
+            (b'2', b""),
+            (b'D', b"\0\0"),
+            (b'C', &cstr("SELECT 1")),
+            (b'Z', Z_BLOCK),
+        ],
+    );
+    // tokio-postgres closes the dropped statement in the background.
+    let mut close = vec![b'S'];
+    close.extend(b"s0\0");
+    t.client_frame(b'C', &close, now).unwrap();
+    t.client_frame(b'S', b"", now).unwrap();
+    let plan = t
+        .marker_for(b'Q', &cstr("COMMIT"))
+        .map(|p| (p.form, p.boundary));
+    assert_eq!(
+        plan,
+        Some((MarkerForm::Simple, Boundary::End(Some(1)))),
+        "names the one writer"
+    );
 }

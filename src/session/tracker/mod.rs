@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::audit::event::TxnStatus;
+use crate::audit::event::{TransactionEvent, TxnStatus};
 use crate::audit::{AuditEvent, SessionInfo};
 use crate::protocol::{backend, tag, Malformed};
 
@@ -185,6 +185,14 @@ impl Tracker {
         self.server_fatal.as_deref()
     }
 
+    /// A transaction's end as an event, with the statement the last
+    /// `Before` marker claimed the changes after it for, if that claim
+    /// held to the end (`writes.rs`).
+    fn transaction_ended(&self, mut txn: TransactionEvent) -> AuditEvent {
+        txn.tail_statement = self.writes.claim();
+        AuditEvent::Transaction(Box::new(txn))
+    }
+
     /// The session is over: a transaction still open ends with an unknown
     /// outcome (its event is taken with `take_finished`).
     pub fn end_session(&mut self, now: Instant) {
@@ -263,10 +271,11 @@ impl Tracker {
             tag::backend::READY_FOR_QUERY => {
                 self.copy_in = false;
                 self.txn_status = backend::ready_status(body)?;
+                // The transaction it ends takes its writers' claim first.
+                self.ready_for_query(now);
                 if self.txn_status == TxnStatus::Idle {
                     self.writes.reset();
                 }
-                self.ready_for_query(now);
             }
             tag::backend::PARSE_COMPLETE => self.pop_if(|e| matches!(e, Expect::Parse { .. })),
             tag::backend::BIND_COMPLETE => self.pop_if(|e| matches!(e, Expect::Bind { .. })),

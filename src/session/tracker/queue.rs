@@ -258,7 +258,8 @@ impl Tracker {
         }
         let app = &self.application_name;
         if let Some(txn) = self.transactions.ready(self.txn_status, app, now) {
-            self.ready.push(AuditEvent::Transaction(Box::new(txn)));
+            let ended = self.transaction_ended(txn);
+            self.ready.push(ended);
         }
     }
 }

@@ -248,6 +248,7 @@ impl Transactions {
             duration_us: now.saturating_duration_since(open.started).as_micros() as u64,
             undone: open.undone,
             end_user: self.last_claim.clone(),
+            tail_statement: None,
         })
     }
 }
@@ -359,7 +360,7 @@ fn savepoint_name(text: &[u8]) -> Option<Vec<u8>> {
 
 /// `ROLLBACK|ABORT [WORK|TRANSACTION] TO [SAVEPOINT] x`: the name; `None`
 /// for a plain rollback.
-fn rollback_to_name(text: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn rollback_to_name(text: &[u8]) -> Option<Vec<u8>> {
     let w = words(text);
     let to = w.iter().position(|w| w == b"to")?;
     match &w[to + 1..] {

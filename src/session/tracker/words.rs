@@ -146,6 +146,16 @@ pub fn may_end_or_reset(text: &[u8]) -> bool {
     WORDS.iter().any(|w| eq(first, w))
 }
 
+/// `SAVEPOINT x`.
+pub fn is_savepoint(text: &[u8]) -> bool {
+    eq(leading_words(text).0, b"savepoint")
+}
+
+/// `ROLLBACK TO [SAVEPOINT] x` (or `ABORT`, with `WORK`/`TRANSACTION`).
+pub fn rolls_back_to_savepoint(text: &[u8]) -> bool {
+    rolls_back(text) && super::txn::rollback_to_name(text).is_some()
+}
+
 /// `ROLLBACK` or `ABORT` (including `ROLLBACK TO`).
 pub fn rolls_back(text: &[u8]) -> bool {
     let (first, _) = leading_words(text);
