@@ -16,13 +16,17 @@ pub fn single_statement(text: &[u8]) -> bool {
 /// One `INSERT`, `UPDATE`, `DELETE` or `MERGE` (or a `WITH` naming one
 /// of them).
 fn is_dml(text: &[u8]) -> bool {
-    const DML: &[&[u8]] = &[b"insert", b"update", b"delete", b"merge"];
     let (first, _) = leading_words(text);
-    DML.iter().any(|w| eq(first, w))
-        || eq(first, b"with")
-            && text
-                .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-                .any(|w| DML.iter().any(|d| eq(w, d)))
+    DML.iter().any(|w| eq(first, w)) || eq(first, b"with") && names_dml(text)
+}
+
+const DML: &[&[u8]] = &[b"insert", b"update", b"delete", b"merge"];
+
+/// A DML keyword appears as a word anywhere in `text` (in a string or a
+/// comment too: a cheap test before lexing).
+fn names_dml(text: &[u8]) -> bool {
+    text.split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+        .any(|w| DML.iter().any(|d| eq(w, d)))
 }
 
 /// A Query string worth wrapping in a transaction (`wrap.rs`): DML
@@ -33,6 +37,10 @@ fn is_dml(text: &[u8]) -> bool {
 /// write, if there is one.
 pub fn wrappable(text: &[u8]) -> Option<Option<u32>> {
     const READS: &[&[u8]] = &[b"select", b"values", b"table"];
+    if !names_dml(text) {
+        // Reads only (pgbench -S's `SELECT ...;`): no lexing.
+        return None;
+    }
     if single_statement(text) {
         return is_dml(text).then_some(Some(0));
     }

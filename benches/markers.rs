@@ -1,0 +1,56 @@
+//! Criterion benches: what deciding on attribution markers costs the
+//! relay's tracker per Query (`Tracker::marker_for`, called for every
+//! client frame when `cdc.enabled`): a pgbench -S read in autocommit
+//! (nothing to mark; the text is not lexed), a pgbench -N statement in a
+//! block, and an autocommit write (wrapped).
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use pgtrail::audit::event::SessionInfo;
+use pgtrail::session::tracker::{SessionClock, Tracker};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn tracker() -> Tracker {
+    let session = Arc::new(SessionInfo {
+        session_id: "01a228da-97d5-72f5-8cad-ab22bbba3f89".into(),
+        backend_pid: 0,
+        user: "postgres".into(),
+        db_role: "postgres".into(),
+        database: "postgres".into(),
+        client_addr: std::net::Ipv4Addr::LOCALHOST.into(),
+        client_port: 53074,
+        application_name: "pgbench".into(),
+        tls: false,
+        auth_method: "scram-sha-256".into(),
+        startup_identity: Default::default(),
+    });
+    Tracker::new(session, SessionClock::now(), false)
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("marker_for");
+    let select = cstr("SELECT abalance FROM pgbench_accounts WHERE aid = 48213;");
+    let mut t = tracker();
+    g.bench_function("select_autocommit", |b| {
+        b.iter(|| black_box(t.marker_for(b'Q', black_box(&select))))
+    });
+    let insert = cstr(
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (7, 1, 48213, -2291, CURRENT_TIMESTAMP);",
+    );
+    let mut t = tracker();
+    g.bench_function("insert_autocommit", |b| {
+        b.iter(|| black_box(t.marker_for(b'Q', black_box(&insert))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
