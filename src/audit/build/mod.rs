@@ -262,9 +262,9 @@ impl RecordBuilder {
     /// statement its marker names has its record already (or it names
     /// none, or no statement seqs are kept). The session's record of the
     /// statement may come after the decoded change: the writer waits a
-    /// little for it (`writer::thread`).
-    /// A change a marker claimed for the statement after it waits for its
-    /// transaction's end, which says whether the claim held.
+    /// little for it (`writer::thread`). A change a marker claimed for the
+    /// statement after it also waits for its transaction's end, which says
+    /// whether the claim held.
     pub fn change_ready(&self, change: &crate::audit::event::ChangeEvent) -> bool {
         match (&self.recent, change.transaction_id, change.statement_index) {
             (Some(recent), Some(txn), Some(index)) => {

@@ -4,9 +4,10 @@
 //! boundary names it (`attribution = statement`), else for the transaction.
 //! Changes after the last marker are the statement a `Before` marker names
 //! for them, which the writer still checks against the transaction's end
-//! (`statement_claimed`), else the transaction's. A message that fails the check,
-//! or verified markers naming different transactions (a captured marker
-//! replayed), mark the changes `forged_marker` and attribute nothing.
+//! (`statement_claimed`), else the transaction's. A message that fails the
+//! check, or verified markers naming different transactions (a captured
+//! marker replayed), mark the changes `forged_marker` and attribute
+//! nothing.
 
 use crate::audit::event::{Attribution, ChangeEvent};
 use crate::cdc::marker::{self, Forged, Marker, MarkerSigner};

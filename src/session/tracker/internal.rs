@@ -1,7 +1,8 @@
 //! pgtrail's own messages on a client's connection: the attribution
-//! markers (`cdc::marker`), sent after a statement that may write in a
-//! block and just before a client's transaction ends (ARCHITECTURE.md,
-//! "Attribution markers").
+//! markers (`cdc::marker`), sent before a statement that may write in a
+//! block when another may have written since the previous marker, and
+//! just before a client's transaction ends when it needs one (`writes.rs`;
+//! ARCHITECTURE.md, "Attribution markers").
 //!
 //! They ride the same FIFO as the client's messages, as `Expect::Internal`
 //! entries, so the server's answers to them are known by position: they
@@ -54,11 +55,11 @@ pub(super) enum Step {
 /// How a marker goes to the server: Bind/Execute/Close of the session's
 /// marker statement, with a Sync of pgtrail's when the client's turn is
 /// the simple protocol's (`Simple`), without (`Extended`: the client's Sync
-/// follows); before the client's frame (the transaction ends there, or a
-/// Query that may write follows others in a block) or after it (an
-/// Execute that may write, in a block). A write sent as a Query outside a
-/// transaction is wrapped: `BEGIN` before it, the marker and `COMMIT` after
-/// it (`wrap.rs`).
+/// follows); before the client's frame (a statement that may write after
+/// others in a block, a `SAVEPOINT`, the end of a transaction) or after it
+/// (`ExtendedAfter`: the client's CopyDone of an extended-protocol COPY).
+/// A write sent as a Query outside a transaction is wrapped: `BEGIN`
+/// before it, the marker and `COMMIT` after it (`wrap.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkerForm {
     Simple,
