@@ -16,7 +16,7 @@ use super::chain::{
 };
 use super::disk::seqmark::{self, SeqMark};
 use super::sink::clickhouse::{spool_rows, ClickHouseSink, ClickHouseStats, SpooledClickHouseSink};
-use super::sink::jsonl::JsonlSink;
+use super::sink::jsonl::{FileSync, JsonlSink};
 use super::sink::AuditSink;
 use super::spool::{self, Spool, SpoolOptions, SpoolReader, SpoolUsage, SpoolWriter};
 use super::writer::{self, AuditSender, AuditWorker, StartGap};
@@ -270,11 +270,15 @@ fn file_sink(
     cdc_enabled: bool,
 ) -> Result<Box<dyn AuditSink>, AuditStartError> {
     // before_ack without a spool makes the file the durable copy; so does
-    // the decoding consumer, which confirms its slot only once its records
-    // are durable.
-    let durable =
-        (audit.durability == Durability::BeforeAck || cdc_enabled) && audit.spool_dir.is_none();
-    let mut sink = JsonlSink::open(path, durable, audit.file_rotate_bytes).map_err(|source| {
+    // the decoding consumer for its row changes, as it confirms its slot
+    // only once they are durable.
+    let sync = match (audit.spool_dir.is_some(), audit.durability, cdc_enabled) {
+        (true, _, _) => FileSync::Never,
+        (false, Durability::BeforeAck, _) => FileSync::EachWrite,
+        (false, _, true) => FileSync::Changes,
+        (false, _, false) => FileSync::Never,
+    };
+    let mut sink = JsonlSink::open(path, sync, audit.file_rotate_bytes).map_err(|source| {
         AuditStartError::File {
             path: path.to_path_buf(),
             source,

@@ -39,14 +39,28 @@ const PROBE_MAX: Duration = Duration::from_secs(2);
 /// What one write holds while the disk recovers.
 const RESUME_CHUNK: usize = 64 << 10;
 
+/// When the audit file is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSync {
+    /// Never by pgtrail (the kernel writes it back).
+    Never,
+    /// Each write (durability `before_ack` without a spool).
+    EachWrite,
+    /// At a flush that follows row changes (the decoding consumer confirms
+    /// its slot only once they are durable; statement records stay as
+    /// durable as under `async`).
+    Changes,
+}
+
 pub struct JsonlSink {
     path: PathBuf,
     file: File,
-    /// `flush` also fsyncs (durability `before_ack` without a spool).
-    durable: bool,
+    sync: FileSync,
+    /// A row change was buffered since the last fsync (`FileSync::Changes`).
+    changes_unsynced: bool,
     /// Rotate at this size; 0 never.
     rotate_bytes: u64,
-    /// Bytes in the current file (written; fsynced too when `durable`).
+    /// Bytes in the current file (written, not necessarily fsynced).
     size: u64,
     /// Lines not written yet, and the seqs they account for.
     buf: Vec<u8>,
@@ -67,7 +81,7 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Opens `path` for appending, creating it if needed; fails if another
     /// process has it open (see `lockfile`).
-    pub fn open(path: &Path, durable: bool, rotate_bytes: u64) -> io::Result<JsonlSink> {
+    pub fn open(path: &Path, sync: FileSync, rotate_bytes: u64) -> io::Result<JsonlSink> {
         let lock = PathLock::acquire(&lock_path_for(path), "audit file")?;
         cut_torn_tail(path)?;
         let file = open_append(path)?;
@@ -75,7 +89,8 @@ impl JsonlSink {
         Ok(JsonlSink {
             path: path.to_path_buf(),
             file,
-            durable,
+            sync,
+            changes_unsynced: false,
             rotate_bytes,
             size,
             buf: Vec::with_capacity(WRITE_AT + 4096),
@@ -130,22 +145,24 @@ impl JsonlSink {
         self.line.push(b'\n');
         self.buf.extend_from_slice(&self.line);
         self.held.add(record.seq(), end_seq, record.header().chain);
+        self.changes_unsynced |= matches!(record, Record::Change(_));
     }
 
-    /// Appends the buffered lines (and fsyncs them when `durable`); on
-    /// failure cuts the file back and keeps them.
+    /// Appends the buffered lines (and fsyncs them under
+    /// `FileSync::EachWrite`); on failure cuts the file back and keeps
+    /// them.
     fn write_out(&mut self) -> io::Result<()> {
         self.write_prefix(self.buf.len())
     }
 
-    /// Appends `buf[..len]` (whole lines; fsynced when `durable`).
+    /// Appends `buf[..len]` (whole lines; fsynced under `EachWrite`).
     fn write_prefix(&mut self, len: usize) -> io::Result<()> {
         if len == 0 {
             return Ok(());
         }
         let chunk = &self.buf[..len];
         let written = self.file.write_all(chunk).and_then(|()| {
-            if self.durable {
+            if self.sync == FileSync::EachWrite {
                 self.file.sync_data()?;
             }
             Ok(())
@@ -356,7 +373,12 @@ impl AuditSink for JsonlSink {
             self.try_resume();
             return self.failing_error();
         }
-        self.write_out()
+        self.write_out()?;
+        if self.sync == FileSync::Changes && self.changes_unsynced {
+            self.file.sync_data()?;
+            self.changes_unsynced = false;
+        }
+        Ok(())
     }
 
     fn hold(&mut self, record: &Record, end_seq: u64) {
@@ -410,17 +432,34 @@ mod tests {
     }
 
     #[test]
+    fn under_changes_a_flush_syncs_only_after_a_row_change() {
+        use crate::audit::record::json::tests as json_tests;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let mut sink = JsonlSink::open(&path, FileSync::Changes, 1 << 20).expect("open");
+        let statement = json_tests::statement("SELECT 1", None);
+        let change = json_tests::change("x", 2);
+        sink.offer(&statement, 2, Room::WithinLimit);
+        assert!(!sink.changes_unsynced, "a statement needs no fsync");
+        sink.offer(&change, 3, Room::WithinLimit);
+        assert!(sink.changes_unsynced);
+        sink.flush().expect("flush");
+        assert!(!sink.changes_unsynced, "synced by the flush");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    #[test]
     fn a_torn_last_line_is_cut_off_at_open() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"torn").unwrap();
-        drop(JsonlSink::open(&path, false, 1 << 20).expect("open"));
+        drop(JsonlSink::open(&path, FileSync::Never, 1 << 20).expect("open"));
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"b\":2}\n"
         );
         std::fs::write(&path, "no newline at all").unwrap();
-        drop(JsonlSink::open(&path, false, 1 << 20).expect("open"));
+        drop(JsonlSink::open(&path, FileSync::Never, 1 << 20).expect("open"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 
@@ -428,7 +467,7 @@ mod tests {
     fn rotates_at_the_size_and_keeps_every_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
-        let mut sink = JsonlSink::open(&path, false, 1000).expect("open");
+        let mut sink = JsonlSink::open(&path, FileSync::Never, 1000).expect("open");
         for seq in 1..=50 {
             assert!(matches!(
                 sink.offer(&gap(seq), seq + 1, Room::WithinLimit),
