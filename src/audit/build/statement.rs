@@ -5,8 +5,9 @@
 use std::ops::Range;
 
 use super::{transactions, RecordBuilder};
-use crate::audit::event::{Param, StatementEvent};
+use crate::audit::event::{Param, StatementEvent, TxnStatus};
 use crate::audit::record::{Label, StatementRecord};
+use crate::session::tracker::may_write;
 use crate::text::lossless;
 
 impl RecordBuilder {
@@ -52,7 +53,11 @@ impl RecordBuilder {
         };
         self.transactions
             .statement(e.transaction, header.seq, written);
-        if let Some(recent) = &mut self.recent {
+        // Markers name only statements that may write, and a read in
+        // autocommit is a transaction of its own that changes nothing: its
+        // seq is not kept for changes (pgbench -S's reads).
+        let named_by_changes = e.txn_status != TxnStatus::Idle || may_write(text);
+        if let (Some(recent), true) = (&mut self.recent, named_by_changes) {
             recent.insert(
                 e.transaction.id,
                 e.transaction.index,

@@ -25,10 +25,12 @@ mod verified;
 mod words;
 mod wrap;
 mod writes;
+
 pub use internal::{InternalStats, MarkerForm, MarkerPlan, Route};
 use queue::{Expect, Portal};
 use txn::Transactions;
 pub use verified::Refusal;
+pub use words::may_write;
 
 /// What the relay should do after a client frame.
 #[derive(Debug, PartialEq, Eq)]
