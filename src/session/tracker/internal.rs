@@ -201,9 +201,15 @@ impl Tracker {
             return end.map(|b| self.plan(MarkerForm::Extended, b));
         }
         if self.statement_markers && words::is_savepoint(text) {
-            // Markers go after Executes: none before this one.
-            self.writes.savepoint(false);
-        } else if self.statement_markers && words::rolls_back_to_savepoint(text) {
+            // Right before it, as before a Query string's (drivers that
+            // save a point before each statement send it this way).
+            let markable = usable && self.txn_status == TxnStatus::InBlock;
+            return self
+                .writes
+                .savepoint(markable)
+                .map(|b| self.plan(MarkerForm::Extended, b));
+        }
+        if self.statement_markers && words::rolls_back_to_savepoint(text) {
             self.writes.rolled_back_to_savepoint();
         }
         if !may_write {

@@ -647,3 +647,41 @@ fn a_commit_behind_a_drivers_close_and_sync_still_gets_its_marker() {
         "names the one writer"
     );
 }
+
+#[test]
+fn an_executed_savepoint_after_a_write_gets_a_marker_before_it() {
+    // pgjdbc's autosave: SAVEPOINT before each statement, in the batch.
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    let execute_text = |t: &mut Tracker, q: &str| {
+        t.client_frame(b'P', &parse("", q), now).unwrap();
+        t.client_frame(b'B', &bind("", "", &[]), now).unwrap();
+        let plan = t.marker_for(b'E', &execute("", 0));
+        if let Some(p) = plan {
+            let parse = t.marker_parse_needed();
+            t.marker_sent(p.form, parse);
+        }
+        t.client_frame(b'E', &execute("", 0), now).unwrap();
+        plan.map(|p| (p.form, p.boundary))
+    };
+    assert_eq!(execute_text(&mut t, "SAVEPOINT a"), None, "nothing pending");
+    assert_eq!(execute_text(&mut t, "INSERT INTO t VALUES (1)"), None);
+    assert_eq!(
+        execute_text(&mut t, "SAVEPOINT a"),
+        Some((
+            MarkerForm::Extended,
+            Boundary::Before {
+                done: Some(2),
+                next: None
+            }
+        ))
+    );
+    assert_eq!(
+        execute_text(&mut t, "INSERT INTO t VALUES (2)"),
+        None,
+        "the first write since the marker"
+    );
+    assert_eq!(t.writes.end(), Some(Boundary::End(Some(4))));
+}
