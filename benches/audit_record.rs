@@ -17,24 +17,11 @@ use pgtrail::audit::sink::clickhouse::rowbinary::encode_record;
 use pgtrail::sql::{Analyzer, AnalyzerConfig};
 
 /// The allocator of the pgtrail binary: allocation is much of the cost.
+mod common;
+use common::session;
+
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn session() -> Arc<SessionInfo> {
-    Arc::new(SessionInfo {
-        session_id: "01a228da-97d5-72f5-8cad-ab22bbba3f89".into(),
-        backend_pid: 0,
-        user: "postgres".into(),
-        db_role: "postgres".into(),
-        database: "postgres".into(),
-        client_addr: std::net::Ipv4Addr::LOCALHOST.into(),
-        client_port: 53074,
-        application_name: "pgbench".into(),
-        tls: false,
-        auth_method: "scram-sha-256".into(),
-        startup_identity: Default::default(),
-    })
-}
 
 /// The event the relay sends for one `pgbench -S -M simple` transaction.
 fn event(session: &Arc<SessionInfo>, text: &Bytes) -> AuditEvent {

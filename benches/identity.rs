@@ -10,31 +10,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use pgtrail::audit::event::SessionInfo;
 use pgtrail::config::{IdentityConfig, IdentityKey, Secret};
 use pgtrail::identity::{Identity, SessionClaims};
 use pgtrail::session::tracker::{SessionClock, Tracker};
+
+mod common;
+use common::session;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SECRET: &str = "a bench secret of at least thirty-two bytes";
-
-fn session() -> Arc<SessionInfo> {
-    Arc::new(SessionInfo {
-        session_id: "01a228da-97d5-72f5-8cad-ab22bbba3f89".into(),
-        backend_pid: 0,
-        user: "postgres".into(),
-        db_role: "postgres".into(),
-        database: "postgres".into(),
-        client_addr: std::net::Ipv4Addr::LOCALHOST.into(),
-        client_port: 53074,
-        application_name: "pgbench".into(),
-        tls: false,
-        auth_method: "scram-sha-256".into(),
-        startup_identity: Default::default(),
-    })
-}
 
 fn tracker(claims: bool) -> Tracker {
     let t = Tracker::new(session(), SessionClock::now(), false);

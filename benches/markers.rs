@@ -3,30 +3,18 @@
 //! client frame when `cdc.enabled`): a pgbench -S read in autocommit
 //! (nothing to mark; the text is not lexed), a pgbench -N statement in a
 //! block, and an autocommit write (wrapped).
-use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use pgtrail::audit::event::SessionInfo;
 use pgtrail::session::tracker::{SessionClock, Tracker};
+
+mod common;
+use common::session;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn tracker() -> Tracker {
-    let session = Arc::new(SessionInfo {
-        session_id: "01a228da-97d5-72f5-8cad-ab22bbba3f89".into(),
-        backend_pid: 0,
-        user: "postgres".into(),
-        db_role: "postgres".into(),
-        database: "postgres".into(),
-        client_addr: std::net::Ipv4Addr::LOCALHOST.into(),
-        client_port: 53074,
-        application_name: "pgbench".into(),
-        tls: false,
-        auth_method: "scram-sha-256".into(),
-        startup_identity: Default::default(),
-    });
-    Tracker::new(session, SessionClock::now(), false)
+    Tracker::new(session(), SessionClock::now(), false)
 }
 
 fn cstr(s: &str) -> Vec<u8> {
