@@ -88,12 +88,14 @@ impl Writes {
     /// `ROLLBACK TO SAVEPOINT`: what may have written since the previous
     /// marker came after that savepoint (a marker went before it
     /// otherwise, or `unbounded` is set), so it is undone, markers
-    /// included.
+    /// included. Whether any marker of the transaction survives is not
+    /// known here, so its end sends one again.
     pub fn rolled_back_to_savepoint(&mut self) {
         self.since = 0;
         self.last = None;
         self.lost = false;
         self.claim = None;
+        self.marked = false;
     }
 
     /// A marker went: nothing may have written since.
@@ -196,6 +198,7 @@ mod tests {
         );
         w.before(Some(3));
         w.rolled_back_to_savepoint();
+        assert_eq!(w.end(), Some(Boundary::End(None)), "markers may be undone");
         w.before(Some(5));
         assert_eq!(w.end(), Some(Boundary::End(Some(5))), "named by no marker");
         // A savepoint that could not be marked with writes pending: none
@@ -213,7 +216,7 @@ mod tests {
         assert_eq!(w.claim(), None);
         w.rolled_back_to_savepoint();
         w.before(Some(5));
-        assert_eq!(w.end(), None);
+        assert_eq!(w.end(), Some(Boundary::End(None)), "inexact, but a marker");
     }
 
     #[test]
