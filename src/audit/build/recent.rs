@@ -15,21 +15,28 @@ use crate::identity::EndUser;
 
 pub(super) struct RecentStatements {
     seqs: HashMap<(uuid::Uuid, u32), (u64, Arc<EndUser>)>,
-    /// The end user of each transaction's last statement so far.
-    claims: HashMap<uuid::Uuid, Arc<EndUser>>,
-    /// Transactions that ended, with the statement their last `Before`
-    /// marker's claim held for (`TransactionEvent::tail_statement`).
-    ended: HashMap<uuid::Uuid, Option<u32>>,
+    transactions: HashMap<uuid::Uuid, TransactionSeen>,
     order: VecDeque<(uuid::Uuid, u32)>,
     capacity: usize,
+}
+
+/// What is kept of a transaction, for as long as its first kept statement.
+struct TransactionSeen {
+    /// The index of that statement (reads in autocommit are not kept, so
+    /// it is not always 0).
+    first: u32,
+    /// The end user of its last statement so far.
+    end_user: Arc<EndUser>,
+    /// Once it ended: the statement its last `Before` marker's claim held
+    /// for (`TransactionEvent::tail_statement`).
+    ended: Option<Option<u32>>,
 }
 
 impl RecentStatements {
     pub fn new(capacity: usize) -> Self {
         RecentStatements {
             seqs: HashMap::with_capacity(capacity.min(1 << 16)),
-            claims: HashMap::new(),
-            ended: HashMap::new(),
+            transactions: HashMap::new(),
             order: VecDeque::with_capacity(capacity.min(1 << 16)),
             capacity,
         }
@@ -40,14 +47,24 @@ impl RecentStatements {
             if let Some(old) = self.order.pop_front() {
                 self.seqs.remove(&old);
                 // Its transaction's entry goes with its first statement.
-                if old.1 == 0 {
-                    self.claims.remove(&old.0);
-                    self.ended.remove(&old.0);
+                if self
+                    .transactions
+                    .get(&old.0)
+                    .is_some_and(|t| t.first == old.1)
+                {
+                    self.transactions.remove(&old.0);
                 }
             }
         }
         self.seqs.insert((txn, index), (seq, end_user.clone()));
-        self.claims.insert(txn, end_user.clone());
+        self.transactions
+            .entry(txn)
+            .and_modify(|t| t.end_user = end_user.clone())
+            .or_insert_with(|| TransactionSeen {
+                first: index,
+                end_user: end_user.clone(),
+                ended: None,
+            });
         self.order.push_back((txn, index));
     }
 
@@ -59,20 +76,20 @@ impl RecentStatements {
     /// The transaction ended; `tail`: the statement a `Before` marker's
     /// claim held for. Kept while its first statement is.
     pub fn ended(&mut self, txn: uuid::Uuid, tail: Option<u32>) {
-        if self.claims.contains_key(&txn) {
-            self.ended.insert(txn, tail);
+        if let Some(t) = self.transactions.get_mut(&txn) {
+            t.ended = Some(tail);
         }
     }
 
     /// `None` while the transaction has not ended (as far as known here);
     /// then the statement its last claim held for, if any.
     pub fn claim_held(&self, txn: uuid::Uuid) -> Option<Option<u32>> {
-        self.ended.get(&txn).copied()
+        self.transactions.get(&txn).and_then(|t| t.ended)
     }
 
     /// The end user of the transaction's last statement seen.
     pub fn transaction_end_user(&self, txn: uuid::Uuid) -> Option<Arc<EndUser>> {
-        self.claims.get(&txn).cloned()
+        self.transactions.get(&txn).map(|t| t.end_user.clone())
     }
 }
 
@@ -115,5 +132,18 @@ mod tests {
         r.insert(u, 0, 11, &none);
         r.insert(u, 1, 12, &none);
         assert_eq!(r.claim_held(t), None, "gone with its first statement");
+    }
+
+    #[test]
+    fn a_transaction_goes_with_its_first_kept_statement() {
+        // Its read in autocommit (index 0) was not kept.
+        let (t, u) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let mut r = RecentStatements::new(2);
+        let none = Arc::new(EndUser::default());
+        r.insert(t, 1, 10, &none);
+        r.insert(u, 0, 11, &none);
+        r.insert(u, 1, 12, &none);
+        assert_eq!(r.transaction_end_user(t), None);
+        assert_eq!(r.transactions.len(), 1);
     }
 }
