@@ -56,8 +56,8 @@ impl RecordBuilder {
         // Markers name only statements that may write, and a read in
         // autocommit is a transaction of its own that changes nothing: its
         // seq is not kept for changes (pgbench -S's reads).
-        let named_by_changes = e.txn_status != TxnStatus::Idle || may_write(text);
-        if let (Some(recent), true) = (&mut self.recent, named_by_changes) {
+        let named_by_changes = || e.txn_status != TxnStatus::Idle || may_write(text);
+        if let Some(recent) = self.recent.as_mut().filter(|_| named_by_changes()) {
             recent.insert(
                 e.transaction.id,
                 e.transaction.index,
