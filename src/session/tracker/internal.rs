@@ -137,14 +137,15 @@ impl Tracker {
     }
 
     /// A Query: the end of a block, a write in a block, or a lone write
-    /// outside one; only when nothing of the client's is in flight, so the
-    /// transaction and the statement's index are known.
+    /// outside one; only when nothing in flight runs a statement (nothing
+    /// of the client's at all, for a wrap), so the transaction and the
+    /// statement's index are known.
     fn query_marker(&mut self, text: &[u8]) -> Option<MarkerPlan> {
         let quiet = self
             .expected
             .iter()
             .all(|e| matches!(e, Expect::Internal(_)));
-        let settled = quiet || self.settled();
+        let settled = self.settled();
         let index = self.statement_index();
         let status = self.txn_status;
         if status == TxnStatus::InBlock && settled && words::ends_transaction(text) {

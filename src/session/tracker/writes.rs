@@ -55,7 +55,7 @@ impl Writes {
             return None;
         }
         let boundary = Boundary::Before {
-            done: self.exact(),
+            done: self.single(),
             next: index,
         };
         self.marked_here();
@@ -78,7 +78,7 @@ impl Writes {
             return None;
         }
         let boundary = Boundary::Before {
-            done: self.exact(),
+            done: self.single(),
             next: None,
         };
         self.marked_here();
@@ -115,16 +115,12 @@ impl Writes {
     /// follows the last marker is claimed by it (checked with `claim`) or
     /// is the transaction's.
     pub fn end(&self) -> Option<Boundary> {
-        let named = self.claim.is_some() || self.exact().is_none();
-        (!self.marked || !named).then(|| Boundary::End(self.exact()))
+        let named = self.claim.is_some() || self.single().is_none();
+        (!self.marked || !named).then(|| Boundary::End(self.single()))
     }
 
     /// The one statement that may have written since the previous marker.
     pub fn single(&self) -> Option<u32> {
-        self.exact()
-    }
-
-    fn exact(&self) -> Option<u32> {
         let one = self.since == 1 && !self.lost && !self.unbounded;
         one.then_some(self.last).flatten()
     }
