@@ -70,6 +70,8 @@ struct Shared<'a> {
     /// by the client direction between whole frames.
     upstream: Mutex<BytesMut>,
     upstream_ready: Notify,
+    /// The client direction may go on after a hold (`scan::Scan::held`).
+    client_released: Notify,
 }
 
 impl Shared<'_> {
@@ -115,6 +117,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         replies_ready: Notify::new(),
         upstream: Mutex::new(BytesMut::new()),
         upstream_ready: Notify::new(),
+        client_released: Notify::new(),
     };
     let end = {
         let c2s = client_to_server(
@@ -215,10 +218,12 @@ async fn relay_client(
             shared.replies_ready.notify_one();
         } else if scan.whole > 0 {
             let frames = buf.split_to(scan.whole);
-            match &scan.marker {
-                // pgtrail's marker goes around its frame, in the same write.
-                Some(marker) => to.write_all(&marker.around(&frames)).await?,
-                None => to.write_all(&frames).await?,
+            if scan.injections.is_empty() {
+                to.write_all(&frames).await?;
+            } else {
+                // pgtrail's markers go among the frames, in the same write.
+                to.write_all(&inject::apply(&frames, &scan.injections))
+                    .await?;
             }
             shared
                 .bytes_in
@@ -231,6 +236,17 @@ async fn relay_client(
         }
         if scan.terminate {
             return Ok(ClientEnd::Terminated);
+        }
+        if scan.held {
+            // Until the server answered pgtrail's marker; what pgtrail
+            // then has for the server (a Sync after a refused marker)
+            // goes first.
+            tokio::select! {
+                () = shared.client_released.notified() => {}
+                () = shared.upstream_ready.notified() => {}
+            }
+            write_upstream(shared, to).await?;
+            continue;
         }
         if scan.missing == 0 {
             continue; // more whole frames, judged differently
@@ -273,14 +289,22 @@ async fn server_to_client(
         let scan = scan_server(buf, shared, &limits, open)?;
         // Every statement whose result is in these frames is queued (and
         // under before_ack made durable) before any of them is written.
-        let (events, upstream) = {
+        let (events, upstream, released) = {
             let mut t = shared.tracker();
-            (t.take_finished(), t.take_upstream())
+            (
+                t.take_finished(),
+                t.take_upstream(),
+                t.take_client_release(),
+            )
         };
         if let Some(bytes) = upstream {
             let mut queued = shared.upstream.lock().unwrap_or_else(|p| p.into_inner());
             queued.extend_from_slice(&bytes);
             shared.upstream_ready.notify_one();
+        }
+        if released {
+            // After the bytes above are queued: they go first.
+            shared.client_released.notify_one();
         }
         send_events(shared, events).await?;
         if scan.whole > 0 {

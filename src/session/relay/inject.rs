@@ -19,19 +19,27 @@ pub(super) struct Injection {
     pub(super) replace: bool,
 }
 
-impl Injection {
-    /// The run's frames with the injection in place.
-    pub(super) fn around(&self, frames: &[u8]) -> BytesMut {
-        let len = frames.len() + self.before.len() + self.after.len();
-        let mut out = BytesMut::with_capacity(len);
-        out.extend_from_slice(&frames[..self.at]);
-        out.extend_from_slice(&self.before);
-        if !self.replace {
-            out.extend_from_slice(&frames[self.at..]);
-        }
-        out.extend_from_slice(&self.after);
-        out
+/// A run's frames with pgtrail's messages in place: each injection's
+/// `before` at its offset (in order), the frame it replaces left out (that
+/// ends the run), and the `after` bytes at the end (only the run's last
+/// frame has any).
+pub(super) fn apply(frames: &[u8], injections: &[Injection]) -> BytesMut {
+    let extra: usize = injections
+        .iter()
+        .map(|i| i.before.len() + i.after.len())
+        .sum();
+    let mut out = BytesMut::with_capacity(frames.len() + extra);
+    let mut from = 0;
+    for i in injections {
+        out.extend_from_slice(&frames[from..i.at]);
+        out.extend_from_slice(&i.before);
+        from = if i.replace { frames.len() } else { i.at };
     }
+    out.extend_from_slice(&frames[from..]);
+    for i in injections {
+        out.extend_from_slice(&i.after);
+    }
+    out
 }
 
 /// What goes to the server in place of a client message refused for want
@@ -98,11 +106,10 @@ fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
 
 /// pgtrail's attribution marker for the client frame at offset `at`, as
 /// `plan` says (`tracker::internal`): the bytes that go before and after
-/// the frame. The marker goes as Bind, Execute and Close of a portal of the session's
-/// marker statement (Parse first, once per session, `PREPARED_SQL`), plus a
-/// Sync where the client's turn is the simple protocol's; a wrapped write's
-/// as a Query string in its block. Also says whether it prepares the
-/// statement.
+/// the frame. The marker goes as Bind and Execute of the session's marker
+/// statement (Parse first, once per session, `PREPARED_SQL`), never with a
+/// Sync of its own (`MarkerForm`); a wrapped write's as a Query string in
+/// its block. Also says whether it prepares the statement.
 pub(super) fn injection(
     t: &mut Tracker,
     signer: &MarkerSigner,
@@ -113,25 +120,27 @@ pub(super) fn injection(
     let wrapped = matches!(plan.form, MarkerForm::Wrapped | MarkerForm::WrappedCopy);
     let parse = !wrapped && t.marker_parse_needed();
     let name = MARKER_STATEMENT;
-    let prepared = |sync: bool| -> Bytes {
+    // Before a Query, in the unnamed portal, which the Query replaces:
+    // nothing to close. In a batch of the client's, in a portal of
+    // pgtrail's: the client's unnamed one may be bound already.
+    let prepared = |portal: &[u8]| -> Bytes {
         let content = signer.sign(&marker);
-        let mut frames = Vec::with_capacity(5);
+        let mut frames = Vec::with_capacity(4);
         if parse {
             let sql = MarkerSigner::PREPARED_SQL.as_bytes();
             frames.push(build::parse_typed(name, sql, &[BYTEA]));
         }
-        frames.push(build::bind_binary(name, name, &[&content]));
-        frames.push(build::execute(name));
-        frames.push(build::close_portal(name));
-        if sync {
-            frames.push(build::sync());
+        frames.push(build::bind_binary(portal, name, &[&content]));
+        frames.push(build::execute(portal));
+        if !portal.is_empty() {
+            frames.push(build::close_portal(portal));
         }
         frames.concat().into()
     };
     let (before, after): (Bytes, Bytes) = match plan.form {
-        MarkerForm::Simple => (prepared(true), Bytes::new()),
-        MarkerForm::Extended => (prepared(false), Bytes::new()),
-        MarkerForm::ExtendedAfter => (Bytes::new(), prepared(false)),
+        MarkerForm::Simple => (prepared(b""), Bytes::new()),
+        MarkerForm::Extended => (prepared(name), Bytes::new()),
+        MarkerForm::ExtendedAfter => (Bytes::new(), prepared(name)),
         MarkerForm::Wrapped => {
             let sql = signer.statement_sql(&marker);
             let after = [build::query(sql.as_bytes()), build::query(b"COMMIT")];
@@ -170,3 +179,29 @@ pub(super) fn copy_end(t: &Tracker, signer: Option<&MarkerSigner>, plan: MarkerP
 /// control character no client names its statements with, so it never
 /// meets one of theirs.
 const MARKER_STATEMENT: &[u8] = b"\x01pgtrail_marker";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(at: usize, before: &'static [u8], after: &'static [u8], replace: bool) -> Injection {
+        Injection {
+            at,
+            before: Bytes::from_static(before),
+            after: Bytes::from_static(after),
+            replace,
+        }
+    }
+
+    #[test]
+    fn injections_go_before_their_frames_and_after_the_run() {
+        let frames = b"PBDES";
+        assert_eq!(&apply(frames, &[])[..], b"PBDES");
+        let two = [at(3, b"m1", b"", false), at(4, b"m2", b"", false)];
+        assert_eq!(&apply(frames, &two)[..], b"PBDm1Em2S");
+        let last = [at(0, b"<", b"", false), at(4, b"[", b"]", false)];
+        assert_eq!(&apply(frames, &last)[..], b"<PBDE[S]");
+        let replaced = [at(1, b"m", b"", false), at(4, b"r", b"", true)];
+        assert_eq!(&apply(frames, &replaced)[..], b"PmBDEr");
+    }
+}

@@ -24,10 +24,14 @@ pub(super) struct Scan {
     pub(super) whole: usize,
     pub(super) missing: usize,
     pub(super) terminate: bool,
+    /// The scan stopped because the client's messages must wait for the
+    /// server's answer to a marker (`Tracker::holds_client`).
+    pub(super) held: bool,
     /// The frames are refused (dropped), not forwarded.
     pub(super) refused: bool,
-    /// pgtrail's marker, to be written around the run's last frame.
-    pub(super) marker: Option<Injection>,
+    /// pgtrail's messages to write among the run's frames, in order
+    /// (`inject::apply`); only the last may go after its frame.
+    pub(super) injections: Vec<Injection>,
     /// Server frames within `whole` that answer pgtrail's own message:
     /// `(offset, length)`, dropped, not written to the client, or replaced
     /// by a held frame.
@@ -47,17 +51,24 @@ pub(super) fn scan_client(
     let why = shared.ctx.audit.refusal();
     // Whether this run is refused, once its first frame is judged.
     let mut run = None;
+    let mut injections = Vec::new();
     loop {
         let len = match frame_len(&buf[off..], limits)? {
             Ok(len) => len,
-            Err(missing) => return Ok(Scan::run(off, missing, run == Some(true))),
+            Err(missing) => return Ok(Scan::run(off, missing, run == Some(true), injections)),
         };
         let frame = Frame::of(&buf[off..off + len]);
         let t = tracker.get_or_insert_with(|| shared.tracker());
+        if t.holds_client() {
+            return Ok(Scan {
+                held: true,
+                ..Scan::run(off, 0, run == Some(true), injections)
+            });
+        }
         let refuse = refuses(frame.tag, why, t.is_idle(), shared, refuser, run);
         if *run.get_or_insert(refuse) != refuse {
             // This frame starts the next run: judge it again then.
-            return Ok(Scan::run(off, 0, !refuse));
+            return Ok(Scan::run(off, 0, !refuse, injections));
         }
         let at = off;
         off += len;
@@ -72,10 +83,8 @@ pub(super) fn scan_client(
             let injection = inject::refusal(frame.tag, &refused, at);
             t.refusal_sent(frame.tag);
             t.client_frame(frame.tag, frame.body, now)?;
-            return Ok(Scan {
-                marker: Some(injection),
-                ..Scan::run(off, 0, false)
-            });
+            injections.push(injection);
+            return Ok(Scan::run(off, 0, false, injections));
         }
         let signer = shared.ctx.markers.as_deref();
         let plan = signer.and_then(|_| t.marker_for(frame.tag, frame.body));
@@ -97,9 +106,10 @@ pub(super) fn scan_client(
             shared.ctx.hooks.on_statement(t.session(), text);
         }
         if t.client_frame(frame.tag, frame.body, now)? == ClientFrame::Terminate {
+            injections.extend(marker);
             return Ok(Scan {
                 terminate: true,
-                ..Scan::run(off, 0, false)
+                ..Scan::run(off, 0, false, injections)
             });
         }
         if let Some(plan) = plan.filter(|p| p.form.after()) {
@@ -110,12 +120,14 @@ pub(super) fn scan_client(
                 t.set_copy_end(end);
             }
         }
-        if marker.is_some() {
-            // One marker per write: the run ends with its frame.
-            return Ok(Scan {
-                marker,
-                ..Scan::run(off, 0, false)
-            });
+        if let Some(marker) = marker {
+            injections.push(marker);
+            // A marker in a batch of the client's goes with the rest of
+            // it in one write (the server reads the batch at once); any
+            // other ends the run with its frame.
+            if plan.is_none_or(|p| p.form != MarkerForm::Extended) {
+                return Ok(Scan::run(off, 0, false, injections));
+            }
         }
     }
 }
@@ -123,13 +135,14 @@ pub(super) fn scan_client(
 impl Scan {
     /// `whole` bytes of frames judged alike, then `missing` bytes of a
     /// partial frame (0 when the next frame starts another run).
-    fn run(whole: usize, missing: usize, refused: bool) -> Scan {
+    fn run(whole: usize, missing: usize, refused: bool, injections: Vec<Injection>) -> Scan {
         Scan {
             whole,
             missing,
             terminate: false,
+            held: false,
             refused,
-            marker: None,
+            injections,
             cuts: Vec::new(),
         }
     }
@@ -190,7 +203,7 @@ pub(super) fn scan_server(
 ) -> Result<Scan, SessionError> {
     let now = Instant::now();
     let mut tracker = None;
-    let mut scan = Scan::run(0, 0, false);
+    let mut scan = Scan::run(0, 0, false, Vec::new());
     if hold_errors {
         if let Some(held) = error_before_ready(buf, limits)? {
             let head = &buf[..held.batch_start];

@@ -41,9 +41,6 @@ pub(super) enum Step {
     Bind,
     Execute,
     Close,
-    /// pgtrail's own Sync (a marker sent in the simple protocol's turn):
-    /// answered with ReadyForQuery.
-    Sync,
     /// Close, Parse and Bind of the failing statement sent in place of a
     /// refused Execute (`verified.rs`): swallowed when they succeed; an
     /// error of theirs answers the client's Execute.
@@ -52,12 +49,14 @@ pub(super) enum Step {
     RefuseBind,
 }
 
-/// How a marker goes to the server: Bind/Execute/Close of the session's
-/// marker statement, with a Sync of pgtrail's when the client's turn is
-/// the simple protocol's (`Simple`), without (`Extended`: the client's Sync
-/// follows); before the client's frame (a statement that may write after
-/// others in a block, a `SAVEPOINT`, the end of a transaction) or after it
-/// (`ExtendedAfter`: the client's CopyDone of an extended-protocol COPY).
+/// How a marker goes to the server: Bind and Execute of the session's
+/// marker statement, in the unnamed portal right before a client's Query
+/// (`Simple`: the Query replaces that portal anyway; no Sync, so the
+/// server answers both in one write), or in a portal of pgtrail's closed
+/// after it (`Extended`: the client's Sync follows); before the client's
+/// frame (a statement that may write after others in a block, a
+/// `SAVEPOINT`, the end of a transaction) or after it (`ExtendedAfter`:
+/// the client's CopyDone of an extended-protocol COPY).
 /// A write sent as a Query outside a transaction is wrapped: `BEGIN`
 /// before it, the marker and `COMMIT` after it (`wrap.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,9 +176,9 @@ impl Tracker {
         }
         let index = (settled && single).then_some(index);
         if markable {
-            // Right before it, with a Sync of its own (the server is not
-            // in COPY mode yet, even before a COPY): only when another
-            // statement may have written since the previous marker.
+            // Right before it (the server is not in COPY mode yet, even
+            // before a COPY): only when another statement may have
+            // written since the previous marker.
             return self
                 .writes
                 .before(index)
@@ -381,7 +380,10 @@ impl Tracker {
             self.expected.push_back(Expect::Internal(Step::Parse));
         }
         let steps: &[Step] = match form {
-            MarkerForm::Simple => &[Step::Bind, Step::Execute, Step::Close, Step::Sync],
+            MarkerForm::Simple => {
+                self.hold_client = true;
+                &[Step::Bind, Step::Execute]
+            }
             MarkerForm::Extended | MarkerForm::ExtendedAfter => {
                 &[Step::Bind, Step::Execute, Step::Close]
             }
@@ -435,15 +437,23 @@ impl Tracker {
                     while matches!(self.expected.front(), Some(Expect::Internal(_))) {
                         self.expected.pop_front();
                     }
+                    if self.hold_client {
+                        // A Query has no Sync: pgtrail's ends the skipping,
+                        // and its ReadyForQuery is the Query's.
+                        self.queue_upstream(crate::protocol::build::sync());
+                        self.release_client();
+                    }
                     return Ok(None);
                 }
                 self.internal_failed(body)?;
                 return Ok(Some(Route::Swallow));
             }
-            (Step::Sync, b::READY_FOR_QUERY) => true,
+            (Step::Execute, b::COMMAND_COMPLETE) => {
+                self.release_client();
+                true
+            }
             (Step::Parse, b::PARSE_COMPLETE)
             | (Step::Bind, b::BIND_COMPLETE)
-            | (Step::Execute, b::COMMAND_COMPLETE)
             | (Step::Close | Step::RefuseClose, b::CLOSE_COMPLETE)
             | (Step::RefuseParse, b::PARSE_COMPLETE)
             | (Step::RefuseBind, b::BIND_COMPLETE) => true,
@@ -495,11 +505,28 @@ impl Tracker {
         let mut rest = self
             .expected
             .iter()
-            .skip_while(|e| matches!(e, Expect::Internal(s) if *s != Step::Sync));
-        !matches!(
-            rest.next(),
-            None | Some(Expect::Internal(Step::Sync) | Expect::Sync)
-        )
+            .skip_while(|e| matches!(e, Expect::Internal(_)));
+        !matches!(rest.next(), None | Some(Expect::Sync))
+    }
+
+    /// A marker went before a client's Query without a Sync: if the server
+    /// refuses it, it skips everything up to a Sync, so nothing more of the
+    /// client's may follow until the marker is answered (`holds_client`).
+    pub fn holds_client(&self) -> bool {
+        self.hold_client
+    }
+
+    /// The client's messages may follow again; the relay is told once
+    /// (`take_client_release`).
+    fn release_client(&mut self) {
+        self.client_released |= std::mem::take(&mut self.hold_client);
+    }
+
+    /// Whether the client's messages were held and may follow now. The
+    /// relay writes pgtrail's bytes for the server (`take_upstream`)
+    /// before the client's next.
+    pub fn take_client_release(&mut self) -> bool {
+        std::mem::take(&mut self.client_released)
     }
 
     /// The server skips the rest up to the next Sync, the client's or

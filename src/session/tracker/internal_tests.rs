@@ -4,6 +4,7 @@
 use super::tests::{bind, cstr, error, execute, parse, statements, tracker};
 use super::*;
 use crate::cdc::marker::Boundary;
+use crate::protocol::build;
 
 const Z_IDLE: &[u8] = b"I";
 
@@ -41,6 +42,10 @@ fn simple_commit_of_a_block_gets_a_marker_and_its_answers_are_swallowed() {
     assert!(t.marker_parse_needed());
     t.marker_sent(MarkerForm::Simple, true);
     t.client_frame(b'Q', &commit, now).unwrap();
+    assert!(
+        t.holds_client(),
+        "nothing more of the client's until answered"
+    );
     let routes = run(
         &mut t,
         &[
@@ -48,18 +53,23 @@ fn simple_commit_of_a_block_gets_a_marker_and_its_answers_are_swallowed() {
             (b'2', b""),
             (b'D', b"\0\0"),
             (b'A', b"\0\0\0\x01x\0\0"),
+        ],
+    );
+    use Route::{Client, Swallow};
+    assert_eq!(routes, [Swallow, Swallow, Swallow, Client]);
+    assert!(t.holds_client() && !t.take_client_release());
+    let routes = run(
+        &mut t,
+        &[
             (b'C', &cstr("SELECT 1")),
-            (b'3', b""),
-            (b'Z', Z_BLOCK),
             (b'C', &cstr("COMMIT")),
             (b'Z', Z_IDLE),
         ],
     );
-    use Route::{Client, Swallow};
-    assert_eq!(
-        routes,
-        [Swallow, Swallow, Swallow, Client, Swallow, Swallow, Swallow, Client, Client]
-    );
+    assert_eq!(routes, [Swallow, Client, Client]);
+    assert!(!t.holds_client() && t.take_client_release());
+    assert!(!t.take_client_release(), "told once");
+    assert_eq!(t.take_upstream(), None);
     assert!(!t.marker_parse_needed(), "prepared once per session");
     let texts: Vec<_> = statements(&mut t).into_iter().map(|s| s.text).collect();
     assert_eq!(texts, ["BEGIN", "COMMIT"]);
@@ -322,6 +332,39 @@ fn a_marker_refused_before_the_clients_execute_is_the_clients_error() {
 }
 
 #[test]
+fn a_marker_refused_before_a_query_is_its_error_and_pgtrails_sync_its_end() {
+    let mut t = tracker();
+    let now = Instant::now();
+    t.client_frame(b'Q', &cstr("BEGIN"), now).unwrap();
+    run(&mut t, &[(b'C', &cstr("BEGIN")), (b'Z', Z_BLOCK)]);
+    assert_eq!(
+        query_in_block(&mut t, "UPDATE a SET x = 1", "UPDATE 1"),
+        None
+    );
+    let update = cstr("UPDATE b SET x = 1");
+    let plan = t
+        .marker_for(b'Q', &update)
+        .expect("a marker before the second");
+    let parse = t.marker_parse_needed();
+    t.marker_sent(plan.form, parse);
+    t.client_frame(b'Q', &update, now).unwrap();
+    // The marker's Bind is refused (a cancel landed on it): the server
+    // skips the client's Query, waiting for a Sync that only pgtrail can
+    // send; its ReadyForQuery ends the client's Query.
+    assert!(!t.ready_follows_an_error(), "pgtrail's Sync brings it");
+    let routes = run(&mut t, &[(b'1', b""), (b'E', &error("57014", None))]);
+    use Route::{Client, Swallow};
+    assert_eq!(routes, [Swallow, Client]);
+    assert_eq!(t.take_upstream().as_deref(), Some(&build::sync()[..]));
+    assert!(!t.holds_client() && t.take_client_release());
+    assert_eq!(run(&mut t, &[(b'Z', b"E")]), [Client]);
+    let events = statements(&mut t);
+    let failed: Vec<_> = events.iter().map(|s| s.failure.is_some()).collect();
+    assert_eq!(failed, [false, false, true], "BEGIN, the first, the second");
+    assert!(t.expected.is_empty(), "{:?}", t.expected);
+}
+
+#[test]
 fn a_wrapped_query_string_releases_each_result_but_the_last_at_once() {
     use Route::{Client, Swallow};
     let now = Instant::now();
@@ -514,7 +557,7 @@ fn query_in_block(t: &mut Tracker, q: &str, tag: &str) -> Option<Boundary> {
     let plan = t.marker_for(b'Q', &cstr(q));
     let mut answers: Vec<(u8, Vec<u8>)> = Vec::new();
     if let Some(p) = plan {
-        assert_eq!(p.form, MarkerForm::Simple, "{q}: before it, with a Sync");
+        assert_eq!(p.form, MarkerForm::Simple, "{q}: right before it");
         let parse = t.marker_parse_needed();
         t.marker_sent(p.form, parse);
         if parse {
@@ -524,8 +567,6 @@ fn query_in_block(t: &mut Tracker, q: &str, tag: &str) -> Option<Boundary> {
             (b'2', vec![]),
             (b'D', b"\0\x01\xff\xff\xff\xff".to_vec()),
             (b'C', cstr("SELECT 1")),
-            (b'3', vec![]),
-            (b'Z', Z_BLOCK.to_vec()),
         ]);
     }
     t.client_frame(b'Q', &cstr(q), now).unwrap();

@@ -99,6 +99,11 @@ pub struct Tracker {
     /// pgtrail's bytes for the server, asked for by the server side
     /// (`wrap.rs`), taken by the relay.
     upstream: Option<bytes::Bytes>,
+    /// A marker went before a client's Query without a Sync and is not
+    /// answered yet: the client's next messages wait (`internal.rs`).
+    hold_client: bool,
+    /// The hold ended; the relay has not been told yet.
+    client_released: bool,
     /// The statements of the current transaction that may write.
     writes: writes::Writes,
     internal: Arc<InternalStats>,
@@ -131,6 +136,8 @@ impl Tracker {
             wrap: None,
             statement_markers: true,
             upstream: None,
+            hold_client: false,
+            client_released: false,
             marker_prepared: false,
             writes: writes::Writes::default(),
             internal: Arc::default(),
@@ -214,10 +221,10 @@ impl Tracker {
         }
         match self.expected.front() {
             Some(Expect::Simple { .. } | Expect::FunctionCall { .. }) => true,
-            _ => self
-                .expected
-                .iter()
-                .any(|e| matches!(e, Expect::Sync | Expect::Internal(internal::Step::Sync))),
+            // A marker before a Query, refused: only pgtrail's Sync, sent
+            // once the error is read, brings a ReadyForQuery.
+            Some(Expect::Internal(_)) if self.hold_client => false,
+            _ => self.expected.iter().any(|e| matches!(e, Expect::Sync)),
         }
     }
 

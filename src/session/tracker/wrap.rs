@@ -196,6 +196,14 @@ impl Tracker {
     pub fn take_upstream(&mut self) -> Option<Bytes> {
         self.upstream.take()
     }
+
+    /// Queues bytes of pgtrail's for the server, after any queued before.
+    pub(super) fn queue_upstream(&mut self, bytes: Bytes) {
+        self.upstream = Some(match self.upstream.take() {
+            Some(before) => [before, bytes].concat().into(),
+            None => bytes,
+        });
+    }
 }
 
 /// A whole frame from its tag and body.
