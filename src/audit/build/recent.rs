@@ -33,11 +33,14 @@ struct TransactionSeen {
 }
 
 impl RecentStatements {
+    /// All of `capacity` is reserved at once: growing a map of a few
+    /// hundred thousand entries rehashes all of them, a pause of
+    /// milliseconds in the writer. The pages are touched as they fill.
     pub fn new(capacity: usize) -> Self {
         RecentStatements {
-            seqs: HashMap::with_capacity(capacity.min(1 << 16)),
+            seqs: HashMap::with_capacity(capacity),
             transactions: HashMap::new(),
-            order: VecDeque::with_capacity(capacity.min(1 << 16)),
+            order: VecDeque::with_capacity(capacity),
             capacity,
         }
     }

@@ -8,9 +8,13 @@ pub fn ends_transaction(text: &[u8]) -> bool {
     eq(first, b"commit") || eq(first, b"end") || eq(first, b"prepare") && eq(second, b"transaction")
 }
 
-/// One statement (semicolons inside quotes and bodies do not count).
+/// One statement (semicolons inside quotes and bodies do not count). A
+/// text with no semicolon but a final one (pgbench's `...;`) is at most
+/// one statement, whatever its quotes and comments: no lexing.
 pub fn single_statement(text: &[u8]) -> bool {
-    !text.contains(&b';') || crate::sql::lex::statement_ranges(text).len() == 1
+    let body = text.trim_ascii_end();
+    let body = body.strip_suffix(b";").unwrap_or(body);
+    !body.contains(&b';') || crate::sql::lex::statement_ranges(text).len() == 1
 }
 
 /// One `INSERT`, `UPDATE`, `DELETE` or `MERGE` (or a `WITH` naming one
@@ -249,6 +253,27 @@ mod tests {
             "/* COMMIT",
         ] {
             assert!(!ends_transaction(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn single_statements() {
+        for t in [
+            "SELECT 1",
+            "UPDATE t SET a = 1 WHERE b = 2;",
+            "INSERT INTO t VALUES ('a;b');",
+            "SELECT 1; \n",
+            "SELECT 1; -- and a comment",
+            "DO $$ BEGIN PERFORM 1; END $$",
+        ] {
+            assert!(single_statement(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "SELECT 1; SELECT 2",
+            "SELECT 1;SELECT 2;",
+            "SELECT ';'; SELECT 2",
+        ] {
+            assert!(!single_statement(t.as_bytes()), "{t}");
         }
     }
 
