@@ -31,6 +31,7 @@ mod identity;
 mod integrity;
 mod locks;
 mod log_colour;
+mod marker_errors;
 mod markers;
 mod metrics;
 mod python;

@@ -208,6 +208,12 @@ pub(super) fn scan_server(
         if let Some(held) = error_before_ready(buf, limits)? {
             let head = &buf[..held.batch_start];
             scan.whole = feed_server(head, 0, shared, limits, &mut tracker, now, &mut scan.cuts)?.0;
+            // A marker's answers open the batch of the Query it went
+            // before: what the error belongs to is known once they are in.
+            let rest = &buf[scan.whole..];
+            let at = scan.whole;
+            scan.whole +=
+                feed_marker_answers(rest, at, shared, limits, &mut tracker, now, &mut scan.cuts)?;
             // Asked after the earlier batches: only a ReadyForQuery that
             // needs nothing more from the client is worth waiting for.
             let t = tracker.get_or_insert_with(|| shared.tracker());
@@ -253,26 +259,63 @@ fn feed_server<'a>(
                 // tracker nothing but a row count: skip the lock for CopyData.
                 if frame.tag != tag::backend::COPY_DATA {
                     let t = tracker.get_or_insert_with(|| shared.tracker());
-                    let at = base + off;
-                    match t.server_frame(frame.tag, frame.body, now)? {
-                        Route::Client => {}
-                        Route::Swallow => cuts.push(Cut {
-                            at,
-                            len,
-                            instead: None,
-                        }),
-                        Route::Replace(held) => cuts.push(Cut {
-                            at,
-                            len,
-                            instead: Some(held),
-                        }),
-                    }
+                    feed_frame(t, frame, base + off, len, now, cuts)?;
                 }
                 off += len;
             }
             Err(missing) => return Ok((off, missing)),
         }
     }
+}
+
+/// Feeds the whole frames at the front of `buf` while a marker sent before
+/// a Query is unanswered (`Tracker::holds_client`): how many bytes they
+/// take.
+fn feed_marker_answers<'a>(
+    buf: &[u8],
+    base: usize,
+    shared: &'a Shared<'_>,
+    limits: &FrameLimits,
+    tracker: &mut Option<MutexGuard<'a, Tracker>>,
+    now: Instant,
+    cuts: &mut Vec<Cut>,
+) -> Result<usize, SessionError> {
+    let mut off = 0;
+    let t = tracker.get_or_insert_with(|| shared.tracker());
+    while t.holds_client() {
+        let Ok(len) = frame_len(&buf[off..], limits)? else {
+            break;
+        };
+        feed_frame(
+            t,
+            Frame::of(&buf[off..off + len]),
+            base + off,
+            len,
+            now,
+            cuts,
+        )?;
+        off += len;
+    }
+    Ok(off)
+}
+
+/// One server frame to the tracker; an answer to pgtrail's own message
+/// becomes a cut at `at`.
+fn feed_frame(
+    t: &mut Tracker,
+    frame: Frame<'_>,
+    at: usize,
+    len: usize,
+    now: Instant,
+    cuts: &mut Vec<Cut>,
+) -> Result<(), SessionError> {
+    let instead = match t.server_frame(frame.tag, frame.body, now)? {
+        Route::Client => return Ok(()),
+        Route::Swallow => None,
+        Route::Replace(held) => Some(held),
+    };
+    cuts.push(Cut { at, len, instead });
+    Ok(())
 }
 
 /// A server frame the client does not get as it came.
