@@ -201,121 +201,102 @@ pub(super) fn scan_server(
     limits: &FrameLimits,
     hold_errors: bool,
 ) -> Result<Scan, SessionError> {
-    let now = Instant::now();
-    let mut tracker = None;
+    let mut feed = Feed {
+        shared,
+        limits,
+        tracker: None,
+        now: Instant::now(),
+        cuts: Vec::new(),
+    };
     let mut scan = Scan::run(0, 0, false, Vec::new());
     if hold_errors {
         if let Some(held) = error_before_ready(buf, limits)? {
-            let head = &buf[..held.batch_start];
-            scan.whole = feed_server(head, 0, shared, limits, &mut tracker, now, &mut scan.cuts)?.0;
+            scan.whole = feed.frames(&buf[..held.batch_start], 0, Take::All)?.0;
             // A marker's answers open the batch of the Query it went
             // before: what the error belongs to is known once they are in.
-            let rest = &buf[scan.whole..];
             let at = scan.whole;
-            scan.whole +=
-                feed_marker_answers(rest, at, shared, limits, &mut tracker, now, &mut scan.cuts)?;
+            scan.whole += feed.frames(&buf[at..], at, Take::MarkerAnswers)?.0;
             // Asked after the earlier batches: only a ReadyForQuery that
             // needs nothing more from the client is worth waiting for.
-            let t = tracker.get_or_insert_with(|| shared.tracker());
-            if t.ready_follows_an_error() {
+            if feed.tracker().ready_follows_an_error() {
                 scan.missing = held.missing;
+                scan.cuts = feed.cuts;
                 return Ok(scan);
             }
         }
     }
     let from = scan.whole;
-    let (whole, missing) = feed_server(
-        &buf[from..],
-        from,
-        shared,
-        limits,
-        &mut tracker,
-        now,
-        &mut scan.cuts,
-    )?;
+    let (whole, missing) = feed.frames(&buf[from..], from, Take::All)?;
     scan.whole = from + whole;
     scan.missing = missing;
+    scan.cuts = feed.cuts;
     Ok(scan)
 }
 
-/// Feeds the whole frames at the front of `buf` to the tracker: how many
-/// bytes they take, and what is missing after them. Answers to pgtrail's
-/// own messages go to `cuts` (offsets from `base`).
-fn feed_server<'a>(
-    buf: &[u8],
-    base: usize,
-    shared: &'a Shared<'_>,
-    limits: &FrameLimits,
-    tracker: &mut Option<MutexGuard<'a, Tracker>>,
+/// Which of the whole frames `Feed::frames` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    All,
+    /// Those while a marker sent before a Query is unanswered
+    /// (`Tracker::holds_client`).
+    MarkerAnswers,
+}
+
+/// Server frames of one read on their way to the tracker.
+struct Feed<'a, 's> {
+    shared: &'a Shared<'s>,
+    limits: &'a FrameLimits,
+    tracker: Option<MutexGuard<'a, Tracker>>,
     now: Instant,
-    cuts: &mut Vec<Cut>,
-) -> Result<(usize, usize), SessionError> {
-    let mut off = 0;
-    loop {
-        match frame_len(&buf[off..], limits)? {
-            Ok(len) => {
-                let frame = Frame::of(&buf[off..off + len]);
-                // DataRow and CopyData are most of the traffic and tell the
-                // tracker nothing but a row count: skip the lock for CopyData.
-                if frame.tag != tag::backend::COPY_DATA {
-                    let t = tracker.get_or_insert_with(|| shared.tracker());
-                    feed_frame(t, frame, base + off, len, now, cuts)?;
-                }
-                off += len;
+    /// Answers to pgtrail's own messages, by offset in the read.
+    cuts: Vec<Cut>,
+}
+
+impl Feed<'_, '_> {
+    fn tracker(&mut self) -> &mut Tracker {
+        let shared = self.shared;
+        self.tracker.get_or_insert_with(|| shared.tracker())
+    }
+
+    /// Feeds the whole frames at the front of `buf` (at `base` in the
+    /// read) that `take` says: how many bytes they take, and what is
+    /// missing after them.
+    fn frames(
+        &mut self,
+        buf: &[u8],
+        base: usize,
+        take: Take,
+    ) -> Result<(usize, usize), SessionError> {
+        let mut off = 0;
+        loop {
+            if take == Take::MarkerAnswers && !self.tracker().holds_client() {
+                return Ok((off, 0));
             }
-            Err(missing) => return Ok((off, missing)),
+            let len = match frame_len(&buf[off..], self.limits)? {
+                Ok(len) => len,
+                Err(missing) => return Ok((off, missing)),
+            };
+            let frame = Frame::of(&buf[off..off + len]);
+            // DataRow and CopyData are most of the traffic and tell the
+            // tracker nothing but a row count: skip the lock for CopyData.
+            if frame.tag != tag::backend::COPY_DATA {
+                let now = self.now;
+                let instead = match self.tracker().server_frame(frame.tag, frame.body, now)? {
+                    Route::Client => None,
+                    Route::Swallow => Some(None),
+                    Route::Replace(held) => Some(Some(held)),
+                };
+                if let Some(instead) = instead {
+                    self.cuts.push(Cut {
+                        at: base + off,
+                        len,
+                        instead,
+                    });
+                }
+            }
+            off += len;
         }
     }
-}
-
-/// Feeds the whole frames at the front of `buf` while a marker sent before
-/// a Query is unanswered (`Tracker::holds_client`): how many bytes they
-/// take.
-fn feed_marker_answers<'a>(
-    buf: &[u8],
-    base: usize,
-    shared: &'a Shared<'_>,
-    limits: &FrameLimits,
-    tracker: &mut Option<MutexGuard<'a, Tracker>>,
-    now: Instant,
-    cuts: &mut Vec<Cut>,
-) -> Result<usize, SessionError> {
-    let mut off = 0;
-    let t = tracker.get_or_insert_with(|| shared.tracker());
-    while t.holds_client() {
-        let Ok(len) = frame_len(&buf[off..], limits)? else {
-            break;
-        };
-        feed_frame(
-            t,
-            Frame::of(&buf[off..off + len]),
-            base + off,
-            len,
-            now,
-            cuts,
-        )?;
-        off += len;
-    }
-    Ok(off)
-}
-
-/// One server frame to the tracker; an answer to pgtrail's own message
-/// becomes a cut at `at`.
-fn feed_frame(
-    t: &mut Tracker,
-    frame: Frame<'_>,
-    at: usize,
-    len: usize,
-    now: Instant,
-    cuts: &mut Vec<Cut>,
-) -> Result<(), SessionError> {
-    let instead = match t.server_frame(frame.tag, frame.body, now)? {
-        Route::Client => return Ok(()),
-        Route::Swallow => None,
-        Route::Replace(held) => Some(held),
-    };
-    cuts.push(Cut { at, len, instead });
-    Ok(())
 }
 
 /// A server frame the client does not get as it came.
