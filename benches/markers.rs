@@ -1,8 +1,9 @@
 //! Criterion benches: what deciding on attribution markers costs the
 //! relay's tracker per Query (`Tracker::marker_for`, called for every
 //! client frame when `cdc.enabled`): a pgbench -S read in autocommit
-//! (nothing to mark; the text is not lexed), a pgbench -N statement in a
-//! block, and an autocommit write (wrapped).
+//! (nothing to mark; the text is not lexed), an autocommit write
+//! (wrapped), and pgbench -N's second write in a block (a marker before
+//! it).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use pgtrail::session::tracker::{SessionClock, Tracker};
@@ -35,6 +36,23 @@ fn bench(c: &mut Criterion) {
     );
     let mut t = tracker();
     g.bench_function("insert_autocommit", |b| {
+        b.iter(|| black_box(t.marker_for(b'Q', black_box(&insert))))
+    });
+    // pgbench -N's INSERT: in a block, after the UPDATE (a marker before
+    // it).
+    let mut t = tracker();
+    let now = std::time::Instant::now();
+    let in_block = [
+        (b'Q', cstr("BEGIN")),
+        (b'C', cstr("BEGIN")),
+        (b'Z', b"T".to_vec()),
+    ];
+    t.client_frame(in_block[0].0, &in_block[0].1, now).unwrap();
+    t.server_frame(in_block[1].0, &in_block[1].1, now).unwrap();
+    t.server_frame(in_block[2].0, &in_block[2].1, now).unwrap();
+    let update = cstr("UPDATE pgbench_accounts SET abalance = abalance + -2291 WHERE aid = 48213;");
+    t.marker_for(b'Q', &update);
+    g.bench_function("insert_in_block", |b| {
         b.iter(|| black_box(t.marker_for(b'Q', black_box(&insert))))
     });
     g.finish();
