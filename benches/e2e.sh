@@ -320,12 +320,15 @@ EOF
     # (pgtrail_cdc_slot_lag_bytes and _seconds: what the server has sent
     # that is not durable yet, and the age of the last durable commit).
     : >"$TMP/slot_lag"
+    # A query or scrape that fails (pgtrail restarting between runs, a
+    # psql that times out under load) skips a sample: under `set -e` it
+    # would end the sampler for the rest of the bench.
     (
         while sleep 1; do
-            slot=$("${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench' AND active" 2>/dev/null)
+            slot=$("${PSQL[@]}" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench' AND active" 2>/dev/null) || continue
             [[ -n "$slot" ]] || continue
             own=$(curl -s --max-time 1 "http://127.0.0.1:$CDC_ADMIN_PORT/metrics" |
-                awk '/^pgtrail_cdc_slot_lag_bytes / { b = $2 } /^pgtrail_cdc_slot_lag_seconds / { s = $2 } END { print b + 0, s + 0 }')
+                awk '/^pgtrail_cdc_slot_lag_bytes / { b = $2 } /^pgtrail_cdc_slot_lag_seconds / { s = $2 } END { print b + 0, s + 0 }') || continue
             echo "$slot $own"
         done
     ) >>"$TMP/slot_lag" &
