@@ -114,9 +114,12 @@ impl Tracker {
                 wrap.phase = Phase::Marker;
                 // A COPY that never started: no CopyDone will carry the
                 // block's end, so it goes from here.
-                if let Some(end) = wrap.copy.as_mut().filter(|c| !c.sent) {
+                let end = wrap.copy.as_mut().filter(|c| !c.sent).map(|end| {
                     end.sent = true;
-                    self.upstream = Some(end.bytes.clone());
+                    end.bytes.clone()
+                });
+                if let Some(bytes) = end {
+                    self.queue_upstream(bytes);
                 }
                 Route::Swallow
             }
