@@ -145,7 +145,6 @@ impl Tracker {
             .iter()
             .all(|e| matches!(e, Expect::Internal(_)));
         let settled = self.settled();
-        let index = self.statement_index();
         let status = self.txn_status;
         if status == TxnStatus::InBlock && settled && words::ends_transaction(text) {
             return self.writes.end().map(|b| self.plan(MarkerForm::Simple, b));
@@ -174,7 +173,7 @@ impl Tracker {
         if !words::may_write(text) && single {
             return None;
         }
-        let index = (settled && single).then_some(index);
+        let index = (settled && single).then(|| self.statement_index());
         if markable {
             // Right before it (the server is not in COPY mode yet, even
             // before a COPY): only when another statement may have
