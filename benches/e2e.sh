@@ -245,25 +245,28 @@ cdc_up() {
     start_pgtrail "$PGTRAIL" "${PORT[cdc]}" "$TMP/pgtrail-cdc.log.$((++CDC_STARTS))" --config "$TMP/pgtrail-cdc.toml" --admin-listen "127.0.0.1:$CDC_ADMIN_PORT"
     CDC_PID=$STARTED_PID
     [[ ${CDC_CONSUME:-true} == true ]] || return 0
-    local active
-    for _ in $(seq 1 100); do
-        active=$("${PSQL[@]}" -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'")
-        [[ "$active" == t ]] && return 0
-        sleep 0.1
-    done
-    svc_die "the cdc target's consumer did not take slot pgtrail_bench (log: $TMP/pgtrail-cdc.log.$CDC_STARTS)"
+    slot_until "active" 10 ||
+        svc_die "the cdc target's consumer did not take slot pgtrail_bench (log: $TMP/pgtrail-cdc.log.$CDC_STARTS)"
 }
 # Waits (up to 120 s) until the slot confirmed the WAL written so far; sets
 # CDC_WAITED to the seconds it took.
 cdc_caught_up() {
-    local end done_
+    local end
     end=$("${PSQL[@]}" -c "SELECT pg_current_wal_lsn()")
-    for CDC_WAITED in $(seq 0 0.1 120); do
-        done_=$("${PSQL[@]}" -c "SELECT confirmed_flush_lsn >= '$end' FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'")
-        [[ "$done_" == t ]] && return 0
+    slot_until "confirmed_flush_lsn >= '$end'" 120 ||
+        svc_log "the cdc target's consumer did not catch up with $end in 120 s"
+    CDC_WAITED=$SLOT_WAITED
+}
+# Asks every 0.1 s, for at most $2 seconds, whether the bench's slot
+# satisfies the condition $1; sets SLOT_WAITED to the seconds it took.
+slot_until() {
+    local condition=$1 seconds=$2 tenths
+    for ((tenths = 0; tenths <= seconds * 10; tenths++)); do
+        SLOT_WAITED=$((tenths / 10)).$((tenths % 10))
+        [[ $("${PSQL[@]}" -c "SELECT $condition FROM pg_replication_slots WHERE slot_name = 'pgtrail_bench'") == t ]] && return 0
         sleep 0.1
     done
-    svc_log "the cdc target's consumer did not catch up with $end in 120 s"
+    return 1
 }
 cdc_down() {
     svc_stop "$CDC_PID" 5
