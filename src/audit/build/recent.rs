@@ -4,82 +4,100 @@
 //! its transaction only gets the end user of the transaction's last
 //! statement; a change a `Before` marker claims for the statement after it
 //! keeps that statement only if the transaction's end confirmed the claim
-//! (`ended`). Bounded: the oldest go
-//! first, and a change that comes later than that (a slot far behind, or a
-//! restart) keeps `attribution = transaction`.
+//! (`ended`). Bounded: the oldest transactions go first, and a change that
+//! comes later than that (a slot far behind, or a restart) keeps
+//! `attribution = transaction`.
+//!
+//! Kept by transaction: a statement's insert finds its transaction's entry,
+//! which its previous statement touched, and eviction drops a whole
+//! transaction at once. Keyed by statement, the map took several cold
+//! lookups per statement record (an insert and an eviction in a map of
+//! hundreds of thousands of entries), the writer's largest cost per
+//! pgbench -N transaction after encoding.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::identity::EndUser;
 
 pub(super) struct RecentStatements {
-    seqs: HashMap<(uuid::Uuid, u32), (u64, Arc<EndUser>)>,
-    transactions: HashMap<uuid::Uuid, TransactionSeen>,
-    order: VecDeque<(uuid::Uuid, u32)>,
+    transactions: HashMap<u128, TransactionSeen, BuildHasherDefault<IdHasher>>,
+    /// Transactions by their first kept statement, oldest first.
+    order: VecDeque<u128>,
+    /// Statements kept, over all transactions.
+    kept: usize,
     capacity: usize,
 }
 
-/// What is kept of a transaction, for as long as its first kept statement.
+/// What is kept of a transaction, for as long as any of its statements is.
 struct TransactionSeen {
-    /// The index of that statement (reads in autocommit are not kept, so
-    /// it is not always 0).
-    first: u32,
-    /// The end user of its last statement so far.
-    end_user: Arc<EndUser>,
+    /// (index in the transaction, seq, end user) by index: reads in
+    /// autocommit are not kept, so the first is not always 0.
+    statements: VecDeque<(u32, u64, Arc<EndUser>)>,
     /// Once it ended: the statement its last `Before` marker's claim held
     /// for (`TransactionEvent::tail_statement`).
     ended: Option<Option<u32>>,
 }
 
 impl RecentStatements {
-    /// All of `capacity` is reserved at once: growing a map of a few
-    /// hundred thousand entries rehashes all of them, a pause of
-    /// milliseconds in the writer. The pages are touched as they fill.
     pub fn new(capacity: usize) -> Self {
         RecentStatements {
-            seqs: HashMap::with_capacity(capacity),
-            transactions: HashMap::new(),
-            order: VecDeque::with_capacity(capacity),
+            transactions: HashMap::default(),
+            order: VecDeque::new(),
+            kept: 0,
             capacity,
         }
     }
 
     pub fn insert(&mut self, txn: uuid::Uuid, index: u32, seq: u64, end_user: &Arc<EndUser>) {
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seqs.remove(&old);
-                // Its transaction's entry goes with its first statement.
-                if self
-                    .transactions
-                    .get(&old.0)
-                    .is_some_and(|t| t.first == old.1)
-                {
-                    self.transactions.remove(&old.0);
-                }
-            }
-        }
-        self.seqs.insert((txn, index), (seq, end_user.clone()));
-        self.transactions
-            .entry(txn)
-            .and_modify(|t| t.end_user = end_user.clone())
-            .or_insert_with(|| TransactionSeen {
-                first: index,
-                end_user: end_user.clone(),
+        let id = txn.as_u128();
+        let seen = self.transactions.entry(id).or_insert_with(|| {
+            self.order.push_back(id);
+            TransactionSeen {
+                statements: VecDeque::new(),
                 ended: None,
-            });
-        self.order.push_back((txn, index));
+            }
+        });
+        seen.statements.push_back((index, seq, end_user.clone()));
+        self.kept += 1;
+        self.evict(id);
+    }
+
+    /// Drops the oldest transactions while more than `capacity` statements
+    /// are kept; the oldest statements of `current` only when it is the
+    /// oldest one left (a transaction of more statements than `capacity`).
+    fn evict(&mut self, current: u128) {
+        while self.kept > self.capacity {
+            let Some(&oldest) = self.order.front() else {
+                return;
+            };
+            let Some(seen) = self.transactions.get_mut(&oldest) else {
+                self.order.pop_front();
+                continue;
+            };
+            if oldest == current && seen.statements.len() > 1 {
+                seen.statements.pop_front();
+                self.kept -= 1;
+                continue;
+            }
+            self.kept -= seen.statements.len();
+            self.transactions.remove(&oldest);
+            self.order.pop_front();
+        }
     }
 
     /// The statement's seq and end user.
     pub fn statement(&self, txn: uuid::Uuid, index: u32) -> Option<(u64, Arc<EndUser>)> {
-        self.seqs.get(&(txn, index)).cloned()
+        let statements = &self.transactions.get(&txn.as_u128())?.statements;
+        let at = statements.binary_search_by_key(&index, |s| s.0).ok()?;
+        statements.get(at).map(|(_, seq, user)| (*seq, user.clone()))
     }
 
     /// The transaction ended; `tail`: the statement a `Before` marker's
-    /// claim held for. Kept while its first statement is.
+    /// claim held for. Kept while any of its statements is.
     pub fn ended(&mut self, txn: uuid::Uuid, tail: Option<u32>) {
-        if let Some(t) = self.transactions.get_mut(&txn) {
+        if let Some(t) = self.transactions.get_mut(&txn.as_u128()) {
             t.ended = Some(tail);
         }
     }
@@ -87,12 +105,47 @@ impl RecentStatements {
     /// `None` while the transaction has not ended (as far as known here);
     /// then the statement its last claim held for, if any.
     pub fn claim_held(&self, txn: uuid::Uuid) -> Option<Option<u32>> {
-        self.transactions.get(&txn).and_then(|t| t.ended)
+        self.transactions.get(&txn.as_u128()).and_then(|t| t.ended)
     }
 
     /// The end user of the transaction's last statement seen.
     pub fn transaction_end_user(&self, txn: uuid::Uuid) -> Option<Arc<EndUser>> {
-        self.transactions.get(&txn).map(|t| t.end_user.clone())
+        let seen = self.transactions.get(&txn.as_u128())?;
+        seen.statements.back().map(|s| s.2.clone())
+    }
+}
+
+/// A hasher for pgtrail's own transaction ids (a random session base and a
+/// counter in the low bits): no attacker chooses them, so SipHash's
+/// resistance to chosen keys buys nothing. A folded 128-bit multiply mixes
+/// the counter into the low bits (the bucket) and the high bits (the
+/// control byte) alike.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    fn fold(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.fold(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.fold(n as u64);
+        self.fold((n >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -148,5 +201,25 @@ mod tests {
         r.insert(u, 1, 12, &none);
         assert_eq!(r.transaction_end_user(t), None);
         assert_eq!(r.transactions.len(), 1);
+    }
+
+    #[test]
+    fn a_transaction_longer_than_the_capacity_keeps_its_newest_statements() {
+        let (t, u) = (uuid::Uuid::from_u128(7 << 64 | 1), uuid::Uuid::from_u128(7 << 64 | 2));
+        let mut r = RecentStatements::new(3);
+        let none = Arc::new(EndUser::default());
+        r.insert(t, 0, 10, &none);
+        for (i, seq) in [(2, 12), (5, 15), (6, 16), (9, 19)] {
+            r.insert(u, i, seq, &none);
+        }
+        let seq = |r: &RecentStatements, t, i| r.statement(t, i).map(|s| s.0);
+        assert_eq!(seq(&r, t, 0), None, "the older transaction went first");
+        assert_eq!(
+            [2, 5, 6, 9, 7].map(|i| seq(&r, u, i)),
+            [None, Some(15), Some(16), Some(19), None]
+        );
+        r.ended(u, Some(9));
+        assert_eq!(r.claim_held(u), Some(Some(9)));
+        assert_eq!(r.kept, 3);
     }
 }
