@@ -59,7 +59,7 @@ pub struct ReplicationStream {
 /// A read shorter than this means the stream trickles.
 const TRICKLE_READ: u64 = 8 * 1024;
 /// How long a trickling stream is left to gather before the next read.
-const TRICKLE_PAUSE: Duration = Duration::from_millis(1);
+const TRICKLE_PAUSE: Duration = Duration::from_millis(2);
 
 impl ReplicationStream {
     pub(super) fn new(
@@ -94,14 +94,14 @@ impl ReplicationStream {
         self.finish_write().await?;
         loop {
             // A frame read already (one read of a busy stream holds many):
-            // taken without arming the timers below for it.
-            // The status update first: a cancel during its write loses
-            // no frame.
-            if Instant::now() >= self.next_status && self.conn.frame_buffered() {
+            // taken without arming the timers below for it, or reading the
+            // clock: it was heard at its read (`last_heard`), which also
+            // says whether the status update is due. The status update
+            // first: a cancel during its write loses no frame.
+            if self.conn.frame_buffered() && self.last_heard >= self.next_status {
                 self.send_status(false).await?;
             }
             if let Some(frame) = self.conn.buffered_frame()? {
-                self.last_heard = Instant::now();
                 if let Some(event) = self.handle(frame).await? {
                     return Ok(event);
                 }

@@ -108,12 +108,13 @@ impl Tracker {
             tag::frontend::EXECUTE => {
                 let e = frontend::execute(body).ok()?;
                 let text = self.portals.get(e.portal)?.shared_text();
-                let may_write = words::may_write(&text);
-                let plan = self.execute_marker(&text, may_write, e.max_rows);
+                let lead = words::Lead::of(&text);
+                let may_write = lead.may_write();
+                let plan = self.execute_marker(lead, may_write, e.max_rows);
                 // What the batch's Sync will go by (after this Execute's
                 // own plan, which goes by the Executes before it).
                 self.may_have_written |= may_write;
-                self.copy_in_batch |= words::is_copy(&text);
+                self.copy_in_batch |= lead.is_copy();
                 plan
             }
             tag::frontend::COPY_DONE => self.copy_done_marker(),
@@ -146,11 +147,12 @@ impl Tracker {
             .all(|e| matches!(e, Expect::Internal(_)));
         let settled = self.settled();
         let status = self.txn_status;
-        if status == TxnStatus::InBlock && settled && words::ends_transaction(text) {
+        let lead = words::Lead::of(text);
+        if status == TxnStatus::InBlock && settled && lead.ends_transaction() {
             return self.writes.end().map(|b| self.plan(MarkerForm::Simple, b));
         }
         if status == TxnStatus::Idle && quiet {
-            if words::is_copy_from(text) {
+            if lead.is_copy_from() {
                 return Some(self.plan(MarkerForm::WrappedCopy, Boundary::End(Some(0))));
             }
             let wrap = words::wrappable(text);
@@ -159,18 +161,18 @@ impl Tracker {
         let single = words::single_statement(text);
         let markable = self.statement_markers && status == TxnStatus::InBlock && settled;
         if single && self.statement_markers {
-            if words::is_savepoint(text) {
+            if lead.is_savepoint() {
                 return self
                     .writes
                     .savepoint(markable)
                     .map(|b| self.plan(MarkerForm::Simple, b));
             }
-            if words::rolls_back_to_savepoint(text) {
+            if lead.rolls_back_to_savepoint() {
                 self.writes.rolled_back_to_savepoint();
                 return None;
             }
         }
-        if !words::may_write(text) && single {
+        if !lead.may_write() && single {
             return None;
         }
         let index = (settled && single).then(|| self.statement_index());
@@ -190,16 +192,16 @@ impl Tracker {
     /// An Execute: the end of a block, or a write in one.
     fn execute_marker(
         &mut self,
-        text: &[u8],
+        lead: words::Lead<'_>,
         may_write: bool,
         max_rows: i32,
     ) -> Option<MarkerPlan> {
         let usable = self.one_transaction_in_flight() && self.txn_status != TxnStatus::Failed;
-        if words::ends_transaction(text) {
+        if lead.ends_transaction() {
             let end = usable.then(|| self.writes.end()).flatten();
             return end.map(|b| self.plan(MarkerForm::Extended, b));
         }
-        if self.statement_markers && words::is_savepoint(text) {
+        if self.statement_markers && lead.is_savepoint() {
             // Right before it, as before a Query string's (drivers that
             // save a point before each statement send it this way).
             let markable = usable && self.txn_status == TxnStatus::InBlock;
@@ -208,7 +210,7 @@ impl Tracker {
                 .savepoint(markable)
                 .map(|b| self.plan(MarkerForm::Extended, b));
         }
-        if self.statement_markers && words::rolls_back_to_savepoint(text) {
+        if self.statement_markers && lead.rolls_back_to_savepoint() {
             self.writes.rolled_back_to_savepoint();
         }
         if !may_write {

@@ -2,10 +2,9 @@
 //! statements that only read, and Query strings worth wrapping
 //! (`internal.rs`, `wrap.rs`).
 
-/// `COMMIT`, `END`, `PREPARE TRANSACTION` (not `PREPARE name AS`).
+/// [`Lead::ends_transaction`] of `text`.
 pub fn ends_transaction(text: &[u8]) -> bool {
-    let (first, second) = leading_words(text);
-    eq(first, b"commit") || eq(first, b"end") || eq(first, b"prepare") && eq(second, b"transaction")
+    Lead::of(text).ends_transaction()
 }
 
 /// One statement (semicolons inside quotes and bodies do not count). A
@@ -66,112 +65,172 @@ pub fn wrappable(text: &[u8]) -> Option<Option<u32>> {
     dml.then(|| (writers.len() == 1).then(|| writers[0]))
 }
 
-/// One `COPY ... FROM` statement (from the client or a server file).
+/// [`Lead::is_copy_from`] of `text`.
 pub fn is_copy_from(text: &[u8]) -> bool {
-    is_copy(text)
-        && single_statement(text)
-        && text
-            .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .any(|w| eq(w, b"from"))
-        && !text
-            .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .any(|w| eq(w, b"to"))
+    Lead::of(text).is_copy_from()
 }
 
-/// `BEGIN` or `START TRANSACTION`.
+/// [`Lead::begins_block`] of `text`.
 pub fn begins_block(text: &[u8]) -> bool {
-    let (first, _) = leading_words(text);
-    eq(first, b"begin") || eq(first, b"start")
+    Lead::of(text).begins_block()
 }
 
-/// `COPY`, whose Execute may start COPY IN.
+/// [`Lead::is_copy`] of `text`.
 pub fn is_copy(text: &[u8]) -> bool {
-    eq(leading_words(text).0, b"copy")
+    Lead::of(text).is_copy()
 }
 
-/// Anything but the statements that cannot change a table's rows. A
-/// `SELECT` (`VALUES`, `TABLE`) can only through a function: it counts
-/// as a read when its text calls none (no parenthesis). A view whose
-/// definition calls a function that writes is the case this misses.
+/// [`Lead::may_write`] of `text`.
 pub fn may_write(text: &[u8]) -> bool {
-    const NEVER: &[&[u8]] = &[
-        b"show",
-        b"begin",
-        b"start",
-        b"set",
-        b"reset",
-        b"savepoint",
-        b"release",
-        b"rollback",
-        b"abort",
-        b"commit",
-        b"end",
-        b"listen",
-        b"unlisten",
-        b"deallocate",
-        b"discard",
-        b"close",
-        b"prepare",
-    ];
-    const UNLESS_CALLING: &[&[u8]] = &[b"select", b"values", b"table"];
-    let (first, _) = leading_words(text);
-    if first.is_empty() || NEVER.iter().any(|r| eq(first, r)) {
-        return false;
-    }
-    !UNLESS_CALLING.iter().any(|r| eq(first, r)) || text.contains(&b'(')
+    Lead::of(text).may_write()
 }
 
-/// Transaction control and settings: what needs no end user under
-/// `require_verified_end_user` (`verified.rs`).
+/// [`Lead::is_claim_control`] of `text`.
 pub fn is_claim_control(text: &[u8]) -> bool {
-    const CONTROL: &[&[u8]] = &[
-        b"begin",
-        b"start",
-        b"commit",
-        b"end",
-        b"rollback",
-        b"abort",
-        b"savepoint",
-        b"release",
-        b"set",
-        b"reset",
-        b"show",
-        b"discard",
-    ];
-    let (first, second) = leading_words(text);
-    CONTROL.iter().any(|w| eq(first, w)) || eq(first, b"prepare") && eq(second, b"transaction")
+    Lead::of(text).is_claim_control()
 }
 
-/// Statements that may end a transaction or reset settings.
+/// [`Lead::may_end_or_reset`] of `text`.
 pub fn may_end_or_reset(text: &[u8]) -> bool {
-    const WORDS: &[&[u8]] = &[
-        b"commit",
-        b"end",
-        b"rollback",
-        b"abort",
-        b"release",
-        b"reset",
-        b"discard",
-        b"prepare",
-    ];
-    let (first, _) = leading_words(text);
-    WORDS.iter().any(|w| eq(first, w))
+    Lead::of(text).may_end_or_reset()
 }
 
-/// `SAVEPOINT x`.
-pub fn is_savepoint(text: &[u8]) -> bool {
-    eq(leading_words(text).0, b"savepoint")
-}
-
-/// `ROLLBACK TO [SAVEPOINT] x` (or `ABORT`, with `WORK`/`TRANSACTION`).
-pub fn rolls_back_to_savepoint(text: &[u8]) -> bool {
-    rolls_back(text) && super::txn::rollback_to_name(text).is_some()
-}
-
-/// `ROLLBACK` or `ABORT` (including `ROLLBACK TO`).
+/// [`Lead::rolls_back`] of `text`.
 pub fn rolls_back(text: &[u8]) -> bool {
-    let (first, _) = leading_words(text);
-    eq(first, b"rollback") || eq(first, b"abort")
+    Lead::of(text).rolls_back()
+}
+
+/// A statement's first two words, found once and asked several questions
+/// (the tracker asks up to five of each statement it sees).
+#[derive(Debug, Clone, Copy)]
+pub struct Lead<'a> {
+    text: &'a [u8],
+    first: &'a [u8],
+    second: &'a [u8],
+}
+
+impl<'a> Lead<'a> {
+    pub fn of(text: &'a [u8]) -> Self {
+        let (first, second) = leading_words(text);
+        Lead {
+            text,
+            first,
+            second,
+        }
+    }
+
+    /// `COMMIT`, `END`, `PREPARE TRANSACTION` (not `PREPARE name AS`).
+    pub fn ends_transaction(&self) -> bool {
+        eq(self.first, b"commit")
+            || eq(self.first, b"end")
+            || eq(self.first, b"prepare") && eq(self.second, b"transaction")
+    }
+
+    /// One `COPY ... FROM` statement (from the client or a server file).
+    pub fn is_copy_from(&self) -> bool {
+        self.is_copy()
+            && single_statement(self.text)
+            && self
+                .text
+                .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .any(|w| eq(w, b"from"))
+            && !self
+                .text
+                .split(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .any(|w| eq(w, b"to"))
+    }
+
+    /// `BEGIN` or `START TRANSACTION`.
+    pub fn begins_block(&self) -> bool {
+        eq(self.first, b"begin") || eq(self.first, b"start")
+    }
+
+    /// `COPY`, whose Execute may start COPY IN.
+    pub fn is_copy(&self) -> bool {
+        eq(self.first, b"copy")
+    }
+
+    /// Anything but the statements that cannot change a table's rows. A
+    /// `SELECT` (`VALUES`, `TABLE`) can only through a function: it counts
+    /// as a read when its text calls none (no parenthesis). A view whose
+    /// definition calls a function that writes is the case this misses.
+    pub fn may_write(&self) -> bool {
+        const NEVER: &[&[u8]] = &[
+            b"show",
+            b"begin",
+            b"start",
+            b"set",
+            b"reset",
+            b"savepoint",
+            b"release",
+            b"rollback",
+            b"abort",
+            b"commit",
+            b"end",
+            b"listen",
+            b"unlisten",
+            b"deallocate",
+            b"discard",
+            b"close",
+            b"prepare",
+        ];
+        const UNLESS_CALLING: &[&[u8]] = &[b"select", b"values", b"table"];
+        if self.first.is_empty() || NEVER.iter().any(|r| eq(self.first, r)) {
+            return false;
+        }
+        !UNLESS_CALLING.iter().any(|r| eq(self.first, r)) || self.text.contains(&b'(')
+    }
+
+    /// Transaction control and settings: what needs no end user under
+    /// `require_verified_end_user` (`verified.rs`).
+    pub fn is_claim_control(&self) -> bool {
+        const CONTROL: &[&[u8]] = &[
+            b"begin",
+            b"start",
+            b"commit",
+            b"end",
+            b"rollback",
+            b"abort",
+            b"savepoint",
+            b"release",
+            b"set",
+            b"reset",
+            b"show",
+            b"discard",
+        ];
+        CONTROL.iter().any(|w| eq(self.first, w))
+            || eq(self.first, b"prepare") && eq(self.second, b"transaction")
+    }
+
+    /// Statements that may end a transaction or reset settings.
+    pub fn may_end_or_reset(&self) -> bool {
+        const WORDS: &[&[u8]] = &[
+            b"commit",
+            b"end",
+            b"rollback",
+            b"abort",
+            b"release",
+            b"reset",
+            b"discard",
+            b"prepare",
+        ];
+        WORDS.iter().any(|w| eq(self.first, w))
+    }
+
+    /// `SAVEPOINT x`.
+    pub fn is_savepoint(&self) -> bool {
+        eq(self.first, b"savepoint")
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] x` (or `ABORT`, with `WORK`/`TRANSACTION`).
+    pub fn rolls_back_to_savepoint(&self) -> bool {
+        self.rolls_back() && super::txn::rollback_to_name(self.text).is_some()
+    }
+
+    /// `ROLLBACK` or `ABORT` (including `ROLLBACK TO`).
+    pub fn rolls_back(&self) -> bool {
+        eq(self.first, b"rollback") || eq(self.first, b"abort")
+    }
 }
 
 fn eq(word: &[u8], lower: &[u8]) -> bool {
