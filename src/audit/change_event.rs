@@ -7,6 +7,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 /// What happened to the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +63,7 @@ impl Attribution {
 /// Column name → value as text, in column order; `None` is SQL NULL. A
 /// column that is not in the list is absent (for `new`: an unchanged
 /// TOASTed value the server did not send). JSON: an object.
-pub type Columns = Vec<(String, Option<String>)>;
+pub type Columns = Vec<(Arc<str>, Option<String>)>;
 
 /// One decoded change, with its transaction's attribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +82,12 @@ pub struct ChangeEvent {
         deserialize_with = "super::record::time_of_text"
     )]
     pub commit_time: i64,
-    pub database: String,
-    pub schema: String,
-    pub table: String,
+    /// Names are shared with the relation cache (and the session fields
+    /// below with the transaction's marker): a change allocates only its
+    /// values.
+    pub database: Arc<str>,
+    pub schema: Arc<str>,
+    pub table: Arc<str>,
     pub op: ChangeOp,
     /// The replica identity columns (every column under `REPLICA IDENTITY
     /// FULL`) and their values: new values for inserts and updates, old
@@ -101,9 +105,9 @@ pub struct ChangeEvent {
     pub old_complete: bool,
     /// For updates whose old row is complete: the columns whose value
     /// changed; empty otherwise.
-    pub changed_columns: Vec<String>,
+    pub changed_columns: Vec<Arc<str>>,
     /// Columns whose value was cut at `cdc.max_value_bytes`.
-    pub truncated_columns: Vec<String>,
+    pub truncated_columns: Vec<Arc<str>>,
     #[serde(with = "opt_uuid")]
     pub transaction_id: Option<uuid::Uuid>,
     /// The statement that made the change, when its marker says exactly
@@ -119,11 +123,11 @@ pub struct ChangeEvent {
     /// transaction's (not a record field).
     #[serde(skip)]
     pub statement_claimed: bool,
-    pub session_id: String,
-    pub user: String,
-    pub db_role: String,
-    pub client_addr: String,
-    pub application_name: String,
+    pub session_id: Arc<str>,
+    pub user: Arc<str>,
+    pub db_role: Arc<str>,
+    pub client_addr: Arc<str>,
+    pub application_name: Arc<str>,
     pub attribution: Attribution,
     /// A `pgtrail` message in the transaction failed verification.
     pub forged_marker: bool,
@@ -156,7 +160,7 @@ pub(crate) mod columns {
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns, A::Error> {
             let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
-            while let Some(entry) = map.next_entry::<String, Option<String>>()? {
+            while let Some(entry) = map.next_entry::<Arc<str>, Option<String>>()? {
                 out.push(entry);
             }
             Ok(out)

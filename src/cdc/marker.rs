@@ -26,6 +26,7 @@ use sha2::Sha256;
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -211,11 +212,11 @@ impl Boundary {
 pub struct Marker {
     pub transaction_id: uuid::Uuid,
     pub boundary: Boundary,
-    pub session_id: String,
-    pub user: String,
-    pub db_role: String,
-    pub client_addr: String,
-    pub application_name: String,
+    pub session_id: Arc<str>,
+    pub user: Arc<str>,
+    pub db_role: Arc<str>,
+    pub client_addr: Arc<str>,
+    pub application_name: Arc<str>,
 }
 
 /// A `pgtrail` message that is not pgtrail's: a bad signature, or content
@@ -230,14 +231,22 @@ pub enum Forged {
 
 /// Signs markers and checks them: one per server, shared by its sessions
 /// and its decoding consumer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MarkerSigner {
-    key: MarkerKey,
+    /// The HMAC with the key already absorbed (its inner and outer pads):
+    /// each use clones it instead of hashing the key's two blocks again.
+    keyed: HmacSha256,
+}
+
+impl std::fmt::Debug for MarkerSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MarkerSigner(<redacted>)")
+    }
 }
 
 impl MarkerSigner {
     pub fn new(key: MarkerKey) -> Self {
-        MarkerSigner { key }
+        MarkerSigner { keyed: key.mac() }
     }
 
     /// The signed content of `marker`.
@@ -253,7 +262,7 @@ impl MarkerSigner {
             out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
             out.extend_from_slice(bytes);
         }
-        let mut mac = self.key.mac();
+        let mut mac = self.keyed.clone();
         mac.update(&out);
         out.extend_from_slice(&mac.finalize().into_bytes());
         out
@@ -279,7 +288,7 @@ impl MarkerSigner {
     /// signature (whose input starts with the version byte 1). Equal values
     /// hash equal, so a redacted column still shows when it changed.
     pub fn keyed_hash(&self, value: &[u8]) -> String {
-        let mut mac = self.key.mac();
+        let mut mac = self.keyed.clone();
         mac.update(REDACT_DOMAIN);
         mac.update(value);
         let mut out = String::from("hmac:");
@@ -300,7 +309,7 @@ impl MarkerSigner {
             return Err(Forged::Malformed);
         }
         let (signed, tag) = content.split_at(content.len() - TAG_LEN);
-        let mut mac = self.key.mac();
+        let mut mac = self.keyed.clone();
         mac.update(signed);
         let expected = mac.finalize().into_bytes();
         if !bool::from(expected.as_slice().ct_eq(tag)) {
@@ -324,9 +333,9 @@ fn parse(signed: &[u8]) -> Option<Marker> {
     let id: [u8; 16] = signed.get(1..17)?.try_into().ok()?;
     let (boundary, len) = Boundary::decode(signed.get(17..)?)?;
     let mut rest = signed.get(17 + len..)?;
-    let mut text = || -> Option<String> {
+    let mut text = || -> Option<Arc<str>> {
         let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
-        let value = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_string();
+        let value = Arc::from(std::str::from_utf8(rest.get(2..2 + len)?).ok()?);
         rest = &rest[2 + len..];
         Some(value)
     };
@@ -426,7 +435,7 @@ mod tests {
         assert_eq!(h, signer.keyed_hash(b"4111 1111 1111 1111"));
         assert_ne!(h, signer.keyed_hash(b"4111 1111 1111 1112"));
         assert_ne!(h, other.keyed_hash(b"4111 1111 1111 1111"));
-        let mut mac = signer.key.mac();
+        let mut mac = MarkerKey::from_bytes([7; 32]).mac();
         mac.update(b"4111 1111 1111 1111");
         assert_ne!(h[5..], hex(&mac.finalize().into_bytes()));
     }

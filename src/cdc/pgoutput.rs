@@ -115,7 +115,7 @@ pub enum ReplicaIdentity {
 pub struct Column {
     /// Bit 1: the column is part of the replica identity key.
     pub flags: u8,
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub type_oid: Oid,
     pub type_modifier: i32,
 }

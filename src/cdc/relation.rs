@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use super::pgoutput::{Column, Oid, RelationMessage, ReplicaIdentity, TupleData, Value};
 
@@ -11,8 +12,8 @@ use super::pgoutput::{Column, Oid, RelationMessage, ReplicaIdentity, TupleData, 
 pub struct Relation {
     pub oid: Oid,
     /// `public`, ...; pgoutput sends an empty name for `pg_catalog`.
-    pub schema: String,
-    pub table: String,
+    pub schema: Arc<str>,
+    pub table: Arc<str>,
     pub replica_identity: ReplicaIdentity,
     pub columns: Vec<Column>,
 }
@@ -59,8 +60,8 @@ impl Relation {
     pub fn from_message(m: RelationMessage) -> Self {
         Relation {
             oid: m.oid,
-            schema: m.namespace,
-            table: m.name,
+            schema: m.namespace.into(),
+            table: m.name.into(),
             replica_identity: m.replica_identity,
             columns: m.columns,
         }
@@ -75,20 +76,24 @@ impl Relation {
     pub fn named<'a>(
         &'a self,
         tuple: &'a TupleData,
-    ) -> Result<Vec<NamedValue<'a>>, ColumnCountMismatch> {
-        if tuple.0.len() != self.columns.len() {
-            return Err(ColumnCountMismatch {
-                relation: self.oid,
-                columns: self.columns.len(),
-                values: tuple.0.len(),
-            });
-        }
+    ) -> Result<impl Iterator<Item = NamedValue<'a>> + 'a, ColumnCountMismatch> {
+        self.check(tuple)?;
         Ok(self
             .columns
             .iter()
             .zip(&tuple.0)
-            .map(|(column, value)| NamedValue { column, value })
-            .collect())
+            .map(|(column, value)| NamedValue { column, value }))
+    }
+
+    fn check(&self, tuple: &TupleData) -> Result<(), ColumnCountMismatch> {
+        if tuple.0.len() == self.columns.len() {
+            return Ok(());
+        }
+        Err(ColumnCountMismatch {
+            relation: self.oid,
+            columns: self.columns.len(),
+            values: tuple.0.len(),
+        })
     }
 
     /// One column's value by name; `None` when there is no such column.
@@ -97,8 +102,8 @@ impl Relation {
         tuple: &'a TupleData,
         name: &str,
     ) -> Result<Option<&'a Value>, ColumnCountMismatch> {
-        self.named(tuple)?;
-        let index = self.columns.iter().position(|c| c.name == name);
+        self.check(tuple)?;
+        let index = self.columns.iter().position(|c| &*c.name == name);
         Ok(index.and_then(|i| tuple.0.get(i)))
     }
 }

@@ -266,9 +266,9 @@ fn check_first_stream(messages: &[(Lsn, LogicalMessage)], xids: &Xids) -> Lsn {
     assert_eq!(&outside[0].content[..], b"nt");
 
     let t_default = cache.get(relation_oid(txns[0].1[0])).unwrap();
-    assert_eq!(t_default.table, "t_default");
+    assert_eq!(&*t_default.table, "t_default");
     assert_eq!(t_default.replica_identity, ReplicaIdentity::Default);
-    let keys: Vec<_> = t_default.key_columns().map(|c| c.name.as_str()).collect();
+    let keys: Vec<_> = t_default.key_columns().map(|c| &*c.name).collect();
     assert_eq!(keys, ["id"]);
     check_inserts(&txns[0].1, &cache);
     check_updates(&txns[1].1);
@@ -276,7 +276,7 @@ fn check_first_stream(messages: &[(Lsn, LogicalMessage)], xids: &Xids) -> Lsn {
     let LogicalMessage::Truncate(t) = txns[3].1[0] else {
         panic!("not a truncate: {:?}", txns[3].1)
     };
-    assert_eq!(cache.get(t.relations[0]).unwrap().table, "t_full");
+    assert_eq!(&*cache.get(t.relations[0]).unwrap().table, "t_full");
     assert!(!t.cascade() && !t.restart_identity());
     commits[2].end_lsn
 }

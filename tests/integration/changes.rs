@@ -224,7 +224,7 @@ async fn direct_writes_forged_and_genuine_markers_are_recorded() {
     assert_eq!(c[9]["transaction_id"], m.transaction_id.to_string());
     assert_eq!(c[9]["user"], "alice");
     assert_eq!(c[9]["db_role"], "app");
-    assert_eq!(c[9]["session_id"], m.session_id.as_str());
+    assert_eq!(c[9]["session_id"], &*m.session_id);
     assert_eq!(c[9]["client_addr"], "10.0.0.7");
     assert_eq!(c[9]["application_name"], "billing");
 

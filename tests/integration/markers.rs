@@ -260,8 +260,8 @@ async fn each_writing_transaction_carries_one_signed_marker() {
     for t in &writing {
         assert_eq!(t.markers.len(), 1, "{t:?}");
         let m = signer.verify(&t.markers[0]).expect("marker verifies");
-        assert_eq!(m.user, pg.superuser());
-        assert_eq!(m.client_addr, "127.0.0.1");
+        assert_eq!(&*m.user, pg.superuser());
+        assert_eq!(&*m.client_addr, "127.0.0.1");
         named.push(m.transaction_id.to_string());
     }
     let mut want: Vec<String> = txn_of

@@ -91,7 +91,9 @@ impl RecentStatements {
     pub fn statement(&self, txn: uuid::Uuid, index: u32) -> Option<(u64, Arc<EndUser>)> {
         let statements = &self.transactions.get(&txn.as_u128())?.statements;
         let at = statements.binary_search_by_key(&index, |s| s.0).ok()?;
-        statements.get(at).map(|(_, seq, user)| (*seq, user.clone()))
+        statements
+            .get(at)
+            .map(|(_, seq, user)| (*seq, user.clone()))
     }
 
     /// The transaction ended; `tail`: the statement a `Before` marker's
@@ -205,7 +207,10 @@ mod tests {
 
     #[test]
     fn a_transaction_longer_than_the_capacity_keeps_its_newest_statements() {
-        let (t, u) = (uuid::Uuid::from_u128(7 << 64 | 1), uuid::Uuid::from_u128(7 << 64 | 2));
+        let (t, u) = (
+            uuid::Uuid::from_u128(7 << 64 | 1),
+            uuid::Uuid::from_u128(7 << 64 | 2),
+        );
         let mut r = RecentStatements::new(3);
         let none = Arc::new(EndUser::default());
         r.insert(t, 0, 10, &none);

@@ -364,11 +364,11 @@ impl<'a> Enc<'a> {
         self.raw_text(s);
     }
 
-    fn texts(&mut self, name: &'static str, v: &[String]) {
+    fn texts(&mut self, name: &'static str, v: &[impl AsRef<str>]) {
         self.name(name);
         self.len(v.len());
         for s in v {
-            self.raw_text(s);
+            self.raw_text(s.as_ref());
         }
     }
 

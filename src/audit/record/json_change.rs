@@ -55,11 +55,11 @@ pub(super) fn change(r: &ChangeRecord, out: &mut Vec<u8>) {
     o.bool("old_complete", *old_complete);
     o.strs(
         "changed_columns",
-        changed_columns.iter().map(|s| Some(s.as_str())),
+        changed_columns.iter().map(|s| Some(&**s)),
     );
     o.strs(
         "truncated_columns",
-        truncated_columns.iter().map(|s| Some(s.as_str())),
+        truncated_columns.iter().map(|s| Some(&**s)),
     );
     match transaction_id {
         Some(id) => o.uuid("transaction_id", id),

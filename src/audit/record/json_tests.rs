@@ -144,7 +144,12 @@ pub(crate) fn change(text: &str, i: u64) -> Record {
             key: vec![("id".into(), Some("7".into()))],
             old: vec![(text.into(), None), ("pan".into(), Some(text.into()))],
             new: (0..i % 3)
-                .map(|c| (format!("c{c}"), (c % 2 == 0).then(|| text.to_string())))
+                .map(|c| {
+                    (
+                        format!("c{c}").into(),
+                        (c % 2 == 0).then(|| text.to_string()),
+                    )
+                })
                 .collect(),
             old_complete: i.is_multiple_of(2),
             changed_columns: vec![text.into()],

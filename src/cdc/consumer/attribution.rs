@@ -99,11 +99,11 @@ impl Markers {
             None => Attribution::Transaction,
         };
         change.transaction_id = Some(m.transaction_id);
-        change.session_id.clone_from(&m.session_id);
-        change.user.clone_from(&m.user);
-        change.db_role.clone_from(&m.db_role);
-        change.client_addr.clone_from(&m.client_addr);
-        change.application_name.clone_from(&m.application_name);
+        change.session_id = m.session_id.clone();
+        change.user = m.user.clone();
+        change.db_role = m.db_role.clone();
+        change.client_addr = m.client_addr.clone();
+        change.application_name = m.application_name.clone();
     }
 }
 
@@ -154,11 +154,11 @@ mod tests {
         assert_eq!(c.attribution, Attribution::Transaction);
         assert_eq!(c.transaction_id, Some(uuid::Uuid::from_u128(77)));
         assert_eq!(
-            (c.user.as_str(), c.db_role.as_str(), c.session_id.as_str()),
+            (&*c.user, &*c.db_role, &*c.session_id),
             ("alice", "app", "s1")
         );
         assert_eq!(
-            (c.client_addr.as_str(), c.application_name.as_str()),
+            (&*c.client_addr, &*c.application_name),
             ("10.0.0.7", "billing")
         );
         assert!(!c.forged_marker);

@@ -39,7 +39,7 @@ pub struct TxnBuffer {
 
 /// An estimate of what a change holds in memory.
 fn weight(c: &ChangeEvent) -> usize {
-    let cols = |v: &[(String, Option<String>)]| -> usize {
+    let cols = |v: &[(std::sync::Arc<str>, Option<String>)]| -> usize {
         v.iter()
             .map(|(n, x)| n.len() + x.as_ref().map_or(0, String::len) + 56)
             .sum()
@@ -190,11 +190,11 @@ pub(crate) mod tests {
             statement_seq: None,
             statement_index: None,
             statement_claimed: false,
-            session_id: String::new(),
-            user: String::new(),
-            db_role: String::new(),
-            client_addr: String::new(),
-            application_name: String::new(),
+            session_id: Default::default(),
+            user: Default::default(),
+            db_role: Default::default(),
+            client_addr: Default::default(),
+            application_name: Default::default(),
             attribution: Attribution::None,
             forged_marker: false,
         }

@@ -22,7 +22,7 @@ pub struct Position {
 }
 
 pub struct Shaper {
-    database: String,
+    database: Arc<str>,
     /// `schema.table.column`, as configured.
     redact: HashSet<String>,
     max_value_bytes: usize,
@@ -45,7 +45,7 @@ impl Shaper {
         signer: Arc<MarkerSigner>,
     ) -> Self {
         Shaper {
-            database: database.to_string(),
+            database: database.into(),
             redact: redact.iter().cloned().collect(),
             max_value_bytes,
             signer,
@@ -94,7 +94,7 @@ impl Shaper {
         c: &mut ChangeEvent,
         rel: &Relation,
         old: &OldTuple,
-        truncated: &mut Vec<String>,
+        truncated: &mut Vec<Arc<str>>,
     ) -> Result<(), ColumnCountMismatch> {
         let full = matches!(old, OldTuple::Full(_));
         // A 'K' tuple holds the key columns; the others are placeholders.
@@ -110,9 +110,13 @@ impl Shaper {
         rel: &Relation,
         tuple: &TupleData,
         key_only: bool,
-        truncated: &mut Vec<String>,
+        truncated: &mut Vec<Arc<str>>,
     ) -> Result<Columns, ColumnCountMismatch> {
-        let mut out = Vec::new();
+        let mut out = if key_only {
+            Vec::new()
+        } else {
+            Vec::with_capacity(rel.columns.len())
+        };
         for nv in rel.named(tuple)? {
             if key_only && !nv.is_key() {
                 continue;
@@ -120,9 +124,11 @@ impl Shaper {
             let text = match nv.value {
                 Value::UnchangedToast => continue,
                 Value::Null => None,
-                Value::Text(b) | Value::Binary(b) => Some(self.text(rel, nv.name(), b, truncated)),
+                Value::Text(b) | Value::Binary(b) => {
+                    Some(self.text(rel, &nv.column.name, b, truncated))
+                }
             };
-            out.push((nv.name().to_string(), text));
+            out.push((nv.column.name.clone(), text));
         }
         Ok(out)
     }
@@ -130,9 +136,9 @@ impl Shaper {
     fn text(
         &self,
         rel: &Relation,
-        column: &str,
+        column: &Arc<str>,
         raw: &[u8],
-        truncated: &mut Vec<String>,
+        truncated: &mut Vec<Arc<str>>,
     ) -> String {
         if !self.redact.is_empty()
             && self
@@ -150,7 +156,7 @@ impl Shaper {
             }
             text.truncate(cut);
             if !truncated.iter().any(|c| c == column) {
-                truncated.push(column.to_string());
+                truncated.push(column.clone());
             }
         }
         text
@@ -159,7 +165,7 @@ impl Shaper {
 
 /// Columns of `new` whose value differs from `old`'s (a column absent
 /// from `new` kept its TOASTed value).
-fn changed(old: &Columns, new: &Columns) -> Vec<String> {
+fn changed(old: &Columns, new: &Columns) -> Vec<Arc<str>> {
     new.iter()
         .filter(|(name, value)| {
             old.iter()
@@ -170,14 +176,14 @@ fn changed(old: &Columns, new: &Columns) -> Vec<String> {
         .collect()
 }
 
-fn blank(database: &str, rel: &Relation, at: Position) -> ChangeEvent {
+fn blank(database: &Arc<str>, rel: &Relation, at: Position) -> ChangeEvent {
     ChangeEvent {
         commit_lsn: at.commit_lsn,
         lsn: at.lsn,
         change_index: at.change_index,
         xid: at.xid,
         commit_time: at.commit_time,
-        database: database.to_string(),
+        database: database.clone(),
         schema: rel.schema.clone(),
         table: rel.table.clone(),
         op: ChangeOp::Insert,
@@ -191,11 +197,11 @@ fn blank(database: &str, rel: &Relation, at: Position) -> ChangeEvent {
         statement_seq: None,
         statement_index: None,
         statement_claimed: false,
-        session_id: String::new(),
-        user: String::new(),
-        db_role: String::new(),
-        client_addr: String::new(),
-        application_name: String::new(),
+        session_id: Arc::default(),
+        user: Arc::default(),
+        db_role: Arc::default(),
+        client_addr: Arc::default(),
+        application_name: Arc::default(),
         attribution: Attribution::None,
         forged_marker: false,
     }

@@ -140,7 +140,7 @@ fn relation(c: &mut Cursor, streaming: bool) -> Result<RelationMessage, DecodeEr
     for _ in 0..n {
         columns.push(Column {
             flags: c.u8()?,
-            name: c.string()?,
+            name: c.string()?.into(),
             type_oid: c.u32()?,
             type_modifier: c.i32()?,
         });

@@ -96,11 +96,11 @@ fn marker_of(t: &Tracker, plan: MarkerPlan) -> Marker {
     Marker {
         transaction_id: plan.transaction_id,
         boundary: plan.boundary,
-        session_id: session.session_id.clone(),
-        user: session.user.clone(),
-        db_role: session.db_role.clone(),
-        client_addr: session.client_addr.to_string(),
-        application_name: t.application_name().to_string(),
+        session_id: session.session_id.as_str().into(),
+        user: session.user.as_str().into(),
+        db_role: session.db_role.as_str().into(),
+        client_addr: session.client_addr.to_string().into(),
+        application_name: t.application_name().into(),
     }
 }
 

@@ -41,8 +41,8 @@ pub struct ChangeRow<'a> {
     #[serde(rename = "new.value")]
     pub new_value: Vec<Option<&'a str>>,
     pub old_complete: bool,
-    pub changed_columns: &'a [String],
-    pub truncated_columns: &'a [String],
+    pub changed_columns: &'a [std::sync::Arc<str>],
+    pub truncated_columns: &'a [std::sync::Arc<str>],
     #[serde(with = "clickhouse::serde::uuid::option")]
     pub transaction_id: Option<Uuid>,
     pub statement_seq: Option<u64>,
@@ -64,7 +64,7 @@ pub struct ChangeRow<'a> {
 }
 
 fn names(cols: &Columns) -> Vec<&str> {
-    cols.iter().map(|(n, _)| n.as_str()).collect()
+    cols.iter().map(|(n, _)| &**n).collect()
 }
 
 fn values(cols: &Columns) -> Vec<Option<&str>> {
