@@ -231,7 +231,7 @@ start_pgtrail() {
         "$@" ${PGTRAIL_EXTRA_ARGS:-} \
         </dev/null >"$log" 2>&1 &
     STARTED_PID=$!
-    svc_wait_port "$port" "$STARTED_PID" "$bin"
+    svc_wait_port "$port" "$STARTED_PID" "$bin" "$log"
 }
 
 # The cdc target runs only for its own runs: the other targets' writes are
