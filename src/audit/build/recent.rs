@@ -65,8 +65,9 @@ impl RecentStatements {
     }
 
     /// Drops the oldest transactions while more than `capacity` statements
-    /// are kept; the oldest statements of `current` only when it is the
-    /// oldest one left (a transaction of more statements than `capacity`).
+    /// are kept. When the oldest is `current` (a long transaction, still
+    /// taking statements), only its oldest statements go, one at a time,
+    /// so that the one just inserted stays.
     fn evict(&mut self, current: u128) {
         while self.kept > self.capacity {
             let Some(&oldest) = self.order.front() else {
