@@ -54,6 +54,12 @@ pub(super) fn cdc(e: &mut DescriptorEncoder, s: &CdcStats, markers: &InternalSta
     )?;
     counter(
         e,
+        "cdc_sessions_without_markers",
+        "Sessions whose role may not call pg_logical_emit_message: they send no markers, and their row changes read attribution = none.",
+        load(&markers.sessions_without_markers),
+    )?;
+    counter(
+        e,
         "cdc_untransactional_messages",
         "Non-transactional logical messages (ignored).",
         load(&s.untransactional_messages),

@@ -29,12 +29,15 @@ pub struct Established {
     pub upstream: Framed,
     pub info: Arc<SessionInfo>,
     pub cancel_key: Option<CancelKey>,
+    /// The role may emit attribution markers (`marker_probe`).
+    pub markers_allowed: bool,
 }
 
 /// The upstream side of a successful login.
 pub struct LoggedIn {
     pub upstream: Framed,
     pub cancel_key: Option<CancelKey>,
+    pub markers_allowed: bool,
 }
 
 /// `auth` runs its exchanges over the session's framed streams.
@@ -167,13 +170,15 @@ pub async fn authenticate(
             Err(reason) => return Ok(Err(reason)),
         },
     };
-    let cancel_key = match finish_startup(client, &mut up, ctx, addr, session).await? {
-        Ok(key) => key,
-        Err(reason) => return Ok(Err(reason)),
-    };
+    let (cancel_key, markers_allowed) =
+        match finish_startup(client, &mut up, ctx, addr, session).await? {
+            Ok(done) => done,
+            Err(reason) => return Ok(Err(reason)),
+        };
     Ok(Ok(LoggedIn {
         upstream: up,
         cancel_key,
+        markers_allowed,
     }))
 }
 
@@ -321,14 +326,15 @@ fn server_refusal(frame: &[u8]) -> Result<LoginRefused, SessionError> {
 /// Passes ParameterStatus and notices on, replaces the secret in
 /// BackendKeyData with one of pgtrail's (the pid stays the server's, so it
 /// matches `pg_backend_pid()` and notifications), and ends with the
-/// server's ReadyForQuery.
+/// server's ReadyForQuery; with markers on, asks first whether the role
+/// may emit them (`marker_probe`).
 async fn finish_startup(
     client: &mut Framed,
     up: &mut Framed,
     ctx: &ProxyContext,
     addr: SocketAddr,
     session: &mut SessionInfo,
-) -> Result<Result<Option<CancelKey>, LoginRefused>, SessionError> {
+) -> Result<Result<(Option<CancelKey>, bool), LoginRefused>, SessionError> {
     let mut out = BytesMut::new();
     let mut key = None;
     loop {
@@ -349,9 +355,13 @@ async fn finish_startup(
                 key = Some(issued);
             }
             tag::backend::READY_FOR_QUERY => {
+                let markers_allowed = match ctx.markers {
+                    Some(_) => super::marker_probe::markers_allowed(up, &mut out).await?,
+                    None => true,
+                };
                 out.put_slice(&frame);
                 client.write(&out).await?;
-                return Ok(Ok(key));
+                return Ok(Ok((key, markers_allowed)));
             }
             tag::backend::ERROR_RESPONSE => {
                 out.put_slice(&frame);

@@ -3,6 +3,7 @@
 
 pub mod error;
 mod login;
+mod marker_probe;
 pub(crate) mod refusal;
 mod refuse;
 pub mod relay;
@@ -159,6 +160,7 @@ async fn establish(
         Ok(Ok(LoggedIn {
             upstream,
             cancel_key,
+            markers_allowed,
         })) => {
             let info = Arc::new(info);
             session_event(ctx, SessionEventType::AuthOk, info.clone(), None).await;
@@ -167,6 +169,7 @@ async fn establish(
                 upstream,
                 info,
                 cancel_key,
+                markers_allowed,
             })
         }
         Ok(Err(refused)) => {

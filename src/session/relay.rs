@@ -100,6 +100,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
         upstream,
         info,
         cancel_key,
+        markers_allowed,
     } = est;
     let (mut client_r, mut client_w) = client.stream.split();
     let (mut server_r, mut server_w) = upstream.stream.split();
@@ -107,7 +108,7 @@ pub async fn run(est: Established, ctx: &ProxyContext, clock: SessionClock) -> O
     let max = ctx.config.limits.max_message_bytes;
     let shared = Shared {
         ctx,
-        tracker: Mutex::new(tracker(ctx, info, clock)),
+        tracker: Mutex::new(tracker(ctx, info, clock, markers_allowed)),
         bytes_in: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
         writing_client: AtomicBool::new(false),
@@ -172,14 +173,27 @@ fn tracker(
     ctx: &ProxyContext,
     info: std::sync::Arc<crate::audit::SessionInfo>,
     clock: SessionClock,
+    markers_allowed: bool,
 ) -> Tracker {
     let claims = ctx
         .identity
         .as_ref()
         .map(|id| crate::identity::SessionClaims::new(id.clone(), &info));
+    if !markers_allowed && ctx.markers.is_some() {
+        ctx.stats
+            .markers
+            .sessions_without_markers
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(session = %info.session_id, db_role = %info.db_role, "cdc: this role may not call pg_logical_emit_message (or pg_current_xact_id_if_assigned): the session sends no attribution markers, so its row changes read attribution = none; GRANT EXECUTE on both to it");
+    }
     let t = Tracker::new(info, clock, ctx.live().log_parameters)
         .with_internal_stats(ctx.stats.markers.clone())
         .with_claims(claims);
+    let t = if markers_allowed {
+        t
+    } else {
+        t.without_markers()
+    };
     match ctx.config.cdc.attribution {
         crate::config::AttributionLevel::Statement => t,
         crate::config::AttributionLevel::Transaction => t.transaction_markers_only(),

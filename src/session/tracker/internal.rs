@@ -96,6 +96,8 @@ pub struct InternalStats {
     /// A marker the server answered with an error (the client's
     /// transaction is then aborted: this should never happen).
     pub markers_failed: AtomicU64,
+    /// Sessions whose role may not emit markers (`session::marker_probe`).
+    pub sessions_without_markers: AtomicU64,
 }
 
 impl Tracker {
@@ -103,6 +105,9 @@ impl Tracker {
     /// and what it says. Called once per frame, before `client_frame`; it
     /// also notes the statements that may write (`writes.rs`).
     pub fn marker_for(&mut self, tag: u8, body: &[u8]) -> Option<MarkerPlan> {
+        if !self.markers_allowed {
+            return None;
+        }
         match tag {
             tag::frontend::QUERY => self.query_marker(frontend::query(body).ok()?),
             tag::frontend::EXECUTE => {

@@ -94,6 +94,8 @@ pub struct Tracker {
     wrap: Option<wrap::Wrap>,
     /// Markers after statements that may write, not only at the end.
     statement_markers: bool,
+    /// The role may emit markers at all (`session::marker_probe`).
+    markers_allowed: bool,
     /// The session's marker statement exists on the server.
     marker_prepared: bool,
     /// pgtrail's bytes for the server, asked for by the server side
@@ -135,6 +137,7 @@ impl Tracker {
             copy_in_batch: false,
             wrap: None,
             statement_markers: true,
+            markers_allowed: true,
             upstream: None,
             hold_client: false,
             client_released: false,
@@ -165,6 +168,12 @@ impl Tracker {
     /// "transaction"`), none after statements.
     pub fn transaction_markers_only(mut self) -> Self {
         self.statement_markers = false;
+        self
+    }
+
+    /// No markers: the session's role may not emit them.
+    pub fn without_markers(mut self) -> Self {
+        self.markers_allowed = false;
         self
     }
 

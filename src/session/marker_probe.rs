@@ -1,0 +1,81 @@
+//! Whether the session's role may emit pgtrail's attribution markers, asked
+//! once right after login when markers are on, before the client has its
+//! ReadyForQuery. PostgreSQL checks a function's EXECUTE privilege when the
+//! executor starts, whatever a CASE around the call decides, so a marker
+//! sent for a role without the privilege fails, and takes the client's
+//! statement or COMMIT with it. PUBLIC has the privilege unless a DBA
+//! revoked it; a session without it sends no markers (its changes read
+//! `attribution = none`), and says so.
+
+use bytes::{BufMut, BytesMut};
+
+use super::error::SessionError;
+use super::stream::Framed;
+use crate::protocol::backend;
+use crate::protocol::{build, tag, Frame};
+
+/// True when the current role may call both functions a marker calls.
+const PROBE_SQL: &[u8] = b"SELECT pg_catalog.has_function_privilege(\
+    'pg_catalog.pg_logical_emit_message(boolean,text,bytea)', 'EXECUTE') \
+    AND pg_catalog.has_function_privilege(\
+    'pg_catalog.pg_current_xact_id_if_assigned()', 'EXECUTE')";
+
+/// Asks the server on the freshly logged-in `up` (idle, between its
+/// ReadyForQuery and the client's first message). What the server says on
+/// its own meanwhile (ParameterStatus, a notification) goes to `to_client`;
+/// the answers to pgtrail's query never do. A probe the server refuses
+/// leaves markers on, as they were before there was a probe.
+pub async fn markers_allowed(
+    up: &mut Framed,
+    to_client: &mut BytesMut,
+) -> Result<bool, SessionError> {
+    up.write(&build::query(PROBE_SQL)).await?;
+    let mut allowed = true;
+    loop {
+        let frame = up.read_frame().await?;
+        let view = Frame::of(&frame);
+        match view.tag {
+            tag::backend::DATA_ROW => allowed = first_value(view.body) != Some(b"f"),
+            tag::backend::ERROR_RESPONSE => {
+                let e = backend::error_fields(view.body)?;
+                tracing::warn!(sqlstate = %e.code, error = %e.message, "cdc: the marker privilege check failed; this session sends markers");
+            }
+            tag::backend::PARAMETER_STATUS | tag::backend::NOTIFICATION_RESPONSE => {
+                to_client.put_slice(&frame);
+            }
+            tag::backend::READY_FOR_QUERY => return Ok(allowed),
+            _ => {}
+        }
+    }
+}
+
+/// The first column of a DataRow, `None` when it is NULL or missing.
+fn first_value(body: &[u8]) -> Option<&[u8]> {
+    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    let len = usize::try_from(len).ok()?;
+    body.get(6..6 + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_value_of_a_data_row() {
+        let row = |v: Option<&[u8]>| {
+            let mut b = vec![0, 1];
+            match v {
+                Some(v) => {
+                    b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    b.extend_from_slice(v);
+                }
+                None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+            b
+        };
+        assert_eq!(first_value(&row(Some(b"f"))), Some(&b"f"[..]));
+        assert_eq!(first_value(&row(Some(b"t"))), Some(&b"t"[..]));
+        assert_eq!(first_value(&row(None)), None);
+        assert_eq!(first_value(&[0, 1, 0]), None);
+    }
+}
