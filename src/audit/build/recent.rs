@@ -16,13 +16,15 @@
 //! pgbench -N transaction after encoding.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::identity::EndUser;
+use crate::sql::analyzer::cache::KeyHash;
 
 pub(super) struct RecentStatements {
-    transactions: HashMap<u128, TransactionSeen, BuildHasherDefault<IdHasher>>,
+    /// By pgtrail's own transaction id: the analyzer cache's folded-multiply
+    /// hasher, not SipHash.
+    transactions: HashMap<u128, TransactionSeen, KeyHash>,
     /// Transactions by their first kept statement, oldest first.
     order: VecDeque<u128>,
     /// Statements kept, over all transactions.
@@ -43,7 +45,7 @@ struct TransactionSeen {
 impl RecentStatements {
     pub fn new(capacity: usize) -> Self {
         RecentStatements {
-            transactions: HashMap::default(),
+            transactions: HashMap::with_hasher(KeyHash::random()),
             order: VecDeque::new(),
             kept: 0,
             capacity,
@@ -115,40 +117,6 @@ impl RecentStatements {
     pub fn transaction_end_user(&self, txn: uuid::Uuid) -> Option<Arc<EndUser>> {
         let seen = self.transactions.get(&txn.as_u128())?;
         seen.statements.back().map(|s| s.2.clone())
-    }
-}
-
-/// A hasher for pgtrail's own transaction ids (a random session base and a
-/// counter in the low bits): no attacker chooses them, so SipHash's
-/// resistance to chosen keys buys nothing. A folded 128-bit multiply mixes
-/// the counter into the low bits (the bucket) and the high bits (the
-/// control byte) alike.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl IdHasher {
-    fn fold(&mut self, word: u64) {
-        let product = u128::from(self.0 ^ word) * 0x9e37_79b9_7f4a_7c15_u128;
-        self.0 = (product as u64) ^ ((product >> 64) as u64);
-    }
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.fold(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.fold(n as u64);
-        self.fold((n >> 64) as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

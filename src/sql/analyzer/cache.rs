@@ -17,12 +17,21 @@ struct Node<V> {
     value: V,
 }
 
-/// Hasher for the map's `u64` keys (already fingerprints): one folded
-/// 128-bit multiply with a per-cache random seed, so crafted texts cannot
-/// aim at one bucket, at a fraction of SipHash's cost.
+/// Hasher for integer keys (here fingerprints; the writer's transaction
+/// ids too): one folded 128-bit multiply per 8 bytes with a per-map random
+/// seed, so crafted texts cannot aim at one bucket, at a fraction of
+/// SipHash's cost.
 #[derive(Clone, Copy)]
-struct KeyHash {
+pub(crate) struct KeyHash {
     seed: u64,
+}
+
+impl KeyHash {
+    pub(crate) fn random() -> Self {
+        KeyHash {
+            seed: random_seed(),
+        }
+    }
 }
 
 impl BuildHasher for KeyHash {
@@ -35,7 +44,7 @@ impl BuildHasher for KeyHash {
     }
 }
 
-struct KeyHasher {
+pub(crate) struct KeyHasher {
     seed: u64,
     h: u64,
 }
@@ -101,12 +110,7 @@ struct Lru<V> {
 impl<V: Clone> Lru<V> {
     fn new(cap: usize) -> Self {
         Lru {
-            map: HashMap::with_capacity_and_hasher(
-                cap.min(1 << 16),
-                KeyHash {
-                    seed: random_seed(),
-                },
-            ),
+            map: HashMap::with_capacity_and_hasher(cap.min(1 << 16), KeyHash::random()),
             nodes: Vec::new(),
             head: NIL,
             tail: NIL,
