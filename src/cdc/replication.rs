@@ -187,7 +187,7 @@ impl ReplicationClient {
             let frame = self.conn.read_frame().await?;
             let view = Frame::of(&frame);
             match view.tag {
-                tag::backend::DATA_ROW => rows.push(wire::data_row(frame.slice(5..))?),
+                tag::backend::DATA_ROW => rows.push(backend::data_row(frame.slice(5..))?),
                 tag::backend::ERROR_RESPONSE => error = Some(server_error(view.body)),
                 tag::backend::READY_FOR_QUERY => break,
                 tag::backend::ROW_DESCRIPTION

@@ -1,6 +1,8 @@
 //! Read-only views of the server messages the audit and the session need.
 //! Each takes the message body (the frame without its 5-byte header).
 
+use bytes::Bytes;
+
 use super::reader::{Malformed, MessageReader};
 
 /// CommandComplete ('C'): the command tag, e.g. `INSERT 0 5`.
@@ -134,9 +136,43 @@ pub fn sasl_mechanisms(data: &[u8]) -> Vec<&[u8]> {
     data.split(|&b| b == 0).filter(|m| !m.is_empty()).collect()
 }
 
+/// A DataRow body as its columns (`None` for NULL), sharing `body`.
+pub fn data_row(body: Bytes) -> Result<Vec<Option<Bytes>>, Malformed> {
+    let short = Malformed("DataRow too short");
+    let count = body.get(..2).ok_or(short)?;
+    let count = usize::try_from(i16::from_be_bytes([count[0], count[1]]))
+        .map_err(|_| Malformed("negative column count"))?;
+    let mut at = 2;
+    let mut row = Vec::with_capacity(count.min(16));
+    for _ in 0..count {
+        let len = body.get(at..at + 4).ok_or(short)?;
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        at += 4;
+        let Ok(len) = usize::try_from(len) else {
+            row.push(None);
+            continue;
+        };
+        if body.len() - at < len {
+            return Err(short);
+        }
+        row.push(Some(body.slice(at..at + len)));
+        at += len;
+    }
+    Ok(row)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_row_columns() {
+        let body = Bytes::from_static(b"\x00\x02\x00\x00\x00\x01a\xff\xff\xff\xff");
+        let row = data_row(body.clone()).unwrap();
+        assert_eq!(row, vec![Some(Bytes::from_static(b"a")), None]);
+        assert!(data_row(body.slice(..8)).is_err());
+        assert!(data_row(Bytes::from_static(b"\x00\x01\x00\x00\x00\x09a")).is_err());
+    }
 
     #[test]
     fn rows_from_tags() {

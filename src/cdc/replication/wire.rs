@@ -123,31 +123,6 @@ pub fn query(sql: &str) -> Bytes {
     b.freeze()
 }
 
-/// A DataRow body as its columns (`None` for NULL), sharing `body`.
-pub fn data_row(body: Bytes) -> Result<Vec<Option<Bytes>>, Malformed> {
-    let short = Malformed("DataRow too short");
-    let count = body.get(..2).ok_or(short)?;
-    let count = usize::try_from(i16::from_be_bytes([count[0], count[1]]))
-        .map_err(|_| Malformed("negative column count"))?;
-    let mut at = 2;
-    let mut row = Vec::with_capacity(count.min(16));
-    for _ in 0..count {
-        let len = body.get(at..at + 4).ok_or(short)?;
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        at += 4;
-        let Ok(len) = usize::try_from(len) else {
-            row.push(None);
-            continue;
-        };
-        if body.len() - at < len {
-            return Err(short);
-        }
-        row.push(Some(body.slice(at..at + len)));
-        at += len;
-    }
-    Ok(row)
-}
-
 /// An identifier in double quotes, as `quote_ident` writes it.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -223,12 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_and_quoting() {
-        let body = Bytes::from_static(b"\x00\x02\x00\x00\x00\x01a\xff\xff\xff\xff");
-        let row = data_row(body.clone()).unwrap();
-        assert_eq!(row, vec![Some(Bytes::from_static(b"a")), None]);
-        assert!(data_row(body.slice(..8)).is_err());
-        assert!(data_row(Bytes::from_static(b"\x00\x01\x00\x00\x00\x09a")).is_err());
+    fn quoting() {
         assert_eq!(
             publication_names(&["p".into(), "a\"b'".into()]),
             r#"'"p","a""b''"'"#
