@@ -355,10 +355,8 @@ async fn finish_startup(
                 key = Some(issued);
             }
             tag::backend::READY_FOR_QUERY => {
-                let markers_allowed = match ctx.markers {
-                    Some(_) => super::marker_probe::markers_allowed(up, &mut out).await?,
-                    None => true,
-                };
+                let markers_allowed =
+                    super::marker_probe::markers_allowed(ctx, session, up, &mut out).await?;
                 out.put_slice(&frame);
                 client.write(&out).await?;
                 return Ok(Ok((key, markers_allowed)));

@@ -8,9 +8,12 @@
 //! `attribution = none`), and says so.
 
 use bytes::{BufMut, BytesMut};
+use std::sync::atomic::Ordering;
 
 use super::error::SessionError;
 use super::stream::Framed;
+use crate::audit::SessionInfo;
+use crate::context::ProxyContext;
 use crate::protocol::backend;
 use crate::protocol::{build, tag, Frame};
 
@@ -20,15 +23,32 @@ const PROBE_SQL: &[u8] = b"SELECT pg_catalog.has_function_privilege(\
     AND pg_catalog.has_function_privilege(\
     'pg_catalog.pg_current_xact_id_if_assigned()', 'EXECUTE')";
 
+/// Whether `session` may send markers: always, when markers are off;
+/// else asked of the server, and a session that may not is counted and
+/// named in a warning.
+pub async fn markers_allowed(
+    ctx: &ProxyContext,
+    session: &SessionInfo,
+    up: &mut Framed,
+    to_client: &mut BytesMut,
+) -> Result<bool, SessionError> {
+    if ctx.markers.is_none() || ask(up, to_client).await? {
+        return Ok(true);
+    }
+    ctx.stats
+        .markers
+        .sessions_without_markers
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(session = %session.session_id, db_role = %session.db_role, "cdc: this role may not call pg_logical_emit_message (or pg_current_xact_id_if_assigned): the session sends no attribution markers, so its row changes read attribution = none; GRANT EXECUTE on both to it");
+    Ok(false)
+}
+
 /// Asks the server on the freshly logged-in `up` (idle, between its
 /// ReadyForQuery and the client's first message). What the server says on
 /// its own meanwhile (ParameterStatus, a notification) goes to `to_client`;
 /// the answers to pgtrail's query never do. A probe the server refuses
 /// leaves markers on, as they were before there was a probe.
-pub async fn markers_allowed(
-    up: &mut Framed,
-    to_client: &mut BytesMut,
-) -> Result<bool, SessionError> {
+async fn ask(up: &mut Framed, to_client: &mut BytesMut) -> Result<bool, SessionError> {
     up.write(&build::query(PROBE_SQL)).await?;
     let mut allowed = true;
     loop {

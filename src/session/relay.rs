@@ -179,21 +179,10 @@ fn tracker(
         .identity
         .as_ref()
         .map(|id| crate::identity::SessionClaims::new(id.clone(), &info));
-    if !markers_allowed && ctx.markers.is_some() {
-        ctx.stats
-            .markers
-            .sessions_without_markers
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(session = %info.session_id, db_role = %info.db_role, "cdc: this role may not call pg_logical_emit_message (or pg_current_xact_id_if_assigned): the session sends no attribution markers, so its row changes read attribution = none; GRANT EXECUTE on both to it");
-    }
     let t = Tracker::new(info, clock, ctx.live().log_parameters)
         .with_internal_stats(ctx.stats.markers.clone())
-        .with_claims(claims);
-    let t = if markers_allowed {
-        t
-    } else {
-        t.without_markers()
-    };
+        .with_claims(claims)
+        .with_markers_allowed(markers_allowed);
     match ctx.config.cdc.attribution {
         crate::config::AttributionLevel::Statement => t,
         crate::config::AttributionLevel::Transaction => t.transaction_markers_only(),

@@ -171,9 +171,9 @@ impl Tracker {
         self
     }
 
-    /// No markers: the session's role may not emit them.
-    pub fn without_markers(mut self) -> Self {
-        self.markers_allowed = false;
+    /// `false`: no markers, the session's role may not emit them.
+    pub fn with_markers_allowed(mut self, allowed: bool) -> Self {
+        self.markers_allowed = allowed;
         self
     }
 
